@@ -1,0 +1,34 @@
+/*
+ * crashpoint.h - seams where the crash tests kill a writer (FORMAT.md §8, §9).
+ *
+ * HMM_CRASHPOINT(name) compiles to nothing in the library users get.  In
+ * libhashmmap-crash.la (built with -DHMM_CRASHPOINTS, linked only by tests)
+ * it SIGKILLs the process the nth time the named point is passed, after
+ * hmm_crashpoint_arm(name, nth) or with HASHMMAP_CRASHPOINT=name:nth in the
+ * environment.
+ *
+ * The points, in the order an update passes them:
+ *   alloc_marked  chunk marked WRITING, class lock held, not yet unlinked
+ *   alloc         chunk unlinked from its class (intent.new_off set)
+ *   written       new entry complete and LIVE, not yet published
+ *   retired       old entry marked RETIRING, not yet replaced
+ *   published     index slot replaced (or cleared by a delete)
+ *   free_linked   old chunk linked into the free list, class lock held
+ *   freed         old chunk FREE, seq still odd
+ *   done          seq even again, stripe lock still held
+ */
+#ifndef HMM_CRASHPOINT_H
+#define HMM_CRASHPOINT_H
+
+#define HMM_CRASHPOINT_COUNT 8
+extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
+
+#ifdef HMM_CRASHPOINTS
+void hmm_crashpoint_arm(const char *name, unsigned nth);
+void hmm_crashpoint_pass(const char *name);
+#define HMM_CRASHPOINT(name) hmm_crashpoint_pass(name)
+#else
+#define HMM_CRASHPOINT(name) ((void)0)
+#endif
+
+#endif /* HMM_CRASHPOINT_H */

@@ -1,0 +1,182 @@
+/*
+ * format.h - every structure that lives in the map file (docs/FORMAT.md).
+ *
+ * Fixed-width fields and offsets only: no pointers, nothing whose layout
+ * depends on a build flag.  pthread_mutex_t is the one libc type in here;
+ * its size is folded into the header's layout signature, so a libc with
+ * another layout refuses the file instead of misreading it.
+ */
+#ifndef HMM_FORMAT_H
+#define HMM_FORMAT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HMM_MAGIC "HASHMMAP"
+#define HMM_FORMAT_VERSION 1u
+#define HMM_BYTE_ORDER_MARK 0x01020304u
+#define HMM_MAP_FILE "hashmmap.map"
+
+#define HMM_HEADER_SIZE 4096u
+#define HMM_PROCS 512u          /* process table slots (FORMAT.md §4) */
+#define HMM_NSTRIPES 1024u      /* writer stripes (§5); a power of two */
+#define HMM_MAX_CLASSES 64u     /* slab size classes (§6) */
+#define HMM_BUCKET_SLOTS 7u     /* slots per index bucket (§7) */
+#define HMM_MAX_PROBE 64u       /* buckets an insert may walk from home (§7) */
+#define HMM_MIN_PAGE (64u << 10)
+#define HMM_MAX_PAGE (1u << 20)
+#define HMM_ALIGN 8u
+
+typedef _Atomic uint64_t hmm_atomic_u64;
+typedef _Atomic uint32_t hmm_atomic_u32;
+
+/* §3 */
+struct hmm_header {
+    char magic[8];
+    uint32_t format_version;
+    uint32_t byte_order;
+    uint32_t word_size;
+    uint32_t layout_sig;
+    uint8_t map_id[16];
+    uint64_t created_ms;
+    uint32_t flags;                 /* HMM_CACHE, HMM_NOREPLOG */
+    uint32_t page_size;
+    uint64_t size;
+    uint64_t max_size;
+    uint64_t default_ttl_ms;
+    uint64_t replog_size;
+    uint32_t max_value;
+    uint32_t nstripes;
+    uint32_t nclasses;
+    uint32_t slab_factor_pct;
+    uint64_t proc_off;
+    uint64_t stripe_off;
+    uint64_t class_off;
+    uint64_t pagetab_off;
+    uint64_t pagetab_cap;           /* pages the table can describe: the file's largest size */
+    uint64_t data_off;              /* first data page; the fixed part ends here */
+    hmm_atomic_u64 npages;          /* data pages in the file; only grows */
+    hmm_atomic_u64 generation;      /* bumped after each growth step (release) */
+    uint64_t index_off;             /* first bucket of the hash index (a page run) */
+    uint64_t index_buckets;         /* a power of two */
+    hmm_atomic_u64 recoveries;
+    uint32_t class_size[HMM_MAX_CLASSES];
+    /* The page lock on its own cache line. */
+    _Alignas(64) pthread_mutex_t pages_lock;
+    hmm_atomic_u32 pages_owner_proc; /* process slot + 1 holding pages_lock */
+};
+/* The header occupies a whole block; the rest of it is zero, room for later fields. */
+union hmm_header_block {
+    struct hmm_header h;
+    uint8_t bytes[HMM_HEADER_SIZE];
+};
+
+/* §4 */
+struct hmm_proc {
+    hmm_atomic_u64 pid;             /* 0: slot free */
+    hmm_atomic_u64 start_time;      /* 0: being claimed */
+    uint64_t opened_ms;
+    uint8_t pad[40];
+};
+
+/* §5, §9: what an operation under the stripe lock is doing. */
+enum hmm_op { HMM_OP_NONE = 0, HMM_OP_PUT = 1, HMM_OP_DEL = 2, HMM_OP_REPAIR = 3 };
+
+struct hmm_intent {
+    hmm_atomic_u32 op;
+    uint32_t pad;
+    hmm_atomic_u64 hash;
+    hmm_atomic_u64 new_off;         /* chunk being created (0 none) */
+    hmm_atomic_u64 old_off;         /* chunk being retired (0 none) */
+};
+
+/* §5: first cache line is what readers touch (seq); the lock and the
+ * writer-only fields sit on the second so readers never share a line with
+ * the mutex word writers bounce on. */
+struct hmm_stripe {
+    hmm_atomic_u64 seq;
+    uint8_t pad0[56];
+    pthread_mutex_t lock;
+    hmm_atomic_u32 owner_proc;      /* process slot + 1 of the holder, 0 none */
+    uint32_t pad1;
+    uint64_t version;               /* last version handed out */
+    int64_t items;                  /* gauges, under the lock */
+    int64_t bytes_used;
+    struct hmm_intent intent;
+    uint8_t pad2[24];
+};
+
+/* §6 */
+struct hmm_class {
+    pthread_mutex_t lock;
+    hmm_atomic_u32 owner_proc;
+    uint32_t size;                  /* chunk size in bytes */
+    hmm_atomic_u64 free_head;       /* offset of the first free chunk, 0 none */
+    hmm_atomic_u64 carve_off;       /* next never-used chunk of the newest page */
+    hmm_atomic_u64 carve_end;       /* end of that page's chunks */
+    hmm_atomic_u64 page_intent;     /* page being added to the class (§9), 0 none */
+    uint64_t pages;                 /* pages owned by the class (gauge) */
+    uint64_t chunks_used;           /* chunks handed out (gauge) */
+    uint8_t pad[128 - 40 - 4 - 4 - 8 * 6];
+};
+
+/* §6: page table entries */
+#define HMM_PAGE_KIND_SHIFT 56
+#define HMM_PAGE_KIND(v) ((unsigned)((v) >> HMM_PAGE_KIND_SHIFT))
+#define HMM_PAGE_ARG(v) ((v) & ((UINT64_C(1) << HMM_PAGE_KIND_SHIFT) - 1))
+#define HMM_PAGE_MAKE(kind, arg) (((uint64_t)(kind) << HMM_PAGE_KIND_SHIFT) | (uint64_t)(arg))
+enum hmm_page_kind {
+    HMM_PAGE_FREE = 0,
+    HMM_PAGE_CLASS = 1,      /* arg: class number */
+    HMM_PAGE_RUN_HEAD = 2,   /* arg: pages in the run; the run holds one large chunk */
+    HMM_PAGE_RUN_TAIL = 3,   /* arg: page number of the run's head */
+    HMM_PAGE_INDEX_HEAD = 4, /* arg: pages in the run; the run holds the hash index */
+    HMM_PAGE_INDEX_TAIL = 5, /* arg: page number of the head */
+};
+
+/* §6: chunk header */
+enum hmm_chunk_state { HMM_CHUNK_FREE = 0, HMM_CHUNK_WRITING = 1, HMM_CHUNK_LIVE = 2, HMM_CHUNK_RETIRING = 3 };
+enum hmm_vtype { HMM_VTYPE_RAW = 0, HMM_VTYPE_COUNTER = 1 };
+
+struct hmm_entry {
+    _Atomic uint8_t state;
+    _Atomic uint8_t access;         /* cache mode recency mark (relaxed) */
+    _Atomic uint16_t owner;         /* stripe + 1 working on the chunk, 0 none */
+    uint32_t checksum;              /* low 32 bits of XXH3 over klen.. end of value */
+    uint16_t klen;
+    uint8_t vtype;
+    uint8_t reserved;
+    uint32_t vlen;
+    uint64_t version;
+    uint64_t expire_ms;
+    /* key[klen], value[vlen] follow */
+};
+#define HMM_ENTRY_HDR 32u
+/* A free chunk keeps the next free chunk's offset right after its state word. */
+#define HMM_FREE_NEXT_OFF 8u
+
+/* §7 */
+struct hmm_bucket {
+    hmm_atomic_u64 meta;            /* overflow count: keys that probed past this bucket */
+    hmm_atomic_u64 slot[HMM_BUCKET_SLOTS];
+};
+#define HMM_SLOT_TAG(s) ((uint16_t)((s) >> 48))
+#define HMM_SLOT_OFF(s) (((s) & ((UINT64_C(1) << 48) - 1)) << 3)
+#define HMM_SLOT_MAKE(tag, off) (((uint64_t)(tag) << 48) | ((uint64_t)(off) >> 3))
+
+_Static_assert(sizeof(union hmm_header_block) == HMM_HEADER_SIZE, "header is one 4 KiB block");
+
+_Static_assert(offsetof(struct hmm_header, class_size) == 192, "header field offsets are fixed");
+_Static_assert(sizeof(struct hmm_proc) == 64, "process slot is one cache line");
+_Static_assert(sizeof(struct hmm_stripe) == 192, "stripe is three cache lines");
+_Static_assert(offsetof(struct hmm_stripe, lock) == 64, "stripe lock on its own line");
+_Static_assert(sizeof(struct hmm_class) == 128, "class is two cache lines");
+_Static_assert(sizeof(struct hmm_entry) == HMM_ENTRY_HDR, "entry header");
+_Static_assert(offsetof(struct hmm_entry, checksum) == 4, "checksum covers bytes from 8");
+_Static_assert(offsetof(struct hmm_entry, klen) == 8, "checksum covers bytes from 8");
+_Static_assert(sizeof(struct hmm_bucket) == 64, "bucket is one cache line");
+_Static_assert(sizeof(pthread_mutex_t) <= 40, "pthread_mutex_t fits its slot");
+
+#endif /* HMM_FORMAT_H */

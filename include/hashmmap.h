@@ -1,0 +1,246 @@
+/*
+ * hashmmap.h - a persistent, shared, crash-safe hash map in an mmap'ed file.
+ *
+ * This header is the whole public interface and its manual.
+ *
+ * A map lives in a directory (hmm_open) or in shared anonymous memory
+ * (hmm_open_anon).  Every process that opens the same directory shares the
+ * same map; children forked after hmm_open_anon share the parent's map.
+ * A get is a handful of memory references and takes no lock; a put takes
+ * one striped, process-shared, robust mutex.  A process killed at any
+ * instruction, also while it holds a lock, leaves no torn entry, no stuck
+ * lock and no leaked space: the next process that meets its work repairs
+ * it (see docs/FORMAT.md).
+ *
+ * Conventions of every function:
+ *   - 0 is success; failures are negative: -errno for system errors
+ *     (-ENOENT, -EACCES, -EINVAL for bad arguments, -ENOMEM, ...) or one of
+ *     the HMM_* codes below.  hmm_strerror() has a sentence for each, and
+ *     hmm_last_error() gives the detail of the calling thread's last
+ *     failure (which file, which check).
+ *   - A handle (hmm_t) may be used by many threads at once, and by a child
+ *     after fork() (the child gets its own process-table slot lazily).
+ *   - Keys are 1..65535 bytes; values 0..max_value bytes (fixed at creation,
+ *     at least 1 MiB).
+ *
+ * Quick start:
+ *
+ *     hmm_t *m;
+ *     int rc = hmm_open(&m, "/var/lib/app/offsets", NULL);
+ *     if (rc) { fprintf(stderr, "%s\n", hmm_strerror(rc)); return 1; }
+ *     hmm_put(m, "orders/3", 8, "1042", 4, 0, 0);
+ *     char buf[64]; size_t len = sizeof buf;
+ *     if (hmm_get(m, "orders/3", 8, buf, &len) == 0) printf("%.*s\n", (int)len, buf);
+ *     hmm_close(m);
+ */
+#ifndef HASHMMAP_H
+#define HASHMMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(HMM_BUILDING_LIBRARY)
+#define HMM_EXPORT __attribute__((visibility("default")))
+#else
+#define HMM_EXPORT
+#endif
+
+/* API version (the ABI version is libtool's -version-info; the file format
+ * version is in docs/FORMAT.md and checked at open). */
+#define HMM_VERSION_MAJOR 0
+#define HMM_VERSION_MINOR 1
+#define HMM_VERSION_PATCH 0
+
+/* Return codes of the library itself, below the errno range.  The X-macro
+ * keeps the enum, hmm_strerror() and hmm_errname() in one table. */
+#define HMM_ERRNO_MAP(XX)                                                        \
+    XX(NOTFOUND, -30900, "key not found (absent or expired)")                    \
+    XX(EXISTS,   -30901, "key already exists")                                   \
+    XX(MISMATCH, -30902, "entry version does not match the expected one")        \
+    XX(FULL,     -30903, "map is full")                                          \
+    XX(TOOSMALL, -30904, "buffer too small for the value")                       \
+    XX(TOOBIG,   -30905, "key or value exceeds the map's size limits")           \
+    XX(NOTNUM,   -30906, "value is not a 64-bit integer counter")                \
+    XX(CORRUPT,  -30907, "map file is corrupted and cannot be repaired")         \
+    XX(INCOMPAT, -30908, "map file has another format version, word size or byte order") \
+    XX(BUSY,     -30909, "map is busy: a writer holds it and could not be waited for")
+
+enum hmm_error {
+#define HMM_ERR_ENUM(name, value, text) HMM_##name = (value),
+    HMM_ERRNO_MAP(HMM_ERR_ENUM)
+#undef HMM_ERR_ENUM
+};
+
+/* hmm_config.flags */
+#define HMM_CREATE   0x0001u /* create the map if it does not exist */
+#define HMM_EXCL     0x0002u /* with HMM_CREATE: fail with HMM_EXISTS if it exists */
+#define HMM_RDONLY   0x0004u /* open read-only: never writes a byte of the files */
+#define HMM_CACHE    0x0008u /* cache mode: evict instead of HMM_FULL (set at creation) */
+#define HMM_NOREPLOG 0x0010u /* no replication log (set at creation) */
+
+/* hmm_put flags */
+#define HMM_NX 0x1u /* store only if the key is absent, else HMM_EXISTS */
+#define HMM_XX 0x2u /* store only if the key is present, else HMM_NOTFOUND */
+
+/* Limits. */
+#define HMM_MAX_KEY 65535u
+#define HMM_MIN_MAX_VALUE (1u << 20)
+
+typedef struct hmm hmm_t; /* opaque; one per process (thread-safe) */
+
+/* Creation parameters; a zeroed struct gives the defaults.  Only flags and
+ * mode matter when the map already exists: the rest is fixed at creation. */
+typedef struct hmm_config {
+    uint64_t size;           /* bytes for entries at creation; 0 = 64 MiB */
+    uint64_t max_size;       /* the map may grow up to this; 0 = no growth beyond size */
+    uint32_t flags;          /* HMM_CREATE, HMM_EXCL, HMM_RDONLY, HMM_CACHE, HMM_NOREPLOG */
+    uint32_t mode;           /* permission bits of created files; 0 = 0600 */
+    uint64_t default_ttl_ms; /* TTL for puts that pass 0; 0 = entries never expire */
+    uint64_t replog_size;    /* bytes of the replication log ring; 0 = default */
+    uint32_t max_value;      /* largest value in bytes; 0 = 1 MiB; raised to at least 1 MiB */
+    uint32_t slab_factor_pct;/* growth factor of slab size classes in percent; 0 = 125 */
+} hmm_config;
+
+/* Counters and sizes of a map, filled by hmm_stat(). */
+typedef struct hmm_stats {
+    uint64_t items;          /* live entries (expired ones not yet reclaimed included) */
+    uint64_t bytes_used;     /* bytes of allocated chunks holding entries */
+    uint64_t bytes_total;    /* bytes of the data area available for entries */
+    uint64_t size;           /* configured size at creation */
+    uint64_t max_size;       /* growth limit (== size when the map cannot grow) */
+    uint64_t file_size;      /* current size of the map file (or shared memory) */
+    uint64_t index_buckets;  /* hash index buckets */
+    uint64_t index_slots;    /* hash index slots (entries the index can address) */
+    uint64_t generation;     /* bumped on every growth step */
+    uint64_t recoveries;     /* repairs of work left behind by dead processes */
+    uint64_t default_ttl_ms;
+    uint32_t max_key;
+    uint32_t max_value;
+    uint32_t page_size;      /* bytes of a slab page */
+    uint32_t nstripes;       /* writer lock stripes */
+    uint32_t nclasses;       /* slab size classes */
+    uint32_t nprocs;         /* processes that have the map open now */
+    uint32_t format_version;
+    uint32_t flags;          /* HMM_CACHE, HMM_NOREPLOG as created; HMM_RDONLY for this handle */
+    uint64_t reserved[16];   /* zero; room for later fields without an ABI break */
+} hmm_stats;
+
+/* One process that has the map open, as listed by hmm_procs(). */
+typedef struct hmm_proc_info {
+    int64_t  pid;
+    uint64_t start_time;     /* process start time in clock ticks since boot */
+    uint64_t opened_ms;      /* wall clock (ms since the epoch) when it opened the map */
+    int      alive;          /* 1 if the process still exists, 0 if dead and not yet cleaned */
+} hmm_proc_info;
+
+/* What hmm_check() found. */
+typedef struct hmm_check_result {
+    uint64_t entries;        /* live, reachable, valid entries */
+    uint64_t bad_entries;    /* reachable entries whose checksum or bounds fail */
+    uint64_t bad_slots;      /* index slots pointing outside the data or at non-entries */
+    uint64_t unreachable;    /* allocated chunks no index slot points at (leaked) */
+    uint64_t free_chunks;    /* chunks on free lists */
+    uint64_t repaired;       /* problems fixed (with HMM_CHECK_REPAIR) */
+} hmm_check_result;
+
+#define HMM_CHECK_REPAIR 0x1u /* fix what can be fixed: drop bad entries, free leaked chunks */
+
+/* ---- opening and closing ---- */
+
+/* Open (and with HMM_CREATE, create) the map kept in directory dir.
+ * cfg NULL means: create if missing, with defaults.  The directory is
+ * created (mode plus search bits) when missing and HMM_CREATE is set.
+ * Creation is atomic: other processes never see a half-made map.
+ * Returns 0 and *m, or -ENOENT (missing, no HMM_CREATE), HMM_EXISTS
+ * (HMM_EXCL and it exists), -EACCES, HMM_INCOMPAT, HMM_CORRUPT, -EINVAL.
+ * Opening repairs the half-done work of processes found dead. */
+HMM_EXPORT int hmm_open(hmm_t **m, const char *dir, const hmm_config *cfg);
+
+/* Create a map in shared anonymous memory (a memfd).  Children forked
+ * afterwards share it through the same handle.  HMM_RDONLY is refused. */
+HMM_EXPORT int hmm_open_anon(hmm_t **m, const hmm_config *cfg);
+
+/* Unmap and free the handle.  NULL is a no-op.  Must not race with other
+ * calls on the same handle. */
+HMM_EXPORT void hmm_close(hmm_t *m);
+
+/* ---- entries ---- */
+
+/* Copy the value of key into val.  *vlen in: capacity of val; out: the
+ * value's length.  HMM_TOOSMALL when it does not fit (*vlen then holds the
+ * size needed, val untouched); HMM_NOTFOUND when absent or expired.
+ * Takes no lock; sees a put entirely or not at all. */
+HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen);
+
+/* Like hmm_get, and also returns the entry's version (for hmm_cas).
+ * Versions of one key only increase, also across deletes and restarts. */
+HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
+                        uint64_t *version);
+
+/* Store val under key, atomically.  ttl_ms 0 means the map's default TTL
+ * (none unless set at creation).  flags: 0, HMM_NX (only if absent:
+ * else HMM_EXISTS), HMM_XX (only if present: else HMM_NOTFOUND).
+ * HMM_TOOBIG for oversize keys or values, HMM_FULL when there is no room,
+ * -EINVAL for a NULL or empty key, -EBADF on a read-only handle. */
+HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
+                       uint64_t ttl_ms, unsigned flags);
+
+/* Remove key.  HMM_NOTFOUND if absent or expired. */
+HMM_EXPORT int hmm_del(hmm_t *m, const void *key, size_t klen);
+
+/* Add delta to the counter under key (created at 0 when absent) and return
+ * the new value in *result (may be NULL).  A counter is a value holding a
+ * decimal int64 in ASCII ("42", "-7"), so hmm_get returns readable text.
+ * HMM_NOTNUM if the value is not such a number or the sum overflows. */
+HMM_EXPORT int hmm_incr(hmm_t *m, const void *key, size_t klen, int64_t delta, int64_t *result);
+
+/* Store val only if the key's version is still expected_version
+ * (0: the key must be absent).  HMM_MISMATCH otherwise. */
+HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
+                       uint64_t ttl_ms, uint64_t expected_version);
+
+/* ---- iteration ---- */
+
+/* Weakly consistent iteration: a key present for the whole iteration is
+ * returned exactly once; a key added or removed meanwhile may or may not
+ * be; no key twice.  Never blocks writers.  Order is unspecified. */
+typedef struct hmm_cursor hmm_cursor;
+HMM_EXPORT int  hmm_cursor_open(hmm_t *m, hmm_cursor **c);
+/* 0 and the next entry, or HMM_NOTFOUND at the end.  The pointers stay
+ * valid until the next call on this cursor (they point at a private copy). */
+HMM_EXPORT int  hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen,
+                                const void **val, size_t *vlen);
+HMM_EXPORT void hmm_cursor_close(hmm_cursor *c); /* NULL is a no-op */
+
+/* ---- administration ---- */
+
+HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st);
+/* Flush the map to stable storage (msync + fsync).  No-op for anonymous maps. */
+HMM_EXPORT int hmm_sync(hmm_t *m);
+/* List processes that have the map open: fills up to cap entries of out,
+ * *n receives the total (which may exceed cap). */
+HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n);
+/* Verify every index slot and every allocated chunk.  With HMM_CHECK_REPAIR
+ * (needs a writable handle) bad entries are dropped and leaked chunks freed;
+ * writers wait meanwhile.  Returns 0 when the map is sound (or was made
+ * sound), HMM_CORRUPT when problems remain. */
+HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res);
+
+/* ---- errors and versions ---- */
+
+HMM_EXPORT const char *hmm_strerror(int rc);   /* a sentence for every code, never NULL */
+HMM_EXPORT const char *hmm_errname(int rc);    /* "HMM_NOTFOUND", "ENOENT", ... */
+/* Detail of the calling thread's last failure ("/d/hashmmap.map: bad magic"),
+ * or "" if none.  Valid until the thread's next call into the library. */
+HMM_EXPORT const char *hmm_last_error(void);
+/* "0.1.0"; the pointers, if not NULL, receive the numbers. */
+HMM_EXPORT const char *hmm_version(int *major, int *minor, int *patch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HASHMMAP_H */
