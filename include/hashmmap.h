@@ -108,7 +108,7 @@ typedef struct hmm_config {
 /* Counters and sizes of a map, filled by hmm_stat(). */
 typedef struct hmm_stats {
     uint64_t items;          /* live entries (expired ones not yet reclaimed included) */
-    uint64_t bytes_used;     /* bytes of allocated chunks holding entries */
+    uint64_t bytes_used;     /* bytes of live entries (header, key and value) */
     uint64_t bytes_total;    /* bytes of the data area available for entries */
     uint64_t size;           /* configured size at creation */
     uint64_t max_size;       /* growth limit (== size when the map cannot grow) */

@@ -1,0 +1,196 @@
+/*
+ * check.c - hmm_check(): verify (and optionally repair) the whole map.
+ *
+ * With a writable handle every stripe lock is taken first, in order (writers
+ * hold one stripe at a time, so this cannot deadlock), which makes the check
+ * exact: no operation is in flight.  A read-only handle cannot lock; its
+ * check is a snapshot and may count a chunk of an in-flight put as
+ * unreachable.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+struct check_ctx {
+    hmm_t *m;
+    bool repair;
+    hmm_check_result *res;
+    uint64_t *reach;             /* sorted offsets of reachable entries */
+    size_t nreach, capreach;
+    int64_t *stripe_items, *stripe_bytes;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool is_reachable(const struct check_ctx *cx, uint64_t off)
+{
+    return bsearch(&off, cx->reach, cx->nreach, sizeof off, cmp_u64) != NULL;
+}
+
+/* Is the slot's entry whole, LIVE, checksummed, filed under its own hash? */
+static bool slot_entry_valid(hmm_t *m, uint64_t b, uint64_t s)
+{
+    uint64_t off = HMM_SLOT_OFF(s);
+    struct hmm_entry *e = entry_whole_at(m, off);
+    if (!e || slab_chunk_size(m, off) < entry_bytes(e->klen, e->vlen))
+        return false;
+    if (atomic_load(&e->state) != HMM_CHUNK_LIVE && atomic_load(&e->state) != HMM_CHUNK_RETIRING)
+        return false;
+    uint64_t h = key_hash(entry_key(e), e->klen);
+    if (hash_tag(h) != HMM_SLOT_TAG(s))
+        return false;
+    uint64_t home = hash_home(m, h);
+    uint64_t dist = b >= home ? b - home : b + m->index_buckets - home;
+    return dist < HMM_MAX_PROBE && entry_checksum(e) == e->checksum;
+}
+
+static int check_index(struct check_ctx *cx)
+{
+    hmm_t *m = cx->m;
+    for (uint64_t b = 0; b < m->index_buckets; b++) {
+        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
+            uint64_t s = atomic_load(&m->index[b].slot[j]);
+            if (s == 0)
+                continue;
+            if (!slot_entry_valid(m, b, s)) {
+                bool in_bounds = entry_whole_at(m, HMM_SLOT_OFF(s)) != NULL;
+                if (in_bounds)
+                    cx->res->bad_entries++;
+                else
+                    cx->res->bad_slots++;
+                if (cx->repair) {
+                    /* The chunk, if it is one, is freed below as unreachable. */
+                    atomic_store(&m->index[b].slot[j], 0);
+                    cx->res->repaired++;
+                }
+                continue;
+            }
+            struct hmm_entry *e = entry_at(m, HMM_SLOT_OFF(s));
+            uint32_t stripe = HMM_SLOT_TAG(s) & m->stripe_mask;
+            cx->stripe_items[stripe]++;
+            cx->stripe_bytes[stripe] += (int64_t)entry_bytes(e->klen, e->vlen);
+            cx->res->entries++;
+            if (cx->nreach == cx->capreach) {
+                size_t cap = cx->capreach ? cx->capreach * 2 : 4096;
+                uint64_t *nr = realloc(cx->reach, cap * sizeof *nr);
+                if (!nr)
+                    return -ENOMEM;
+                cx->reach = nr;
+                cx->capreach = cap;
+            }
+            cx->reach[cx->nreach++] = HMM_SLOT_OFF(s);
+        }
+    }
+    qsort(cx->reach, cx->nreach, sizeof *cx->reach, cmp_u64);
+    return 0;
+}
+
+static void check_chunk(struct check_ctx *cx, uint64_t off)
+{
+    struct hmm_entry *e = entry_at(cx->m, off);
+    if (!e || atomic_load(&e->state) == HMM_CHUNK_FREE || is_reachable(cx, off))
+        return;
+    cx->res->unreachable++;
+    if (cx->repair) {
+        hmm_atomic_u64 scratch = off;
+        if (slab_free(cx->m, 0, off, &scratch) == 0)
+            cx->res->repaired++;
+    }
+}
+
+static void check_pages(struct check_ctx *cx)
+{
+    hmm_t *m = cx->m;
+    uint64_t npages = map_npages(m);
+    for (uint64_t p = 0; p < npages; p++) {
+        uint64_t v = atomic_load(&m->pagetab[p]);
+        uint64_t start = map_page_off(m, p);
+        if (HMM_PAGE_KIND(v) == HMM_PAGE_RUN_HEAD) {
+            check_chunk(cx, start);
+        } else if (HMM_PAGE_KIND(v) == HMM_PAGE_CLASS && HMM_PAGE_ARG(v) < m->nclasses) {
+            uint32_t cls = (uint32_t)HMM_PAGE_ARG(v);
+            struct hmm_class *c = &m->classes[cls];
+            uint32_t size = m->class_size[cls];
+            uint64_t end = start + (m->page_size / size) * size;
+            uint64_t carve = atomic_load(&c->carve_off);
+            if (carve >= start && carve <= end)
+                end = carve; /* chunks past the carve pointer were never handed out */
+            for (uint64_t off = start; off + size <= end; off += size)
+                check_chunk(cx, off);
+        }
+    }
+}
+
+static void count_free_lists(struct check_ctx *cx)
+{
+    hmm_t *m = cx->m;
+    uint64_t bound = (map_npages(m) << m->page_shift) / (HMM_ENTRY_HDR + 8) + 1;
+    for (uint32_t cls = 0; cls < m->nclasses; cls++) {
+        uint64_t off = atomic_load(&m->classes[cls].free_head);
+        for (uint64_t n = 0; off && n < bound; n++) {
+            if (!hmm_at(m, off, HMM_ENTRY_HDR) || off < m->data_off) {
+                cx->res->bad_slots++;
+                break;
+            }
+            cx->res->free_chunks++;
+            off = atomic_load((hmm_atomic_u64 *)(m->base + off + HMM_FREE_NEXT_OFF));
+        }
+    }
+}
+
+HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
+{
+    hmm_check_result scratch;
+    if (!m)
+        return -EINVAL;
+    if (!res)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    bool repair = (flags & HMM_CHECK_REPAIR) != 0;
+    if (repair && m->rdonly)
+        return hmm_fail(-EBADF, "%s: repair needs a writable map", m->path);
+    uint32_t nstripes = m->stripe_mask + 1;
+    struct check_ctx cx = {.m = m, .repair = repair, .res = res};
+    cx.stripe_items = calloc(nstripes, sizeof *cx.stripe_items);
+    cx.stripe_bytes = calloc(nstripes, sizeof *cx.stripe_bytes);
+    int rc = cx.stripe_items && cx.stripe_bytes ? 0 : -ENOMEM;
+    uint32_t locked = 0;
+    if (!m->rdonly) {
+        proc_slot_ensure(m);
+        for (; rc == 0 && locked < nstripes; locked++)
+            rc = lock_stripe(m, locked);
+        if (rc)
+            locked--;
+    }
+    if (rc == 0)
+        rc = check_index(&cx);
+    if (rc == 0) {
+        check_pages(&cx);
+        count_free_lists(&cx);
+        if (repair)
+            for (uint32_t s = 0; s < nstripes; s++) {
+                m->stripes[s].items = cx.stripe_items[s];
+                m->stripes[s].bytes_used = cx.stripe_bytes[s];
+            }
+    }
+    while (locked > 0)
+        unlock_stripe(m, --locked);
+    free(cx.reach);
+    free(cx.stripe_items);
+    free(cx.stripe_bytes);
+    if (rc)
+        return rc;
+    uint64_t problems = res->bad_entries + res->bad_slots + res->unreachable;
+    if (problems > res->repaired)
+        return hmm_fail(HMM_CORRUPT, "%s: %llu problems found", m->path,
+                        (unsigned long long)(problems - res->repaired));
+    return 0;
+}

@@ -1,0 +1,81 @@
+/*
+ * errors.c - one table of return codes (HMM_ERRNO_MAP in hashmmap.h), the
+ * per-thread detail of the last failure, and the library version.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+static _Thread_local char last_error[512];
+
+/* Record the detail of a failure for hmm_last_error() and return rc, so a
+ * failing path reads: return hmm_fail(HMM_CORRUPT, "%s: bad magic", path); */
+int hmm_fail(int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void hmm_clear_error(void)
+{
+    last_error[0] = '\0';
+}
+
+HMM_EXPORT const char *hmm_last_error(void)
+{
+    return last_error;
+}
+
+HMM_EXPORT const char *hmm_strerror(int rc)
+{
+    switch (rc) {
+    case 0:
+        return "success";
+#define HMM_ERR_TEXT(name, value, text) case HMM_##name: return text;
+        HMM_ERRNO_MAP(HMM_ERR_TEXT)
+#undef HMM_ERR_TEXT
+    default:
+        break;
+    }
+    if (rc < 0 && rc > -4096)
+        return strerror(-rc);
+    return "unknown error code";
+}
+
+HMM_EXPORT const char *hmm_errname(int rc)
+{
+    switch (rc) {
+    case 0:
+        return "OK";
+#define HMM_ERR_NAME(name, value, text) case HMM_##name: return "HMM_" #name;
+        HMM_ERRNO_MAP(HMM_ERR_NAME)
+#undef HMM_ERR_NAME
+    default:
+        break;
+    }
+    if (rc < 0 && rc > -4096) {
+        const char *name = strerrorname_np(-rc);
+        if (name)
+            return name;
+    }
+    return "UNKNOWN";
+}
+
+HMM_EXPORT const char *hmm_version(int *major, int *minor, int *patch)
+{
+    if (major)
+        *major = HMM_VERSION_MAJOR;
+    if (minor)
+        *minor = HMM_VERSION_MINOR;
+    if (patch)
+        *patch = HMM_VERSION_PATCH;
+    return PACKAGE_VERSION;
+}

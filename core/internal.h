@@ -1,0 +1,151 @@
+/*
+ * internal.h - the process-local handle and the interfaces between the
+ * core's files.  Never included from outside core/.
+ *
+ * Lock order: stripe, then class, then pages.  A function whose caller must
+ * hold a lock ends in _locked.
+ */
+#ifndef HMM_INTERNAL_H
+#define HMM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hashmmap.h"
+#include "core/crashpoint.h"
+#include "core/format.h"
+
+/* Process-local state of one open map (shared state is in format.h). */
+struct hmm {
+    int fd;
+    bool rdonly;
+    bool anon;
+    char *path;                 /* the map file, for messages; "(anonymous)" */
+    uint8_t *base;              /* start of this process's mapping */
+    size_t reserve;             /* bytes of address space reserved for the file */
+    _Atomic uint64_t limit;     /* bytes of the mapping validated against the file size */
+    struct hmm_header *hdr;
+    struct hmm_proc *procs;
+    struct hmm_stripe *stripes;
+    struct hmm_class *classes;
+    hmm_atomic_u64 *pagetab;
+    struct hmm_bucket *index;
+    uint64_t index_buckets;
+    uint64_t data_off;
+    uint64_t pagetab_cap;
+    uint32_t page_size;
+    uint32_t page_shift;
+    uint32_t stripe_mask;
+    uint32_t nclasses;
+    uint32_t class_size[HMM_MAX_CLASSES]; /* validated copy of hdr->class_size */
+    uint32_t max_value;
+    uint32_t flags;             /* header flags | HMM_RDONLY for this handle */
+    uint64_t default_ttl_ms;
+
+    pthread_mutex_t slot_mutex; /* serialises claiming a process slot (after fork) */
+    _Atomic uint32_t proc_slot; /* our slot + 1, 0 when none */
+    _Atomic uint64_t slot_epoch;/* fork epoch when the slot was claimed */
+};
+
+/* ---- errors.c ---- */
+int hmm_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hmm_clear_error(void);
+
+/* ---- map.c ---- */
+uint64_t hmm_now_ms(void);
+/* Pointer to len bytes at file offset off, or NULL when any of it lies
+ * outside what this process has validated.  Every offset read from the
+ * file goes through here (or hmm_entry_at) before use. */
+static inline void *hmm_at(const hmm_t *m, uint64_t off, uint64_t len)
+{
+    uint64_t limit = atomic_load_explicit(&((hmm_t *)m)->limit, memory_order_relaxed);
+    if (off > limit || len > limit - off)
+        return NULL;
+    return m->base + off;
+}
+/* Refresh m->limit after another process grew the file. */
+int map_refresh_limit(hmm_t *m);
+uint64_t map_page_off(const hmm_t *m, uint64_t page);
+uint64_t map_npages(const hmm_t *m);
+
+/* ---- proc.c ---- */
+int proc_slot_ensure(hmm_t *m);          /* claim our slot (again after fork) */
+void proc_slot_release(hmm_t *m);
+int proc_alive(int64_t pid, uint64_t start_time);
+uint64_t proc_start_time(int64_t pid);
+void proc_repair_dead(hmm_t *m);         /* open-time scan of the process table */
+uint32_t proc_self_tag(hmm_t *m);        /* our slot + 1 for owner_proc fields */
+
+/* ---- lock.c ---- */
+int lock_init_shared(pthread_mutex_t *mu);
+int lock_stripe(hmm_t *m, uint32_t stripe);
+void unlock_stripe(hmm_t *m, uint32_t stripe);
+int lock_class(hmm_t *m, uint32_t cls);
+void unlock_class(hmm_t *m, uint32_t cls);
+int lock_pages(hmm_t *m);
+void unlock_pages(hmm_t *m);
+void seq_begin_free(struct hmm_stripe *s);
+void seq_end_free(struct hmm_stripe *s);
+
+/* ---- slab.c ---- */
+#define HMM_CLASS_RUN UINT32_MAX        /* "no class": a run of whole pages */
+uint32_t slab_class_for_size(const hmm_t *m, uint64_t bytes);
+uint32_t slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t *sizes);
+/* Allocate a chunk of at least bytes for stripe's operation; records it in
+ * the stripe's intent.new_off as part of the commit (FORMAT.md §8 step 2). */
+int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off);
+/* Free a chunk of stripe's operation; clears *intent_field at the commit. */
+int slab_free(hmm_t *m, uint32_t stripe, uint64_t off, hmm_atomic_u64 *intent_field);
+/* Recovery: free off only if it is still a chunk that stripe's dead
+ * operation owns (state in states_mask, owner stripe + 1). */
+int slab_free_if_owned(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
+                       hmm_atomic_u64 *intent_field);
+/* Size in bytes of the chunk at off, 0 if off is not a chunk boundary. */
+uint64_t slab_chunk_size(hmm_t *m, uint64_t off);
+void recover_class_locked(hmm_t *m, uint32_t cls);
+void recover_pages_locked(hmm_t *m);
+/* Allocate n whole pages as a run of the given head kind; *page receives the first. */
+int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, uint64_t *page);
+
+/* ---- entry.c ---- */
+struct hmm_entry *entry_at(hmm_t *m, uint64_t off);      /* header bounds-checked */
+/* Entry with key and value in bounds, or NULL. */
+struct hmm_entry *entry_whole_at(hmm_t *m, uint64_t off);
+static inline uint8_t *entry_key(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR; }
+static inline uint8_t *entry_val(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR + e->klen; }
+static inline uint64_t entry_bytes(uint64_t klen, uint64_t vlen) { return HMM_ENTRY_HDR + klen + vlen; }
+uint32_t entry_checksum(const struct hmm_entry *e);
+void entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state);
+bool entry_expired(const struct hmm_entry *e, uint64_t now_ms);
+uint64_t key_hash(const void *key, size_t klen);
+
+/* ---- index.c ---- */
+static inline uint16_t hash_tag(uint64_t h) { return (uint16_t)(h >> 48); }
+static inline uint32_t hash_stripe(const hmm_t *m, uint64_t h) { return hash_tag(h) & m->stripe_mask; }
+static inline uint64_t hash_home(const hmm_t *m, uint64_t h)
+{
+    return (uint64_t)(((unsigned __int128)(uint32_t)h * m->index_buckets) >> 32);
+}
+/* Lock-free lookup.  Returns the entry's offset and *slot, 0 if absent,
+ * or HMM_CORRUPT through *rc when an offset fails its bounds check. */
+uint64_t index_lookup(hmm_t *m, uint64_t hash, const void *key, size_t klen,
+                      hmm_atomic_u64 **slot, int *rc);
+/* Claim an empty slot for a new key and publish off in it (FORMAT.md §7). */
+int index_insert_locked(hmm_t *m, uint64_t hash, uint64_t off);
+/* Clear a slot found by index_lookup and fix the overflow counts. */
+void index_remove_locked(hmm_t *m, uint64_t hash, hmm_atomic_u64 *slot);
+bool index_reachable_locked(hmm_t *m, uint64_t hash, uint64_t off);
+
+/* ---- read.c ---- */
+int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
+               uint64_t *version, uint8_t *vtype);
+
+/* ---- recover.c ---- */
+void recover_stripe_locked(hmm_t *m, uint32_t stripe);
+void recount_stripe_locked(hmm_t *m, uint32_t stripe);
+
+/* ---- common argument checks ---- */
+int check_key(const hmm_t *m, const void *key, size_t klen);
+
+#endif /* HMM_INTERNAL_H */

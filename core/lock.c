@@ -1,0 +1,118 @@
+/*
+ * lock.c - process-shared robust mutexes and the seqlock half of a stripe.
+ *
+ * EOWNERDEAD is not an error for the caller: the previous holder died, and
+ * we now hold the lock over whatever it left half done.  We repair that
+ * (recover.c, slab.c), then pthread_mutex_consistent() makes the mutex
+ * usable again.  If the repairer dies too, the next locker gets EOWNERDEAD
+ * again and repeats the (idempotent) repair.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+int lock_init_shared(pthread_mutex_t *mu)
+{
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (rc == 0)
+        rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (rc == 0)
+        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    if (rc == 0)
+        rc = pthread_mutex_init(mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return -rc;
+}
+
+/* Lock mu; on EOWNERDEAD run repair(m, arg) before making it consistent. */
+static int lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                       const char *what)
+{
+    int rc = pthread_mutex_lock(mu);
+    if (rc == 0)
+        return 0;
+    if (rc == EOWNERDEAD) {
+        repair(m, arg);
+        atomic_fetch_add(&m->hdr->recoveries, 1);
+        pthread_mutex_consistent(mu);
+        return 0;
+    }
+    if (rc == ENOTRECOVERABLE)
+        return hmm_fail(HMM_CORRUPT, "%s: %s lock %u is unrecoverable", m->path, what, arg);
+    return hmm_fail(-rc, "%s: %s lock %u: %s", m->path, what, arg, strerror(rc));
+}
+
+int lock_stripe(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    int rc = lock_robust(m, &s->lock, recover_stripe_locked, stripe, "stripe");
+    if (rc == 0)
+        atomic_store_explicit(&s->owner_proc, proc_self_tag(m), memory_order_relaxed);
+    return rc;
+}
+
+void unlock_stripe(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    atomic_store_explicit(&s->owner_proc, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int lock_class(hmm_t *m, uint32_t cls)
+{
+    struct hmm_class *c = &m->classes[cls];
+    int rc = lock_robust(m, &c->lock, recover_class_locked, cls, "class");
+    if (rc == 0)
+        atomic_store_explicit(&c->owner_proc, proc_self_tag(m), memory_order_relaxed);
+    return rc;
+}
+
+void unlock_class(hmm_t *m, uint32_t cls)
+{
+    struct hmm_class *c = &m->classes[cls];
+    atomic_store_explicit(&c->owner_proc, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void repair_pages(hmm_t *m, uint32_t unused)
+{
+    (void)unused;
+    recover_pages_locked(m);
+}
+
+int lock_pages(hmm_t *m)
+{
+    int rc = lock_robust(m, &m->hdr->pages_lock, repair_pages, 0, "page table");
+    if (rc == 0)
+        atomic_store_explicit(&m->hdr->pages_owner_proc, proc_self_tag(m), memory_order_relaxed);
+    return rc;
+}
+
+void unlock_pages(hmm_t *m)
+{
+    atomic_store_explicit(&m->hdr->pages_owner_proc, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&m->hdr->pages_lock);
+}
+
+/* seq odd: a chunk reachable through this stripe may be freed (and reused
+ * by another stripe) from here on.  The release fence keeps the odd value
+ * ahead of every store of the free, pairing with the reader's acquire
+ * fence before its second load of seq. */
+void seq_begin_free(struct hmm_stripe *s)
+{
+    uint64_t v = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, v + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+/* seq even again; release pairs with the reader's acquire load of seq. */
+void seq_end_free(struct hmm_stripe *s)
+{
+    uint64_t v = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, v + 1, memory_order_release);
+}

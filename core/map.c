@@ -1,0 +1,485 @@
+/*
+ * map.c - creating, validating, mapping and closing a map (FORMAT.md §1-3).
+ *
+ * A new map is written completely into a temporary file and then linked
+ * into place, so no process ever sees a half-made one.  Opening validates
+ * every header field the rest of the code trusts (offsets, geometry, class
+ * sizes) before anything is dereferenced: after hmm_open succeeds, the only
+ * values read from the file that still need a check are those that change
+ * (slots, free lists, entry lengths), and those go through hmm_at().
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+#define DEFAULT_SIZE (UINT64_C(64) << 20)
+#define MIN_SIZE (UINT64_C(256) << 10)
+#define MAX_SIZE (UINT64_C(1) << 42)
+/* Average entry the index is sized for: a 56-byte chunk plus slack. */
+#define INDEX_BYTES_PER_ENTRY 64u
+#define INDEX_FILL_PCT 80u
+
+uint64_t hmm_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t map_page_off(const hmm_t *m, uint64_t page)
+{
+    return m->data_off + (page << m->page_shift);
+}
+
+uint64_t map_npages(const hmm_t *m)
+{
+    return atomic_load_explicit(&m->hdr->npages, memory_order_acquire);
+}
+
+static uint32_t layout_signature(void)
+{
+    uint32_t sig = 2166136261u;
+    const uint32_t parts[] = {
+        sizeof(union hmm_header_block), sizeof(struct hmm_proc),  sizeof(struct hmm_stripe),
+        sizeof(struct hmm_class),       sizeof(struct hmm_entry), sizeof(struct hmm_bucket),
+        sizeof(pthread_mutex_t),        offsetof(struct hmm_header, pages_lock),
+        offsetof(struct hmm_stripe, lock), offsetof(struct hmm_stripe, intent),
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        sig = (sig ^ parts[i]) * 16777619u;
+    return sig;
+}
+
+/* Geometry of a new map, computed from the config alone. */
+struct geometry {
+    uint64_t size, max_size;
+    uint32_t page_size, page_shift, max_value, factor_pct;
+    uint64_t index_buckets, index_pages, entry_pages, pagetab_cap;
+    uint64_t proc_off, stripe_off, class_off, pagetab_off, data_off, file_size;
+};
+
+static uint64_t round_up(uint64_t v, uint64_t align)
+{
+    return (v + align - 1) / align * align;
+}
+
+static int plan_geometry(const hmm_config *cfg, struct geometry *g)
+{
+    memset(g, 0, sizeof *g);
+    g->size = cfg->size ? cfg->size : DEFAULT_SIZE;
+    if (g->size < MIN_SIZE)
+        g->size = MIN_SIZE;
+    g->max_size = cfg->max_size > g->size ? cfg->max_size : g->size;
+    if (g->size > MAX_SIZE || g->max_size > MAX_SIZE)
+        return hmm_fail(-EINVAL, "size or max_size over the 4 TiB limit");
+    g->max_value = cfg->max_value > HMM_MIN_MAX_VALUE ? cfg->max_value : HMM_MIN_MAX_VALUE;
+    if (g->max_value > (UINT32_MAX >> 1))
+        return hmm_fail(-EINVAL, "max_value over 2 GiB");
+    g->factor_pct = cfg->slab_factor_pct ? cfg->slab_factor_pct : 125;
+    if (g->factor_pct < 105 || g->factor_pct > 400)
+        return hmm_fail(-EINVAL, "slab_factor_pct must be within 105..400");
+
+    /* Pages: about 64 of them in a small map, 1 MiB in a large one, so
+     * every size class can own a page without starving the others. */
+    g->page_size = HMM_MIN_PAGE;
+    while (g->page_size < HMM_MAX_PAGE && (uint64_t)g->page_size * 2 * 64 <= g->size)
+        g->page_size *= 2;
+    g->page_shift = (uint32_t)__builtin_ctz(g->page_size);
+
+    uint64_t entries = g->size / INDEX_BYTES_PER_ENTRY;
+    g->index_buckets = entries * 100 / (HMM_BUCKET_SLOTS * INDEX_FILL_PCT) + 1;
+    if (g->index_buckets < HMM_MAX_PROBE)
+        g->index_buckets = HMM_MAX_PROBE;
+    if (g->index_buckets > UINT32_MAX)
+        return hmm_fail(-EINVAL, "size too large for the index");
+    g->index_pages = round_up(g->index_buckets * sizeof(struct hmm_bucket), g->page_size) >> g->page_shift;
+    g->entry_pages = round_up(g->size, g->page_size) >> g->page_shift;
+    uint64_t max_entry_pages = round_up(g->max_size, g->page_size) >> g->page_shift;
+    /* Room for the growth issue to build an index twice the size beside the old one. */
+    g->pagetab_cap = max_entry_pages + 3 * g->index_pages * (max_entry_pages / g->entry_pages + 1);
+
+    g->proc_off = HMM_HEADER_SIZE;
+    g->stripe_off = g->proc_off + (uint64_t)HMM_PROCS * sizeof(struct hmm_proc);
+    g->class_off = g->stripe_off + (uint64_t)HMM_NSTRIPES * sizeof(struct hmm_stripe);
+    g->pagetab_off = g->class_off + (uint64_t)HMM_MAX_CLASSES * sizeof(struct hmm_class);
+    g->data_off = round_up(g->pagetab_off + g->pagetab_cap * 8, 4096);
+    g->file_size = g->data_off + ((g->index_pages + g->entry_pages) << g->page_shift);
+    return 0;
+}
+
+/* Write a complete, fresh map into fd (already sized). */
+static int init_map(int fd, const struct geometry *g, const hmm_config *cfg)
+{
+    uint8_t *base = mmap(NULL, g->file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED)
+        return hmm_fail(-errno, "mmap of new map: %s", strerror(errno));
+    struct hmm_header *h = (struct hmm_header *)base;
+    memcpy(h->magic, HMM_MAGIC, 8);
+    h->format_version = HMM_FORMAT_VERSION;
+    h->byte_order = HMM_BYTE_ORDER_MARK;
+    h->word_size = sizeof(void *);
+    h->layout_sig = layout_signature();
+    if (getrandom(h->map_id, sizeof h->map_id, 0) != (ssize_t)sizeof h->map_id) {
+        uint64_t t = hmm_now_ms() ^ ((uint64_t)getpid() << 32);
+        memcpy(h->map_id, &t, sizeof t);
+    }
+    h->created_ms = hmm_now_ms();
+    h->flags = cfg->flags & (HMM_CACHE | HMM_NOREPLOG);
+    h->page_size = g->page_size;
+    h->size = g->size;
+    h->max_size = g->max_size;
+    h->default_ttl_ms = cfg->default_ttl_ms;
+    h->replog_size = cfg->replog_size;
+    h->max_value = g->max_value;
+    h->nstripes = HMM_NSTRIPES;
+    h->nclasses = slab_compute_classes(g->page_size, g->factor_pct, h->class_size);
+    h->slab_factor_pct = g->factor_pct;
+    h->proc_off = g->proc_off;
+    h->stripe_off = g->stripe_off;
+    h->class_off = g->class_off;
+    h->pagetab_off = g->pagetab_off;
+    h->pagetab_cap = g->pagetab_cap;
+    h->data_off = g->data_off;
+    atomic_store(&h->npages, g->index_pages + g->entry_pages);
+    atomic_store(&h->generation, 1);
+    h->index_off = g->data_off;
+    h->index_buckets = g->index_buckets;
+
+    int rc = lock_init_shared(&h->pages_lock);
+    struct hmm_stripe *stripes = (struct hmm_stripe *)(base + g->stripe_off);
+    for (uint32_t i = 0; rc == 0 && i < HMM_NSTRIPES; i++)
+        rc = lock_init_shared(&stripes[i].lock);
+    struct hmm_class *classes = (struct hmm_class *)(base + g->class_off);
+    for (uint32_t i = 0; rc == 0 && i < h->nclasses; i++) {
+        rc = lock_init_shared(&classes[i].lock);
+        classes[i].size = h->class_size[i];
+    }
+    /* The index is a run of pages at the start of the data area. */
+    hmm_atomic_u64 *pagetab = (hmm_atomic_u64 *)(base + g->pagetab_off);
+    atomic_store(&pagetab[0], HMM_PAGE_MAKE(HMM_PAGE_INDEX_HEAD, g->index_pages));
+    for (uint64_t p = 1; p < g->index_pages; p++)
+        atomic_store(&pagetab[p], HMM_PAGE_MAKE(HMM_PAGE_INDEX_TAIL, 0));
+    munmap(base, g->file_size);
+    if (rc)
+        return hmm_fail(rc, "cannot initialise process-shared robust mutexes");
+    return 0;
+}
+
+static int size_and_init(int fd, const struct geometry *g, const hmm_config *cfg, const char *what)
+{
+    if (ftruncate(fd, (off_t)g->file_size) != 0)
+        return hmm_fail(-errno, "%s: cannot size the map to %llu bytes: %s", what,
+                        (unsigned long long)g->file_size, strerror(errno));
+    return init_map(fd, g, cfg);
+}
+
+/* Validate the header of an open map file and fill the handle's geometry. */
+static int validate_header(hmm_t *m, const union hmm_header_block *blk, uint64_t file_size)
+{
+    const struct hmm_header *h = &blk->h;
+    const char *p = m->path;
+    if (memcmp(h->magic, HMM_MAGIC, 8) != 0)
+        return hmm_fail(HMM_CORRUPT, "%s: not a hashmmap map (bad magic)", p);
+    if (h->byte_order != HMM_BYTE_ORDER_MARK)
+        return hmm_fail(HMM_INCOMPAT, "%s: made on a host of another byte order", p);
+    if (h->format_version != HMM_FORMAT_VERSION)
+        return hmm_fail(HMM_INCOMPAT, "%s: format version %u, this library reads version %u", p,
+                        h->format_version, HMM_FORMAT_VERSION);
+    if (h->word_size != sizeof(void *))
+        return hmm_fail(HMM_INCOMPAT, "%s: made on a %u-bit host", p, h->word_size * 8);
+    if (h->layout_sig != layout_signature())
+        return hmm_fail(HMM_INCOMPAT, "%s: made by a build with another structure layout", p);
+
+    struct geometry g;
+    hmm_config cfg = {.size = h->size, .max_size = h->max_size, .max_value = h->max_value,
+                      .slab_factor_pct = h->slab_factor_pct};
+    if (plan_geometry(&cfg, &g) != 0 || g.page_size != h->page_size || g.proc_off != h->proc_off ||
+        g.stripe_off != h->stripe_off || g.class_off != h->class_off ||
+        g.pagetab_off != h->pagetab_off || g.data_off != h->data_off ||
+        h->nstripes != HMM_NSTRIPES || h->pagetab_cap < g.pagetab_cap ||
+        h->index_off != h->data_off || h->index_buckets != g.index_buckets)
+        return hmm_fail(HMM_CORRUPT, "%s: header geometry is inconsistent", p);
+    uint32_t sizes[HMM_MAX_CLASSES];
+    uint32_t n = slab_compute_classes(h->page_size, h->slab_factor_pct, sizes);
+    if (n != h->nclasses || memcmp(sizes, h->class_size, n * sizeof sizes[0]) != 0)
+        return hmm_fail(HMM_CORRUPT, "%s: slab classes are inconsistent", p);
+    uint64_t npages = atomic_load(&((struct hmm_header *)h)->npages);
+    if (npages < g.index_pages + 1 || npages > h->pagetab_cap)
+        return hmm_fail(HMM_CORRUPT, "%s: page count %llu is out of range", p, (unsigned long long)npages);
+    uint64_t need = h->data_off + (npages << g.page_shift);
+    if (file_size < need)
+        return hmm_fail(HMM_CORRUPT, "%s: truncated: %llu bytes, the header needs %llu", p,
+                        (unsigned long long)file_size, (unsigned long long)need);
+
+    m->page_size = h->page_size;
+    m->page_shift = g.page_shift;
+    m->data_off = h->data_off;
+    m->pagetab_cap = h->pagetab_cap;
+    m->index_buckets = h->index_buckets;
+    m->stripe_mask = HMM_NSTRIPES - 1;
+    m->nclasses = n;
+    memcpy(m->class_size, sizes, sizeof sizes);
+    m->max_value = h->max_value;
+    m->flags = h->flags;
+    m->default_ttl_ms = h->default_ttl_ms;
+    m->reserve = h->data_off + (h->pagetab_cap << g.page_shift);
+    atomic_store(&m->limit, need);
+    return 0;
+}
+
+static int attach(hmm_t *m)
+{
+    struct stat st;
+    if (fstat(m->fd, &st) != 0)
+        return hmm_fail(-errno, "%s: %s", m->path, strerror(errno));
+    union hmm_header_block blk;
+    if ((uint64_t)st.st_size < sizeof blk)
+        return hmm_fail(HMM_CORRUPT, "%s: truncated: %lld bytes is shorter than a header", m->path,
+                        (long long)st.st_size);
+    if (pread(m->fd, &blk, sizeof blk, 0) != (ssize_t)sizeof blk)
+        return hmm_fail(-EIO, "%s: cannot read the header", m->path);
+    int rc = validate_header(m, &blk, (uint64_t)st.st_size);
+    if (rc)
+        return rc;
+    int prot = m->rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
+    /* One reservation for the largest the file may become: growth never
+     * remaps, so no lock ever changes address (FORMAT.md §2). */
+    void *base = mmap(NULL, m->reserve, prot, MAP_SHARED, m->fd, 0);
+    if (base == MAP_FAILED)
+        return hmm_fail(-errno, "%s: mmap of %zu bytes: %s", m->path, m->reserve, strerror(errno));
+    m->base = base;
+    m->hdr = base;
+    m->procs = (struct hmm_proc *)(m->base + m->hdr->proc_off);
+    m->stripes = (struct hmm_stripe *)(m->base + m->hdr->stripe_off);
+    m->classes = (struct hmm_class *)(m->base + m->hdr->class_off);
+    m->pagetab = (hmm_atomic_u64 *)(m->base + m->hdr->pagetab_off);
+    m->index = (struct hmm_bucket *)(m->base + m->hdr->index_off);
+    return 0;
+}
+
+int map_refresh_limit(hmm_t *m)
+{
+    struct stat st;
+    if (m->fd < 0 || fstat(m->fd, &st) != 0)
+        return -EIO;
+    uint64_t need = m->data_off + (map_npages(m) << m->page_shift);
+    if ((uint64_t)st.st_size < need || need > m->reserve)
+        return hmm_fail(HMM_CORRUPT, "%s: file is shorter than its page count", m->path);
+    atomic_store_explicit(&m->limit, need, memory_order_relaxed);
+    return 0;
+}
+
+static hmm_t *handle_new(const char *path, bool rdonly, bool anon)
+{
+    hmm_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->fd = -1;
+    m->rdonly = rdonly;
+    m->anon = anon;
+    m->path = strdup(path);
+    pthread_mutex_init(&m->slot_mutex, NULL);
+    if (!m->path) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void handle_free(hmm_t *m)
+{
+    if (m->base)
+        munmap(m->base, m->reserve);
+    if (m->fd >= 0)
+        close(m->fd);
+    pthread_mutex_destroy(&m->slot_mutex);
+    free(m->path);
+    free(m);
+}
+
+/* Make DIR/hashmmap.map atomically: write a complete map under a temporary
+ * name, then link() it into place.  Returns 0, or -EEXIST if another process
+ * created it first. */
+static int create_map_file(const char *dir, const char *path, const hmm_config *cfg, mode_t mode)
+{
+    struct geometry g;
+    int rc = plan_geometry(cfg, &g);
+    if (rc)
+        return rc;
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, HMM_MAP_FILE) >= (int)sizeof tmp)
+        return hmm_fail(-ENAMETOOLONG, "%s: path too long", dir);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return hmm_fail(-errno, "%s: cannot create a file: %s", dir, strerror(errno));
+    if (fchmod(fd, mode) != 0)
+        rc = hmm_fail(-errno, "%s: chmod: %s", tmp, strerror(errno));
+    if (rc == 0)
+        rc = size_and_init(fd, &g, cfg, tmp);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = hmm_fail(-errno, "%s: fsync: %s", tmp, strerror(errno));
+    close(fd);
+    if (rc == 0 && link(tmp, path) != 0)
+        rc = errno == EEXIST ? -EEXIST : hmm_fail(-errno, "%s: %s", path, strerror(errno));
+    unlink(tmp);
+    return rc;
+}
+
+static int ensure_dir(const char *dir, mode_t mode, bool create)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return hmm_fail(-ENOTDIR, "%s: not a directory", dir);
+        return 0;
+    }
+    if (errno != ENOENT || !create)
+        return hmm_fail(-errno, "%s: %s", dir, strerror(errno));
+    /* Search permission wherever the files get read permission. */
+    mode_t dmode = mode | ((mode & 0444) >> 2);
+    if (mkdir(dir, dmode) != 0 && errno != EEXIST)
+        return hmm_fail(-errno, "%s: cannot create directory: %s", dir, strerror(errno));
+    return 0;
+}
+
+static int finish_open(hmm_t *m)
+{
+    int rc = attach(m);
+    if (rc == 0 && !m->rdonly) {
+        rc = proc_slot_ensure(m);
+        if (rc == 0)
+            proc_repair_dead(m);
+    }
+    if (m->rdonly)
+        m->flags |= HMM_RDONLY;
+    return rc;
+}
+
+HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
+{
+    hmm_clear_error();
+    if (!out || !dir || !*dir)
+        return hmm_fail(-EINVAL, "hmm_open: NULL handle pointer or empty directory");
+    *out = NULL;
+    hmm_config defaults = {.flags = HMM_CREATE};
+    if (!cfg)
+        cfg = &defaults;
+    bool rdonly = (cfg->flags & HMM_RDONLY) != 0;
+    bool create = (cfg->flags & HMM_CREATE) && !rdonly;
+    mode_t mode = cfg->mode ? (mode_t)(cfg->mode & 07777) : 0600;
+
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, HMM_MAP_FILE) >= (int)sizeof path)
+        return hmm_fail(-ENAMETOOLONG, "%s: path too long", dir);
+    int rc = ensure_dir(dir, mode, create);
+    if (rc)
+        return rc;
+
+    hmm_t *m = handle_new(path, rdonly, false);
+    if (!m)
+        return -ENOMEM;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        m->fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        if (m->fd >= 0) {
+            if (create && (cfg->flags & HMM_EXCL)) {
+                rc = hmm_fail(HMM_EXISTS, "%s: map already exists", path);
+                goto fail;
+            }
+            break;
+        }
+        if (errno != ENOENT || !create) {
+            rc = errno == ENOENT ? hmm_fail(-ENOENT, "%s: no map here", path)
+                                 : hmm_fail(-errno, "%s: %s", path, strerror(errno));
+            goto fail;
+        }
+        rc = create_map_file(dir, path, cfg, mode);
+        if (rc == -EEXIST && (cfg->flags & HMM_EXCL)) {
+            rc = hmm_fail(HMM_EXISTS, "%s: map already exists", path);
+            goto fail;
+        }
+        if (rc && rc != -EEXIST)
+            goto fail;
+    }
+    if (m->fd < 0) {
+        rc = hmm_fail(-ENOENT, "%s: map vanished while it was being opened", path);
+        goto fail;
+    }
+    rc = finish_open(m);
+    if (rc)
+        goto fail;
+    *out = m;
+    return 0;
+fail:
+    handle_free(m);
+    return rc;
+}
+
+HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
+{
+    hmm_clear_error();
+    if (!out)
+        return hmm_fail(-EINVAL, "hmm_open_anon: NULL handle pointer");
+    *out = NULL;
+    hmm_config defaults = {0};
+    if (!cfg)
+        cfg = &defaults;
+    if (cfg->flags & HMM_RDONLY)
+        return hmm_fail(-EINVAL, "an anonymous map cannot be read-only");
+    struct geometry g;
+    int rc = plan_geometry(cfg, &g);
+    if (rc)
+        return rc;
+    hmm_t *m = handle_new("(anonymous map)", false, true);
+    if (!m)
+        return -ENOMEM;
+    m->fd = memfd_create("hashmmap", MFD_CLOEXEC);
+    if (m->fd < 0) {
+        rc = hmm_fail(-errno, "memfd_create: %s", strerror(errno));
+        goto fail;
+    }
+    rc = size_and_init(m->fd, &g, cfg, m->path);
+    if (rc == 0)
+        rc = finish_open(m);
+    if (rc)
+        goto fail;
+    *out = m;
+    return 0;
+fail:
+    handle_free(m);
+    return rc;
+}
+
+HMM_EXPORT void hmm_close(hmm_t *m)
+{
+    if (!m)
+        return;
+    if (!m->rdonly)
+        proc_slot_release(m);
+    handle_free(m);
+}
+
+HMM_EXPORT int hmm_sync(hmm_t *m)
+{
+    if (!m)
+        return -EINVAL;
+    if (m->anon || m->rdonly)
+        return 0;
+    uint64_t len = atomic_load(&m->limit);
+    if (msync(m->base, len, MS_SYNC) != 0)
+        return hmm_fail(-errno, "%s: msync: %s", m->path, strerror(errno));
+    if (fsync(m->fd) != 0)
+        return hmm_fail(-errno, "%s: fsync: %s", m->path, strerror(errno));
+    return 0;
+}

@@ -1,0 +1,189 @@
+/*
+ * proc.c - the process table (FORMAT.md §4): who has the map open, and the
+ * open-time repair of what dead processes left behind.
+ *
+ * A process is dead only when the kernel says so: kill(pid, 0) fails with
+ * ESRCH, or the pid now belongs to a process with another start time.  We
+ * never infer death from silence or timeouts.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+/* Bumped in every child after fork(), so a handle notices it is now used by
+ * another process without a getpid() system call on every write. */
+static _Atomic uint64_t fork_epoch = 1;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    atomic_fetch_add(&fork_epoch, 1);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+/* Field 22 of /proc/PID/stat: start time in clock ticks since boot.  0 when
+ * it cannot be read. */
+uint64_t proc_start_time(int64_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: fields
+     * are counted from the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    unsigned long long start = 0;
+    int field = 2;
+    for (p++; *p && field < 22; p++)
+        if (*p == ' ')
+            field++;
+    if (field == 22 && sscanf(p, "%llu", &start) == 1)
+        return start;
+    return 0;
+}
+
+/* 1 alive, 0 dead.  Presumed alive when it cannot be checked. */
+int proc_alive(int64_t pid, uint64_t start_time)
+{
+    if (pid <= 0 || pid > INT32_MAX)
+        return 0;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        return 0;
+    if (start_time != 0) {
+        uint64_t now = proc_start_time(pid);
+        if (now != 0 && now != start_time)
+            return 0;
+    }
+    return 1;
+}
+
+uint32_t proc_self_tag(hmm_t *m)
+{
+    return atomic_load_explicit(&m->proc_slot, memory_order_relaxed);
+}
+
+static int claim_slot_locked(hmm_t *m)
+{
+    int64_t pid = getpid();
+    uint64_t start = proc_start_time(pid);
+    for (uint32_t i = 0; i < HMM_PROCS; i++) {
+        struct hmm_proc *p = &m->procs[i];
+        uint64_t expect = 0;
+        if (atomic_load_explicit(&p->pid, memory_order_relaxed) != 0)
+            continue;
+        if (!atomic_compare_exchange_strong(&p->pid, &expect, (uint64_t)pid))
+            continue;
+        p->opened_ms = hmm_now_ms();
+        atomic_store(&p->start_time, start ? start : 1);
+        atomic_store(&m->proc_slot, i + 1);
+        return 0;
+    }
+    /* A full table does not stop the process: it is just not listed. */
+    atomic_store(&m->proc_slot, 0);
+    return 0;
+}
+
+int proc_slot_ensure(hmm_t *m)
+{
+    pthread_once(&atfork_once, register_atfork);
+    uint64_t epoch = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
+    if (atomic_load_explicit(&m->slot_epoch, memory_order_acquire) == epoch)
+        return 0;
+    pthread_mutex_lock(&m->slot_mutex);
+    if (atomic_load(&m->slot_epoch) != epoch) {
+        /* After fork the inherited slot still names the parent; we take our own. */
+        claim_slot_locked(m);
+        atomic_store_explicit(&m->slot_epoch, epoch, memory_order_release);
+    }
+    pthread_mutex_unlock(&m->slot_mutex);
+    return 0;
+}
+
+void proc_slot_release(hmm_t *m)
+{
+    uint32_t tag = atomic_load(&m->proc_slot);
+    if (tag == 0 || atomic_load(&m->slot_epoch) != atomic_load(&fork_epoch))
+        return;
+    struct hmm_proc *p = &m->procs[tag - 1];
+    uint64_t pid = (uint64_t)getpid();
+    if (atomic_load(&p->pid) != pid)
+        return;
+    atomic_store(&p->start_time, 0);
+    atomic_store(&p->pid, 0);
+    atomic_store(&m->proc_slot, 0);
+}
+
+/* Lock and unlock every lock whose recorded holder is the dead slot: taking
+ * it returns EOWNERDEAD and lock.c runs the repair. */
+static void repair_locks_of(hmm_t *m, uint32_t tag)
+{
+    for (uint32_t s = 0; s <= m->stripe_mask; s++)
+        if (atomic_load(&m->stripes[s].owner_proc) == tag && lock_stripe(m, s) == 0)
+            unlock_stripe(m, s);
+    for (uint32_t c = 0; c < m->nclasses; c++)
+        if (atomic_load(&m->classes[c].owner_proc) == tag && lock_class(m, c) == 0)
+            unlock_class(m, c);
+    if (atomic_load(&m->hdr->pages_owner_proc) == tag && lock_pages(m) == 0)
+        unlock_pages(m);
+}
+
+void proc_repair_dead(hmm_t *m)
+{
+    uint32_t self = proc_self_tag(m);
+    for (uint32_t i = 0; i < HMM_PROCS; i++) {
+        struct hmm_proc *p = &m->procs[i];
+        uint64_t pid = atomic_load(&p->pid);
+        if (pid == 0 || i + 1 == self)
+            continue;
+        uint64_t start = atomic_load(&p->start_time);
+        if (proc_alive((int64_t)pid, start == 1 ? 0 : start))
+            continue;
+        repair_locks_of(m, i + 1);
+        /* Only the slot's pid is compared, so two repairers free it once. */
+        if (atomic_compare_exchange_strong(&p->pid, &pid, 0))
+            atomic_store(&p->start_time, 0);
+    }
+}
+
+HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n)
+{
+    if (!m || (!out && cap) || !n)
+        return -EINVAL;
+    size_t count = 0;
+    for (uint32_t i = 0; i < HMM_PROCS; i++) {
+        struct hmm_proc *p = &m->procs[i];
+        uint64_t pid = atomic_load(&p->pid);
+        if (pid == 0)
+            continue;
+        uint64_t start = atomic_load(&p->start_time);
+        if (count < cap) {
+            out[count].pid = (int64_t)pid;
+            out[count].start_time = start;
+            out[count].opened_ms = p->opened_ms;
+            out[count].alive = proc_alive((int64_t)pid, start == 1 ? 0 : start);
+        }
+        count++;
+    }
+    *n = count;
+    return 0;
+}

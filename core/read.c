@@ -1,0 +1,156 @@
+/*
+ * read.c - lock-free gets (FORMAT.md §5).
+ *
+ * A get copies the value between two loads of its stripe's seq.  Equal and
+ * even means no entry of the stripe was freed meanwhile, so the bytes came
+ * from a complete, published entry.  Anything read before that check may be
+ * garbage from a reused chunk, so every length is captured once and
+ * bounds-checked before it is used.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/internal.h"
+
+#define OPTIMISTIC_TRIES 64
+#define RDONLY_WAIT_MS 2000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+struct read_out {
+    void *val;
+    size_t cap;
+    size_t len;
+    uint64_t version;
+    uint8_t vtype;
+};
+
+static int read_attempt(hmm_t *m, uint64_t hash, const void *key, size_t klen, struct read_out *out,
+                        bool verify_checksum)
+{
+    int rc = 0;
+    hmm_atomic_u64 *slot;
+    uint64_t off = index_lookup(m, hash, key, klen, &slot, &rc);
+    if (rc)
+        return rc;
+    if (!off)
+        return HMM_NOTFOUND;
+    struct hmm_entry *e = (struct hmm_entry *)(m->base + off);
+    uint32_t vlen = *(volatile uint32_t *)&e->vlen;
+    if (vlen > m->max_value || !hmm_at(m, off, entry_bytes(klen, vlen)))
+        return HMM_CORRUPT;
+    uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
+    if (expire && expire <= hmm_now_ms())
+        return HMM_NOTFOUND;
+    if (verify_checksum && entry_checksum(e) != e->checksum)
+        return HMM_CORRUPT;
+    out->version = e->version;
+    out->vtype = e->vtype;
+    out->len = vlen;
+    if (vlen > out->cap)
+        return HMM_TOOSMALL;
+    if (vlen)
+        memcpy(out->val, (uint8_t *)e + HMM_ENTRY_HDR + klen, vlen);
+    return 0;
+}
+
+static bool stripe_owner_dead(hmm_t *m, struct hmm_stripe *s)
+{
+    uint32_t tag = atomic_load(&s->owner_proc);
+    if (tag == 0 || tag > HMM_PROCS)
+        return false;
+    struct hmm_proc *p = &m->procs[tag - 1];
+    uint64_t start = atomic_load(&p->start_time);
+    return !proc_alive((int64_t)atomic_load(&p->pid), start == 1 ? 0 : start);
+}
+
+/* A read-only handle cannot take the lock (that writes the file).  It waits
+ * for the writer; if the writer is dead, nobody will move the stripe until
+ * a writable process repairs it, so an entry whose checksum verifies is the
+ * published one. */
+static int read_rdonly_slow(hmm_t *m, struct hmm_stripe *s, uint64_t hash, const void *key, size_t klen,
+                            struct read_out *out)
+{
+    struct timespec pause = {0, 1000000};
+    for (int waited = 0; waited < RDONLY_WAIT_MS; waited++) {
+        uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
+        if (!(s0 & 1)) {
+            int rc = read_attempt(m, hash, key, klen, out, false);
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s0)
+                return rc;
+        } else if (stripe_owner_dead(m, s)) {
+            return read_attempt(m, hash, key, klen, out, true);
+        }
+        nanosleep(&pause, NULL);
+    }
+    return hmm_fail(HMM_BUSY, "%s: a writer kept the stripe busy for %d ms", m->path, RDONLY_WAIT_MS);
+}
+
+int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, uint64_t *version,
+               uint8_t *vtype)
+{
+    int rc = check_key(m, key, klen);
+    if (rc)
+        return rc;
+    if (!vlen || (*vlen && !val))
+        return hmm_fail(-EINVAL, "NULL value length, or NULL value buffer with a capacity");
+    struct read_out out = {.val = val, .cap = *vlen};
+    uint64_t hash = key_hash(key, klen);
+    struct hmm_stripe *s = &m->stripes[hash_stripe(m, hash)];
+    rc = HMM_BUSY;
+    for (int tries = 0; tries < OPTIMISTIC_TRIES; tries++) {
+        uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
+        if (s0 & 1) {
+            cpu_relax();
+            continue;
+        }
+        int attempt = read_attempt(m, hash, key, klen, &out, false);
+        /* Pairs with the writer's release fence in seq_begin_free(). */
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s0) {
+            rc = attempt;
+            goto done;
+        }
+    }
+    if (m->rdonly) {
+        rc = read_rdonly_slow(m, s, hash, key, klen, &out);
+    } else {
+        uint32_t stripe = hash_stripe(m, hash);
+        rc = lock_stripe(m, stripe);
+        if (rc == 0) {
+            rc = read_attempt(m, hash, key, klen, &out, false);
+            unlock_stripe(m, stripe);
+        }
+    }
+done:
+    if (rc == HMM_CORRUPT)
+        return hmm_fail(rc, "%s: an index slot or entry fails its bounds check", m->path);
+    if (rc == 0 || rc == HMM_TOOSMALL) {
+        *vlen = out.len;
+        if (version)
+            *version = out.version;
+        if (vtype)
+            *vtype = out.vtype;
+    }
+    return rc;
+}
+
+HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
+{
+    return read_entry(m, key, klen, val, vlen, NULL, NULL);
+}
+
+HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
+                        uint64_t *version)
+{
+    return read_entry(m, key, klen, val, vlen, version, NULL);
+}

@@ -1,0 +1,66 @@
+/*
+ * recover.c - repair of a stripe whose lock holder died (FORMAT.md §9).
+ *
+ * Called with the stripe's robust mutex held after EOWNERDEAD.  The intent
+ * names at most one chunk being created (new_off) and one being retired
+ * (old_off); the index says whether the publish happened.  Whatever is
+ * reachable stays, whatever is not is freed, but only while it still
+ * carries this stripe's mark, so a chunk another stripe has reused since is
+ * never touched.  Every step is idempotent: a repairer that dies is
+ * repaired by the next one.
+ */
+#include "config.h"
+
+#include "core/internal.h"
+
+#define STATE_BIT(st) (1u << (st))
+
+void recount_stripe_locked(hmm_t *m, uint32_t stripe)
+{
+    int64_t items = 0, bytes = 0;
+    for (uint64_t b = 0; b < m->index_buckets; b++) {
+        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
+            uint64_t s = atomic_load_explicit(&m->index[b].slot[j], memory_order_relaxed);
+            if (s == 0 || (HMM_SLOT_TAG(s) & m->stripe_mask) != stripe)
+                continue;
+            struct hmm_entry *e = entry_whole_at(m, HMM_SLOT_OFF(s));
+            items++;
+            bytes += e ? (int64_t)entry_bytes(e->klen, e->vlen) : 0;
+        }
+    }
+    m->stripes[stripe].items = items;
+    m->stripes[stripe].bytes_used = bytes;
+}
+
+void recover_stripe_locked(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    struct hmm_intent *in = &s->intent;
+    uint64_t hash = atomic_load(&in->hash);
+    uint64_t x = atomic_load(&in->new_off);
+    uint64_t y = atomic_load(&in->old_off);
+
+    if (x) {
+        if (index_reachable_locked(m, hash, x))
+            atomic_store(&in->new_off, 0); /* the publish happened: the new entry stays */
+        else
+            slab_free_if_owned(m, stripe, x, STATE_BIT(HMM_CHUNK_WRITING) | STATE_BIT(HMM_CHUNK_LIVE),
+                               &in->new_off);
+    }
+    if (y) {
+        struct hmm_entry *ye = entry_at(m, y);
+        if (ye && index_reachable_locked(m, hash, y)) {
+            /* Died before the publish: the old entry is still the value. */
+            if (atomic_load(&ye->state) == HMM_CHUNK_RETIRING && atomic_load(&ye->owner) == stripe + 1)
+                entry_mark(m, y, UINT32_MAX, HMM_CHUNK_LIVE);
+            atomic_store(&in->old_off, 0);
+        } else {
+            slab_free_if_owned(m, stripe, y, STATE_BIT(HMM_CHUNK_RETIRING), &in->old_off);
+        }
+    }
+    /* Died inside the free window: readers would spin on the odd value. */
+    if (atomic_load(&s->seq) & 1)
+        seq_end_free(s);
+    recount_stripe_locked(m, stripe);
+    atomic_store(&in->op, HMM_OP_NONE);
+}

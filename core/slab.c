@@ -1,0 +1,355 @@
+/*
+ * slab.c - pages, slab size classes and chunks (FORMAT.md §6, §8, §9).
+ *
+ * Every allocation and free has exactly one commit store (unlinking from
+ * or linking into a free list, advancing a carve pointer, writing a run's
+ * head page).  The chunk is marked with its state and the owning stripe
+ * before the commit, and the stripe's intent records it in the same locked
+ * section, so a process killed anywhere leaves either the old or the new
+ * allocator state plus a mark that recovery can classify:
+ *
+ *   - a free-list head or carve chunk that is not FREE was being popped
+ *     (or pushed) by a dead process: it is on the list, so it is FREE;
+ *   - a WRITING or RETIRING chunk owned by stripe S and named in S's intent
+ *     is recovered by S's repair, which frees it unless it is reachable.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+#define CHUNK_STATE_BIT(st) (1u << (st))
+
+uint32_t slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t *sizes)
+{
+    uint32_t n = 0;
+    uint32_t size = HMM_ENTRY_HDR + 8;
+    /* 8-byte steps up to 128 bytes, where small keys and values live and
+     * rounding waste would dominate, then geometric steps. */
+    while (size <= 128 && n < HMM_MAX_CLASSES) {
+        sizes[n++] = size;
+        size += 8;
+    }
+    size = 128;
+    while (n < HMM_MAX_CLASSES) {
+        uint64_t next = ((uint64_t)size * factor_pct / 100 + 7) & ~UINT64_C(7);
+        if (next <= size)
+            next = size + 8;
+        if (next > page_size / 2)
+            break;
+        size = (uint32_t)next;
+        sizes[n++] = size;
+    }
+    return n;
+}
+
+uint32_t slab_class_for_size(const hmm_t *m, uint64_t bytes)
+{
+    for (uint32_t c = 0; c < m->nclasses; c++)
+        if (bytes <= m->class_size[c])
+            return c;
+    return HMM_CLASS_RUN;
+}
+
+static inline struct hmm_entry *chunk(hmm_t *m, uint64_t off)
+{
+    return (struct hmm_entry *)(m->base + off);
+}
+
+static inline hmm_atomic_u64 *chunk_next(hmm_t *m, uint64_t off)
+{
+    return (hmm_atomic_u64 *)(m->base + off + HMM_FREE_NEXT_OFF);
+}
+
+/* Page number of a data offset, or UINT64_MAX outside the data area. */
+static uint64_t page_of(hmm_t *m, uint64_t off)
+{
+    if (off < m->data_off)
+        return UINT64_MAX;
+    uint64_t p = (off - m->data_off) >> m->page_shift;
+    return p < map_npages(m) ? p : UINT64_MAX;
+}
+
+/* Is off the start of a chunk of class cls (in bounds, on a boundary)? */
+static bool valid_class_chunk(hmm_t *m, uint32_t cls, uint64_t off)
+{
+    uint64_t p = page_of(m, off);
+    if (p == UINT64_MAX || (off & (HMM_ALIGN - 1)))
+        return false;
+    if (atomic_load_explicit(&m->pagetab[p], memory_order_acquire) != HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls))
+        return false;
+    uint64_t rel = off - map_page_off(m, p);
+    uint32_t size = m->class_size[cls];
+    return rel % size == 0 && rel + size <= m->page_size && hmm_at(m, off, size) != NULL;
+}
+
+uint64_t slab_chunk_size(hmm_t *m, uint64_t off)
+{
+    uint64_t p = page_of(m, off);
+    if (p == UINT64_MAX)
+        return 0;
+    uint64_t v = atomic_load(&m->pagetab[p]);
+    switch (HMM_PAGE_KIND(v)) {
+    case HMM_PAGE_CLASS:
+        if (HMM_PAGE_ARG(v) < m->nclasses && valid_class_chunk(m, (uint32_t)HMM_PAGE_ARG(v), off))
+            return m->class_size[HMM_PAGE_ARG(v)];
+        return 0;
+    case HMM_PAGE_RUN_HEAD:
+        return off == map_page_off(m, p) ? HMM_PAGE_ARG(v) << m->page_shift : 0;
+    default:
+        return 0;
+    }
+}
+
+/* ---- pages ---- */
+
+static bool run_is_free(hmm_t *m, uint64_t first, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (atomic_load_explicit(&m->pagetab[first + i], memory_order_relaxed) != 0)
+            return false;
+    return true;
+}
+
+int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, uint64_t *page)
+{
+    uint64_t npages = map_npages(m);
+    for (uint64_t p = 0; p + n <= npages; p++) {
+        if (!run_is_free(m, p, n))
+            continue;
+        unsigned tail_kind = head_kind == HMM_PAGE_INDEX_HEAD ? HMM_PAGE_INDEX_TAIL : HMM_PAGE_RUN_TAIL;
+        for (uint64_t i = 1; i < n; i++)
+            atomic_store_explicit(&m->pagetab[p + i], HMM_PAGE_MAKE(tail_kind, p), memory_order_release);
+        *page = p;
+        return 0;
+    }
+    return HMM_FULL;
+}
+
+void recover_pages_locked(hmm_t *m)
+{
+    /* A run is committed by its head, written after its tails: tails
+     * without a head covering them belong to an allocation that died. */
+    uint64_t npages = map_npages(m);
+    for (uint64_t p = 0; p < npages; p++) {
+        uint64_t v = atomic_load(&m->pagetab[p]);
+        unsigned kind = HMM_PAGE_KIND(v);
+        if (kind != HMM_PAGE_RUN_TAIL && kind != HMM_PAGE_INDEX_TAIL)
+            continue;
+        uint64_t h = HMM_PAGE_ARG(v);
+        bool ok = false;
+        if (h < p) {
+            uint64_t hv = atomic_load(&m->pagetab[h]);
+            unsigned hk = HMM_PAGE_KIND(hv);
+            ok = (hk == HMM_PAGE_RUN_HEAD || hk == HMM_PAGE_INDEX_HEAD) && h + HMM_PAGE_ARG(hv) > p;
+        }
+        if (!ok)
+            atomic_store(&m->pagetab[p], 0);
+    }
+}
+
+/* Give a fresh page to class cls (class lock held).  FORMAT.md §9: the
+ * page table entry is the commit; page_intent lets class repair finish the
+ * carve-pointer update if we die between the two. */
+static int class_grow_locked(hmm_t *m, uint32_t cls)
+{
+    struct hmm_class *c = &m->classes[cls];
+    int rc = lock_pages(m);
+    if (rc)
+        return rc;
+    uint64_t p;
+    rc = pages_alloc_run_locked(m, 1, HMM_PAGE_CLASS, &p);
+    if (rc) {
+        unlock_pages(m);
+        return rc;
+    }
+    uint64_t start = map_page_off(m, p);
+    memset(m->base + start, 0, m->page_size);
+    atomic_store_explicit(&c->page_intent, p + 1, memory_order_release);
+    atomic_store_explicit(&m->pagetab[p], HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls), memory_order_release);
+    unlock_pages(m);
+    uint32_t size = m->class_size[cls];
+    atomic_store_explicit(&c->carve_end, start + (m->page_size / size) * size, memory_order_relaxed);
+    atomic_store_explicit(&c->carve_off, start, memory_order_release);
+    atomic_store_explicit(&c->page_intent, 0, memory_order_release);
+    c->pages++;
+    return 0;
+}
+
+void recover_class_locked(hmm_t *m, uint32_t cls)
+{
+    struct hmm_class *c = &m->classes[cls];
+    uint32_t size = m->class_size[cls];
+    uint64_t pi = atomic_load(&c->page_intent);
+    if (pi) {
+        uint64_t p = pi - 1;
+        uint64_t start = map_page_off(m, p);
+        uint64_t carve = atomic_load(&c->carve_off);
+        if (page_of(m, start) == p &&
+            atomic_load(&m->pagetab[p]) == HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls) &&
+            !(carve >= start && carve <= start + m->page_size)) {
+            atomic_store(&c->carve_end, start + (m->page_size / size) * size);
+            atomic_store(&c->carve_off, start);
+            c->pages++;
+        }
+        atomic_store(&c->page_intent, 0);
+    }
+    uint64_t head = atomic_load(&c->free_head);
+    if (head && !valid_class_chunk(m, cls, head))
+        atomic_store(&c->free_head, 0); /* a corrupt list: drop it rather than follow it */
+    else if (head && atomic_load(&chunk(m, head)->state) != HMM_CHUNK_FREE)
+        entry_mark(m, head, UINT32_MAX, HMM_CHUNK_FREE);
+    uint64_t carve = atomic_load(&c->carve_off);
+    if (carve && carve + size <= atomic_load(&c->carve_end) && valid_class_chunk(m, cls, carve) &&
+        atomic_load(&chunk(m, carve)->state) != HMM_CHUNK_FREE)
+        entry_mark(m, carve, UINT32_MAX, HMM_CHUNK_FREE);
+}
+
+/* ---- allocation ---- */
+
+static int run_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
+{
+    uint64_t n = (bytes + m->page_size - 1) >> m->page_shift;
+    int rc = lock_pages(m);
+    if (rc)
+        return rc;
+    uint64_t p;
+    rc = pages_alloc_run_locked(m, n, HMM_PAGE_RUN_HEAD, &p);
+    if (rc == 0) {
+        uint64_t x = map_page_off(m, p);
+        entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
+        HMM_CRASHPOINT("alloc_marked");
+        atomic_store_explicit(&m->stripes[stripe].intent.new_off, x, memory_order_release);
+        atomic_store_explicit(&m->pagetab[p], HMM_PAGE_MAKE(HMM_PAGE_RUN_HEAD, n), memory_order_release);
+        *off = x;
+    }
+    unlock_pages(m);
+    return rc;
+}
+
+int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
+{
+    uint32_t cls = slab_class_for_size(m, bytes);
+    int rc = cls == HMM_CLASS_RUN ? run_alloc(m, stripe, bytes, off) : lock_class(m, cls);
+    if (rc || cls == HMM_CLASS_RUN)
+        goto out;
+    struct hmm_class *c = &m->classes[cls];
+    hmm_atomic_u64 *intent_new = &m->stripes[stripe].intent.new_off;
+    uint64_t x = atomic_load_explicit(&c->free_head, memory_order_relaxed);
+    if (x) {
+        if (!valid_class_chunk(m, cls, x)) {
+            rc = hmm_fail(HMM_CORRUPT, "%s: free list of class %u points outside its pages", m->path, cls);
+            goto unlock;
+        }
+        uint64_t next = atomic_load_explicit(chunk_next(m, x), memory_order_relaxed);
+        entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
+        HMM_CRASHPOINT("alloc_marked");
+        atomic_store_explicit(intent_new, x, memory_order_release);
+        atomic_store_explicit(&c->free_head, next, memory_order_release); /* commit */
+    } else {
+        uint32_t size = m->class_size[cls];
+        if (atomic_load(&c->carve_off) + size > atomic_load(&c->carve_end) ||
+            atomic_load(&c->carve_off) == 0) {
+            rc = class_grow_locked(m, cls);
+            if (rc)
+                goto unlock;
+        }
+        x = atomic_load(&c->carve_off);
+        entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
+        HMM_CRASHPOINT("alloc_marked");
+        atomic_store_explicit(intent_new, x, memory_order_release);
+        atomic_store_explicit(&c->carve_off, x + size, memory_order_release); /* commit */
+    }
+    c->chunks_used++;
+    *off = x;
+unlock:
+    unlock_class(m, cls);
+out:
+    if (rc == 0)
+        HMM_CRASHPOINT("alloc");
+    return rc;
+}
+
+/* ---- freeing ---- */
+
+static void free_run_locked(hmm_t *m, uint64_t p, uint64_t n, uint64_t off, hmm_atomic_u64 *intent_field)
+{
+    atomic_store_explicit(&m->pagetab[p], 0, memory_order_release); /* commit */
+    HMM_CRASHPOINT("free_linked");
+    atomic_store_explicit(intent_field, 0, memory_order_release);
+    entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
+    for (uint64_t i = 1; i < n; i++)
+        atomic_store_explicit(&m->pagetab[p + i], 0, memory_order_relaxed);
+}
+
+static void free_class_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64 *intent_field)
+{
+    struct hmm_class *c = &m->classes[cls];
+    atomic_store_explicit(chunk_next(m, off), atomic_load(&c->free_head), memory_order_relaxed);
+    atomic_store_explicit(&c->free_head, off, memory_order_release); /* commit */
+    HMM_CRASHPOINT("free_linked");
+    atomic_store_explicit(intent_field, 0, memory_order_release);
+    entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
+    c->chunks_used--;
+}
+
+/* Free off if it is a chunk whose state is in states_mask and whose owner
+ * is stripe (0 mask: any state, any owner).  The chunk's kind is re-read
+ * under the lock that guards it. */
+static int free_checked(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
+                        hmm_atomic_u64 *intent_field)
+{
+    uint64_t p = page_of(m, off);
+    if (p == UINT64_MAX)
+        goto not_ours;
+    uint64_t v = atomic_load(&m->pagetab[p]);
+    if (HMM_PAGE_KIND(v) == HMM_PAGE_CLASS && HMM_PAGE_ARG(v) < m->nclasses) {
+        uint32_t cls = (uint32_t)HMM_PAGE_ARG(v);
+        int rc = lock_class(m, cls);
+        if (rc)
+            return rc;
+        bool ok = valid_class_chunk(m, cls, off);
+        if (ok && states_mask) {
+            struct hmm_entry *e = chunk(m, off);
+            ok = (states_mask & CHUNK_STATE_BIT(atomic_load(&e->state))) &&
+                 atomic_load(&e->owner) == stripe + 1;
+        }
+        if (ok)
+            free_class_chunk_locked(m, cls, off, intent_field);
+        unlock_class(m, cls);
+        if (ok)
+            return 0;
+        goto not_ours;
+    }
+    int rc = lock_pages(m);
+    if (rc)
+        return rc;
+    v = atomic_load(&m->pagetab[p]);
+    bool ok = HMM_PAGE_KIND(v) == HMM_PAGE_RUN_HEAD && off == map_page_off(m, p);
+    if (ok && states_mask) {
+        struct hmm_entry *e = chunk(m, off);
+        ok = (states_mask & CHUNK_STATE_BIT(atomic_load(&e->state))) && atomic_load(&e->owner) == stripe + 1;
+    }
+    if (ok)
+        free_run_locked(m, p, HMM_PAGE_ARG(v), off, intent_field);
+    unlock_pages(m);
+    if (ok)
+        return 0;
+not_ours:
+    atomic_store(intent_field, 0);
+    return states_mask ? 0 : hmm_fail(HMM_CORRUPT, "%s: freeing %llu, which is not a chunk", m->path,
+                                      (unsigned long long)off);
+}
+
+int slab_free(hmm_t *m, uint32_t stripe, uint64_t off, hmm_atomic_u64 *intent_field)
+{
+    return free_checked(m, stripe, off, 0, intent_field);
+}
+
+int slab_free_if_owned(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
+                       hmm_atomic_u64 *intent_field)
+{
+    return free_checked(m, stripe, off, states_mask, intent_field);
+}

@@ -1,0 +1,49 @@
+/*
+ * stat.c - hmm_stat(): sizes from the header, gauges summed over stripes.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
+{
+    if (!m || !st)
+        return -EINVAL;
+    memset(st, 0, sizeof *st);
+    int64_t items = 0, bytes = 0;
+    for (uint32_t i = 0; i <= m->stripe_mask; i++) {
+        items += m->stripes[i].items;
+        bytes += m->stripes[i].bytes_used;
+    }
+    uint64_t npages = map_npages(m);
+    uint64_t index_pages = 0;
+    for (uint64_t p = 0; p < npages; p++) {
+        unsigned kind = HMM_PAGE_KIND(atomic_load_explicit(&m->pagetab[p], memory_order_relaxed));
+        index_pages += kind == HMM_PAGE_INDEX_HEAD || kind == HMM_PAGE_INDEX_TAIL;
+    }
+    st->items = items > 0 ? (uint64_t)items : 0;
+    st->bytes_used = bytes > 0 ? (uint64_t)bytes : 0;
+    st->bytes_total = (npages - index_pages) << m->page_shift;
+    st->size = m->hdr->size;
+    st->max_size = m->hdr->max_size;
+    st->file_size = m->data_off + (npages << m->page_shift);
+    st->index_buckets = m->index_buckets;
+    st->index_slots = m->index_buckets * HMM_BUCKET_SLOTS;
+    st->generation = atomic_load(&m->hdr->generation);
+    st->recoveries = atomic_load(&m->hdr->recoveries);
+    st->default_ttl_ms = m->default_ttl_ms;
+    st->max_key = HMM_MAX_KEY;
+    st->max_value = m->max_value;
+    st->page_size = m->page_size;
+    st->nstripes = m->stripe_mask + 1;
+    st->nclasses = m->nclasses;
+    size_t nprocs = 0;
+    hmm_procs(m, NULL, 0, &nprocs);
+    st->nprocs = (uint32_t)nprocs;
+    st->format_version = m->hdr->format_version;
+    st->flags = m->flags;
+    return 0;
+}

@@ -1,0 +1,234 @@
+/*
+ * update.c - put, delete, incr and cas: the update protocol of FORMAT.md §8.
+ *
+ * All four are one function, write_locked(), run under the key's stripe
+ * lock: decide (NX/XX/CAS/counter), write the new entry whole into a fresh
+ * chunk, retire the old one, publish with one atomic store, free the old
+ * one inside the seq-odd window.  The HMM_CRASHPOINT() lines are the crash
+ * points whose recovery FORMAT.md §9 specifies.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+enum write_kind { WRITE_PUT, WRITE_DEL, WRITE_INCR, WRITE_CAS };
+
+struct write_req {
+    enum write_kind kind;
+    const void *key;
+    size_t klen;
+    uint64_t hash;
+    const void *val;
+    size_t vlen;
+    uint8_t vtype;
+    uint64_t ttl_ms;
+    unsigned flags;        /* HMM_NX, HMM_XX */
+    uint64_t expected;     /* cas */
+    int64_t delta;         /* incr */
+    int64_t result;        /* incr */
+    char numbuf[24];       /* incr: the new value as text */
+};
+
+/* A counter's value is a decimal int64 in ASCII (FORMAT.md §6, vtype). */
+static int parse_counter(const uint8_t *p, size_t len, int64_t *out)
+{
+    char buf[24];
+    if (len == 0 || len >= sizeof buf)
+        return HMM_NOTNUM;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    if (!(buf[0] == '-' || buf[0] == '+' || (buf[0] >= '0' && buf[0] <= '9')))
+        return HMM_NOTNUM;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end || end == buf)
+        return HMM_NOTNUM;
+    *out = v;
+    return 0;
+}
+
+/* Decide whether the operation applies to the current entry (NULL when
+ * absent or expired), and compute an incr's new value. */
+static int write_decide(hmm_t *m, struct write_req *r, struct hmm_entry *cur)
+{
+    switch (r->kind) {
+    case WRITE_PUT:
+        if ((r->flags & HMM_NX) && cur)
+            return HMM_EXISTS;
+        if ((r->flags & HMM_XX) && !cur)
+            return HMM_NOTFOUND;
+        return 0;
+    case WRITE_CAS:
+        return (cur ? cur->version : 0) == r->expected ? 0 : HMM_MISMATCH;
+    case WRITE_DEL:
+        return cur ? 0 : HMM_NOTFOUND;
+    case WRITE_INCR: {
+        int64_t old = 0;
+        if (cur && parse_counter(entry_val(cur), cur->vlen, &old) != 0)
+            return hmm_fail(HMM_NOTNUM, "value is not a decimal 64-bit integer");
+        if (__builtin_add_overflow(old, r->delta, &r->result))
+            return hmm_fail(HMM_NOTNUM, "counter would overflow 64 bits");
+        int n = snprintf(r->numbuf, sizeof r->numbuf, "%" PRId64, r->result);
+        r->val = r->numbuf;
+        r->vlen = (size_t)n;
+        r->vtype = HMM_VTYPE_COUNTER;
+        return 0;
+    }
+    }
+    return -EINVAL;
+}
+
+static uint64_t expiry_for(hmm_t *m, const struct write_req *r, const struct hmm_entry *cur, uint64_t now)
+{
+    if (r->kind == WRITE_INCR && cur)
+        return cur->expire_ms; /* counting does not change a counter's lifetime */
+    uint64_t ttl = r->ttl_ms ? r->ttl_ms : m->default_ttl_ms;
+    return ttl ? now + ttl : 0;
+}
+
+static uint64_t write_entry(hmm_t *m, struct hmm_stripe *s, uint64_t off, const struct write_req *r,
+                            uint64_t expire_ms)
+{
+    struct hmm_entry *e = (struct hmm_entry *)(m->base + off);
+    e->klen = (uint16_t)r->klen;
+    e->vtype = r->vtype;
+    e->reserved = 0;
+    e->vlen = (uint32_t)r->vlen;
+    e->version = ++s->version;
+    e->expire_ms = expire_ms;
+    memcpy(entry_key(e), r->key, r->klen);
+    if (r->vlen)
+        memcpy(entry_val(e), r->val, r->vlen);
+    e->checksum = entry_checksum(e);
+    /* Release: a repairer that finds it LIVE finds it whole. */
+    atomic_store_explicit(&e->state, HMM_CHUNK_LIVE, memory_order_release);
+    return entry_bytes(r->klen, r->vlen);
+}
+
+static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
+{
+    struct hmm_stripe *s = &m->stripes[si];
+    struct hmm_intent *in = &s->intent;
+    atomic_store_explicit(&in->hash, r->hash, memory_order_relaxed);
+    atomic_store_explicit(&in->op, r->kind == WRITE_DEL ? HMM_OP_DEL : HMM_OP_PUT, memory_order_release);
+
+    int rc = 0;
+    hmm_atomic_u64 *slot = NULL;
+    uint64_t y = index_lookup(m, r->hash, r->key, r->klen, &slot, &rc);
+    if (rc)
+        return hmm_fail(rc, "%s: an index slot points outside the map", m->path);
+    struct hmm_entry *ye = y ? entry_whole_at(m, y) : NULL;
+    if (y && !ye)
+        return hmm_fail(HMM_CORRUPT, "%s: entry at %" PRIu64 " is out of bounds", m->path, y);
+    uint64_t now = hmm_now_ms();
+    bool expired = ye && entry_expired(ye, now);
+    rc = write_decide(m, r, expired ? NULL : ye);
+    if (rc && !(rc == HMM_NOTFOUND && r->kind == WRITE_DEL && expired))
+        return rc;
+    /* A delete of an expired entry reclaims it and still says "not found". */
+
+    uint64_t x = 0, xbytes = 0;
+    if (r->kind != WRITE_DEL) {
+        int arc = slab_alloc(m, si, entry_bytes(r->klen, r->vlen), &x);
+        if (arc)
+            return arc;
+        xbytes = write_entry(m, s, x, r, expiry_for(m, r, expired ? NULL : ye, now));
+        HMM_CRASHPOINT("written");
+    }
+    uint64_t ybytes = ye ? entry_bytes(ye->klen, ye->vlen) : 0;
+    if (y) {
+        atomic_store_explicit(&in->old_off, y, memory_order_release);
+        entry_mark(m, y, si, HMM_CHUNK_RETIRING);
+        HMM_CRASHPOINT("retired");
+        if (x) /* the publish: readers see the old entry or the new one */
+            atomic_store_explicit(slot, HMM_SLOT_MAKE(hash_tag(r->hash), x), memory_order_release);
+        else
+            index_remove_locked(m, r->hash, slot);
+    } else {
+        int irc = index_insert_locked(m, r->hash, x);
+        if (irc) {
+            slab_free(m, si, x, &in->new_off);
+            return hmm_fail(irc, "%s: no free index slot within reach of the key's home bucket", m->path);
+        }
+    }
+    HMM_CRASHPOINT("published");
+    if (y) {
+        seq_begin_free(s);
+        int frc = slab_free(m, si, y, &in->old_off);
+        HMM_CRASHPOINT("freed");
+        seq_end_free(s);
+        if (frc)
+            rc = frc;
+    }
+    s->items += (x ? 1 : 0) - (y ? 1 : 0);
+    s->bytes_used += (int64_t)xbytes - (int64_t)ybytes;
+    HMM_CRASHPOINT("done");
+    atomic_store_explicit(&in->new_off, 0, memory_order_relaxed);
+    atomic_store_explicit(&in->op, HMM_OP_NONE, memory_order_release);
+    return rc;
+}
+
+static int write_run(hmm_t *m, struct write_req *r)
+{
+    int rc = check_key(m, r->key, r->klen);
+    if (rc)
+        return rc;
+    if (m->rdonly)
+        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    if (r->kind != WRITE_DEL && r->kind != WRITE_INCR) {
+        if (!r->val && r->vlen)
+            return hmm_fail(-EINVAL, "NULL value with a non-zero length");
+        if (r->vlen > m->max_value)
+            return hmm_fail(HMM_TOOBIG, "value of %zu bytes is over the map's %u-byte limit", r->vlen,
+                            m->max_value);
+    }
+    proc_slot_ensure(m);
+    r->hash = key_hash(r->key, r->klen);
+    uint32_t si = hash_stripe(m, r->hash);
+    rc = lock_stripe(m, si);
+    if (rc)
+        return rc;
+    rc = write_locked(m, si, r);
+    unlock_stripe(m, si);
+    return rc;
+}
+
+HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
+                       uint64_t ttl_ms, unsigned flags)
+{
+    if ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX))
+        return hmm_fail(-EINVAL, "put flags must be 0, HMM_NX or HMM_XX");
+    struct write_req r = {.kind = WRITE_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen,
+                          .ttl_ms = ttl_ms, .flags = flags, .vtype = HMM_VTYPE_RAW};
+    return write_run(m, &r);
+}
+
+HMM_EXPORT int hmm_del(hmm_t *m, const void *key, size_t klen)
+{
+    struct write_req r = {.kind = WRITE_DEL, .key = key, .klen = klen};
+    return write_run(m, &r);
+}
+
+HMM_EXPORT int hmm_incr(hmm_t *m, const void *key, size_t klen, int64_t delta, int64_t *result)
+{
+    struct write_req r = {.kind = WRITE_INCR, .key = key, .klen = klen, .delta = delta};
+    int rc = write_run(m, &r);
+    if (rc == 0 && result)
+        *result = r.result;
+    return rc;
+}
+
+HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
+                       uint64_t ttl_ms, uint64_t expected_version)
+{
+    struct write_req r = {.kind = WRITE_CAS, .key = key, .klen = klen, .val = val, .vlen = vlen,
+                          .ttl_ms = ttl_ms, .expected = expected_version, .vtype = HMM_VTYPE_RAW};
+    return write_run(m, &r);
+}
