@@ -144,6 +144,7 @@ int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
 /* ---- recover.c ---- */
 void recover_stripe_locked(hmm_t *m, uint32_t stripe);
 void recount_stripe_locked(hmm_t *m, uint32_t stripe);
+void recover_cold_start(hmm_t *m);
 
 /* ---- common argument checks ---- */
 int check_key(const hmm_t *m, const void *key, size_t klen);

@@ -51,9 +51,14 @@ int lock_stripe(hmm_t *m, uint32_t stripe)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
     int rc = lock_robust(m, &s->lock, recover_stripe_locked, stripe, "stripe");
-    if (rc == 0)
-        atomic_store_explicit(&s->owner_proc, proc_self_tag(m), memory_order_relaxed);
-    return rc;
+    if (rc)
+        return rc;
+    atomic_store_explicit(&s->owner_proc, proc_self_tag(m), memory_order_relaxed);
+    /* Odd with the lock free is impossible unless the file was damaged;
+     * left so, every reader of the stripe would take the slow path. */
+    if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)
+        seq_end_free(s);
+    return 0;
 }
 
 void unlock_stripe(hmm_t *m, uint32_t stripe)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -354,9 +355,34 @@ static int ensure_dir(const char *dir, mode_t mode, bool create)
     return 0;
 }
 
+/* Every opener holds a shared flock() on the map file for as long as it has
+ * it open.  Whoever gets it exclusively is alone: no process has the map
+ * open, so lock words and intents in the file may be left over from a
+ * reboot, a copy, or a crash of the whole host, where no robust-list cleanup
+ * ever ran.  That opener rebuilds the locks and repairs every intent
+ * (recover_cold_start) before it lets the others in. */
+static int join_openers(hmm_t *m)
+{
+    if (m->anon)
+        return 0;
+    if (flock(m->fd, LOCK_EX | LOCK_NB) == 0) {
+        if (!m->rdonly)
+            recover_cold_start(m);
+        /* Not atomic: another opener may get in between, after the repair. */
+        if (flock(m->fd, LOCK_SH) == 0)
+            return 0;
+    }
+    while (flock(m->fd, LOCK_SH) != 0)
+        if (errno != EINTR)
+            return hmm_fail(-errno, "%s: flock: %s", m->path, strerror(errno));
+    return 0;
+}
+
 static int finish_open(hmm_t *m)
 {
     int rc = attach(m);
+    if (rc == 0)
+        rc = join_openers(m);
     if (rc == 0 && !m->rdonly) {
         rc = proc_slot_ensure(m);
         if (rc == 0)

@@ -11,6 +11,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "core/internal.h"
 
 #define STATE_BIT(st) (1u << (st))
@@ -63,4 +65,36 @@ void recover_stripe_locked(hmm_t *m, uint32_t stripe)
         seq_end_free(s);
     recount_stripe_locked(m, stripe);
     atomic_store(&in->op, HMM_OP_NONE);
+}
+
+/* The map is open nowhere else (map.c's flock says so): lock words may
+ * name threads of a previous boot or of another host, so they are rebuilt
+ * rather than trusted, and every intent is repaired as a dead owner's. */
+void recover_cold_start(hmm_t *m)
+{
+    bool repaired = false;
+    lock_init_shared(&m->hdr->pages_lock);
+    atomic_store(&m->hdr->pages_owner_proc, 0);
+    for (uint32_t c = 0; c < m->nclasses; c++) {
+        lock_init_shared(&m->classes[c].lock);
+        atomic_store(&m->classes[c].owner_proc, 0);
+    }
+    for (uint32_t s = 0; s <= m->stripe_mask; s++) {
+        lock_init_shared(&m->stripes[s].lock);
+        atomic_store(&m->stripes[s].owner_proc, 0);
+    }
+    memset(m->procs, 0, HMM_PROCS * sizeof *m->procs);
+    recover_pages_locked(m);
+    for (uint32_t c = 0; c < m->nclasses; c++)
+        recover_class_locked(m, c);
+    for (uint32_t s = 0; s <= m->stripe_mask; s++) {
+        struct hmm_stripe *st = &m->stripes[s];
+        if (atomic_load(&st->intent.op) == HMM_OP_NONE && !atomic_load(&st->intent.new_off) &&
+            !atomic_load(&st->intent.old_off) && !(atomic_load(&st->seq) & 1))
+            continue;
+        recover_stripe_locked(m, s);
+        repaired = true;
+    }
+    if (repaired)
+        atomic_fetch_add(&m->hdr->recoveries, 1);
 }

@@ -250,8 +250,10 @@ int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
         atomic_store_explicit(&c->free_head, next, memory_order_release); /* commit */
     } else {
         uint32_t size = m->class_size[cls];
-        if (atomic_load(&c->carve_off) + size > atomic_load(&c->carve_end) ||
-            atomic_load(&c->carve_off) == 0) {
+        uint64_t carve = atomic_load(&c->carve_off);
+        if (carve && !valid_class_chunk(m, cls, carve))
+            carve = 0; /* damaged carve pointer: start a fresh page rather than trust it */
+        if (carve == 0 || carve + size > atomic_load(&c->carve_end)) {
             rc = class_grow_locked(m, cls);
             if (rc)
                 goto unlock;
