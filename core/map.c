@@ -416,10 +416,11 @@ HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
     hmm_t *m = handle_new(path, rdonly, false);
     if (!m)
         return -ENOMEM;
+    bool created = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         m->fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
         if (m->fd >= 0) {
-            if (create && (cfg->flags & HMM_EXCL)) {
+            if (create && (cfg->flags & HMM_EXCL) && !created) {
                 rc = hmm_fail(HMM_EXISTS, "%s: map already exists", path);
                 goto fail;
             }
@@ -437,6 +438,7 @@ HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
         }
         if (rc && rc != -EEXIST)
             goto fail;
+        created = rc == 0;
     }
     if (m->fd < 0) {
         rc = hmm_fail(-ENOENT, "%s: map vanished while it was being opened", path);
