@@ -1,14 +1,15 @@
 /*
- * cursor.c - weakly consistent iteration over the index.
+ * cursor.c - weakly consistent iteration in hash order.
  *
- * The cursor walks buckets in order and copies each bucket's entries (each
- * one validated with its stripe's seq, as a get is).  A key never moves
- * while it is present, so a key present throughout is met exactly once.
- * The one way to meet a key twice is for it to be deleted and re-inserted
- * further along its probe sequence after we returned it; every position a
- * key can take lies within HMM_MAX_PROBE buckets of its home, so we remember
- * the keys returned from the last HMM_MAX_PROBE buckets (and from the first
- * ones, for probe sequences that wrap) and skip a key met again.
+ * A key's home bucket is (h32 * buckets) >> 32 (index.c), which grows with
+ * h32, the low 32 bits of the key's hash, whatever the index's size.  The
+ * cursor therefore walks h32 in ranges: for a range it reads the buckets
+ * that keys of the range can live in (their homes, plus HMM_MAX_PROBE
+ * buckets of displacement), keeps the keys whose h32 falls in the range and
+ * drops duplicates within it.  Every key belongs to exactly one range, so no
+ * key comes twice, and a key never moves while present, so a key present
+ * throughout is found in its range.  Values are read when the key is
+ * returned (as a get would), so a batch holds keys only.
  */
 #include "config.h"
 
@@ -20,49 +21,43 @@
 #include "core/internal.h"
 
 #define CURSOR_TRIES 64
+#define RANGE_BUCKETS 1024u     /* home buckets per batch */
+#define H32_END (UINT64_C(1) << 32)
 
-struct cursor_item {
-    size_t klen, vlen;
-    size_t key_at, val_at;      /* offsets into buf */
+struct batch_key {
     uint64_t hash;
-};
-
-struct seen_key {
-    uint64_t bucket;
-    uint64_t hash;
-    size_t klen;
-    uint8_t *key;
+    size_t at, len;             /* in keybuf */
 };
 
 struct hmm_cursor {
     hmm_t *m;
-    uint64_t bucket;            /* next bucket to read */
-    struct cursor_item batch[HMM_BUCKET_SLOTS];
-    unsigned nbatch, pos;
-    uint8_t *buf;
-    size_t buflen, bufcap;
-    struct seen_key *seen;
-    size_t nseen, capseen;
+    uint64_t next_h32;          /* the next range starts here; H32_END when done */
+    struct batch_key *keys;
+    size_t nkeys, capkeys, pos;
+    uint8_t *keybuf;
+    size_t keylen, keycap;
+    uint8_t *val;
+    size_t valcap;
 };
 
-static int buf_reserve(hmm_cursor *c, size_t more)
+static int grow(void **buf, size_t *cap, size_t need, size_t elem)
 {
-    if (c->buflen + more <= c->bufcap)
+    if (need <= *cap)
         return 0;
-    size_t cap = c->bufcap ? c->bufcap : 4096;
-    while (cap < c->buflen + more)
-        cap *= 2;
-    uint8_t *nb = realloc(c->buf, cap);
+    size_t n = *cap ? *cap : 64;
+    while (n < need)
+        n *= 2;
+    void *nb = realloc(*buf, n * elem);
     if (!nb)
         return -ENOMEM;
-    c->buf = nb;
-    c->bufcap = cap;
+    *buf = nb;
+    *cap = n;
     return 0;
 }
 
-/* Copy the entry in slot s into the batch.  1 copied, 0 skipped (expired
- * or changed), negative on error.  The caller validates with seq. */
-static int copy_entry(hmm_cursor *c, uint64_t s, uint64_t now)
+/* Copy the key of the entry in slot s, if its h32 lies in [lo, hi).
+ * 1 copied, 0 not in range, negative on error; the caller validates. */
+static int copy_key(hmm_cursor *c, uint64_t s, uint64_t lo, uint64_t hi)
 {
     hmm_t *m = c->m;
     uint64_t off = HMM_SLOT_OFF(s);
@@ -70,29 +65,26 @@ static int copy_entry(hmm_cursor *c, uint64_t s, uint64_t now)
     if (!e)
         return HMM_CORRUPT;
     uint16_t klen = *(volatile uint16_t *)&e->klen;
-    uint32_t vlen = *(volatile uint32_t *)&e->vlen;
-    if (klen == 0 || vlen > m->max_value || !hmm_at(m, off, entry_bytes(klen, vlen)))
+    if (klen == 0 || !hmm_at(m, off, entry_bytes(klen, 0)))
         return HMM_CORRUPT;
-    uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
-    if (expire && expire <= now)
+    int rc = grow((void **)&c->keybuf, &c->keycap, c->keylen + klen, 1);
+    if (rc == 0)
+        rc = grow((void **)&c->keys, &c->capkeys, c->nkeys + 1, sizeof *c->keys);
+    if (rc)
+        return rc;
+    memcpy(c->keybuf + c->keylen, entry_key(e), klen);
+    uint64_t h = key_hash(c->keybuf + c->keylen, klen);
+    if ((uint32_t)h < lo || (uint32_t)h >= hi)
         return 0;
-    if (buf_reserve(c, (size_t)klen + vlen + 1) != 0)
-        return -ENOMEM;
-    struct cursor_item *it = &c->batch[c->nbatch];
-    it->klen = klen;
-    it->vlen = vlen;
-    it->key_at = c->buflen;
-    memcpy(c->buf + c->buflen, entry_key(e), klen);
-    it->val_at = c->buflen + klen;
-    memcpy(c->buf + it->val_at, (uint8_t *)e + HMM_ENTRY_HDR + klen, vlen);
+    c->keys[c->nkeys] = (struct batch_key){h, c->keylen, klen};
     return 1;
 }
 
-/* Read one slot of the current bucket into the batch, validated. */
-static int read_slot(hmm_cursor *c, hmm_atomic_u64 *slot, uint64_t now)
+/* Read one slot's key into the batch, validated with its stripe's seq. */
+static int read_slot_key(hmm_cursor *c, hmm_atomic_u64 *slot, uint64_t lo, uint64_t hi)
 {
     hmm_t *m = c->m;
-    size_t mark = c->buflen;
+    struct timespec pause = {0, 1000000};
     for (int tries = 0;; tries++) {
         uint64_t s = atomic_load_explicit(slot, memory_order_acquire);
         if (s == 0)
@@ -102,10 +94,9 @@ static int read_slot(hmm_cursor *c, hmm_atomic_u64 *slot, uint64_t now)
         bool locked = false;
         if (tries >= CURSOR_TRIES) {
             if (m->rdonly) {
-                struct timespec pause = {0, 1000000};
-                nanosleep(&pause, NULL);
                 if (tries > CURSOR_TRIES + 2000)
                     return hmm_fail(HMM_BUSY, "%s: a writer kept a stripe busy", m->path);
+                nanosleep(&pause, NULL);
             } else {
                 int rc = lock_stripe(m, stripe);
                 if (rc)
@@ -117,8 +108,7 @@ static int read_slot(hmm_cursor *c, hmm_atomic_u64 *slot, uint64_t now)
         uint64_t s0 = atomic_load_explicit(&st->seq, memory_order_acquire);
         if ((s0 & 1) && !locked)
             continue;
-        c->buflen = mark;
-        int rc = s ? copy_entry(c, s, now) : 0;
+        int rc = s ? copy_key(c, s, lo, hi) : 0;
         atomic_thread_fence(memory_order_acquire);
         bool valid = locked || (atomic_load_explicit(&st->seq, memory_order_relaxed) == s0 &&
                                 atomic_load_explicit(slot, memory_order_relaxed) == s);
@@ -127,72 +117,54 @@ static int read_slot(hmm_cursor *c, hmm_atomic_u64 *slot, uint64_t now)
         if (!valid)
             continue;
         if (rc == 1) {
-            struct cursor_item *it = &c->batch[c->nbatch++];
-            it->hash = key_hash(c->buf + it->key_at, it->klen);
-            c->buflen += it->klen + it->vlen;
+            c->keylen += c->keys[c->nkeys].len;
+            c->nkeys++;
         }
         return rc < 0 ? hmm_fail(rc, "%s: %s during iteration", m->path, hmm_strerror(rc)) : 0;
     }
 }
 
+static int cmp_batch_key(const void *a, const void *b, void *arg)
+{
+    const struct batch_key *x = a, *y = b;
+    const uint8_t *buf = arg;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(buf + x->at, buf + y->at, x->len);
+}
+
+/* Collect the keys whose h32 lies in the next range. */
 static int fill_batch(hmm_cursor *c)
 {
     hmm_t *m = c->m;
-    c->nbatch = c->pos = 0;
-    c->buflen = 0;
-    uint64_t now = hmm_now_ms();
-    while (c->nbatch == 0 && c->bucket < m->index_buckets) {
-        struct hmm_bucket *bk = &m->index[c->bucket];
-        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-            int rc = read_slot(c, &bk->slot[j], now);
-            if (rc)
-                return rc;
-        }
-        c->bucket++;
+    c->nkeys = c->pos = c->keylen = 0;
+    while (c->nkeys == 0 && c->next_h32 < H32_END) {
+        uint64_t nb = m->index_buckets;
+        uint64_t first = (c->next_h32 * nb) >> 32;
+        uint64_t last = first + RANGE_BUCKETS < nb ? first + RANGE_BUCKETS : nb; /* homes [first, last) */
+        /* The smallest h32 whose home is `last`. */
+        uint64_t hi = last == nb ? H32_END : ((last << 32) + nb - 1) / nb;
+        uint64_t lo = c->next_h32;
+        uint64_t span = last - first + HMM_MAX_PROBE;
+        if (span > nb)
+            span = nb;
+        for (uint64_t i = 0, b = first; i < span; i++, b = b + 1 == nb ? 0 : b + 1)
+            for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
+                int rc = read_slot_key(c, &m->index[b].slot[j], lo, hi);
+                if (rc)
+                    return rc;
+            }
+        c->next_h32 = hi;
     }
-    return 0;
-}
-
-/* Forget keys returned from buckets no key can reach back to. */
-static void seen_prune(hmm_cursor *c, uint64_t bucket)
-{
+    /* Sort, so that a key met twice in one range (moved while we read) is dropped. */
+    qsort_r(c->keys, c->nkeys, sizeof *c->keys, cmp_batch_key, c->keybuf);
     size_t kept = 0;
-    for (size_t i = 0; i < c->nseen; i++) {
-        struct seen_key *k = &c->seen[i];
-        if (k->bucket < HMM_MAX_PROBE || k->bucket + HMM_MAX_PROBE > bucket)
-            c->seen[kept++] = *k;
-        else
-            free(k->key);
-    }
-    c->nseen = kept;
-}
-
-static bool seen_before(const hmm_cursor *c, uint64_t hash, const uint8_t *key, size_t klen)
-{
-    for (size_t i = 0; i < c->nseen; i++)
-        if (c->seen[i].hash == hash && c->seen[i].klen == klen && memcmp(c->seen[i].key, key, klen) == 0)
-            return true;
-    return false;
-}
-
-static int seen_add(hmm_cursor *c, uint64_t bucket, uint64_t hash, const uint8_t *key, size_t klen)
-{
-    if (c->nseen == c->capseen) {
-        seen_prune(c, bucket);
-        if (c->nseen == c->capseen) {
-            size_t cap = c->capseen ? c->capseen * 2 : 256;
-            struct seen_key *ns = realloc(c->seen, cap * sizeof *ns);
-            if (!ns)
-                return -ENOMEM;
-            c->seen = ns;
-            c->capseen = cap;
-        }
-    }
-    uint8_t *copy = malloc(klen);
-    if (!copy)
-        return -ENOMEM;
-    memcpy(copy, key, klen);
-    c->seen[c->nseen++] = (struct seen_key){bucket, hash, klen, copy};
+    for (size_t i = 0; i < c->nkeys; i++)
+        if (kept == 0 || cmp_batch_key(&c->keys[kept - 1], &c->keys[i], c->keybuf) != 0)
+            c->keys[kept++] = c->keys[i];
+    c->nkeys = kept;
     return 0;
 }
 
@@ -213,32 +185,32 @@ HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, co
 {
     if (!c || !key || !klen || !val || !vlen)
         return -EINVAL;
-    hmm_t *m = c->m;
     for (;;) {
-        if (c->pos == c->nbatch) {
+        if (c->pos == c->nkeys) {
             int rc = fill_batch(c);
             if (rc)
                 return rc;
-            if (c->nbatch == 0)
+            if (c->nkeys == 0)
                 return HMM_NOTFOUND;
         }
-        struct cursor_item *it = &c->batch[c->pos++];
-        uint64_t at = c->bucket - 1;
-        uint64_t home = hash_home(m, it->hash);
-        const uint8_t *k = c->buf + it->key_at;
-        /* Could this key have stood in a bucket we already passed? */
-        bool may_repeat = home != at || home + HMM_MAX_PROBE > m->index_buckets;
-        if (may_repeat && seen_before(c, it->hash, k, it->klen))
-            continue;
-        /* Every key is remembered: one returned from its home bucket may
-         * still come back displaced; seen_prune() bounds the memory. */
-        int rc = seen_add(c, at, it->hash, k, it->klen);
+        struct batch_key *k = &c->keys[c->pos++];
+        const uint8_t *kp = c->keybuf + k->at;
+        size_t len = c->valcap;
+        int rc = read_entry(c->m, kp, k->len, c->val, &len, NULL, NULL);
+        while (rc == HMM_TOOSMALL) { /* the value may grow again between tries */
+            if (grow((void **)&c->val, &c->valcap, len + 1, 1) != 0)
+                return -ENOMEM;
+            len = c->valcap;
+            rc = read_entry(c->m, kp, k->len, c->val, &len, NULL, NULL);
+        }
+        if (rc == HMM_NOTFOUND)
+            continue; /* deleted meanwhile */
         if (rc)
             return rc;
-        *key = k;
-        *klen = it->klen;
-        *val = c->buf + it->val_at;
-        *vlen = it->vlen;
+        *key = kp;
+        *klen = k->len;
+        *val = c->val ? c->val : (const void *)"";
+        *vlen = len;
         return 0;
     }
 }
@@ -247,9 +219,8 @@ HMM_EXPORT void hmm_cursor_close(hmm_cursor *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->nseen; i++)
-        free(c->seen[i].key);
-    free(c->seen);
-    free(c->buf);
+    free(c->keys);
+    free(c->keybuf);
+    free(c->val);
     free(c);
 }
