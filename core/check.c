@@ -36,7 +36,7 @@ static bool is_reachable(const struct check_ctx *cx, uint64_t off)
 }
 
 /* Is the slot's entry whole, LIVE, checksummed, filed under its own hash? */
-static bool slot_entry_valid(hmm_t *m, uint64_t b, uint64_t s)
+static bool slot_entry_valid(hmm_t *m, const struct hmm_ix *ix, uint64_t b, uint64_t s)
 {
     uint64_t off = HMM_SLOT_OFF(s);
     struct hmm_entry *e = entry_whole_at(m, off);
@@ -47,20 +47,20 @@ static bool slot_entry_valid(hmm_t *m, uint64_t b, uint64_t s)
     uint64_t h = key_hash(entry_key(e), e->klen);
     if (hash_tag(h) != HMM_SLOT_TAG(s))
         return false;
-    uint64_t home = hash_home(m, h);
-    uint64_t dist = b >= home ? b - home : b + m->index_buckets - home;
+    uint64_t home = hash_home(ix, h);
+    uint64_t dist = b >= home ? b - home : b + ix->nb - home;
     return dist < HMM_MAX_PROBE && entry_checksum(e) == e->checksum;
 }
 
-static int check_index(struct check_ctx *cx)
+static int check_index(struct check_ctx *cx, const struct hmm_ix *ix)
 {
     hmm_t *m = cx->m;
-    for (uint64_t b = 0; b < m->index_buckets; b++) {
+    for (uint64_t b = 0; b < ix->nb; b++) {
         for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-            uint64_t s = atomic_load(&m->index[b].slot[j]);
+            uint64_t s = atomic_load(&ix->bk[b].slot[j]);
             if (s == 0)
                 continue;
-            if (!slot_entry_valid(m, b, s)) {
+            if (!slot_entry_valid(m, ix, b, s)) {
                 bool in_bounds = entry_whole_at(m, HMM_SLOT_OFF(s)) != NULL;
                 if (in_bounds)
                     cx->res->bad_entries++;
@@ -68,7 +68,7 @@ static int check_index(struct check_ctx *cx)
                     cx->res->bad_slots++;
                 if (cx->repair) {
                     /* The chunk, if it is one, is freed below as unreachable. */
-                    atomic_store(&m->index[b].slot[j], 0);
+                    atomic_store(&ix->bk[b].slot[j], 0);
                     cx->res->repaired++;
                 }
                 continue;
@@ -89,7 +89,6 @@ static int check_index(struct check_ctx *cx)
             cx->reach[cx->nreach++] = HMM_SLOT_OFF(s);
         }
     }
-    qsort(cx->reach, cx->nreach, sizeof *cx->reach, cmp_u64);
     return 0;
 }
 
@@ -163,15 +162,27 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
     cx.stripe_bytes = calloc(nstripes, sizeof *cx.stripe_bytes);
     int rc = cx.stripe_items && cx.stripe_bytes ? 0 : -ENOMEM;
     uint32_t locked = 0;
-    if (!m->rdonly) {
+    bool grow_locked = false;
+    if (!m->rdonly && rc == 0) {
         proc_slot_ensure(m);
-        for (; rc == 0 && locked < nstripes; locked++)
+        /* No index growth starts or finishes while we look. */
+        rc = lock_grow(m);
+        grow_locked = rc == 0;
+        while (rc == 0 && locked < nstripes) {
             rc = lock_stripe(m, locked);
-        if (rc)
-            locked--;
+            if (rc == 0)
+                locked++;
+        }
     }
+    struct hmm_ix cur, old;
     if (rc == 0)
-        rc = check_index(&cx);
+        rc = index_views(m, &cur, &old);
+    if (rc == 0)
+        rc = check_index(&cx, &cur);
+    if (rc == 0)
+        rc = check_index(&cx, &old);
+    if (rc == 0)
+        qsort(cx.reach, cx.nreach, sizeof *cx.reach, cmp_u64);
     if (rc == 0) {
         check_pages(&cx);
         count_free_lists(&cx);
@@ -183,6 +194,8 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
     }
     while (locked > 0)
         unlock_stripe(m, --locked);
+    if (grow_locked)
+        unlock_grow(m);
     free(cx.reach);
     free(cx.stripe_items);
     free(cx.stripe_bytes);

@@ -8,6 +8,7 @@
 
 const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT] = {
     "alloc_marked", "alloc", "written", "retired", "published", "free_linked", "freed", "done",
+    "grown", "index_grown", "moved",
 };
 
 #ifdef HMM_CRASHPOINTS

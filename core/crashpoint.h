@@ -16,11 +16,15 @@
  *   free_linked   old chunk linked into the free list, class lock held
  *   freed         old chunk FREE, seq still odd
  *   done          seq even again, stripe lock still held
+ * and those of growth (FORMAT.md §10):
+ *   grown         file extended, new page count not yet published
+ *   index_grown   old index published as draining, new one not yet current
+ *   moved         key inserted into the new index, still in the old one
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
 
-#define HMM_CRASHPOINT_COUNT 8
+#define HMM_CRASHPOINT_COUNT 11
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 #ifdef HMM_CRASHPOINTS

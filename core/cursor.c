@@ -135,27 +135,53 @@ static int cmp_batch_key(const void *a, const void *b, void *arg)
     return memcmp(buf + x->at, buf + y->at, x->len);
 }
 
+/* Read the slots of ix where keys with h32 in [lo, hi) can live. */
+static int read_range(hmm_cursor *c, const struct hmm_ix *ix, uint64_t lo, uint64_t hi)
+{
+    if (ix->nb == 0)
+        return 0;
+    uint64_t first = (lo * ix->nb) >> 32;
+    uint64_t last = ((hi - 1) * ix->nb) >> 32;  /* home of the range's last h32 */
+    uint64_t span = last - first + 1 + HMM_MAX_PROBE;
+    if (span > ix->nb)
+        span = ix->nb;
+    for (uint64_t i = 0, b = first; i < span; i++, b = ix_next(ix, b))
+        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
+            int rc = read_slot_key(c, &ix->bk[b].slot[j], lo, hi);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
+
 /* Collect the keys whose h32 lies in the next range. */
 static int fill_batch(hmm_cursor *c)
 {
     hmm_t *m = c->m;
     c->nkeys = c->pos = c->keylen = 0;
     while (c->nkeys == 0 && c->next_h32 < H32_END) {
-        uint64_t nb = m->index_buckets;
-        uint64_t first = (c->next_h32 * nb) >> 32;
-        uint64_t last = first + RANGE_BUCKETS < nb ? first + RANGE_BUCKETS : nb; /* homes [first, last) */
-        /* The smallest h32 whose home is `last`. */
-        uint64_t hi = last == nb ? H32_END : ((last << 32) + nb - 1) / nb;
+        uint64_t wc = atomic_load(&m->hdr->index_cur), wo = atomic_load(&m->hdr->index_old);
+        struct hmm_ix cur, old;
+        int rc = index_views(m, &cur, &old);
+        if (rc)
+            return rc;
         uint64_t lo = c->next_h32;
-        uint64_t span = last - first + HMM_MAX_PROBE;
-        if (span > nb)
-            span = nb;
-        for (uint64_t i = 0, b = first; i < span; i++, b = b + 1 == nb ? 0 : b + 1)
-            for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-                int rc = read_slot_key(c, &m->index[b].slot[j], lo, hi);
-                if (rc)
-                    return rc;
-            }
+        uint64_t hi = lo + (H32_END / cur.nb + 1) * RANGE_BUCKETS;
+        if (hi > H32_END)
+            hi = H32_END;
+        /* Keys only move from the old index to the current one, so the old
+         * one is read first: a key moved meanwhile is met in the current. */
+        rc = read_range(c, &old, lo, hi);
+        if (rc == 0)
+            rc = read_range(c, &cur, lo, hi);
+        if (rc)
+            return rc;
+        if (atomic_load(&m->hdr->index_cur) != wc || atomic_load(&m->hdr->index_old) != wo) {
+            /* A growth started or ended under us: keys may have moved to an
+             * index we did not read.  Read the range again. */
+            c->nkeys = c->keylen = 0;
+            continue;
+        }
         c->next_h32 = hi;
     }
     /* Sort, so that a key met twice in one range (moved while we read) is dropped. */

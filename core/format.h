@@ -59,13 +59,18 @@ struct hmm_header {
     uint64_t data_off;              /* first data page; the fixed part ends here */
     hmm_atomic_u64 npages;          /* data pages in the file; only grows */
     hmm_atomic_u64 generation;      /* bumped after each growth step (release) */
-    uint64_t index_off;             /* first bucket of the hash index (a page run) */
-    uint64_t index_buckets;         /* a power of two */
+    hmm_atomic_u64 index_cur;       /* the hash index: HMM_INDEX_MAKE(head page, buckets) (§7) */
+    hmm_atomic_u64 index_old;       /* the index being drained into index_cur, 0 none (§10) */
     hmm_atomic_u64 recoveries;
     uint32_t class_size[HMM_MAX_CLASSES];
     /* The page lock on its own cache line. */
     _Alignas(64) pthread_mutex_t pages_lock;
     hmm_atomic_u32 pages_owner_proc; /* process slot + 1 holding pages_lock */
+    hmm_atomic_u64 index_pages;     /* pages held by index runs, current and retired */
+    hmm_atomic_u64 migrate_next;    /* next bucket of index_old to drain (§10) */
+    /* Starting and finishing an index growth; taken holding no other lock. */
+    _Alignas(64) pthread_mutex_t grow_lock;
+    hmm_atomic_u32 grow_owner_proc;
 };
 /* The header occupies a whole block; the rest of it is zero, room for later fields. */
 union hmm_header_block {
@@ -82,7 +87,7 @@ struct hmm_proc {
 };
 
 /* §5, §9: what an operation under the stripe lock is doing. */
-enum hmm_op { HMM_OP_NONE = 0, HMM_OP_PUT = 1, HMM_OP_DEL = 2, HMM_OP_REPAIR = 3 };
+enum hmm_op { HMM_OP_NONE = 0, HMM_OP_PUT = 1, HMM_OP_DEL = 2, HMM_OP_MOVE = 3 };
 
 struct hmm_intent {
     hmm_atomic_u32 op;
@@ -157,7 +162,12 @@ struct hmm_entry {
 /* A free chunk keeps the next free chunk's offset right after its state word. */
 #define HMM_FREE_NEXT_OFF 8u
 
-/* §7 */
+/* §7: an index is a run of pages; one word names it, so a reader loads
+ * its place and size in one atomic step. */
+#define HMM_INDEX_MAKE(page, buckets) (((uint64_t)(page) << 32) | (uint64_t)(buckets))
+#define HMM_INDEX_PAGE(w) ((w) >> 32)
+#define HMM_INDEX_BUCKETS(w) ((w) & UINT32_MAX)
+
 struct hmm_bucket {
     hmm_atomic_u64 meta;            /* overflow count: keys that probed past this bucket */
     hmm_atomic_u64 slot[HMM_BUCKET_SLOTS];

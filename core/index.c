@@ -8,6 +8,9 @@
  * count before they publish, deletes uncount after they unpublish, so a
  * lock-free reader that stops at a bucket with a zero count has not missed
  * a key that was present throughout its read.
+ *
+ * While the index grows (grow.c) there are two: new keys go to the current
+ * one, and lookups try the current one, then the one being drained.
  */
 #include "config.h"
 
@@ -15,18 +18,41 @@
 
 #include "core/internal.h"
 
-static inline uint64_t next_bucket(const hmm_t *m, uint64_t b)
+int index_view(hmm_t *m, uint64_t word, struct hmm_ix *ix)
 {
-    return b + 1 == m->index_buckets ? 0 : b + 1;
+    ix->nb = 0;
+    ix->bk = NULL;
+    if (word == 0)
+        return 0;
+    uint64_t nb = HMM_INDEX_BUCKETS(word);
+    uint64_t off = map_page_off(m, HMM_INDEX_PAGE(word));
+    void *p = nb >= HMM_MAX_PROBE ? hmm_at(m, off, nb * sizeof(struct hmm_bucket)) : NULL;
+    if (!p)
+        return hmm_fail(HMM_CORRUPT, "%s: the index lies outside the map", m->path);
+    ix->bk = p;
+    ix->nb = nb;
+    return 0;
 }
 
-uint64_t index_lookup(hmm_t *m, uint64_t hash, const void *key, size_t klen,
+int index_views(hmm_t *m, struct hmm_ix *cur, struct hmm_ix *old)
+{
+    /* Current first: a grower stores old before it stores the new current
+     * (release), so seeing the new current implies seeing the old one. */
+    uint64_t wc = atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire);
+    uint64_t wo = atomic_load_explicit(&m->hdr->index_old, memory_order_acquire);
+    int rc = index_view(m, wc, cur);
+    if (rc == 0)
+        rc = index_view(m, wo == wc ? 0 : wo, old);
+    return rc;
+}
+
+uint64_t index_lookup(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, const void *key, size_t klen,
                       hmm_atomic_u64 **slot, int *rc)
 {
     uint16_t tag = hash_tag(hash);
-    uint64_t b = hash_home(m, hash);
+    uint64_t b = hash_home(ix, hash);
     for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++) {
-        struct hmm_bucket *bk = &m->index[b];
+        struct hmm_bucket *bk = &ix->bk[b];
         for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
             /* Acquire pairs with the publisher's release: the entry's bytes
              * are visible once its slot is. */
@@ -48,59 +74,87 @@ uint64_t index_lookup(hmm_t *m, uint64_t hash, const void *key, size_t klen,
         }
         if (atomic_load_explicit(&bk->meta, memory_order_relaxed) == 0)
             break;
-        b = next_bucket(m, b);
+        b = ix_next(ix, b);
     }
     return 0;
 }
 
-int index_insert_locked(hmm_t *m, uint64_t hash, uint64_t off)
+uint64_t index_find(hmm_t *m, uint64_t hash, const void *key, size_t klen, hmm_atomic_u64 **slot,
+                    struct hmm_ix *in, int *rc)
+{
+    struct hmm_ix cur, old;
+    *rc = index_views(m, &cur, &old);
+    if (*rc)
+        return 0;
+    uint64_t off = index_lookup(m, &cur, hash, key, klen, slot, rc);
+    *in = cur;
+    if (off || *rc || old.nb == 0)
+        return off;
+    *in = old;
+    return index_lookup(m, &old, hash, key, klen, slot, rc);
+}
+
+int index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed)
 {
     uint64_t want = HMM_SLOT_MAKE(hash_tag(hash), off);
-    uint64_t b = hash_home(m, hash);
-    unsigned passed;
-    for (passed = 0; passed < HMM_MAX_PROBE; passed++) {
-        struct hmm_bucket *bk = &m->index[b];
+    uint64_t b = hash_home(ix, hash);
+    unsigned n;
+    for (n = 0; n < HMM_MAX_PROBE; n++) {
+        struct hmm_bucket *bk = &ix->bk[b];
         for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
             uint64_t expect = 0;
             /* Slots are shared with keys of other stripes: claim by CAS.
              * Release publishes the entry and the overflow counts before it. */
             if (atomic_load_explicit(&bk->slot[j], memory_order_relaxed) == 0 &&
                 atomic_compare_exchange_strong_explicit(&bk->slot[j], &expect, want, memory_order_release,
-                                                        memory_order_relaxed))
+                                                        memory_order_relaxed)) {
+                *passed = n;
                 return 0;
+            }
         }
         atomic_fetch_add_explicit(&bk->meta, 1, memory_order_relaxed);
-        b = next_bucket(m, b);
+        b = ix_next(ix, b);
     }
     /* No room within reach: take our counts back. */
-    b = hash_home(m, hash);
-    for (unsigned i = 0; i < passed; i++, b = next_bucket(m, b))
-        atomic_fetch_sub_explicit(&m->index[b].meta, 1, memory_order_relaxed);
+    b = hash_home(ix, hash);
+    for (unsigned i = 0; i < n; i++, b = ix_next(ix, b))
+        atomic_fetch_sub_explicit(&ix->bk[b].meta, 1, memory_order_relaxed);
+    *passed = n;
     return HMM_FULL;
 }
 
-void index_remove_locked(hmm_t *m, uint64_t hash, hmm_atomic_u64 *slot)
+void index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot)
 {
     atomic_store_explicit(slot, 0, memory_order_release);
-    uint64_t at = (uint64_t)((uint8_t *)slot - (uint8_t *)m->index) / sizeof(struct hmm_bucket);
-    for (uint64_t b = hash_home(m, hash); b != at; b = next_bucket(m, b)) {
+    uint64_t at = (uint64_t)((uint8_t *)slot - (uint8_t *)ix->bk) / sizeof(struct hmm_bucket);
+    for (uint64_t b = hash_home(ix, hash); b != at; b = ix_next(ix, b)) {
         /* Never below zero: a crash may leave counts too high, never too low. */
-        uint64_t v = atomic_load_explicit(&m->index[b].meta, memory_order_relaxed);
-        while (v > 0 && !atomic_compare_exchange_weak_explicit(&m->index[b].meta, &v, v - 1,
+        uint64_t v = atomic_load_explicit(&ix->bk[b].meta, memory_order_relaxed);
+        while (v > 0 && !atomic_compare_exchange_weak_explicit(&ix->bk[b].meta, &v, v - 1,
                                                                memory_order_relaxed, memory_order_relaxed))
             ;
     }
 }
 
-bool index_reachable_locked(hmm_t *m, uint64_t hash, uint64_t off)
+hmm_atomic_u64 *index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash, uint64_t off)
 {
     /* Recovery does not trust the overflow counts: it looks at every
      * bucket a key can live in. */
+    if (ix->nb == 0)
+        return NULL;
     uint64_t want = HMM_SLOT_MAKE(hash_tag(hash), off);
-    uint64_t b = hash_home(m, hash);
-    for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++, b = next_bucket(m, b))
+    uint64_t b = hash_home(ix, hash);
+    for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++, b = ix_next(ix, b))
         for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
-            if (atomic_load(&m->index[b].slot[j]) == want)
-                return true;
-    return false;
+            if (atomic_load(&ix->bk[b].slot[j]) == want)
+                return &ix->bk[b].slot[j];
+    return NULL;
+}
+
+bool index_reachable_locked(hmm_t *m, uint64_t hash, uint64_t off)
+{
+    struct hmm_ix cur, old;
+    if (index_views(m, &cur, &old) != 0)
+        return false;
+    return index_slot_of_locked(&cur, hash, off) || index_slot_of_locked(&old, hash, off);
 }

@@ -30,8 +30,6 @@ struct hmm {
     struct hmm_stripe *stripes;
     struct hmm_class *classes;
     hmm_atomic_u64 *pagetab;
-    struct hmm_bucket *index;
-    uint64_t index_buckets;
     uint64_t data_off;
     uint64_t pagetab_cap;
     uint32_t page_size;
@@ -57,11 +55,12 @@ uint64_t hmm_now_ms(void);
 /* Pointer to len bytes at file offset off, or NULL when any of it lies
  * outside what this process has validated.  Every offset read from the
  * file goes through here (or hmm_entry_at) before use. */
-static inline void *hmm_at(const hmm_t *m, uint64_t off, uint64_t len)
+void *hmm_at_slow(hmm_t *m, uint64_t off, uint64_t len);
+static inline void *hmm_at(hmm_t *m, uint64_t off, uint64_t len)
 {
-    uint64_t limit = atomic_load_explicit(&((hmm_t *)m)->limit, memory_order_relaxed);
-    if (off > limit || len > limit - off)
-        return NULL;
+    uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    if (__builtin_expect(off > limit || len > limit - off, 0))
+        return hmm_at_slow(m, off, len); /* maybe another process grew the file */
     return m->base + off;
 }
 /* Refresh m->limit after another process grew the file. */
@@ -121,21 +120,55 @@ bool entry_expired(const struct hmm_entry *e, uint64_t now_ms);
 uint64_t key_hash(const void *key, size_t klen);
 
 /* ---- index.c ---- */
+/* One hash index as this process sees it: validated place and size. */
+struct hmm_ix {
+    struct hmm_bucket *bk;
+    uint64_t nb;                /* buckets; 0 for "no index" */
+};
 static inline uint16_t hash_tag(uint64_t h) { return (uint16_t)(h >> 48); }
 static inline uint32_t hash_stripe(const hmm_t *m, uint64_t h) { return hash_tag(h) & m->stripe_mask; }
-static inline uint64_t hash_home(const hmm_t *m, uint64_t h)
+/* Home bucket: grows with the hash's low 32 bits whatever the index size,
+ * which is what lets cursors walk in hash order across growth. */
+static inline uint64_t hash_home(const struct hmm_ix *ix, uint64_t h)
 {
-    return (uint64_t)(((unsigned __int128)(uint32_t)h * m->index_buckets) >> 32);
+    return (uint64_t)(((unsigned __int128)(uint32_t)h * ix->nb) >> 32);
 }
-/* Lock-free lookup.  Returns the entry's offset and *slot, 0 if absent,
- * or HMM_CORRUPT through *rc when an offset fails its bounds check. */
-uint64_t index_lookup(hmm_t *m, uint64_t hash, const void *key, size_t klen,
+static inline uint64_t ix_next(const struct hmm_ix *ix, uint64_t b) { return b + 1 == ix->nb ? 0 : b + 1; }
+/* Decode and bounds-check an index word of the header (0 gives nb == 0). */
+int index_view(hmm_t *m, uint64_t word, struct hmm_ix *ix);
+/* The current index and the one being drained (old->nb == 0 when none). */
+int index_views(hmm_t *m, struct hmm_ix *cur, struct hmm_ix *old);
+/* Lookup in one index.  Returns the entry's offset and *slot, 0 if absent;
+ * *rc = HMM_CORRUPT when an offset fails its bounds check. */
+uint64_t index_lookup(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, const void *key, size_t klen,
                       hmm_atomic_u64 **slot, int *rc);
-/* Claim an empty slot for a new key and publish off in it (FORMAT.md §7). */
-int index_insert_locked(hmm_t *m, uint64_t hash, uint64_t off);
-/* Clear a slot found by index_lookup and fix the overflow counts. */
-void index_remove_locked(hmm_t *m, uint64_t hash, hmm_atomic_u64 *slot);
+/* Lookup in the current index, then in the one being drained; *in says where. */
+uint64_t index_find(hmm_t *m, uint64_t hash, const void *key, size_t klen, hmm_atomic_u64 **slot,
+                    struct hmm_ix *in, int *rc);
+/* Claim an empty slot for a new key and publish off in it (FORMAT.md §7).
+ * *passed receives how many full buckets the insert walked past. */
+int index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed);
+/* Clear a slot of ix found by a lookup and fix the overflow counts. */
+void index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot);
+/* The slot of ix holding off in hash's probe sequence, or NULL. */
+hmm_atomic_u64 *index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash, uint64_t off);
 bool index_reachable_locked(hmm_t *m, uint64_t hash, uint64_t off);
+
+/* ---- grow.c ---- */
+/* Extend the file by at least n pages (pages lock held).  HMM_FULL at max_size. */
+int grow_file_locked(hmm_t *m, uint64_t n, bool for_index);
+/* Start doubling the index unless a growth runs; takes no lock the caller holds. */
+int grow_index_start(hmm_t *m);
+/* Move a few buckets of the index being drained; called holding no lock. */
+void grow_index_help(hmm_t *m);
+/* Move the key in old index slot (stripe lock held), FORMAT.md §10. */
+int grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, hmm_atomic_u64 *slot);
+/* Repair a move whose mover died (stripe lock held). */
+void grow_recover_move_locked(hmm_t *m, uint32_t stripe);
+/* Drain all of the old index now (cold start, or a growth whose helpers died). */
+int grow_index_finish(hmm_t *m);
+int lock_grow(hmm_t *m);
+void unlock_grow(hmm_t *m);
 
 /* ---- read.c ---- */
 int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,

@@ -108,8 +108,9 @@ static int plan_geometry(const hmm_config *cfg, struct geometry *g)
     g->index_pages = round_up(g->index_buckets * sizeof(struct hmm_bucket), g->page_size) >> g->page_shift;
     g->entry_pages = round_up(g->size, g->page_size) >> g->page_shift;
     uint64_t max_entry_pages = round_up(g->max_size, g->page_size) >> g->page_shift;
-    /* Room for the growth issue to build an index twice the size beside the old one. */
-    g->pagetab_cap = max_entry_pages + 3 * g->index_pages * (max_entry_pages / g->entry_pages + 1);
+    /* Room for the index to double as the data grows, with every retired
+     * index still allocated (they are freed at the next cold start). */
+    g->pagetab_cap = max_entry_pages + 8 * g->index_pages * (max_entry_pages / g->entry_pages + 1) + 64;
 
     g->proc_off = HMM_HEADER_SIZE;
     g->stripe_off = g->proc_off + (uint64_t)HMM_PROCS * sizeof(struct hmm_proc);
@@ -155,10 +156,12 @@ static int init_map(int fd, const struct geometry *g, const hmm_config *cfg)
     h->data_off = g->data_off;
     atomic_store(&h->npages, g->index_pages + g->entry_pages);
     atomic_store(&h->generation, 1);
-    h->index_off = g->data_off;
-    h->index_buckets = g->index_buckets;
+    atomic_store(&h->index_cur, HMM_INDEX_MAKE(0, g->index_buckets));
+    atomic_store(&h->index_pages, g->index_pages);
 
     int rc = lock_init_shared(&h->pages_lock);
+    if (rc == 0)
+        rc = lock_init_shared(&h->grow_lock);
     struct hmm_stripe *stripes = (struct hmm_stripe *)(base + g->stripe_off);
     for (uint32_t i = 0; rc == 0 && i < HMM_NSTRIPES; i++)
         rc = lock_init_shared(&stripes[i].lock);
@@ -209,15 +212,14 @@ static int validate_header(hmm_t *m, const union hmm_header_block *blk, uint64_t
     if (plan_geometry(&cfg, &g) != 0 || g.page_size != h->page_size || g.proc_off != h->proc_off ||
         g.stripe_off != h->stripe_off || g.class_off != h->class_off ||
         g.pagetab_off != h->pagetab_off || g.data_off != h->data_off ||
-        h->nstripes != HMM_NSTRIPES || h->pagetab_cap < g.pagetab_cap ||
-        h->index_off != h->data_off || h->index_buckets != g.index_buckets)
+        h->nstripes != HMM_NSTRIPES || h->pagetab_cap != g.pagetab_cap)
         return hmm_fail(HMM_CORRUPT, "%s: header geometry is inconsistent", p);
     uint32_t sizes[HMM_MAX_CLASSES];
     uint32_t n = slab_compute_classes(h->page_size, h->slab_factor_pct, sizes);
     if (n != h->nclasses || memcmp(sizes, h->class_size, n * sizeof sizes[0]) != 0)
         return hmm_fail(HMM_CORRUPT, "%s: slab classes are inconsistent", p);
     uint64_t npages = atomic_load(&((struct hmm_header *)h)->npages);
-    if (npages < g.index_pages + 1 || npages > h->pagetab_cap)
+    if (npages < 2 || npages > h->pagetab_cap)
         return hmm_fail(HMM_CORRUPT, "%s: page count %llu is out of range", p, (unsigned long long)npages);
     uint64_t need = h->data_off + (npages << g.page_shift);
     if (file_size < need)
@@ -228,7 +230,6 @@ static int validate_header(hmm_t *m, const union hmm_header_block *blk, uint64_t
     m->page_shift = g.page_shift;
     m->data_off = h->data_off;
     m->pagetab_cap = h->pagetab_cap;
-    m->index_buckets = h->index_buckets;
     m->stripe_mask = HMM_NSTRIPES - 1;
     m->nclasses = n;
     memcpy(m->class_size, sizes, sizeof sizes);
@@ -266,8 +267,18 @@ static int attach(hmm_t *m)
     m->stripes = (struct hmm_stripe *)(m->base + m->hdr->stripe_off);
     m->classes = (struct hmm_class *)(m->base + m->hdr->class_off);
     m->pagetab = (hmm_atomic_u64 *)(m->base + m->hdr->pagetab_off);
-    m->index = (struct hmm_bucket *)(m->base + m->hdr->index_off);
-    return 0;
+    struct hmm_ix cur, old;
+    return index_views(m, &cur, &old);
+}
+
+void *hmm_at_slow(hmm_t *m, uint64_t off, uint64_t len)
+{
+    if (off >= m->reserve || len > m->reserve - off || map_refresh_limit(m) != 0)
+        return NULL;
+    uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    if (off > limit || len > limit - off)
+        return NULL;
+    return m->base + off;
 }
 
 int map_refresh_limit(hmm_t *m)
@@ -275,10 +286,14 @@ int map_refresh_limit(hmm_t *m)
     struct stat st;
     if (m->fd < 0 || fstat(m->fd, &st) != 0)
         return -EIO;
-    uint64_t need = m->data_off + (map_npages(m) << m->page_shift);
-    if ((uint64_t)st.st_size < need || need > m->reserve)
+    uint64_t npages = map_npages(m);
+    uint64_t need = m->data_off + (npages << m->page_shift);
+    if (npages > m->pagetab_cap || (uint64_t)st.st_size < need || need > m->reserve)
         return hmm_fail(HMM_CORRUPT, "%s: file is shorter than its page count", m->path);
-    atomic_store_explicit(&m->limit, need, memory_order_relaxed);
+    /* Only ever raised: the file never shrinks. */
+    uint64_t cur = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    while (cur < need && !atomic_compare_exchange_weak(&m->limit, &cur, need))
+        ;
     return 0;
 }
 

@@ -38,7 +38,8 @@ static int read_attempt(hmm_t *m, uint64_t hash, const void *key, size_t klen, s
 {
     int rc = 0;
     hmm_atomic_u64 *slot;
-    uint64_t off = index_lookup(m, hash, key, klen, &slot, &rc);
+    struct hmm_ix in;
+    uint64_t off = index_find(m, hash, key, klen, &slot, &in, &rc);
     if (rc)
         return rc;
     if (!off)

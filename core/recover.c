@@ -17,19 +17,28 @@
 
 #define STATE_BIT(st) (1u << (st))
 
-void recount_stripe_locked(hmm_t *m, uint32_t stripe)
+static void count_stripe(hmm_t *m, const struct hmm_ix *ix, uint32_t stripe, int64_t *items, int64_t *bytes)
 {
-    int64_t items = 0, bytes = 0;
-    for (uint64_t b = 0; b < m->index_buckets; b++) {
+    for (uint64_t b = 0; b < ix->nb; b++) {
         for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-            uint64_t s = atomic_load_explicit(&m->index[b].slot[j], memory_order_relaxed);
+            uint64_t s = atomic_load_explicit(&ix->bk[b].slot[j], memory_order_relaxed);
             if (s == 0 || (HMM_SLOT_TAG(s) & m->stripe_mask) != stripe)
                 continue;
             struct hmm_entry *e = entry_whole_at(m, HMM_SLOT_OFF(s));
-            items++;
-            bytes += e ? (int64_t)entry_bytes(e->klen, e->vlen) : 0;
+            (*items)++;
+            *bytes += e ? (int64_t)entry_bytes(e->klen, e->vlen) : 0;
         }
     }
+}
+
+void recount_stripe_locked(hmm_t *m, uint32_t stripe)
+{
+    int64_t items = 0, bytes = 0;
+    struct hmm_ix cur, old;
+    if (index_views(m, &cur, &old) != 0)
+        return;
+    count_stripe(m, &cur, stripe, &items, &bytes);
+    count_stripe(m, &old, stripe, &items, &bytes);
     m->stripes[stripe].items = items;
     m->stripes[stripe].bytes_used = bytes;
 }
@@ -42,6 +51,10 @@ void recover_stripe_locked(hmm_t *m, uint32_t stripe)
     uint64_t x = atomic_load(&in->new_off);
     uint64_t y = atomic_load(&in->old_off);
 
+    if (atomic_load(&in->op) == HMM_OP_MOVE) {
+        grow_recover_move_locked(m, stripe);
+        x = y = 0;
+    }
     if (x) {
         if (index_reachable_locked(m, hash, x))
             atomic_store(&in->new_off, 0); /* the publish happened: the new entry stays */
@@ -65,6 +78,28 @@ void recover_stripe_locked(hmm_t *m, uint32_t stripe)
         seq_end_free(s);
     recount_stripe_locked(m, stripe);
     atomic_store(&in->op, HMM_OP_NONE);
+}
+
+/* Alone: finish an index growth that was under way, then free the index
+ * runs that no reader can be probing any more. */
+static void recover_grow_cold(hmm_t *m)
+{
+    if (atomic_load(&m->hdr->index_old) == atomic_load(&m->hdr->index_cur))
+        atomic_store(&m->hdr->index_old, 0);
+    if (atomic_load(&m->hdr->index_old) && grow_index_finish(m) != 0)
+        return;
+    uint64_t keep = HMM_INDEX_PAGE(atomic_load(&m->hdr->index_cur));
+    uint64_t npages = map_npages(m);
+    for (uint64_t p = 0; p < npages; p++) {
+        uint64_t v = atomic_load(&m->pagetab[p]);
+        if (HMM_PAGE_KIND(v) != HMM_PAGE_INDEX_HEAD || p == keep)
+            continue;
+        uint64_t n = HMM_PAGE_ARG(v);
+        atomic_store(&m->pagetab[p], 0);
+        for (uint64_t i = 1; i < n && p + i < npages; i++)
+            atomic_store(&m->pagetab[p + i], 0);
+        atomic_fetch_sub(&m->hdr->index_pages, n);
+    }
 }
 
 /* The map is open nowhere else (map.c's flock says so): lock words may
@@ -95,6 +130,9 @@ void recover_cold_start(hmm_t *m)
         recover_stripe_locked(m, s);
         repaired = true;
     }
+    lock_init_shared(&m->hdr->grow_lock);
+    atomic_store(&m->hdr->grow_owner_proc, 0);
+    recover_grow_cold(m);
     if (repaired)
         atomic_fetch_add(&m->hdr->recoveries, 1);
 }

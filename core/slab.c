@@ -113,19 +113,34 @@ static bool run_is_free(hmm_t *m, uint64_t first, uint64_t n)
     return true;
 }
 
-int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, uint64_t *page)
+static bool find_free_run(hmm_t *m, uint64_t n, uint64_t *page)
 {
     uint64_t npages = map_npages(m);
     for (uint64_t p = 0; p + n <= npages; p++) {
-        if (!run_is_free(m, p, n))
-            continue;
-        unsigned tail_kind = head_kind == HMM_PAGE_INDEX_HEAD ? HMM_PAGE_INDEX_TAIL : HMM_PAGE_RUN_TAIL;
-        for (uint64_t i = 1; i < n; i++)
-            atomic_store_explicit(&m->pagetab[p + i], HMM_PAGE_MAKE(tail_kind, p), memory_order_release);
-        *page = p;
-        return 0;
+        if (run_is_free(m, p, n)) {
+            *page = p;
+            return true;
+        }
     }
-    return HMM_FULL;
+    return false;
+}
+
+int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, uint64_t *page)
+{
+    uint64_t p;
+    if (!find_free_run(m, n, &p)) {
+        int rc = grow_file_locked(m, n, head_kind == HMM_PAGE_INDEX_HEAD);
+        if (rc)
+            return rc;
+        if (!find_free_run(m, n, &p))
+            return HMM_FULL;
+    }
+    /* Tails first, head last (by the caller): the head is the commit. */
+    unsigned tail_kind = head_kind == HMM_PAGE_INDEX_HEAD ? HMM_PAGE_INDEX_TAIL : HMM_PAGE_RUN_TAIL;
+    for (uint64_t i = 1; i < n; i++)
+        atomic_store_explicit(&m->pagetab[p + i], HMM_PAGE_MAKE(tail_kind, p), memory_order_release);
+    *page = p;
+    return 0;
 }
 
 void recover_pages_locked(hmm_t *m)

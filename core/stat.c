@@ -30,8 +30,11 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
     st->size = m->hdr->size;
     st->max_size = m->hdr->max_size;
     st->file_size = m->data_off + (npages << m->page_shift);
-    st->index_buckets = m->index_buckets;
-    st->index_slots = m->index_buckets * HMM_BUCKET_SLOTS;
+    struct hmm_ix cur, old;
+    if (index_views(m, &cur, &old) == 0) {
+        st->index_buckets = cur.nb;
+        st->index_slots = cur.nb * HMM_BUCKET_SLOTS;
+    }
     st->generation = atomic_load(&m->hdr->generation);
     st->recoveries = atomic_load(&m->hdr->recoveries);
     st->default_ttl_ms = m->default_ttl_ms;

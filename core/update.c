@@ -33,7 +33,14 @@ struct write_req {
     int64_t delta;         /* incr */
     int64_t result;        /* incr */
     char numbuf[24];       /* incr: the new value as text */
+    bool index_full;       /* no slot within reach: grow the index and retry */
+    bool want_growth;      /* the index is getting full: grow it after unlocking */
 };
+
+/* Grow the index once its fill, estimated from this stripe's share
+ * (keys spread evenly over stripes), passes 85% of its slots. */
+#define GROW_FILL_PCT 85u
+#define GROW_MIN_STRIPE_ITEMS 32
 
 /* A counter's value is a decimal int64 in ASCII (FORMAT.md §6, vtype). */
 static int parse_counter(const uint8_t *p, size_t len, int64_t *out)
@@ -121,7 +128,8 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
 
     int rc = 0;
     hmm_atomic_u64 *slot = NULL;
-    uint64_t y = index_lookup(m, r->hash, r->key, r->klen, &slot, &rc);
+    struct hmm_ix yin, cur, old;
+    uint64_t y = index_find(m, r->hash, r->key, r->klen, &slot, &yin, &rc);
     if (rc)
         return hmm_fail(rc, "%s: an index slot points outside the map", m->path);
     struct hmm_entry *ye = y ? entry_whole_at(m, y) : NULL;
@@ -150,13 +158,21 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
         if (x) /* the publish: readers see the old entry or the new one */
             atomic_store_explicit(slot, HMM_SLOT_MAKE(hash_tag(r->hash), x), memory_order_release);
         else
-            index_remove_locked(m, r->hash, slot);
+            index_remove_locked(m, &yin, r->hash, slot);
     } else {
-        int irc = index_insert_locked(m, r->hash, x);
+        unsigned passed = 0;
+        int irc = index_views(m, &cur, &old);
+        if (irc == 0)
+            irc = index_insert_locked(m, &cur, r->hash, x, &passed);
         if (irc) {
             slab_free(m, si, x, &in->new_off);
+            r->index_full = irc == HMM_FULL;
             return hmm_fail(irc, "%s: no free index slot within reach of the key's home bucket", m->path);
         }
+        uint64_t items = (uint64_t)(s->items + 1);
+        r->want_growth = passed >= 4 || (items >= GROW_MIN_STRIPE_ITEMS &&
+                                         items * (m->stripe_mask + 1) * 100 >
+                                             cur.nb * HMM_BUCKET_SLOTS * GROW_FILL_PCT);
     }
     HMM_CRASHPOINT("published");
     if (y) {
@@ -192,12 +208,22 @@ static int write_run(hmm_t *m, struct write_req *r)
     proc_slot_ensure(m);
     r->hash = key_hash(r->key, r->klen);
     uint32_t si = hash_stripe(m, r->hash);
-    rc = lock_stripe(m, si);
-    if (rc)
-        return rc;
-    rc = write_locked(m, si, r);
-    unlock_stripe(m, si);
-    return rc;
+    for (int attempt = 0;; attempt++) {
+        r->index_full = r->want_growth = false;
+        rc = lock_stripe(m, si);
+        if (rc)
+            return rc;
+        rc = write_locked(m, si, r);
+        unlock_stripe(m, si);
+        /* Growth work is done holding no lock (grow.c's lock order). */
+        if (r->index_full && attempt > 0)
+            grow_index_finish(m); /* a growth was running: complete it, then grow again */
+        if (r->index_full || r->want_growth)
+            grow_index_start(m);
+        grow_index_help(m);
+        if (!r->index_full || attempt == 2)
+            return rc;
+    }
 }
 
 HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,

@@ -1,0 +1,226 @@
+/*
+ * grow.c - online growth (FORMAT.md §10): the file grows by appending
+ * pages, the index by doubling into a new run that writers drain the old
+ * one into, a few buckets at a time, while readers look in both.
+ *
+ * Moving a key takes its stripe lock and makes the stripe's seq odd, so a
+ * reader that looked in the new index before the move and in the old one
+ * after it finds out and retries.  Nothing that holds a lock moves: locks
+ * live in the fixed part of the file, which growth never touches, and each
+ * process's mapping was reserved at the largest size the file can reach.
+ *
+ * Lock order: grow, stripe, class, pages.  Helpers drain holding no lock
+ * but the one stripe they move a key of.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+#define HELP_BUCKETS 4u         /* old buckets a writer drains per operation */
+
+static void recover_grow_locked(hmm_t *m, uint32_t unused)
+{
+    (void)unused;
+    /* Died between publishing the old index and the new current one. */
+    if (atomic_load(&m->hdr->index_old) == atomic_load(&m->hdr->index_cur))
+        atomic_store(&m->hdr->index_old, 0);
+}
+
+int lock_grow(hmm_t *m)
+{
+    int rc = pthread_mutex_lock(&m->hdr->grow_lock);
+    if (rc == EOWNERDEAD) {
+        recover_grow_locked(m, 0);
+        atomic_fetch_add(&m->hdr->recoveries, 1);
+        pthread_mutex_consistent(&m->hdr->grow_lock);
+        rc = 0;
+    }
+    if (rc)
+        return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: growth lock: %s", m->path,
+                        strerror(rc));
+    atomic_store_explicit(&m->hdr->grow_owner_proc, proc_self_tag(m), memory_order_relaxed);
+    return 0;
+}
+
+void unlock_grow(hmm_t *m)
+{
+    atomic_store_explicit(&m->hdr->grow_owner_proc, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&m->hdr->grow_lock);
+}
+
+int grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
+{
+    struct hmm_header *h = m->hdr;
+    uint64_t npages = map_npages(m);
+    uint64_t entry_pages = npages - atomic_load(&h->index_pages);
+    uint64_t max_entry_pages = (h->max_size + m->page_size - 1) >> m->page_shift;
+    uint64_t step = n;
+    if (!for_index) {
+        if (entry_pages + n > max_entry_pages)
+            return HMM_FULL;
+        /* Double, so a map filled from small size grows a logarithmic number of times. */
+        step = entry_pages < 16 ? 16 : entry_pages;
+        if (step < n)
+            step = n;
+        if (entry_pages + step > max_entry_pages)
+            step = max_entry_pages - entry_pages;
+    }
+    if (npages + step > m->pagetab_cap)
+        return hmm_fail(HMM_FULL, "%s: page table is full", m->path);
+    uint64_t size = m->data_off + ((npages + step) << m->page_shift);
+    if (ftruncate(m->fd, (off_t)size) != 0)
+        return hmm_fail(-errno, "%s: cannot grow the map to %llu bytes: %s", m->path,
+                        (unsigned long long)size, strerror(errno));
+    HMM_CRASHPOINT("grown");
+    /* The file is long enough before anyone may use the pages: release
+     * pairs with the acquire in map_npages(). */
+    atomic_store_explicit(&h->npages, npages + step, memory_order_release);
+    atomic_fetch_add_explicit(&h->generation, 1, memory_order_release);
+    return map_refresh_limit(m);
+}
+
+int grow_index_start(hmm_t *m)
+{
+    int rc = lock_grow(m);
+    if (rc)
+        return rc;
+    struct hmm_header *h = m->hdr;
+    uint64_t wc = atomic_load(&h->index_cur);
+    if (atomic_load(&h->index_old) != 0 || HMM_INDEX_BUCKETS(wc) > UINT32_MAX / 2) {
+        unlock_grow(m);
+        return 0;
+    }
+    uint64_t nb = HMM_INDEX_BUCKETS(wc) * 2;
+    uint64_t n = (nb * sizeof(struct hmm_bucket) + m->page_size - 1) >> m->page_shift;
+    uint64_t p;
+    rc = lock_pages(m);
+    if (rc == 0) {
+        rc = pages_alloc_run_locked(m, n, HMM_PAGE_INDEX_HEAD, &p);
+        if (rc == 0) {
+            memset(m->base + map_page_off(m, p), 0, n << m->page_shift);
+            atomic_store_explicit(&m->pagetab[p], HMM_PAGE_MAKE(HMM_PAGE_INDEX_HEAD, n), memory_order_release);
+            atomic_fetch_add(&h->index_pages, n);
+        }
+        unlock_pages(m);
+    }
+    if (rc == 0) {
+        atomic_store(&h->migrate_next, 0);
+        /* Old before current: a reader that sees the new current also sees
+         * where the keys not yet moved are (index_views()). */
+        atomic_store_explicit(&h->index_old, wc, memory_order_release);
+        HMM_CRASHPOINT("index_grown");
+        atomic_store_explicit(&h->index_cur, HMM_INDEX_MAKE(p, nb), memory_order_release);
+        atomic_fetch_add_explicit(&h->generation, 1, memory_order_release);
+    }
+    unlock_grow(m);
+    return rc;
+}
+
+int grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, hmm_atomic_u64 *slot)
+{
+    uint64_t s = atomic_load(slot);
+    /* Slots of the old index are only cleared or updated in place by their
+     * key's stripe, so one that changed stripe is gone, not ours. */
+    if (s == 0 || (HMM_SLOT_TAG(s) & m->stripe_mask) != stripe)
+        return 0;
+    uint64_t off = HMM_SLOT_OFF(s);
+    struct hmm_entry *e = entry_whole_at(m, off);
+    if (!e)
+        return hmm_fail(HMM_CORRUPT, "%s: index slot points outside the map", m->path);
+    uint64_t hash = key_hash(entry_key(e), e->klen);
+    struct hmm_ix cur, ignored;
+    int rc = index_views(m, &cur, &ignored);
+    if (rc)
+        return rc;
+    struct hmm_stripe *st = &m->stripes[stripe];
+    struct hmm_intent *in = &st->intent;
+    atomic_store_explicit(&in->hash, hash, memory_order_relaxed);
+    atomic_store_explicit(&in->new_off, off, memory_order_relaxed);
+    atomic_store_explicit(&in->op, HMM_OP_MOVE, memory_order_release);
+    seq_begin_free(st);
+    unsigned passed;
+    rc = index_insert_locked(m, &cur, hash, off, &passed);
+    if (rc == 0) {
+        HMM_CRASHPOINT("moved");
+        index_remove_locked(m, old, hash, slot);
+    }
+    seq_end_free(st);
+    atomic_store_explicit(&in->new_off, 0, memory_order_relaxed);
+    atomic_store_explicit(&in->op, HMM_OP_NONE, memory_order_release);
+    return rc;
+}
+
+void grow_recover_move_locked(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_intent *in = &m->stripes[stripe].intent;
+    uint64_t hash = atomic_load(&in->hash), off = atomic_load(&in->new_off);
+    struct hmm_ix cur, old;
+    if (!off || index_views(m, &cur, &old) != 0)
+        return;
+    /* In both: the mover died between insert and remove; in one: nothing to do. */
+    hmm_atomic_u64 *in_old = index_slot_of_locked(&old, hash, off);
+    if (in_old && index_slot_of_locked(&cur, hash, off))
+        index_remove_locked(m, &old, hash, in_old);
+    atomic_store(&in->new_off, 0);
+}
+
+static int drain_bucket(hmm_t *m, const struct hmm_ix *old, uint64_t b)
+{
+    for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
+        hmm_atomic_u64 *slot = &old->bk[b].slot[j];
+        uint64_t s = atomic_load(slot);
+        if (s == 0)
+            continue;
+        uint32_t stripe = HMM_SLOT_TAG(s) & m->stripe_mask;
+        int rc = lock_stripe(m, stripe);
+        if (rc)
+            return rc;
+        rc = grow_move_slot_locked(m, stripe, old, slot);
+        unlock_stripe(m, stripe);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int grow_index_finish(hmm_t *m)
+{
+    int rc = lock_grow(m);
+    if (rc)
+        return rc;
+    struct hmm_ix cur, old;
+    rc = index_views(m, &cur, &old);
+    for (uint64_t b = 0; rc == 0 && b < old.nb; b++)
+        rc = drain_bucket(m, &old, b);
+    if (rc == 0 && old.nb) {
+        /* The old run stays allocated: a reader may still be probing it.
+         * It is freed when the map is next opened by nobody else. */
+        atomic_store_explicit(&m->hdr->index_old, 0, memory_order_release);
+        atomic_fetch_add_explicit(&m->hdr->generation, 1, memory_order_release);
+    }
+    unlock_grow(m);
+    return rc;
+}
+
+void grow_index_help(hmm_t *m)
+{
+    struct hmm_ix cur, old;
+    if (atomic_load_explicit(&m->hdr->index_old, memory_order_relaxed) == 0 ||
+        index_views(m, &cur, &old) != 0 || old.nb == 0)
+        return;
+    for (unsigned i = 0; i < HELP_BUCKETS; i++) {
+        uint64_t b = atomic_fetch_add(&m->hdr->migrate_next, 1);
+        if (b >= old.nb) {
+            /* Every bucket was claimed; the finisher rescans for buckets
+             * whose claimant died before draining them. */
+            grow_index_finish(m);
+            return;
+        }
+        if (drain_bucket(m, &old, b) != 0)
+            return;
+    }
+}
