@@ -222,12 +222,12 @@ HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, co
         struct batch_key *k = &c->keys[c->pos++];
         const uint8_t *kp = c->keybuf + k->at;
         size_t len = c->valcap;
-        int rc = read_entry(c->m, kp, k->len, c->val, &len, NULL, NULL);
+        int rc = read_entry(c->m, kp, k->len, c->val, &len, NULL, NULL, false);
         while (rc == HMM_TOOSMALL) { /* the value may grow again between tries */
             if (grow((void **)&c->val, &c->valcap, len + 1, 1) != 0)
                 return -ENOMEM;
             len = c->valcap;
-            rc = read_entry(c->m, kp, k->len, c->val, &len, NULL, NULL);
+            rc = read_entry(c->m, kp, k->len, c->val, &len, NULL, NULL, false);
         }
         if (rc == HMM_NOTFOUND)
             continue; /* deleted meanwhile */

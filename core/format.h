@@ -176,6 +176,32 @@ struct hmm_bucket {
 #define HMM_SLOT_OFF(s) (((s) & ((UINT64_C(1) << 48) - 1)) << 3)
 #define HMM_SLOT_MAKE(tag, off) (((uint64_t)(tag) << 48) | ((uint64_t)(off) >> 3))
 
+/* §11: the metrics file.  Slot 0 holds the counts folded in from processes
+ * that closed or died, slot 1 those of handles without a process slot, slot
+ * 2 + i those of the process in process-table slot i.  Each slot is written
+ * (relaxed atomic adds) by one process only, so counting shares no line. */
+#define HMM_METRICS_MAGIC "HMMMETRC"
+#define HMM_METRICS_FILE "hashmmap.metrics"
+#define HMM_METRICS_VERSION 1u
+#define HMM_METRICS_SLOTS (HMM_PROCS + 2u)
+#define HMM_METRICS_TOTALS 0u
+#define HMM_METRICS_UNOWNED 1u
+struct hmm_metrics_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t byte_order;
+    uint32_t nslots;
+    uint32_t ncounters;
+    uint8_t map_id[16];             /* the map these counts belong to */
+    uint8_t pad[4096 - 40];
+};
+struct hmm_metrics_slot {
+    hmm_atomic_u64 c[32];           /* indexed by enum hmm_counter */
+};
+#define HMM_METRICS_SIZE (sizeof(struct hmm_metrics_header) + HMM_METRICS_SLOTS * sizeof(struct hmm_metrics_slot))
+
+_Static_assert(sizeof(struct hmm_metrics_header) == 4096, "metrics header is one block");
+_Static_assert(sizeof(struct hmm_metrics_slot) == 256, "metrics slot is four cache lines");
 _Static_assert(sizeof(union hmm_header_block) == HMM_HEADER_SIZE, "header is one 4 KiB block");
 
 _Static_assert(offsetof(struct hmm_header, class_size) == 192, "header field offsets are fixed");

@@ -80,6 +80,7 @@ int grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
      * pairs with the acquire in map_npages(). */
     atomic_store_explicit(&h->npages, npages + step, memory_order_release);
     atomic_fetch_add_explicit(&h->generation, 1, memory_order_release);
+    metrics_add(m, HMM_C_GROWTH_STEPS, 1);
     return map_refresh_limit(m);
 }
 
@@ -115,6 +116,7 @@ int grow_index_start(hmm_t *m)
         HMM_CRASHPOINT("index_grown");
         atomic_store_explicit(&h->index_cur, HMM_INDEX_MAKE(p, nb), memory_order_release);
         atomic_fetch_add_explicit(&h->generation, 1, memory_order_release);
+        metrics_add(m, HMM_C_GROWTH_STEPS, 1);
     }
     unlock_grow(m);
     return rc;

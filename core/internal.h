@@ -41,6 +41,10 @@ struct hmm {
     uint32_t flags;             /* header flags | HMM_RDONLY for this handle */
     uint64_t default_ttl_ms;
 
+    int mfd;                    /* metrics file (or memfd), -1 when none */
+    struct hmm_metrics_slot *mslots; /* HMM_METRICS_SLOTS slots, NULL when none */
+    _Atomic(struct hmm_metrics_slot *) mslot; /* where this process counts, NULL: nowhere */
+
     pthread_mutex_t slot_mutex; /* serialises claiming a process slot (after fork) */
     _Atomic uint32_t proc_slot; /* our slot + 1, 0 when none */
     _Atomic uint64_t slot_epoch;/* fork epoch when the slot was claimed */
@@ -67,6 +71,20 @@ static inline void *hmm_at(hmm_t *m, uint64_t off, uint64_t len)
 int map_refresh_limit(hmm_t *m);
 uint64_t map_page_off(const hmm_t *m, uint64_t page);
 uint64_t map_npages(const hmm_t *m);
+
+/* ---- metrics.c ---- */
+int metrics_open(hmm_t *m, const char *dir, unsigned mode);
+void metrics_close(hmm_t *m);
+void metrics_bind(hmm_t *m, uint32_t proc_slot_tag); /* count into this process's slot */
+void metrics_fold(hmm_t *m, uint32_t proc_slot_index); /* a closed or dead process's counts into the totals */
+void metrics_sum(hmm_t *m, uint64_t *counters);
+/* Counting is one relaxed add on a line only this process writes. */
+static inline void metrics_add(hmm_t *m, enum hmm_counter c, uint64_t n)
+{
+    struct hmm_metrics_slot *s = atomic_load_explicit(&m->mslot, memory_order_relaxed);
+    if (s)
+        atomic_fetch_add_explicit(&s->c[c], n, memory_order_relaxed);
+}
 
 /* ---- proc.c ---- */
 int proc_slot_ensure(hmm_t *m);          /* claim our slot (again after fork) */
@@ -172,7 +190,7 @@ void unlock_grow(hmm_t *m);
 
 /* ---- read.c ---- */
 int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
-               uint64_t *version, uint8_t *vtype);
+               uint64_t *version, uint8_t *vtype, bool count);
 
 /* ---- recover.c ---- */
 void recover_stripe_locked(hmm_t *m, uint32_t stripe);

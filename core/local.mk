@@ -19,7 +19,9 @@ HMM_CORE_SOURCES = \
 	%reldir%/recover.c \
 	%reldir%/cursor.c \
 	%reldir%/check.c \
-	%reldir%/stat.c
+	%reldir%/stat.c \
+	%reldir%/grow.c \
+	%reldir%/metrics.c
 
 lib_LTLIBRARIES += libhashmmap.la
 libhashmmap_la_SOURCES = $(HMM_CORE_SOURCES)

@@ -33,7 +33,11 @@ int lock_init_shared(pthread_mutex_t *mu)
 static int lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
                        const char *what)
 {
-    int rc = pthread_mutex_lock(mu);
+    int rc = pthread_mutex_trylock(mu);
+    if (rc == EBUSY) {
+        metrics_add(m, HMM_C_LOCK_WAITS, 1);
+        rc = pthread_mutex_lock(mu);
+    }
     if (rc == 0)
         return 0;
     if (rc == EOWNERDEAD) {

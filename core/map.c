@@ -303,6 +303,7 @@ static hmm_t *handle_new(const char *path, bool rdonly, bool anon)
     if (!m)
         return NULL;
     m->fd = -1;
+    m->mfd = -1;
     m->rdonly = rdonly;
     m->anon = anon;
     m->path = strdup(path);
@@ -316,6 +317,7 @@ static hmm_t *handle_new(const char *path, bool rdonly, bool anon)
 
 static void handle_free(hmm_t *m)
 {
+    metrics_close(m);
     if (m->base)
         munmap(m->base, m->reserve);
     if (m->fd >= 0)
@@ -393,9 +395,11 @@ static int join_openers(hmm_t *m)
     return 0;
 }
 
-static int finish_open(hmm_t *m)
+static int finish_open(hmm_t *m, const char *dir, unsigned mode)
 {
     int rc = attach(m);
+    if (rc == 0)
+        rc = metrics_open(m, dir, mode);
     if (rc == 0)
         rc = join_openers(m);
     if (rc == 0 && !m->rdonly) {
@@ -459,7 +463,7 @@ HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
         rc = hmm_fail(-ENOENT, "%s: map vanished while it was being opened", path);
         goto fail;
     }
-    rc = finish_open(m);
+    rc = finish_open(m, dir, mode);
     if (rc)
         goto fail;
     *out = m;
@@ -494,7 +498,7 @@ HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
     }
     rc = size_and_init(m->fd, &g, cfg, m->path);
     if (rc == 0)
-        rc = finish_open(m);
+        rc = finish_open(m, NULL, 0600);
     if (rc)
         goto fail;
     *out = m;

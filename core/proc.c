@@ -96,10 +96,12 @@ static int claim_slot_locked(hmm_t *m)
         p->opened_ms = hmm_now_ms();
         atomic_store(&p->start_time, start ? start : 1);
         atomic_store(&m->proc_slot, i + 1);
+        metrics_bind(m, i + 1);
         return 0;
     }
     /* A full table does not stop the process: it is just not listed. */
     atomic_store(&m->proc_slot, 0);
+    metrics_bind(m, 0);
     return 0;
 }
 
@@ -128,6 +130,8 @@ void proc_slot_release(hmm_t *m)
     uint64_t pid = (uint64_t)getpid();
     if (atomic_load(&p->pid) != pid)
         return;
+    atomic_store(&m->mslot, NULL);
+    metrics_fold(m, tag - 1);
     atomic_store(&p->start_time, 0);
     atomic_store(&p->pid, 0);
     atomic_store(&m->proc_slot, 0);
@@ -159,6 +163,7 @@ void proc_repair_dead(hmm_t *m)
         if (proc_alive((int64_t)pid, start == 1 ? 0 : start))
             continue;
         repair_locks_of(m, i + 1);
+        metrics_fold(m, i);
         /* Only the slot's pid is compared, so two repairers free it once. */
         if (atomic_compare_exchange_strong(&p->pid, &pid, 0))
             atomic_store(&p->start_time, 0);

@@ -97,7 +97,7 @@ static int read_rdonly_slow(hmm_t *m, struct hmm_stripe *s, uint64_t hash, const
 }
 
 int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, uint64_t *version,
-               uint8_t *vtype)
+               uint8_t *vtype, bool count)
 {
     int rc = check_key(m, key, klen);
     if (rc)
@@ -108,7 +108,8 @@ int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, 
     uint64_t hash = key_hash(key, klen);
     struct hmm_stripe *s = &m->stripes[hash_stripe(m, hash)];
     rc = HMM_BUSY;
-    for (int tries = 0; tries < OPTIMISTIC_TRIES; tries++) {
+    int tries;
+    for (tries = 0; tries < OPTIMISTIC_TRIES; tries++) {
         uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
         if (s0 & 1) {
             cpu_relax();
@@ -133,6 +134,13 @@ int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, 
         }
     }
 done:
+    if (count) {
+        metrics_add(m, HMM_C_GETS, 1);
+        if (rc == HMM_NOTFOUND)
+            metrics_add(m, HMM_C_MISSES, 1);
+    }
+    if (tries > 0)
+        metrics_add(m, HMM_C_READ_RETRIES, (uint64_t)tries);
     if (rc == HMM_CORRUPT)
         return hmm_fail(rc, "%s: an index slot or entry fails its bounds check", m->path);
     if (rc == 0 || rc == HMM_TOOSMALL) {
@@ -147,11 +155,11 @@ done:
 
 HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
-    return read_entry(m, key, klen, val, vlen, NULL, NULL);
+    return read_entry(m, key, klen, val, vlen, NULL, NULL, true);
 }
 
 HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
                         uint64_t *version)
 {
-    return read_entry(m, key, klen, val, vlen, version, NULL);
+    return read_entry(m, key, klen, val, vlen, version, NULL, true);
 }

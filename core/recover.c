@@ -118,6 +118,8 @@ void recover_cold_start(hmm_t *m)
         lock_init_shared(&m->stripes[s].lock);
         atomic_store(&m->stripes[s].owner_proc, 0);
     }
+    for (uint32_t i = 0; i < HMM_PROCS; i++)
+        metrics_fold(m, i);
     memset(m->procs, 0, HMM_PROCS * sizeof *m->procs);
     recover_pages_locked(m);
     for (uint32_t c = 0; c < m->nclasses; c++)

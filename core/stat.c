@@ -48,5 +48,27 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
     st->nprocs = (uint32_t)nprocs;
     st->format_version = m->hdr->format_version;
     st->flags = m->flags;
+    metrics_sum(m, st->counters);
+    /* hits are not counted on the hot path; recoveries live in the map header. */
+    uint64_t gets = st->counters[HMM_C_GETS], misses = st->counters[HMM_C_MISSES];
+    st->counters[HMM_C_HITS] = gets > misses ? gets - misses : 0;
+    st->counters[HMM_C_RECOVERIES] = st->recoveries;
+    return 0;
+}
+
+HMM_EXPORT int hmm_stat_classes(hmm_t *m, hmm_class_stats *out, size_t cap, size_t *n)
+{
+    if (!m || !n || (!out && cap))
+        return -EINVAL;
+    for (uint32_t c = 0; c < m->nclasses && c < cap; c++) {
+        const struct hmm_class *cl = &m->classes[c];
+        out[c] = (hmm_class_stats){
+            .chunk_size = m->class_size[c],
+            .pages = cl->pages,
+            .chunks_used = cl->chunks_used,
+            .chunks_total = cl->pages * (m->page_size / m->class_size[c]),
+        };
+    }
+    *n = m->nclasses;
     return 0;
 }

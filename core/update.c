@@ -175,6 +175,8 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
                                              cur.nb * HMM_BUCKET_SLOTS * GROW_FILL_PCT);
     }
     HMM_CRASHPOINT("published");
+    if (expired)
+        metrics_add(m, HMM_C_EXPIRATIONS, 1);
     if (y) {
         seq_begin_free(s);
         int frc = slab_free(m, si, y, &in->old_off);
@@ -222,8 +224,18 @@ static int write_run(hmm_t *m, struct write_req *r)
             grow_index_start(m);
         grow_index_help(m);
         if (!r->index_full || attempt == 2)
-            return rc;
+            break;
     }
+    static const enum hmm_counter done_counter[] = {
+        [WRITE_PUT] = HMM_C_PUTS, [WRITE_CAS] = HMM_C_PUTS, [WRITE_DEL] = HMM_C_DELETES,
+        [WRITE_INCR] = HMM_C_INCRS};
+    if (rc == 0)
+        metrics_add(m, done_counter[r->kind], 1);
+    else if (rc == HMM_MISMATCH)
+        metrics_add(m, HMM_C_CAS_FAILURES, 1);
+    else if (rc == HMM_FULL)
+        metrics_add(m, HMM_C_FULL_ERRORS, 1);
+    return rc;
 }
 
 HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,

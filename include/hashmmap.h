@@ -105,6 +105,34 @@ typedef struct hmm_config {
     uint32_t slab_factor_pct;/* growth factor of slab size classes in percent; 0 = 125 */
 } hmm_config;
 
+/* Event counters (metrics), kept in DIR/hashmmap.metrics in per-process
+ * slots and summed by hmm_stat().  A process's counts survive its exit.
+ * Handles opened HMM_RDONLY count nothing (they never write the files).
+ * The X-macro gives each its index (HMM_C_...), its name and its meaning. */
+#define HMM_COUNTER_MAP(XX)                                                             \
+    XX(GETS, gets, "lookups (hmm_get, hmm_getv, cursor reads excluded)")                \
+    XX(HITS, hits, "lookups that found the key")                                        \
+    XX(MISSES, misses, "lookups that did not find the key (absent or expired)")         \
+    XX(PUTS, puts, "entries stored (hmm_put, hmm_cas)")                                 \
+    XX(DELETES, deletes, "entries deleted (hmm_del)")                                   \
+    XX(INCRS, incrs, "counter increments (hmm_incr)")                                   \
+    XX(CAS_FAILURES, cas_failures, "hmm_cas calls refused with HMM_MISMATCH")           \
+    XX(EVICTIONS, evictions, "entries evicted to make room (cache mode)")               \
+    XX(EXPIRATIONS, expirations, "expired entries reclaimed")                           \
+    XX(RECOVERIES, recoveries, "repairs of work left behind by dead processes")         \
+    XX(READ_RETRIES, read_retries, "optimistic reads retried after a concurrent write") \
+    XX(LOCK_WAITS, lock_waits, "lock acquisitions that had to wait for another holder") \
+    XX(GROWTH_STEPS, growth_steps, "file and index growth steps")                       \
+    XX(FULL_ERRORS, full_errors, "writes refused with HMM_FULL")
+
+enum hmm_counter {
+#define HMM_COUNTER_ENUM(id, name, help) HMM_C_##id,
+    HMM_COUNTER_MAP(HMM_COUNTER_ENUM)
+#undef HMM_COUNTER_ENUM
+    HMM_COUNTER_COUNT
+};
+#define HMM_COUNTERS_MAX 32 /* capacity of hmm_stats.counters; never shrinks */
+
 /* Counters and sizes of a map, filled by hmm_stat(). */
 typedef struct hmm_stats {
     uint64_t items;          /* live entries (expired ones not yet reclaimed included) */
@@ -126,8 +154,18 @@ typedef struct hmm_stats {
     uint32_t nprocs;         /* processes that have the map open now */
     uint32_t format_version;
     uint32_t flags;          /* HMM_CACHE, HMM_NOREPLOG as created; HMM_RDONLY for this handle */
+    uint64_t counters[HMM_COUNTERS_MAX]; /* indexed by enum hmm_counter */
     uint64_t reserved[16];   /* zero; room for later fields without an ABI break */
 } hmm_stats;
+
+/* Use of one slab size class, as listed by hmm_stat_classes(). */
+typedef struct hmm_class_stats {
+    uint32_t chunk_size;     /* bytes per chunk */
+    uint32_t reserved0;
+    uint64_t pages;          /* pages given to the class */
+    uint64_t chunks_used;    /* chunks holding entries (or being written) */
+    uint64_t chunks_total;   /* chunks the class's pages hold */
+} hmm_class_stats;
 
 /* One process that has the map open, as listed by hmm_procs(). */
 typedef struct hmm_proc_info {
@@ -221,6 +259,13 @@ HMM_EXPORT void hmm_cursor_close(hmm_cursor *c); /* NULL is a no-op */
 HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st);
 /* Flush the map to stable storage (msync + fsync).  No-op for anonymous maps. */
 HMM_EXPORT int hmm_sync(hmm_t *m);
+/* Name ("gets") and one-line meaning of counter id (enum hmm_counter);
+ * NULL for an id out of range. */
+HMM_EXPORT const char *hmm_counter_name(int id);
+HMM_EXPORT const char *hmm_counter_help(int id);
+/* Per size class use: fills up to cap entries of out, *n receives the
+ * number of classes. */
+HMM_EXPORT int hmm_stat_classes(hmm_t *m, hmm_class_stats *out, size_t cap, size_t *n);
 /* List processes that have the map open: fills up to cap entries of out,
  * *n receives the total (which may exceed cap). */
 HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n);

@@ -1,0 +1,183 @@
+/*
+ * metrics.c - event counters in DIR/hashmmap.metrics (FORMAT.md §11).
+ *
+ * Each process counts into the slot of its process-table entry with relaxed
+ * atomic adds: the line is written by that process alone, so counting never
+ * bounces a cache line between processes (threads of one process share
+ * it).  When a process closes the map, or is found dead, its slot is folded
+ * into the totals slot with atomic exchanges, so nothing counted is lost and
+ * a reader that sums every slot sees each count once (a fold in progress may
+ * hide a process's counts from a concurrent reader for an instant, never
+ * show them twice).  hits is not counted: it is gets - misses.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+static const char *const counter_names[] = {
+#define HMM_COUNTER_NAME(id, name, help) #name,
+    HMM_COUNTER_MAP(HMM_COUNTER_NAME)
+#undef HMM_COUNTER_NAME
+};
+static const char *const counter_help[] = {
+#define HMM_COUNTER_HELP(id, name, help) help,
+    HMM_COUNTER_MAP(HMM_COUNTER_HELP)
+#undef HMM_COUNTER_HELP
+};
+_Static_assert(HMM_COUNTER_COUNT <= HMM_COUNTERS_MAX, "counters fit hmm_stats");
+_Static_assert(HMM_COUNTERS_MAX <= 32, "counters fit a metrics slot");
+
+HMM_EXPORT const char *hmm_counter_name(int id)
+{
+    return id >= 0 && id < HMM_COUNTER_COUNT ? counter_names[id] : NULL;
+}
+
+HMM_EXPORT const char *hmm_counter_help(int id)
+{
+    return id >= 0 && id < HMM_COUNTER_COUNT ? counter_help[id] : NULL;
+}
+
+static void init_metrics(struct hmm_metrics_header *h, const uint8_t *map_id)
+{
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, HMM_METRICS_MAGIC, 8);
+    h->version = HMM_METRICS_VERSION;
+    h->byte_order = HMM_BYTE_ORDER_MARK;
+    h->nslots = HMM_METRICS_SLOTS;
+    h->ncounters = HMM_COUNTERS_MAX;
+    memcpy(h->map_id, map_id, sizeof h->map_id);
+}
+
+static bool metrics_valid(const struct hmm_metrics_header *h, const uint8_t *map_id)
+{
+    return memcmp(h->magic, HMM_METRICS_MAGIC, 8) == 0 && h->version == HMM_METRICS_VERSION &&
+           h->byte_order == HMM_BYTE_ORDER_MARK && h->nslots == HMM_METRICS_SLOTS &&
+           h->ncounters == HMM_COUNTERS_MAX && memcmp(h->map_id, map_id, sizeof h->map_id) == 0;
+}
+
+/* Write a fresh metrics file under a temporary name and move it into place
+ * (rename: it also replaces a file that belongs to another map or is
+ * damaged; counts in it could not be trusted anyway). */
+static int create_metrics_file(const char *dir, const char *path, const uint8_t *map_id, unsigned mode)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, HMM_METRICS_FILE) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct hmm_metrics_header h;
+    init_metrics(&h, map_id);
+    int rc = fchmod(fd, mode) == 0 && ftruncate(fd, HMM_METRICS_SIZE) == 0 &&
+                     pwrite(fd, &h, sizeof h, 0) == (ssize_t)sizeof h
+                 ? 0
+                 : -errno;
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+static int map_metrics(hmm_t *m, int fd)
+{
+    int prot = m->rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
+    void *p = mmap(NULL, HMM_METRICS_SIZE, prot, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    m->mfd = fd;
+    m->mslots = (struct hmm_metrics_slot *)((uint8_t *)p + sizeof(struct hmm_metrics_header));
+    return 0;
+}
+
+/* Metrics are an aid, not the map: a failure here leaves the map usable
+ * with counting off, and says why in hmm_last_error(). */
+int metrics_open(hmm_t *m, const char *dir, unsigned mode)
+{
+    m->mfd = -1;
+    if (m->anon) {
+        int fd = memfd_create("hashmmap-metrics", MFD_CLOEXEC);
+        struct hmm_metrics_header h;
+        init_metrics(&h, m->hdr->map_id);
+        if (fd < 0 || ftruncate(fd, HMM_METRICS_SIZE) != 0 || pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+            map_metrics(m, fd) != 0) {
+            if (fd >= 0)
+                close(fd);
+            return 0;
+        }
+        return 0;
+    }
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, HMM_METRICS_FILE) >= (int)sizeof path)
+        return 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fd = open(path, (m->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        struct stat st;
+        struct hmm_metrics_header h;
+        if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size >= HMM_METRICS_SIZE &&
+            pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && metrics_valid(&h, m->hdr->map_id) &&
+            map_metrics(m, fd) == 0)
+            return 0;
+        if (fd >= 0)
+            close(fd);
+        if (m->rdonly || attempt > 0)
+            break;
+        int rc = create_metrics_file(dir, path, m->hdr->map_id, mode);
+        if (rc)
+            hmm_fail(rc, "%s: cannot create the metrics file: %s", path, strerror(-rc));
+    }
+    return 0;
+}
+
+void metrics_close(hmm_t *m)
+{
+    if (m->mslots)
+        munmap((uint8_t *)m->mslots - sizeof(struct hmm_metrics_header), HMM_METRICS_SIZE);
+    if (m->mfd >= 0)
+        close(m->mfd);
+    m->mslots = NULL;
+    m->mfd = -1;
+    atomic_store(&m->mslot, NULL);
+}
+
+void metrics_bind(hmm_t *m, uint32_t proc_slot_tag)
+{
+    if (!m->mslots || m->rdonly)
+        return;
+    uint32_t slot = proc_slot_tag ? 2 + proc_slot_tag - 1 : HMM_METRICS_UNOWNED;
+    atomic_store_explicit(&m->mslot, &m->mslots[slot], memory_order_relaxed);
+}
+
+void metrics_fold(hmm_t *m, uint32_t proc_slot_index)
+{
+    if (!m->mslots || m->rdonly || proc_slot_index >= HMM_PROCS)
+        return;
+    struct hmm_metrics_slot *from = &m->mslots[2 + proc_slot_index];
+    struct hmm_metrics_slot *to = &m->mslots[HMM_METRICS_TOTALS];
+    for (unsigned c = 0; c < HMM_COUNTERS_MAX; c++) {
+        uint64_t v = atomic_exchange(&from->c[c], 0);
+        if (v)
+            atomic_fetch_add(&to->c[c], v);
+    }
+}
+
+void metrics_sum(hmm_t *m, uint64_t *counters)
+{
+    memset(counters, 0, HMM_COUNTERS_MAX * sizeof *counters);
+    if (!m->mslots)
+        return;
+    for (unsigned s = 0; s < HMM_METRICS_SLOTS; s++)
+        for (unsigned c = 0; c < HMM_COUNTERS_MAX; c++)
+            counters[c] += atomic_load_explicit(&m->mslots[s].c[c], memory_order_relaxed);
+}
