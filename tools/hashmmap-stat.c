@@ -1,0 +1,349 @@
+/*
+ * hashmmap-stat - show a map's metrics: a table, JSON, Prometheus text, or
+ * rates per second like vmstat.
+ *
+ *   hashmmap-stat /var/lib/app/offsets
+ *   hashmmap-stat --json /var/lib/app/offsets
+ *   hashmmap-stat --prometheus /var/lib/app/offsets > /var/lib/node_exporter/hashmmap.prom
+ *   hashmmap-stat --watch 1 /var/lib/app/offsets
+ *
+ * Opens the map read-only: it never writes a byte of the map's files, and
+ * works while other processes write.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hashmmap.h>
+
+enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_ERROR = 3 };
+enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_PROMETHEUS };
+
+struct snapshot {
+    hmm_stats st;
+    hmm_class_stats classes[64];
+    size_t nclasses;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: hashmmap-stat [OPTION]... DIR\n"
+            "Show the metrics of the hashmmap map kept in DIR (opened read-only).\n"
+            "\n"
+            "  -j, --json           one JSON object\n"
+            "  -p, --prometheus     Prometheus text exposition format (names prefixed hashmmap_)\n"
+            "  -w, --watch SECONDS  a line of rates per second every SECONDS, like vmstat\n"
+            "  -c, --count N        with --watch: stop after N lines\n"
+            "  -h, --help           this help\n"
+            "  -V, --version        the library version\n"
+            "\n"
+            "Examples:\n"
+            "  hashmmap-stat /var/lib/app/offsets\n"
+            "  hashmmap-stat --json /var/lib/app/offsets | jq .hits\n"
+            "  hashmmap-stat --watch 1 --count 10 /var/lib/app/offsets\n"
+            "\n"
+            "Exit status: 0 success, 2 usage error, 3 the map cannot be read.\n");
+}
+
+static int take_snapshot(hmm_t *m, struct snapshot *s)
+{
+    int rc = hmm_stat(m, &s->st);
+    if (rc == 0)
+        rc = hmm_stat_classes(m, s->classes, sizeof s->classes / sizeof s->classes[0], &s->nclasses);
+    if (s->nclasses > sizeof s->classes / sizeof s->classes[0])
+        s->nclasses = sizeof s->classes / sizeof s->classes[0];
+    return rc;
+}
+
+static const char *human_bytes(uint64_t v, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double d = (double)v;
+    unsigned u = 0;
+    while (d >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        d /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", d, units[u]);
+    return buf;
+}
+
+static double percent(uint64_t part, uint64_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static void print_table(const char *dir, const struct snapshot *s)
+{
+    const hmm_stats *st = &s->st;
+    char a[32], b[32], c[32];
+    printf("map          %s\n", dir);
+    printf("format       version %u, %s%s\n", st->format_version, st->flags & HMM_CACHE ? "cache mode" : "plain map",
+           st->flags & HMM_NOREPLOG ? ", no replication log" : "");
+    printf("size         %s (grows to %s), file %s, generation %" PRIu64 "\n", human_bytes(st->size, a, sizeof a),
+           human_bytes(st->max_size, b, sizeof b), human_bytes(st->file_size, c, sizeof c), st->generation);
+    printf("items        %" PRIu64 " (index: %" PRIu64 " slots, %.1f%% full)\n", st->items, st->index_slots,
+           percent(st->items, st->index_slots));
+    printf("bytes        %s used of %s (%.1f%%)\n", human_bytes(st->bytes_used, a, sizeof a),
+           human_bytes(st->bytes_total, b, sizeof b), percent(st->bytes_used, st->bytes_total));
+    printf("processes    %u with the map open\n", st->nprocs);
+    printf("\ncounters\n");
+    for (int i = 0; i < HMM_COUNTER_COUNT; i++)
+        printf("  %-14s %14" PRIu64 "   %s\n", hmm_counter_name(i), st->counters[i], hmm_counter_help(i));
+    printf("\nsize classes   chunk      pages     used chunks    of total\n");
+    for (size_t i = 0; i < s->nclasses; i++) {
+        const hmm_class_stats *k = &s->classes[i];
+        if (k->pages == 0)
+            continue;
+        printf("  %21u %10" PRIu64 " %15" PRIu64 " %11" PRIu64 "\n", k->chunk_size, k->pages, k->chunks_used,
+               k->chunks_total);
+    }
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static void print_json(const char *dir, const struct snapshot *s)
+{
+    const hmm_stats *st = &s->st;
+    printf("{\"map\":");
+    json_string(dir);
+    printf(",\"items\":%" PRIu64 ",\"bytes_used\":%" PRIu64 ",\"bytes_total\":%" PRIu64
+           ",\"size\":%" PRIu64 ",\"max_size\":%" PRIu64 ",\"file_size\":%" PRIu64 ",\"generation\":%" PRIu64
+           ",\"index_slots\":%" PRIu64 ",\"processes\":%u,\"format_version\":%u,\"cache\":%s",
+           st->items, st->bytes_used, st->bytes_total, st->size, st->max_size, st->file_size, st->generation,
+           st->index_slots, st->nprocs, st->format_version, st->flags & HMM_CACHE ? "true" : "false");
+    for (int i = 0; i < HMM_COUNTER_COUNT; i++)
+        printf(",\"%s\":%" PRIu64, hmm_counter_name(i), st->counters[i]);
+    printf(",\"classes\":[");
+    const char *sep = "";
+    for (size_t i = 0; i < s->nclasses; i++) {
+        const hmm_class_stats *k = &s->classes[i];
+        if (k->pages == 0)
+            continue;
+        printf("%s{\"chunk_size\":%u,\"pages\":%" PRIu64 ",\"chunks_used\":%" PRIu64 ",\"chunks_total\":%" PRIu64 "}",
+               sep, k->chunk_size, k->pages, k->chunks_used, k->chunks_total);
+        sep = ",";
+    }
+    printf("]}\n");
+}
+
+/* A label value in the exposition format: backslash, quote and newline escaped. */
+static void prom_label(const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            printf("\\%c", *s);
+        else if (*s == '\n')
+            printf("\\n");
+        else
+            putchar(*s);
+    }
+}
+
+static void prom_metric(const char *dir, const char *name, const char *type, const char *help, uint64_t value)
+{
+    printf("# HELP hashmmap_%s %s\n# TYPE hashmmap_%s %s\nhashmmap_%s{map=\"", name, help, name, type, name);
+    prom_label(dir);
+    printf("\"} %" PRIu64 "\n", value);
+}
+
+static void print_prometheus(const char *dir, const struct snapshot *s)
+{
+    const hmm_stats *st = &s->st;
+    char name[64];
+    for (int i = 0; i < HMM_COUNTER_COUNT; i++) {
+        snprintf(name, sizeof name, "%s_total", hmm_counter_name(i));
+        prom_metric(dir, name, "counter", hmm_counter_help(i), st->counters[i]);
+    }
+    prom_metric(dir, "items", "gauge", "entries in the map", st->items);
+    prom_metric(dir, "bytes_used", "gauge", "bytes of live entries (header, key and value)", st->bytes_used);
+    prom_metric(dir, "bytes_total", "gauge", "bytes of the data area", st->bytes_total);
+    prom_metric(dir, "file_bytes", "gauge", "size of the map file", st->file_size);
+    prom_metric(dir, "max_bytes", "gauge", "size the map may grow to", st->max_size);
+    prom_metric(dir, "index_slots", "gauge", "slots of the hash index", st->index_slots);
+    prom_metric(dir, "processes", "gauge", "processes that have the map open", st->nprocs);
+    prom_metric(dir, "generation", "gauge", "growth generation of the map", st->generation);
+    static const char *const class_metrics[][2] = {
+        {"class_pages", "pages given to the size class"},
+        {"class_chunks_used", "chunks of the size class holding entries"},
+        {"class_chunks_total", "chunks the size class's pages hold"},
+    };
+    for (unsigned k = 0; k < 3; k++) {
+        printf("# HELP hashmmap_%s %s\n# TYPE hashmmap_%s gauge\n", class_metrics[k][0], class_metrics[k][1],
+               class_metrics[k][0]);
+        for (size_t i = 0; i < s->nclasses; i++) {
+            const hmm_class_stats *c = &s->classes[i];
+            if (c->pages == 0)
+                continue;
+            uint64_t v = k == 0 ? c->pages : k == 1 ? c->chunks_used : c->chunks_total;
+            printf("hashmmap_%s{map=\"", class_metrics[k][0]);
+            prom_label(dir);
+            printf("\",chunk_size=\"%u\"} %" PRIu64 "\n", c->chunk_size, v);
+        }
+    }
+}
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* vmstat-style: a header, then one line of rates per interval. */
+static int watch(hmm_t *m, double interval, long count)
+{
+    static const int cols[] = {HMM_C_GETS, HMM_C_HITS, HMM_C_MISSES, HMM_C_PUTS, HMM_C_DELETES,
+                               HMM_C_INCRS, HMM_C_EVICTIONS, HMM_C_EXPIRATIONS};
+    const size_t ncols = sizeof cols / sizeof cols[0];
+    struct snapshot prev, cur;
+    int rc = take_snapshot(m, &prev);
+    if (rc)
+        return rc;
+    double t0 = now_s();
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    for (long line = 0; !stop && (count <= 0 || line < count); line++) {
+        if (line % 20 == 0) {
+            printf("%8s", "time");
+            char name[32];
+            for (size_t i = 0; i < ncols; i++) {
+                snprintf(name, sizeof name, "%s/s", hmm_counter_name(cols[i]));
+                printf(" %13s", name);
+            }
+            printf(" %11s %6s\n", "items", "used%");
+        }
+        struct timespec pause = {(time_t)interval, (long)((interval - (double)(time_t)interval) * 1e9)};
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR && !stop)
+            ;
+        rc = take_snapshot(m, &cur);
+        if (rc)
+            return rc;
+        double t1 = now_s(), dt = t1 - t0 > 0 ? t1 - t0 : interval;
+        time_t wall = time(NULL);
+        struct tm tm;
+        char clock[16];
+        strftime(clock, sizeof clock, "%H:%M:%S", localtime_r(&wall, &tm));
+        printf("%8s", clock);
+        for (size_t i = 0; i < ncols; i++) {
+            uint64_t a = prev.st.counters[cols[i]], b = cur.st.counters[cols[i]];
+            printf(" %13.0f", b >= a ? (double)(b - a) / dt : 0.0);
+        }
+        printf(" %11" PRIu64 " %6.1f\n", cur.st.items, percent(cur.st.bytes_used, cur.st.bytes_total));
+        fflush(stdout);
+        prev = cur;
+        t0 = t1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"json", no_argument, NULL, 'j'},    {"prometheus", no_argument, NULL, 'p'},
+        {"watch", required_argument, NULL, 'w'}, {"count", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},    {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    enum format format = FORMAT_TABLE;
+    double interval = 0;
+    long count = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "jpw:c:hV", options, NULL)) != -1) {
+        char *end;
+        switch (opt) {
+        case 'j':
+            format = FORMAT_JSON;
+            break;
+        case 'p':
+            format = FORMAT_PROMETHEUS;
+            break;
+        case 'w':
+            interval = strtod(optarg, &end);
+            if (*end || !(interval > 0) || interval > 86400) {
+                fprintf(stderr, "hashmmap-stat: --watch: '%s' is not a number of seconds\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'c':
+            count = strtol(optarg, &end, 10);
+            if (*end || count <= 0) {
+                fprintf(stderr, "hashmmap-stat: --count: '%s' is not a positive number\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("hashmmap-stat %s\n", hmm_version(NULL, NULL, NULL));
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "hashmmap-stat: expected one map directory (try --help)\n");
+        return EXIT_USAGE;
+    }
+    const char *dir = argv[optind];
+    hmm_config cfg = {.flags = HMM_RDONLY};
+    hmm_t *m;
+    int rc = hmm_open(&m, dir, &cfg);
+    if (rc) {
+        const char *detail = hmm_last_error();
+        if (*detail)
+            fprintf(stderr, "hashmmap-stat: %s (%s)\n", detail, hmm_errname(rc));
+        else
+            fprintf(stderr, "hashmmap-stat: %s: %s\n", dir, hmm_strerror(rc));
+        return EXIT_ERROR;
+    }
+    if (interval > 0) {
+        rc = watch(m, interval, count);
+    } else {
+        struct snapshot s;
+        rc = take_snapshot(m, &s);
+        if (rc == 0) {
+            if (format == FORMAT_JSON)
+                print_json(dir, &s);
+            else if (format == FORMAT_PROMETHEUS)
+                print_prometheus(dir, &s);
+            else
+                print_table(dir, &s);
+        }
+    }
+    hmm_close(m);
+    if (rc) {
+        fprintf(stderr, "hashmmap-stat: %s: %s\n", dir, hmm_strerror(rc));
+        return EXIT_ERROR;
+    }
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_ERROR;
+}
