@@ -5,21 +5,8 @@
 #include "config.h"
 
 #include <errno.h>
-#include <xxhash.h>
 
 #include "core/internal.h"
-
-uint64_t key_hash(const void *key, size_t klen)
-{
-    return XXH3_64bits(key, klen);
-}
-
-struct hmm_entry *entry_at(hmm_t *m, uint64_t off)
-{
-    if (off < m->data_off || (off & (HMM_ALIGN - 1)))
-        return NULL;
-    return hmm_at(m, off, HMM_ENTRY_HDR);
-}
 
 struct hmm_entry *entry_whole_at(hmm_t *m, uint64_t off)
 {

@@ -12,6 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Inlined: a get hashes its key once, and a call into the shared library
+ * costs as much as hashing a short key. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "hashmmap.h"
 #include "core/crashpoint.h"
 #include "core/format.h"
@@ -126,7 +131,13 @@ void recover_pages_locked(hmm_t *m);
 int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, uint64_t *page);
 
 /* ---- entry.c ---- */
-struct hmm_entry *entry_at(hmm_t *m, uint64_t off);      /* header bounds-checked */
+/* The entry header at off, bounds- and alignment-checked, or NULL. */
+static inline struct hmm_entry *entry_at(hmm_t *m, uint64_t off)
+{
+    if (off < m->data_off || (off & (HMM_ALIGN - 1)))
+        return NULL;
+    return hmm_at(m, off, HMM_ENTRY_HDR);
+}
 /* Entry with key and value in bounds, or NULL. */
 struct hmm_entry *entry_whole_at(hmm_t *m, uint64_t off);
 static inline uint8_t *entry_key(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR; }
@@ -135,7 +146,10 @@ static inline uint64_t entry_bytes(uint64_t klen, uint64_t vlen) { return HMM_EN
 uint32_t entry_checksum(const struct hmm_entry *e);
 void entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state);
 bool entry_expired(const struct hmm_entry *e, uint64_t now_ms);
-uint64_t key_hash(const void *key, size_t klen);
+static inline uint64_t key_hash(const void *key, size_t klen)
+{
+    return XXH3_64bits(key, klen);
+}
 
 /* ---- index.c ---- */
 /* One hash index as this process sees it: validated place and size. */
@@ -153,16 +167,34 @@ static inline uint64_t hash_home(const struct hmm_ix *ix, uint64_t h)
 }
 static inline uint64_t ix_next(const struct hmm_ix *ix, uint64_t b) { return b + 1 == ix->nb ? 0 : b + 1; }
 /* Decode and bounds-check an index word of the header (0 gives nb == 0). */
-int index_view(hmm_t *m, uint64_t word, struct hmm_ix *ix);
+int index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix);
+static inline int index_view(hmm_t *m, uint64_t word, struct hmm_ix *ix)
+{
+    uint64_t nb = HMM_INDEX_BUCKETS(word);
+    uint64_t off = m->data_off + (HMM_INDEX_PAGE(word) << m->page_shift);
+    uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    if (__builtin_expect(word == 0 || nb < HMM_MAX_PROBE || off > limit ||
+                             nb * sizeof(struct hmm_bucket) > limit - off, 0))
+        return index_view_slow(m, word, ix);
+    ix->bk = (struct hmm_bucket *)(m->base + off);
+    ix->nb = nb;
+    return 0;
+}
 /* The current index and the one being drained (old->nb == 0 when none). */
-int index_views(hmm_t *m, struct hmm_ix *cur, struct hmm_ix *old);
-/* Lookup in one index.  Returns the entry's offset and *slot, 0 if absent;
- * *rc = HMM_CORRUPT when an offset fails its bounds check. */
-uint64_t index_lookup(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, const void *key, size_t klen,
-                      hmm_atomic_u64 **slot, int *rc);
-/* Lookup in the current index, then in the one being drained; *in says where. */
-uint64_t index_find(hmm_t *m, uint64_t hash, const void *key, size_t klen, hmm_atomic_u64 **slot,
-                    struct hmm_ix *in, int *rc);
+static inline int index_views(hmm_t *m, struct hmm_ix *cur, struct hmm_ix *old)
+{
+    /* Current first: a grower stores old before it stores the new current
+     * (release), so seeing the new current implies seeing the old one. */
+    uint64_t wc = atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire);
+    uint64_t wo = atomic_load_explicit(&m->hdr->index_old, memory_order_acquire);
+    int rc = index_view(m, wc, cur);
+    old->nb = 0;
+    old->bk = NULL;
+    if (__builtin_expect(rc == 0 && wo != 0 && wo != wc, 0))
+        rc = index_view(m, wo, old);
+    return rc;
+}
+/* index_lookup() and index_find() are in lookup.h (inline). */
 /* Claim an empty slot for a new key and publish off in it (FORMAT.md §7).
  * *passed receives how many full buckets the insert walked past. */
 int index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed);

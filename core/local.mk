@@ -5,6 +5,7 @@ include_HEADERS += include/hashmmap.h
 HMM_CORE_SOURCES = \
 	%reldir%/format.h \
 	%reldir%/internal.h \
+	%reldir%/lookup.h \
 	%reldir%/crashpoint.h \
 	%reldir%/crashpoint.c \
 	%reldir%/errors.c \
@@ -27,11 +28,11 @@ lib_LTLIBRARIES += libhashmmap.la
 libhashmmap_la_SOURCES = $(HMM_CORE_SOURCES)
 libhashmmap_la_CPPFLAGS = $(AM_CPPFLAGS) -DHMM_BUILDING_LIBRARY
 libhashmmap_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
-libhashmmap_la_LIBADD = $(XXHASH_LIBS)
+libhashmmap_la_LIBADD =
 # current:revision:age, see the libtool manual before changing.
 libhashmmap_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0
 
 noinst_LTLIBRARIES += libhashmmap-crash.la
 libhashmmap_crash_la_SOURCES = $(HMM_CORE_SOURCES)
 libhashmmap_crash_la_CPPFLAGS = $(AM_CPPFLAGS) -DHMM_BUILDING_LIBRARY -DHMM_CRASHPOINTS
-libhashmmap_crash_la_LIBADD = $(XXHASH_LIBS)
+libhashmmap_crash_la_LIBADD =

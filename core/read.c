@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/internal.h"
+#include "core/lookup.h"
 
 #define OPTIMISTIC_TRIES 64
 #define RDONLY_WAIT_MS 2000

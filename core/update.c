@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/lookup.h"
 
 enum write_kind { WRITE_PUT, WRITE_DEL, WRITE_INCR, WRITE_CAS };
 
@@ -170,7 +171,7 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
             return hmm_fail(irc, "%s: no free index slot within reach of the key's home bucket", m->path);
         }
         uint64_t items = (uint64_t)(s->items + 1);
-        r->want_growth = passed >= 4 || (items >= GROW_MIN_STRIPE_ITEMS &&
+        r->want_growth = passed >= 16 || (items >= GROW_MIN_STRIPE_ITEMS &&
                                          items * (m->stripe_mask + 1) * 100 >
                                              cur.nb * HMM_BUCKET_SLOTS * GROW_FILL_PCT);
     }
