@@ -227,7 +227,7 @@ int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
 /* ---- recover.c ---- */
 void recover_stripe_locked(hmm_t *m, uint32_t stripe);
 void recount_stripe_locked(hmm_t *m, uint32_t stripe);
-void recover_cold_start(hmm_t *m);
+void recover_cold_start(hmm_t *m, bool alone);
 
 /* ---- common argument checks ---- */
 int check_key(const hmm_t *m, const void *key, size_t klen);

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -372,26 +371,44 @@ static int ensure_dir(const char *dir, mode_t mode, bool create)
     return 0;
 }
 
-/* Every opener holds a shared flock() on the map file for as long as it has
- * it open.  Whoever gets it exclusively is alone: no process has the map
- * open, so lock words and intents in the file may be left over from a
- * reboot, a copy, or a crash of the whole host, where no robust-list cleanup
- * ever ran.  That opener rebuilds the locks and repairs every intent
- * (recover_cold_start) before it lets the others in. */
+/* Every writable opener holds a shared open-file-description lock on byte 0
+ * of the map file for as long as it has the map open.  One that gets it
+ * exclusively is the only writer: lock words and intents in the file
+ * may be left over from a reboot, a copy, or a crash of the whole host, where
+ * no robust-list cleanup ever ran, and nobody else can be holding a lock.
+ * That opener rebuilds the locks and repairs every intent
+ * (recover_cold_start), then converts its lock to shared, atomically, which
+ * lets the other writers in.  Readers are not waited for: they never lock a
+ * mutex and the repair keeps the protocol they rely on.  They do hold byte 1
+ * shared, like every opener, so that retired index runs (which a slow reader
+ * might still be probing) are freed only when nobody has the map open. */
+static int ofd_lock(int fd, short type, off_t byte, bool wait)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) != 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
+
+#define OPENER_BYTE 1 /* every opener, readers too: freeing retired index runs waits for none */
+#define WRITER_BYTE 0 /* every writable opener */
+
 static int join_openers(hmm_t *m)
 {
     if (m->anon)
         return 0;
-    if (flock(m->fd, LOCK_EX | LOCK_NB) == 0) {
-        if (!m->rdonly)
-            recover_cold_start(m);
-        /* Not atomic: another opener may get in between, after the repair. */
-        if (flock(m->fd, LOCK_SH) == 0)
-            return 0;
+    int rc = 0;
+    if (!m->rdonly && ofd_lock(m->fd, F_WRLCK, WRITER_BYTE, false) == 0) {
+        bool alone = ofd_lock(m->fd, F_WRLCK, OPENER_BYTE, false) == 0;
+        recover_cold_start(m, alone);
     }
-    while (flock(m->fd, LOCK_SH) != 0)
-        if (errno != EINTR)
-            return hmm_fail(-errno, "%s: flock: %s", m->path, strerror(errno));
+    if (!m->rdonly)
+        rc = ofd_lock(m->fd, F_RDLCK, WRITER_BYTE, true);
+    if (rc == 0)
+        rc = ofd_lock(m->fd, F_RDLCK, OPENER_BYTE, true);
+    if (rc)
+        return hmm_fail(rc, "%s: cannot lock the map file: %s", m->path, strerror(-rc));
     return 0;
 }
 

@@ -17,16 +17,20 @@
 
 #define STATE_BIT(st) (1u << (st))
 
-static void count_stripe(hmm_t *m, const struct hmm_ix *ix, uint32_t stripe, int64_t *items, int64_t *bytes)
+/* Count the entries of one stripe (all of them when stripe is
+ * UINT32_MAX) into items[] and bytes[], indexed by stripe. */
+static void count_entries(hmm_t *m, const struct hmm_ix *ix, uint32_t stripe, int64_t *items, int64_t *bytes)
 {
     for (uint64_t b = 0; b < ix->nb; b++) {
         for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
             uint64_t s = atomic_load_explicit(&ix->bk[b].slot[j], memory_order_relaxed);
-            if (s == 0 || (HMM_SLOT_TAG(s) & m->stripe_mask) != stripe)
+            uint32_t of = HMM_SLOT_TAG(s) & m->stripe_mask;
+            if (s == 0 || (stripe != UINT32_MAX && of != stripe))
                 continue;
             struct hmm_entry *e = entry_whole_at(m, HMM_SLOT_OFF(s));
-            (*items)++;
-            *bytes += e ? (int64_t)entry_bytes(e->klen, e->vlen) : 0;
+            uint32_t at = stripe == UINT32_MAX ? of : 0;
+            items[at]++;
+            bytes[at] += e ? (int64_t)entry_bytes(e->klen, e->vlen) : 0;
         }
     }
 }
@@ -37,13 +41,29 @@ void recount_stripe_locked(hmm_t *m, uint32_t stripe)
     struct hmm_ix cur, old;
     if (index_views(m, &cur, &old) != 0)
         return;
-    count_stripe(m, &cur, stripe, &items, &bytes);
-    count_stripe(m, &old, stripe, &items, &bytes);
+    count_entries(m, &cur, stripe, &items, &bytes);
+    count_entries(m, &old, stripe, &items, &bytes);
     m->stripes[stripe].items = items;
     m->stripes[stripe].bytes_used = bytes;
 }
 
-void recover_stripe_locked(hmm_t *m, uint32_t stripe)
+/* Cold start: one pass over the index for every stripe's gauges. */
+static void recount_all_stripes(hmm_t *m)
+{
+    int64_t items[HMM_NSTRIPES] = {0}, bytes[HMM_NSTRIPES] = {0};
+    struct hmm_ix cur, old;
+    if (index_views(m, &cur, &old) != 0)
+        return;
+    count_entries(m, &cur, UINT32_MAX, items, bytes);
+    count_entries(m, &old, UINT32_MAX, items, bytes);
+    for (uint32_t s = 0; s <= m->stripe_mask; s++) {
+        m->stripes[s].items = items[s];
+        m->stripes[s].bytes_used = bytes[s];
+    }
+}
+
+/* The repair proper, without recounting the stripe's gauges. */
+static void repair_stripe_locked(hmm_t *m, uint32_t stripe)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
     struct hmm_intent *in = &s->intent;
@@ -76,17 +96,25 @@ void recover_stripe_locked(hmm_t *m, uint32_t stripe)
     /* Died inside the free window: readers would spin on the odd value. */
     if (atomic_load(&s->seq) & 1)
         seq_end_free(s);
-    recount_stripe_locked(m, stripe);
     atomic_store(&in->op, HMM_OP_NONE);
 }
 
-/* Alone: finish an index growth that was under way, then free the index
- * runs that no reader can be probing any more. */
-static void recover_grow_cold(hmm_t *m)
+void recover_stripe_locked(hmm_t *m, uint32_t stripe)
+{
+    repair_stripe_locked(m, stripe);
+    recount_stripe_locked(m, stripe);
+}
+
+/* Finish an index growth that was under way; when nobody at all has the
+ * map open (alone), also free the index runs that no reader can be probing
+ * any more. */
+static void recover_grow_cold(hmm_t *m, bool alone)
 {
     if (atomic_load(&m->hdr->index_old) == atomic_load(&m->hdr->index_cur))
         atomic_store(&m->hdr->index_old, 0);
     if (atomic_load(&m->hdr->index_old) && grow_index_finish(m) != 0)
+        return;
+    if (!alone)
         return;
     uint64_t keep = HMM_INDEX_PAGE(atomic_load(&m->hdr->index_cur));
     uint64_t npages = map_npages(m);
@@ -102,10 +130,11 @@ static void recover_grow_cold(hmm_t *m)
     }
 }
 
-/* The map is open nowhere else (map.c's flock says so): lock words may
- * name threads of a previous boot or of another host, so they are rebuilt
- * rather than trusted, and every intent is repaired as a dead owner's. */
-void recover_cold_start(hmm_t *m)
+/* No other writer has the map open (map.c's file lock says so): lock words
+ * may name threads of a previous boot or of another host, so they are
+ * rebuilt rather than trusted, and every intent is repaired as a dead
+ * owner's. */
+void recover_cold_start(hmm_t *m, bool alone)
 {
     bool repaired = false;
     lock_init_shared(&m->hdr->pages_lock);
@@ -129,12 +158,14 @@ void recover_cold_start(hmm_t *m)
         if (atomic_load(&st->intent.op) == HMM_OP_NONE && !atomic_load(&st->intent.new_off) &&
             !atomic_load(&st->intent.old_off) && !(atomic_load(&st->seq) & 1))
             continue;
-        recover_stripe_locked(m, s);
+        repair_stripe_locked(m, s);
         repaired = true;
     }
+    if (repaired)
+        recount_all_stripes(m);
     lock_init_shared(&m->hdr->grow_lock);
     atomic_store(&m->hdr->grow_owner_proc, 0);
-    recover_grow_cold(m);
+    recover_grow_cold(m, alone);
     if (repaired)
         atomic_fetch_add(&m->hdr->recoveries, 1);
 }
