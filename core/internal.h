@@ -26,6 +26,7 @@ struct hmm {
     int fd;
     bool rdonly;
     bool anon;
+    bool nometrics;             /* HMM_NOMETRICS: never bind a counting slot */
     char *path;                 /* the map file, for messages; "(anonymous)" */
     uint8_t *base;              /* start of this process's mapping */
     size_t reserve;             /* bytes of address space reserved for the file */

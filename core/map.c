@@ -304,6 +304,7 @@ static hmm_t *handle_new(const char *path, bool rdonly, bool anon)
     m->fd = -1;
     m->mfd = -1;
     m->rdonly = rdonly;
+    m->nometrics = false;
     m->anon = anon;
     m->path = strdup(path);
     pthread_mutex_init(&m->slot_mutex, NULL);
@@ -452,6 +453,7 @@ HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
     hmm_t *m = handle_new(path, rdonly, false);
     if (!m)
         return -ENOMEM;
+    m->nometrics = (cfg->flags & HMM_NOMETRICS) != 0;
     bool created = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         m->fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -508,6 +510,7 @@ HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
     hmm_t *m = handle_new("(anonymous map)", false, true);
     if (!m)
         return -ENOMEM;
+    m->nometrics = (cfg->flags & HMM_NOMETRICS) != 0;
     m->fd = memfd_create("hashmmap", MFD_CLOEXEC);
     if (m->fd < 0) {
         rc = hmm_fail(-errno, "memfd_create: %s", strerror(errno));

@@ -153,7 +153,7 @@ void metrics_close(hmm_t *m)
 
 void metrics_bind(hmm_t *m, uint32_t proc_slot_tag)
 {
-    if (!m->mslots || m->rdonly)
+    if (!m->mslots || m->rdonly || m->nometrics)
         return;
     uint32_t slot = proc_slot_tag ? 2 + proc_slot_tag - 1 : HMM_METRICS_UNOWNED;
     atomic_store_explicit(&m->mslot, &m->mslots[slot], memory_order_relaxed);

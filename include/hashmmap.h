@@ -81,6 +81,7 @@ enum hmm_error {
 #define HMM_RDONLY   0x0004u /* open read-only: never writes a byte of the files */
 #define HMM_CACHE    0x0008u /* cache mode: evict instead of HMM_FULL (set at creation) */
 #define HMM_NOREPLOG 0x0010u /* no replication log (set at creation) */
+#define HMM_NOMETRICS 0x0020u /* this handle counts nothing (the metrics file is still kept) */
 
 /* hmm_put flags */
 #define HMM_NX 0x1u /* store only if the key is absent, else HMM_EXISTS */
