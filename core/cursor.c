@@ -38,6 +38,7 @@ struct hmm_cursor {
     size_t keylen, keycap;
     uint8_t *val;
     size_t valcap;
+    hmm_entry_info info;        /* of the entry last returned */
 };
 
 static int grow(void **buf, size_t *cap, size_t need, size_t elem)
@@ -222,12 +223,12 @@ HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, co
         struct batch_key *k = &c->keys[c->pos++];
         const uint8_t *kp = c->keybuf + k->at;
         size_t len = c->valcap;
-        int rc = read_entry(c->m, kp, k->len, c->val, &len, NULL, NULL, false);
+        int rc = read_entry(c->m, kp, k->len, c->val, &len, &c->info, false);
         while (rc == HMM_TOOSMALL) { /* the value may grow again between tries */
             if (grow((void **)&c->val, &c->valcap, len + 1, 1) != 0)
                 return -ENOMEM;
             len = c->valcap;
-            rc = read_entry(c->m, kp, k->len, c->val, &len, NULL, NULL, false);
+            rc = read_entry(c->m, kp, k->len, c->val, &len, &c->info, false);
         }
         if (rc == HMM_NOTFOUND)
             continue; /* deleted meanwhile */
@@ -239,6 +240,14 @@ HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, co
         *vlen = len;
         return 0;
     }
+}
+
+HMM_EXPORT int hmm_cursor_info(hmm_cursor *c, hmm_entry_info *info)
+{
+    if (!c || !info)
+        return -EINVAL;
+    *info = c->info;
+    return 0;
 }
 
 HMM_EXPORT void hmm_cursor_close(hmm_cursor *c)

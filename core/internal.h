@@ -223,7 +223,7 @@ void unlock_grow(hmm_t *m);
 
 /* ---- read.c ---- */
 int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
-               uint64_t *version, uint8_t *vtype, bool count);
+               hmm_entry_info *info, bool count);
 
 /* ---- recover.c ---- */
 void recover_stripe_locked(hmm_t *m, uint32_t stripe);

@@ -30,8 +30,7 @@ struct read_out {
     void *val;
     size_t cap;
     size_t len;
-    uint64_t version;
-    uint8_t vtype;
+    hmm_entry_info info;
 };
 
 static int read_attempt(hmm_t *m, uint64_t hash, const void *key, size_t klen, struct read_out *out,
@@ -54,8 +53,9 @@ static int read_attempt(hmm_t *m, uint64_t hash, const void *key, size_t klen, s
         return HMM_NOTFOUND;
     if (verify_checksum && entry_checksum(e) != e->checksum)
         return HMM_CORRUPT;
-    out->version = e->version;
-    out->vtype = e->vtype;
+    out->info.version = e->version;
+    out->info.expire_ms = expire;
+    out->info.tag = e->vtype;
     out->len = vlen;
     if (vlen > out->cap)
         return HMM_TOOSMALL;
@@ -97,8 +97,8 @@ static int read_rdonly_slow(hmm_t *m, struct hmm_stripe *s, uint64_t hash, const
     return hmm_fail(HMM_BUSY, "%s: a writer kept the stripe busy for %d ms", m->path, RDONLY_WAIT_MS);
 }
 
-int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, uint64_t *version,
-               uint8_t *vtype, bool count)
+int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, hmm_entry_info *info,
+               bool count)
 {
     int rc = check_key(m, key, klen);
     if (rc)
@@ -146,21 +146,29 @@ done:
         return hmm_fail(rc, "%s: an index slot or entry fails its bounds check", m->path);
     if (rc == 0 || rc == HMM_TOOSMALL) {
         *vlen = out.len;
-        if (version)
-            *version = out.version;
-        if (vtype)
-            *vtype = out.vtype;
+        if (info)
+            *info = out.info;
     }
     return rc;
 }
 
 HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
-    return read_entry(m, key, klen, val, vlen, NULL, NULL, true);
+    return read_entry(m, key, klen, val, vlen, NULL, true);
 }
 
 HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
                         uint64_t *version)
 {
-    return read_entry(m, key, klen, val, vlen, version, NULL, true);
+    hmm_entry_info info;
+    int rc = read_entry(m, key, klen, val, vlen, &info, true);
+    if ((rc == 0 || rc == HMM_TOOSMALL) && version)
+        *version = info.version;
+    return rc;
+}
+
+HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
+                            hmm_entry_info *info)
+{
+    return read_entry(m, key, klen, val, vlen, info, true);
 }

@@ -242,10 +242,16 @@ static int write_run(hmm_t *m, struct write_req *r)
 HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, unsigned flags)
 {
-    if ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX))
-        return hmm_fail(-EINVAL, "put flags must be 0, HMM_NX or HMM_XX");
+    return hmm_put_tagged(m, key, klen, val, vlen, ttl_ms, flags, HMM_TAG_RAW);
+}
+
+HMM_EXPORT int hmm_put_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
+                              uint64_t ttl_ms, unsigned flags, unsigned tag)
+{
+    if ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX) || tag > HMM_TAG_MAX)
+        return hmm_fail(-EINVAL, "put flags must be 0, HMM_NX or HMM_XX, and the tag 0..255");
     struct write_req r = {.kind = WRITE_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen,
-                          .ttl_ms = ttl_ms, .flags = flags, .vtype = HMM_VTYPE_RAW};
+                          .ttl_ms = ttl_ms, .flags = flags, .vtype = (uint8_t)tag};
     return write_run(m, &r);
 }
 

@@ -242,6 +242,26 @@ HMM_EXPORT int hmm_incr(hmm_t *m, const void *key, size_t klen, int64_t delta, i
 HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, uint64_t expected_version);
 
+/* What is kept with a value besides its bytes. */
+typedef struct hmm_entry_info {
+    uint64_t version;        /* as hmm_getv returns it */
+    uint64_t expire_ms;      /* absolute expiry, ms since the epoch (wall clock); 0 = never */
+    uint32_t tag;            /* type tag: HMM_TAG_RAW, HMM_TAG_COUNTER, or the application's */
+    uint32_t reserved;
+} hmm_entry_info;
+#define HMM_TAG_RAW 0u       /* bytes stored by hmm_put / hmm_cas */
+#define HMM_TAG_COUNTER 1u   /* a counter written by hmm_incr (decimal ASCII) */
+#define HMM_TAG_MAX 255u     /* tags 2..255 are the application's (the SQLite extension uses some) */
+
+/* Like hmm_get, and fills *info (may be NULL). */
+HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
+                            hmm_entry_info *info);
+
+/* Like hmm_put, and stores tag (0..HMM_TAG_MAX, else -EINVAL) with the value,
+ * for applications that keep a type beside the bytes. */
+HMM_EXPORT int hmm_put_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
+                              uint64_t ttl_ms, unsigned flags, unsigned tag);
+
 /* ---- iteration ---- */
 
 /* Weakly consistent iteration: a key present for the whole iteration is
@@ -254,6 +274,8 @@ HMM_EXPORT int  hmm_cursor_open(hmm_t *m, hmm_cursor **c);
 HMM_EXPORT int  hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen,
                                 const void **val, size_t *vlen);
 HMM_EXPORT void hmm_cursor_close(hmm_cursor *c); /* NULL is a no-op */
+/* Version, expiry and tag of the entry the last hmm_cursor_next returned. */
+HMM_EXPORT int  hmm_cursor_info(hmm_cursor *c, hmm_entry_info *info);
 
 /* ---- administration ---- */
 
