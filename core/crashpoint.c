@@ -8,7 +8,7 @@
 
 const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT] = {
     "alloc_marked", "alloc", "written", "retired", "published", "free_linked", "freed", "done",
-    "grown", "index_grown", "moved",
+    "grown", "index_grown", "moved", "evict_retired", "evicted",
 };
 
 #ifdef HMM_CRASHPOINTS

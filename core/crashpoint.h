@@ -20,11 +20,14 @@
  *   grown         file extended, new page count not yet published
  *   index_grown   old index published as draining, new one not yet current
  *   moved         key inserted into the new index, still in the old one
+ * and of eviction (FORMAT.md §13):
+ *   evict_retired victim marked RETIRING, still in the index
+ *   evicted       victim out of the index, not yet freed
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
 
-#define HMM_CRASHPOINT_COUNT 11
+#define HMM_CRASHPOINT_COUNT 13
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 #ifdef HMM_CRASHPOINTS

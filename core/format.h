@@ -71,6 +71,7 @@ struct hmm_header {
     /* Starting and finishing an index growth; taken holding no other lock. */
     _Alignas(64) pthread_mutex_t grow_lock;
     hmm_atomic_u32 grow_owner_proc;
+    hmm_atomic_u64 page_hand;       /* cache mode: next page to consider taking from its class (§13) */
 };
 /* The header occupies a whole block; the rest of it is zero, room for later fields. */
 union hmm_header_block {
@@ -124,8 +125,17 @@ struct hmm_class {
     hmm_atomic_u64 page_intent;     /* page being added to the class (§9), 0 none */
     uint64_t pages;                 /* pages owned by the class (gauge) */
     uint64_t chunks_used;           /* chunks handed out (gauge) */
-    uint8_t pad[128 - 40 - 4 - 4 - 8 * 6];
+    hmm_atomic_u64 hand;            /* cache mode: CLOCK hand, the next chunk to look at (§13) */
+    hmm_atomic_u64 evac_page;       /* cache mode: HMM_EVAC_MAKE(pid, page) being taken from this class (§13), 0 none */
+    uint64_t pressure;              /* cache mode: evictions since the class last gained a page */
+    uint64_t evictions;             /* cache mode: entries evicted from the class (gauge) */
 };
+
+/* The evacuator is named by pid (24 bits: Linux pids stay below 2^22), not
+ * by process slot, which a new process may take over once it is freed. */
+#define HMM_EVAC_MAKE(pid, page) (((uint64_t)(pid) << 40) | ((uint64_t)(page) + 1))
+#define HMM_EVAC_PAGE(v) (((v) & ((UINT64_C(1) << 40) - 1)) - 1)
+#define HMM_EVAC_PID(v) ((int64_t)((v) >> 40))
 
 /* §6: page table entries */
 #define HMM_PAGE_KIND_SHIFT 56

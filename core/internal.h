@@ -124,6 +124,14 @@ int slab_free(hmm_t *m, uint32_t stripe, uint64_t off, hmm_atomic_u64 *intent_fi
  * operation owns (state in states_mask, owner stripe + 1). */
 int slab_free_if_owned(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
                        hmm_atomic_u64 *intent_field);
+static inline hmm_atomic_u64 *chunk_next(hmm_t *m, uint64_t off)
+{
+    return (hmm_atomic_u64 *)(m->base + off + HMM_FREE_NEXT_OFF);
+}
+uint64_t slab_page_of(hmm_t *m, uint64_t off);            /* page number, UINT64_MAX outside */
+bool slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off);
+/* Link a chunk of class cls into its free list (class lock held). */
+void slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64 *intent_field);
 /* Size in bytes of the chunk at off, 0 if off is not a chunk boundary. */
 uint64_t slab_chunk_size(hmm_t *m, uint64_t off);
 void recover_class_locked(hmm_t *m, uint32_t cls);
@@ -220,6 +228,21 @@ void grow_recover_move_locked(hmm_t *m, uint32_t stripe);
 int grow_index_finish(hmm_t *m);
 int lock_grow(hmm_t *m);
 void unlock_grow(hmm_t *m);
+
+/* ---- cache/evict.c ---- */
+/* Cache mode: make room in class cls by evicting (CLOCK) or by taking a page
+ * from another class.  Called holding only the caller's stripe. */
+int evict_for_class(hmm_t *m, uint32_t held_stripe, uint32_t cls);
+/* True inside a move out of a leaving page: one failed eviction is final. */
+bool evict_gives_up(void);
+/* Move the entry in chunk off to another chunk of its class, as a put of
+ * the same bytes, expiry and version (update.c; stripe lock held). */
+int relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off);
+/* Class repair of an interrupted page evacuation (class lock held). */
+void evict_recover_class_locked(hmm_t *m, uint32_t cls);
+/* Is off in the page being evacuated from class c?  (class lock held) */
+bool evict_page_leaving(hmm_t *m, uint32_t cls, uint64_t off);
+int trylock_stripe(hmm_t *m, uint32_t stripe);
 
 /* ---- read.c ---- */
 int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,

@@ -22,7 +22,8 @@ HMM_CORE_SOURCES = \
 	%reldir%/check.c \
 	%reldir%/stat.c \
 	%reldir%/grow.c \
-	%reldir%/metrics.c
+	%reldir%/metrics.c \
+	cache/evict.c
 
 lib_LTLIBRARIES += libhashmmap.la
 libhashmmap_la_SOURCES = $(HMM_CORE_SOURCES)

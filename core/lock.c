@@ -65,6 +65,29 @@ int lock_stripe(hmm_t *m, uint32_t stripe)
     return 0;
 }
 
+/* 0 locked, -EBUSY held by another.  A dead holder's work is repaired as
+ * by lock_stripe(); the caller must hold no class or page lock. */
+int trylock_stripe(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    int rc = pthread_mutex_trylock(&s->lock);
+    if (rc == EBUSY)
+        return -EBUSY;
+    if (rc == EOWNERDEAD) {
+        recover_stripe_locked(m, stripe);
+        atomic_fetch_add(&m->hdr->recoveries, 1);
+        pthread_mutex_consistent(&s->lock);
+        rc = 0;
+    }
+    if (rc)
+        return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: stripe lock %u: %s", m->path, stripe,
+                        strerror(rc));
+    atomic_store_explicit(&s->owner_proc, proc_self_tag(m), memory_order_relaxed);
+    if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)
+        seq_end_free(s);
+    return 0;
+}
+
 void unlock_stripe(hmm_t *m, uint32_t stripe)
 {
     struct hmm_stripe *s = &m->stripes[stripe];

@@ -61,6 +61,10 @@ static int read_attempt(hmm_t *m, uint64_t hash, const void *key, size_t klen, s
         return HMM_TOOSMALL;
     if (vlen)
         memcpy(out->val, (uint8_t *)e + HMM_ENTRY_HDR + klen, vlen);
+    /* Cache mode's recency mark: relaxed, and only when clear, so a hot
+     * entry's line is not written on every read (cache/evict.c). */
+    if ((m->flags & HMM_CACHE) && !atomic_load_explicit(&e->access, memory_order_relaxed))
+        atomic_store_explicit(&e->access, 1, memory_order_relaxed);
     return 0;
 }
 

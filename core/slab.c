@@ -58,13 +58,9 @@ static inline struct hmm_entry *chunk(hmm_t *m, uint64_t off)
     return (struct hmm_entry *)(m->base + off);
 }
 
-static inline hmm_atomic_u64 *chunk_next(hmm_t *m, uint64_t off)
-{
-    return (hmm_atomic_u64 *)(m->base + off + HMM_FREE_NEXT_OFF);
-}
 
 /* Page number of a data offset, or UINT64_MAX outside the data area. */
-static uint64_t page_of(hmm_t *m, uint64_t off)
+uint64_t slab_page_of(hmm_t *m, uint64_t off)
 {
     if (off < m->data_off)
         return UINT64_MAX;
@@ -73,9 +69,9 @@ static uint64_t page_of(hmm_t *m, uint64_t off)
 }
 
 /* Is off the start of a chunk of class cls (in bounds, on a boundary)? */
-static bool valid_class_chunk(hmm_t *m, uint32_t cls, uint64_t off)
+bool slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off)
 {
-    uint64_t p = page_of(m, off);
+    uint64_t p = slab_page_of(m, off);
     if (p == UINT64_MAX || (off & (HMM_ALIGN - 1)))
         return false;
     if (atomic_load_explicit(&m->pagetab[p], memory_order_acquire) != HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls))
@@ -87,13 +83,13 @@ static bool valid_class_chunk(hmm_t *m, uint32_t cls, uint64_t off)
 
 uint64_t slab_chunk_size(hmm_t *m, uint64_t off)
 {
-    uint64_t p = page_of(m, off);
+    uint64_t p = slab_page_of(m, off);
     if (p == UINT64_MAX)
         return 0;
     uint64_t v = atomic_load(&m->pagetab[p]);
     switch (HMM_PAGE_KIND(v)) {
     case HMM_PAGE_CLASS:
-        if (HMM_PAGE_ARG(v) < m->nclasses && valid_class_chunk(m, (uint32_t)HMM_PAGE_ARG(v), off))
+        if (HMM_PAGE_ARG(v) < m->nclasses && slab_valid_chunk(m, (uint32_t)HMM_PAGE_ARG(v), off))
             return m->class_size[HMM_PAGE_ARG(v)];
         return 0;
     case HMM_PAGE_RUN_HEAD:
@@ -202,7 +198,7 @@ void recover_class_locked(hmm_t *m, uint32_t cls)
         uint64_t p = pi - 1;
         uint64_t start = map_page_off(m, p);
         uint64_t carve = atomic_load(&c->carve_off);
-        if (page_of(m, start) == p &&
+        if (slab_page_of(m, start) == p &&
             atomic_load(&m->pagetab[p]) == HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls) &&
             !(carve >= start && carve <= start + m->page_size)) {
             atomic_store(&c->carve_end, start + (m->page_size / size) * size);
@@ -212,14 +208,15 @@ void recover_class_locked(hmm_t *m, uint32_t cls)
         atomic_store(&c->page_intent, 0);
     }
     uint64_t head = atomic_load(&c->free_head);
-    if (head && !valid_class_chunk(m, cls, head))
+    if (head && !slab_valid_chunk(m, cls, head))
         atomic_store(&c->free_head, 0); /* a corrupt list: drop it rather than follow it */
     else if (head && atomic_load(&chunk(m, head)->state) != HMM_CHUNK_FREE)
         entry_mark(m, head, UINT32_MAX, HMM_CHUNK_FREE);
     uint64_t carve = atomic_load(&c->carve_off);
-    if (carve && carve + size <= atomic_load(&c->carve_end) && valid_class_chunk(m, cls, carve) &&
+    if (carve && carve + size <= atomic_load(&c->carve_end) && slab_valid_chunk(m, cls, carve) &&
         atomic_load(&chunk(m, carve)->state) != HMM_CHUNK_FREE)
         entry_mark(m, carve, UINT32_MAX, HMM_CHUNK_FREE);
+    evict_recover_class_locked(m, cls);
 }
 
 /* ---- allocation ---- */
@@ -244,17 +241,23 @@ static int run_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
     return rc;
 }
 
-int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
+static int class_alloc(hmm_t *m, uint32_t stripe, uint32_t cls, uint64_t *off)
 {
-    uint32_t cls = slab_class_for_size(m, bytes);
-    int rc = cls == HMM_CLASS_RUN ? run_alloc(m, stripe, bytes, off) : lock_class(m, cls);
-    if (rc || cls == HMM_CLASS_RUN)
-        goto out;
+    int rc = lock_class(m, cls);
+    if (rc)
+        return rc;
     struct hmm_class *c = &m->classes[cls];
     hmm_atomic_u64 *intent_new = &m->stripes[stripe].intent.new_off;
     uint64_t x = atomic_load_explicit(&c->free_head, memory_order_relaxed);
+    /* Cache mode: chunks of a page leaving the class are dropped from the
+     * list (the evacuator rebuilds it when it is done). */
+    while (x && atomic_load_explicit(&c->evac_page, memory_order_relaxed) && slab_valid_chunk(m, cls, x) &&
+           evict_page_leaving(m, cls, x)) {
+        x = atomic_load_explicit(chunk_next(m, x), memory_order_relaxed);
+        atomic_store_explicit(&c->free_head, x, memory_order_release);
+    }
     if (x) {
-        if (!valid_class_chunk(m, cls, x)) {
+        if (!slab_valid_chunk(m, cls, x)) {
             rc = hmm_fail(HMM_CORRUPT, "%s: free list of class %u points outside its pages", m->path, cls);
             goto unlock;
         }
@@ -266,7 +269,7 @@ int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
     } else {
         uint32_t size = m->class_size[cls];
         uint64_t carve = atomic_load(&c->carve_off);
-        if (carve && !valid_class_chunk(m, cls, carve))
+        if (carve && !slab_valid_chunk(m, cls, carve))
             carve = 0; /* damaged carve pointer: start a fresh page rather than trust it */
         if (carve == 0 || carve + size > atomic_load(&c->carve_end)) {
             rc = class_grow_locked(m, cls);
@@ -283,7 +286,29 @@ int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
     *off = x;
 unlock:
     unlock_class(m, cls);
-out:
+    return rc;
+}
+
+int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
+{
+    uint32_t cls = slab_class_for_size(m, bytes);
+    int rc;
+    if (cls == HMM_CLASS_RUN) {
+        rc = run_alloc(m, stripe, bytes, off);
+    } else {
+        rc = class_alloc(m, stripe, cls, off);
+        /* A cache never says full: evict (holding only our stripe) and retry. */
+        for (int attempt = 0; rc == HMM_FULL && (m->flags & HMM_CACHE) && attempt < 64; attempt++) {
+            int erc = evict_for_class(m, stripe, cls);
+            if (erc != 0 && erc != HMM_FULL) {
+                rc = erc;
+                break;
+            }
+            if (erc == HMM_FULL && evict_gives_up())
+                break;
+            rc = class_alloc(m, stripe, cls, off);
+        }
+    }
     if (rc == 0)
         HMM_CRASHPOINT("alloc");
     return rc;
@@ -301,7 +326,7 @@ static void free_run_locked(hmm_t *m, uint64_t p, uint64_t n, uint64_t off, hmm_
         atomic_store_explicit(&m->pagetab[p + i], 0, memory_order_relaxed);
 }
 
-static void free_class_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64 *intent_field)
+void slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64 *intent_field)
 {
     struct hmm_class *c = &m->classes[cls];
     atomic_store_explicit(chunk_next(m, off), atomic_load(&c->free_head), memory_order_relaxed);
@@ -318,7 +343,7 @@ static void free_class_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_at
 static int free_checked(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
                         hmm_atomic_u64 *intent_field)
 {
-    uint64_t p = page_of(m, off);
+    uint64_t p = slab_page_of(m, off);
     if (p == UINT64_MAX)
         goto not_ours;
     uint64_t v = atomic_load(&m->pagetab[p]);
@@ -327,14 +352,14 @@ static int free_checked(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states
         int rc = lock_class(m, cls);
         if (rc)
             return rc;
-        bool ok = valid_class_chunk(m, cls, off);
+        bool ok = slab_valid_chunk(m, cls, off);
         if (ok && states_mask) {
             struct hmm_entry *e = chunk(m, off);
             ok = (states_mask & CHUNK_STATE_BIT(atomic_load(&e->state))) &&
                  atomic_load(&e->owner) == stripe + 1;
         }
         if (ok)
-            free_class_chunk_locked(m, cls, off, intent_field);
+            slab_free_chunk_locked(m, cls, off, intent_field);
         unlock_class(m, cls);
         if (ok)
             return 0;

@@ -18,7 +18,10 @@
 #include "core/internal.h"
 #include "core/lookup.h"
 
-enum write_kind { WRITE_PUT, WRITE_DEL, WRITE_INCR, WRITE_CAS };
+enum write_kind {
+    WRITE_PUT, WRITE_DEL, WRITE_INCR, WRITE_CAS,
+    WRITE_MOVE, /* cache mode: copy an entry out of a page leaving its class, same bytes and version */
+};
 
 struct write_req {
     enum write_kind kind;
@@ -30,7 +33,8 @@ struct write_req {
     uint8_t vtype;
     uint64_t ttl_ms;
     unsigned flags;        /* HMM_NX, HMM_XX */
-    uint64_t expected;     /* cas */
+    uint64_t expected;     /* cas; move: the chunk to move */
+    uint64_t version;      /* move: the version the entry keeps */
     int64_t delta;         /* incr */
     int64_t result;        /* incr */
     char numbuf[24];       /* incr: the new value as text */
@@ -77,6 +81,8 @@ static int write_decide(hmm_t *m, struct write_req *r, struct hmm_entry *cur)
         return (cur ? cur->version : 0) == r->expected ? 0 : HMM_MISMATCH;
     case WRITE_DEL:
         return cur ? 0 : HMM_NOTFOUND;
+    case WRITE_MOVE:
+        return cur ? 0 : HMM_NOTFOUND;
     case WRITE_INCR: {
         int64_t old = 0;
         if (cur && parse_counter(entry_val(cur), cur->vlen, &old) != 0)
@@ -95,8 +101,8 @@ static int write_decide(hmm_t *m, struct write_req *r, struct hmm_entry *cur)
 
 static uint64_t expiry_for(hmm_t *m, const struct write_req *r, const struct hmm_entry *cur, uint64_t now)
 {
-    if (r->kind == WRITE_INCR && cur)
-        return cur->expire_ms; /* counting does not change a counter's lifetime */
+    if ((r->kind == WRITE_INCR || r->kind == WRITE_MOVE) && cur)
+        return cur->expire_ms; /* counting or moving does not change an entry's lifetime */
     uint64_t ttl = r->ttl_ms ? r->ttl_ms : m->default_ttl_ms;
     return ttl ? now + ttl : 0;
 }
@@ -109,12 +115,13 @@ static uint64_t write_entry(hmm_t *m, struct hmm_stripe *s, uint64_t off, const 
     e->vtype = r->vtype;
     e->reserved = 0;
     e->vlen = (uint32_t)r->vlen;
-    e->version = ++s->version;
+    e->version = r->kind == WRITE_MOVE ? r->version : ++s->version;
     e->expire_ms = expire_ms;
     memcpy(entry_key(e), r->key, r->klen);
     if (r->vlen)
         memcpy(entry_val(e), r->val, r->vlen);
     e->checksum = entry_checksum(e);
+    atomic_store_explicit(&e->access, (m->flags & HMM_CACHE) ? 1 : 0, memory_order_relaxed);
     /* Release: a repairer that finds it LIVE finds it whole. */
     atomic_store_explicit(&e->state, HMM_CHUNK_LIVE, memory_order_release);
     return entry_bytes(r->klen, r->vlen);
@@ -138,6 +145,11 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
         return hmm_fail(HMM_CORRUPT, "%s: entry at %" PRIu64 " is out of bounds", m->path, y);
     uint64_t now = hmm_now_ms();
     bool expired = ye && entry_expired(ye, now);
+    if (r->kind == WRITE_MOVE) {
+        if (y != r->expected || !ye)
+            return HMM_NOTFOUND; /* replaced or deleted since the evacuator looked */
+        r->version = ye->version;
+    }
     rc = write_decide(m, r, expired ? NULL : ye);
     if (rc && !(rc == HMM_NOTFOUND && r->kind == WRITE_DEL && expired))
         return rc;
@@ -192,6 +204,21 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
     atomic_store_explicit(&in->new_off, 0, memory_order_relaxed);
     atomic_store_explicit(&in->op, HMM_OP_NONE, memory_order_release);
     return rc;
+}
+
+int relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off)
+{
+    struct hmm_entry *e = entry_whole_at(m, off);
+    if (!e)
+        return HMM_NOTFOUND;
+    /* Key and value point into the old chunk, which stays whole until the
+     * new one is published (the free comes last). */
+    struct write_req r = {.kind = WRITE_MOVE, .key = entry_key(e), .klen = e->klen, .val = entry_val(e),
+                          .vlen = e->vlen, .vtype = e->vtype, .expected = off};
+    r.hash = key_hash(r.key, r.klen);
+    if (hash_stripe(m, r.hash) != stripe)
+        return HMM_NOTFOUND;
+    return write_locked(m, stripe, &r);
 }
 
 static int write_run(hmm_t *m, struct write_req *r)

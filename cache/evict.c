@@ -1,0 +1,405 @@
+/*
+ * evict.c - cache mode (FORMAT.md §13): a map created with HMM_CACHE
+ * evicts instead of saying "full".
+ *
+ * Recency: a get sets the entry's access byte with a relaxed store (only if
+ * it is clear, so a hot entry's line is not dirtied on every read), a put
+ * sets it on the new entry.  Each size class runs a CLOCK hand over its
+ * chunks: a set byte is cleared (second chance), a clear one is the victim,
+ * an expired entry is a victim whatever its byte.
+ *
+ * Eviction is a delete done on behalf of the victim's stripe: it takes that
+ * stripe's lock (trylock: the evictor already holds its own stripe, and two
+ * evictors must not wait on each other) and runs the delete protocol of
+ * FORMAT.md §8, so a killed evictor is repaired like a killed delete and
+ * never leaves a dangling index entry.
+ *
+ * Rebalancing (memcached's slab automove): a class that has evicted a page's
+ * worth of entries since it last gained a page takes one from another class,
+ * chosen by a global page hand (round robin, never a class's last page).
+ * The page's live entries are evicted, its free chunks unlinked, and it goes
+ * back to the page table as free for the needy class to take.  The donor
+ * class's evac_page marks the page meanwhile: allocations skip it, and a
+ * repair (the evacuator died) rebuilds the donor's free list from chunk
+ * states and forgets the evacuation.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+#define EVICT_ATTEMPTS 16
+#define EVACUATE_TRIES 200
+
+/* Set while this thread moves an entry out of a leaving page: the move's
+ * allocation may evict in its class, but never start another evacuation
+ * (which could move entries in turn, without end). */
+static _Thread_local bool relocating;
+
+static inline struct hmm_entry *chunk(hmm_t *m, uint64_t off)
+{
+    return (struct hmm_entry *)(m->base + off);
+}
+
+static uint32_t chunks_per_page(const hmm_t *m, uint32_t cls)
+{
+    return m->page_size / m->class_size[cls];
+}
+
+/* ---- evicting one entry ---- */
+
+/* Delete the entry in chunk x if it still is the LIVE entry of hash, on
+ * behalf of its stripe; with rescue, move it elsewhere in its class when it
+ * was used since the hand last passed.  1 done, 0 skipped (busy, changed),
+ * < 0 error.
+ *
+ * The victim may belong to the stripe the caller holds: its operation is
+ * still before its first commit (slab_alloc runs before anything is
+ * published), so the stripe's intent can describe this delete meanwhile and
+ * is given back afterwards.  Such a victim is evicted, never moved, and is
+ * never the entry of the caller's own key. */
+static int evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool expired, bool rescue)
+{
+    uint32_t t = hash_stripe(m, hash);
+    bool own = t == held;
+    /* Never the caller's own key: its operation holds that entry. */
+    if (own && atomic_load(&m->stripes[t].intent.hash) == hash)
+        return 0;
+    if (!own) {
+        int rc = trylock_stripe(m, t);
+        if (rc)
+            return rc == -EBUSY ? 0 : rc;
+    }
+    if (!own && rescue && !expired && atomic_load(&chunk(m, x)->access)) {
+        relocating = true;
+        int moved = relocate_entry_locked(m, t, x);
+        relocating = false;
+        if (moved == 0) {
+            unlock_stripe(m, t);
+            return 1;
+        }
+    }
+    struct hmm_stripe *st = &m->stripes[t];
+    struct hmm_entry *e = entry_whole_at(m, x);
+    struct hmm_ix cur, old, *in = NULL;
+    hmm_atomic_u64 *slot = NULL;
+    if (e && atomic_load(&e->state) == HMM_CHUNK_LIVE && key_hash(entry_key(e), e->klen) == hash &&
+        index_views(m, &cur, &old) == 0) {
+        if ((slot = index_slot_of_locked(&cur, hash, x)))
+            in = &cur;
+        else if ((slot = index_slot_of_locked(&old, hash, x)))
+            in = &old;
+    }
+    if (!slot) {
+        if (!own)
+            unlock_stripe(m, t);
+        return 0;
+    }
+    int64_t bytes = (int64_t)entry_bytes(e->klen, e->vlen);
+    struct hmm_intent *it = &st->intent;
+    uint32_t saved_op = atomic_load(&it->op);
+    uint64_t saved_hash = atomic_load(&it->hash);
+    assert(!own || (atomic_load(&it->new_off) == 0 && atomic_load(&it->old_off) == 0));
+    atomic_store_explicit(&it->hash, hash, memory_order_relaxed);
+    atomic_store_explicit(&it->new_off, 0, memory_order_relaxed);
+    atomic_store_explicit(&it->old_off, x, memory_order_relaxed);
+    atomic_store_explicit(&it->op, HMM_OP_DEL, memory_order_release);
+    entry_mark(m, x, t, HMM_CHUNK_RETIRING);
+    HMM_CRASHPOINT("evict_retired");
+    index_remove_locked(m, in, hash, slot);
+    HMM_CRASHPOINT("evicted");
+    seq_begin_free(st);
+    int rc = slab_free(m, t, x, &it->old_off);
+    seq_end_free(st);
+    st->items--;
+    st->bytes_used -= bytes;
+    if (own) {
+        atomic_store_explicit(&it->hash, saved_hash, memory_order_relaxed);
+        atomic_store_explicit(&it->op, saved_op, memory_order_release);
+    } else {
+        atomic_store_explicit(&it->op, HMM_OP_NONE, memory_order_release);
+        unlock_stripe(m, t);
+    }
+    metrics_add(m, expired ? HMM_C_EXPIRATIONS : HMM_C_EVICTIONS, 1);
+    return rc ? rc : 1;
+}
+
+/* ---- the CLOCK hand ---- */
+
+/* First chunk of the next page of class cls at or after page p (wrapping), 0 if none. */
+static uint64_t first_chunk_from(hmm_t *m, uint32_t cls, uint64_t p)
+{
+    uint64_t npages = map_npages(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
+    for (uint64_t i = 0; i < npages; i++) {
+        uint64_t q = (p + i) % npages;
+        if (atomic_load_explicit(&m->pagetab[q], memory_order_relaxed) == want)
+            return map_page_off(m, q);
+    }
+    return 0;
+}
+
+static uint64_t hand_next(hmm_t *m, uint32_t cls, uint64_t x)
+{
+    uint32_t size = m->class_size[cls];
+    uint64_t p = slab_page_of(m, x);
+    uint64_t next = x + size;
+    if (p != UINT64_MAX && next - map_page_off(m, p) + size <= m->page_size)
+        return next;
+    return first_chunk_from(m, cls, p == UINT64_MAX ? 0 : p + 1);
+}
+
+/* Walk the hand to a victim (class lock held).  Returns its offset and
+ * hash, or 0 when two turns found none. */
+static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *expired)
+{
+    struct hmm_class *c = &m->classes[cls];
+    uint64_t x = atomic_load(&c->hand);
+    if (!x || !slab_valid_chunk(m, cls, x))
+        x = first_chunk_from(m, cls, 0);
+    uint64_t now = hmm_now_ms();
+    uint64_t budget = 2 * c->pages * chunks_per_page(m, cls) + 1;
+    uint64_t victim = 0;
+    uint64_t carve = atomic_load(&c->carve_off);
+    for (uint64_t n = 0; x && n < budget && !victim; n++) {
+        struct hmm_entry *e = chunk(m, x);
+        uint64_t at = x;
+        x = hand_next(m, cls, x);
+        if (carve && at >= carve && slab_page_of(m, at) == slab_page_of(m, carve))
+            continue; /* never handed out */
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) != HMM_CHUNK_LIVE ||
+            evict_page_leaving(m, cls, at))
+            continue;
+        struct hmm_entry *whole = entry_whole_at(m, at);
+        if (!whole)
+            continue;
+        *expired = whole->expire_ms && whole->expire_ms <= now;
+        if (!*expired && atomic_load_explicit(&e->access, memory_order_relaxed)) {
+            atomic_store_explicit(&e->access, 0, memory_order_relaxed);
+            continue;
+        }
+        *hash = key_hash(entry_key(whole), whole->klen);
+        victim = at;
+    }
+    atomic_store(&c->hand, x);
+    return victim;
+}
+
+static int evict_one(hmm_t *m, uint32_t held, uint32_t cls)
+{
+    uint64_t hash = 0;
+    bool expired = false;
+    int rc = lock_class(m, cls);
+    if (rc)
+        return rc;
+    uint64_t x = clock_pick_locked(m, cls, &hash, &expired);
+    unlock_class(m, cls);
+    if (!x)
+        return 0;
+    rc = evict_chunk(m, held, x, hash, expired, false);
+    if (rc == 1 && lock_class(m, cls) == 0) {
+        m->classes[cls].pressure++;
+        m->classes[cls].evictions++;
+        unlock_class(m, cls);
+    }
+    return rc;
+}
+
+/* ---- moving a page between classes ---- */
+
+bool evict_gives_up(void)
+{
+    return relocating;
+}
+
+bool evict_page_leaving(hmm_t *m, uint32_t cls, uint64_t off)
+{
+    uint64_t ev = atomic_load_explicit(&m->classes[cls].evac_page, memory_order_relaxed);
+    return ev && slab_page_of(m, off) == HMM_EVAC_PAGE(ev);
+}
+
+/* Rebuild class cls's free list from chunk states, leaving out the page
+ * being evacuated (class lock held).  Idempotent: it reads only states. */
+static void rebuild_free_list_locked(hmm_t *m, uint32_t cls, uint64_t skip_page)
+{
+    struct hmm_class *c = &m->classes[cls];
+    uint32_t size = m->class_size[cls];
+    uint64_t npages = map_npages(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
+    uint64_t carve = atomic_load(&c->carve_off), head = 0, pages = 0, used = 0;
+    for (uint64_t p = 0; p < npages; p++) {
+        if (atomic_load(&m->pagetab[p]) != want)
+            continue;
+        pages++;
+        uint64_t start = map_page_off(m, p), end = start + chunks_per_page(m, cls) * (uint64_t)size;
+        if (carve >= start && carve <= end)
+            end = carve;
+        for (uint64_t x = start; x + size <= end; x += size) {
+            if (atomic_load(&chunk(m, x)->state) != HMM_CHUNK_FREE) {
+                used++;
+            } else if (p != skip_page) {
+                atomic_store(chunk_next(m, x), head);
+                head = x;
+            }
+        }
+    }
+    atomic_store_explicit(&c->free_head, head, memory_order_release);
+    c->pages = pages;
+    c->chunks_used = used;
+}
+
+void evict_recover_class_locked(hmm_t *m, uint32_t cls)
+{
+    struct hmm_class *c = &m->classes[cls];
+    if (atomic_load(&c->evac_page) == 0)
+        return;
+    /* The evacuator died: forget the move, the page stays with the class. */
+    atomic_store(&c->evac_page, 0);
+    rebuild_free_list_locked(m, cls, UINT64_MAX);
+}
+
+/* An evacuation whose owner died without holding the class lock is met by
+ * the next allocation in the class (class lock held). */
+static void evac_check_owner_locked(hmm_t *m, uint32_t cls)
+{
+    uint64_t ev = atomic_load(&m->classes[cls].evac_page);
+    if (ev && !proc_alive(HMM_EVAC_PID(ev), 0))
+        evict_recover_class_locked(m, cls);
+}
+
+/* Pages a class can allocate from: a page being evacuated does not count. */
+static uint64_t usable_pages(hmm_t *m, uint32_t cls)
+{
+    const struct hmm_class *c = &m->classes[cls];
+    uint64_t leaving = atomic_load_explicit(&c->evac_page, memory_order_relaxed) != 0;
+    return c->pages > leaving ? c->pages - leaving : 0;
+}
+
+/* Pick a page of another class (page hand).  A class keeps its last page
+ * unless the needy class has none at all: then any class gives, so that
+ * every size can be stored even when there are more classes than pages. */
+static uint64_t pick_donor_page(hmm_t *m, uint32_t needy, uint32_t *donor)
+{
+    uint64_t npages = map_npages(m);
+    uint64_t keep = usable_pages(m, needy) == 0 ? 1 : 2;
+    uint64_t start = atomic_fetch_add(&m->hdr->page_hand, 1);
+    for (uint64_t i = 0; i < npages; i++) {
+        uint64_t p = (start + i) % npages;
+        uint64_t v = atomic_load(&m->pagetab[p]);
+        if (HMM_PAGE_KIND(v) != HMM_PAGE_CLASS || HMM_PAGE_ARG(v) >= m->nclasses)
+            continue;
+        uint32_t d = (uint32_t)HMM_PAGE_ARG(v);
+        if (d == needy || usable_pages(m, d) < keep)
+            continue;
+        atomic_store(&m->hdr->page_hand, p + 1);
+        *donor = d;
+        return p;
+    }
+    return UINT64_MAX;
+}
+
+/* Evict every live entry of page p (class d, marked leaving). */
+static bool empty_page(hmm_t *m, uint32_t held, uint32_t d, uint64_t p)
+{
+    uint32_t size = m->class_size[d];
+    uint64_t start = map_page_off(m, p), end = start + chunks_per_page(m, d) * (uint64_t)size;
+    for (uint64_t x = start; x + size <= end; x += size) {
+        for (int tries = 0;; tries++) {
+            struct hmm_entry *e = chunk(m, x);
+            uint8_t state = atomic_load(&e->state);
+            if (state == HMM_CHUNK_FREE)
+                break;
+            if (tries >= EVACUATE_TRIES)
+                return false;
+            struct hmm_entry *whole = state == HMM_CHUNK_LIVE ? entry_whole_at(m, x) : NULL;
+            if (whole && evict_chunk(m, held, x, key_hash(entry_key(whole), whole->klen), false, true) == 1)
+                break;
+            sched_yield(); /* busy stripe, or an operation in flight on the chunk */
+        }
+    }
+    return true;
+}
+
+static int evacuate_page_for(hmm_t *m, uint32_t held, uint32_t needy)
+{
+    uint32_t d;
+    uint64_t p = pick_donor_page(m, needy, &d);
+    if (p == UINT64_MAX)
+        return HMM_FULL;
+    struct hmm_class *c = &m->classes[d];
+    int rc = lock_class(m, d);
+    if (rc)
+        return rc;
+    if (atomic_load(&c->evac_page) || atomic_load(&m->pagetab[p]) != HMM_PAGE_MAKE(HMM_PAGE_CLASS, d)) {
+        unlock_class(m, d);
+        return HMM_FULL;
+    }
+    atomic_store(&c->evac_page, HMM_EVAC_MAKE(getpid(), p));
+    uint64_t carve = atomic_load(&c->carve_off);
+    if (slab_page_of(m, carve) == p) {
+        atomic_store(&c->carve_off, 0);
+        atomic_store(&c->carve_end, 0);
+    }
+    unlock_class(m, d);
+
+    bool emptied = empty_page(m, held, d, p);
+
+    rc = lock_class(m, d);
+    if (rc)
+        return rc;
+    uint32_t size = m->class_size[d];
+    uint64_t start = map_page_off(m, p);
+    for (uint64_t x = start; emptied && x + size <= start + chunks_per_page(m, d) * (uint64_t)size; x += size)
+        emptied = atomic_load(&chunk(m, x)->state) == HMM_CHUNK_FREE;
+    if (emptied) {
+        /* Unlink the page's chunks, then give the page back: the page table
+         * store is the commit.  A death before it leaves evac_page set, and
+         * the repair rebuilds the list. */
+        rebuild_free_list_locked(m, d, p);
+        rc = lock_pages(m);
+        if (rc == 0) {
+            atomic_store_explicit(&m->pagetab[p], 0, memory_order_release);
+            unlock_pages(m);
+            c->pages--;
+        }
+    } else {
+        rebuild_free_list_locked(m, d, UINT64_MAX); /* allocations skipped the page's chunks */
+    }
+    atomic_store(&c->evac_page, 0);
+    unlock_class(m, d);
+    return emptied && rc == 0 ? 0 : HMM_FULL;
+}
+
+int evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)
+{
+    struct hmm_class *c = &m->classes[cls];
+    int rc = lock_class(m, cls);
+    if (rc)
+        return rc;
+    evac_check_owner_locked(m, cls);
+    bool starved = !relocating && (usable_pages(m, cls) == 0 || c->pressure >= chunks_per_page(m, cls));
+    if (starved)
+        c->pressure = 0;
+    unlock_class(m, cls);
+    /* A class without pages cannot evict: try a few donors before giving up. */
+    for (int donor = 0; starved && donor < (usable_pages(m, cls) == 0 ? 8 : 1); donor++)
+        if (evacuate_page_for(m, held, cls) == 0)
+            return 0;
+    for (int attempt = 0; attempt < (relocating ? 2 : EVICT_ATTEMPTS); attempt++) {
+        rc = evict_one(m, held, cls);
+        if (rc == 1)
+            return 0;
+        if (rc < 0)
+            return rc;
+        sched_yield();
+    }
+    if (relocating)
+        return HMM_FULL; /* the entry is evicted instead of moved */
+    /* Nothing evictable here (empty class, every stripe busy): take a page. */
+    rc = evacuate_page_for(m, held, cls);
+    if (rc == HMM_FULL)
+        sched_yield(); /* let the holders of the busy stripes finish */
+    return rc;
+}
