@@ -1,4 +1,4 @@
-bin_PROGRAMS += hashmmap
-hashmmap_SOURCES = %reldir%/hashmmap.c
-hashmmap_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
-dist_man_MANS += %reldir%/hashmmap.1
+bin_PROGRAMS += hashmmap-stat
+hashmmap_stat_SOURCES = %reldir%/hashmmap-stat.c
+hashmmap_stat_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
+dist_man_MANS += %reldir%/hashmmap-stat.1

@@ -1,0 +1,21 @@
+# Tests: cmocka programs (multi-process and crash tests fork and SIGKILL for
+# real, each under a watchdog) and shell tests of the tools.
+if HAVE_CMOCKA
+noinst_LTLIBRARIES += tests/libtestutil.la
+tests_libtestutil_la_SOURCES = %reldir%/testutil.c %reldir%/testutil.h
+tests_libtestutil_la_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+
+HMM_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+HMM_TEST_LIBS = tests/libtestutil.la libhashmmap.la $(CMOCKA_LIBS)
+HMM_CRASH_TEST_LIBS = tests/libtestutil.la libhashmmap-crash.la $(CMOCKA_LIBS)
+
+HMM_CMOCKA_TESTS = \
+	tests/test_api
+
+check_PROGRAMS += $(HMM_CMOCKA_TESTS)
+TESTS += $(HMM_CMOCKA_TESTS)
+
+tests_test_api_SOURCES = %reldir%/test_api.c
+tests_test_api_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_api_LDADD = $(HMM_TEST_LIBS)
+endif

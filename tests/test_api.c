@@ -1,0 +1,679 @@
+/*
+ * test_api.c - every call of hashmmap.h and its error paths, one test per
+ * behaviour.
+ */
+#include "config.h"
+
+#include "tests/testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static hmm_t *fresh(void)
+{
+    return tu_open(tu_tmpdir(), 1 << 20, 0, 0);
+}
+
+static int get_str(hmm_t *m, const char *key, char *buf, size_t cap)
+{
+    size_t len = cap - 1;
+    int rc = hmm_get(m, key, strlen(key), buf, &len);
+    buf[rc == 0 ? len : 0] = '\0';
+    return rc;
+}
+
+/* ---- opening ---- */
+
+static void test_open_with_null_config_creates_map_and_directory(void **state)
+{
+    char dir[4096];
+    tu_path(dir, sizeof dir, tu_tmpdir(), "new/");
+    dir[strlen(dir) - 1] = '\0';
+    hmm_t *m;
+    TU_OK(hmm_open(&m, dir, NULL));
+    char path[4200];
+    tu_path(path, sizeof path, dir, "hashmmap.map");
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    hmm_close(m);
+}
+
+static void test_open_creates_files_with_config_mode(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_config cfg = {.size = 1 << 20, .flags = HMM_CREATE, .mode = 0640};
+    hmm_t *m;
+    TU_OK(hmm_open(&m, dir, &cfg));
+    char path[4200];
+    tu_path(path, sizeof path, dir, "hashmmap.map");
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    hmm_close(m);
+}
+
+static void test_open_missing_map_without_create_returns_enoent(void **state)
+{
+    hmm_config cfg = {0};
+    hmm_t *m;
+    assert_int_equal(hmm_open(&m, tu_tmpdir(), &cfg), -ENOENT);
+    assert_null(m);
+}
+
+static void test_open_excl_on_existing_map_returns_exists(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_config cfg = {.size = 1 << 20, .flags = HMM_CREATE | HMM_EXCL};
+    hmm_t *m, *m2;
+    TU_OK(hmm_open(&m, dir, &cfg));
+    assert_int_equal(hmm_open(&m2, dir, &cfg), HMM_EXISTS);
+    hmm_close(m);
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    TU_OK(hmm_put(m, "offset", 6, "1042", 4, 0, 0));
+    hmm_close(m);
+    m = tu_open(dir, 0, 0, 0);
+    char buf[16];
+    TU_OK(get_str(m, "offset", buf, sizeof buf));
+    assert_string_equal(buf, "1042");
+    hmm_close(m);
+}
+
+static void test_close_null_is_noop(void **state)
+{
+    hmm_close(NULL);
+    hmm_cursor_close(NULL);
+}
+
+static void test_open_bad_arguments_return_einval(void **state)
+{
+    hmm_t *m;
+    assert_int_equal(hmm_open(NULL, "/tmp", NULL), -EINVAL);
+    assert_int_equal(hmm_open(&m, NULL, NULL), -EINVAL);
+    assert_int_equal(hmm_open(&m, "", NULL), -EINVAL);
+    assert_int_equal(hmm_open_anon(NULL, NULL), -EINVAL);
+}
+
+static void test_open_a_file_as_directory_returns_enotdir(void **state)
+{
+    char path[4200];
+    tu_path(path, sizeof path, tu_tmpdir(), "plain");
+    FILE *f = fopen(path, "w");
+    fclose(f);
+    hmm_t *m;
+    assert_int_equal(hmm_open(&m, path, NULL), -ENOTDIR);
+}
+
+/* ---- read-only ---- */
+
+static uint64_t file_hash(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint64_t h = 1469598103934665603ULL;
+    int c;
+    while ((c = fgetc(f)) != EOF)
+        h = (h ^ (uint64_t)c) * 1099511628211ULL;
+    fclose(f);
+    return h;
+}
+
+static void test_rdonly_reads_and_refuses_writes_without_touching_files(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    TU_OK(hmm_put(m, "k", 1, "v", 1, 0, 0));
+    hmm_close(m);
+    char path[4200], mpath[4200];
+    tu_path(path, sizeof path, dir, "hashmmap.map");
+    tu_path(mpath, sizeof mpath, dir, "hashmmap.metrics");
+    uint64_t before = file_hash(path), mbefore = file_hash(mpath);
+    hmm_config cfg = {.flags = HMM_RDONLY};
+    TU_OK(hmm_open(&m, dir, &cfg));
+    char buf[8];
+    TU_OK(get_str(m, "k", buf, sizeof buf));
+    assert_string_equal(buf, "v");
+    assert_int_equal(hmm_put(m, "k", 1, "w", 1, 0, 0), -EBADF);
+    assert_int_equal(hmm_del(m, "k", 1), -EBADF);
+    assert_int_equal(hmm_incr(m, "n", 1, 1, NULL), -EBADF);
+    assert_int_equal(hmm_cas(m, "k", 1, "w", 1, 0, 0), -EBADF);
+    assert_int_equal(hmm_check(m, HMM_CHECK_REPAIR, NULL), -EBADF);
+    TU_OK(hmm_check(m, 0, NULL));
+    hmm_cursor *c;
+    TU_OK(hmm_cursor_open(m, &c));
+    const void *k, *v;
+    size_t kl, vl;
+    TU_OK(hmm_cursor_next(c, &k, &kl, &v, &vl));
+    hmm_cursor_close(c);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    hmm_close(m);
+    assert_true(file_hash(path) == before);
+    assert_true(file_hash(mpath) == mbefore);
+}
+
+static void test_rdonly_anonymous_map_is_refused(void **state)
+{
+    hmm_config cfg = {.flags = HMM_RDONLY};
+    hmm_t *m;
+    assert_int_equal(hmm_open_anon(&m, &cfg), -EINVAL);
+}
+
+/* ---- anonymous maps ---- */
+
+static hmm_t *anon_map;
+
+static int child_puts_and_reads_parent(void *arg)
+{
+    (void)arg;
+    char buf[16];
+    size_t len = sizeof buf;
+    if (hmm_get(anon_map, "parent", 6, buf, &len) != 0 || len != 2)
+        return 1;
+    return hmm_put(anon_map, "child", 5, "hi", 2, 0, 0) == 0 ? 0 : 2;
+}
+
+static void test_anonymous_map_is_shared_with_forked_children(void **state)
+{
+    TU_OK(hmm_open_anon(&anon_map, NULL));
+    TU_OK(hmm_put(anon_map, "parent", 6, "yo", 2, 0, 0));
+    pid_t pid = tu_fork(child_puts_and_reads_parent, NULL);
+    assert_int_equal(tu_exit_code(tu_wait(pid, 10000)), 0);
+    char buf[16];
+    TU_OK(get_str(anon_map, "child", buf, sizeof buf));
+    assert_string_equal(buf, "hi");
+    hmm_close(anon_map);
+}
+
+/* ---- get and put ---- */
+
+static void test_get_missing_key_returns_notfound(void **state)
+{
+    hmm_t *m = fresh();
+    char buf[8];
+    assert_int_equal(get_str(m, "nope", buf, sizeof buf), HMM_NOTFOUND);
+    hmm_close(m);
+}
+
+static void test_get_small_buffer_returns_toosmall_with_needed_length(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "k", 1, "123456", 6, 0, 0));
+    char buf[4] = "xxx";
+    size_t len = 3;
+    assert_int_equal(hmm_get(m, "k", 1, buf, &len), HMM_TOOSMALL);
+    assert_int_equal(len, 6);
+    assert_string_equal(buf, "xxx");
+    len = 0;
+    assert_int_equal(hmm_get(m, "k", 1, NULL, &len), HMM_TOOSMALL);
+    assert_int_equal(len, 6);
+    hmm_close(m);
+}
+
+static void test_put_nx_on_existing_key_returns_exists(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "k", 1, "a", 1, 0, HMM_NX));
+    assert_int_equal(hmm_put(m, "k", 1, "b", 1, 0, HMM_NX), HMM_EXISTS);
+    char buf[4];
+    TU_OK(get_str(m, "k", buf, sizeof buf));
+    assert_string_equal(buf, "a");
+    hmm_close(m);
+}
+
+static void test_put_xx_on_missing_key_returns_notfound(void **state)
+{
+    hmm_t *m = fresh();
+    assert_int_equal(hmm_put(m, "k", 1, "a", 1, 0, HMM_XX), HMM_NOTFOUND);
+    TU_OK(hmm_put(m, "k", 1, "a", 1, 0, 0));
+    TU_OK(hmm_put(m, "k", 1, "b", 1, 0, HMM_XX));
+    hmm_close(m);
+}
+
+static void test_put_bad_flags_return_einval(void **state)
+{
+    hmm_t *m = fresh();
+    assert_int_equal(hmm_put(m, "k", 1, "a", 1, 0, HMM_NX | HMM_XX), -EINVAL);
+    assert_int_equal(hmm_put(m, "k", 1, "a", 1, 0, 0x80), -EINVAL);
+    assert_int_equal(hmm_put_tagged(m, "k", 1, "a", 1, 0, 0, 256), -EINVAL);
+    hmm_close(m);
+}
+
+static void test_null_or_empty_key_returns_einval(void **state)
+{
+    hmm_t *m = fresh();
+    char buf[4];
+    size_t len = sizeof buf;
+    assert_int_equal(hmm_put(m, NULL, 1, "a", 1, 0, 0), -EINVAL);
+    assert_int_equal(hmm_put(m, "", 0, "a", 1, 0, 0), -EINVAL);
+    assert_int_equal(hmm_get(m, "", 0, buf, &len), -EINVAL);
+    assert_int_equal(hmm_del(m, NULL, 0), -EINVAL);
+    assert_int_equal(hmm_incr(m, "", 0, 1, NULL), -EINVAL);
+    assert_int_equal(hmm_put(m, "k", 1, NULL, 1, 0, 0), -EINVAL);
+    assert_int_equal(hmm_get(m, "k", 1, buf, NULL), -EINVAL);
+    hmm_close(m);
+}
+
+static void test_oversize_key_or_value_returns_toobig(void **state)
+{
+    hmm_t *m = tu_open(tu_tmpdir(), 8 << 20, 0, 0);
+    char *big = calloc(1, (1 << 20) + 1);
+    assert_int_equal(hmm_put(m, big, 65536, "v", 1, 0, 0), HMM_TOOBIG);
+    memset(big, 'k', 65535);
+    TU_OK(hmm_put(m, big, 65535, "v", 1, 0, 0));
+    assert_int_equal(hmm_put(m, "k", 1, big, (1 << 20) + 1, 0, 0), HMM_TOOBIG);
+    free(big);
+    hmm_close(m);
+}
+
+static void test_one_mebibyte_value_round_trips(void **state)
+{
+    hmm_t *m = tu_open(tu_tmpdir(), 8 << 20, 0, 0);
+    size_t n = 1 << 20;
+    char *v = malloc(n), *out = malloc(n);
+    tu_value(v, n, "big", 7);
+    TU_OK(hmm_put(m, "big", 3, v, n, 0, 0));
+    size_t len = n;
+    TU_OK(hmm_get(m, "big", 3, out, &len));
+    assert_int_equal(len, n);
+    assert_memory_equal(v, out, n);
+    TU_OK(hmm_del(m, "big", 3));
+    TU_OK(hmm_check(m, 0, NULL));
+    free(v);
+    free(out);
+    hmm_close(m);
+}
+
+static void test_empty_value_and_binary_key_round_trip(void **state)
+{
+    hmm_t *m = fresh();
+    const char key[] = {'a', 0, 'b', 0};
+    TU_OK(hmm_put(m, key, sizeof key, "", 0, 0, 0));
+    char buf[4];
+    size_t len = sizeof buf;
+    TU_OK(hmm_get(m, key, sizeof key, buf, &len));
+    assert_int_equal(len, 0);
+    len = sizeof buf;
+    assert_int_equal(hmm_get(m, key, 2, buf, &len), HMM_NOTFOUND);
+    hmm_close(m);
+}
+
+static void test_del_removes_and_missing_returns_notfound(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "k", 1, "a", 1, 0, 0));
+    TU_OK(hmm_del(m, "k", 1));
+    assert_int_equal(hmm_del(m, "k", 1), HMM_NOTFOUND);
+    char buf[4];
+    assert_int_equal(get_str(m, "k", buf, sizeof buf), HMM_NOTFOUND);
+    hmm_close(m);
+}
+
+/* ---- counters ---- */
+
+static void test_incr_creates_counter_at_zero_and_reads_as_text(void **state)
+{
+    hmm_t *m = fresh();
+    int64_t v;
+    TU_OK(hmm_incr(m, "n", 1, 5, &v));
+    assert_int_equal(v, 5);
+    TU_OK(hmm_incr(m, "n", 1, -7, &v));
+    assert_int_equal(v, -2);
+    TU_OK(hmm_incr(m, "n", 1, 1, NULL));
+    char buf[32];
+    TU_OK(get_str(m, "n", buf, sizeof buf));
+    assert_string_equal(buf, "-1");
+    hmm_entry_info info;
+    size_t len = sizeof buf;
+    TU_OK(hmm_get_info(m, "n", 1, buf, &len, &info));
+    assert_int_equal(info.tag, HMM_TAG_COUNTER);
+    hmm_close(m);
+}
+
+static void test_incr_on_decimal_text_value_counts_on(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "n", 1, "17", 2, 0, 0));
+    int64_t v;
+    TU_OK(hmm_incr(m, "n", 1, 1, &v));
+    assert_int_equal(v, 18);
+    hmm_close(m);
+}
+
+static void test_incr_on_non_number_or_overflow_returns_notnum(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "s", 1, "abc", 3, 0, 0));
+    assert_int_equal(hmm_incr(m, "s", 1, 1, NULL), HMM_NOTNUM);
+    TU_OK(hmm_put(m, "e", 1, "", 0, 0, 0));
+    assert_int_equal(hmm_incr(m, "e", 1, 1, NULL), HMM_NOTNUM);
+    TU_OK(hmm_incr(m, "n", 1, INT64_MAX, NULL));
+    assert_int_equal(hmm_incr(m, "n", 1, 1, NULL), HMM_NOTNUM);
+    char buf[32];
+    TU_OK(get_str(m, "n", buf, sizeof buf));
+    assert_string_equal(buf, "9223372036854775807");
+    hmm_close(m);
+}
+
+/* ---- versions and cas ---- */
+
+static uint64_t version_of(hmm_t *m, const char *key)
+{
+    char buf[64];
+    size_t len = sizeof buf;
+    uint64_t v = 0;
+    TU_OK(hmm_getv(m, key, strlen(key), buf, &len, &v));
+    return v;
+}
+
+static void test_versions_grow_across_delete_and_reopen(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    TU_OK(hmm_put(m, "k", 1, "a", 1, 0, 0));
+    uint64_t v1 = version_of(m, "k");
+    TU_OK(hmm_put(m, "k", 1, "b", 1, 0, 0));
+    uint64_t v2 = version_of(m, "k");
+    TU_OK(hmm_del(m, "k", 1));
+    TU_OK(hmm_put(m, "k", 1, "c", 1, 0, 0));
+    uint64_t v3 = version_of(m, "k");
+    hmm_close(m);
+    m = tu_open(dir, 0, 0, 0);
+    TU_OK(hmm_put(m, "k", 1, "d", 1, 0, 0));
+    uint64_t v4 = version_of(m, "k");
+    assert_true(v1 > 0 && v1 < v2 && v2 < v3 && v3 < v4);
+    hmm_close(m);
+}
+
+static void test_cas_with_stale_version_returns_mismatch(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "k", 1, "a", 1, 0, 0));
+    uint64_t v = version_of(m, "k");
+    TU_OK(hmm_cas(m, "k", 1, "b", 1, 0, v));
+    assert_int_equal(hmm_cas(m, "k", 1, "c", 1, 0, v), HMM_MISMATCH);
+    char buf[4];
+    TU_OK(get_str(m, "k", buf, sizeof buf));
+    assert_string_equal(buf, "b");
+    hmm_close(m);
+}
+
+static void test_cas_with_zero_requires_absent_key(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_cas(m, "k", 1, "a", 1, 0, 0));
+    assert_int_equal(hmm_cas(m, "k", 1, "b", 1, 0, 0), HMM_MISMATCH);
+    hmm_close(m);
+}
+
+/* ---- TTL ---- */
+
+static void test_expired_entry_reads_as_absent(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "t", 1, "x", 1, 50, 0));
+    char buf[4];
+    TU_OK(get_str(m, "t", buf, sizeof buf));
+    usleep(150 * 1000);
+    assert_int_equal(get_str(m, "t", buf, sizeof buf), HMM_NOTFOUND);
+    assert_int_equal(hmm_del(m, "t", 1), HMM_NOTFOUND);
+    TU_OK(hmm_put(m, "t", 1, "y", 1, 0, HMM_NX));
+    hmm_close(m);
+}
+
+static void test_default_ttl_applies_and_survives_reopen(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_config cfg = {.size = 1 << 20, .flags = HMM_CREATE, .default_ttl_ms = 100};
+    hmm_t *m;
+    TU_OK(hmm_open(&m, dir, &cfg));
+    hmm_close(m);
+    m = tu_open(dir, 0, 0, 0);
+    TU_OK(hmm_put(m, "t", 1, "x", 1, 0, 0));
+    TU_OK(hmm_put(m, "long", 4, "x", 1, 60000, 0));
+    hmm_entry_info info;
+    char buf[4];
+    size_t len = sizeof buf;
+    TU_OK(hmm_get_info(m, "t", 1, buf, &len, &info));
+    assert_true(info.expire_ms > 0);
+    usleep(250 * 1000);
+    assert_int_equal(get_str(m, "t", buf, sizeof buf), HMM_NOTFOUND);
+    TU_OK(get_str(m, "long", buf, sizeof buf));
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(st.default_ttl_ms, 100);
+    hmm_close(m);
+}
+
+/* ---- cursors ---- */
+
+static void test_cursor_returns_every_key_exactly_once(void **state)
+{
+    hmm_t *m = tu_open(tu_tmpdir(), 4 << 20, 0, 0);
+    enum { N = 10000 };
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        int kl = snprintf(key, sizeof key, "key-%d", i);
+        TU_OK(hmm_put(m, key, (size_t)kl, key, (size_t)kl, 0, 0));
+    }
+    char *seen = calloc(N, 1);
+    hmm_cursor *c;
+    TU_OK(hmm_cursor_open(m, &c));
+    const void *k, *v;
+    size_t kl, vl;
+    int n = 0, rc;
+    while ((rc = hmm_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+        assert_true(kl == vl && memcmp(k, v, kl) == 0);
+        int i = atoi((const char *)k + 4);
+        assert_int_equal(seen[i], 0);
+        seen[i] = 1;
+        n++;
+    }
+    assert_int_equal(rc, HMM_NOTFOUND);
+    assert_int_equal(n, N);
+    hmm_cursor_close(c);
+    free(seen);
+    hmm_close(m);
+}
+
+static void test_cursor_on_empty_map_ends_at_once(void **state)
+{
+    hmm_t *m = fresh();
+    hmm_cursor *c;
+    TU_OK(hmm_cursor_open(m, &c));
+    const void *k, *v;
+    size_t kl, vl;
+    assert_int_equal(hmm_cursor_next(c, &k, &kl, &v, &vl), HMM_NOTFOUND);
+    hmm_cursor_close(c);
+    hmm_close(m);
+}
+
+static void test_cursor_with_deletes_meanwhile_never_repeats_a_key(void **state)
+{
+    hmm_t *m = tu_open(tu_tmpdir(), 4 << 20, 0, 0);
+    enum { N = 5000 };
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        int kl = snprintf(key, sizeof key, "key-%d", i);
+        TU_OK(hmm_put(m, key, (size_t)kl, "v", 1, 0, 0));
+    }
+    char *seen = calloc(N, 1);
+    hmm_cursor *c;
+    TU_OK(hmm_cursor_open(m, &c));
+    const void *k, *v;
+    size_t kl, vl;
+    int step = 0;
+    while (hmm_cursor_next(c, &k, &kl, &v, &vl) == 0) {
+        int i = atoi((const char *)k + 4);
+        assert_int_equal(seen[i], 0);
+        seen[i] = 1;
+        /* delete one key, re-insert another: they may or may not show up */
+        int d = (step * 7919) % N;
+        int len = snprintf(key, sizeof key, "key-%d", d);
+        hmm_del(m, key, (size_t)len);
+        hmm_put(m, key, (size_t)len, "w", 1, 0, 0);
+        step++;
+    }
+    hmm_cursor_close(c);
+    free(seen);
+    hmm_close(m);
+}
+
+/* ---- full ---- */
+
+static void test_full_map_returns_full_and_deleting_makes_room(void **state)
+{
+    hmm_t *m = tu_open(tu_tmpdir(), 1 << 20, 0, 0);
+    char key[32], val[200];
+    memset(val, 'v', sizeof val);
+    int n = 0, rc = 0;
+    for (; n < 100000; n++) {
+        int kl = snprintf(key, sizeof key, "k%d", n);
+        rc = hmm_put(m, key, (size_t)kl, val, sizeof val, 0, 0);
+        if (rc)
+            break;
+    }
+    assert_int_equal(rc, HMM_FULL);
+    assert_true(n > 1000);
+    for (int i = 0; i < 100; i++) {
+        int kl = snprintf(key, sizeof key, "k%d", i);
+        TU_OK(hmm_del(m, key, (size_t)kl));
+    }
+    for (int i = 0; i < 100; i++) {
+        int kl = snprintf(key, sizeof key, "n%d", i);
+        TU_OK(hmm_put(m, key, (size_t)kl, val, sizeof val, 0, 0));
+    }
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_true(st.counters[HMM_C_FULL_ERRORS] >= 1);
+    TU_OK(hmm_check(m, 0, NULL));
+    hmm_close(m);
+}
+
+/* ---- stat, sync, check, procs, errors ---- */
+
+static void test_stat_counts_items_and_bytes(void **state)
+{
+    hmm_t *m = fresh();
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(st.items, 0);
+    TU_OK(hmm_put(m, "a", 1, "xyz", 3, 0, 0));
+    TU_OK(hmm_put(m, "b", 1, "xyz", 3, 0, 0));
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(st.items, 2);
+    uint64_t used = st.bytes_used;
+    assert_true(used > 0 && st.bytes_total >= st.size - 65536);
+    TU_OK(hmm_del(m, "a", 1));
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(st.items, 1);
+    assert_true(st.bytes_used < used);
+    assert_int_equal(st.format_version, 1);
+    assert_int_equal(st.max_key, 65535);
+    assert_true(st.max_value >= 1u << 20);
+    assert_int_equal(st.nprocs, 1);
+    TU_OK(hmm_sync(m));
+    hmm_close(m);
+}
+
+static void test_check_on_healthy_map_returns_zero(void **state)
+{
+    hmm_t *m = fresh();
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        int kl = snprintf(key, sizeof key, "k%d", i);
+        TU_OK(hmm_put(m, key, (size_t)kl, key, (size_t)kl, 0, 0));
+    }
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.entries, 100);
+    assert_int_equal(r.unreachable + r.bad_entries + r.bad_slots, 0);
+    hmm_close(m);
+}
+
+static void test_procs_lists_this_process(void **state)
+{
+    hmm_t *m = fresh();
+    hmm_proc_info p[8];
+    size_t n;
+    TU_OK(hmm_procs(m, p, 8, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(p[0].pid, getpid());
+    assert_int_equal(p[0].alive, 1);
+    hmm_close(m);
+}
+
+static void test_every_code_has_a_sentence_and_a_name(void **state)
+{
+    static const int codes[] = {HMM_NOTFOUND, HMM_EXISTS, HMM_MISMATCH, HMM_FULL, HMM_TOOSMALL,
+                                HMM_TOOBIG, HMM_NOTNUM, HMM_CORRUPT, HMM_INCOMPAT, HMM_BUSY};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        assert_true(strlen(hmm_strerror(codes[i])) > 10);
+        assert_memory_equal(hmm_errname(codes[i]), "HMM_", 4);
+    }
+    assert_string_equal(hmm_errname(-ENOENT), "ENOENT");
+    assert_true(strlen(hmm_strerror(-ENOENT)) > 5);
+    assert_string_equal(hmm_strerror(0), "success");
+    int major = -1;
+    assert_non_null(hmm_version(&major, NULL, NULL));
+    assert_int_equal(major, HMM_VERSION_MAJOR);
+    for (int i = 0; i < HMM_COUNTER_COUNT; i++)
+        assert_non_null(hmm_counter_name(i));
+    assert_null(hmm_counter_name(HMM_COUNTER_COUNT));
+}
+
+int main(void)
+{
+    tu_watchdog(120);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_with_null_config_creates_map_and_directory),
+        cmocka_unit_test(test_open_creates_files_with_config_mode),
+        cmocka_unit_test(test_open_missing_map_without_create_returns_enoent),
+        cmocka_unit_test(test_open_excl_on_existing_map_returns_exists),
+        cmocka_unit_test(test_reopen_keeps_data),
+        cmocka_unit_test(test_close_null_is_noop),
+        cmocka_unit_test(test_open_bad_arguments_return_einval),
+        cmocka_unit_test(test_open_a_file_as_directory_returns_enotdir),
+        cmocka_unit_test(test_rdonly_reads_and_refuses_writes_without_touching_files),
+        cmocka_unit_test(test_rdonly_anonymous_map_is_refused),
+        cmocka_unit_test(test_anonymous_map_is_shared_with_forked_children),
+        cmocka_unit_test(test_get_missing_key_returns_notfound),
+        cmocka_unit_test(test_get_small_buffer_returns_toosmall_with_needed_length),
+        cmocka_unit_test(test_put_nx_on_existing_key_returns_exists),
+        cmocka_unit_test(test_put_xx_on_missing_key_returns_notfound),
+        cmocka_unit_test(test_put_bad_flags_return_einval),
+        cmocka_unit_test(test_null_or_empty_key_returns_einval),
+        cmocka_unit_test(test_oversize_key_or_value_returns_toobig),
+        cmocka_unit_test(test_one_mebibyte_value_round_trips),
+        cmocka_unit_test(test_empty_value_and_binary_key_round_trip),
+        cmocka_unit_test(test_del_removes_and_missing_returns_notfound),
+        cmocka_unit_test(test_incr_creates_counter_at_zero_and_reads_as_text),
+        cmocka_unit_test(test_incr_on_decimal_text_value_counts_on),
+        cmocka_unit_test(test_incr_on_non_number_or_overflow_returns_notnum),
+        cmocka_unit_test(test_versions_grow_across_delete_and_reopen),
+        cmocka_unit_test(test_cas_with_stale_version_returns_mismatch),
+        cmocka_unit_test(test_cas_with_zero_requires_absent_key),
+        cmocka_unit_test(test_expired_entry_reads_as_absent),
+        cmocka_unit_test(test_default_ttl_applies_and_survives_reopen),
+        cmocka_unit_test(test_cursor_returns_every_key_exactly_once),
+        cmocka_unit_test(test_cursor_on_empty_map_ends_at_once),
+        cmocka_unit_test(test_cursor_with_deletes_meanwhile_never_repeats_a_key),
+        cmocka_unit_test(test_full_map_returns_full_and_deleting_makes_room),
+        cmocka_unit_test(test_stat_counts_items_and_bytes),
+        cmocka_unit_test(test_check_on_healthy_map_returns_zero),
+        cmocka_unit_test(test_procs_lists_this_process),
+        cmocka_unit_test(test_every_code_has_a_sentence_and_a_name),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

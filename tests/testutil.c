@@ -1,0 +1,170 @@
+/*
+ * testutil.c - helpers shared by the test programs (see testutil.h).
+ */
+#include "config.h"
+
+#include "tests/testutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TU_MAX_DIRS 256
+
+static char *made[TU_MAX_DIRS];
+static int nmade;
+static pid_t owner_pid;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tu_rmtree(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void tu_cleanup(void)
+{
+    /* Only the process that made them: forked children exit with _exit. */
+    if (getpid() != owner_pid)
+        return;
+    for (int i = 0; i < nmade; i++) {
+        tu_rmtree(made[i]);
+        free(made[i]);
+    }
+    nmade = 0;
+}
+
+char *tu_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/hmmtest.XXXXXX", base && *base ? base : "/tmp");
+    char *dir = mkdtemp(tmpl);
+    assert_non_null(dir);
+    if (nmade == 0) {
+        owner_pid = getpid();
+        atexit(tu_cleanup);
+    }
+    assert_true(nmade < TU_MAX_DIRS);
+    made[nmade] = strdup(dir);
+    return made[nmade++];
+}
+
+void tu_path(char *buf, size_t len, const char *dir, const char *name)
+{
+    snprintf(buf, len, "%s/%s", dir, name);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test watchdog: time limit exceeded\n";
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+    tu_cleanup();
+    _exit(99);
+}
+
+void tu_watchdog(unsigned seconds)
+{
+    signal(SIGALRM, on_alarm);
+    alarm(seconds);
+}
+
+pid_t tu_fork(int (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(0);
+        _exit(fn(arg));
+    }
+    return pid;
+}
+
+int tu_wait(pid_t pid, unsigned timeout_ms)
+{
+    int status = 0;
+    for (unsigned waited = 0;; waited++) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (waited >= timeout_ms) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return status;
+        }
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+}
+
+int tu_exit_code(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static uint8_t pad_byte(uint64_t seq, size_t i)
+{
+    return (uint8_t)('a' + (seq * 31 + i * 7) % 26);
+}
+
+size_t tu_value(char *buf, size_t len, const char *key, uint64_t seq)
+{
+    int n = snprintf(buf, len, "%s|%llu|%zu|", key, (unsigned long long)seq, len);
+    for (size_t i = (size_t)n; i < len; i++)
+        buf[i] = (char)pad_byte(seq, i);
+    return len;
+}
+
+bool tu_value_ok(const char *buf, size_t len, const char *key, uint64_t *seq)
+{
+    char head[256];
+    size_t klen = strlen(key);
+    if (len < klen + 6 || memcmp(buf, key, klen) != 0 || buf[klen] != '|')
+        return false;
+    size_t hl = len < sizeof head - 1 ? len : sizeof head - 1;
+    memcpy(head, buf, hl);
+    head[hl] = '\0';
+    unsigned long long s;
+    size_t l;
+    int used = 0;
+    if (sscanf(head + klen + 1, "%llu|%zu|%n", &s, &l, &used) != 2 || used == 0 || l != len)
+        return false;
+    for (size_t i = klen + 1 + (size_t)used; i < len; i++)
+        if ((uint8_t)buf[i] != pad_byte(s, i))
+            return false;
+    if (seq)
+        *seq = s;
+    return true;
+}
+
+hmm_t *tu_open(const char *dir, uint64_t size, uint64_t max_size, uint32_t flags)
+{
+    hmm_config cfg = {.size = size, .max_size = max_size, .flags = flags | HMM_CREATE};
+    hmm_t *m = NULL;
+    TU_OK(hmm_open(&m, dir, &cfg));
+    return m;
+}
+
+uint64_t tu_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

@@ -1,0 +1,58 @@
+/*
+ * testutil.h - what every test program needs: temporary map directories,
+ * a watchdog, forking and reaping with a time limit, self-checking values.
+ */
+#ifndef HMM_TESTUTIL_H
+#define HMM_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+#include <hashmmap.h>
+
+/* Fail the test with the library's detail when rc is not 0. */
+#define TU_OK(expr)                                                                                   \
+    do {                                                                                              \
+        int tu_rc_ = (expr);                                                                          \
+        if (tu_rc_ != 0)                                                                              \
+            fail_msg("%s -> %s (%s)", #expr, hmm_errname(tu_rc_), hmm_last_error());                \
+    } while (0)
+
+/* A fresh empty directory under $TMPDIR (or /tmp); removed by tu_cleanup(). */
+char *tu_tmpdir(void);
+/* A path inside a directory made by tu_tmpdir(); static buffer per call site is the caller's. */
+void tu_path(char *buf, size_t len, const char *dir, const char *name);
+void tu_rmtree(const char *dir);
+/* Remove every directory tu_tmpdir() made (also called at exit). */
+void tu_cleanup(void);
+
+/* Kill the whole test program if it runs longer than seconds. */
+void tu_watchdog(unsigned seconds);
+
+/* Fork: the child runs fn(arg) and exits with its return value. */
+pid_t tu_fork(int (*fn)(void *), void *arg);
+/* Wait for pid up to timeout_ms; SIGKILL it if it is still running.
+ * Returns the wait status. */
+int tu_wait(pid_t pid, unsigned timeout_ms);
+/* Exit status of a child that must have exited normally (-1 otherwise). */
+int tu_exit_code(int status);
+
+/* Self-checking values: the value names its key and a sequence number and
+ * is padded to len bytes with bytes derived from both, so a torn value or a
+ * value of another key is detected.  len >= 24. */
+size_t tu_value(char *buf, size_t len, const char *key, uint64_t seq);
+/* true and *seq when buf holds a whole value made by tu_value for key. */
+bool tu_value_ok(const char *buf, size_t len, const char *key, uint64_t *seq);
+
+/* Create (HMM_CREATE) or open a map with the given geometry and flags. */
+hmm_t *tu_open(const char *dir, uint64_t size, uint64_t max_size, uint32_t flags);
+
+uint64_t tu_now_ms(void);
+
+#endif
