@@ -30,9 +30,11 @@
 #define HMM_CRASHPOINT_COUNT 13
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
-#ifdef HMM_CRASHPOINTS
+/* In libhashmmap-crash.la only: */
 void hmm_crashpoint_arm(const char *name, unsigned nth);
 void hmm_crashpoint_pass(const char *name);
+
+#ifdef HMM_CRASHPOINTS
 #define HMM_CRASHPOINT(name) hmm_crashpoint_pass(name)
 #else
 #define HMM_CRASHPOINT(name) ((void)0)

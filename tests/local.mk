@@ -10,7 +10,10 @@ HMM_TEST_LIBS = tests/libtestutil.la libhashmmap.la $(CMOCKA_LIBS)
 HMM_CRASH_TEST_LIBS = tests/libtestutil.la libhashmmap-crash.la $(CMOCKA_LIBS)
 
 HMM_CMOCKA_TESTS = \
-	tests/test_api
+	tests/test_api \
+	tests/test_multiproc \
+	tests/test_crash \
+	tests/test_crashpoints
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -18,4 +21,13 @@ TESTS += $(HMM_CMOCKA_TESTS)
 tests_test_api_SOURCES = %reldir%/test_api.c
 tests_test_api_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_api_LDADD = $(HMM_TEST_LIBS)
+tests_test_multiproc_SOURCES = %reldir%/test_multiproc.c
+tests_test_multiproc_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_multiproc_LDADD = $(HMM_TEST_LIBS)
+tests_test_crash_SOURCES = %reldir%/test_crash.c
+tests_test_crash_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_crash_LDADD = $(HMM_TEST_LIBS)
+tests_test_crashpoints_SOURCES = %reldir%/test_crashpoints.c
+tests_test_crashpoints_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_crashpoints_LDADD = $(HMM_CRASH_TEST_LIBS)
 endif

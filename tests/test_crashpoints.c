@@ -1,0 +1,269 @@
+/*
+ * test_crashpoints.c - for every crash point of FORMAT.md §8-§13, a writer
+ * is stopped exactly there (SIGKILL from inside, libhashmmap-crash) and the
+ * outcome is checked against what FORMAT.md §9 says recovery does: dying
+ * before the publish leaves the old state, dying at or after it the new one,
+ * with no leaked space, through every recovery path: a survivor meeting the
+ * dead owner's lock, an open that scans the process table while another
+ * process has the map open, and a cold start (the first writer to open it).
+ */
+#include "config.h"
+
+#include "tests/testutil.h"
+#include "core/crashpoint.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum op { OP_PUT, OP_INSERT, OP_DEL, OP_INCR, OP_CAS, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"put", "insert", "del", "incr", "cas"};
+
+struct scenario {
+    hmm_t *m;
+    enum op op;
+    const char *point;
+};
+
+static int run_op(void *p)
+{
+    struct scenario *s = p;
+    hmm_crashpoint_arm(s->point, 1);
+    int rc;
+    switch (s->op) {
+    case OP_PUT:
+        rc = hmm_put(s->m, "k", 1, "99", 2, 0, 0);
+        break;
+    case OP_INSERT:
+        rc = hmm_put(s->m, "n", 1, "1", 1, 0, 0);
+        break;
+    case OP_DEL:
+        rc = hmm_del(s->m, "k", 1);
+        break;
+    case OP_INCR:
+        rc = hmm_incr(s->m, "k", 1, 1, NULL);
+        break;
+    default: {
+        char buf[8];
+        size_t len = sizeof buf;
+        uint64_t v = 0;
+        rc = hmm_getv(s->m, "k", 1, buf, &len, &v);
+        if (rc == 0)
+            rc = hmm_cas(s->m, "k", 1, "99", 2, 0, v);
+        break;
+    }
+    }
+    return rc == 0 ? 0 : 1;
+}
+
+/* Does the operation pass this point, and is the point at or after its publish? */
+static bool passes(enum op op, const char *point, bool *after_publish)
+{
+    static const char *const order[] = {"alloc_marked", "alloc", "written", "retired", "published",
+                                        "free_linked", "freed", "done"};
+    int at = -1;
+    for (int i = 0; i < 8; i++)
+        if (strcmp(order[i], point) == 0)
+            at = i;
+    *after_publish = at >= 4;
+    if (at < 0)
+        return false; /* growth and eviction points: not on this path */
+    if (op == OP_INSERT)
+        return at != 3 && at != 5 && at != 6; /* nothing to retire or free */
+    if (op == OP_DEL)
+        return at >= 3; /* allocates nothing */
+    return true;
+}
+
+static void check_outcome(hmm_t *m, enum op op, bool new_state, const char *point)
+{
+    char buf[16];
+    size_t len = sizeof buf - 1;
+    const char *key = op == OP_INSERT ? "n" : "k";
+    int rc = hmm_get(m, key, 1, buf, &len);
+    buf[rc == 0 ? len : 0] = '\0';
+    const char *want;
+    switch (op) {
+    case OP_INSERT:
+        want = new_state ? "1" : NULL;
+        break;
+    case OP_DEL:
+        want = new_state ? NULL : "7";
+        break;
+    case OP_INCR:
+        want = new_state ? "8" : "7";
+        break;
+    default:
+        want = new_state ? "99" : "7";
+        break;
+    }
+    if (want == NULL && rc != HMM_NOTFOUND)
+        fail_msg("%s at %s: expected '%s' absent, got %s '%s'", op_names[op], point, key, hmm_errname(rc), buf);
+    if (want && (rc != 0 || strcmp(buf, want) != 0))
+        fail_msg("%s at %s: expected '%s', got %s '%s'", op_names[op], point, want, hmm_errname(rc), buf);
+}
+
+static void check_clean(hmm_t *m, const char *what, const char *point)
+{
+    /* A survivor's write to the same key must not stall. */
+    TU_OK(hmm_put(m, "k", 1, "5", 1, 0, 0));
+    hmm_check_result r;
+    int rc = hmm_check(m, 0, &r);
+    if (rc || r.unreachable)
+        fail_msg("%s at %s: check %s, %llu unreachable", what, point, hmm_errname(rc),
+                 (unsigned long long)r.unreachable);
+}
+
+enum path { PATH_SURVIVOR, PATH_OPEN_SCAN, PATH_COLD_START };
+
+static void run_point(enum op op, const char *point, enum path path)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    TU_OK(hmm_put(m, "k", 1, "7", 1, 0, 0));
+    hmm_stats before;
+    TU_OK(hmm_stat(m, &before));
+    struct scenario s = {m, op, point};
+    pid_t pid = tu_fork(run_op, &s);
+    int status = tu_wait(pid, 10000);
+    bool after_publish;
+    bool passed = passes(op, point, &after_publish);
+    if (passed && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        fail_msg("%s at %s: the writer was not killed there", op_names[op], point);
+    if (!passed && tu_exit_code(status) != 0)
+        fail_msg("%s at %s: the operation failed", op_names[op], point);
+    hmm_t *reader = m;
+    if (path == PATH_COLD_START) {
+        hmm_close(m);
+        m = NULL;
+    }
+    if (path != PATH_SURVIVOR)
+        reader = tu_open(dir, 0, 0, 0);
+    check_outcome(reader, op, !passed || after_publish, point);
+    check_clean(reader, op_names[op], point);
+    hmm_stats after;
+    TU_OK(hmm_stat(reader, &after));
+    if (passed && after.recoveries <= before.recoveries)
+        fail_msg("%s at %s: no recovery counted", op_names[op], point);
+    if (reader != m)
+        hmm_close(reader);
+    hmm_close(m);
+}
+
+static void run_all_points(enum path path)
+{
+    for (int op = 0; op < OP_COUNT; op++)
+        for (int i = 0; i < HMM_CRASHPOINT_COUNT; i++)
+            run_point((enum op)op, hmm_crashpoint_names[i], path);
+}
+
+static void test_every_update_crash_point_recovers_through_a_survivors_lock(void **state)
+{
+    run_all_points(PATH_SURVIVOR);
+}
+
+static void test_every_update_crash_point_recovers_when_another_process_opens(void **state)
+{
+    run_all_points(PATH_OPEN_SCAN);
+}
+
+static void test_every_update_crash_point_recovers_at_cold_start(void **state)
+{
+    run_all_points(PATH_COLD_START);
+}
+
+/* ---- growth and eviction points: a writer fills the map until it dies ---- */
+
+struct filler {
+    const char *dir;
+    const char *point;
+    unsigned nth;
+    int fd;
+};
+
+static int fill_until_killed(void *p)
+{
+    struct filler *f = p;
+    hmm_t *m;
+    if (hmm_open(&m, f->dir, NULL) != 0)
+        return 10;
+    hmm_crashpoint_arm(f->point, f->nth);
+    char key[32], val[300];
+    for (uint32_t i = 0; i < 200000; i++) {
+        snprintf(key, sizeof key, "k%u", i);
+        size_t len = 24 + i % 250;
+        tu_value(val, len, key, i);
+        if (hmm_put(m, key, strlen(key), val, len, 0, 0) != 0)
+            return 11;
+        if (write(f->fd, &i, sizeof i) != sizeof i)
+            return 12;
+    }
+    return 0;
+}
+
+static void run_fill_point(const char *point, unsigned nth, bool cache)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, cache ? 0 : 256 << 20, cache ? HMM_CACHE : 0);
+    hmm_close(m);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    struct filler f = {dir, point, nth, fds[1]};
+    pid_t pid = tu_fork(fill_until_killed, &f);
+    close(fds[1]);
+    uint32_t acked = 0, i;
+    bool any = false;
+    while (read(fds[0], &i, sizeof i) == sizeof i) {
+        acked = i;
+        any = true;
+    }
+    close(fds[0]);
+    int status = tu_wait(pid, 60000);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        fail_msg("%s #%u: the writer was not killed there (status %d)", point, nth, tu_exit_code(status));
+    m = tu_open(dir, 0, 0, 0);
+    char key[32], val[300];
+    for (uint32_t k = 0; any && k <= acked; k++) {
+        snprintf(key, sizeof key, "k%u", k);
+        size_t len = sizeof val;
+        int rc = hmm_get(m, key, strlen(key), val, &len);
+        if (rc == 0 && !tu_value_ok(val, len, key, NULL))
+            fail_msg("%s #%u: torn value for %s", point, nth, key);
+        if (!cache && rc != 0)
+            fail_msg("%s #%u: acknowledged %s lost (%s)", point, nth, key, hmm_errname(rc));
+    }
+    check_clean(m, cache ? "cache fill" : "growing fill", point);
+    hmm_close(m);
+}
+
+static void test_growth_crash_points_lose_no_acknowledged_put(void **state)
+{
+    static const char *const points[] = {"grown", "index_grown", "moved"};
+    for (size_t p = 0; p < 3; p++)
+        for (unsigned nth = 1; nth <= 3; nth++)
+            run_fill_point(points[p], nth * (p == 2 ? 50 : 1), false);
+}
+
+static void test_eviction_crash_points_leave_no_dangling_entry(void **state)
+{
+    static const char *const points[] = {"evict_retired", "evicted", "free_linked"};
+    for (size_t p = 0; p < 3; p++)
+        for (unsigned nth = 1; nth <= 3; nth++)
+            run_fill_point(points[p], nth * 97 + (p == 2 ? 20000 : 0), true);
+}
+
+int main(void)
+{
+    tu_watchdog(300);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_update_crash_point_recovers_through_a_survivors_lock),
+        cmocka_unit_test(test_every_update_crash_point_recovers_when_another_process_opens),
+        cmocka_unit_test(test_every_update_crash_point_recovers_at_cold_start),
+        cmocka_unit_test(test_growth_crash_points_lose_no_acknowledged_put),
+        cmocka_unit_test(test_eviction_crash_points_leave_no_dangling_entry),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,161 @@
+/*
+ * test_multiproc.c - several forked writers and readers on one map: no torn
+ * value, exact counters, no leaked space.  Then the same on an anonymous map
+ * shared through fork, and on a map that grows while they run.
+ */
+#include "config.h"
+
+#include "tests/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { WRITERS = 4, READERS = 2, KEYS = 400, OPS = 20000, SHARED_KEYS = 20 };
+
+struct world {
+    const char *dir;   /* NULL: use anon */
+    hmm_t *anon;
+    uint64_t size, max_size;
+    int id;
+};
+
+static hmm_t *attach(struct world *w)
+{
+    if (!w->dir)
+        return w->anon;
+    hmm_t *m = NULL;
+    return hmm_open(&m, w->dir, NULL) == 0 ? m : NULL;
+}
+
+static void detach(struct world *w, hmm_t *m)
+{
+    if (w->dir)
+        hmm_close(m);
+}
+
+/* Writer w: its own keys ("w<id>-<n>") and keys shared by all ("s-<n>"),
+ * values of varying length, and one shared counter. */
+static int writer(void *arg)
+{
+    struct world *w = arg;
+    hmm_t *m = attach(w);
+    if (!m)
+        return 10;
+    srand((unsigned)getpid());
+    char key[32], val[2100];
+    for (int op = 0; op < OPS; op++) {
+        int shared = rand() % 4 == 0;
+        int n = rand() % (shared ? SHARED_KEYS : KEYS);
+        if (shared)
+            snprintf(key, sizeof key, "s-%d", n);
+        else
+            snprintf(key, sizeof key, "w%d-%d", w->id, n);
+        size_t len = 24 + (size_t)(rand() % 2000);
+        tu_value(val, len, key, (uint64_t)op);
+        int rc = rand() % 10 == 0 ? hmm_del(m, key, strlen(key)) : hmm_put(m, key, strlen(key), val, len, 0, 0);
+        if (rc && rc != HMM_NOTFOUND)
+            return 11;
+        if (op % 10 == 0 && hmm_incr(m, "counter", 7, 1, NULL) != 0)
+            return 12;
+    }
+    detach(w, m);
+    return 0;
+}
+
+/* Reader: every value read must be a whole value of its key. */
+static int reader(void *arg)
+{
+    struct world *w = arg;
+    hmm_t *m = attach(w);
+    if (!m)
+        return 20;
+    srand((unsigned)getpid());
+    char key[32], val[2100];
+    for (int op = 0; op < OPS * 2; op++) {
+        if (rand() % 4 == 0)
+            snprintf(key, sizeof key, "s-%d", rand() % SHARED_KEYS);
+        else
+            snprintf(key, sizeof key, "w%d-%d", rand() % WRITERS, rand() % KEYS);
+        size_t len = sizeof val;
+        int rc = hmm_get(m, key, strlen(key), val, &len);
+        if (rc == HMM_NOTFOUND)
+            continue;
+        if (rc || !tu_value_ok(val, len, key, NULL))
+            return 21;
+    }
+    detach(w, m);
+    return 0;
+}
+
+static void run_world(struct world *base)
+{
+    pid_t pids[WRITERS + READERS];
+    struct world ws[WRITERS + READERS];
+    for (int i = 0; i < WRITERS + READERS; i++) {
+        ws[i] = *base;
+        ws[i].id = i;
+        pids[i] = tu_fork(i < WRITERS ? writer : reader, &ws[i]);
+    }
+    for (int i = 0; i < WRITERS + READERS; i++)
+        assert_int_equal(tu_exit_code(tu_wait(pids[i], 60000)), 0);
+}
+
+static void check_outcome(hmm_t *m)
+{
+    char buf[32];
+    size_t len = sizeof buf - 1;
+    TU_OK(hmm_get(m, "counter", 7, buf, &len));
+    buf[len] = '\0';
+    assert_int_equal(atoi(buf), WRITERS * OPS / 10);
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.unreachable, 0);
+    assert_int_equal(r.bad_entries + r.bad_slots, 0);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(st.items, r.entries);
+}
+
+static void test_writers_and_readers_on_a_file_map_see_whole_values(void **state)
+{
+    struct world w = {.dir = tu_tmpdir()};
+    hmm_t *m = tu_open(w.dir, 16 << 20, 0, 0);
+    run_world(&w);
+    check_outcome(m);
+    hmm_close(m);
+}
+
+static void test_writers_and_readers_on_an_anonymous_map_see_whole_values(void **state)
+{
+    hmm_config cfg = {.size = 16 << 20};
+    struct world w = {0};
+    TU_OK(hmm_open_anon(&w.anon, &cfg));
+    run_world(&w);
+    check_outcome(w.anon);
+    hmm_close(w.anon);
+}
+
+static void test_writers_and_readers_while_the_map_grows(void **state)
+{
+    struct world w = {.dir = tu_tmpdir()};
+    hmm_t *m = tu_open(w.dir, 1 << 20, 256 << 20, 0);
+    run_world(&w);
+    check_outcome(m);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_true(st.generation > 1);
+    hmm_close(m);
+}
+
+int main(void)
+{
+    tu_watchdog(240);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_writers_and_readers_on_a_file_map_see_whole_values),
+        cmocka_unit_test(test_writers_and_readers_on_an_anonymous_map_see_whole_values),
+        cmocka_unit_test(test_writers_and_readers_while_the_map_grows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
