@@ -13,7 +13,8 @@ HMM_CMOCKA_TESTS = \
 	tests/test_api \
 	tests/test_multiproc \
 	tests/test_crash \
-	tests/test_crashpoints
+	tests/test_crashpoints \
+	tests/test_corrupt
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -30,4 +31,7 @@ tests_test_crash_LDADD = $(HMM_TEST_LIBS)
 tests_test_crashpoints_SOURCES = %reldir%/test_crashpoints.c
 tests_test_crashpoints_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_crashpoints_LDADD = $(HMM_CRASH_TEST_LIBS)
+tests_test_corrupt_SOURCES = %reldir%/test_corrupt.c
+tests_test_corrupt_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_corrupt_LDADD = $(HMM_TEST_LIBS)
 endif

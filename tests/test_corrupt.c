@@ -1,0 +1,203 @@
+/*
+ * test_corrupt.c - hostile and damaged files: refused with a clear code and
+ * a message naming the file, or read without ever crashing or hanging.
+ */
+#include "config.h"
+
+#include "tests/testutil.h"
+#include "core/format.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { KEYS = 300 };
+
+static const char *filled_map(char *path, size_t len)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    char key[32], val[100];
+    for (int i = 0; i < KEYS; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        size_t vl = 24 + (size_t)(i % 70);
+        tu_value(val, vl, key, (uint64_t)i);
+        TU_OK(hmm_put(m, key, strlen(key), val, vl, 0, 0));
+    }
+    hmm_close(m);
+    tu_path(path, len, dir, "hashmmap.map");
+    return dir;
+}
+
+static void patch(const char *path, off_t at, const void *bytes, size_t n)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, bytes, n, at), (ssize_t)n);
+    close(fd);
+}
+
+static void expect_open_fails(const char *dir, const char *path, int want)
+{
+    hmm_t *m = NULL;
+    int rc = hmm_open(&m, dir, NULL);
+    assert_int_equal(rc, want);
+    assert_null(m);
+    assert_non_null(strstr(hmm_last_error(), path));
+}
+
+static void test_truncated_file_is_corrupt(void **state)
+{
+    char path[4200];
+    const char *dir = filled_map(path, sizeof path);
+    assert_int_equal(truncate(path, 100), 0);
+    expect_open_fails(dir, path, HMM_CORRUPT);
+    char p2[4200];
+    dir = filled_map(p2, sizeof p2);
+    struct stat st;
+    stat(p2, &st);
+    assert_int_equal(truncate(p2, st.st_size / 2), 0);
+    expect_open_fails(dir, p2, HMM_CORRUPT);
+}
+
+static void test_bad_magic_is_corrupt(void **state)
+{
+    char path[4200];
+    const char *dir = filled_map(path, sizeof path);
+    patch(path, 0, "NOTAMAP!", 8);
+    expect_open_fails(dir, path, HMM_CORRUPT);
+}
+
+static void test_other_format_version_is_incompatible(void **state)
+{
+    char path[4200];
+    const char *dir = filled_map(path, sizeof path);
+    uint32_t v = HMM_FORMAT_VERSION + 1;
+    patch(path, offsetof(struct hmm_header, format_version), &v, sizeof v);
+    expect_open_fails(dir, path, HMM_INCOMPAT);
+    assert_non_null(strstr(hmm_last_error(), "version"));
+}
+
+static void test_other_byte_order_is_incompatible(void **state)
+{
+    char path[4200];
+    const char *dir = filled_map(path, sizeof path);
+    uint32_t v = __builtin_bswap32(HMM_BYTE_ORDER_MARK);
+    patch(path, offsetof(struct hmm_header, byte_order), &v, sizeof v);
+    expect_open_fails(dir, path, HMM_INCOMPAT);
+}
+
+static void test_other_word_size_is_incompatible(void **state)
+{
+    char path[4200];
+    const char *dir = filled_map(path, sizeof path);
+    uint32_t v = 4;
+    patch(path, offsetof(struct hmm_header, word_size), &v, sizeof v);
+    expect_open_fails(dir, path, HMM_INCOMPAT);
+}
+
+static void test_inconsistent_geometry_is_corrupt(void **state)
+{
+    char path[4200];
+    const char *dir = filled_map(path, sizeof path);
+    uint64_t v = 1u << 20; /* data area claimed to start a mebibyte further */
+    patch(path, offsetof(struct hmm_header, data_off), &v, sizeof v);
+    expect_open_fails(dir, path, HMM_CORRUPT);
+}
+
+/* Open a damaged copy and use everything; any return code is fine, a crash
+ * or a hang is not.  Runs in a child so a crash fails the test, not the run. */
+static int use_damaged_map(void *arg)
+{
+    const char *dir = arg;
+    alarm(10);
+    hmm_t *m = NULL;
+    if (hmm_open(&m, dir, NULL) != 0)
+        return 0;
+    char key[32], val[256];
+    for (int i = 0; i < KEYS; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        size_t len = sizeof val;
+        hmm_get(m, key, strlen(key), val, &len);
+        if (i % 7 == 0)
+            hmm_put(m, key, strlen(key), "x", 1, 0, 0);
+        if (i % 11 == 0)
+            hmm_del(m, key, strlen(key));
+    }
+    hmm_cursor *c;
+    if (hmm_cursor_open(m, &c) == 0) {
+        const void *k, *v;
+        size_t kl, vl;
+        for (int n = 0; n < 10 * KEYS && hmm_cursor_next(c, &k, &kl, &v, &vl) == 0; n++)
+            ;
+        hmm_cursor_close(c);
+    }
+    hmm_check(m, 0, NULL);
+    hmm_check(m, HMM_CHECK_REPAIR, NULL);
+    hmm_stats st;
+    hmm_stat(m, &st);
+    hmm_close(m);
+    return 0;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+static void test_randomly_damaged_maps_never_crash_or_hang(void **state)
+{
+    char orig[4200];
+    filled_map(orig, sizeof orig);
+    struct stat st;
+    assert_int_equal(stat(orig, &st), 0);
+    srand(777);
+    int iterations = getenv("HMM_FUZZ_ITERATIONS") ? atoi(getenv("HMM_FUZZ_ITERATIONS")) : 300;
+    const char *dir = tu_tmpdir();
+    char path[4200], metrics[4200];
+    tu_path(path, sizeof path, dir, "hashmmap.map");
+    tu_path(metrics, sizeof metrics, dir, "hashmmap.metrics");
+    for (int it = 0; it < iterations; it++) {
+        copy_file(orig, path);
+        unlink(metrics);
+        int fd = open(path, O_RDWR);
+        int flips = 1 + rand() % 16;
+        for (int f = 0; f < flips; f++) {
+            /* Anywhere past the magic, with a bias towards the fixed part
+             * and the index, where offsets live. */
+            off_t at = rand() % 2 ? 64 + rand() % (256 << 10) : 64 + (off_t)((uint64_t)rand() % (uint64_t)(st.st_size - 64));
+            uint8_t b = (uint8_t)rand();
+            assert_int_equal(pwrite(fd, &b, 1, at), 1);
+        }
+        close(fd);
+        int status = tu_wait(tu_fork(use_damaged_map, (void *)dir), 20000);
+        if (tu_exit_code(status) != 0)
+            fail_msg("iteration %d: the process using a damaged map died (status %d)", it, status);
+    }
+}
+
+int main(void)
+{
+    tu_watchdog(300);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_truncated_file_is_corrupt),
+        cmocka_unit_test(test_bad_magic_is_corrupt),
+        cmocka_unit_test(test_other_format_version_is_incompatible),
+        cmocka_unit_test(test_other_byte_order_is_incompatible),
+        cmocka_unit_test(test_other_word_size_is_incompatible),
+        cmocka_unit_test(test_inconsistent_geometry_is_corrupt),
+        cmocka_unit_test(test_randomly_damaged_maps_never_crash_or_hang),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
