@@ -1,4 +1,10 @@
-bin_PROGRAMS += hashmmap-stat
+# Tools: one .c per tool, with its man page beside it; only the public header.
+bin_PROGRAMS += hashmmap hashmmap-stat
+hashmmap_SOURCES = %reldir%/hashmmap.c
+hashmmap_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
 hashmmap_stat_SOURCES = %reldir%/hashmmap-stat.c
 hashmmap_stat_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
 dist_man_MANS += %reldir%/hashmmap-stat.1
+
+TESTS += tests/cli.test
+EXTRA_DIST += tests/cli.test examples/demo.sh
