@@ -32,7 +32,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static bool is_reachable(const struct check_ctx *cx, uint64_t off)
 {
-    return bsearch(&off, cx->reach, cx->nreach, sizeof off, cmp_u64) != NULL;
+    return cx->nreach && bsearch(&off, cx->reach, cx->nreach, sizeof off, cmp_u64) != NULL;
 }
 
 /* Is the slot's entry whole, LIVE, checksummed, filed under its own hash? */
@@ -181,7 +181,7 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
         rc = check_index(&cx, &cur);
     if (rc == 0)
         rc = check_index(&cx, &old);
-    if (rc == 0)
+    if (rc == 0 && cx.nreach)
         qsort(cx.reach, cx.nreach, sizeof *cx.reach, cmp_u64);
     if (rc == 0) {
         check_pages(&cx);

@@ -186,7 +186,8 @@ static int fill_batch(hmm_cursor *c)
         c->next_h32 = hi;
     }
     /* Sort, so that a key met twice in one range (moved while we read) is dropped. */
-    qsort_r(c->keys, c->nkeys, sizeof *c->keys, cmp_batch_key, c->keybuf);
+    if (c->nkeys > 1)
+        qsort_r(c->keys, c->nkeys, sizeof *c->keys, cmp_batch_key, c->keybuf);
     size_t kept = 0;
     for (size_t i = 0; i < c->nkeys; i++)
         if (kept == 0 || cmp_batch_key(&c->keys[kept - 1], &c->keys[i], c->keybuf) != 0)
