@@ -4,7 +4,7 @@ hashmmap_SOURCES = %reldir%/hashmmap.c
 hashmmap_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
 hashmmap_stat_SOURCES = %reldir%/hashmmap-stat.c
 hashmmap_stat_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
-dist_man_MANS += %reldir%/hashmmap-stat.1
+dist_man_MANS += %reldir%/hashmmap.1 %reldir%/hashmmap-stat.1
 
 TESTS += tests/cli.test
 EXTRA_DIST += tests/cli.test examples/demo.sh
