@@ -14,7 +14,10 @@ HMM_CMOCKA_TESTS = \
 	tests/test_multiproc \
 	tests/test_crash \
 	tests/test_crashpoints \
-	tests/test_corrupt
+	tests/test_corrupt \
+	tests/test_growth \
+	tests/test_metrics \
+	tests/test_cache
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -34,4 +37,13 @@ tests_test_crashpoints_LDADD = $(HMM_CRASH_TEST_LIBS)
 tests_test_corrupt_SOURCES = %reldir%/test_corrupt.c
 tests_test_corrupt_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_corrupt_LDADD = $(HMM_TEST_LIBS)
+tests_test_growth_SOURCES = %reldir%/test_growth.c
+tests_test_growth_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_growth_LDADD = $(HMM_TEST_LIBS)
+tests_test_metrics_SOURCES = %reldir%/test_metrics.c
+tests_test_metrics_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_metrics_LDADD = $(HMM_TEST_LIBS)
+tests_test_cache_SOURCES = %reldir%/test_cache.c
+tests_test_cache_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_cache_LDADD = $(HMM_TEST_LIBS)
 endif

@@ -1,0 +1,193 @@
+/*
+ * test_cache.c - cache mode: never full under a flood, hot keys survive it,
+ * TTLs (also the map's default after reopen), a shift of value sizes moves
+ * pages to the class that needs them, and evicting processes killed at
+ * random never leave a dangling entry.
+ */
+#include "config.h"
+
+#include "tests/testutil.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static hmm_t *cache_map(const char *dir, uint64_t size)
+{
+    return tu_open(dir, size, 0, HMM_CACHE);
+}
+
+static void flood(hmm_t *m, const char *prefix, int n, size_t vlen, int hot_every)
+{
+    char key[32], val[4096];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "%s%d", prefix, i);
+        tu_value(val, vlen, key, (uint64_t)i);
+        TU_OK(hmm_put(m, key, strlen(key), val, vlen, 0, 0));
+        if (hot_every && i % hot_every == 0)
+            for (int h = 0; h < 100; h++) {
+                snprintf(key, sizeof key, "hot%d", h);
+                size_t len = sizeof val;
+                hmm_get(m, key, strlen(key), val, &len);
+            }
+    }
+}
+
+static void test_flood_never_returns_full_and_hot_keys_survive(void **state)
+{
+    hmm_t *m = cache_map(tu_tmpdir(), 4 << 20);
+    flood(m, "hot", 100, 64, 0);
+    flood(m, "cold", 200000, 64, 50);
+    char key[32], val[128];
+    int alive = 0;
+    for (int h = 0; h < 100; h++) {
+        snprintf(key, sizeof key, "hot%d", h);
+        size_t len = sizeof val;
+        if (hmm_get(m, key, strlen(key), val, &len) == 0) {
+            assert_true(tu_value_ok(val, len, key, NULL));
+            alive++;
+        }
+    }
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(alive, 100);
+    assert_true(st.counters[HMM_C_EVICTIONS] > 100000);
+    assert_int_equal(st.counters[HMM_C_FULL_ERRORS], 0);
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.unreachable, 0);
+    hmm_close(m);
+}
+
+static void test_expired_entries_read_as_absent_and_count_as_expirations(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_config cfg = {.size = 1 << 20, .flags = HMM_CREATE | HMM_CACHE, .default_ttl_ms = 100};
+    hmm_t *m;
+    TU_OK(hmm_open(&m, dir, &cfg));
+    hmm_close(m);
+    m = tu_open(dir, 0, 0, 0); /* the default TTL is the map's, after reopen too */
+    TU_OK(hmm_put(m, "d", 1, "x", 1, 0, 0));
+    TU_OK(hmm_put(m, "own", 3, "x", 1, 30, 0));
+    TU_OK(hmm_put(m, "long", 4, "x", 1, 60000, 0));
+    usleep(200 * 1000);
+    char buf[4];
+    size_t len = sizeof buf;
+    assert_int_equal(hmm_get(m, "d", 1, buf, &len), HMM_NOTFOUND);
+    len = sizeof buf;
+    assert_int_equal(hmm_get(m, "own", 3, buf, &len), HMM_NOTFOUND);
+    len = sizeof buf;
+    TU_OK(hmm_get(m, "long", 4, buf, &len));
+    /* A flood in their size class reclaims the expired ones through eviction. */
+    char key[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof key, "f%d", i % 100000);
+        TU_OK(hmm_put(m, key, strlen(key), "x", 1, 0, 0));
+    }
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_true(st.counters[HMM_C_EXPIRATIONS] >= 1);
+    hmm_close(m);
+}
+
+static void test_value_size_shift_moves_pages_to_the_new_class(void **state)
+{
+    hmm_t *m = cache_map(tu_tmpdir(), 4 << 20);
+    flood(m, "small", 100000, 48, 0);
+    flood(m, "big", 20000, 2000, 0);
+    /* The most recent big values must be there: the big class got pages. */
+    char key[32], val[4096];
+    int present = 0;
+    for (int i = 19000; i < 20000; i++) {
+        snprintf(key, sizeof key, "big%d", i);
+        size_t len = sizeof val;
+        if (hmm_get(m, key, strlen(key), val, &len) == 0 && tu_value_ok(val, len, key, NULL))
+            present++;
+    }
+    assert_true(present > 900);
+    hmm_class_stats cs[64];
+    size_t n;
+    TU_OK(hmm_stat_classes(m, cs, 64, &n));
+    uint64_t big_pages = 0, all_pages = 0;
+    for (size_t i = 0; i < n && i < 64; i++) {
+        all_pages += cs[i].pages;
+        if (cs[i].chunk_size >= 2000)
+            big_pages += cs[i].pages;
+    }
+    assert_true(big_pages * 2 > all_pages);
+    TU_OK(hmm_check(m, 0, NULL));
+    hmm_close(m);
+}
+
+static int flooder(void *arg)
+{
+    const char *dir = arg;
+    hmm_t *m;
+    if (hmm_open(&m, dir, NULL) != 0)
+        return 10;
+    srand((unsigned)getpid());
+    char key[32], val[2100];
+    for (;;) {
+        snprintf(key, sizeof key, "k%d", rand() % 100000);
+        size_t len = 24 + (size_t)(rand() % 2000);
+        tu_value(val, len, key, (uint64_t)rand());
+        if (hmm_put(m, key, strlen(key), val, len, 0, 0) != 0)
+            return 11;
+    }
+}
+
+static void test_sigkill_during_eviction_leaves_no_dangling_entry(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_close(cache_map(dir, 16 << 20));
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++)
+        pids[i] = tu_fork(flooder, (void *)dir);
+    srand(99);
+    for (int kill_no = 0; kill_no < 150; kill_no++) {
+        usleep((useconds_t)(rand() % 5000));
+        int v = rand() % 3;
+        kill(pids[v], SIGKILL);
+        int status = tu_wait(pids[v], 10000);
+        if (!WIFSIGNALED(status))
+            fail_msg("a flooder stopped by itself (status %d): cache mode refused a put", tu_exit_code(status));
+        pids[v] = tu_fork(flooder, (void *)dir);
+    }
+    for (int i = 0; i < 3; i++) {
+        kill(pids[i], SIGKILL);
+        tu_wait(pids[i], 10000);
+    }
+    hmm_t *m = tu_open(dir, 0, 0, 0);
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.unreachable + r.bad_entries + r.bad_slots, 0);
+    hmm_cursor *c;
+    TU_OK(hmm_cursor_open(m, &c));
+    const void *k, *v;
+    size_t kl, vl;
+    char key[32];
+    while (hmm_cursor_next(c, &k, &kl, &v, &vl) == 0) {
+        snprintf(key, sizeof key, "%.*s", (int)kl, (const char *)k);
+        assert_true(tu_value_ok(v, vl, key, NULL));
+    }
+    hmm_cursor_close(c);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_true(st.counters[HMM_C_EVICTIONS] > 0);
+    hmm_close(m);
+}
+
+int main(void)
+{
+    tu_watchdog(240);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flood_never_returns_full_and_hot_keys_survive),
+        cmocka_unit_test(test_expired_entries_read_as_absent_and_count_as_expirations),
+        cmocka_unit_test(test_value_size_shift_moves_pages_to_the_new_class),
+        cmocka_unit_test(test_sigkill_during_eviction_leaves_no_dangling_entry),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

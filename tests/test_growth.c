@@ -1,0 +1,161 @@
+/*
+ * test_growth.c - online growth: a map created at 1 MiB is filled to
+ * hundreds of thousands of entries by two writer processes while a third
+ * reads and checks what it reads and a fourth walks cursors; HMM_FULL only
+ * at max_size.  (SIGKILL at each growth crash point: test_crashpoints.)
+ */
+#include "config.h"
+
+#include "tests/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { PER_WRITER = 150000, STABLE = 5000 };
+
+static const char *map_dir;
+
+static size_t value_len(int i)
+{
+    return 24 + (size_t)(i * 7 % 90);
+}
+
+static int writer(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    hmm_t *m;
+    if (hmm_open(&m, map_dir, NULL) != 0)
+        return 10;
+    char key[32], val[128];
+    for (int i = 0; i < PER_WRITER; i++) {
+        snprintf(key, sizeof key, "w%d-%d", w, i);
+        tu_value(val, value_len(i), key, (uint64_t)i);
+        if (hmm_put(m, key, strlen(key), val, value_len(i), 0, 0) != 0)
+            return 11;
+    }
+    hmm_close(m);
+    return 0;
+}
+
+/* A get during growth finds the key, or misses only if it is really absent:
+ * writers insert in order, so a miss past a key seen earlier is an error. */
+static int reader(void *arg)
+{
+    (void)arg;
+    hmm_t *m;
+    if (hmm_open(&m, map_dir, NULL) != 0)
+        return 20;
+    int seen_upto[2] = {-1, -1};
+    char key[32], val[128];
+    srand(5);
+    for (int n = 0; n < 400000; n++) {
+        int w = rand() % 2;
+        int i = seen_upto[w] >= 0 && rand() % 2 ? rand() % (seen_upto[w] + 1) : rand() % PER_WRITER;
+        snprintf(key, sizeof key, "w%d-%d", w, i);
+        size_t len = sizeof val;
+        int rc = hmm_get(m, key, strlen(key), val, &len);
+        if (rc == 0) {
+            uint64_t seq;
+            if (!tu_value_ok(val, len, key, &seq) || seq != (uint64_t)i)
+                return 21;
+            if (i > seen_upto[w])
+                seen_upto[w] = i;
+        } else if (rc != HMM_NOTFOUND || i <= seen_upto[w]) {
+            return 22;
+        }
+    }
+    hmm_close(m);
+    return 0;
+}
+
+/* Every stable key (present throughout) exactly once per walk; no key twice. */
+static int walker(void *arg)
+{
+    (void)arg;
+    hmm_t *m;
+    if (hmm_open(&m, map_dir, NULL) != 0)
+        return 30;
+    char *seen = malloc(2 * PER_WRITER + STABLE);
+    for (int walk = 0; walk < 20; walk++) {
+        memset(seen, 0, 2 * PER_WRITER + STABLE);
+        hmm_cursor *c;
+        if (hmm_cursor_open(m, &c) != 0)
+            return 31;
+        const void *k, *v;
+        size_t kl, vl;
+        int stable = 0;
+        while (hmm_cursor_next(c, &k, &kl, &v, &vl) == 0) {
+            char key[32];
+            snprintf(key, sizeof key, "%.*s", (int)kl, (const char *)k);
+            int idx = key[0] == 's' ? 2 * PER_WRITER + atoi(key + 2) : (key[1] - '0') * PER_WRITER + atoi(key + 3);
+            if (seen[idx]++)
+                return 32; /* a key twice */
+            stable += key[0] == 's';
+        }
+        hmm_cursor_close(c);
+        if (stable != STABLE)
+            return 33; /* a key present throughout was missed */
+    }
+    free(seen);
+    hmm_close(m);
+    return 0;
+}
+
+static void test_two_writers_grow_a_small_map_while_others_read_and_walk(void **state)
+{
+    map_dir = tu_tmpdir();
+    hmm_t *m = tu_open(map_dir, 1 << 20, 1ull << 30, 0);
+    char key[32];
+    for (int i = 0; i < STABLE; i++) {
+        snprintf(key, sizeof key, "s-%d", i);
+        TU_OK(hmm_put(m, key, strlen(key), "s", 1, 0, 0));
+    }
+    pid_t pids[4] = {tu_fork(writer, (void *)0), tu_fork(writer, (void *)1), tu_fork(reader, NULL),
+                     tu_fork(walker, NULL)};
+    for (int i = 0; i < 4; i++) {
+        int code = tu_exit_code(tu_wait(pids[i], 120000));
+        if (code != 0)
+            fail_msg("process %d failed with %d", i, code);
+    }
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(st.items, 2 * PER_WRITER + STABLE);
+    assert_true(st.file_size > 20u << 20);
+    assert_true(st.index_slots > st.items);
+    assert_true(st.generation > 5);
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.entries, 2 * PER_WRITER + STABLE);
+    hmm_close(m);
+}
+
+static void test_full_only_at_max_size(void **state)
+{
+    hmm_t *m = tu_open(tu_tmpdir(), 1 << 20, 16 << 20, 0);
+    char key[32], val[1000] = {0};
+    int rc = 0, n = 0;
+    for (; rc == 0; n++) {
+        snprintf(key, sizeof key, "k%d", n);
+        rc = hmm_put(m, key, strlen(key), val, sizeof val, 0, 0);
+    }
+    assert_int_equal(rc, HMM_FULL);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    /* Refused only once the entry pages reach max_size. */
+    assert_true(st.bytes_total >= st.max_size - st.page_size);
+    /* ...holding as much as the size classes' rounding allows (25% steps). */
+    assert_true((uint64_t)n * sizeof val > st.max_size * 7 / 10);
+    hmm_close(m);
+}
+
+int main(void)
+{
+    tu_watchdog(240);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_writers_grow_a_small_map_while_others_read_and_walk),
+        cmocka_unit_test(test_full_only_at_max_size),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
