@@ -296,15 +296,15 @@ int map_refresh_limit(hmm_t *m)
     return 0;
 }
 
-static hmm_t *handle_new(const char *path, bool rdonly, bool anon)
+static hmm_t *handle_new(const char *path, uint32_t flags, bool anon)
 {
     hmm_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
     m->fd = -1;
     m->mfd = -1;
-    m->rdonly = rdonly;
-    m->nometrics = false;
+    m->rdonly = (flags & HMM_RDONLY) != 0;
+    m->nometrics = (flags & HMM_NOMETRICS) != 0;
     m->anon = anon;
     m->path = strdup(path);
     pthread_mutex_init(&m->slot_mutex, NULL);
@@ -325,6 +325,17 @@ static void handle_free(hmm_t *m)
     pthread_mutex_destroy(&m->slot_mutex);
     free(m->path);
     free(m);
+}
+
+/* The end of every open: the caller gets the handle, or nothing. */
+static int hand_over(hmm_t *m, int rc, hmm_t **out)
+{
+    if (rc) {
+        handle_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
 }
 
 /* Make DIR/hashmmap.map atomically: write a complete map under a temporary
@@ -450,10 +461,9 @@ HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
     if (rc)
         return rc;
 
-    hmm_t *m = handle_new(path, rdonly, false);
+    hmm_t *m = handle_new(path, cfg->flags, false);
     if (!m)
         return -ENOMEM;
-    m->nometrics = (cfg->flags & HMM_NOMETRICS) != 0;
     bool created = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         m->fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -483,13 +493,8 @@ HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
         goto fail;
     }
     rc = finish_open(m, dir, mode);
-    if (rc)
-        goto fail;
-    *out = m;
-    return 0;
 fail:
-    handle_free(m);
-    return rc;
+    return hand_over(m, rc, out);
 }
 
 HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
@@ -507,10 +512,9 @@ HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
     int rc = plan_geometry(cfg, &g);
     if (rc)
         return rc;
-    hmm_t *m = handle_new("(anonymous map)", false, true);
+    hmm_t *m = handle_new("(anonymous map)", cfg->flags, true);
     if (!m)
         return -ENOMEM;
-    m->nometrics = (cfg->flags & HMM_NOMETRICS) != 0;
     m->fd = memfd_create("hashmmap", MFD_CLOEXEC);
     if (m->fd < 0) {
         rc = hmm_fail(-errno, "memfd_create: %s", strerror(errno));
@@ -519,13 +523,8 @@ HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
     rc = size_and_init(m->fd, &g, cfg, m->path);
     if (rc == 0)
         rc = finish_open(m, NULL, 0600);
-    if (rc)
-        goto fail;
-    *out = m;
-    return 0;
 fail:
-    handle_free(m);
-    return rc;
+    return hand_over(m, rc, out);
 }
 
 HMM_EXPORT void hmm_close(hmm_t *m)
