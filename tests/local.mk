@@ -17,7 +17,8 @@ HMM_CMOCKA_TESTS = \
 	tests/test_corrupt \
 	tests/test_growth \
 	tests/test_metrics \
-	tests/test_cache
+	tests/test_cache \
+	tests/test_prefork
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -46,4 +47,7 @@ tests_test_metrics_LDADD = $(HMM_TEST_LIBS)
 tests_test_cache_SOURCES = %reldir%/test_cache.c
 tests_test_cache_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_cache_LDADD = $(HMM_TEST_LIBS)
+tests_test_prefork_SOURCES = %reldir%/test_prefork.c
+tests_test_prefork_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_prefork_LDADD = $(HMM_TEST_LIBS)
 endif
