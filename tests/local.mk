@@ -51,3 +51,30 @@ tests_test_prefork_SOURCES = %reldir%/test_prefork.c
 tests_test_prefork_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_prefork_LDADD = $(HMM_TEST_LIBS)
 endif
+
+# Fuzzing (clang's libFuzzer): a short bounded run in `make check`, long
+# runs with `make fuzz`.  Torture: the SIGKILL test for minutes.
+TESTS += tests/fuzz.test
+EXTRA_DIST += tests/fuzz.test tests/fuzz/fuzz_map.c tests/fuzz/fuzz_jsonl.c \
+	tests/fuzz/corpus_map tests/fuzz/corpus_jsonl
+
+fuzz:
+	HMM_FUZZ_SECONDS=$${HMM_FUZZ_SECONDS:-600} srcdir=$(srcdir) builddir=$(abs_top_builddir) \
+	  $(SHELL) $(srcdir)/tests/fuzz.test
+
+torture: tests/test_crash
+	HMM_TORTURE_KILLS=$${HMM_TORTURE_KILLS:-5000} HMM_TORTURE_SECONDS=$${HMM_TORTURE_SECONDS:-300} \
+	  $(builddir)/tests/test_crash
+	HMM_TORTURE_CACHE=1 HMM_TORTURE_KILLS=$${HMM_TORTURE_KILLS:-5000} HMM_TORTURE_SECONDS=$${HMM_TORTURE_SECONDS:-300} \
+	  $(builddir)/tests/test_crash
+
+.PHONY: fuzz torture
+
+# The unit tests under valgrind's memcheck (CI runs it in the plain build).
+check-valgrind: tests/test_api
+	@for t in test_api; do \
+	  HMM_TEST_TIME_SCALE=20 $(LIBTOOL) --mode=execute valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	    --trace-children=no $(builddir)/tests/$$t >tests/$$t.valgrind.log 2>&1 \
+	    && echo "valgrind: $$t clean" || { echo "valgrind: $$t FAILED"; tail -n 40 tests/$$t.valgrind.log; exit 1; }; \
+	done
+.PHONY: check-valgrind

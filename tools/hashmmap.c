@@ -24,6 +24,8 @@
 
 #include <hashmmap.h>
 
+#include "tools/jsonl.h"
+
 enum { EXIT_OK = 0, EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_ERROR = 3 };
 
 static const char *command = "hashmmap";
@@ -140,67 +142,7 @@ static int open_map(hmm_t **m, const char *dir, bool rdonly)
     return rc;
 }
 
-/* ---- JSON lines for dump and load ---- */
-
-static bool valid_utf8(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n)
-            return false;
-        for (size_t j = 1; j < len; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return false;
-        i += len;
-    }
-    return true;
-}
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void put_b64(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
-        putchar(b64[v >> 18 & 63]);
-        putchar(b64[v >> 12 & 63]);
-        putchar(i + 1 < n ? b64[v >> 6 & 63] : '=');
-        putchar(i + 2 < n ? b64[v & 63] : '=');
-    }
-}
-
-static void put_json_string(const unsigned char *s, size_t n)
-{
-    putchar('"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = s[i];
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", stdout);
-        else if (c == '\t')
-            fputs("\\t", stdout);
-        else if (c < 0x20 || c == 0x7f)
-            printf("\\u%04x", c);
-        else
-            putchar((int)c);
-    }
-    putchar('"');
-}
-
-/* "name":"text" when the bytes are UTF-8, else "name_b64":"base64". */
-static void put_field(const char *name, const void *p, size_t n)
-{
-    if (valid_utf8(p, n)) {
-        printf("\"%s\":", name);
-        put_json_string(p, n);
-    } else {
-        printf("\"%s_b64\":\"", name);
-        put_b64(p, n);
-        putchar('"');
-    }
-}
+/* ---- dump and load (the JSON lines format is in jsonl.c) ---- */
 
 static int cmd_dump(hmm_t *m)
 {
@@ -215,9 +157,9 @@ static int cmd_dump(hmm_t *m)
         hmm_entry_info info;
         hmm_cursor_info(c, &info);
         putchar('{');
-        put_field("key", k, kl);
+        jsonl_put_field(stdout, "key", k, kl);
         putchar(',');
-        put_field("value", v, vl);
+        jsonl_put_field(stdout, "value", v, vl);
         if (info.expire_ms)
             printf(",\"ttl_ms\":%" PRIu64, info.expire_ms > now_ms ? info.expire_ms - now_ms : 1);
         if (info.tag)
@@ -230,209 +172,20 @@ static int cmd_dump(hmm_t *m)
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_ERROR;
 }
 
-/* A tiny parser for the flat objects dump writes. */
-struct parser {
-    const char *p;
-    char *buf;       /* decoded string */
-    size_t len, cap;
-};
-
-static void skip_ws(struct parser *ps)
-{
-    while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\r' || *ps->p == '\n')
-        ps->p++;
-}
-
-static bool append(struct parser *ps, const void *s, size_t n)
-{
-    if (ps->len + n + 1 > ps->cap) {
-        size_t cap = ps->cap ? ps->cap * 2 : 256;
-        while (cap < ps->len + n + 1)
-            cap *= 2;
-        char *nb = realloc(ps->buf, cap);
-        if (!nb)
-            return false;
-        ps->buf = nb;
-        ps->cap = cap;
-    }
-    memcpy(ps->buf + ps->len, s, n);
-    ps->len += n;
-    ps->buf[ps->len] = '\0'; /* room reserved above: the name compare reads it as a string */
-    return true;
-}
-
-static bool put_utf8(struct parser *ps, uint32_t cp)
-{
-    unsigned char u[4];
-    size_t n = 0;
-    if (cp < 0x80) {
-        u[n++] = (unsigned char)cp;
-    } else if (cp < 0x800) {
-        u[n++] = (unsigned char)(0xC0 | cp >> 6);
-        u[n++] = (unsigned char)(0x80 | (cp & 63));
-    } else if (cp < 0x10000) {
-        u[n++] = (unsigned char)(0xE0 | cp >> 12);
-        u[n++] = (unsigned char)(0x80 | (cp >> 6 & 63));
-        u[n++] = (unsigned char)(0x80 | (cp & 63));
-    } else {
-        u[n++] = (unsigned char)(0xF0 | cp >> 18);
-        u[n++] = (unsigned char)(0x80 | (cp >> 12 & 63));
-        u[n++] = (unsigned char)(0x80 | (cp >> 6 & 63));
-        u[n++] = (unsigned char)(0x80 | (cp & 63));
-    }
-    return append(ps, u, n);
-}
-
-static bool parse_string(struct parser *ps)
-{
-    ps->len = 0;
-    if (*ps->p++ != '"')
-        return false;
-    for (;;) {
-        char c = *ps->p++;
-        if (c == '"')
-            return append(ps, "", 0);
-        if (c == '\0' || (unsigned char)c < 0x20)
-            return false;
-        if (c != '\\') {
-            if (!append(ps, &c, 1))
-                return false;
-            continue;
-        }
-        c = *ps->p++;
-        static const char escapes[] = "\"\\/bfnrt", decoded[] = "\"\\/\b\f\n\r\t";
-        const char *esc = c ? strchr(escapes, c) : NULL;
-        if (esc) {
-            if (!append(ps, &decoded[esc - escapes], 1))
-                return false;
-        } else if (c == 'u') {
-            unsigned cp;
-            if (sscanf(ps->p, "%4x", &cp) != 1)
-                return false;
-            ps->p += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && ps->p[0] == '\\' && ps->p[1] == 'u') {
-                unsigned lo;
-                if (sscanf(ps->p + 2, "%4x", &lo) != 1)
-                    return false;
-                ps->p += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            if (!put_utf8(ps, cp))
-                return false;
-        } else {
-            return false;
-        }
-    }
-}
-
-static bool decode_b64(struct parser *ps)
-{
-    size_t n = ps->len, out = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = ps->buf[i];
-        if (c == '=')
-            break;
-        const char *at = strchr(b64, c);
-        if (!at || !c)
-            return false;
-        acc = acc << 6 | (uint32_t)(at - b64);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            ps->buf[out++] = (char)(acc >> bits & 0xFF);
-        }
-    }
-    ps->len = out;
-    return true;
-}
-
-struct record {
-    char *key, *val;
-    size_t klen, vlen;
-    uint64_t ttl_ms;
-    unsigned tag;
-    bool has_key, has_val;
-};
-
-static bool parse_record(const char *line, struct record *r, struct parser *ps)
-{
-    ps->p = line;
-    skip_ws(ps);
-    if (*ps->p++ != '{')
-        return false;
-    for (;;) {
-        skip_ws(ps);
-        if (*ps->p == '}')
-            break;
-        if (!parse_string(ps))
-            return false;
-        char name[16];
-        snprintf(name, sizeof name, "%s", ps->buf);
-        skip_ws(ps);
-        if (*ps->p++ != ':')
-            return false;
-        skip_ws(ps);
-        if (strcmp(name, "ttl_ms") == 0 || strcmp(name, "tag") == 0) {
-            char *end;
-            unsigned long long v = strtoull(ps->p, &end, 10);
-            if (end == ps->p)
-                return false;
-            ps->p = end;
-            if (name[0] == 't' && name[1] == 't')
-                r->ttl_ms = v;
-            else
-                r->tag = (unsigned)v;
-        } else {
-            if (!parse_string(ps))
-                return false;
-            bool is_b64 = strstr(name, "_b64") != NULL;
-            if (is_b64 && !decode_b64(ps))
-                return false;
-            char *copy = malloc(ps->len + 1);
-            if (!copy)
-                return false;
-            memcpy(copy, ps->buf, ps->len);
-            if (strncmp(name, "key", 3) == 0) {
-                free(r->key);
-                r->key = copy;
-                r->klen = ps->len;
-                r->has_key = true;
-            } else if (strncmp(name, "value", 5) == 0) {
-                free(r->val);
-                r->val = copy;
-                r->vlen = ps->len;
-                r->has_val = true;
-            } else {
-                free(copy);
-            }
-        }
-        skip_ws(ps);
-        if (*ps->p == ',')
-            ps->p++;
-        else if (*ps->p != '}')
-            return false;
-    }
-    ps->p++;
-    skip_ws(ps);
-    return *ps->p == '\0' && r->has_key && r->has_val;
-}
-
 static int cmd_load(hmm_t *m)
 {
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
     unsigned long lineno = 0, loaded = 0;
-    struct parser ps = {0};
+    struct jsonl_parser ps = {0};
     int status = EXIT_OK;
     while ((n = getline(&line, &cap, stdin)) > 0) {
         lineno++;
         if (n == 1 && line[0] == '\n')
             continue;
-        struct record r = {0};
-        if (!parse_record(line, &r, &ps)) {
+        struct jsonl_record r = {0};
+        if (!jsonl_parse_record(line, &r, &ps)) {
             fprintf(stderr, "hashmmap: load: line %lu: not a dump record (need {\"key\":...,\"value\":...})\n", lineno);
             status = EXIT_ERROR;
         } else {
@@ -445,8 +198,7 @@ static int cmd_load(hmm_t *m)
                 loaded++;
             }
         }
-        free(r.key);
-        free(r.val);
+        jsonl_record_free(&r);
         if (status != EXIT_OK)
             break;
     }

@@ -1,6 +1,6 @@
 # Tools: one .c per tool, with its man page beside it; only the public header.
 bin_PROGRAMS += hashmmap hashmmap-stat
-hashmmap_SOURCES = %reldir%/hashmmap.c
+hashmmap_SOURCES = %reldir%/hashmmap.c %reldir%/jsonl.c %reldir%/jsonl.h
 hashmmap_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
 hashmmap_stat_SOURCES = %reldir%/hashmmap-stat.c
 hashmmap_stat_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
