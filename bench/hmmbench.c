@@ -1,43 +1,85 @@
 /*
- * hmmbench - hashmmap against a process-local hash table (the reference for
- * "memory speed") and LMDB, on identical workloads, in one run; plus the
- * costs the issues ask about: metrics on/off, growth, cache mode.
+ * hmmbench - hashmmap against the stores a user would otherwise pick, on
+ * identical workloads, in one run (issue 9, targets in DESIGN.md §10).
  *
- *   make bench                  # builds and runs it
- *   HMMBENCH_QUICK=1 bench/hmmbench   # a short run (10k keys only)
- *   bench/hmmbench --callgrind get|put   # a fixed loop for instruction counts
+ *   make bench                          build, run, write bench/results.csv and bench/results.png
+ *   HMMBENCH_QUICK=1 bench/hmmbench     a short run (10 k keys, small budgets): a smoke check
+ *   bench/hmmbench --callgrind get|put|none   a fixed loop for `make bench-callgrind`
  *
- * Figures are ns per operation and operations per second; every figure is
- * also given as a ratio to the local table measured in the same run, which
- * is what to compare on a shared, noisy machine.  Results go to stdout and,
- * as CSV, to bench/results.csv.
+ * Environment: HMMBENCH_QUICK=1; HMMBENCH_BUDGET_MS (time per measurement,
+ * default 240, quick 30); HMMBENCH_CSV (default bench/results.csv);
+ * HMMBENCH_STORES (comma-separated store ids to run besides the local
+ * table, e.g. "hmm_file,lmdb"); TMPDIR (where maps, databases and sockets go).
+ *
+ * Every figure is ns per operation and operations per second of one
+ * process, with its ratio to the process-local table measured in the same
+ * run: on a shared, noisy machine the ratio is what to compare.  A
+ * measurement is the fastest of three slices of its time budget.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdbool.h>
-#include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include <hashmmap.h>
-#ifdef HAVE_LMDB
-#include <lmdb.h>
-#endif
 
-#define KEY_LEN 16
+#include "bench/hmmbench.h"
 
+/* The stores, in table order; the local table first (every ratio is to it). */
+static const struct store_kind *const stores[] = {
+    &store_local,     &store_hmm_file, &store_hmm_anon,  &store_hmm_cache,
+    &store_hmm_noreplog, &store_hmm_nometrics, &store_lmdb, &store_sqlite,
+    &store_redis,     &store_memcached,
+};
+#define NSTORES (sizeof stores / sizeof stores[0])
+
+const char *bench_tmpdir;
 static FILE *csv;
-static char tmpdir[] = "/tmp/hmmbench.XXXXXX";
+static bool quick;
+static double budget_s = 0.24;
+
+/* ---- helpers shared with the adapters ---- */
+
+void bench_path(char *buf, size_t cap, const char *what)
+{
+    static unsigned n;
+    snprintf(buf, cap, "%s/%s-%u", bench_tmpdir, what, n++);
+}
+
+void bench_remove(const char *path)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "hmmbench: could not remove %s\n", path);
+}
+
+int counter_parse(const void *val, size_t len, int64_t *out)
+{
+    char buf[24], *end;
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, val, len);
+    buf[len] = '\0';
+    errno = 0;
+    *out = strtoll(buf, &end, 10);
+    return errno || *end ? -1 : 0;
+}
+
+size_t counter_format(char *buf, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    memcpy(buf, tmp, (size_t)n);
+    return (size_t)n;
+}
 
 static double now_s(void)
 {
@@ -46,13 +88,8 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void make_key(char *k, uint64_t i)
-{
-    snprintf(k, KEY_LEN + 1, "key%013llu", (unsigned long long)i);
-}
-
-static uint64_t rng_state = 88172645463325252ULL;
-static inline uint64_t rng(void)
+static uint64_t rng_state;
+static uint64_t rng(void)
 {
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 7;
@@ -60,408 +97,463 @@ static inline uint64_t rng(void)
     return rng_state;
 }
 
-/* ---- stores behind one small interface ---- */
+/* Key number i as 16 printable bytes: "k" and 15 hex digits of i
+ * scrambled (a bijection on 60 bits), so consecutive numbers are not
+ * neighbours in a B-tree and fresh keys land anywhere. */
+static void make_key(char *k, uint64_t i)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t x = (i * 0x9E3779B97F4A7C15ull) & ((1ull << 60) - 1);
+    k[0] = 'k';
+    for (int d = KEY_LEN - 1; d >= 1; d--, x >>= 4)
+        k[d] = hex[x & 15];
+}
 
-struct store {
-    const char *name;
-    void *h;
-    int (*get)(void *h, const char *k, void *v, size_t *vlen);
-    int (*put)(void *h, const char *k, const void *v, size_t vlen);
-    int (*incr)(void *h, const char *k);
-    void (*close)(void *h);
+/* ---- key streams: the keys of a workload, made before it is timed ---- */
+
+enum dist { UNIFORM, ZIPF, FRESH };
+static const char *const dist_names[] = {"uniform", "zipf", "fresh"};
+
+struct stream {
+    char (*keys)[KEY_LEN];
+    uint8_t *write; /* mixed workload: 1 where the op is a put (10%) */
+    uint64_t *num;  /* the key numbers (the cache's exact-LRU twin needs them) */
+    size_t n;
 };
 
-static int hmm_get_op(void *h, const char *k, void *v, size_t *vlen)
+static void stream_free(struct stream *s)
 {
-    return hmm_get(h, k, KEY_LEN, v, vlen);
-}
-static int hmm_put_op(void *h, const char *k, const void *v, size_t vlen)
-{
-    return hmm_put(h, k, KEY_LEN, v, vlen, 0, 0);
-}
-static int hmm_incr_op(void *h, const char *k)
-{
-    return hmm_incr(h, k, KEY_LEN, 1, NULL);
-}
-static void hmm_close_op(void *h)
-{
-    hmm_close(h);
+    free(s->keys);
+    free(s->write);
+    free(s->num);
 }
 
-static bool open_hmm(struct store *s, const char *name, const char *sub, uint64_t size, uint64_t max,
-                     uint32_t flags, bool anon)
+/* Zipf(0.99) ranks by inverting the cumulative distribution, then spread
+ * over the key numbers (rank * odd constant mod keys: the hot keys are not
+ * neighbours). */
+static void stream_make(struct stream *s, enum dist d, uint64_t keys, size_t n, uint64_t seed)
 {
-    hmm_config cfg = {.size = size, .max_size = max, .flags = HMM_CREATE | flags};
-    char dir[256];
-    snprintf(dir, sizeof dir, "%s/%s", tmpdir, sub);
-    hmm_t *m;
-    int rc = anon ? hmm_open_anon(&m, &cfg) : hmm_open(&m, dir, &cfg);
-    if (rc) {
-        fprintf(stderr, "hmmbench: %s: %s (%s)\n", name, hmm_strerror(rc), hmm_last_error());
-        return false;
+    s->n = n;
+    s->keys = malloc(n * KEY_LEN);
+    s->write = malloc(n);
+    s->num = malloc(n * sizeof *s->num);
+    double *cdf = NULL;
+    if (d == ZIPF) {
+        cdf = malloc(keys * sizeof *cdf);
+        double sum = 0;
+        for (uint64_t i = 0; i < keys; i++)
+            cdf[i] = (sum += 1.0 / pow((double)(i + 1), 0.99));
+        for (uint64_t i = 0; i < keys; i++)
+            cdf[i] /= sum;
     }
-    *s = (struct store){name, m, hmm_get_op, hmm_put_op, hmm_incr_op, hmm_close_op};
-    return true;
-}
-
-/* A plain open-addressing table with keys and values inline: what an
- * in-process hash map costs, the reference for "memory speed". */
-struct local_slot {
-    uint64_t hash;
-    char key[KEY_LEN];
-    uint64_t len;
-    char val[256];
-};
-struct local_table {
-    struct local_slot *slots;
-    uint64_t mask;
-};
-
-static struct local_slot *local_find(struct local_table *t, const char *k, bool insert)
-{
-    uint64_t h = XXH3_64bits(k, KEY_LEN) | 1;
-    for (uint64_t i = h & t->mask;; i = (i + 1) & t->mask) {
-        struct local_slot *s = &t->slots[i];
-        if (s->hash == h && memcmp(s->key, k, KEY_LEN) == 0)
-            return s;
-        if (s->hash == 0) {
-            if (!insert)
-                return NULL;
-            s->hash = h;
-            memcpy(s->key, k, KEY_LEN);
-            return s;
+    rng_state = seed;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k;
+        if (d == FRESH) {
+            k = keys + i;
+        } else if (d == UNIFORM) {
+            k = rng() % keys;
+        } else {
+            double u = (double)(rng() >> 11) / 9007199254740992.0;
+            uint64_t lo = 0, hi = keys - 1;
+            while (lo < hi) {
+                uint64_t mid = (lo + hi) / 2;
+                if (cdf[mid] < u)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            k = lo * 2654435761u % keys;
         }
+        make_key(s->keys[i], k);
+        s->num[i] = k;
+        s->write[i] = rng() % 10 == 0;
     }
-}
-static int local_get(void *h, const char *k, void *v, size_t *vlen)
-{
-    struct local_slot *s = local_find(h, k, false);
-    if (!s)
-        return -1;
-    memcpy(v, s->val, s->len);
-    *vlen = s->len;
-    return 0;
-}
-static int local_put(void *h, const char *k, const void *v, size_t vlen)
-{
-    struct local_slot *s = local_find(h, k, true);
-    memcpy(s->val, v, vlen);
-    s->len = vlen;
-    return 0;
-}
-static int local_incr(void *h, const char *k)
-{
-    struct local_slot *s = local_find(h, k, true);
-    uint64_t n;
-    memcpy(&n, s->val, 8);
-    n++;
-    memcpy(s->val, &n, 8);
-    s->len = 8;
-    return 0;
-}
-static void local_close(void *h)
-{
-    struct local_table *t = h;
-    free(t->slots);
-    free(t);
-}
-static bool open_local(struct store *s, uint64_t keys)
-{
-    struct local_table *t = calloc(1, sizeof *t);
-    uint64_t cap = 1;
-    while (cap < keys * 2)
-        cap <<= 1;
-    t->slots = calloc(cap, sizeof *t->slots);
-    t->mask = cap - 1;
-    *s = (struct store){"local table", t, local_get, local_put, local_incr, local_close};
-    return t->slots != NULL;
+    free(cdf);
 }
 
-#ifdef HAVE_LMDB
-struct lmdb {
-    MDB_env *env;
-    MDB_dbi dbi;
-};
-static int lmdb_get(void *h, const char *k, void *v, size_t *vlen)
-{
-    struct lmdb *l = h;
-    MDB_txn *txn;
-    mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn);
-    MDB_val key = {KEY_LEN, (void *)k}, val;
-    int rc = mdb_get(txn, l->dbi, &key, &val);
-    if (rc == 0) {
-        memcpy(v, val.mv_data, val.mv_size);
-        *vlen = val.mv_size;
-    }
-    mdb_txn_abort(txn);
-    return rc;
-}
-static int lmdb_put(void *h, const char *k, const void *v, size_t vlen)
-{
-    struct lmdb *l = h;
-    MDB_txn *txn;
-    mdb_txn_begin(l->env, NULL, 0, &txn);
-    MDB_val key = {KEY_LEN, (void *)k}, val = {vlen, (void *)v};
-    int rc = mdb_put(txn, l->dbi, &key, &val, 0);
-    return rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
-}
-static int lmdb_incr(void *h, const char *k)
-{
-    struct lmdb *l = h;
-    MDB_txn *txn;
-    mdb_txn_begin(l->env, NULL, 0, &txn);
-    MDB_val key = {KEY_LEN, (void *)k}, val;
-    uint64_t n = 0;
-    if (mdb_get(txn, l->dbi, &key, &val) == 0 && val.mv_size == 8)
-        memcpy(&n, val.mv_data, 8);
-    n++;
-    val = (MDB_val){8, &n};
-    mdb_put(txn, l->dbi, &key, &val, 0);
-    return mdb_txn_commit(txn);
-}
-static void lmdb_close(void *h)
-{
-    struct lmdb *l = h;
-    mdb_env_close(l->env);
-    free(l);
-}
-static bool open_lmdb(struct store *s)
-{
-    static int opened;
-    struct lmdb *l = calloc(1, sizeof *l);
-    char dir[256];
-    snprintf(dir, sizeof dir, "%s/lmdb%d", tmpdir, opened++);
-    if (mkdir(dir, 0700) != 0 || mdb_env_create(&l->env) != 0 || mdb_env_set_mapsize(l->env, 1ULL << 31) != 0 ||
-        mdb_env_open(l->env, dir, MDB_NOSYNC | MDB_NOMETASYNC, 0600) != 0) {
-        fprintf(stderr, "hmmbench: LMDB cannot be opened; skipped\n");
-        return false;
-    }
-    MDB_txn *txn;
-    mdb_txn_begin(l->env, NULL, 0, &txn);
-    mdb_dbi_open(txn, NULL, 0, &l->dbi);
-    mdb_txn_commit(txn);
-    *s = (struct store){"LMDB", l, lmdb_get, lmdb_put, lmdb_incr, lmdb_close};
-    return true;
-}
-#endif
+/* ---- workloads: one function each, doing n operations of a run ---- */
 
-/* ---- workloads ---- */
-
-struct result {
-    double ns;
+struct run {
+    const struct store_kind *k;
+    void *h;
+    const struct stream *st;
+    const char *val; /* what puts store */
+    size_t vlen;
+    size_t pos;      /* next key of the stream (wraps, except FRESH) */
+    uint64_t errors;
 };
 
-static void report(const char *workload, uint64_t keys, size_t vlen, const char *store, double ns, double local_ns)
+static inline const char *next_key(struct run *r)
 {
-    double ratio = local_ns > 0 ? ns / local_ns : 0;
-    printf("  %-22s %-26s %9.1f ns %12.0f ops/s   %6.2fx local\n", workload, store, ns, 1e9 / ns, ratio);
-    fprintf(csv, "%s,%llu,%zu,%s,%.1f,%.0f,%.3f\n", workload, (unsigned long long)keys, vlen, store, ns, 1e9 / ns,
-            ratio);
+    const char *k = r->st->keys[r->pos];
+    if (++r->pos == r->st->n)
+        r->pos = 0;
+    return k;
 }
 
-enum workload { W_GET, W_PUT_OVERWRITE, W_PUT_INSERT, W_INCR, W_MIXED, W_COUNT };
-static const char *const workload_names[W_COUNT] = {"get", "put (overwrite)", "put (insert)", "incr", "mixed 90/10"};
-
-static void fill(struct store *s, uint64_t keys, size_t vlen)
+static void wl_get(struct run *r, size_t n)
 {
-    char k[KEY_LEN + 1], v[256];
-    memset(v, 'v', sizeof v);
-    for (uint64_t i = 0; i < keys; i++) {
-        make_key(k, i);
-        if (s->put(s->h, k, v, vlen) != 0) {
-            fprintf(stderr, "hmmbench: %s: fill failed at %llu\n", s->name, (unsigned long long)i);
+    char out[VAL_MAX];
+    for (size_t i = 0; i < n; i++) {
+        size_t len = sizeof out;
+        r->errors += r->k->get(r->h, next_key(r), out, &len) != 0;
+    }
+}
+
+static void wl_put(struct run *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        r->errors += r->k->put(r->h, next_key(r), r->val, r->vlen) != 0;
+}
+
+static void wl_incr(struct run *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        r->errors += r->k->incr(r->h, next_key(r)) != 0;
+}
+
+static void wl_mixed(struct run *r, size_t n)
+{
+    char out[VAL_MAX];
+    for (size_t i = 0; i < n; i++) {
+        bool write = r->st->write[r->pos];
+        size_t len = sizeof out;
+        const char *k = next_key(r);
+        r->errors += (write ? r->k->put(r->h, k, r->val, r->vlen) : r->k->get(r->h, k, out, &len)) != 0;
+    }
+}
+
+struct workload {
+    const char *name;
+    void (*fn)(struct run *r, size_t n);
+    enum dist dist;   /* FRESH: inserts (run once, last); else run on UNIFORM and ZIPF */
+    bool small_only;  /* only with 8-byte values (incr: a counter is a short number) */
+};
+static const struct workload workloads[] = {
+    {"get", wl_get, UNIFORM, false},
+    {"put (overwrite)", wl_put, UNIFORM, false},
+    {"put (insert)", wl_put, FRESH, false},
+    {"incr", wl_incr, UNIFORM, true},
+    {"mixed 90/10", wl_mixed, UNIFORM, false},
+};
+#define NWORK (sizeof workloads / sizeof workloads[0])
+
+/* Time a workload: three slices of the budget, batches of 64 operations,
+ * at most max_ops in all; the fastest slice's ns per operation. */
+static double measure(struct run *r, const struct workload *w, double budget, uint64_t max_ops, uint64_t *ops)
+{
+    double best = 0;
+    *ops = 0;
+    for (int slice = 0; slice < 3 && *ops < max_ops; slice++) {
+        uint64_t n = 0;
+        double t0 = now_s(), t;
+        do {
+            w->fn(r, 64);
+            n += 64;
+        } while ((t = now_s() - t0) < budget / 3 && *ops + n < max_ops);
+        double ns = t * 1e9 / (double)n;
+        if (best == 0 || ns < best)
+            best = ns;
+        *ops += n;
+    }
+    return best;
+}
+
+/* ---- the comparison table ---- */
+
+struct cell {
+    double ns; /* 0: not measured */
+    uint64_t ops, errors;
+};
+/* [store][workload][dist: UNIFORM or ZIPF; inserts are kept under UNIFORM] */
+struct table {
+    uint64_t keys;
+    size_t vlen;
+    struct cell c[NSTORES][NWORK][2];
+    const char *skipped[NSTORES]; /* why a store was not measured, or NULL */
+};
+
+static void fill_store(const struct store_kind *k, void *h, uint64_t keys, const char *val, size_t vlen)
+{
+    enum { CHUNK = 65536 };
+    static char buf[CHUNK][KEY_LEN];
+    for (uint64_t i = 0; i < keys; i += CHUNK) {
+        size_t n = keys - i < CHUNK ? (size_t)(keys - i) : CHUNK;
+        for (size_t j = 0; j < n; j++)
+            make_key(buf[j], i + j);
+        int rc = 0;
+        if (k->load)
+            rc = k->load(h, (const char (*)[KEY_LEN])buf, n, val, vlen);
+        for (size_t j = 0; !k->load && rc == 0 && j < n; j++)
+            rc = k->put(h, buf[j], val, vlen);
+        if (rc) {
+            fprintf(stderr, "hmmbench: %s: filling failed (%d)\n", k->name, rc);
             exit(1);
         }
     }
 }
 
-static double run(struct store *s, enum workload w, uint64_t keys, size_t vlen, uint64_t ops)
+static bool wanted(const struct store_kind *k)
 {
-    char k[KEY_LEN + 1], v[256], out[256];
-    memset(v, 'w', sizeof v);
-    rng_state = 88172645463325252ULL;
-    double t0 = now_s();
-    for (uint64_t n = 0; n < ops; n++) {
-        uint64_t i = w == W_PUT_INSERT ? keys + n : rng() % keys;
-        make_key(k, i);
-        size_t len = sizeof out;
-        switch (w) {
-        case W_GET:
-            s->get(s->h, k, out, &len);
-            break;
-        case W_MIXED:
-            if (rng() % 10)
-                s->get(s->h, k, out, &len);
-            else
-                s->put(s->h, k, v, vlen);
-            break;
-        case W_INCR:
-            s->incr(s->h, k);
-            break;
-        default:
-            s->put(s->h, k, v, vlen);
-            break;
-        }
-    }
-    return (now_s() - t0) * 1e9 / (double)ops;
+    const char *list = getenv("HMMBENCH_STORES");
+    if (!list || k == &store_local)
+        return true;
+    size_t n = strlen(k->id);
+    for (const char *p = list; (p = strstr(p, k->id)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
 }
 
-static void compare_stores(uint64_t keys, size_t vlen, uint64_t ops)
+/* Open, fill and measure every store on every workload of one size. */
+static void measure_all(struct table *t, uint64_t max_inserts)
 {
-    printf("\n%llu keys of %d bytes, %zu-byte values, uniform keys, %llu ops each\n", (unsigned long long)keys,
-           KEY_LEN, vlen, (unsigned long long)ops);
-    uint64_t size = (keys + ops) * (vlen + 64) * 2;
-    if (size < (8u << 20))
-        size = 8u << 20;
-    struct store stores[6];
-    int n = 0;
-    if (open_local(&stores[n], keys + ops))
-        n++;
-    char sub[64];
-    snprintf(sub, sizeof sub, "file-%llu-%zu", (unsigned long long)keys, vlen);
-    if (open_hmm(&stores[n], "hashmmap file map", sub, size, 0, 0, false))
-        n++;
-    if (open_hmm(&stores[n], "hashmmap anonymous map", NULL, size, 0, 0, true))
-        n++;
-    snprintf(sub, sizeof sub, "nometrics-%llu-%zu", (unsigned long long)keys, vlen);
-    if (open_hmm(&stores[n], "hashmmap, metrics off", sub, size, 0, HMM_NOMETRICS, false))
-        n++;
-    snprintf(sub, sizeof sub, "cache-%llu-%zu", (unsigned long long)keys, vlen);
-    if (open_hmm(&stores[n], "hashmmap cache map", sub, size, 0, HMM_CACHE, false))
-        n++;
-#ifdef HAVE_LMDB
-    if (keys <= 1000000 && open_lmdb(&stores[n]))
-        n++;
-#else
-    printf("  (LMDB not found at configure time: install liblmdb-dev to compare)\n");
-#endif
-    for (int i = 0; i < n; i++)
-        fill(&stores[i], keys, vlen);
-    for (int w = 0; w < W_COUNT; w++) {
-        double local_ns = 0;
-        for (int i = 0; i < n; i++) {
-            double ns = run(&stores[i], (enum workload)w, keys, vlen, ops);
-            if (i == 0)
-                local_ns = ns;
-            report(workload_names[w], keys, vlen, stores[i].name, ns, local_ns);
-        }
+    struct stream st[3];
+    size_t n = quick ? 1u << 16 : 1u << 20;
+    stream_make(&st[UNIFORM], UNIFORM, t->keys, n, 88172645463325252ull);
+    stream_make(&st[ZIPF], ZIPF, t->keys, n, 88172645463325252ull);
+    stream_make(&st[FRESH], FRESH, t->keys, max_inserts, 1);
+    char fillval[VAL_MAX], putval[VAL_MAX];
+    memset(fillval, 'v', sizeof fillval);
+    memset(putval, 'w', sizeof putval);
+    if (t->vlen == 8) { /* decimal counters, so incr has numbers to add to */
+        memcpy(fillval, "10000000", 8);
+        memcpy(putval, "12345678", 8);
     }
-    for (int i = 0; i < n; i++)
-        stores[i].close(stores[i].h);
+    for (size_t s = 0; s < NSTORES; s++) {
+        const struct store_kind *k = stores[s];
+        if (!wanted(k)) {
+            t->skipped[s] = "not in HMMBENCH_STORES";
+            continue;
+        }
+        fprintf(stderr, "  %s: %llu keys, %zu-byte values...\n", k->name, (unsigned long long)t->keys, t->vlen);
+        const char *why = "cannot be opened";
+        void *h = k->open(k, t->keys + max_inserts, t->vlen, &why);
+        if (!h) {
+            t->skipped[s] = why;
+            continue;
+        }
+        fill_store(k, h, t->keys, fillval, t->vlen);
+        for (size_t w = 0; w < NWORK; w++) {
+            const struct workload *wl = &workloads[w];
+            if (wl->small_only && t->vlen > 8)
+                continue;
+            for (int d = UNIFORM; d <= ZIPF; d++) {
+                enum dist dist = wl->dist == FRESH ? FRESH : (enum dist)d;
+                if (dist == FRESH && d == ZIPF)
+                    break;
+                struct run r = {.k = k, .h = h, .st = &st[dist], .val = putval, .vlen = t->vlen};
+                struct cell *c = &t->c[s][w][d];
+                c->ns = measure(&r, wl, budget_s, dist == FRESH ? max_inserts : UINT64_MAX, &c->ops);
+                c->errors = r.errors;
+            }
+        }
+        k->close(h);
+    }
+    for (int d = 0; d < 3; d++)
+        stream_free(&st[d]);
 }
 
-/* Two processes reading (or writing) one map at once, against one. */
-static void scaling(uint64_t keys, uint64_t ops)
+static void human(char *buf, size_t cap, double v)
 {
-    struct store s;
-    if (!open_hmm(&s, "hashmmap file map", "scaling", keys * 200, 0, 0, false))
-        return;
-    fill(&s, keys, 8);
-    printf("\nprocesses sharing one map (%llu keys, %llu ops per process)\n", (unsigned long long)keys,
-           (unsigned long long)ops);
-    for (int w = 0; w < 2; w++) {
-        double single = 0;
-        for (int procs = 1; procs <= 2; procs++) {
-            int fds[2];
-            if (pipe(fds) != 0)
-                return;
-            double t0 = now_s();
-            for (int p = 0; p < procs; p++)
-                if (fork() == 0) {
-                    rng_state += (uint64_t)p * 7919;
-                    run(&s, w ? W_PUT_OVERWRITE : W_GET, keys, 8, ops);
-                    _exit(0);
+    if (v >= 1e6)
+        snprintf(buf, cap, "%.2fM", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, cap, "%.1fk", v / 1e3);
+    else
+        snprintf(buf, cap, "%.0f", v);
+}
+
+static void print_table(const struct table *t)
+{
+    for (int d = UNIFORM; d <= ZIPF; d++) {
+        printf("\n%llu keys, %d-byte keys, %zu-byte values, %s keys    each cell: ns/op  ops/s  x local table\n",
+               (unsigned long long)t->keys, KEY_LEN, t->vlen, dist_names[d]);
+        printf("%-26s", "store");
+        for (size_t w = 0; w < NWORK; w++)
+            printf("  %-21s", workloads[w].name);
+        printf("\n");
+        for (size_t s = 0; s < NSTORES; s++) {
+            printf("%-26s", stores[s]->name);
+            if (t->skipped[s]) {
+                printf("  skipped: %s\n", t->skipped[s]);
+                continue;
+            }
+            for (size_t w = 0; w < NWORK; w++) {
+                const struct cell *c = &t->c[s][w][d], *local = &t->c[0][w][d];
+                if (!c->ns) {
+                    printf("  %-21s", workloads[w].dist == FRESH ? "(uniform only)" : "-");
+                    continue;
                 }
-            while (wait(NULL) > 0)
-                ;
-            double rate = (double)procs * (double)ops / (now_s() - t0);
-            close(fds[0]);
-            close(fds[1]);
-            if (procs == 1)
-                single = rate;
-            printf("  %-22s %d process%s %14.0f ops/s   %5.2fx one process\n", w ? "put (overwrite)" : "get", procs,
-                   procs > 1 ? "es" : "  ", rate, rate / single);
-            fprintf(csv, "%s x%d,%llu,8,hashmmap file map,%.1f,%.0f,%.3f\n", w ? "put" : "get", procs,
-                    (unsigned long long)keys, 1e9 / rate, rate, rate / single);
+                char rate[16];
+                human(rate, sizeof rate, 1e9 / c->ns);
+                double ratio = local->ns ? c->ns / local->ns : 0;
+                printf("  %7.*f %6s %5.2fx%s", c->ns < 100 ? 1 : 0, c->ns, rate, ratio, c->errors ? "!" : " ");
+                fprintf(csv, "single,%s,%llu,%zu,%s,%s,%s,%.1f,%.0f,%.3f,%llu,%llu\n", workloads[w].name,
+                        (unsigned long long)t->keys, t->vlen,
+                        workloads[w].dist == FRESH ? "fresh" : dist_names[d], stores[s]->id, stores[s]->name,
+                        c->ns, 1e9 / c->ns, ratio, (unsigned long long)c->ops, (unsigned long long)c->errors);
+            }
+            printf("\n");
         }
     }
-    s.close(s.h);
+    for (size_t s = 0; s < NSTORES; s++)
+        for (size_t w = 0; w < NWORK; w++)
+            for (int d = 0; d < 2; d++)
+                if (t->c[s][w][d].errors)
+                    printf("  ! %s, %s, %s: %llu of %llu operations failed\n", stores[s]->name, workloads[w].name,
+                           dist_names[d], (unsigned long long)t->c[s][w][d].errors,
+                           (unsigned long long)t->c[s][w][d].ops);
+    fflush(stdout);
 }
 
-/* Inserting into a map that grows from 1 MiB, against one made big enough. */
+/* ---- processes sharing one map ---- */
+
+/* procs processes run workload w on one store for `seconds`, all through
+ * the handle they inherit from the parent (as prefork servers do); the
+ * aggregate operations per second. */
+static double run_procs(const struct store_kind *k, void *h, const struct workload *w, const struct stream *st,
+                        int procs, double seconds)
+{
+    int go[2], res[2];
+    if (pipe(go) != 0 || pipe(res) != 0)
+        return 0;
+    for (int p = 0; p < procs; p++) {
+        if (fork() == 0) {
+            close(go[1]);
+            char c;
+            if (read(go[0], &c, 1) < 0) /* returns 0 when the parent closes: everyone starts together */
+                _exit(1);
+            struct run r = {.k = k, .h = h, .st = st, .val = "12345678", .vlen = 8, .pos = (size_t)p * st->n / 2};
+            uint64_t n = 0;
+            double t0 = now_s();
+            do {
+                w->fn(&r, 256);
+                n += 256;
+            } while (now_s() - t0 < seconds);
+            double rate = (double)n / (now_s() - t0);
+            _exit(write(res[1], &rate, sizeof rate) == sizeof rate ? 0 : 1);
+        }
+    }
+    close(go[0]);
+    close(go[1]);
+    close(res[1]);
+    double total = 0, rate;
+    while (read(res[0], &rate, sizeof rate) == sizeof rate)
+        total += rate;
+    close(res[0]);
+    while (wait(NULL) > 0)
+        ;
+    return total;
+}
+
+static double loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+static double scaling_read_ratio; /* for the targets */
+
+/* 1 and 2 processes on one hashmmap file map, and the same with the local
+ * table (each process reads the parent's copy; its writes go to private
+ * copy-on-write pages) as the control: what two cores give for plain
+ * memory references on this machine. */
+static void scaling(uint64_t keys, double seconds)
+{
+    const struct store_kind *kinds[] = {&store_hmm_file, &store_local};
+    void *h[2];
+    const char *why = "";
+    for (int i = 0; i < 2; i++) {
+        if (!(h[i] = kinds[i]->open(kinds[i], keys, 8, &why))) {
+            printf("\nprocesses sharing one map: skipped (%s)\n", why);
+            return;
+        }
+        fill_store(kinds[i], h[i], keys, "10000000", 8);
+    }
+    struct stream st;
+    stream_make(&st, UNIFORM, keys, quick ? 1u << 16 : 1u << 20, 7);
+    double load = loadavg();
+    printf("\nprocesses sharing one map: %llu keys, 8-byte values, uniform keys, %.1f s each, forked children"
+           " using the parent's handle; aggregate throughput (load average before: %.2f%s)\n",
+           (unsigned long long)keys, seconds, load,
+           load > 0.5 ? " -- other processes are busy: these figures understate scaling" : "");
+    static const size_t which[] = {0, 1, 4}; /* get, put (overwrite), mixed 90/10 */
+    for (size_t i = 0; i < 3; i++) {
+        const struct workload *w = &workloads[which[i]];
+        for (int s = 0; s < 2; s++) {
+            double one = run_procs(kinds[s], h[s], w, &st, 1, seconds);
+            double two = run_procs(kinds[s], h[s], w, &st, 2, seconds);
+            if (i == 0 && s == 0)
+                scaling_read_ratio = two / one;
+            char a[16], b[16];
+            human(a, sizeof a, one);
+            human(b, sizeof b, two);
+            printf("  %-16s %-22s 1 process %8s ops/s   2 processes %8s ops/s   2-proc/1-proc %5.2fx\n",
+                   w->name, kinds[s]->name, a, b, two / one);
+            fprintf(csv, "scaling,%s,%llu,8,uniform,%s,%s 1 process,%.1f,%.0f,1.000,0,0\n", w->name,
+                    (unsigned long long)keys, kinds[s]->id, kinds[s]->name, 1e9 / one, one);
+            fprintf(csv, "scaling,%s,%llu,8,uniform,%s,%s 2 processes,%.1f,%.0f,%.3f,0,0\n", w->name,
+                    (unsigned long long)keys, kinds[s]->id, kinds[s]->name, 1e9 / two, two, two / one);
+        }
+    }
+    stream_free(&st);
+    for (int i = 0; i < 2; i++)
+        kinds[i]->close(h[i]);
+}
+
+/* ---- growth: inserting into a map that grows, against a pre-sized one ---- */
+
 static void growth_cost(uint64_t keys)
 {
-    struct store grow, sized;
-    if (!open_hmm(&grow, "growing from 1 MiB", "grow", 1 << 20, 4ULL << 30, 0, false) ||
-        !open_hmm(&sized, "pre-sized", "sized", keys * 160, 0, 0, false))
+    hmm_t *grow, *sized;
+    char gdir[512], sdir[512], k[KEY_LEN];
+    bench_path(gdir, sizeof gdir, "grow");
+    bench_path(sdir, sizeof sdir, "sized");
+    hmm_config gc = {.size = 1 << 20, .max_size = 4ull << 30, .flags = HMM_CREATE};
+    hmm_config sc = {.size = keys * 160, .flags = HMM_CREATE};
+    if (hmm_open(&grow, gdir, &gc) || hmm_open(&sized, sdir, &sc))
         return;
-    printf("\ngrowth: %llu inserts of 8-byte values\n", (unsigned long long)keys);
-    double t0 = now_s();
-    fill(&sized, keys, 8);
-    double sized_ns = (now_s() - t0) * 1e9 / (double)keys;
-    t0 = now_s();
-    fill(&grow, keys, 8);
-    double grow_ns = (now_s() - t0) * 1e9 / (double)keys;
+    double ns[2];
+    hmm_t *maps[2] = {sized, grow};
+    for (int i = 0; i < 2; i++) {
+        double t0 = now_s();
+        for (uint64_t n = 0; n < keys; n++) {
+            make_key(k, n);
+            hmm_put(maps[i], k, KEY_LEN, "10000000", 8, 0, 0);
+        }
+        ns[i] = (now_s() - t0) * 1e9 / (double)keys;
+    }
     hmm_stats st;
-    hmm_stat(grow.h, &st);
-    printf("  %-22s %9.1f ns/insert\n  %-22s %9.1f ns/insert  %5.2fx pre-sized (%llu growth steps, file %llu MiB)\n",
-           "pre-sized map", sized_ns, "growing map", grow_ns, grow_ns / sized_ns,
-           (unsigned long long)st.counters[HMM_C_GROWTH_STEPS], (unsigned long long)(st.file_size >> 20));
-    fprintf(csv, "insert while growing,%llu,8,hashmmap file map,%.1f,%.0f,%.3f\n", (unsigned long long)keys, grow_ns,
-            1e9 / grow_ns, grow_ns / sized_ns);
-    grow.close(grow.h);
-    sized.close(sized.h);
+    hmm_stat(grow, &st);
+    printf("\ngrowth: %llu inserts of 8-byte values\n", (unsigned long long)keys);
+    printf("  pre-sized map %7.1f ns/insert;  map growing from 1 MiB %7.1f ns/insert (%.2fx; %llu growth steps,"
+           " file %llu MiB)\n",
+           ns[0], ns[1], ns[1] / ns[0], (unsigned long long)st.counters[HMM_C_GROWTH_STEPS],
+           (unsigned long long)(st.file_size >> 20));
+    fprintf(csv, "growth,put (insert),%llu,8,fresh,hmm_file,growing map,%.1f,%.0f,%.3f,%llu,0\n",
+            (unsigned long long)keys, ns[1], 1e9 / ns[1], ns[1] / ns[0], (unsigned long long)keys);
+    hmm_close(grow);
+    hmm_close(sized);
+    bench_remove(gdir);
+    bench_remove(sdir);
 }
 
 /* ---- cache mode: hit ratio against an exact LRU of the same byte budget ---- */
 
-/* Zipf(s) over n ranks by inverting the cumulative distribution. */
-struct zipf {
-    double *cdf;
-    uint64_t n;
-};
-static void zipf_init(struct zipf *z, uint64_t n, double s)
-{
-    z->n = n;
-    z->cdf = malloc(n * sizeof *z->cdf);
-    double sum = 0;
-    for (uint64_t i = 0; i < n; i++)
-        z->cdf[i] = (sum += 1.0 / pow((double)(i + 1), s));
-    for (uint64_t i = 0; i < n; i++)
-        z->cdf[i] /= sum;
-}
-static uint64_t zipf_next(const struct zipf *z)
-{
-    double u = (double)(rng() >> 11) / 9007199254740992.0;
-    uint64_t lo = 0, hi = z->n - 1;
-    while (lo < hi) {
-        uint64_t mid = (lo + hi) / 2;
-        if (z->cdf[mid] < u)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    /* Scatter ranks over key space so popular keys are not neighbours. */
-    return (lo * 2654435761u) % z->n;
-}
-
-/* Exact LRU over fixed-size items: a hash of key -> node, a doubly linked list. */
-struct lru {
+struct lru { /* exact LRU over key numbers: key -> node, a doubly linked list */
     uint64_t *prev, *next, *key_of;
-    int64_t *where;       /* key -> node, -1 absent */
+    int64_t *where;
     uint64_t head, tail, used, cap;
 };
-static void lru_init(struct lru *l, uint64_t keys, uint64_t cap)
-{
-    l->prev = calloc(cap, 8);
-    l->next = calloc(cap, 8);
-    l->key_of = calloc(cap, 8);
-    l->where = malloc(keys * sizeof *l->where);
-    memset(l->where, 0xff, keys * sizeof *l->where);
-    l->head = l->tail = UINT64_MAX;
-    l->used = 0;
-    l->cap = cap;
-}
+
 static void lru_unlink(struct lru *l, uint64_t n)
 {
     if (l->prev[n] != UINT64_MAX)
@@ -473,6 +565,7 @@ static void lru_unlink(struct lru *l, uint64_t n)
     else
         l->tail = l->prev[n];
 }
+
 static void lru_front(struct lru *l, uint64_t n)
 {
     l->prev[n] = UINT64_MAX;
@@ -483,6 +576,7 @@ static void lru_front(struct lru *l, uint64_t n)
     if (l->tail == UINT64_MAX)
         l->tail = n;
 }
+
 static bool lru_access(struct lru *l, uint64_t key)
 {
     int64_t n = l->where[key];
@@ -505,135 +599,195 @@ static bool lru_access(struct lru *l, uint64_t key)
     return false;
 }
 
-static void cache_hit_ratio(uint64_t keys, uint64_t requests, size_t vlen)
+static void cache_hit_ratio(uint64_t keys, uint64_t requests)
 {
-    uint64_t budget = 16ULL << 20;
-    struct store c;
-    if (!open_hmm(&c, "hashmmap cache", "zipf", budget, 0, HMM_CACHE, false))
-        return;
-    hmm_stats st;
-    hmm_stat(c.h, &st);
-    hmm_t *m = c.h;
-    char k[KEY_LEN + 1], v[256], out[256];
+    enum { VLEN = 100 };
+    uint64_t budget = 16ull << 20;
+    hmm_t *m;
+    char dir[512], v[VLEN], out[VAL_MAX];
     memset(v, 'z', sizeof v);
-    struct zipf z;
-    zipf_init(&z, keys, 0.99);
-    /* The same budget for the exact LRU: as many items as the cache's data
-     * area holds when every chunk is the size class of one item. */
+    bench_path(dir, sizeof dir, "zipf-cache");
+    hmm_config cfg = {.size = budget, .flags = HMM_CREATE | HMM_CACHE};
+    if (hmm_open(&m, dir, &cfg) != 0)
+        return;
+    /* The same bytes for the exact LRU: as many items as the data area
+     * holds when every chunk is the size class of one item. */
+    hmm_stats st;
     hmm_class_stats cs[64];
     size_t nclasses;
-    uint64_t item_bytes = 32 + KEY_LEN + vlen;
+    hmm_stat(m, &st);
     hmm_stat_classes(m, cs, 64, &nclasses);
-    uint64_t chunk = item_bytes;
+    uint64_t chunk = 32 + KEY_LEN + VLEN;
     for (size_t i = 0; i < nclasses && i < 64; i++)
-        if (cs[i].chunk_size >= item_bytes) {
+        if (cs[i].chunk_size >= chunk) {
             chunk = cs[i].chunk_size;
             break;
         }
-    uint64_t lru_items = (st.bytes_total / st.page_size) * (st.page_size / chunk);
-    struct lru l;
-    lru_init(&l, keys, lru_items);
+    struct lru l = {.head = UINT64_MAX, .tail = UINT64_MAX};
+    l.cap = (st.bytes_total / st.page_size) * (st.page_size / chunk);
+    l.prev = calloc(l.cap, 8);
+    l.next = calloc(l.cap, 8);
+    l.key_of = calloc(l.cap, 8);
+    l.where = malloc(keys * sizeof *l.where);
+    memset(l.where, 0xff, keys * sizeof *l.where);
+    struct stream zs;
+    stream_make(&zs, ZIPF, keys, requests, 42);
     uint64_t hits = 0, lru_hits = 0;
-    rng_state = 42;
     double t0 = now_s();
     for (uint64_t r = 0; r < requests; r++) {
-        uint64_t key = zipf_next(&z);
-        make_key(k, key);
         size_t len = sizeof out;
-        if (hmm_get(m, k, KEY_LEN, out, &len) == 0)
+        if (hmm_get(m, zs.keys[r], KEY_LEN, out, &len) == 0)
             hits++;
         else
-            hmm_put(m, k, KEY_LEN, v, vlen, 0, 0); /* a miss fetches and caches */
-        lru_hits += lru_access(&l, key);
+            hmm_put(m, zs.keys[r], KEY_LEN, v, VLEN, 0, 0); /* a miss fetches and caches */
     }
     double ns = (now_s() - t0) * 1e9 / (double)requests;
-    printf("\ncache mode: Zipf(0.99) over %llu keys, %llu requests, %zu-byte values, %llu MiB\n",
-           (unsigned long long)keys, (unsigned long long)requests, vlen, (unsigned long long)(budget >> 20));
-    printf("  hashmmap cache hit ratio %6.2f%%   exact LRU (same bytes, %llu items) %6.2f%%   difference %+.2f points\n",
-           100.0 * (double)hits / (double)requests, (unsigned long long)lru_items,
-           100.0 * (double)lru_hits / (double)requests, 100.0 * ((double)hits - (double)lru_hits) / (double)requests);
-    printf("  %.1f ns per request (get, and a set on a miss)\n", ns);
-    fprintf(csv, "zipf hit ratio,%llu,%zu,hashmmap cache,%.1f,%.0f,%.4f\n", (unsigned long long)keys, vlen, ns,
-            1e9 / ns, (double)hits / (double)requests);
-    fprintf(csv, "zipf hit ratio,%llu,%zu,exact LRU,0,0,%.4f\n", (unsigned long long)keys, vlen,
-            (double)lru_hits / (double)requests);
-    /* 100% fill: every set evicts. */
-    t0 = now_s();
-    for (uint64_t n = 0; n < requests; n++) {
-        make_key(k, keys + n);
-        hmm_put(m, k, KEY_LEN, v, vlen, 0, 0);
-    }
-    double set_ns = (now_s() - t0) * 1e9 / (double)requests;
-    printf("  sets at 100%% fill (every set evicts): %.1f ns\n", set_ns);
-    fprintf(csv, "set at full cache,%llu,%zu,hashmmap cache,%.1f,%.0f,0\n", (unsigned long long)keys, vlen, set_ns,
-            1e9 / set_ns);
-    c.close(c.h);
-    free(z.cdf);
+    for (uint64_t r = 0; r < requests; r++)
+        lru_hits += lru_access(&l, zs.num[r]);
+    stream_free(&zs);
+    printf("\ncache mode: Zipf(0.99) over %llu keys, %llu requests, %d-byte values, %llu MiB map\n",
+           (unsigned long long)keys, (unsigned long long)requests, VLEN, (unsigned long long)(budget >> 20));
+    printf("  hashmmap cache hit ratio %6.2f%%   exact LRU of the same bytes (%llu items) %6.2f%%   difference"
+           " %+.2f points;  %.1f ns per request (get, and a put on a miss)\n",
+           100.0 * (double)hits / (double)requests, (unsigned long long)l.cap,
+           100.0 * (double)lru_hits / (double)requests, 100.0 * ((double)hits - (double)lru_hits) / (double)requests,
+           ns);
+    fprintf(csv, "cache,zipf hit ratio,%llu,%d,zipf,hmm_cache,hashmmap cache map,%.1f,%.0f,%.4f,%llu,0\n",
+            (unsigned long long)keys, VLEN, ns, 1e9 / ns, (double)hits / (double)requests,
+            (unsigned long long)requests);
+    fprintf(csv, "cache,zipf hit ratio,%llu,%d,zipf,lru,exact LRU,0,0,%.4f,%llu,0\n", (unsigned long long)keys, VLEN,
+            (double)lru_hits / (double)requests, (unsigned long long)requests);
+    free(l.prev);
+    free(l.next);
+    free(l.key_of);
+    free(l.where);
+    hmm_close(m);
+    bench_remove(dir);
 }
 
-/* A fixed loop to count instructions with callgrind: 100000 gets or puts
- * over keys made beforehand, so the count is the library's alone once the
- * "none" run (same setup, no loop) is subtracted. */
-static int callgrind(const char *what)
+/* ---- the targets of DESIGN.md §10 ---- */
+
+static double cell_ns(const struct table *t, const struct store_kind *k, size_t w)
 {
-    enum { N = 100000 };
-    struct store s;
-    if (!open_hmm(&s, "hashmmap", "callgrind", 64u << 20, 0, 0, false))
-        return 1;
-    fill(&s, N, 8);
-    static char keys[N][KEY_LEN + 1];
-    for (uint64_t i = 0; i < N; i++)
-        make_key(keys[i], (i * 7919) % N);
-    char v[8] = "12345678", out[16];
-    bool put = strcmp(what, "put") == 0, get = strcmp(what, "get") == 0;
-    for (uint64_t i = 0; (put || get) && i < N; i++) {
-        size_t len = sizeof out;
-        if (put)
-            s.put(s.h, keys[i], v, sizeof v);
-        else
-            s.get(s.h, keys[i], out, &len);
-    }
-    s.close(s.h);
+    for (size_t s = 0; s < NSTORES; s++)
+        if (stores[s] == k)
+            return t->c[s][w][UNIFORM].ns;
     return 0;
 }
 
-static int remove_tree(const char *dir)
+static void target(const char *what, double measured, double goal, bool lower_is_better, const char *unit)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
+    if (measured <= 0 || isnan(measured)) {
+        printf("  %-52s %10s   goal %s%.2f%s  not measured\n", what, "-", lower_is_better ? "<= " : ">= ", goal,
+               unit);
+        return;
+    }
+    bool met = lower_is_better ? measured <= goal : measured >= goal;
+    printf("  %-52s %9.2f%s   goal %s%.2f%s  %s\n", what, measured, unit, lower_is_better ? "<= " : ">= ", goal,
+           unit, met ? "met" : "SHORT");
+    fprintf(csv, "target,%s,0,0,,,,%.3f,0,%.3f,0,%d\n", what, measured, goal, met);
+}
+
+static void targets(const struct table *t)
+{
+    double local_get = cell_ns(t, &store_local, 0), local_put = cell_ns(t, &store_local, 1);
+    double get = cell_ns(t, &store_hmm_file, 0), put = cell_ns(t, &store_hmm_file, 1);
+    printf("\ntargets (DESIGN.md section 10; %llu keys, %zu-byte values, uniform keys, hashmmap file map):\n",
+           (unsigned long long)t->keys, t->vlen);
+    target("get: x local table", get / local_get, 1.2, true, "x");
+    target("put (overwrite, no replication log: n/i): x local table", put / local_put, 2.0, true, "x");
+    target("get: times faster than LMDB", cell_ns(t, &store_lmdb, 0) / get, 4.0, false, "x");
+    target("put (overwrite): times faster than LMDB", cell_ns(t, &store_lmdb, 1) / put, 4.0, false, "x");
+    target("get: times faster than Redis", cell_ns(t, &store_redis, 0) / get, 100.0, false, "x");
+    target("get: times faster than memcached", cell_ns(t, &store_memcached, 0) / get, 100.0, false, "x");
+    target("two processes reading: x one process", scaling_read_ratio, 1.8, false, "x");
+}
+
+/* ---- callgrind: a fixed loop, to count instructions per operation ---- */
+
+/* 100 000 gets or puts (uniform keys) on a prepared 100 000-key map;
+ * `make bench-callgrind` subtracts the "none" run (same setup, no loop). */
+static int callgrind(const char *what)
+{
+    enum { N = 100000 };
+    const char *why = "";
+    void *h = store_hmm_file.open(&store_hmm_file, N, 8, &why);
+    if (!h)
+        return 1;
+    fill_store(&store_hmm_file, h, N, "10000000", 8);
+    struct stream st;
+    stream_make(&st, UNIFORM, N, N, 3);
+    struct run r = {.k = &store_hmm_file, .h = h, .st = &st, .val = "12345678", .vlen = 8};
+    if (strcmp(what, "get") == 0)
+        wl_get(&r, N);
+    else if (strcmp(what, "put") == 0)
+        wl_put(&r, N);
+    else if (strcmp(what, "none") != 0)
+        fprintf(stderr, "hmmbench: --callgrind get|put|none\n");
+    stream_free(&st);
+    store_hmm_file.close(h);
+    return r.errors ? 1 : 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (!mkdtemp(tmpdir)) {
+    const char *tmp = getenv("TMPDIR");
+    static char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s/hmmbench.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    bench_tmpdir = mkdtemp(tmpl);
+    if (!bench_tmpdir) {
         perror("hmmbench: mkdtemp");
         return 1;
     }
     if (argc == 3 && strcmp(argv[1], "--callgrind") == 0) {
         int rc = callgrind(argv[2]);
-        remove_tree(tmpdir);
+        bench_remove(bench_tmpdir);
         return rc;
     }
+    if (argc > 1) {
+        fprintf(stderr, "usage: hmmbench [--callgrind get|put|none]  (environment: see bench/README.md)\n");
+        return 2;
+    }
+    quick = getenv("HMMBENCH_QUICK") && strcmp(getenv("HMMBENCH_QUICK"), "0") != 0;
+    budget_s = quick ? 0.03 : 0.24;
+    if (getenv("HMMBENCH_BUDGET_MS"))
+        budget_s = atof(getenv("HMMBENCH_BUDGET_MS")) / 1000.0;
     const char *csv_path = getenv("HMMBENCH_CSV") ? getenv("HMMBENCH_CSV") : "bench/results.csv";
     csv = fopen(csv_path, "w");
-    if (!csv)
+    if (!csv) {
+        fprintf(stderr, "hmmbench: %s: %s (writing the CSV to /dev/null)\n", csv_path, strerror(errno));
         csv = fopen("/dev/null", "w");
-    fprintf(csv, "workload,keys,value_bytes,store,ns_per_op,ops_per_s,ratio\n");
-    bool quick = getenv("HMMBENCH_QUICK") != NULL;
-    printf("hmmbench: hashmmap %s; ratios are against the process-local table in the same run\n",
-           hmm_version(NULL, NULL, NULL));
-    compare_stores(10000, 8, quick ? 100000 : 1000000);
-    compare_stores(10000, 256, quick ? 100000 : 1000000);
-    if (!quick) {
-        compare_stores(1000000, 8, 2000000);
-        compare_stores(1000000, 256, 1000000);
     }
-    scaling(quick ? 10000 : 1000000, quick ? 200000 : 2000000);
+    fprintf(csv, "section,workload,keys,value_bytes,keys_dist,store_id,store,ns_per_op,ops_per_s,x_local,ops,"
+                 "errors\n");
+    double t0 = now_s();
+    printf("hmmbench: hashmmap %s, %ld CPUs, load average %.2f%s; %.0f ms per measurement (fastest of 3 slices)\n",
+           hmm_version(NULL, NULL, NULL), sysconf(_SC_NPROCESSORS_ONLN), loadavg(), quick ? ", QUICK run" : "",
+           budget_s * 1e3);
+    printf("notes:\n");
+    for (size_t s = 0; s < NSTORES; s++)
+        if (stores[s]->note)
+            printf("  %s\n", stores[s]->note);
+    printf("  incr: counters are decimal text (hmm_incr's contract), measured with 8-byte values only;"
+           " put (insert) stores fresh keys, measured last\n");
+
+    static struct table small8, small256, big8, big256;
+    struct table *tables[] = {&big8, &big256, &small8, &small256};
+    big8 = (struct table){.keys = 1000000, .vlen = 8};
+    big256 = (struct table){.keys = 1000000, .vlen = 256};
+    small8 = (struct table){.keys = 10000, .vlen = 8};
+    small256 = (struct table){.keys = 10000, .vlen = 256};
+    for (size_t i = quick ? 2 : 0; i < 4; i++) {
+        uint64_t max_inserts = quick ? 20000 : tables[i]->keys >= 1000000 ? 500000 : 200000;
+        measure_all(tables[i], max_inserts);
+        print_table(tables[i]);
+    }
+    scaling(quick ? 10000 : 1000000, quick ? 0.2 : 1.0);
     growth_cost(quick ? 100000 : 1000000);
-    cache_hit_ratio(quick ? 100000 : 1000000, quick ? 500000 : 5000000, 100);
+    cache_hit_ratio(quick ? 100000 : 1000000, quick ? 500000 : 3000000);
+    targets(quick ? &small8 : &big8);
     fclose(csv);
-    remove_tree(tmpdir);
-    printf("\nCSV: %s\n", csv_path);
+    bench_remove(bench_tmpdir);
+    printf("\nCSV: %s   (%.0f s in all)\n", csv_path, now_s() - t0);
     return 0;
 }

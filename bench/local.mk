@@ -1,22 +1,46 @@
-# Benchmarks: outside `make check` (a benchmark must never fail a build on a
-# slow machine).  `make bench` builds and runs hmmbench; `make
-# bench-callgrind` prints instruction counts per get and per put.
+# Benchmarks (issue 9): never part of `make check` (a benchmark must not fail
+# a build on a slow machine).  See bench/README.md.
+#   make bench             build bench/hmmbench, run it, write bench/results.csv and bench/results.png
+#   make bench-quick       the same, short (HMMBENCH_QUICK=1): a smoke check
+#   make bench-callgrind   instructions per get and per put (valgrind --tool=callgrind)
 EXTRA_PROGRAMS += bench/hmmbench
-bench_hmmbench_SOURCES = %reldir%/hmmbench.c
-bench_hmmbench_LDADD = libhashmmap.la $(LMDB_LIBS) $(JEMALLOC_LIBS) -lm
+bench_hmmbench_SOURCES = \
+	%reldir%/hmmbench.c \
+	%reldir%/hmmbench.h \
+	%reldir%/store_local.c \
+	%reldir%/store_hmm.c \
+	%reldir%/store_db.c \
+	%reldir%/store_net.c
+bench_hmmbench_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) $(HIREDIS_CFLAGS) $(LIBMEMCACHED_CFLAGS)
+bench_hmmbench_LDADD = libhashmmap.la $(LMDB_LIBS) $(SQLITE3_LIBS) $(HIREDIS_LIBS) $(LIBMEMCACHED_LIBS) \
+	$(JEMALLOC_LIBS) -lm
 bench_hmmbench_LDFLAGS = $(AM_LDFLAGS) -no-install
-CLEANFILES += bench/hmmbench
+EXTRA_DIST += %reldir%/README.md %reldir%/plot.gp
+CLEANFILES += bench/hmmbench bench/results.csv bench/results.png bench/callgrind.out.*
+
+HMMBENCH_PLOT = if command -v gnuplot >/dev/null 2>&1; then \
+	  gnuplot -e "csv='bench/results.csv'; png='bench/results.png'" $(srcdir)/bench/plot.gp \
+	    && echo "plot: bench/results.png"; \
+	else echo "gnuplot not installed (apt-get install gnuplot-nox): no bench/results.png"; fi
 
 bench: bench/hmmbench
 	$(builddir)/bench/hmmbench
+	@$(HMMBENCH_PLOT)
 
+bench-quick: bench/hmmbench
+	HMMBENCH_QUICK=1 $(builddir)/bench/hmmbench
+	@$(HMMBENCH_PLOT)
+
+# Instructions per operation: a run of 100 000 gets (or puts) on a prepared
+# 100 000-key map, minus a run that prepares the same and does nothing.
 bench-callgrind: bench/hmmbench
-	@for op in get put; do \
-	  valgrind --tool=callgrind --callgrind-out-file=bench/callgrind.out.$$op \
-	    $(builddir)/bench/hmmbench --callgrind $$op 2>&1 | sed -n "s/.*refs: *//p" | tr -d , >bench/ir.$$op; \
-	  valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-	    $(builddir)/bench/hmmbench --callgrind none 2>&1 | sed -n "s/.*refs: *//p" | tr -d , >bench/ir.base; \
-	  echo "$$op: $$(( ($$(cat bench/ir.$$op) - $$(cat bench/ir.base)) / 100000 )) instructions per operation"; \
-	done; rm -f bench/ir.*
+	@command -v valgrind >/dev/null || { echo "valgrind not installed (apt-get install valgrind)"; exit 1; }
+	@ir() { valgrind --tool=callgrind --callgrind-out-file=bench/callgrind.out.$$1 \
+	          $(builddir)/bench/hmmbench --callgrind $$1 2>&1 | sed -n 's/.*refs: *//p' | tr -d ,; }; \
+	base=$$(ir none); \
+	for op in get put; do \
+	  echo "$$op: $$(( ($$(ir $$op) - base) / 100000 )) instructions per operation (callgrind Ir;" \
+	       "annotate: callgrind_annotate bench/callgrind.out.$$op)"; \
+	done
 
-.PHONY: bench bench-callgrind
+.PHONY: bench bench-quick bench-callgrind

@@ -8,3 +8,5 @@ dist_man_MANS += %reldir%/hashmmap.1 %reldir%/hashmmap-stat.1
 
 TESTS += tests/cli.test
 EXTRA_DIST += tests/cli.test examples/demo.sh
+TESTS += tests/badinput.test
+EXTRA_DIST += tests/badinput.test

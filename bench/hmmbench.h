@@ -1,0 +1,61 @@
+/*
+ * hmmbench.h - what the benchmark driver (hmmbench.c) and the store
+ * adapters (store_*.c) share.
+ *
+ * Every store is one `struct store_kind`: a name and five function
+ * pointers (open, get, put, incr, close), plus an optional bulk loader used
+ * only to fill a store before a measurement.  The driver knows nothing else
+ * about any store, so adding a peer is writing one adapter.
+ */
+#ifndef HMMBENCH_H
+#define HMMBENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEY_LEN 16   /* every key is 16 printable bytes (no NUL) */
+#define VAL_MAX 256  /* the largest value a workload stores */
+
+struct store_kind {
+    const char *id;   /* short, for the CSV and the plot: "local", "hmm-file", "lmdb" */
+    const char *name; /* for the table */
+    const char *note; /* printed once under the table: what the figures mean; NULL = nothing */
+    /* Open an empty store that will hold up to `entries` values of vlen
+     * bytes.  NULL when the store cannot be had; *why then says why (a
+     * static string, e.g. "redis-server not installed"). */
+    void *(*open)(const struct store_kind *k, uint64_t entries, size_t vlen, const char **why);
+    /* 0 on success, anything else is counted as an error by the driver. */
+    int (*get)(void *h, const char *key, void *val, size_t *vlen); /* *vlen in: capacity */
+    int (*put)(void *h, const char *key, const void *val, size_t vlen);
+    int (*incr)(void *h, const char *key); /* add 1 to a decimal counter */
+    void (*close)(void *h);                /* also removes the store's files, stops its server */
+    /* Optional (NULL: the driver calls put n times).  Store keys[0..n) with
+     * val in bulk (one transaction, a pipeline): setup, never timed. */
+    int (*load)(void *h, const char (*keys)[KEY_LEN], size_t n, const void *val, size_t vlen);
+    uint32_t arg; /* the adapter's own parameter (hashmmap: hmm_config flags) */
+};
+
+/* The stores, in the order of the table (store_*.c).  A kind whose
+ * library was not found at configure time is still listed: its open()
+ * fails with the reason, so the output says what was skipped. */
+extern const struct store_kind store_local;
+extern const struct store_kind store_hmm_file, store_hmm_anon, store_hmm_cache, store_hmm_noreplog,
+    store_hmm_nometrics;
+extern const struct store_kind store_lmdb, store_sqlite;
+extern const struct store_kind store_redis, store_memcached;
+
+/* The run's private temporary directory (hmmbench.c); adapters put their
+ * files and sockets under it. */
+extern const char *bench_tmpdir;
+
+/* A fresh path under bench_tmpdir: "<tmpdir>/<what>-<n>". */
+void bench_path(char *buf, size_t cap, const char *what);
+/* rm -rf path (adapters' close). */
+void bench_remove(const char *path);
+
+/* Decimal counters, shared by the adapters that implement incr by hand. */
+int counter_parse(const void *val, size_t len, int64_t *out);
+size_t counter_format(char *buf, int64_t v); /* buf has >= 21 bytes; no NUL needed */
+
+#endif /* HMMBENCH_H */
