@@ -298,6 +298,100 @@ HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n);
  * sound), HMM_CORRUPT when problems remain. */
 HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res);
 
+/* ---- replication (docs/FORMAT.md, replication log; docs/PROTOCOL.md) ----
+ *
+ * Every put, delete, and the result of every incr and cas is appended to a
+ * ring in DIR/hashmmap.replog (sized by hmm_config.replog_size, absent with
+ * HMM_NOREPLOG) with a 64-bit sequence number and a checksum, in commit
+ * order per key.  Records carry whole states (the value after the change,
+ * absolute expiry), so applying a record twice is harmless: a replica that
+ * restarts may re-apply from a slightly older position.  Evictions and
+ * expirations are not logged: a replica's cache evicts on its own. */
+
+/* The map's identity and the window of its log.  -ENOTSUP when the map was
+ * created with HMM_NOREPLOG.  last_seq 0 means nothing was logged yet; the
+ * log then holds [first_seq, last_seq] (first_seq > last_seq: empty). */
+typedef struct hmm_replog_info {
+    uint8_t  map_id[16];     /* random identity made at creation */
+    uint64_t first_seq;      /* oldest record still in the ring */
+    uint64_t last_seq;       /* newest committed record */
+    uint64_t capacity;       /* bytes of the ring */
+    uint64_t reserved[5];
+} hmm_replog_info;
+HMM_EXPORT int hmm_replog_info(hmm_t *m, hmm_replog_info *info);
+
+#define HMM_REC_PUT 1u       /* key now holds val (tag, expire_ms) */
+#define HMM_REC_DEL 2u       /* key is now absent */
+
+/* One change, as read from the log or applied to a replica. */
+typedef struct hmm_replog_record {
+    uint64_t seq;
+    uint32_t op;             /* HMM_REC_PUT or HMM_REC_DEL */
+    uint32_t tag;            /* HMM_TAG_RAW, HMM_TAG_COUNTER or the application's */
+    uint64_t expire_ms;      /* absolute, ms since the epoch; 0 = never */
+    const void *key;
+    size_t klen;
+    const void *val;         /* NULL/0 for HMM_REC_DEL */
+    size_t vlen;
+} hmm_replog_record;
+
+/* Read the log from from_seq on.  hmm_replog_next() returns 0 and the next
+ * record (pointers valid until the next call on r), HMM_NOTFOUND when no
+ * newer record is committed yet (poll again later), or HMM_MISMATCH when the
+ * ring has wrapped past the reader's position (records were lost to it: the
+ * replica needs a full snapshot).  hmm_replog_open() returns HMM_MISMATCH at
+ * once when from_seq is already older than first_seq.  Read-only handles
+ * may read the log; reading never blocks writers. */
+typedef struct hmm_replog_reader hmm_replog_reader;
+HMM_EXPORT int  hmm_replog_open(hmm_t *m, uint64_t from_seq, hmm_replog_reader **r);
+HMM_EXPORT int  hmm_replog_next(hmm_replog_reader *r, hmm_replog_record *rec);
+HMM_EXPORT void hmm_replog_close(hmm_replog_reader *r); /* NULL is a no-op */
+
+/* Apply a change received from a primary (rec->seq is ignored): a put with
+ * the record's absolute expiry and tag (an already expired one is dropped),
+ * or a delete (absent is not an error).  The change is logged in this map's
+ * own log under this map's own sequence numbers, so a replica can later
+ * serve replicas of its own. */
+HMM_EXPORT int hmm_apply(hmm_t *m, const hmm_replog_record *rec);
+
+/* Where a replica stands in its primary's log: kept in the replica's map
+ * files, so a restarted replica asks to continue from there.  next_seq is
+ * the first sequence number not yet applied.  get: HMM_NOTFOUND when never
+ * set. */
+HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq);
+HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq);
+
+/* State of a replication daemon working on this map, published by the
+ * daemon (hashmmap-replicate) and shown by hashmmap-stat.  Kept in the
+ * metrics file; set needs a writable handle, get works read-only and
+ * returns HMM_NOTFOUND when no daemon ever reported. */
+#define HMM_REPL_ROLE_PRIMARY 1u
+#define HMM_REPL_ROLE_REPLICA 2u
+#define HMM_REPL_DISCONNECTED 0u
+#define HMM_REPL_CONNECTING   1u
+#define HMM_REPL_SNAPSHOT     2u  /* a full snapshot is being sent / received */
+#define HMM_REPL_STREAMING    3u  /* the log is being shipped / applied */
+typedef struct hmm_repl_status {
+    uint32_t role;           /* HMM_REPL_ROLE_* */
+    uint32_t state;          /* HMM_REPL_* (primary: of its most advanced replica) */
+    uint32_t peers;          /* primary: replicas connected now; replica: 1 when connected */
+    uint32_t reserved0;
+    int64_t  pid;            /* the daemon's pid */
+    uint64_t updated_ms;     /* wall clock of this report */
+    uint64_t primary_seq;    /* newest sequence number of the primary's log known */
+    uint64_t acked_seq;      /* primary: lowest seq acknowledged by connected replicas; replica: last applied */
+    uint64_t lag_seqs;       /* primary_seq - acked_seq */
+    uint64_t lag_ms;         /* age of the oldest change not yet applied / acknowledged */
+    uint64_t bytes_sent;
+    uint64_t bytes_received;
+    uint64_t snapshots;      /* full resyncs sent (primary) or received (replica) */
+    uint64_t reconnects;
+    uint64_t last_heartbeat_ms; /* wall clock of the last heartbeat seen from the peer */
+    uint64_t reserved[8];
+} hmm_repl_status;
+HMM_EXPORT int hmm_repl_status_set(hmm_t *m, const hmm_repl_status *st);
+HMM_EXPORT int hmm_repl_status_get(hmm_t *m, hmm_repl_status *st);
+
 /* ---- errors and versions ---- */
 
 HMM_EXPORT const char *hmm_strerror(int rc);   /* a sentence for every code, never NULL */
