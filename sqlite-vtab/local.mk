@@ -1,0 +1,21 @@
+# The SQLite extension (issue 7): a libtool module hashmmap.so, loaded with
+# `.load .../hashmmap` (entry point sqlite3_hashmmap_init), installed into
+# $(libdir)/sqlite3.  It gets SQLite's functions from the program that loads
+# it (sqlite3ext.h) and links libhashmmap, never libsqlite3.
+if HAVE_SQLITE3_EXT
+sqliteextdir = $(libdir)/sqlite3
+sqliteext_LTLIBRARIES = hashmmap.la
+hashmmap_la_SOURCES = \
+	%reldir%/hashmmap_vtab.c \
+	%reldir%/stats_vtab.c \
+	%reldir%/options.c \
+	%reldir%/sqlvalue.c \
+	%reldir%/sqlvalue.h \
+	%reldir%/vtab.h
+hashmmap_la_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) -fvisibility=hidden
+hashmmap_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared
+hashmmap_la_LIBADD = libhashmmap.la -lm
+
+TESTS += tests/sqlite.test
+endif
+EXTRA_DIST += tests/sqlite.test tests/sqlite_client.py tests/sql

@@ -1,0 +1,179 @@
+/*
+ * sqlvalue.c - SQL values as tagged map values, and back (docs/FORMAT.md,
+ * "SQL values").
+ *
+ * The encoding is chosen so that other clients of the map see something
+ * sensible: integers and reals are decimal text (`hashmmap get` prints
+ * them, hmm_incr counts on the integers), text is its UTF-8 bytes, and only
+ * the tag tells SQL text "42" from SQL integer 42.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hashmmap.h>
+#include "sqlite-vtab/sqlvalue.h"
+
+SQLITE_EXTENSION_INIT3
+
+void sqlvalue_encode(sqlite3_value *v, struct sqlvalue_bytes *out)
+{
+    switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER:
+        out->len = (size_t)snprintf(out->num, sizeof out->num, "%lld", sqlite3_value_int64(v));
+        out->bytes = out->num;
+        out->tag = HMM_TAG_COUNTER;
+        return;
+    case SQLITE_FLOAT:
+        /* 17 significant digits give back the same double through strtod. */
+        out->len = (size_t)snprintf(out->num, sizeof out->num, "%.17g", sqlite3_value_double(v));
+        out->bytes = out->num;
+        out->tag = SQLVALUE_TAG_REAL;
+        return;
+    case SQLITE_TEXT:
+        out->bytes = sqlite3_value_text(v);
+        out->len = (size_t)sqlite3_value_bytes(v);
+        out->tag = SQLVALUE_TAG_TEXT;
+        return;
+    case SQLITE_BLOB:
+        out->bytes = sqlite3_value_blob(v);
+        out->len = (size_t)sqlite3_value_bytes(v);
+        out->tag = SQLVALUE_TAG_BLOB;
+        return;
+    default:
+        out->bytes = "";
+        out->len = 0;
+        out->tag = SQLVALUE_TAG_NULL;
+        return;
+    }
+}
+
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF)
+ * and no NUL, which SQLite's text functions would stop at. */
+static bool is_clean_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t more;
+        uint32_t cp, min;
+        if ((c & 0xE0) == 0xC0) { more = 1; cp = c & 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { more = 2; cp = c & 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { more = 3; cp = c & 0x07; min = 0x10000; }
+        else return false;
+        if (n - i <= more)
+            return false;
+        for (size_t k = 1; k <= more; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += more + 1;
+    }
+    return true;
+}
+
+/* Parse decimal text of at most 31 bytes; false when it is not entirely a
+ * number of that kind. */
+static bool parse_int64(const void *bytes, size_t len, sqlite3_int64 *out)
+{
+    char buf[32];
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, bytes, len);
+    buf[len] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_double(const void *bytes, size_t len, double *out)
+{
+    char buf[32];
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, bytes, len);
+    buf[len] = '\0';
+    char *end;
+    double v = strtod(buf, &end);
+    if (*end)
+        return false;
+    *out = v;
+    return true;
+}
+
+void sqlvalue_key_result(sqlite3_context *ctx, const void *bytes, size_t len)
+{
+    if (is_clean_utf8(bytes, len))
+        sqlite3_result_text64(ctx, bytes, len, SQLITE_TRANSIENT, SQLITE_UTF8);
+    else
+        sqlite3_result_blob64(ctx, bytes, len, SQLITE_TRANSIENT);
+}
+
+void sqlvalue_result(sqlite3_context *ctx, const void *bytes, size_t len, unsigned tag)
+{
+    sqlite3_int64 i;
+    double d;
+    switch (tag) {
+    case HMM_TAG_COUNTER:
+        if (parse_int64(bytes, len, &i)) {
+            sqlite3_result_int64(ctx, i);
+            return;
+        }
+        break; /* not a number after all (a foreign writer): show the bytes */
+    case SQLVALUE_TAG_REAL:
+        if (parse_double(bytes, len, &d)) {
+            sqlite3_result_double(ctx, d);
+            return;
+        }
+        break;
+    case SQLVALUE_TAG_TEXT:
+        sqlite3_result_text64(ctx, bytes, len, SQLITE_TRANSIENT, SQLITE_UTF8);
+        return;
+    case SQLVALUE_TAG_NULL:
+        sqlite3_result_null(ctx);
+        return;
+    case HMM_TAG_RAW:
+        break;
+    default:
+        sqlite3_result_blob64(ctx, bytes, len, SQLITE_TRANSIENT);
+        return;
+    }
+    sqlvalue_key_result(ctx, bytes, len);
+}
+
+int sqlvalue_key(sqlite3_value *v, const void **bytes, size_t *len)
+{
+    switch (sqlite3_value_type(v)) {
+    case SQLITE_NULL:
+        return -1;
+    case SQLITE_BLOB:
+        *bytes = sqlite3_value_blob(v);
+        break;
+    default: /* text, and numbers as the text SQLite gives them */
+        *bytes = sqlite3_value_text(v);
+        break;
+    }
+    *len = (size_t)sqlite3_value_bytes(v);
+    if (!*bytes)
+        *bytes = ""; /* an empty blob has no pointer */
+    return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * sqlvalue.h - how the SQLite extension keeps an SQL value in a map entry
+ * (docs/FORMAT.md, "SQL values"), and how it reads entries written by
+ * anything else.  Internal to sqlite-vtab/.
+ */
+#ifndef HMM_SQLVALUE_H
+#define HMM_SQLVALUE_H
+
+#include <stddef.h>
+#include <sqlite3ext.h>
+
+/* Value tags of the extension (hmm_put_tagged).  Integers are stored as
+ * HMM_TAG_COUNTER (decimal ASCII), the very form hmm_incr writes, so a
+ * counter and an SQL integer are one thing. */
+enum {
+    SQLVALUE_TAG_REAL = 2, /* "%.17g" text: exact round trip, readable by the CLI */
+    SQLVALUE_TAG_TEXT = 3, /* UTF-8 bytes */
+    SQLVALUE_TAG_BLOB = 4, /* bytes */
+    SQLVALUE_TAG_NULL = 5, /* no bytes */
+};
+
+/* An SQL value turned into the bytes and tag of an entry.  The bytes point
+ * into the sqlite3_value (valid while it is) or into num. */
+struct sqlvalue_bytes {
+    const void *bytes;
+    size_t len;
+    unsigned tag;
+    char num[32];
+};
+
+/* Encode v as a value.  Never fails: every SQL type has a form. */
+void sqlvalue_encode(sqlite3_value *v, struct sqlvalue_bytes *out);
+
+/* Set the result of ctx to the SQL value that bytes/tag hold.  Raw bytes
+ * (tag 0, written by hmm_put) read as TEXT when they are valid UTF-8
+ * without NUL, else as BLOB; unknown tags read as BLOB. */
+void sqlvalue_result(sqlite3_context *ctx, const void *bytes, size_t len, unsigned tag);
+
+/* The key bytes of an SQL value: text and blobs as their bytes, numbers as
+ * their text.  Returns 0, or -1 for NULL (no key is NULL). */
+int sqlvalue_key(sqlite3_value *v, const void **bytes, size_t *len);
+
+/* Set the result of ctx to a key: TEXT when valid UTF-8 without NUL, else BLOB. */
+void sqlvalue_key_result(sqlite3_context *ctx, const void *bytes, size_t len);
+
+#endif

@@ -1,0 +1,35 @@
+-- nobail
+-- Every bad input is a clear SQL error, never a crash.
+CREATE VIRTUAL TABLE nopath USING hashmmap();
+CREATE VIRTUAL TABLE nopath2 USING hashmmap(size='1M');
+CREATE VIRTUAL TABLE badopt USING hashmmap(path='e', colour='blue');
+CREATE VIRTUAL TABLE badsize USING hashmmap(path='e', size='lots');
+CREATE VIRTUAL TABLE badsize2 USING hashmmap(path='e', size=-5);
+CREATE VIRTUAL TABLE badttl USING hashmmap(path='e', ttl='soon');
+CREATE VIRTUAL TABLE badcache USING hashmmap(path='e', cache=maybe);
+CREATE VIRTUAL TABLE noeq USING hashmmap(path);
+CREATE VIRTUAL TABLE emptypath USING hashmmap(path='');
+CREATE VIRTUAL TABLE notdir USING hashmmap(path='plainfile');
+CREATE VIRTUAL TABLE notmap USING hashmmap(path='garbage');
+CREATE VIRTUAL TABLE missing_ro USING hashmmap(path='nowhere', readonly=1);
+CREATE VIRTUAL TABLE t USING hashmmap(path='e', size='1M', ttl='10m', cache=0);
+INSERT INTO t(key, value) VALUES ('a', 1);
+INSERT INTO t(key, value) VALUES ('a', 2);
+INSERT INTO t(key, value) VALUES (NULL, 2);
+INSERT INTO t(key, value) VALUES ('', 2);
+INSERT INTO t(key, value, ttl_ms) VALUES ('b', 2, 0);
+INSERT INTO t(key, value, ttl_ms) VALUES ('b', 2, 'later');
+INSERT INTO t(key, value) VALUES ('c', 3);
+UPDATE t SET key = 'a' WHERE key = 'c';
+UPDATE t SET key = NULL WHERE key = 'c';
+SELECT key, value, ttl_ms BETWEEN 590000 AND 600000 FROM t ORDER BY key;
+CREATE VIRTUAL TABLE ro USING hashmmap(path='e', readonly=1);
+SELECT key, value FROM ro ORDER BY key;
+INSERT INTO ro(key, value) VALUES ('r', 1);
+DELETE FROM ro WHERE key = 'a';
+SELECT key FROM ro ORDER BY key;
+SELECT * FROM hashmmap_stats;
+SELECT * FROM hashmmap_stats(NULL);
+SELECT * FROM hashmmap_stats('nowhere');
+SELECT count(*) FROM hashmmap_stats('garbage');
+SELECT 'still alive';

@@ -1,0 +1,13 @@
+-- key = ? and key IN (...) are point lookups; the rest scans.
+CREATE VIRTUAL TABLE t USING hashmmap(path='plan');
+INSERT INTO t(key, value) VALUES ('a', 1), ('b', 2), ('c', 3);
+EXPLAIN QUERY PLAN SELECT value FROM t WHERE key = 'a';
+EXPLAIN QUERY PLAN SELECT value FROM t WHERE key IN ('a', 'c', 'x');
+EXPLAIN QUERY PLAN SELECT value FROM t WHERE value > 1;
+EXPLAIN QUERY PLAN SELECT value FROM t WHERE key > 'a';
+SELECT key, value FROM t WHERE key IN ('a', 'c', 'x', 'a') ORDER BY key;
+SELECT key, value FROM t WHERE key IN (SELECT 'b' UNION SELECT 'c') ORDER BY key;
+CREATE TABLE other(k TEXT);
+INSERT INTO other VALUES ('c'), ('a'), ('nope');
+EXPLAIN QUERY PLAN SELECT other.k, t.value FROM other JOIN t ON t.key = other.k;
+SELECT other.k, t.value FROM other JOIN t ON t.key = other.k ORDER BY 1;
