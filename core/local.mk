@@ -23,6 +23,7 @@ HMM_CORE_SOURCES = \
 	%reldir%/stat.c \
 	%reldir%/grow.c \
 	%reldir%/metrics.c \
+	%reldir%/offset.c \
 	cache/evict.c
 
 lib_LTLIBRARIES += libhashmmap.la

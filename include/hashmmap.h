@@ -242,6 +242,35 @@ HMM_EXPORT int hmm_incr(hmm_t *m, const void *key, size_t klen, int64_t delta, i
 HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, uint64_t expected_version);
 
+/* ---- committed offsets (issue 11; core/offset.c) ----
+ *
+ * For consumers that track a position per (topic, partition) or per file:
+ * the value under key is "the highest offset committed", a decimal ASCII
+ * number 0..INT64_MAX (so hmm_get, hmm_incr and `hashmmap get` read it;
+ * FORMAT.md §6).  Commits never move it backwards, also when several
+ * processes commit out of order: each commit is a hmm_getv/hmm_cas loop
+ * that stores max(current, offset).  A process killed during a commit
+ * leaves the old or the new value.  Key convention: "topic/partition"
+ * ("orders/3"), built by hmm_offset_key.  Commit after processing: a
+ * consumer killed in between reprocesses from the committed offset
+ * (at-least-once), never skips. */
+
+/* Store max(current, offset) under key; *stored (may be NULL) receives the
+ * value now stored (offset, or a larger one already there).  -EINVAL for
+ * offset > INT64_MAX; HMM_NOTNUM when the key holds something that is not a
+ * decimal offset; HMM_BUSY after 10000 lost races in a row. */
+HMM_EXPORT int hmm_offset_commit(hmm_t *m, const void *key, size_t klen, uint64_t offset,
+                                 uint64_t *stored);
+/* The committed offset of key; HMM_NOTFOUND when nothing was committed
+ * (start from the beginning), HMM_NOTNUM when the value is not an offset. */
+HMM_EXPORT int hmm_offset_get(hmm_t *m, const void *key, size_t klen, uint64_t *offset);
+/* Build the key "topic/partition" in buf (NUL-terminated); *klen gets its
+ * length.  HMM_TOOSMALL when cap is too small (*klen then says how much is
+ * needed, without the NUL); -EINVAL for an empty topic or partition < 0. */
+HMM_EXPORT int hmm_offset_key(char *buf, size_t cap, const char *topic, int32_t partition,
+                              size_t *klen);
+/* ---- end of committed offsets ---- */
+
 /* What is kept with a value besides its bytes. */
 typedef struct hmm_entry_info {
     uint64_t version;        /* as hmm_getv returns it */

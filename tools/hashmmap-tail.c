@@ -1,0 +1,468 @@
+/*
+ * hashmmap-tail - print the lines appended to log files since the last run,
+ * keeping each file's position in a hashmmap map (like Debian's logtail2
+ * with its offset files, but one shared, crash-safe map for many files).
+ *
+ *     hashmmap-tail --state /var/lib/app/tail /var/log/syslog /var/log/auth.log
+ *     hashmmap-tail --state /var/lib/app/tail --follow /var/log/syslog
+ *
+ * Per file and run: the record (tools/tail_state.h) names the file by
+ * device and inode.  Same inode: continue at the offset, or from the start
+ * when the file shrank or the bytes before the offset changed (copytruncate).
+ * Other inode: the file was rotated; finish the old one if it is still in
+ * the directory under a rotated name (FILE.1, FILE.0, FILE-20240101, ... any
+ * FILE[.-_]* with the old inode), then read the new one from its start.
+ * Only whole lines are printed; the offset stays at the start of an
+ * unfinished last line.  Output is flushed before the position is
+ * recorded, so a crash repeats lines, never loses them (as logtail2).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hashmmap.h>
+
+#include "tools/tail_state.h"
+
+#define EXIT_NOTFOUND 1
+#define EXIT_USAGE 2
+#define EXIT_OTHER 3
+
+#define READ_CHUNK (64u * 1024u)
+
+static const char *progname = "hashmmap-tail";
+static volatile sig_atomic_t stop_requested;
+
+struct tail_opts {
+    const char *state_dir;
+    bool follow;
+    bool dry_run;
+    double interval_s;
+};
+
+/* Per file, across the passes of --follow: report a missing file once. */
+struct tail_file {
+    const char *arg;   /* as given on the command line */
+    char *key;         /* absolute path: the record's key */
+    bool reported_missing;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s --state DIR [--follow [-s SECONDS]] [--dry-run] FILE...\n"
+            "Print the lines appended to each FILE since the previous run and record\n"
+            "the new positions in the map at DIR (created if missing).\n"
+            "  -S, --state DIR            map that keeps the positions (required)\n"
+            "  -F, --follow               keep reading like tail -F, recording as it goes\n"
+            "  -s, --sleep-interval SEC   --follow: seconds between passes (default 1)\n"
+            "  -n, --dry-run              print, but do not record the positions\n"
+            "  -h, --help                 this text\n"
+            "Examples:\n"
+            "  %s --state /var/lib/logcheck/tail /var/log/syslog /var/log/auth.log\n"
+            "  %s --state ~/.tail --follow -s 0.2 app.log\n"
+            "Exit: 0 ok, 1 a FILE does not exist, 2 usage, 3 other errors.\n",
+            progname, progname, progname);
+}
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* The record's key: the absolute path (without resolving symlinks, so a
+ * file that disappeared keeps its key). */
+static char *absolute_key(const char *path)
+{
+    if (path[0] == '/')
+        return strdup(path);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return NULL;
+    while (path[0] == '.' && path[1] == '/')
+        path += 2;
+    size_t len = strlen(cwd) + 1 + strlen(path) + 1;
+    char *key = malloc(len);
+    if (key)
+        snprintf(key, len, "%s/%s", cwd, path);
+    return key;
+}
+
+static int write_all(const char *p, size_t len)
+{
+    if (len && fwrite(p, 1, len, stdout) != len)
+        return -EIO;
+    return 0;
+}
+
+/* Print the whole lines of fd from offset start to its end and return in
+ * *end the offset after the last newline printed.  With finish (a rotated
+ * file that will not grow any more) an unfinished last line is printed too,
+ * with a newline added, so it is neither lost nor glued to the next file. */
+static int print_lines(int fd, uint64_t start, bool finish, uint64_t *end)
+{
+    char *chunk = malloc(READ_CHUNK);
+    char *carry = NULL; /* bytes after the last newline seen so far */
+    size_t carry_len = 0, carry_cap = 0;
+    uint64_t pos = start;
+    int rc = 0;
+    if (!chunk)
+        return -ENOMEM;
+    for (;;) {
+        ssize_t n = pread(fd, chunk, READ_CHUNK, (off_t)pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        pos += (uint64_t)n;
+        const char *rest = chunk;
+        size_t rest_len = (size_t)n;
+        const char *nl = memrchr(chunk, '\n', rest_len);
+        if (nl) {
+            size_t upto = (size_t)(nl - chunk) + 1;
+            if ((rc = write_all(carry, carry_len)) || (rc = write_all(chunk, upto)))
+                goto out;
+            carry_len = 0;
+            rest += upto;
+            rest_len -= upto;
+        }
+        if (carry_len + rest_len > carry_cap) {
+            size_t cap = carry_cap ? carry_cap : READ_CHUNK;
+            while (cap < carry_len + rest_len)
+                cap *= 2;
+            char *bigger = realloc(carry, cap);
+            if (!bigger) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            carry = bigger;
+            carry_cap = cap;
+        }
+        if (rest_len)
+            memcpy(carry + carry_len, rest, rest_len);
+        carry_len += rest_len;
+    }
+    if (finish && carry_len) {
+        if ((rc = write_all(carry, carry_len)) || (rc = write_all("\n", 1)))
+            goto out;
+        carry_len = 0;
+    }
+    *end = pos - carry_len;
+out:
+    free(chunk);
+    free(carry);
+    return rc;
+}
+
+/* Open the rotated predecessor of path: an entry of the same directory
+ * named path's base name plus '.', '-' or '_' and more, with the old device
+ * and inode.  FILE.1 (logrotate) is tried first, then the directory is
+ * scanned (savelog's FILE.0, dateext's FILE-YYYYMMDD, ...).  -1 if none. */
+static int open_rotated(const char *path, uint64_t dev, uint64_t ino)
+{
+    char name[PATH_MAX];
+    struct stat st;
+    if (snprintf(name, sizeof name, "%s.1", path) < (int)sizeof name && stat(name, &st) == 0
+        && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino && S_ISREG(st.st_mode))
+        return open(name, O_RDONLY | O_CLOEXEC);
+
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dirname[PATH_MAX] = ".";
+    if (slash) {
+        /* "/x" lives in "/", "a/b/x" in "a/b". */
+        size_t dlen = slash == path ? 1 : (size_t)(slash - path);
+        if (dlen >= sizeof dirname)
+            return -1;
+        memcpy(dirname, path, dlen);
+        dirname[dlen] = '\0';
+    }
+    DIR *d = opendir(dirname);
+    if (!d)
+        return -1;
+    size_t blen = strlen(base);
+    int fd = -1;
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, base, blen) != 0 || !strchr(".-_", e->d_name[blen])
+            || e->d_name[blen] == '\0' || e->d_name[blen + 1] == '\0')
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) == 0 && (uint64_t)st.st_dev == dev
+            && (uint64_t)st.st_ino == ino && S_ISREG(st.st_mode))
+            fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
+    }
+    closedir(d);
+    return fd;
+}
+
+/* Finish the file a record belongs to, found under a rotated name; updates
+ * *pos to its end.  Returns true when it was found. */
+static int finish_rotated(const char *path, struct tail_pos *pos, bool *found)
+{
+    *found = false;
+    int fd = open_rotated(path, pos->dev, pos->ino);
+    if (fd < 0)
+        return 0;
+    *found = true;
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    /* A rotated file that shrank was rewritten: all of it is new. */
+    uint64_t from = (uint64_t)st.st_size < pos->offset ? 0 : pos->offset;
+    if ((rc = print_lines(fd, from, true, &pos->offset)) == 0)
+        rc = tail_fingerprint(fd, pos);
+out:
+    close(fd);
+    return rc;
+}
+
+/* Where to resume in the file open at fd (stat st) given the record, or 0
+ * with a warning when the file was truncated or rewritten in place. */
+static uint64_t resume_offset(int fd, const struct stat *st, const struct tail_pos *old,
+                              const char *path)
+{
+    if ((uint64_t)st->st_size < old->offset) {
+        fprintf(stderr, "%s: %s: file is smaller than last time (truncated): reading it from the start\n",
+                progname, path);
+        return 0;
+    }
+    struct tail_pos now = *old;
+    if (tail_fingerprint(fd, &now) != 0 || now.fp != old->fp || now.fp_len != old->fp_len) {
+        fprintf(stderr, "%s: %s: bytes before the last position changed (truncated and rewritten): "
+                "reading it from the start\n", progname, path);
+        return 0;
+    }
+    return old->offset;
+}
+
+/* One pass over one file.  0, HMM_NOTFOUND when the file does not exist,
+ * or another negative code (already reported on stderr). */
+static int tail_one(hmm_t *m, const struct tail_opts *o, struct tail_file *f)
+{
+    struct tail_pos old, pos;
+    bool have = false, found_rotated = false;
+    int rc = tail_state_load(m, f->key, &old);
+    if (rc == 0)
+        have = true;
+    else if (rc == HMM_CORRUPT)
+        fprintf(stderr, "%s: %s: position record is unreadable: reading the file from the start\n",
+                progname, f->arg);
+    else if (rc != HMM_NOTFOUND)
+        goto fail_map;
+
+    int fd = open(f->arg, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        if (rc != -ENOENT) {
+            fprintf(stderr, "%s: %s: %s\n", progname, f->arg, strerror(-rc));
+            return rc;
+        }
+        /* Gone: rotated without a successor yet, or deleted.  Finish the
+         * old file if it was renamed; keep the record either way. */
+        if (have) {
+            pos = old;
+            if ((rc = finish_rotated(f->arg, &pos, &found_rotated)) != 0)
+                goto fail_io;
+            if (found_rotated && !o->dry_run && pos.offset != old.offset) {
+                if (fflush(stdout) != 0)
+                    goto fail_out;
+                if ((rc = tail_state_save(m, f->key, &pos)) != 0)
+                    goto fail_map;
+            }
+        }
+        if (!f->reported_missing)
+            fprintf(stderr, "%s: %s: %s\n", progname, f->arg, strerror(ENOENT));
+        f->reported_missing = true;
+        return HMM_NOTFOUND;
+    }
+    f->reported_missing = false;
+
+    struct stat st;
+    uint64_t start = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        close(fd);
+        goto fail_io;
+    }
+    if (have && (uint64_t)st.st_dev == old.dev && (uint64_t)st.st_ino == old.ino) {
+        start = resume_offset(fd, &st, &old, f->arg);
+    } else if (have) {
+        pos = old;
+        if ((rc = finish_rotated(f->arg, &pos, &found_rotated)) != 0) {
+            close(fd);
+            goto fail_io;
+        }
+    }
+    pos.dev = (uint64_t)st.st_dev;
+    pos.ino = (uint64_t)st.st_ino;
+    rc = print_lines(fd, start, false, &pos.offset);
+    if (rc == 0)
+        rc = tail_fingerprint(fd, &pos);
+    close(fd);
+    if (rc)
+        goto fail_io;
+    if (fflush(stdout) != 0)
+        goto fail_out;
+    if (o->dry_run || (have && pos.dev == old.dev && pos.ino == old.ino && pos.offset == old.offset
+                       && pos.fp == old.fp))
+        return 0;
+    if ((rc = tail_state_save(m, f->key, &pos)) != 0)
+        goto fail_map;
+    return 0;
+
+fail_map:
+    fprintf(stderr, "%s: %s: recording the position: %s\n", progname, f->arg, hmm_strerror(rc));
+    return rc;
+fail_io:
+    fprintf(stderr, "%s: %s: %s\n", progname, f->arg, strerror(-rc));
+    return rc;
+fail_out:
+    fprintf(stderr, "%s: writing the output: %s\n", progname, strerror(errno));
+    return -EIO;
+}
+
+/* Worst outcome of a pass: 3 beats 1 beats 0. */
+static int exit_code_for(int rc, int worst)
+{
+    int code = rc == 0 ? 0 : rc == HMM_NOTFOUND ? EXIT_NOTFOUND : EXIT_OTHER;
+    return code > worst ? code : worst;
+}
+
+static int run_pass(hmm_t *m, const struct tail_opts *o, struct tail_file *files, int nfiles)
+{
+    int worst = 0;
+    for (int i = 0; i < nfiles; i++) {
+        int rc = tail_one(m, o, &files[i]);
+        worst = exit_code_for(rc, worst);
+        if (rc == -EIO) /* stdout is broken: no point in going on */
+            break;
+    }
+    return worst;
+}
+
+static void sleep_interval(double seconds)
+{
+    struct timespec ts = {.tv_sec = (time_t)seconds,
+                          .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&ts, NULL); /* EINTR from SIGTERM/SIGINT ends the wait early, as wanted */
+}
+
+static int parse_args(int argc, char **argv, struct tail_opts *o)
+{
+    static const struct option longopts[] = {
+        {"state", required_argument, NULL, 'S'},
+        {"follow", no_argument, NULL, 'F'},
+        {"sleep-interval", required_argument, NULL, 's'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "S:Fs:nh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'S':
+            o->state_dir = optarg;
+            break;
+        case 'F':
+            o->follow = true;
+            break;
+        case 's':
+            o->interval_s = strtod(optarg, &end);
+            if (*end || end == optarg || !(o->interval_s > 0 && o->interval_s <= 86400)) {
+                fprintf(stderr, "%s: bad --sleep-interval '%s' (seconds, > 0)\n", progname, optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'n':
+            o->dry_run = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!o->state_dir || optind >= argc) {
+        fprintf(stderr, "%s: %s (try --help)\n", progname,
+                o->state_dir ? "no FILE given" : "--state DIR is required");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct tail_opts o = {.interval_s = 1.0};
+    int code = parse_args(argc, argv, &o);
+    if (code)
+        return code;
+
+    int nfiles = argc - optind;
+    struct tail_file *files = calloc((size_t)nfiles, sizeof *files);
+    if (!files) {
+        fprintf(stderr, "%s: out of memory\n", progname);
+        return EXIT_OTHER;
+    }
+    for (int i = 0; i < nfiles; i++) {
+        files[i].arg = argv[optind + i];
+        if (!(files[i].key = absolute_key(files[i].arg))) {
+            fprintf(stderr, "%s: %s: %s\n", progname, files[i].arg, strerror(errno));
+            return EXIT_OTHER;
+        }
+    }
+
+    /* Small to start (a record is ~60 bytes), growing as files are added. */
+    hmm_config cfg = {.size = 1u << 20, .max_size = 1ull << 30, .flags = HMM_CREATE};
+    hmm_t *m;
+    int rc = hmm_open(&m, o.state_dir, &cfg);
+    if (rc) {
+        fprintf(stderr, "%s: %s: %s\n", progname, o.state_dir, hmm_strerror(rc));
+        return EXIT_OTHER;
+    }
+
+    if (!o.follow) {
+        code = run_pass(m, &o, files, nfiles);
+    } else {
+        struct sigaction sa = {.sa_handler = on_stop_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        /* Missing files are waited for, like tail -F: only errors end it. */
+        while (!stop_requested) {
+            if (run_pass(m, &o, files, nfiles) == EXIT_OTHER) {
+                code = EXIT_OTHER;
+                break;
+            }
+            if (!stop_requested)
+                sleep_interval(o.interval_s);
+        }
+    }
+    hmm_close(m);
+    for (int i = 0; i < nfiles; i++)
+        free(files[i].key);
+    free(files);
+    return code;
+}
