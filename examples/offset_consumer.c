@@ -16,7 +16,9 @@
  *
  * Meanwhile the parent SIGKILLs consumers at random moments (also inside a
  * put or a commit) and starts them again; they resume from the committed
- * offset.  At the end it checks, exactly:
+ * offset.  After each kill a "stale owner" process commits old offsets of
+ * the victim's partitions (half of the last ones seen), as a consumer that
+ * lost them in a rebalance and commits late would.  At the end it checks, exactly:
  *   - every record of every partition is done (none skipped), and every
  *     committed offset equals RECORDS;
  *   - no committed offset was ever seen to move backwards (the parent
@@ -190,6 +192,29 @@ static int consumer_main(const struct sim *s, int id)
     return status;
 }
 
+/* A consumer that lost its partitions in a rebalance but still commits
+ * what it had processed long ago: stale, out-of-order commits of offsets
+ * below the current ones.  hmm_offset_commit ignores them; a plain put
+ * would move the offset back and make the owner read records again. */
+static int stale_committer_main(const struct sim *s, int id, const uint64_t *last)
+{
+    hmm_t *m;
+    if (hmm_open(&m, s->state_dir, NULL) != 0)
+        return CONSUMER_MAP_ERROR;
+    for (int p = id; p < s->partitions; p += s->consumers) {
+        char key[128];
+        size_t klen;
+        uint64_t stale = last[p] / 2, stored;
+        hmm_offset_key(key, sizeof key, TOPIC, p, &klen);
+        if (hmm_offset_commit(m, key, klen, stale, &stored) != 0) {
+            hmm_close(m);
+            return CONSUMER_MAP_ERROR;
+        }
+    }
+    hmm_close(m);
+    return CONSUMER_OK;
+}
+
 static pid_t start_consumer(const struct sim *s, int id)
 {
     pid_t pid = fork();
@@ -283,6 +308,12 @@ int main(int argc, char **argv)
                 if (WIFSIGNALED(st)) {
                     kills++;
                     pids[victim] = start_consumer(&s, victim);
+                    /* ... while a stale owner of its partitions commits late. */
+                    pid_t stale = fork();
+                    if (stale == 0)
+                        _exit(stale_committer_main(&s, victim, last));
+                    waitpid(stale, &st, 0);
+                    failures += !(WIFEXITED(st) && WEXITSTATUS(st) == CONSUMER_OK);
                 } else {
                     failures += !(WIFEXITED(st) && WEXITSTATUS(st) == CONSUMER_OK);
                     pids[victim] = -1;

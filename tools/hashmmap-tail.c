@@ -421,26 +421,27 @@ int main(int argc, char **argv)
         return code;
 
     int nfiles = argc - optind;
+    hmm_t *m = NULL;
     struct tail_file *files = calloc((size_t)nfiles, sizeof *files);
     if (!files) {
         fprintf(stderr, "%s: out of memory\n", progname);
         return EXIT_OTHER;
     }
+    code = EXIT_OTHER;
     for (int i = 0; i < nfiles; i++) {
         files[i].arg = argv[optind + i];
         if (!(files[i].key = absolute_key(files[i].arg))) {
             fprintf(stderr, "%s: %s: %s\n", progname, files[i].arg, strerror(errno));
-            return EXIT_OTHER;
+            goto out;
         }
     }
 
     /* Small to start (a record is ~60 bytes), growing as files are added. */
     hmm_config cfg = {.size = 1u << 20, .max_size = 1ull << 30, .flags = HMM_CREATE};
-    hmm_t *m;
     int rc = hmm_open(&m, o.state_dir, &cfg);
     if (rc) {
         fprintf(stderr, "%s: %s: %s\n", progname, o.state_dir, hmm_strerror(rc));
-        return EXIT_OTHER;
+        goto out;
     }
 
     if (!o.follow) {
@@ -451,6 +452,7 @@ int main(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         /* Missing files are waited for, like tail -F: only errors end it. */
+        code = 0;
         while (!stop_requested) {
             if (run_pass(m, &o, files, nfiles) == EXIT_OTHER) {
                 code = EXIT_OTHER;
@@ -460,6 +462,7 @@ int main(int argc, char **argv)
                 sleep_interval(o.interval_s);
         }
     }
+out:
     hmm_close(m);
     for (int i = 0; i < nfiles; i++)
         free(files[i].key);
