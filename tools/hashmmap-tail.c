@@ -15,6 +15,8 @@
  * Only whole lines are printed; the offset stays at the start of an
  * unfinished last line.  Output is flushed before the position is
  * recorded, so a crash repeats lines, never loses them (as logtail2).
+ * Runs that share a map take turns per pass (run_pass), so overlapping
+ * runs never print a line twice.
  */
 #include "config.h"
 
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -348,15 +351,28 @@ static int exit_code_for(int rc, int worst)
     return code > worst ? code : worst;
 }
 
-static int run_pass(hmm_t *m, const struct tail_opts *o, struct tail_file *files, int nfiles)
+/* One pass over every file, under an exclusive flock() of the state
+ * directory: two runs sharing a map (overlapping cron jobs, a --follow and
+ * a manual run) take turns, and each reads the records the other left, so
+ * no line is printed twice.  flock() is released by the kernel when the
+ * holder dies, and is independent of the map file's own fcntl locks. */
+static int run_pass(hmm_t *m, int state_fd, const struct tail_opts *o, struct tail_file *files,
+                    int nfiles)
 {
     int worst = 0;
+    while (flock(state_fd, LOCK_EX) != 0) {
+        if (errno != EINTR || stop_requested) {
+            fprintf(stderr, "%s: %s: cannot lock: %s\n", progname, o->state_dir, strerror(errno));
+            return EXIT_OTHER;
+        }
+    }
     for (int i = 0; i < nfiles; i++) {
         int rc = tail_one(m, o, &files[i]);
         worst = exit_code_for(rc, worst);
         if (rc == -EIO) /* stdout is broken: no point in going on */
             break;
     }
+    flock(state_fd, LOCK_UN);
     return worst;
 }
 
@@ -422,6 +438,7 @@ int main(int argc, char **argv)
 
     int nfiles = argc - optind;
     hmm_t *m = NULL;
+    int state_fd = -1;
     struct tail_file *files = calloc((size_t)nfiles, sizeof *files);
     if (!files) {
         fprintf(stderr, "%s: out of memory\n", progname);
@@ -443,9 +460,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s: %s\n", progname, o.state_dir, hmm_strerror(rc));
         goto out;
     }
+    state_fd = open(o.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (state_fd < 0) {
+        fprintf(stderr, "%s: %s: %s\n", progname, o.state_dir, strerror(errno));
+        goto out;
+    }
 
     if (!o.follow) {
-        code = run_pass(m, &o, files, nfiles);
+        code = run_pass(m, state_fd, &o, files, nfiles);
     } else {
         struct sigaction sa = {.sa_handler = on_stop_signal};
         sigemptyset(&sa.sa_mask);
@@ -454,7 +476,7 @@ int main(int argc, char **argv)
         /* Missing files are waited for, like tail -F: only errors end it. */
         code = 0;
         while (!stop_requested) {
-            if (run_pass(m, &o, files, nfiles) == EXIT_OTHER) {
+            if (run_pass(m, state_fd, &o, files, nfiles) == EXIT_OTHER) {
                 code = EXIT_OTHER;
                 break;
             }
@@ -463,6 +485,8 @@ int main(int argc, char **argv)
         }
     }
 out:
+    if (state_fd >= 0)
+        close(state_fd);
     hmm_close(m);
     for (int i = 0; i < nfiles; i++)
         free(files[i].key);
