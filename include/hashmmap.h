@@ -253,7 +253,9 @@ HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, 
  * leaves the old or the new value.  Key convention: "topic/partition"
  * ("orders/3"), built by hmm_offset_key.  Commit after processing: a
  * consumer killed in between reprocesses from the committed offset
- * (at-least-once), never skips. */
+ * (at-least-once), never skips.  Offsets are stored with the map's default
+ * TTL and, in a cache map, may be evicted: keep them in a plain map
+ * without a default TTL. */
 
 /* Store max(current, offset) under key; *stored (may be NULL) receives the
  * value now stored (offset, or a larger one already there).  -EINVAL for
