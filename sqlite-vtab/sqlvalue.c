@@ -105,6 +105,13 @@ static bool parse_int64(const void *bytes, size_t len, sqlite3_int64 *out)
     return true;
 }
 
+static bool is_canonical_int(const void *bytes, size_t len, sqlite3_int64 *out)
+{
+    char again[32];
+    return parse_int64(bytes, len, out) &&
+           (size_t)snprintf(again, sizeof again, "%lld", *out) == len && memcmp(again, bytes, len) == 0;
+}
+
 static bool parse_double(const void *bytes, size_t len, double *out)
 {
     char buf[32];
@@ -152,6 +159,14 @@ void sqlvalue_result(sqlite3_context *ctx, const void *bytes, size_t len, unsign
         sqlite3_result_null(ctx);
         return;
     case HMM_TAG_RAW:
+        /* Bytes from a writer without types (hmm_put, `hashmmap put`, an
+         * offset commit): a number in the very form SQL integers are
+         * stored in reads as that integer ("42", not "042" or "+42", which
+         * stay text), so nothing is lost when SQL writes it back. */
+        if (is_canonical_int(bytes, len, &i)) {
+            sqlite3_result_int64(ctx, i);
+            return;
+        }
         break;
     default:
         sqlite3_result_blob64(ctx, bytes, len, SQLITE_TRANSIENT);

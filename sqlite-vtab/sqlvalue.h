@@ -32,7 +32,8 @@ struct sqlvalue_bytes {
 void sqlvalue_encode(sqlite3_value *v, struct sqlvalue_bytes *out);
 
 /* Set the result of ctx to the SQL value that bytes/tag hold.  Raw bytes
- * (tag 0, written by hmm_put) read as TEXT when they are valid UTF-8
+ * (tag 0, written by hmm_put) read as INTEGER when they are a decimal
+ * int64 exactly as "%lld" prints it, else as TEXT when they are valid UTF-8
  * without NUL, else as BLOB; unknown tags read as BLOB. */
 void sqlvalue_result(sqlite3_context *ctx, const void *bytes, size_t len, unsigned tag);
 
