@@ -44,3 +44,18 @@ bench-callgrind: bench/hmmbench
 	done
 
 .PHONY: bench bench-quick bench-callgrind
+
+# ---- SQL point lookups (issue 7, bench/sqlbench.c) ----
+# make bench-sql: the hashmmap virtual table against a plain SQLite table.
+if HAVE_SQLITE3_EXT
+EXTRA_PROGRAMS += bench/sqlbench
+bench_sqlbench_SOURCES = %reldir%/sqlbench.c
+bench_sqlbench_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS)
+bench_sqlbench_LDADD = libhashmmap.la $(SQLITE3_LIBS)
+bench_sqlbench_LDFLAGS = $(AM_LDFLAGS) -no-install
+bench-sql: bench/sqlbench hashmmap.la
+	$(builddir)/bench/sqlbench $(builddir)/.libs/hashmmap
+endif
+CLEANFILES += bench/sqlbench
+.PHONY: bench-sql
+# ---- end of SQL point lookups ----
