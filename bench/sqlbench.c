@@ -31,9 +31,9 @@ static double now_sec(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void key_of(char out[KEY_BYTES + 1], uint64_t i)
+static void key_of(char out[32], uint64_t i) /* 16 bytes for i < 10^12 */
 {
-    snprintf(out, KEY_BYTES + 1, "key:%012" PRIu64, i);
+    snprintf(out, 32, "key:%012" PRIu64, i);
 }
 
 static int exec(sqlite3 *db, const char *sql)
@@ -49,7 +49,7 @@ static int exec(sqlite3 *db, const char *sql)
 
 static int fill(sqlite3 *db, const char *table, uint64_t keys)
 {
-    char sql[128], key[KEY_BYTES + 1];
+    char sql[128], key[32];
     sqlite3_stmt *st = NULL;
     snprintf(sql, sizeof sql, "INSERT INTO %s(key, value) VALUES (?, ?)", table);
     if (exec(db, "BEGIN") || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -75,7 +75,7 @@ fail:
  * store that answers wrongly (every key is present, so sum is known). */
 static double lookups_sql(sqlite3 *db, const char *table, const uint64_t *order, uint64_t n)
 {
-    char sql[128], key[KEY_BYTES + 1];
+    char sql[128], key[32];
     sqlite3_stmt *st = NULL;
     snprintf(sql, sizeof sql, "SELECT value FROM %s WHERE key = ?", table);
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -103,7 +103,7 @@ static double lookups_sql(sqlite3 *db, const char *table, const uint64_t *order,
 
 static double lookups_api(hmm_t *m, const uint64_t *order, uint64_t n)
 {
-    char key[KEY_BYTES + 1], val[32];
+    char key[32], val[32];
     uint64_t found = 0;
     double t0 = now_sec();
     for (uint64_t i = 0; i < n; i++) {
@@ -140,7 +140,7 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (!ext || keys == 0 || lookups == 0)
+    if (!ext || keys == 0 || keys > 1000000000000ull || lookups == 0)
         return usage();
 
     char dir[] = "/tmp/sqlbench.XXXXXX", map[64], sql[160];

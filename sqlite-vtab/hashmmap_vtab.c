@@ -39,6 +39,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +71,11 @@ struct map_cursor {
     const void *key, *val;
     size_t klen, vlen;
     hmm_entry_info info;
-    void *buf;          /* PLAN_KEY_EQ: the key, then the value */
+    void *buf;          /* PLAN_KEY_EQ: the key, then the value; small or sqlite3_malloc'ed */
     size_t bufcap;
+    /* Most rows fit here: a lookup then allocates nothing (SQLite opens a
+     * cursor per execution of a statement, so this is the hot path). */
+    char small[512];
 };
 
 /* Set the table's error message from a library code and return the SQLite
@@ -212,8 +216,10 @@ static int map_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
     struct map_cursor *c = sqlite3_malloc(sizeof *c);
     if (!c)
         return SQLITE_NOMEM;
-    memset(c, 0, sizeof *c);
+    memset(c, 0, offsetof(struct map_cursor, small));
     c->eof = true;
+    c->buf = c->small;
+    c->bufcap = sizeof c->small;
     *out = &c->base;
     return SQLITE_OK;
 }
@@ -222,7 +228,8 @@ static int map_close(sqlite3_vtab_cursor *base)
 {
     struct map_cursor *c = (struct map_cursor *)base;
     hmm_cursor_close(c->scan);
-    sqlite3_free(c->buf);
+    if (c->buf != c->small)
+        sqlite3_free(c->buf);
     sqlite3_free(c);
     return SQLITE_OK;
 }
@@ -258,9 +265,12 @@ static int lookup_key(struct map_cursor *c, struct map_vtab *vt, sqlite3_value *
     size_t want = klen + 256;
     for (int tries = 0; tries < 8; tries++) {
         if (want > c->bufcap) {
-            void *p = sqlite3_realloc64(c->buf, want); /* keeps the key copied before */
+            /* Keeps the key copied before (realloc, or the copy from small). */
+            void *p = c->buf == c->small ? sqlite3_malloc64(want) : sqlite3_realloc64(c->buf, want);
             if (!p)
                 return SQLITE_NOMEM;
+            if (c->buf == c->small)
+                memcpy(p, c->small, tries ? klen : 0);
             c->buf = p;
             c->bufcap = want;
         }

@@ -11,3 +11,10 @@ SELECT value + 1, typeof(value + 1) FROM t WHERE key = 'int';
 CREATE VIRTUAL TABLE t2 USING hashmmap(path='types');
 SELECT count(*), sum(typeof(value) = 'integer') FROM t2;
 SELECT quote(value) FROM t2 WHERE key = 'blob';
+-- Values and keys larger than the cursor's inline buffer, by point lookup and by scan.
+INSERT INTO t(key, value) VALUES ('big', printf('%.*c', 100000, 'x') || 'end');
+INSERT INTO t(key, value) VALUES (printf('%.*c', 1000, 'k'), randomblob(3000));
+SELECT length(value), substr(value, -4) FROM t WHERE key = 'big';
+SELECT length(key), length(value), typeof(value) FROM t WHERE key = printf('%.*c', 1000, 'k');
+SELECT key, length(value) FROM t WHERE key IN ('big', 'int') ORDER BY key;
+SELECT sum(length(value)) > 103000, max(length(key)) FROM t;
