@@ -1,0 +1,215 @@
+/*
+ * hashmmap-replicate - ship a map's replication log to replicas on other
+ * hosts, or keep a replica of a remote map (docs/PROTOCOL.md).
+ *
+ *   primary:  hashmmap-replicate --serve /var/lib/app/offsets --listen 0.0.0.0:7411 --secret-file /etc/hashmmap/secret
+ *   replica:  hashmmap-replicate --replica /var/lib/app/offsets --primary db1:7411 --secret-file /etc/hashmmap/secret
+ *
+ * Runs in the foreground and logs to stderr, as systemd expects
+ * (tools/hashmmap-replicate.service); SIGTERM shuts it down cleanly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hashmmap.h>
+
+#include "repl.h"
+
+enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_ERROR = 3 };
+
+volatile sig_atomic_t repl_stop;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    repl_stop = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: hashmmap-replicate --serve DIR --listen ADDR:PORT --secret-file FILE [OPTION]...\n"
+            "       hashmmap-replicate --replica DIR --primary HOST:PORT --secret-file FILE [OPTION]...\n"
+            "Ship the replication log of the map in DIR to replicas (--serve), or keep the map in DIR\n"
+            "a replica of a primary's (--replica; the map is created like the primary's when missing).\n"
+            "\n"
+            "  -s, --serve DIR          be the primary for the map in DIR\n"
+            "  -l, --listen ADDR:PORT   where the primary accepts replicas\n"
+            "  -r, --replica DIR        be a replica into DIR\n"
+            "  -p, --primary HOST:PORT  the primary to follow\n"
+            "  -k, --secret-file FILE   the shared secret (16 to 256 bytes; mode 0600 or stricter)\n"
+            "      --tls-cert FILE      PEM certificate (primary: required for TLS; replica: client cert)\n"
+            "      --tls-key FILE       its private key\n"
+            "      --tls-ca FILE        CA to verify the peer (replica: turns TLS on; primary: demands client certs)\n"
+            "      --heartbeat MS       heartbeat and idle ack interval (default 1000)\n"
+            "      --timeout MS         drop a peer silent this long (default 10000)\n"
+            "      --max-replicas N     primary: replicas served at once (default 16)\n"
+            "      --backoff-max MS     replica: longest pause between reconnects (default 10000)\n"
+            "      --log-level LEVEL    error, warning, info (default) or debug\n"
+            "  -v, --verbose            same as --log-level debug\n"
+            "  -f, --foreground         stay in the foreground (the default; for systemd)\n"
+            "  -h, --help               this help\n"
+            "  -V, --version            the version\n"
+            "\n"
+            "Examples:\n"
+            "  head -c 32 /dev/urandom | base64 > /etc/hashmmap/secret; chmod 600 /etc/hashmmap/secret\n"
+            "  hashmmap-replicate --serve /var/lib/app/offsets --listen 0.0.0.0:7411 --secret-file /etc/hashmmap/secret\n"
+            "  hashmmap-replicate --replica /var/lib/app/offsets --primary db1:7411 --secret-file /etc/hashmmap/secret\n"
+            "  hashmmap-stat /var/lib/app/offsets      # lag, bytes, resyncs, connection state\n"
+            "\n"
+            "Exit status: 0 stopped by SIGTERM/SIGINT, 2 usage error, 3 the map, the address or TLS setup failed.\n");
+}
+
+/* The secret must not be readable by others: it is all that keeps a
+ * stranger from reading the map or writing into a replica. */
+static int read_secret(const char *path, struct repl_options *o)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb)) {
+        fprintf(stderr, "hashmmap-replicate: --secret-file %s: %s\n", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode) || (sb.st_mode & 077)) {
+        fprintf(stderr, "hashmmap-replicate: --secret-file %s: must be a regular file that only its owner can read (chmod 600)\n",
+                path);
+        goto fail;
+    }
+    ssize_t n = read(fd, o->secret, sizeof o->secret);
+    char extra;
+    if (n < 0 || (n == (ssize_t)sizeof o->secret && read(fd, &extra, 1) > 0)) {
+        fprintf(stderr, "hashmmap-replicate: --secret-file %s: %s\n", path, n < 0 ? strerror(errno) : "longer than 256 bytes");
+        goto fail;
+    }
+    while (n > 0 && (o->secret[n - 1] == '\n' || o->secret[n - 1] == '\r'))
+        n--;
+    if (n < 16) {
+        fprintf(stderr, "hashmmap-replicate: --secret-file %s: shorter than 16 bytes\n", path);
+        goto fail;
+    }
+    o->secret_len = (size_t)n;
+    close(fd);
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+static int parse_ms(const char *opt, const char *arg, unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (errno || *end || end == arg || v < min || v > max) {
+        fprintf(stderr, "hashmmap-replicate: --%s: '%s' is not a number from %u to %u\n", opt, arg, min, max);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_HEARTBEAT, OPT_TIMEOUT, OPT_MAX_REPLICAS,
+           OPT_BACKOFF_MAX, OPT_LOG_LEVEL };
+    static const struct option options[] = {
+        {"serve", required_argument, NULL, 's'},      {"listen", required_argument, NULL, 'l'},
+        {"replica", required_argument, NULL, 'r'},    {"primary", required_argument, NULL, 'p'},
+        {"secret-file", required_argument, NULL, 'k'}, {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY}, {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+        {"heartbeat", required_argument, NULL, OPT_HEARTBEAT}, {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"max-replicas", required_argument, NULL, OPT_MAX_REPLICAS},
+        {"backoff-max", required_argument, NULL, OPT_BACKOFF_MAX},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL}, {"verbose", no_argument, NULL, 'v'},
+        {"foreground", no_argument, NULL, 'f'},       {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
+    };
+    struct repl_options o = {.heartbeat_ms = 1000, .timeout_ms = 10000, .max_replicas = 16, .backoff_max_ms = 10000};
+    const char *serve = NULL, *replica = NULL, *secret_file = NULL;
+    int opt, level;
+    while ((opt = getopt_long(argc, argv, "s:l:r:p:k:vfhV", options, NULL)) != -1) {
+        switch (opt) {
+        case 's': serve = optarg; break;
+        case 'l': o.listen = optarg; break;
+        case 'r': replica = optarg; break;
+        case 'p': o.primary = optarg; break;
+        case 'k': secret_file = optarg; break;
+        case OPT_TLS_CERT: o.tls_cert = optarg; break;
+        case OPT_TLS_KEY: o.tls_key = optarg; break;
+        case OPT_TLS_CA: o.tls_ca = optarg; break;
+        case OPT_HEARTBEAT:
+            if (parse_ms("heartbeat", optarg, 10, 60000, &o.heartbeat_ms))
+                return EXIT_USAGE;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_ms("timeout", optarg, 100, 3600000, &o.timeout_ms))
+                return EXIT_USAGE;
+            break;
+        case OPT_MAX_REPLICAS:
+            if (parse_ms("max-replicas", optarg, 1, 1024, &o.max_replicas))
+                return EXIT_USAGE;
+            break;
+        case OPT_BACKOFF_MAX:
+            if (parse_ms("backoff-max", optarg, 200, 3600000, &o.backoff_max_ms))
+                return EXIT_USAGE;
+            break;
+        case OPT_LOG_LEVEL:
+            level = repl_log_level_parse(optarg);
+            if (level < 0) {
+                fprintf(stderr, "hashmmap-replicate: --log-level: '%s' is not error, warning, info or debug\n", optarg);
+                return EXIT_USAGE;
+            }
+            repl_log_threshold = level;
+            break;
+        case 'v': repl_log_threshold = REPL_LOG_DEBUG; break;
+        case 'f': break; /* the foreground is the only mode: systemd supervises, no double fork */
+        case 'h': usage(stdout); return EXIT_OK;
+        case 'V': printf("hashmmap-replicate %s\n", hmm_version(NULL, NULL, NULL)); return EXIT_OK;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc || !!serve == !!replica) {
+        fprintf(stderr, "hashmmap-replicate: give either --serve DIR or --replica DIR (try --help)\n");
+        return EXIT_USAGE;
+    }
+    if (serve && (!o.listen || o.primary)) {
+        fprintf(stderr, "hashmmap-replicate: --serve needs --listen ADDR:PORT (and no --primary)\n");
+        return EXIT_USAGE;
+    }
+    if (replica && (!o.primary || o.listen)) {
+        fprintf(stderr, "hashmmap-replicate: --replica needs --primary HOST:PORT (and no --listen)\n");
+        return EXIT_USAGE;
+    }
+    if (!secret_file) {
+        fprintf(stderr, "hashmmap-replicate: --secret-file FILE is required\n");
+        return EXIT_USAGE;
+    }
+    if (o.timeout_ms <= o.heartbeat_ms) {
+        fprintf(stderr, "hashmmap-replicate: --timeout must exceed --heartbeat\n");
+        return EXIT_USAGE;
+    }
+    if (read_secret(secret_file, &o))
+        return EXIT_ERROR;
+    o.dir = serve ? serve : replica;
+
+    struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: poll returns at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* SSL_write uses write(): a closed peer is an error code, not a death */
+    srand((unsigned)(getpid() ^ time(NULL)));
+
+    int rc = serve ? repl_primary_run(&o) : repl_replica_run(&o);
+    OPENSSL_cleanse(o.secret, sizeof o.secret);
+    return rc ? EXIT_ERROR : EXIT_OK;
+}

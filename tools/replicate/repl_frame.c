@@ -1,0 +1,396 @@
+/*
+ * Frame encoding and decoding (docs/PROTOCOL.md, "Frames").  All integers
+ * are big-endian.  A frame is: u32 body length, then the body, whose first
+ * byte is the type.  Each type has a fixed layout; variable parts (keys,
+ * values, error text) carry their own u32 length, which must agree exactly
+ * with the body length.  Nothing read from the network is trusted before
+ * the check that covers it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "repl_frame.h"
+
+int repl_buf_reserve(struct repl_buf *b, size_t more)
+{
+    if (b->off > 0 && b->off == b->len)
+        b->off = b->len = 0; /* drained: start over at the front */
+    if (b->cap - b->len >= more)
+        return 0;
+    if (b->off > 0) { /* compact before growing */
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->cap - b->len >= more)
+            return 0;
+    }
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < more) {
+        if (cap > SIZE_MAX / 2)
+            return -ENOMEM;
+        cap *= 2;
+    }
+    uint8_t *p = realloc(b->data, cap);
+    if (!p)
+        return -ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+void repl_buf_consume(struct repl_buf *b, size_t n)
+{
+    b->off += n;
+    if (b->off >= b->len)
+        b->off = b->len = 0;
+}
+
+void repl_buf_free(struct repl_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- decoding ---- */
+
+/* A cursor over untrusted bytes: reads past the end set bad and yield 0. */
+struct rd {
+    const uint8_t *p;
+    size_t left;
+    int bad;
+};
+
+static const uint8_t *rd_take(struct rd *r, size_t n)
+{
+    if (r->bad || r->left < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+static uint64_t rd_uint(struct rd *r, unsigned bytes)
+{
+    const uint8_t *p = rd_take(r, bytes);
+    uint64_t v = 0;
+    for (unsigned i = 0; p && i < bytes; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void rd_copy(struct rd *r, void *dst, size_t n)
+{
+    const uint8_t *p = rd_take(r, n);
+    if (p)
+        memcpy(dst, p, n);
+}
+
+long repl_frame_split(const uint8_t *in, size_t n, uint32_t max_body, const uint8_t **body, uint32_t *body_len)
+{
+    if (n < 4)
+        return 0;
+    uint32_t len = (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
+    if (len == 0 || len > max_body)
+        return -EMSGSIZE;
+    if (n - 4 < len)
+        return 0;
+    *body = in + 4;
+    *body_len = len;
+    return (long)len + 4;
+}
+
+/* Key and value of RECORD / SNAP_ENTRY: u32 klen, key, u32 vlen, val. */
+static void rd_key_value(struct rd *r, struct repl_frame *f)
+{
+    f->klen = (uint32_t)rd_uint(r, 4);
+    f->key = rd_take(r, f->klen);
+    f->vlen = (uint32_t)rd_uint(r, 4);
+    f->val = rd_take(r, f->vlen);
+}
+
+static int check_key_value(const struct repl_frame *f, const char **why)
+{
+    if (f->klen == 0 || f->klen > 65535u) {
+        *why = "key length out of range";
+        return -EPROTO;
+    }
+    if (f->vlen > REPL_MAX_VALUE) {
+        *why = "value length out of range";
+        return -EPROTO;
+    }
+    if (f->tag > 255u) {
+        *why = "tag out of range";
+        return -EPROTO;
+    }
+    return 0;
+}
+
+int repl_frame_decode(const uint8_t *body, uint32_t body_len, struct repl_frame *f, const char **why)
+{
+    struct rd r = {body, body_len, 0};
+    memset(f, 0, sizeof *f);
+    *why = "truncated or oversized frame";
+    f->type = (uint8_t)rd_uint(&r, 1);
+    switch (f->type) {
+    case REPL_CHALLENGE:
+        f->version = (uint16_t)rd_uint(&r, 2);
+        rd_copy(&r, f->nonce, REPL_NONCE_LEN);
+        break;
+    case REPL_AUTH:
+        f->version = (uint16_t)rd_uint(&r, 2);
+        rd_copy(&r, f->nonce, REPL_NONCE_LEN);
+        rd_copy(&r, f->mac, REPL_MAC_LEN);
+        break;
+    case REPL_AUTH_OK:
+        rd_copy(&r, f->mac, REPL_MAC_LEN);
+        break;
+    case REPL_RESUME:
+        f->has_position = (uint8_t)rd_uint(&r, 1);
+        rd_copy(&r, f->map_id, REPL_ID_LEN);
+        f->seq = rd_uint(&r, 8);
+        if (!r.bad && f->has_position > 1) {
+            *why = "bad RESUME flag";
+            return -EPROTO;
+        }
+        break;
+    case REPL_START:
+        f->mode = (uint8_t)rd_uint(&r, 1);
+        rd_copy(&r, f->map_id, REPL_ID_LEN);
+        f->seq = rd_uint(&r, 8);
+        f->size = rd_uint(&r, 8);
+        f->max_size = rd_uint(&r, 8);
+        f->flags = (uint32_t)rd_uint(&r, 4);
+        f->max_value = (uint32_t)rd_uint(&r, 4);
+        f->default_ttl_ms = rd_uint(&r, 8);
+        f->replog_capacity = rd_uint(&r, 8);
+        if (!r.bad && f->mode != REPL_START_STREAM && f->mode != REPL_START_SNAPSHOT) {
+            *why = "bad START mode";
+            return -EPROTO;
+        }
+        break;
+    case REPL_RECORD:
+        f->seq = rd_uint(&r, 8);
+        f->op = (uint8_t)rd_uint(&r, 1);
+        f->tag = (uint32_t)rd_uint(&r, 4);
+        f->expire_ms = rd_uint(&r, 8);
+        rd_key_value(&r, f);
+        if (r.bad)
+            break;
+        if (f->op != REPL_OP_PUT && f->op != REPL_OP_DEL) {
+            *why = "bad RECORD op";
+            return -EPROTO;
+        }
+        if (f->op == REPL_OP_DEL && f->vlen != 0) {
+            *why = "DEL record with a value";
+            return -EPROTO;
+        }
+        if (check_key_value(f, why))
+            return -EPROTO;
+        break;
+    case REPL_SNAP_ENTRY:
+        f->op = REPL_OP_PUT;
+        f->tag = (uint32_t)rd_uint(&r, 4);
+        f->expire_ms = rd_uint(&r, 8);
+        rd_key_value(&r, f);
+        if (!r.bad && check_key_value(f, why))
+            return -EPROTO;
+        break;
+    case REPL_SNAP_END:
+        f->seq = rd_uint(&r, 8);
+        f->count = rd_uint(&r, 8);
+        break;
+    case REPL_HEARTBEAT:
+    case REPL_ACK:
+        f->seq = rd_uint(&r, 8);
+        f->time_ms = rd_uint(&r, 8);
+        break;
+    case REPL_ERROR:
+        f->code = (uint16_t)rd_uint(&r, 2);
+        f->text_len = (uint32_t)rd_uint(&r, 4);
+        if (!r.bad && f->text_len > REPL_MAX_ERROR_TEXT) {
+            *why = "ERROR text too long";
+            return -EPROTO;
+        }
+        f->text = (const char *)rd_take(&r, f->text_len);
+        for (uint32_t i = 0; !r.bad && i < f->text_len; i++)
+            if (f->text[i] < 0x20 || f->text[i] > 0x7e) {
+                *why = "ERROR text not printable";
+                return -EPROTO;
+            }
+        break;
+    default:
+        *why = "unknown frame type";
+        return -EPROTO;
+    }
+    /* Exactly the bytes the layout says: no short frame, no trailing junk. */
+    if (r.bad || r.left != 0)
+        return -EPROTO;
+    *why = NULL;
+    return 0;
+}
+
+/* ---- encoding ---- */
+
+static void wr_uint(uint8_t **p, uint64_t v, unsigned bytes)
+{
+    for (unsigned i = 0; i < bytes; i++)
+        (*p)[i] = (uint8_t)(v >> 8 * (bytes - 1 - i));
+    *p += bytes;
+}
+
+static void wr_bytes(uint8_t **p, const void *src, size_t n)
+{
+    if (n)
+        memcpy(*p, src, n);
+    *p += n;
+}
+
+/* Reserve room for a frame whose body is body_len bytes, write the header
+ * and type; the caller writes the rest and must fill exactly body_len. */
+static uint8_t *frame_begin(struct repl_buf *b, uint8_t type, size_t body_len)
+{
+    if (body_len > REPL_MAX_BODY || repl_buf_reserve(b, REPL_HEADER_LEN - 1 + body_len))
+        return NULL;
+    uint8_t *p = b->data + b->len;
+    wr_uint(&p, body_len, 4);
+    wr_uint(&p, type, 1);
+    b->len += 4 + body_len;
+    return p;
+}
+
+int repl_put_challenge(struct repl_buf *b, const uint8_t nonce[REPL_NONCE_LEN])
+{
+    uint8_t *p = frame_begin(b, REPL_CHALLENGE, 1 + 2 + REPL_NONCE_LEN);
+    if (!p)
+        return -ENOMEM;
+    wr_uint(&p, REPL_PROTOCOL_VERSION, 2);
+    wr_bytes(&p, nonce, REPL_NONCE_LEN);
+    return 0;
+}
+
+int repl_put_auth(struct repl_buf *b, const uint8_t nonce[REPL_NONCE_LEN], const uint8_t mac[REPL_MAC_LEN])
+{
+    uint8_t *p = frame_begin(b, REPL_AUTH, 1 + 2 + REPL_NONCE_LEN + REPL_MAC_LEN);
+    if (!p)
+        return -ENOMEM;
+    wr_uint(&p, REPL_PROTOCOL_VERSION, 2);
+    wr_bytes(&p, nonce, REPL_NONCE_LEN);
+    wr_bytes(&p, mac, REPL_MAC_LEN);
+    return 0;
+}
+
+int repl_put_auth_ok(struct repl_buf *b, const uint8_t mac[REPL_MAC_LEN])
+{
+    uint8_t *p = frame_begin(b, REPL_AUTH_OK, 1 + REPL_MAC_LEN);
+    if (!p)
+        return -ENOMEM;
+    wr_bytes(&p, mac, REPL_MAC_LEN);
+    return 0;
+}
+
+int repl_put_resume(struct repl_buf *b, int has_position, const uint8_t map_id[REPL_ID_LEN], uint64_t next_seq)
+{
+    uint8_t *p = frame_begin(b, REPL_RESUME, 1 + 1 + REPL_ID_LEN + 8);
+    if (!p)
+        return -ENOMEM;
+    wr_uint(&p, has_position ? 1 : 0, 1);
+    wr_bytes(&p, map_id, REPL_ID_LEN);
+    wr_uint(&p, next_seq, 8);
+    return 0;
+}
+
+int repl_put_start(struct repl_buf *b, const struct repl_frame *s)
+{
+    uint8_t *p = frame_begin(b, REPL_START, 1 + 1 + REPL_ID_LEN + 8 * 3 + 4 * 2 + 8 * 2);
+    if (!p)
+        return -ENOMEM;
+    wr_uint(&p, s->mode, 1);
+    wr_bytes(&p, s->map_id, REPL_ID_LEN);
+    wr_uint(&p, s->seq, 8);
+    wr_uint(&p, s->size, 8);
+    wr_uint(&p, s->max_size, 8);
+    wr_uint(&p, s->flags, 4);
+    wr_uint(&p, s->max_value, 4);
+    wr_uint(&p, s->default_ttl_ms, 8);
+    wr_uint(&p, s->replog_capacity, 8);
+    return 0;
+}
+
+static int put_entry(struct repl_buf *b, uint8_t type, uint64_t seq, unsigned op, uint32_t tag, uint64_t expire_ms,
+                     const void *key, size_t klen, const void *val, size_t vlen)
+{
+    if (klen == 0 || klen > 65535u || vlen > REPL_MAX_VALUE || tag > 255u)
+        return -EINVAL;
+    size_t head = type == REPL_RECORD ? 8 + 1 : 0;
+    uint8_t *p = frame_begin(b, type, 1 + head + 4 + 8 + 4 + klen + 4 + vlen);
+    if (!p)
+        return -ENOMEM;
+    if (type == REPL_RECORD) {
+        wr_uint(&p, seq, 8);
+        wr_uint(&p, op, 1);
+    }
+    wr_uint(&p, tag, 4);
+    wr_uint(&p, expire_ms, 8);
+    wr_uint(&p, klen, 4);
+    wr_bytes(&p, key, klen);
+    wr_uint(&p, vlen, 4);
+    wr_bytes(&p, val, vlen);
+    return 0;
+}
+
+int repl_put_record(struct repl_buf *b, uint64_t seq, unsigned op, uint32_t tag, uint64_t expire_ms,
+                    const void *key, size_t klen, const void *val, size_t vlen)
+{
+    if (op != REPL_OP_PUT && op != REPL_OP_DEL)
+        return -EINVAL;
+    return put_entry(b, REPL_RECORD, seq, op, tag, expire_ms, key, klen, val, op == REPL_OP_DEL ? 0 : vlen);
+}
+
+int repl_put_snap_entry(struct repl_buf *b, uint32_t tag, uint64_t expire_ms, const void *key, size_t klen,
+                        const void *val, size_t vlen)
+{
+    return put_entry(b, REPL_SNAP_ENTRY, 0, REPL_OP_PUT, tag, expire_ms, key, klen, val, vlen);
+}
+
+static int put_two(struct repl_buf *b, uint8_t type, uint64_t x, uint64_t y)
+{
+    uint8_t *p = frame_begin(b, type, 1 + 16);
+    if (!p)
+        return -ENOMEM;
+    wr_uint(&p, x, 8);
+    wr_uint(&p, y, 8);
+    return 0;
+}
+
+int repl_put_snap_end(struct repl_buf *b, uint64_t seq, uint64_t count) { return put_two(b, REPL_SNAP_END, seq, count); }
+int repl_put_heartbeat(struct repl_buf *b, uint64_t last_seq, uint64_t time_ms)
+{
+    return put_two(b, REPL_HEARTBEAT, last_seq, time_ms);
+}
+int repl_put_ack(struct repl_buf *b, uint64_t next_seq, uint64_t time_ms) { return put_two(b, REPL_ACK, next_seq, time_ms); }
+
+int repl_put_error(struct repl_buf *b, uint16_t code, const char *text)
+{
+    size_t n = strlen(text);
+    if (n > REPL_MAX_ERROR_TEXT)
+        n = REPL_MAX_ERROR_TEXT;
+    uint8_t *p = frame_begin(b, REPL_ERROR, 1 + 2 + 4 + n);
+    if (!p)
+        return -ENOMEM;
+    wr_uint(&p, code, 2);
+    wr_uint(&p, n, 4);
+    for (size_t i = 0; i < n; i++) /* printable only, as the decoder demands */
+        *p++ = text[i] >= 0x20 && text[i] <= 0x7e ? (uint8_t)text[i] : '?';
+    return 0;
+}
+
+const char *repl_frame_name(unsigned type)
+{
+    static const char *const names[] = {"?",      "CHALLENGE",  "AUTH",     "AUTH_OK",   "RESUME", "START",
+                                        "RECORD", "SNAP_ENTRY", "SNAP_END", "HEARTBEAT", "ACK",    "ERROR"};
+    return type < sizeof names / sizeof names[0] ? names[type] : "?";
+}

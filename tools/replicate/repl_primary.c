@@ -1,0 +1,520 @@
+/*
+ * The primary: one poll() loop serves every replica (docs/PROTOCOL.md,
+ * "States").  A session goes AUTH -> RESUME -> SNAPSHOT -> STREAMING (or
+ * straight to STREAMING when the replica's position is still in the log).
+ * Sessions are fed a bounded amount per round (output high-water mark), so
+ * a snapshot of a large map or a slow replica never stalls the others, and
+ * the log is polled every tick for newly committed records.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <hashmmap.h>
+
+#include "repl.h"
+
+#define OUT_HIGH_WATER (1u << 20) /* bytes queued per session before we stop producing */
+#define AUTH_TIMEOUT_MS 10000u
+#define TICK_MS 20
+#define STATUS_EVERY_MS 500u
+
+enum session_state { S_AUTH, S_RESUME, S_SNAPSHOT, S_STREAMING, S_CLOSING };
+
+struct session {
+    struct repl_conn conn;
+    enum session_state state;
+    uint8_t nonce[REPL_NONCE_LEN];
+    uint64_t accepted_ms;
+    hmm_cursor *cursor;          /* S_SNAPSHOT */
+    uint64_t snap_seq, snap_count;
+    hmm_replog_reader *reader;   /* S_STREAMING */
+    uint64_t next_seq;           /* next record to send */
+    uint64_t acked_next;         /* replica applied everything below this */
+    uint64_t caught_up_ms;       /* wall clock when it last had everything */
+    uint64_t last_hb_ms;         /* monotonic, last heartbeat sent */
+    uint64_t closing_ms;         /* monotonic, when S_CLOSING began */
+};
+
+struct primary {
+    const struct repl_options *o;
+    hmm_t *m;
+    SSL_CTX *tls;
+    int listen_fd;
+    struct session **sessions;
+    size_t nsessions;
+    struct hmm_replog_info log;
+    hmm_repl_status status;
+};
+
+static int listen_on(const char *spec)
+{
+    char host[256], port[32];
+    if (repl_split_hostport(spec, host, sizeof host, port, sizeof port)) {
+        log_error("--listen: '%s' is not ADDR:PORT", spec);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        log_error("--listen %s: %s", spec, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 16)) {
+        log_error("--listen %s: %s", spec, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void peer_name(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t cap)
+{
+    char h[64], p[16];
+    if (getnameinfo((const struct sockaddr *)sa, len, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV))
+        snprintf(out, cap, "?");
+    else
+        snprintf(out, cap, "%s:%s", h, p);
+}
+
+static void session_free(struct session *s)
+{
+    hmm_cursor_close(s->cursor);
+    hmm_replog_close(s->reader);
+    repl_conn_close(&s->conn);
+    free(s);
+}
+
+static void accept_replicas(struct primary *p)
+{
+    for (;;) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof sa;
+        int fd = accept4(p->listen_fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        char name[80];
+        peer_name(&sa, len, name, sizeof name);
+        if (p->nsessions >= p->o->max_replicas) {
+            log_warn("%s: refused: already %zu replicas (--max-replicas)", name, p->nsessions);
+            close(fd);
+            continue;
+        }
+        struct session *s = calloc(1, sizeof *s);
+        struct session **grown = realloc(p->sessions, (p->nsessions + 1) * sizeof *grown);
+        if (!s || !grown) {
+            free(s);
+            if (grown)
+                p->sessions = grown;
+            close(fd);
+            log_error("%s: out of memory", name);
+            continue;
+        }
+        p->sessions = grown;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        snprintf(s->conn.peer, sizeof s->conn.peer, "%s", name);
+        s->accepted_ms = repl_mono_ms();
+        if (repl_conn_init(&s->conn, fd, p->tls, 1, NULL) || repl_random(s->nonce, sizeof s->nonce) ||
+            repl_put_challenge(&s->conn.out, s->nonce)) {
+            session_free(s);
+            continue;
+        }
+        p->sessions[p->nsessions++] = s;
+        log_info("%s: connected", name);
+    }
+}
+
+/* Refuse a session with a reason the replica will log; it is closed once
+ * the ERROR frame is out (or at once if the socket is unusable). */
+static void session_refuse(struct session *s, uint16_t code, const char *why)
+{
+    repl_conn_send_error(&s->conn, code, why);
+    s->state = S_CLOSING;
+    s->closing_ms = repl_mono_ms();
+}
+
+static int fill_start(struct primary *p, struct repl_frame *st, unsigned mode, uint64_t seq)
+{
+    hmm_stats hs;
+    int rc = hmm_stat(p->m, &hs);
+    if (rc)
+        return rc;
+    memset(st, 0, sizeof *st);
+    st->mode = (uint8_t)mode;
+    memcpy(st->map_id, p->log.map_id, REPL_ID_LEN);
+    st->seq = seq;
+    st->size = hs.size;
+    st->max_size = hs.max_size;
+    st->flags = hs.flags & HMM_CACHE;
+    st->max_value = hs.max_value;
+    st->default_ttl_ms = hs.default_ttl_ms;
+    st->replog_capacity = p->log.capacity;
+    return 0;
+}
+
+/* The replica asked to continue from (id, next seq): stream from there if
+ * the log still holds it, else a snapshot, then the log after it. */
+static void session_resume(struct primary *p, struct session *s, const struct repl_frame *f)
+{
+    struct repl_frame st;
+    int rc = hmm_replog_info(p->m, &p->log);
+    if (rc) {
+        log_error("replication log: %s", hmm_strerror(rc));
+        session_refuse(s, 1, "primary cannot read its log");
+        return;
+    }
+    int same_map = f->has_position && memcmp(f->map_id, p->log.map_id, REPL_ID_LEN) == 0;
+    /* next_seq 0 marks a replica whose snapshot was cut short. */
+    if (same_map && f->seq > 0 && f->seq <= p->log.last_seq + 1) {
+        rc = hmm_replog_open(p->m, f->seq, &s->reader);
+        if (rc == 0) {
+            if (fill_start(p, &st, REPL_START_STREAM, f->seq) || repl_put_start(&s->conn.out, &st)) {
+                session_refuse(s, 1, "primary cannot describe its map");
+                return;
+            }
+            s->next_seq = f->seq;
+            s->acked_next = f->seq;
+            s->state = S_STREAMING;
+            s->caught_up_ms = repl_now_ms();
+            log_info("%s: streaming the log from seq %" PRIu64, s->conn.peer, f->seq);
+            return;
+        }
+        if (rc != HMM_MISMATCH) {
+            log_error("%s: cannot read the log from seq %" PRIu64 ": %s", s->conn.peer, f->seq, hmm_strerror(rc));
+            session_refuse(s, 1, "primary cannot read its log");
+            return;
+        }
+    }
+    /* Snapshot: S first, then the cursor, so every change after S is in
+     * the log we stream afterwards and anything the cursor misses either
+     * was absent at S or changed after it (docs/PROTOCOL.md, "Snapshot"). */
+    s->snap_seq = p->log.last_seq;
+    s->snap_count = 0;
+    rc = hmm_cursor_open(p->m, &s->cursor);
+    if (rc || fill_start(p, &st, REPL_START_SNAPSHOT, s->snap_seq) || repl_put_start(&s->conn.out, &st)) {
+        session_refuse(s, 1, "primary cannot start a snapshot");
+        return;
+    }
+    s->acked_next = 0;
+    s->state = S_SNAPSHOT;
+    s->caught_up_ms = repl_now_ms();
+    p->status.snapshots++;
+    log_info("%s: %s: sending a full snapshot at seq %" PRIu64, s->conn.peer,
+             !f->has_position  ? "new replica"
+             : !same_map       ? "replica of another map"
+             : f->seq == 0     ? "interrupted snapshot"
+             : f->seq > p->log.last_seq + 1 ? "replica ahead of the log"
+                                            : "the log no longer covers its position",
+             s->snap_seq);
+}
+
+static void session_on_frame(struct primary *p, struct session *s, const struct repl_frame *f)
+{
+    switch (s->state) {
+    case S_AUTH:
+        if (f->type != REPL_AUTH) {
+            log_warn("%s: expected AUTH, got %s; closing", s->conn.peer, repl_frame_name(f->type));
+            session_refuse(s, 2, "expected AUTH");
+            return;
+        }
+        if (f->version != REPL_PROTOCOL_VERSION) {
+            log_warn("%s: protocol version %u, we speak %u; closing", s->conn.peer, f->version, REPL_PROTOCOL_VERSION);
+            session_refuse(s, 3, "unsupported protocol version");
+            return;
+        }
+        if (!repl_auth_check(p->o, 0, s->nonce, f->nonce, f->mac)) {
+            log_warn("%s: authentication failed (wrong secret?); closing", s->conn.peer);
+            session_refuse(s, 4, "authentication failed");
+            return;
+        }
+        uint8_t mac[REPL_MAC_LEN];
+        if (repl_auth_mac(p->o, 1, f->nonce, s->nonce, mac) || repl_put_auth_ok(&s->conn.out, mac)) {
+            session_refuse(s, 1, "internal error");
+            return;
+        }
+        s->state = S_RESUME;
+        log_info("%s: authenticated", s->conn.peer);
+        return;
+    case S_RESUME:
+        if (f->type != REPL_RESUME) {
+            log_warn("%s: expected RESUME, got %s; closing", s->conn.peer, repl_frame_name(f->type));
+            session_refuse(s, 2, "expected RESUME");
+            return;
+        }
+        session_resume(p, s, f);
+        return;
+    case S_SNAPSHOT:
+    case S_STREAMING:
+        if (f->type == REPL_ACK) {
+            /* An ack may not run ahead of what we sent: a peer claiming
+             * more would fake the lag figures. */
+            uint64_t sent = s->state == S_STREAMING ? s->next_seq : s->snap_seq + 1;
+            if (f->seq > sent) {
+                log_warn("%s: ACK of seq %" PRIu64 " beyond what was sent; closing", s->conn.peer, f->seq);
+                session_refuse(s, 2, "ACK beyond what was sent");
+                return;
+            }
+            if (f->seq > s->acked_next)
+                s->acked_next = f->seq;
+            return;
+        }
+        if (f->type == REPL_ERROR) {
+            log_warn("%s: replica reports error %u: %.*s", s->conn.peer, f->code, (int)f->text_len, f->text);
+            s->state = S_CLOSING;
+            s->closing_ms = repl_mono_ms();
+            return;
+        }
+        log_warn("%s: unexpected %s; closing", s->conn.peer, repl_frame_name(f->type));
+        session_refuse(s, 2, "unexpected frame");
+        return;
+    case S_CLOSING:
+        return;
+    }
+}
+
+/* Queue snapshot entries until the output is full or the cursor ends. */
+static int produce_snapshot(struct primary *p, struct session *s)
+{
+    while (repl_buf_pending(&s->conn.out) < OUT_HIGH_WATER) {
+        const void *k, *v;
+        size_t kl, vl;
+        hmm_entry_info info;
+        int rc = hmm_cursor_next(s->cursor, &k, &kl, &v, &vl);
+        if (rc == HMM_NOTFOUND) {
+            hmm_cursor_close(s->cursor);
+            s->cursor = NULL;
+            if (repl_put_snap_end(&s->conn.out, s->snap_seq, s->snap_count))
+                return -1;
+            rc = hmm_replog_open(p->m, s->snap_seq + 1, &s->reader);
+            if (rc) {
+                log_warn("%s: the log wrapped past seq %" PRIu64 " during the snapshot (%s); the replica will "
+                         "ask again (a larger --replog size helps)", s->conn.peer, s->snap_seq + 1, hmm_strerror(rc));
+                session_refuse(s, 5, "log wrapped during the snapshot; reconnect");
+                return 0;
+            }
+            s->next_seq = s->snap_seq + 1;
+            s->state = S_STREAMING;
+            log_info("%s: snapshot of %" PRIu64 " entries sent; streaming from seq %" PRIu64, s->conn.peer,
+                     s->snap_count, s->next_seq);
+            return 0;
+        }
+        if (rc == 0)
+            rc = hmm_cursor_info(s->cursor, &info);
+        if (rc) {
+            log_error("%s: snapshot cursor: %s", s->conn.peer, hmm_strerror(rc));
+            return -1;
+        }
+        if (vl > REPL_MAX_VALUE) {
+            log_error("%s: a value of %zu bytes exceeds the protocol's limit; cannot replicate", s->conn.peer, vl);
+            return -1;
+        }
+        if (repl_put_snap_entry(&s->conn.out, info.tag, info.expire_ms, k, kl, v, vl))
+            return -1;
+        s->snap_count++;
+    }
+    return 0;
+}
+
+/* Queue log records until the output is full or nothing new is committed. */
+static int produce_stream(struct session *s)
+{
+    while (repl_buf_pending(&s->conn.out) < OUT_HIGH_WATER) {
+        hmm_replog_record rec;
+        int rc = hmm_replog_next(s->reader, &rec);
+        if (rc == HMM_NOTFOUND)
+            return 0;
+        if (rc == HMM_MISMATCH) {
+            log_warn("%s: the log wrapped past seq %" PRIu64 " before it was sent; forcing a resync", s->conn.peer,
+                     s->next_seq);
+            session_refuse(s, 5, "log wrapped before it was sent; reconnect");
+            return 0;
+        }
+        if (rc) {
+            log_error("%s: reading the log: %s", s->conn.peer, hmm_strerror(rc));
+            return -1;
+        }
+        if (rec.vlen > REPL_MAX_VALUE ||
+            repl_put_record(&s->conn.out, rec.seq, rec.op, rec.tag, rec.expire_ms, rec.key, rec.klen, rec.val,
+                            rec.vlen)) {
+            log_error("%s: cannot encode record %" PRIu64, s->conn.peer, rec.seq);
+            return -1;
+        }
+        s->next_seq = rec.seq + 1;
+    }
+    return 0;
+}
+
+/* One round for a session: I/O, frames, production, heartbeat, timeouts.
+ * Returns -1 when it is to be dropped. */
+static int session_round(struct primary *p, struct session *s, uint64_t mono)
+{
+    if (repl_conn_pump(&s->conn))
+        return -1;
+    /* A closing peer gets a moment to read why, not forever. */
+    if (s->state == S_CLOSING)
+        return repl_buf_pending(&s->conn.out) == 0 || mono - s->closing_ms > 2000 ? -1 : 0;
+    struct repl_frame f;
+    int r;
+    while (s->state != S_CLOSING && (r = repl_conn_next_frame(&s->conn, &f)) != 0) {
+        if (r < 0)
+            return -1; /* malformed: closed without another word */
+        session_on_frame(p, s, &f);
+    }
+    if (s->state == S_AUTH || s->state == S_RESUME) {
+        if (mono - s->accepted_ms > AUTH_TIMEOUT_MS) {
+            log_warn("%s: no handshake within %u ms; closing", s->conn.peer, AUTH_TIMEOUT_MS);
+            return -1;
+        }
+    } else if (mono - s->conn.last_rx_ms > p->o->timeout_ms) {
+        log_warn("%s: silent for %u ms; closing", s->conn.peer, p->o->timeout_ms);
+        return -1;
+    }
+    if (s->state == S_SNAPSHOT && produce_snapshot(p, s))
+        return -1;
+    if (s->state == S_STREAMING && produce_stream(s))
+        return -1;
+    if ((s->state == S_SNAPSHOT || s->state == S_STREAMING) && mono - s->last_hb_ms >= p->o->heartbeat_ms) {
+        if (repl_put_heartbeat(&s->conn.out, p->log.last_seq, repl_now_ms()))
+            return -1;
+        s->last_hb_ms = mono;
+    }
+    return repl_conn_pump(&s->conn) ? -1 : 0;
+}
+
+/* The daemon's view for hashmmap-stat: the slowest connected replica. */
+static void publish_status(struct primary *p, uint64_t now)
+{
+    hmm_repl_status *st = &p->status;
+    st->role = HMM_REPL_ROLE_PRIMARY;
+    st->pid = getpid();
+    st->updated_ms = now;
+    st->primary_seq = p->log.last_seq;
+    st->peers = 0;
+    st->state = HMM_REPL_DISCONNECTED;
+    uint64_t acked = UINT64_MAX, lag_ms = 0;
+    for (size_t i = 0; i < p->nsessions; i++) {
+        struct session *s = p->sessions[i];
+        if (s->state != S_SNAPSHOT && s->state != S_STREAMING)
+            continue;
+        st->peers++;
+        unsigned state = s->state == S_SNAPSHOT ? HMM_REPL_SNAPSHOT : HMM_REPL_STREAMING;
+        if (state > st->state)
+            st->state = state;
+        uint64_t a = s->acked_next ? s->acked_next - 1 : 0;
+        if (a >= p->log.last_seq)
+            s->caught_up_ms = now;
+        if (a < acked)
+            acked = a;
+        if (s->caught_up_ms && now - s->caught_up_ms > lag_ms)
+            lag_ms = now - s->caught_up_ms;
+    }
+    if (st->peers) {
+        st->acked_seq = acked;
+        st->lag_seqs = p->log.last_seq > acked ? p->log.last_seq - acked : 0;
+        st->lag_ms = lag_ms;
+    }
+    int rc = hmm_repl_status_set(p->m, st);
+    if (rc)
+        log_debug("cannot publish the status: %s", hmm_strerror(rc));
+}
+
+int repl_primary_run(const struct repl_options *o)
+{
+    struct primary p = {.o = o, .listen_fd = -1};
+    struct pollfd *pfds = NULL;
+    int ret = -1;
+    hmm_config cfg = {0}; /* open only: the map to serve must exist */
+    int rc = hmm_open(&p.m, o->dir, &cfg);
+    if (rc) {
+        log_error("%s: %s", o->dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
+        goto fail;
+    }
+    rc = hmm_replog_info(p.m, &p.log);
+    if (rc) {
+        log_error("%s: no replication log: %s", o->dir, hmm_strerror(rc));
+        goto fail;
+    }
+    if (repl_tls_context(o, 1, &p.tls))
+        goto fail;
+    p.listen_fd = listen_on(o->listen);
+    if (p.listen_fd < 0)
+        goto fail;
+    log_info("serving %s on %s%s (log seq %" PRIu64 "..%" PRIu64 ")", o->dir, o->listen, p.tls ? " with TLS" : "",
+             p.log.first_seq, p.log.last_seq);
+    uint64_t last_status = 0;
+    while (!repl_stop) {
+        struct pollfd *grown = realloc(pfds, (p.nsessions + 1) * sizeof *pfds);
+        if (!grown)
+            goto fail;
+        pfds = grown;
+        pfds[0] = (struct pollfd){.fd = p.listen_fd, .events = POLLIN};
+        int busy = 0;
+        for (size_t i = 0; i < p.nsessions; i++) {
+            pfds[i + 1] = (struct pollfd){.fd = p.sessions[i]->conn.fd, .events = repl_conn_events(&p.sessions[i]->conn)};
+            busy |= p.sessions[i]->state >= S_SNAPSHOT;
+        }
+        /* With replicas streaming we poll the log every tick; idle, we wait for sockets. */
+        if (poll(pfds, p.nsessions + 1, busy ? TICK_MS : 200) < 0 && errno != EINTR) {
+            log_error("poll: %s", strerror(errno));
+            goto fail;
+        }
+        if (pfds[0].revents & POLLIN)
+            accept_replicas(&p);
+        if (hmm_replog_info(p.m, &p.log) == 0)
+            p.status.primary_seq = p.log.last_seq;
+        uint64_t mono = repl_mono_ms();
+        for (size_t i = 0; i < p.nsessions;) {
+            struct session *s = p.sessions[i];
+            uint64_t in0 = s->conn.bytes_in, out0 = s->conn.bytes_out;
+            int drop = session_round(&p, s, mono);
+            p.status.bytes_received += s->conn.bytes_in - in0;
+            p.status.bytes_sent += s->conn.bytes_out - out0;
+            if (drop) {
+                log_info("%s: disconnected", s->conn.peer);
+                session_free(s);
+                p.sessions[i] = p.sessions[--p.nsessions];
+                continue;
+            }
+            i++;
+        }
+        uint64_t now = repl_now_ms();
+        if (now - last_status >= STATUS_EVERY_MS) {
+            publish_status(&p, now);
+            last_status = now;
+        }
+    }
+    log_info("shutting down (%zu replicas connected)", p.nsessions);
+    ret = 0;
+fail:
+    for (size_t i = 0; i < p.nsessions; i++)
+        session_free(p.sessions[i]);
+    p.nsessions = 0;
+    if (p.m) {
+        publish_status(&p, repl_now_ms());
+        hmm_close(p.m);
+    }
+    free(p.sessions);
+    free(pfds);
+    if (p.listen_fd >= 0)
+        close(p.listen_fd);
+    repl_tls_context_free(p.tls);
+    return ret;
+}

@@ -1,0 +1,453 @@
+/*
+ * The replica: connects to the primary, proves the secret and checks the
+ * primary's proof (a peer that fails it writes nothing into our map), asks
+ * to continue from its stored position, and applies what comes.  After a
+ * lost connection it reconnects with exponential backoff.  The map stays
+ * open to local readers the whole time: every change is applied with
+ * hmm_apply, one atomic put or delete at a time.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hashmmap.h>
+
+#include "repl.h"
+#include "repl_keyset.h"
+
+#define CONNECT_TIMEOUT_MS 5000
+#define BACKOFF_FIRST_MS 200u
+#define ACK_EVERY_MS 100u
+#define STATUS_EVERY_MS 500u
+
+enum replica_state { R_CHALLENGE, R_AUTH_OK, R_START, R_SNAPSHOT, R_STREAMING };
+
+struct replica {
+    const struct repl_options *o;
+    SSL_CTX *tls;
+    hmm_t *m;                 /* NULL until the map exists */
+    struct repl_conn conn;
+    enum replica_state state;
+    uint8_t nonce_primary[REPL_NONCE_LEN], nonce_own[REPL_NONCE_LEN];
+    int has_position;
+    uint8_t primary_id[REPL_ID_LEN];
+    uint64_t next_seq;        /* first seq not applied yet */
+    int position_dirty;
+    uint64_t snap_seq;
+    struct repl_keyset seen;  /* keys the snapshot carried */
+    uint64_t last_ack_ms, acked;
+    uint64_t caught_up_ms;
+    hmm_repl_status status;
+};
+
+/* Connect with a deadline: a primary that is down must not hang us. */
+static int connect_to(const char *spec, char *host, size_t hostcap, char *name, size_t namecap)
+{
+    char port[32];
+    if (repl_split_hostport(spec, host, hostcap, port, sizeof port)) {
+        log_error("--primary: '%s' is not HOST:PORT", spec);
+        return -2;
+    }
+    snprintf(name, namecap, "primary %s", spec);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        log_warn("%s: %s", name, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    if (connect(fd, res->ai_addr, res->ai_addrlen) && errno != EINPROGRESS)
+        goto fail;
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    int err = 0;
+    socklen_t len = sizeof err;
+    rc = poll(&pfd, 1, CONNECT_TIMEOUT_MS);
+    if (rc <= 0) {
+        errno = rc == 0 ? ETIMEDOUT : errno;
+        goto fail;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+        errno = err ? err : errno;
+        goto fail;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    freeaddrinfo(res);
+    return fd;
+fail:
+    log_warn("%s: connect: %s", name, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return -1;
+}
+
+static void load_position(struct replica *r)
+{
+    r->has_position = r->m && hmm_replica_position_get(r->m, r->primary_id, &r->next_seq) == 0;
+    if (!r->has_position) {
+        memset(r->primary_id, 0, sizeof r->primary_id);
+        r->next_seq = 0;
+    }
+}
+
+static int save_position(struct replica *r)
+{
+    int rc = hmm_replica_position_set(r->m, r->primary_id, r->next_seq);
+    if (rc) {
+        log_error("%s: cannot store the replica position: %s", r->o->dir, hmm_strerror(rc));
+        return -1;
+    }
+    r->position_dirty = 0;
+    r->has_position = 1;
+    return 0;
+}
+
+/* The replica's map is made on the first START, alike the primary's. */
+static int open_or_create_map(struct replica *r, const struct repl_frame *f)
+{
+    if (r->m)
+        return 0;
+    if (f->max_value > REPL_MAX_VALUE) {
+        log_error("primary's max value %u exceeds the protocol's limit", f->max_value);
+        return -1;
+    }
+    hmm_config cfg = {
+        .size = f->size,
+        .max_size = f->max_size,
+        .flags = HMM_CREATE | (f->flags & HMM_CACHE),
+        .default_ttl_ms = f->default_ttl_ms,
+        .replog_size = f->replog_capacity,
+        .max_value = f->max_value,
+    };
+    int rc = hmm_open(&r->m, r->o->dir, &cfg);
+    if (rc) {
+        log_error("%s: cannot create the replica map: %s", r->o->dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
+        return -1;
+    }
+    log_info("%s: replica map created (size %" PRIu64 ", max size %" PRIu64 "%s)", r->o->dir, f->size, f->max_size,
+             f->flags & HMM_CACHE ? ", cache mode" : "");
+    return 0;
+}
+
+static int apply(struct replica *r, const struct repl_frame *f)
+{
+    hmm_replog_record rec = {
+        .seq = f->seq, .op = f->op, .tag = f->tag, .expire_ms = f->expire_ms,
+        .key = f->key, .klen = f->klen, .val = f->op == REPL_OP_PUT ? f->val : NULL, .vlen = f->vlen,
+    };
+    int rc = hmm_apply(r->m, &rec);
+    if (rc) {
+        log_error("%s: cannot apply a change: %s", r->o->dir, hmm_strerror(rc));
+        repl_conn_send_error(&r->conn, 6, "replica cannot apply a change");
+        return -1;
+    }
+    return 0;
+}
+
+static int delete_key(void *ctx, const void *key, size_t klen)
+{
+    int rc = hmm_del(ctx, key, klen);
+    return rc == HMM_NOTFOUND ? 0 : rc;
+}
+
+/* End of a snapshot: whatever the replica holds that the snapshot did not
+ * carry was absent on the primary at the snapshot's seq (or changed after
+ * it, which the log that follows replays), so it goes. */
+static int drop_keys_not_in_snapshot(struct replica *r, size_t *dropped)
+{
+    hmm_cursor *c;
+    struct repl_keyset gone = {0};
+    int rc = hmm_cursor_open(r->m, &c);
+    if (rc)
+        goto fail;
+    const void *k, *v;
+    size_t kl, vl;
+    /* Collect first, delete after: the iteration never races our own deletes. */
+    while ((rc = hmm_cursor_next(c, &k, &kl, &v, &vl)) == 0)
+        if (!repl_keyset_has(&r->seen, k, kl) && repl_keyset_add(&gone, k, kl)) {
+            rc = -ENOMEM;
+            break;
+        }
+    hmm_cursor_close(c);
+    if (rc != HMM_NOTFOUND)
+        goto fail;
+    rc = repl_keyset_foreach(&gone, delete_key, r->m);
+    if (rc)
+        goto fail;
+    *dropped = gone.count;
+    repl_keyset_free(&gone);
+    return 0;
+fail:
+    repl_keyset_free(&gone);
+    log_error("%s: cannot finish the snapshot: %s", r->o->dir, hmm_strerror(rc));
+    return -1;
+}
+
+/* A frame from an authenticated or authenticating primary.  -1 closes. */
+static int on_frame(struct replica *r, const struct repl_frame *f)
+{
+    const char *peer = r->conn.peer;
+    if (f->type == REPL_ERROR) {
+        log_warn("%s: refused us: %.*s (code %u)", peer, (int)f->text_len, f->text, f->code);
+        return -1;
+    }
+    switch (r->state) {
+    case R_CHALLENGE: {
+        if (f->type != REPL_CHALLENGE)
+            break;
+        if (f->version != REPL_PROTOCOL_VERSION) {
+            log_error("%s: speaks protocol version %u, we speak %u", peer, f->version, REPL_PROTOCOL_VERSION);
+            return -1;
+        }
+        uint8_t mac[REPL_MAC_LEN];
+        memcpy(r->nonce_primary, f->nonce, REPL_NONCE_LEN);
+        if (repl_random(r->nonce_own, REPL_NONCE_LEN) || repl_auth_mac(r->o, 0, r->nonce_primary, r->nonce_own, mac) ||
+            repl_put_auth(&r->conn.out, r->nonce_own, mac))
+            return -1;
+        r->state = R_AUTH_OK;
+        return 0;
+    }
+    case R_AUTH_OK:
+        if (f->type != REPL_AUTH_OK)
+            break;
+        if (!repl_auth_check(r->o, 1, r->nonce_own, r->nonce_primary, f->mac)) {
+            log_error("%s: the primary failed authentication (wrong secret, or not our primary); closing", peer);
+            return -1;
+        }
+        /* Only now may the primary send big frames: it proved the secret. */
+        r->conn.max_body = REPL_MAX_BODY;
+        load_position(r);
+        if (repl_put_resume(&r->conn.out, r->has_position, r->primary_id, r->next_seq))
+            return -1;
+        log_info("%s: authenticated; asking to continue from seq %" PRIu64 "%s", peer, r->next_seq,
+                 r->has_position ? "" : " (no position yet)");
+        r->state = R_START;
+        return 0;
+    case R_START:
+        if (f->type != REPL_START)
+            break;
+        if (open_or_create_map(r, f))
+            return -1;
+        if (f->mode == REPL_START_STREAM) {
+            if (!r->has_position || memcmp(f->map_id, r->primary_id, REPL_ID_LEN) != 0 || f->seq != r->next_seq) {
+                log_error("%s: offers the log from seq %" PRIu64 ", which is not our position; closing", peer, f->seq);
+                return -1;
+            }
+            r->state = R_STREAMING;
+            log_info("%s: streaming from seq %" PRIu64, peer, f->seq);
+            return 0;
+        }
+        /* A snapshot: until its end our position is (id, 0), so a restart
+         * in the middle asks for a new snapshot instead of resuming. */
+        memcpy(r->primary_id, f->map_id, REPL_ID_LEN);
+        r->next_seq = 0;
+        r->snap_seq = f->seq;
+        repl_keyset_free(&r->seen);
+        if (save_position(r))
+            return -1;
+        r->status.snapshots++;
+        r->state = R_SNAPSHOT;
+        log_info("%s: receiving a full snapshot at seq %" PRIu64, peer, f->seq);
+        return 0;
+    case R_SNAPSHOT:
+        if (f->type == REPL_HEARTBEAT)
+            goto heartbeat;
+        if (f->type == REPL_SNAP_ENTRY) {
+            if (apply(r, f))
+                return -1;
+            if (repl_keyset_add(&r->seen, f->key, f->klen)) {
+                log_error("out of memory for the snapshot's key set");
+                return -1;
+            }
+            return 0;
+        }
+        if (f->type == REPL_SNAP_END) {
+            size_t dropped = 0;
+            if (f->seq != r->snap_seq) {
+                log_error("%s: snapshot ends at seq %" PRIu64 ", began at %" PRIu64 "; closing", peer, f->seq, r->snap_seq);
+                return -1;
+            }
+            if (f->count != r->seen.count)
+                log_warn("%s: snapshot announced %" PRIu64 " entries, %zu distinct received", peer, f->count, r->seen.count);
+            if (drop_keys_not_in_snapshot(r, &dropped))
+                return -1;
+            repl_keyset_free(&r->seen);
+            r->next_seq = f->seq + 1;
+            if (save_position(r))
+                return -1;
+            r->state = R_STREAMING;
+            log_info("%s: snapshot applied (%" PRIu64 " entries, %zu stale keys dropped); streaming from seq %" PRIu64,
+                     peer, f->count, dropped, r->next_seq);
+            return 0;
+        }
+        break;
+    case R_STREAMING:
+        if (f->type == REPL_HEARTBEAT)
+            goto heartbeat;
+        if (f->type == REPL_RECORD) {
+            if (f->seq < r->next_seq)
+                return 0; /* already applied (records are whole states; a repeat is harmless but needless) */
+            if (apply(r, f))
+                return -1;
+            r->next_seq = f->seq + 1;
+            r->position_dirty = 1;
+            return 0;
+        }
+        break;
+    }
+    log_warn("%s: unexpected %s frame; closing", peer, repl_frame_name(f->type));
+    repl_conn_send_error(&r->conn, 2, "unexpected frame");
+    return -1;
+heartbeat:
+    r->status.primary_seq = f->seq;
+    r->status.last_heartbeat_ms = repl_now_ms();
+    r->last_ack_ms = 0; /* answer every heartbeat: it is also our keep-alive */
+    return 0;
+}
+
+static void publish_status(struct replica *r, int connected)
+{
+    if (!r->m)
+        return;
+    hmm_repl_status *st = &r->status;
+    uint64_t now = repl_now_ms();
+    st->role = HMM_REPL_ROLE_REPLICA;
+    st->pid = getpid();
+    st->updated_ms = now;
+    st->peers = connected ? 1 : 0;
+    st->state = !connected                ? HMM_REPL_DISCONNECTED
+                : r->state == R_SNAPSHOT  ? HMM_REPL_SNAPSHOT
+                : r->state == R_STREAMING ? HMM_REPL_STREAMING
+                                          : HMM_REPL_CONNECTING;
+    st->acked_seq = r->next_seq ? r->next_seq - 1 : 0;
+    if (st->primary_seq < st->acked_seq)
+        st->primary_seq = st->acked_seq;
+    st->lag_seqs = st->primary_seq - st->acked_seq;
+    if (st->lag_seqs == 0 || r->caught_up_ms == 0)
+        r->caught_up_ms = now;
+    st->lag_ms = now - r->caught_up_ms;
+    int rc = hmm_repl_status_set(r->m, st);
+    if (rc)
+        log_debug("cannot publish the status: %s", hmm_strerror(rc));
+}
+
+/* One connection, from connect to loss.  1 when it reached streaming (the
+ * backoff starts over), 0 otherwise. */
+static int run_session(struct replica *r, int fd, const char *host)
+{
+    int streamed = 0;
+    uint64_t last_status = 0;
+    r->state = R_CHALLENGE;
+    if (repl_conn_init(&r->conn, fd, r->tls, 0, host))
+        goto out;
+    while (!repl_stop) {
+        struct pollfd pfd = {.fd = r->conn.fd, .events = repl_conn_events(&r->conn)};
+        if (poll(&pfd, 1, 50) < 0 && errno != EINTR)
+            break;
+        uint64_t in0 = r->conn.bytes_in, out0 = r->conn.bytes_out;
+        int lost = repl_conn_pump(&r->conn);
+        struct repl_frame f;
+        int got;
+        while (!lost && (got = repl_conn_next_frame(&r->conn, &f)) != 0)
+            if (got < 0 || on_frame(r, &f))
+                lost = 1;
+        if (r->m && r->position_dirty && save_position(r))
+            lost = 1;
+        uint64_t mono = repl_mono_ms();
+        if (!lost && r->state >= R_SNAPSHOT && (r->acked != r->next_seq || r->last_ack_ms == 0) &&
+            mono - r->last_ack_ms >= ACK_EVERY_MS) {
+            if (repl_put_ack(&r->conn.out, r->next_seq, repl_now_ms()))
+                lost = 1;
+            r->acked = r->next_seq;
+            r->last_ack_ms = mono;
+        }
+        if (!lost && mono - r->conn.last_rx_ms > r->o->timeout_ms) {
+            log_warn("%s: silent for %u ms; reconnecting", r->conn.peer, r->o->timeout_ms);
+            lost = 1;
+        }
+        if (r->state == R_STREAMING)
+            streamed = 1;
+        (void)repl_conn_pump(&r->conn); /* flush acks and errors, also on the way out */
+        r->status.bytes_received += r->conn.bytes_in - in0;
+        r->status.bytes_sent += r->conn.bytes_out - out0;
+        uint64_t now = repl_now_ms();
+        if (lost || now - last_status >= STATUS_EVERY_MS) {
+            publish_status(r, !lost);
+            last_status = now;
+        }
+        if (lost)
+            break;
+    }
+out:
+    repl_conn_close(&r->conn);
+    repl_keyset_free(&r->seen);
+    return streamed;
+}
+
+/* Sleep ms, cut short by SIGTERM. */
+static void pause_ms(unsigned ms)
+{
+    uint64_t end = repl_mono_ms() + ms;
+    while (!repl_stop && repl_mono_ms() < end) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int repl_replica_run(const struct repl_options *o)
+{
+    struct replica r = {.o = o, .conn = {.fd = -1}};
+    int ret = -1;
+    hmm_config cfg = {0}; /* open if it exists; else it is made on the first START */
+    int rc = hmm_open(&r.m, o->dir, &cfg);
+    if (rc && rc != -ENOENT) {
+        log_error("%s: %s", o->dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
+        goto fail;
+    }
+    if (repl_tls_context(o, 0, &r.tls))
+        goto fail;
+    load_position(&r);
+    log_info("replicating %s into %s%s", o->primary, o->dir, r.tls ? " over TLS" : "");
+    unsigned backoff = BACKOFF_FIRST_MS;
+    while (!repl_stop) {
+        char host[256], name[80];
+        int fd = connect_to(o->primary, host, sizeof host, name, sizeof name);
+        if (fd == -2)
+            goto fail;
+        if (fd >= 0) {
+            memset(&r.conn, 0, sizeof r.conn);
+            snprintf(r.conn.peer, sizeof r.conn.peer, "%s", name);
+            if (run_session(&r, fd, host))
+                backoff = BACKOFF_FIRST_MS;
+            if (repl_stop)
+                break;
+            r.status.reconnects++;
+        }
+        /* Jitter, so replicas of a restarted primary do not return in step. */
+        unsigned wait = backoff / 2 + (unsigned)(rand() % (int)(backoff / 2 + 1));
+        log_info("reconnecting in %u ms", wait);
+        pause_ms(wait);
+        backoff = backoff * 2 > o->backoff_max_ms ? o->backoff_max_ms : backoff * 2;
+    }
+    log_info("shutting down");
+    ret = 0;
+fail:
+    if (r.m) {
+        publish_status(&r, 0);
+        hmm_close(r.m);
+    }
+    repl_tls_context_free(r.tls);
+    return ret;
+}
