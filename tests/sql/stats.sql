@@ -9,3 +9,7 @@ SELECT count(*) > 0 FROM hashmmap_stats('stats') WHERE kind = 'class' AND name L
 SELECT sum(value) FROM hashmmap_stats('stats') WHERE kind = 'class' AND name LIKE 'class_%_chunks_used';
 SELECT count(*) FROM hashmmap_stats('stats') WHERE help IS NULL;
 SELECT s.value FROM hashmmap_stats('stats') AS s WHERE s.name = 'nprocs';
+-- The path may come from another table (a join feeding the argument).
+CREATE TABLE maps(dir TEXT);
+INSERT INTO maps VALUES ('stats');
+SELECT maps.dir, s.value FROM maps, hashmmap_stats(maps.dir) AS s WHERE s.name = 'items';

@@ -40,3 +40,8 @@ UPDATE t SET value = 'again' WHERE key = 'lease';
 SELECT (SELECT version FROM t WHERE key = 'lease') > (SELECT version FROM v);
 DELETE FROM t;
 SELECT count(*) FROM t;
+-- No transactions: a change is in the map at once, and ROLLBACK keeps it.
+BEGIN;
+INSERT INTO t(key, value) VALUES ('kept', 1);
+ROLLBACK;
+SELECT key, value FROM t;
