@@ -87,16 +87,23 @@ static bool is_clean_utf8(const unsigned char *s, size_t n)
     return true;
 }
 
-/* Parse decimal text of at most 31 bytes; false when it is not entirely a
- * number of that kind. */
-static bool parse_int64(const void *bytes, size_t len, sqlite3_int64 *out)
+/* Numbers are short: copy one into buf (32 bytes) as a C string, or say
+ * it cannot be one. */
+static bool number_cstr(const void *bytes, size_t len, char buf[32])
 {
-    char buf[32];
-    if (len == 0 || len >= sizeof buf)
+    if (len == 0 || len >= 32)
         return false;
     memcpy(buf, bytes, len);
     buf[len] = '\0';
-    char *end;
+    return true;
+}
+
+/* Parse decimal text; false when it is not entirely such a number. */
+static bool parse_int64(const void *bytes, size_t len, sqlite3_int64 *out)
+{
+    char buf[32], *end;
+    if (!number_cstr(bytes, len, buf))
+        return false;
     errno = 0;
     long long v = strtoll(buf, &end, 10);
     if (errno || *end)
@@ -114,12 +121,9 @@ static bool is_canonical_int(const void *bytes, size_t len, sqlite3_int64 *out)
 
 static bool parse_double(const void *bytes, size_t len, double *out)
 {
-    char buf[32];
-    if (len == 0 || len >= sizeof buf)
+    char buf[32], *end;
+    if (!number_cstr(bytes, len, buf))
         return false;
-    memcpy(buf, bytes, len);
-    buf[len] = '\0';
-    char *end;
     double v = strtod(buf, &end);
     if (*end)
         return false;
