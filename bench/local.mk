@@ -59,3 +59,14 @@ endif
 CLEANFILES += bench/sqlbench
 .PHONY: bench-sql
 # ---- end of SQL point lookups ----
+
+# ---- DNS cache shim latency (issue 8, bench/dnsbench.c) ----
+# make bench-dns: getaddrinfo through libc against the shim's warm cache.
+EXTRA_PROGRAMS += bench/dnsbench
+bench_dnsbench_SOURCES = %reldir%/dnsbench.c
+bench_dnsbench_LDADD = -ldl
+CLEANFILES += bench/dnsbench
+bench-dns: bench/dnsbench libhashmmap-dnscache.la
+	$(builddir)/bench/dnsbench $(builddir)/.libs/libhashmmap-dnscache.so localhost $$(hostname)
+.PHONY: bench-dns
+# ---- end of DNS cache shim latency ----
