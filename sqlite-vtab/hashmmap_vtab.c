@@ -23,8 +23,9 @@
  *
  * Columns: key, value, ttl_ms (remaining milliseconds, NULL when the entry
  * does not expire; settable), and the hidden version (the entry's version,
- * as hmm_getv) and expire_ms (absolute expiry, ms since the epoch).  The
- * table is WITHOUT ROWID with key as its primary key.  Values keep their
+ * as hmm_getv) and expire_ms (absolute expiry, ms since the epoch), both
+ * read-only (values written to them are ignored).  The table is WITHOUT
+ * ROWID with key as its primary key.  Values keep their
  * SQL type (sqlvalue.c, docs/FORMAT.md "SQL values").
  *
  * `key = ?` and `key IN (...)` are point lookups; everything else scans

@@ -45,3 +45,7 @@ BEGIN;
 INSERT INTO t(key, value) VALUES ('kept', 1);
 ROLLBACK;
 SELECT key, value FROM t;
+-- DROP TABLE forgets the table, not the map.
+DROP TABLE t;
+CREATE VIRTUAL TABLE again USING hashmmap(path='writes');
+SELECT key, value FROM again;
