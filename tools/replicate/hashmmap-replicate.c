@@ -8,6 +8,9 @@
  * Runs in the foreground and logs to stderr, as systemd expects
  * (tools/hashmmap-replicate.service); SIGTERM shuts it down cleanly.
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* _GNU_SOURCE: accept4, getaddrinfo */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

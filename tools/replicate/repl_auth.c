@@ -5,6 +5,9 @@
  * The label differs per direction, so neither proof can be replayed or
  * reflected as the other; comparisons are constant-time.
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* _GNU_SOURCE: accept4, getaddrinfo */
+#endif
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

@@ -5,6 +5,9 @@
  * on every round: it reads what is there and writes what it can, never
  * blocking, so one slow peer does not hold up the others.
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* _GNU_SOURCE: accept4, getaddrinfo */
+#endif
 #include <errno.h>
 #include <netdb.h>
 #include <openssl/err.h>

@@ -6,6 +6,9 @@
  * with the body length.  Nothing read from the network is trusted before
  * the check that covers it.
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* _GNU_SOURCE: accept4, getaddrinfo */
+#endif
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

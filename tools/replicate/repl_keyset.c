@@ -1,4 +1,7 @@
 /* Open addressing with linear probing; grows at half full. */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* _GNU_SOURCE: accept4, getaddrinfo */
+#endif
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,6 +4,9 @@
  * priority prefix and nothing else, since the journal adds time and pid;
  * elsewhere a line carries the wall time and the level's name.
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* _GNU_SOURCE: accept4, getaddrinfo */
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,6 +6,9 @@
  * a snapshot of a large map or a slow replica never stalls the others, and
  * the log is polled every tick for newly committed records.
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* _GNU_SOURCE: accept4, getaddrinfo */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

@@ -6,6 +6,9 @@
  * open to local readers the whole time: every change is applied with
  * hmm_apply, one atomic put or delete at a time.
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* _GNU_SOURCE: accept4, getaddrinfo */
+#endif
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
