@@ -13,3 +13,8 @@ SELECT s.value FROM hashmmap_stats('stats') AS s WHERE s.name = 'nprocs';
 CREATE TABLE maps(dir TEXT);
 INSERT INTO maps VALUES ('stats');
 SELECT maps.dir, s.value FROM maps, hashmmap_stats(maps.dir) AS s WHERE s.name = 'items';
+-- cache=1 and ttl= take effect when the map is created.
+CREATE VIRTUAL TABLE c USING hashmmap(path='cachemap', size='2M', cache=1, ttl='90s');
+SELECT name, value FROM hashmmap_stats('cachemap') WHERE name IN ('cache_mode', 'default_ttl_ms') ORDER BY name;
+INSERT INTO c(key, value) VALUES ('k', 'v');
+SELECT ttl_ms BETWEEN 89000 AND 90000 FROM c;
