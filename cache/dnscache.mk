@@ -25,3 +25,13 @@ tests_dnsprobe_SOURCES = tests/dnsprobe.c
 tests_dnsprobe_LDADD = -lpthread -ldl
 TESTS += tests/dnscache.test
 EXTRA_DIST += tests/dnscache.test
+
+# The codec alone (cmocka): round trips, damaged values, the live-block set.
+if HAVE_CMOCKA
+check_PROGRAMS += tests/test_dnscache_codec
+TESTS += tests/test_dnscache_codec
+tests_test_dnscache_codec_SOURCES = tests/test_dnscache_codec.c %reldir%/dnscache_codec.c \
+	%reldir%/dnscache_codec.h
+tests_test_dnscache_codec_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_dnscache_codec_LDADD = $(CMOCKA_LIBS)
+endif

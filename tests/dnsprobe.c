@@ -3,7 +3,8 @@
  * threads, check that every worker saw the same answers, print them once.
  *
  *     dnsprobe [--fork N] [--threads M] [--repeat R] [--family 4|6]
- *              [--numeric-host] [--canon] [--hints-null] [--dlopen LIB] NAME...
+ *              [--numeric-host] [--canon] [--hints-null] [--parent-first]
+ *              [--dlopen LIB] NAME...
  *
  * Run with and without LD_PRELOAD=libhashmmap-dnscache.so, the outputs must
  * be identical (tests/dnscache.test).  --dlopen LIB takes getaddrinfo and
@@ -32,7 +33,7 @@ typedef int (*getaddrinfo_fn)(const char *, const char *, const struct addrinfo 
 typedef void (*freeaddrinfo_fn)(struct addrinfo *);
 
 static struct {
-    int workers, threads, repeat, family, hints_null, flags;
+    int workers, threads, repeat, family, hints_null, flags, parent_first;
     char **names;
     int nnames;
     getaddrinfo_fn resolve;
@@ -169,6 +170,13 @@ static int run_workers(void)
 {
     int fds[64];
     pid_t pids[64];
+    if (opt.parent_first) {
+        /* The parent resolves before forking: the children inherit the
+         * shim's open map (and its once-only state) instead of opening it. */
+        struct text scratch = { 0 };
+        resolve_all(&scratch);
+        free(scratch.buf);
+    }
     for (int w = 0; w < opt.workers; w++) {
         int p[2];
         if (pipe(p)) {
@@ -239,7 +247,7 @@ const char *__asan_default_options(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: dnsprobe [--fork N] [--threads M] [--repeat R] [--family 4|6] "
-                    "[--numeric-host] [--canon] [--hints-null] [--dlopen LIB] NAME...\n");
+                    "[--numeric-host] [--canon] [--hints-null] [--parent-first] [--dlopen LIB] NAME...\n");
     return 2;
 }
 
@@ -262,6 +270,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--numeric-host")) opt.flags |= AI_NUMERICHOST;
         else if (!strcmp(a, "--canon")) opt.flags |= AI_CANONNAME;
         else if (!strcmp(a, "--hints-null")) opt.hints_null = 1;
+        else if (!strcmp(a, "--parent-first")) opt.parent_first = 1;
         else if (!strcmp(a, "--dlopen") && v) lib = argv[++i];
         else return usage();
     }
