@@ -20,5 +20,13 @@ check_PROGRAMS += tests/repl_writer
 tests_repl_writer_SOURCES = tests/repl_writer.c
 tests_repl_writer_LDADD = libhashmmap.la
 endif
+# The frame parser alone (pure code, no OpenSSL needed).
+if HAVE_CMOCKA
+check_PROGRAMS += tests/test_repl_frames
+TESTS += tests/test_repl_frames
+tests_test_repl_frames_SOURCES = tests/test_repl_frames.c %reldir%/replicate/repl_frame.c
+tests_test_repl_frames_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_repl_frames_LDADD = $(CMOCKA_LIBS)
+endif
 EXTRA_DIST += %reldir%/hashmmap-replicate.service tests/replicate.test \
 	tests/fuzz/fuzz_frames.c tests/fuzz/corpus_frames

@@ -277,6 +277,7 @@ static void session_on_frame(struct primary *p, struct session *s, const struct 
             }
             if (f->seq > s->acked_next)
                 s->acked_next = f->seq;
+            p->status.last_heartbeat_ms = repl_now_ms(); /* acks are the replicas' heartbeats */
             return;
         }
         if (f->type == REPL_ERROR) {
