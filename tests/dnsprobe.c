@@ -40,43 +40,37 @@ static struct {
     freeaddrinfo_fn release;
 } opt = { .workers = 1, .threads = 1, .repeat = 1 };
 
+/* A growing string (open_memstream): one per worker or thread. */
 struct text {
     char *buf;
-    size_t len, cap;
+    size_t len;
+    FILE *out;
 };
 
-static void text_append(struct text *t, const char *data, size_t n)
+static void text_open(struct text *t)
 {
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 4096;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *b = realloc(t->buf, cap);
-        if (!b) {
-            perror("dnsprobe: realloc");
-            exit(3);
-        }
-        t->buf = b;
-        t->cap = cap;
+    t->buf = NULL;
+    t->len = 0;
+    t->out = open_memstream(&t->buf, &t->len);
+    if (!t->out) {
+        perror("dnsprobe: open_memstream");
+        exit(3);
     }
-    memcpy(t->buf + t->len, data, n);
-    t->len += n;
-    t->buf[t->len] = '\0';
 }
 
-__attribute__((format(printf, 2, 3)))
-static void text_add(struct text *t, const char *fmt, ...)
+static int text_equal(const struct text *a, const struct text *b)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    char line[512];
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof line)
-        n = sizeof line - 1;
-    text_append(t, line, (size_t)n);
+    return a->len == b->len && memcmp(a->buf, b->buf, a->len) == 0;
+}
+
+/* Done writing: buf and len are final (buf is never NULL). */
+static void text_close(struct text *t)
+{
+    if (fclose(t->out) != 0) {
+        perror("dnsprobe: open_memstream");
+        exit(3);
+    }
+    t->out = NULL;
 }
 
 static const char *eai_name(int rc)
@@ -103,7 +97,7 @@ static void resolve_all(struct text *t)
     for (int i = 0; i < opt.nnames; i++) {
         struct addrinfo *res = NULL;
         int rc = opt.resolve(opt.names[i], NULL, opt.hints_null ? NULL : &hints, &res);
-        text_add(t, "%s: rc=%s\n", opt.names[i], eai_name(rc));
+        fprintf(t->out, "%s: rc=%s\n", opt.names[i], eai_name(rc));
         if (rc != 0)
             continue;
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -112,7 +106,7 @@ static void resolve_all(struct text *t)
                 inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, addr, sizeof addr);
             else if (ai->ai_family == AF_INET6)
                 inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, addr, sizeof addr);
-            text_add(t, "  family=%d socktype=%d protocol=%d addrlen=%u addr=%s canon=%s\n",
+            fprintf(t->out, "  family=%d socktype=%d protocol=%d addrlen=%u addr=%s canon=%s\n",
                      ai->ai_family, ai->ai_socktype, ai->ai_protocol, (unsigned)ai->ai_addrlen,
                      addr, ai->ai_canonname ? ai->ai_canonname : "-");
         }
@@ -125,11 +119,15 @@ static void resolve_all(struct text *t)
 static void *run_rounds(void *arg)
 {
     struct text *first = arg;
+    text_open(first);
     resolve_all(first);
+    text_close(first);
     for (int r = 1; r < opt.repeat; r++) {
-        struct text again = { 0 };
+        struct text again;
+        text_open(&again);
         resolve_all(&again);
-        if (again.len != first->len || memcmp(again.buf, first->buf, first->len) != 0) {
+        text_close(&again);
+        if (!text_equal(&again, first)) {
             fprintf(stderr, "dnsprobe: round %d differs from round 1\n", r + 1);
             free(again.buf);
             return (void *)1;
@@ -155,7 +153,7 @@ static int run_threads(struct text *out)
         void *ret;
         pthread_join(tid[i], &ret);
         differ |= ret != NULL;
-        if (i > 0 && (texts[i].len != texts[0].len || memcmp(texts[i].buf, texts[0].buf, texts[0].len))) {
+        if (i > 0 && !text_equal(&texts[i], &texts[0])) {
             fprintf(stderr, "dnsprobe: thread %d differs from thread 0\n", i);
             differ = 1;
         }
@@ -173,8 +171,10 @@ static int run_workers(void)
     if (opt.parent_first) {
         /* The parent resolves before forking: the children inherit the
          * shim's open map (and its once-only state) instead of opening it. */
-        struct text scratch = { 0 };
+        struct text scratch;
+        text_open(&scratch);
         resolve_all(&scratch);
+        text_close(&scratch);
         free(scratch.buf);
     }
     for (int w = 0; w < opt.workers; w++) {
@@ -190,7 +190,7 @@ static int run_workers(void)
         }
         if (pids[w] == 0) {
             close(p[0]);
-            struct text t = { 0 };
+            struct text t;
             int differ = run_threads(&t);
             for (size_t off = 0; off < t.len;) {
                 ssize_t n = write(p[1], t.buf + off, t.len - off);
@@ -206,11 +206,13 @@ static int run_workers(void)
     int rc = 0;
     struct text first = { 0 };
     for (int w = 0; w < opt.workers; w++) {
-        struct text t = { 0 };
+        struct text t;
+        text_open(&t);
         char buf[4096];
         ssize_t n;
         while ((n = read(fds[w], buf, sizeof buf)) > 0)
-            text_append(&t, buf, (size_t)n);
+            fwrite(buf, 1, (size_t)n, t.out);
+        text_close(&t);
         close(fds[w]);
         int status;
         if (waitpid(pids[w], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -221,13 +223,13 @@ static int run_workers(void)
             first = t;
             continue;
         }
-        if (t.len != first.len || memcmp(t.buf, first.buf, first.len)) {
+        if (!text_equal(&t, &first)) {
             fprintf(stderr, "dnsprobe: worker %d differs from worker 0\n", w);
             rc = 1;
         }
         free(t.buf);
     }
-    fwrite(first.buf ? first.buf : "", 1, first.len, stdout);
+    fwrite(first.buf, 1, first.len, stdout);
     free(first.buf);
     return rc;
 }

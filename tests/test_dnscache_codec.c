@@ -46,6 +46,14 @@ static struct addrinfo *sample_list(void)
     return &sample_node1;
 }
 
+/* The sample list's encoded value (malloc'ed). */
+static uint8_t *encode_sample(size_t *vlen)
+{
+    uint8_t *val;
+    assert_int_equal(dnsc_value_encode(DNSC_STATUS_ANSWER, sample_list(), &val, vlen), 0);
+    return val;
+}
+
 static void assert_same_node(const struct addrinfo *a, const struct addrinfo *b)
 {
     assert_int_equal(a->ai_flags, b->ai_flags);
@@ -63,9 +71,8 @@ static void assert_same_node(const struct addrinfo *a, const struct addrinfo *b)
 static void test_answer_round_trips_into_one_block(void **state)
 {
     (void)state;
-    uint8_t *val;
     size_t vlen;
-    assert_int_equal(dnsc_value_encode(DNSC_STATUS_ANSWER, sample_list(), &val, &vlen), 0);
+    uint8_t *val = encode_sample(&vlen);
     int status = -1;
     struct addrinfo *res = NULL;
     assert_int_equal(dnsc_value_decode(val, vlen, &status, &res), 0);
@@ -101,9 +108,8 @@ static void test_noname_round_trips_without_a_block(void **state)
 static void test_every_truncation_and_byte_flip_is_refused_or_consistent(void **state)
 {
     (void)state;
-    uint8_t *val;
     size_t vlen;
-    assert_int_equal(dnsc_value_encode(DNSC_STATUS_ANSWER, sample_list(), &val, &vlen), 0);
+    uint8_t *val = encode_sample(&vlen);
     for (size_t len = 0; len < vlen; len++) {
         uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan sees any overread */
         memcpy(copy, val, len);
@@ -141,9 +147,8 @@ static void test_foreign_and_freed_pointers_are_not_ours(void **state)
     assert_int_equal(dnsc_block_free_if_ours(NULL), 0);
     free(foreign);
 
-    uint8_t *val;
     size_t vlen;
-    assert_int_equal(dnsc_value_encode(DNSC_STATUS_ANSWER, sample_list(), &val, &vlen), 0);
+    uint8_t *val = encode_sample(&vlen);
     int status;
     struct addrinfo *res;
     assert_int_equal(dnsc_value_decode(val, vlen, &status, &res), 0);
@@ -157,9 +162,8 @@ static void test_foreign_and_freed_pointers_are_not_ours(void **state)
 static void test_full_registry_refuses_instead_of_losing_track(void **state)
 {
     (void)state;
-    uint8_t *val;
     size_t vlen;
-    assert_int_equal(dnsc_value_encode(DNSC_STATUS_ANSWER, sample_list(), &val, &vlen), 0);
+    uint8_t *val = encode_sample(&vlen);
     enum { MAX_HELD = 8192 };
     struct addrinfo **held = calloc(MAX_HELD, sizeof *held);
     size_t n = 0;
