@@ -23,11 +23,17 @@
  * and of eviction (FORMAT.md §13):
  *   evict_retired victim marked RETIRING, still in the index
  *   evicted       victim out of the index, not yet freed
+ * and of the replication log (FORMAT.md §14), between written and retired
+ * (log_locked .. log_written) and right after published (log_committed):
+ *   log_locked    append lock held, next_seq taken, head not yet advanced
+ *   log_reserved  record reserved (RESERVED|seq), nothing copied
+ *   log_written   record filled, change not yet published
+ *   log_committed record committed, old entry not yet freed
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
 
-#define HMM_CRASHPOINT_COUNT 13
+#define HMM_CRASHPOINT_COUNT 17
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 /* In libhashmmap-crash.la only: */

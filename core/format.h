@@ -111,7 +111,11 @@ struct hmm_stripe {
     int64_t items;                  /* gauges, under the lock */
     int64_t bytes_used;
     struct hmm_intent intent;
-    uint8_t pad2[24];
+    /* §14: the log record the holder's operation reserved (seq 0: none);
+     * pos is written first, seq last. */
+    hmm_atomic_u64 replog_pos;
+    hmm_atomic_u64 replog_seq;
+    uint8_t pad2[8];
 };
 
 /* §6 */
@@ -196,6 +200,8 @@ struct hmm_bucket {
 #define HMM_METRICS_SLOTS (HMM_PROCS + 2u)
 #define HMM_METRICS_TOTALS 0u
 #define HMM_METRICS_UNOWNED 1u
+#define HMM_REPL_STATUS_OFF 1024u       /* offset of the daemon status in the metrics header */
+#define HMM_REPL_STATUS_WORDS 21u       /* sizeof(hmm_repl_status) / 8 */
 struct hmm_metrics_header {
     char magic[8];
     uint32_t version;
@@ -203,7 +209,13 @@ struct hmm_metrics_header {
     uint32_t nslots;
     uint32_t ncounters;
     uint8_t map_id[16];             /* the map these counts belong to */
-    uint8_t pad[4096 - 40];
+    uint8_t pad[HMM_REPL_STATUS_OFF - 40];
+    /* §11: the replication daemon's status (hmm_repl_status as 8-byte
+     * words behind a seqlock: odd while the daemon rewrites it).  Zero in
+     * files of older builds: seq 0 and pid 0 read as "never reported". */
+    hmm_atomic_u64 repl_seq;
+    hmm_atomic_u64 repl_words[HMM_REPL_STATUS_WORDS];
+    uint8_t pad2[4096 - HMM_REPL_STATUS_OFF - 8 - 8 * HMM_REPL_STATUS_WORDS];
 };
 struct hmm_metrics_slot {
     hmm_atomic_u64 c[32];           /* indexed by enum hmm_counter */
@@ -211,6 +223,81 @@ struct hmm_metrics_slot {
 #define HMM_METRICS_SIZE (sizeof(struct hmm_metrics_header) + HMM_METRICS_SLOTS * sizeof(struct hmm_metrics_slot))
 
 _Static_assert(sizeof(struct hmm_metrics_header) == 4096, "metrics header is one block");
+_Static_assert(offsetof(struct hmm_metrics_header, repl_seq) == HMM_REPL_STATUS_OFF, "status offset is fixed");
+
+/* §14: the replication log, DIR/hashmmap.replog: a 4096-byte header, then
+ * a ring of `capacity` bytes of records.  Positions (head, tail) count
+ * bytes ever appended; a record lives at position % capacity. */
+#define HMM_REPLOG_MAGIC "HMMRPLOG"
+#define HMM_REPLOG_FILE "hashmmap.replog"
+#define HMM_REPLOG_VERSION 1u
+#define HMM_REPLOG_HDR_SIZE 4096u
+#define HMM_REPLOG_DEFAULT_CAPACITY (UINT64_C(16) << 20)
+struct hmm_replog_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t byte_order;
+    uint8_t map_id[16];             /* the map this log belongs to */
+    uint64_t capacity;              /* bytes of the ring; a multiple of 4096 */
+    uint64_t created_ms;
+    uint8_t pad0[16];
+    /* Guarded by lock (the append lock): head, next_seq, tail, first_seq
+     * change only under it; readers load them with acquire. */
+    _Alignas(64) pthread_mutex_t lock;
+    hmm_atomic_u32 lock_owner_proc; /* process slot + 1 of the holder */
+    uint32_t pad1;
+    hmm_atomic_u64 head;            /* position of the next record: everything before is reserved */
+    hmm_atomic_u64 next_seq;        /* sequence number the next record gets (starts at 1) */
+    hmm_atomic_u64 tail;            /* position of the oldest record still whole in the ring */
+    hmm_atomic_u64 first_seq;       /* sequence number of the oldest record still in the ring */
+    /* Newest committed sequence number (atomic max), on its own line:
+     * every commit writes it, no reservation needs it. */
+    _Alignas(64) hmm_atomic_u64 last_seq;
+    uint8_t pad2[4096 - 200];
+};
+_Static_assert(sizeof(struct hmm_replog_header) == HMM_REPLOG_HDR_SIZE, "replog header is one block");
+_Static_assert(offsetof(struct hmm_replog_header, lock) == 64, "replog lock on its own line");
+_Static_assert(offsetof(struct hmm_replog_header, last_seq) == 192, "last_seq on its own line");
+
+/* §14: a record.  state is the commit word: RESERVED|seq while the writer
+ * copies, seq once committed, VOID|seq for a change that did not happen,
+ * PAD for filler up to the ring's end.  The checksum (XXH3-64 seeded with
+ * seq) covers bytes 16.. end of the value. */
+#define HMM_REC_RESERVED (UINT64_C(1) << 63)
+#define HMM_REC_VOID (UINT64_C(1) << 62)
+#define HMM_REC_PAD (HMM_REC_RESERVED | HMM_REC_VOID)
+#define HMM_REC_SEQ(state) ((state) & (HMM_REC_VOID - 1))
+struct hmm_replog_rec {
+    hmm_atomic_u64 state;
+    uint64_t checksum;
+    uint32_t len;                   /* bytes of the record, header included, a multiple of 8 */
+    uint32_t stripe;                /* stripe of the writer (whose lock it holds until the commit) */
+    uint8_t op;                     /* HMM_REC_PUT, HMM_REC_DEL */
+    uint8_t tag;
+    uint16_t reserved0;
+    uint32_t klen;
+    uint32_t vlen;
+    uint32_t reserved1;
+    uint64_t expire_ms;
+    /* key[klen], value[vlen], padding to a multiple of 8 */
+};
+#define HMM_REPLOG_REC_HDR 48u
+_Static_assert(sizeof(struct hmm_replog_rec) == HMM_REPLOG_REC_HDR, "replog record header");
+_Static_assert(offsetof(struct hmm_replog_rec, len) == 16, "checksum covers bytes from 16");
+
+/* §14: a replica's position in its primary's log, in the last line of the
+ * map header block (outside struct hmm_header, so the layout signature of
+ * maps made before it is unchanged).  seq is a seqlock: odd while written. */
+#define HMM_REPLICA_POS_OFF (HMM_HEADER_SIZE - 64u)
+struct hmm_replica_pos {
+    hmm_atomic_u64 seq;
+    hmm_atomic_u64 primary_id[2];
+    hmm_atomic_u64 next_seq;
+    hmm_atomic_u64 valid;           /* 1 once set */
+    uint8_t pad[24];
+};
+_Static_assert(sizeof(struct hmm_replica_pos) == 64, "replica position is one line");
+_Static_assert(sizeof(struct hmm_header) <= HMM_REPLICA_POS_OFF, "replica position is outside the header struct");
 _Static_assert(sizeof(struct hmm_metrics_slot) == 256, "metrics slot is four cache lines");
 _Static_assert(sizeof(union hmm_header_block) == HMM_HEADER_SIZE, "header is one 4 KiB block");
 

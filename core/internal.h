@@ -51,6 +51,11 @@ struct hmm {
     struct hmm_metrics_slot *mslots; /* HMM_METRICS_SLOTS slots, NULL when none */
     _Atomic(struct hmm_metrics_slot *) mslot; /* where this process counts, NULL: nowhere */
 
+    int rfd;                    /* replication log file (or memfd), -1 when none */
+    struct hmm_replog_header *rhdr; /* NULL: no log (HMM_NOREPLOG, or it could not be opened) */
+    uint8_t *ring;              /* the log's ring, rcap bytes */
+    uint64_t rcap;              /* validated copy of rhdr->capacity */
+
     pthread_mutex_t slot_mutex; /* serialises claiming a process slot (after fork) */
     _Atomic uint32_t proc_slot; /* our slot + 1, 0 when none */
     _Atomic uint64_t slot_epoch;/* fork epoch when the slot was claimed */
@@ -91,6 +96,28 @@ static inline void metrics_add(hmm_t *m, enum hmm_counter c, uint64_t n)
     if (s)
         atomic_fetch_add_explicit(&s->c[c], n, memory_order_relaxed);
 }
+
+/* ---- replog.c (FORMAT.md §14) ---- */
+int replog_open(hmm_t *m, const char *dir, unsigned mode);
+void replog_close(hmm_t *m);
+/* Reserve and fill the log record of the change the holder of stripe is
+ * making (stripe lock held); commit or void it once the change is
+ * published or abandoned. */
+int replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned tag, uint64_t expire_ms,
+                         const void *key, size_t klen, const void *val, size_t vlen);
+void replog_commit_locked(hmm_t *m, uint32_t stripe);
+void replog_void_locked(hmm_t *m, uint32_t stripe);
+/* Recovery of a dead holder's record: commit it when its change was
+ * published, else void it (stripe lock held). */
+void replog_recover_locked(hmm_t *m, uint32_t stripe, bool published);
+/* Cold start: rebuild the append lock and finish a reservation its dead holder left. */
+void replog_cold_start(hmm_t *m);
+uint64_t replog_record_bytes(size_t klen, size_t vlen);
+uint64_t replog_capacity_for(uint64_t replog_size, uint32_t max_value);
+uint64_t replog_checksum(const struct hmm_replog_rec *r, uint64_t seq);
+/* Settle the RESERVED record seq at pos whose writer held stripe: 0 when
+ * it is decided now, -EBUSY while a live writer holds the stripe. */
+int replog_settle(hmm_t *m, uint32_t stripe, uint64_t pos, uint64_t seq);
 
 /* ---- proc.c ---- */
 int proc_slot_ensure(hmm_t *m);          /* claim our slot (again after fork) */

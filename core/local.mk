@@ -23,6 +23,9 @@ HMM_CORE_SOURCES = \
 	%reldir%/stat.c \
 	%reldir%/grow.c \
 	%reldir%/metrics.c \
+	%reldir%/replog.c \
+	%reldir%/replog_read.c \
+	%reldir%/repl_state.c \
 	%reldir%/offset.c \
 	cache/evict.c
 

@@ -303,6 +303,7 @@ static hmm_t *handle_new(const char *path, uint32_t flags, bool anon)
         return NULL;
     m->fd = -1;
     m->mfd = -1;
+    m->rfd = -1;
     m->rdonly = (flags & HMM_RDONLY) != 0;
     m->nometrics = (flags & HMM_NOMETRICS) != 0;
     m->anon = anon;
@@ -318,6 +319,7 @@ static hmm_t *handle_new(const char *path, uint32_t flags, bool anon)
 static void handle_free(hmm_t *m)
 {
     metrics_close(m);
+    replog_close(m);
     if (m->base)
         munmap(m->base, m->reserve);
     if (m->fd >= 0)
@@ -429,6 +431,8 @@ static int finish_open(hmm_t *m, const char *dir, unsigned mode)
     int rc = attach(m);
     if (rc == 0)
         rc = metrics_open(m, dir, mode);
+    if (rc == 0)
+        rc = replog_open(m, dir, mode); /* before a cold start, which repairs it too */
     if (rc == 0)
         rc = join_openers(m);
     if (rc == 0 && !m->rdonly) {

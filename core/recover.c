@@ -75,6 +75,14 @@ static void repair_stripe_locked(hmm_t *m, uint32_t stripe)
         grow_recover_move_locked(m, stripe);
         x = y = 0;
     }
+    /* The log record first, while x and y still say whether the change was
+     * published (FORMAT.md §14): a put is when its new entry is reachable,
+     * a delete when the old one no longer is. */
+    if (atomic_load(&s->replog_seq)) {
+        bool published = atomic_load(&in->op) == HMM_OP_DEL ? y && !index_reachable_locked(m, hash, y)
+                                                            : x && index_reachable_locked(m, hash, x);
+        replog_recover_locked(m, stripe, published);
+    }
     if (x) {
         if (index_reachable_locked(m, hash, x))
             atomic_store(&in->new_off, 0); /* the publish happened: the new entry stays */
@@ -150,13 +158,14 @@ void recover_cold_start(hmm_t *m, bool alone)
     for (uint32_t i = 0; i < HMM_PROCS; i++)
         metrics_fold(m, i);
     memset(m->procs, 0, HMM_PROCS * sizeof *m->procs);
+    replog_cold_start(m);
     recover_pages_locked(m);
     for (uint32_t c = 0; c < m->nclasses; c++)
         recover_class_locked(m, c);
     for (uint32_t s = 0; s <= m->stripe_mask; s++) {
         struct hmm_stripe *st = &m->stripes[s];
         if (atomic_load(&st->intent.op) == HMM_OP_NONE && !atomic_load(&st->intent.new_off) &&
-            !atomic_load(&st->intent.old_off) && !(atomic_load(&st->seq) & 1))
+            !atomic_load(&st->intent.old_off) && !(atomic_load(&st->seq) & 1) && !atomic_load(&st->replog_seq))
             continue;
         repair_stripe_locked(m, s);
         repaired = true;

@@ -32,6 +32,8 @@ struct write_req {
     size_t vlen;
     uint8_t vtype;
     uint64_t ttl_ms;
+    uint64_t expire_abs_ms;/* hmm_apply: the record's absolute expiry (0 never), instead of ttl_ms */
+    bool absolute_expiry;
     unsigned flags;        /* HMM_NX, HMM_XX */
     uint64_t expected;     /* cas; move: the chunk to move */
     uint64_t version;      /* move: the version the entry keeps */
@@ -103,6 +105,8 @@ static uint64_t expiry_for(hmm_t *m, const struct write_req *r, const struct hmm
 {
     if ((r->kind == WRITE_INCR || r->kind == WRITE_MOVE) && cur)
         return cur->expire_ms; /* counting or moving does not change an entry's lifetime */
+    if (r->absolute_expiry)
+        return r->expire_abs_ms;
     uint64_t ttl = r->ttl_ms ? r->ttl_ms : m->default_ttl_ms;
     return ttl ? now + ttl : 0;
 }
@@ -155,13 +159,27 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
         return rc;
     /* A delete of an expired entry reclaims it and still says "not found". */
 
-    uint64_t x = 0, xbytes = 0;
+    uint64_t x = 0, xbytes = 0, expire_ms = 0;
     if (r->kind != WRITE_DEL) {
         int arc = slab_alloc(m, si, entry_bytes(r->klen, r->vlen), &x);
         if (arc)
             return arc;
-        xbytes = write_entry(m, s, x, r, expiry_for(m, r, expired ? NULL : ye, now));
+        expire_ms = expiry_for(m, r, expired ? NULL : ye, now);
+        xbytes = write_entry(m, s, x, r, expire_ms);
         HMM_CRASHPOINT("written");
+    }
+    /* Every change but a move (and the reclaim of an expired entry, rc
+     * HMM_NOTFOUND here) is logged, filled before the publish and
+     * committed after it (FORMAT.md §14). */
+    bool logged = m->rhdr && rc == 0 && r->kind != WRITE_MOVE;
+    if (logged) {
+        int lrc = replog_append_locked(m, si, r->kind == WRITE_DEL ? HMM_REC_DEL : HMM_REC_PUT, r->vtype,
+                                       expire_ms, r->key, r->klen, r->val, r->kind == WRITE_DEL ? 0 : r->vlen);
+        if (lrc) {
+            if (x)
+                slab_free(m, si, x, &in->new_off);
+            return lrc;
+        }
     }
     uint64_t ybytes = ye ? entry_bytes(ye->klen, ye->vlen) : 0;
     if (y) {
@@ -178,6 +196,8 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
         if (irc == 0)
             irc = index_insert_locked(m, &cur, r->hash, x, &passed);
         if (irc) {
+            if (logged)
+                replog_void_locked(m, si);
             slab_free(m, si, x, &in->new_off);
             r->index_full = irc == HMM_FULL;
             return hmm_fail(irc, "%s: no free index slot within reach of the key's home bucket", m->path);
@@ -188,6 +208,10 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
                                              cur.nb * HMM_BUCKET_SLOTS * GROW_FILL_PCT);
     }
     HMM_CRASHPOINT("published");
+    if (logged) {
+        replog_commit_locked(m, si);
+        HMM_CRASHPOINT("log_committed");
+    }
     if (expired)
         metrics_add(m, HMM_C_EXPIRATIONS, 1);
     if (y) {
@@ -303,4 +327,26 @@ HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, 
     struct write_req r = {.kind = WRITE_CAS, .key = key, .klen = klen, .val = val, .vlen = vlen,
                           .ttl_ms = ttl_ms, .expected = expected_version, .vtype = HMM_VTYPE_RAW};
     return write_run(m, &r);
+}
+
+HMM_EXPORT int hmm_apply(hmm_t *m, const hmm_replog_record *rec)
+{
+    if (!m || !rec)
+        return -EINVAL;
+    if (rec->op == HMM_REC_PUT) {
+        if (rec->tag > HMM_TAG_MAX)
+            return hmm_fail(-EINVAL, "record tag %u is over %u", rec->tag, HMM_TAG_MAX);
+        /* Expired on the way: the primary no longer has it either. */
+        if (!(rec->expire_ms && rec->expire_ms <= hmm_now_ms())) {
+            struct write_req r = {.kind = WRITE_PUT, .key = rec->key, .klen = rec->klen, .val = rec->val,
+                                  .vlen = rec->vlen, .vtype = (uint8_t)rec->tag, .absolute_expiry = true,
+                                  .expire_abs_ms = rec->expire_ms};
+            return write_run(m, &r);
+        }
+    } else if (rec->op != HMM_REC_DEL) {
+        return hmm_fail(-EINVAL, "record op %u is neither HMM_REC_PUT nor HMM_REC_DEL", rec->op);
+    }
+    struct write_req r = {.kind = WRITE_DEL, .key = rec->key, .klen = rec->klen};
+    int rc = write_run(m, &r);
+    return rc == HMM_NOTFOUND ? 0 : rc; /* already absent: the state the record describes */
 }

@@ -342,14 +342,15 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res);
 /* The map's identity and the window of its log.  -ENOTSUP when the map was
  * created with HMM_NOREPLOG.  last_seq 0 means nothing was logged yet; the
  * log then holds [first_seq, last_seq] (first_seq > last_seq: empty). */
-typedef struct hmm_replog_info {
+/* No typedef: C gives a typedef and a function one name space. */
+struct hmm_replog_info {
     uint8_t  map_id[16];     /* random identity made at creation */
     uint64_t first_seq;      /* oldest record still in the ring */
-    uint64_t last_seq;       /* newest committed record */
+    uint64_t last_seq;       /* newest committed (or voided) sequence number */
     uint64_t capacity;       /* bytes of the ring */
     uint64_t reserved[5];
-} hmm_replog_info;
-HMM_EXPORT int hmm_replog_info(hmm_t *m, hmm_replog_info *info);
+};
+HMM_EXPORT int hmm_replog_info(hmm_t *m, struct hmm_replog_info *info);
 
 #define HMM_REC_PUT 1u       /* key now holds val (tag, expire_ms) */
 #define HMM_REC_DEL 2u       /* key is now absent */

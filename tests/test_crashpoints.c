@@ -62,17 +62,18 @@ static int run_op(void *p)
 /* Does the operation pass this point, and is the point at or after its publish? */
 static bool passes(enum op op, const char *point, bool *after_publish)
 {
-    static const char *const order[] = {"alloc_marked", "alloc", "written", "retired", "published",
+    static const char *const order[] = {"alloc_marked", "alloc", "written", "log_locked", "log_reserved",
+                                        "log_written", "retired", "published", "log_committed",
                                         "free_linked", "freed", "done"};
     int at = -1;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 12; i++)
         if (strcmp(order[i], point) == 0)
             at = i;
-    *after_publish = at >= 4;
+    *after_publish = at >= 7;
     if (at < 0)
         return false; /* growth and eviction points: not on this path */
     if (op == OP_INSERT)
-        return at != 3 && at != 5 && at != 6; /* nothing to retire or free */
+        return at != 6 && at != 9 && at != 10; /* nothing to retire or free */
     if (op == OP_DEL)
         return at >= 3; /* allocates nothing */
     return true;
@@ -104,6 +105,44 @@ static void check_outcome(hmm_t *m, enum op op, bool new_state, const char *poin
         fail_msg("%s at %s: expected '%s' absent, got %s '%s'", op_names[op], point, key, hmm_errname(rc), buf);
     if (want && (rc != 0 || strcmp(buf, want) != 0))
         fail_msg("%s at %s: expected '%s', got %s '%s'", op_names[op], point, want, hmm_errname(rc), buf);
+}
+
+/* The log must hold exactly the changes the map kept, in order, and never
+ * stall: "k"=7 (the setup), the dead operation's record when its change
+ * happened, check_clean's "k"=5, then nothing (FORMAT.md §14). */
+static void check_log(hmm_t *m, enum op op, bool new_state, const char *point)
+{
+    static const char *const want_key[OP_COUNT] = {"k", "n", "k", "k", "k"};
+    static const char *const want_val[OP_COUNT] = {"99", "1", NULL, "8", "99"};
+    const char *keys[3] = {"k", NULL, "k"}, *vals[3] = {"7", NULL, "5"};
+    if (new_state) {
+        keys[1] = want_key[op];
+        vals[1] = want_val[op];
+    }
+    hmm_replog_reader *r;
+    TU_OK(hmm_replog_open(m, 1, &r));
+    hmm_replog_record rec;
+    uint64_t last = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!keys[i])
+            continue;
+        int rc = hmm_replog_next(r, &rec);
+        if (rc)
+            fail_msg("%s at %s: log record %d: %s (%s)", op_names[op], point, i, hmm_errname(rc), hmm_last_error());
+        bool del = vals[i] == NULL;
+        if (rec.klen != 1 || memcmp(rec.key, keys[i], 1) != 0 || rec.op != (del ? HMM_REC_DEL : HMM_REC_PUT) ||
+            (!del && (rec.vlen != strlen(vals[i]) || memcmp(rec.val, vals[i], rec.vlen) != 0)) || rec.seq <= last)
+            fail_msg("%s at %s: log record %d is not %s %s=%s", op_names[op], point, i, del ? "del" : "put", keys[i],
+                     del ? "" : vals[i]);
+        if (op == OP_INCR && i == 1 && rec.tag != HMM_TAG_COUNTER)
+            fail_msg("incr at %s: logged without the counter tag", point);
+        last = rec.seq;
+    }
+    int rc = hmm_replog_next(r, &rec);
+    if (rc != HMM_NOTFOUND)
+        fail_msg("%s at %s: the log goes on after the last change: %s seq %llu", op_names[op], point, hmm_errname(rc),
+                 (unsigned long long)rec.seq);
+    hmm_replog_close(r);
 }
 
 static void check_clean(hmm_t *m, const char *what, const char *point)
@@ -144,6 +183,7 @@ static void run_point(enum op op, const char *point, enum path path)
         reader = tu_open(dir, 0, 0, 0);
     check_outcome(reader, op, !passed || after_publish, point);
     check_clean(reader, op_names[op], point);
+    check_log(reader, op, !passed || after_publish, point);
     hmm_stats after;
     TU_OK(hmm_stat(reader, &after));
     if (passed && after.recoveries <= before.recoveries)

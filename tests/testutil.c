@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TU_MAX_DIRS 256
+#define TU_MAX_DIRS 1024 /* test_crashpoints: 17 points x 5 ops x 3 paths, plus fills */
 
 static char *made[TU_MAX_DIRS];
 static int nmade;

@@ -1,0 +1,155 @@
+/*
+ * repl_state.c - small replication records besides the log (FORMAT.md §14,
+ * §11): a replica's position in its primary's log (in the map header's
+ * last line) and the replication daemon's status (in the metrics header).
+ *
+ * Both are seqlocks: the writer makes seq odd (a CAS, so two writers never
+ * interleave), stores the words, makes seq even with release; a reader
+ * loads seq (acquire), the words, then seq again after an acquire fence,
+ * and retries while it was odd or moved.  Readers write nothing, so they
+ * work on read-only handles.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+_Static_assert(sizeof(hmm_repl_status) == 8 * HMM_REPL_STATUS_WORDS, "status is whole words");
+
+#define READ_TRIES 100000
+
+/* An odd seq that stays odd was left by a writer that died mid-write: after
+ * a short wait the next writer takes it over (keeps it odd, rewrites every
+ * word, makes it even), so a dead daemon never blocks its successor. */
+#define TAKEOVER_TRIES 1000
+
+static void seq_write_begin(hmm_atomic_u64 *seq)
+{
+    for (int i = 0;; i++) {
+        uint64_t v = atomic_load_explicit(seq, memory_order_relaxed);
+        if ((v & 1) && i >= TAKEOVER_TRIES)
+            break;
+        if (!(v & 1) && atomic_compare_exchange_weak_explicit(seq, &v, v + 1, memory_order_acquire,
+                                                              memory_order_relaxed))
+            break;
+        sched_yield();
+    }
+    /* The odd value is visible before any word changes (pairs with the
+     * reader's acquire fence before its second load). */
+    atomic_thread_fence(memory_order_release);
+}
+
+static void seq_write_end(hmm_atomic_u64 *seq)
+{
+    uint64_t v = atomic_load_explicit(seq, memory_order_relaxed);
+    atomic_store_explicit(seq, v + 1, memory_order_release);
+}
+
+/* Copy n words under seq; HMM_BUSY if a writer never let go (it died
+ * mid-write; the next write repairs it). */
+static int seq_read(hmm_atomic_u64 *seq, hmm_atomic_u64 *words, uint64_t *out, size_t n)
+{
+    for (int i = 0; i < READ_TRIES; i++) {
+        uint64_t s1 = atomic_load_explicit(seq, memory_order_acquire);
+        if (s1 & 1) {
+            sched_yield();
+            continue;
+        }
+        for (size_t w = 0; w < n; w++)
+            out[w] = atomic_load_explicit(&words[w], memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(seq, memory_order_relaxed) == s1)
+            return 0;
+    }
+    return HMM_BUSY;
+}
+
+/* ---- replica position ---- */
+
+static struct hmm_replica_pos *position(hmm_t *m)
+{
+    return (struct hmm_replica_pos *)((uint8_t *)m->hdr + HMM_REPLICA_POS_OFF);
+}
+
+HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq)
+{
+    if (!m || !primary_id || !next_seq)
+        return -EINVAL;
+    struct hmm_replica_pos *p = position(m);
+    uint64_t w[4];
+    /* primary_id[0..1], next_seq, valid are consecutive words after seq. */
+    if (seq_read(&p->seq, p->primary_id, w, 4) != 0)
+        return hmm_fail(HMM_BUSY, "%s: replica position is being rewritten", m->path);
+    if (w[3] != 1)
+        return HMM_NOTFOUND;
+    memcpy(primary_id, w, 16);
+    *next_seq = w[2];
+    return 0;
+}
+
+HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq)
+{
+    if (!m || !primary_id)
+        return -EINVAL;
+    if (m->rdonly)
+        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    struct hmm_replica_pos *p = position(m);
+    uint64_t id[2];
+    memcpy(id, primary_id, 16);
+    seq_write_begin(&p->seq);
+    atomic_store_explicit(&p->primary_id[0], id[0], memory_order_relaxed);
+    atomic_store_explicit(&p->primary_id[1], id[1], memory_order_relaxed);
+    atomic_store_explicit(&p->next_seq, next_seq, memory_order_relaxed);
+    atomic_store_explicit(&p->valid, 1, memory_order_relaxed);
+    seq_write_end(&p->seq);
+    return 0;
+}
+_Static_assert(offsetof(struct hmm_replica_pos, primary_id) + 16 == offsetof(struct hmm_replica_pos, next_seq) &&
+                   offsetof(struct hmm_replica_pos, next_seq) + 8 == offsetof(struct hmm_replica_pos, valid),
+               "position words are consecutive");
+
+/* ---- daemon status ---- */
+
+static struct hmm_metrics_header *metrics_header(hmm_t *m)
+{
+    if (!m->mslots)
+        return NULL;
+    return (struct hmm_metrics_header *)((uint8_t *)m->mslots - sizeof(struct hmm_metrics_header));
+}
+
+HMM_EXPORT int hmm_repl_status_set(hmm_t *m, const hmm_repl_status *st)
+{
+    if (!m || !st)
+        return -EINVAL;
+    if (m->rdonly)
+        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    struct hmm_metrics_header *h = metrics_header(m);
+    if (!h)
+        return hmm_fail(-ENOENT, "%s: no metrics file to keep the status in", m->path);
+    uint64_t w[HMM_REPL_STATUS_WORDS];
+    memcpy(w, st, sizeof w);
+    seq_write_begin(&h->repl_seq);
+    for (unsigned i = 0; i < HMM_REPL_STATUS_WORDS; i++)
+        atomic_store_explicit(&h->repl_words[i], w[i], memory_order_relaxed);
+    seq_write_end(&h->repl_seq);
+    return 0;
+}
+
+HMM_EXPORT int hmm_repl_status_get(hmm_t *m, hmm_repl_status *st)
+{
+    if (!m || !st)
+        return -EINVAL;
+    struct hmm_metrics_header *h = metrics_header(m);
+    if (!h)
+        return HMM_NOTFOUND;
+    uint64_t w[HMM_REPL_STATUS_WORDS];
+    if (seq_read(&h->repl_seq, h->repl_words, w, HMM_REPL_STATUS_WORDS) != 0)
+        return hmm_fail(HMM_BUSY, "%s: replication status is being rewritten", m->path);
+    if (atomic_load_explicit(&h->repl_seq, memory_order_relaxed) == 0)
+        return HMM_NOTFOUND; /* never written */
+    memcpy(st, w, sizeof w);
+    return 0;
+}
