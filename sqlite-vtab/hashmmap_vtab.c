@@ -47,6 +47,7 @@
 #include <time.h>
 
 #include <hashmmap.h>
+#include "sqlite-vtab/keylist.h"
 #include "sqlite-vtab/sqlvalue.h"
 #include "sqlite-vtab/vtab.h"
 
@@ -55,6 +56,7 @@ SQLITE_EXTENSION_INIT1
 enum { COL_KEY, COL_VALUE, COL_TTL_MS, COL_VERSION, COL_EXPIRE_MS };
 #define PLAN_SCAN 0
 #define PLAN_KEY_EQ 1
+#define PLAN_KEY_IN 2
 
 struct map_vtab {
     sqlite3_vtab base;
@@ -68,6 +70,8 @@ struct map_cursor {
     int plan;
     bool eof;
     hmm_cursor *scan;   /* PLAN_SCAN */
+    struct keylist in;  /* PLAN_KEY_IN: the keys still to look up from in_pos on */
+    size_t in_pos;
     /* the current row: pointers into the scan cursor's copy or into buf */
     const void *key, *val;
     size_t klen, vlen;
@@ -190,10 +194,18 @@ static int map_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
         const char *coll = sqlite3_vtab_collation(info, i);
         if (coll && sqlite3_stricmp(coll, "BINARY") != 0)
             continue;
-        /* key IN (...) arrives here as EQ too: SQLite calls xFilter once
-         * per value, each a point lookup. */
         info->aConstraintUsage[i].argvIndex = 1;
         info->aConstraintUsage[i].omit = 1;
+        /* key IN (...) arrives here as EQ too.  We take the whole list in
+         * one xFilter, so that keys with the same bytes ('abc' and
+         * x'616263') give one row, then look the keys up one per row. */
+        if (sqlite3_vtab_in(info, i, 1)) {
+            info->idxNum = PLAN_KEY_IN;
+            info->idxStr = "key IN (...)";
+            info->estimatedCost = 10.0;
+            info->estimatedRows = 10;
+            return SQLITE_OK;
+        }
         info->idxNum = PLAN_KEY_EQ;
         info->idxStr = "key=?";
         info->estimatedCost = 1.0;
@@ -229,40 +241,21 @@ static int map_close(sqlite3_vtab_cursor *base)
 {
     struct map_cursor *c = (struct map_cursor *)base;
     hmm_cursor_close(c->scan);
+    keylist_free(&c->in);
     if (c->buf != c->small)
         sqlite3_free(c->buf);
     sqlite3_free(c);
     return SQLITE_OK;
 }
 
-static int map_next(sqlite3_vtab_cursor *base)
-{
-    struct map_cursor *c = (struct map_cursor *)base;
-    if (c->plan != PLAN_SCAN || c->eof) {
-        c->eof = true;
-        return SQLITE_OK;
-    }
-    int rc = hmm_cursor_next(c->scan, &c->key, &c->klen, &c->val, &c->vlen);
-    if (rc == HMM_NOTFOUND) {
-        c->eof = true;
-        return SQLITE_OK;
-    }
-    if (rc == 0)
-        rc = hmm_cursor_info(c->scan, &c->info);
-    if (rc)
-        return map_error(base->pVtab, rc, "scan");
-    return SQLITE_OK;
-}
-
 /* Point lookup: the key goes to the front of buf, the value after it.  The
  * value may grow between our tries (another process writes it): a few
  * retries with the size the library reports, then give up loudly. */
-static int lookup_key(struct map_cursor *c, struct map_vtab *vt, sqlite3_value *arg)
+static int lookup_bytes(struct map_cursor *c, struct map_vtab *vt, const void *key, size_t klen)
 {
-    const void *key;
-    size_t klen;
-    if (sqlvalue_key(arg, &key, &klen) != 0 || klen == 0 || klen > HMM_MAX_KEY)
-        return SQLITE_OK; /* key = NULL, '' or an oversize key: no such row */
+    c->eof = true;
+    if (klen == 0 || klen > HMM_MAX_KEY)
+        return SQLITE_OK; /* key = '' or an oversize key: no such row */
     size_t want = klen + 256;
     for (int tries = 0; tries < 8; tries++) {
         if (want > c->bufcap) {
@@ -297,6 +290,69 @@ static int lookup_key(struct map_cursor *c, struct map_vtab *vt, sqlite3_value *
     return map_error(&vt->base, HMM_BUSY, "lookup (the value kept growing)");
 }
 
+static int lookup_key(struct map_cursor *c, struct map_vtab *vt, sqlite3_value *arg)
+{
+    const void *key;
+    size_t klen;
+    c->eof = true;
+    if (sqlvalue_key(arg, &key, &klen) != 0)
+        return SQLITE_OK; /* key = NULL matches nothing */
+    return lookup_bytes(c, vt, key, klen);
+}
+
+/* The next key of the IN list that is present, or eof. */
+static int next_in_key(struct map_cursor *c, struct map_vtab *vt)
+{
+    c->eof = true;
+    while (c->in_pos < c->in.n) {
+        const struct keylist_item *k = &c->in.items[c->in_pos++];
+        int rc = lookup_bytes(c, vt, k->bytes, k->len);
+        if (rc != SQLITE_OK || !c->eof)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/* Collect the right-hand side of key IN (...); NULLs match nothing. */
+static int collect_in_keys(struct map_cursor *c, struct map_vtab *vt, sqlite3_value *list)
+{
+    sqlite3_value *v;
+    keylist_clear(&c->in);
+    c->in_pos = 0;
+    int rc;
+    for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(list, &v)) {
+        const void *key;
+        size_t klen;
+        if (sqlvalue_key(v, &key, &klen) == 0 && keylist_add(&c->in, key, klen) != 0)
+            return SQLITE_NOMEM;
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_DONE)
+        return rc;
+    keylist_finish(&c->in);
+    return next_in_key(c, vt);
+}
+
+static int map_next(sqlite3_vtab_cursor *base)
+{
+    struct map_cursor *c = (struct map_cursor *)base;
+    if (c->plan == PLAN_KEY_IN)
+        return next_in_key(c, (struct map_vtab *)base->pVtab);
+    if (c->plan != PLAN_SCAN || c->eof) {
+        c->eof = true;
+        return SQLITE_OK;
+    }
+    int rc = hmm_cursor_next(c->scan, &c->key, &c->klen, &c->val, &c->vlen);
+    if (rc == HMM_NOTFOUND) {
+        c->eof = true;
+        return SQLITE_OK;
+    }
+    if (rc == 0)
+        rc = hmm_cursor_info(c->scan, &c->info);
+    if (rc)
+        return map_error(base->pVtab, rc, "scan");
+    return SQLITE_OK;
+}
+
 static int map_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_str, int argc,
                       sqlite3_value **argv)
 {
@@ -308,6 +364,8 @@ static int map_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_str,
     c->eof = true;
     if (plan == PLAN_KEY_EQ && argc == 1)
         return lookup_key(c, vt, argv[0]);
+    if (plan == PLAN_KEY_IN && argc == 1)
+        return collect_in_keys(c, vt, argv[0]);
     c->plan = PLAN_SCAN;
     int rc = hmm_cursor_open(vt->map, &c->scan);
     if (rc)

@@ -9,6 +9,8 @@ hashmmap_la_SOURCES = \
 	%reldir%/hashmmap_vtab.c \
 	%reldir%/stats_vtab.c \
 	%reldir%/options.c \
+	%reldir%/keylist.c \
+	%reldir%/keylist.h \
 	%reldir%/sqlvalue.c \
 	%reldir%/sqlvalue.h \
 	%reldir%/vtab.h

@@ -17,3 +17,8 @@ SELECT count(*) FROM t WHERE key = '';
 -- Collations other than BINARY are left to SQLite (a scan).
 SELECT value FROM t WHERE key = 'ABC' COLLATE NOCASE;
 SELECT key FROM t WHERE key LIKE 'a%';
+-- key IN (...) takes the list at once: keys with the same bytes give one row,
+-- NULLs and missing keys none.
+SELECT count(*) FROM t WHERE key IN ('abc', x'616263', 'abc', NULL, 'nope');
+SELECT quote(key) FROM t WHERE key IN (42, '42', x'00ff', '') ORDER BY 1;
+SELECT count(*) FROM t WHERE key IN ();

@@ -11,3 +11,6 @@ CREATE TABLE other(k TEXT);
 INSERT INTO other VALUES ('c'), ('a'), ('nope');
 EXPLAIN QUERY PLAN SELECT other.k, t.value FROM other JOIN t ON t.key = other.k;
 SELECT other.k, t.value FROM other JOIN t ON t.key = other.k ORDER BY 1;
+-- A long IN list from a subquery: every present key once.
+INSERT INTO t(key, value) SELECT 'n' || value, value FROM generate_series(1, 2000);
+SELECT count(*), sum(value) FROM t WHERE key IN (SELECT 'n' || value FROM generate_series(1, 3000, 2));

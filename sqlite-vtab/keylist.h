@@ -1,0 +1,32 @@
+/*
+ * keylist.h - a set of byte-string keys: the right-hand side of
+ * `key IN (...)`, collected in xFilter, then looked up one per row.
+ * Internal to sqlite-vtab/.
+ */
+#ifndef HMM_KEYLIST_H
+#define HMM_KEYLIST_H
+
+#include <stddef.h>
+
+struct keylist_item {
+    const char *bytes;  /* into keylist.buf, set by keylist_finish */
+    size_t off, len;
+};
+
+struct keylist {
+    char *buf;          /* all keys, back to back */
+    size_t used, cap;
+    struct keylist_item *items;
+    size_t n, capn;
+};
+
+/* Append a copy of key.  0, or -1 when out of memory. */
+int keylist_add(struct keylist *l, const void *key, size_t len);
+/* Sort by bytes and drop duplicates (text 'abc' and blob x'616263' are one
+ * key, so one row).  Call once after the last keylist_add. */
+void keylist_finish(struct keylist *l);
+/* Forget the keys, keep the memory. */
+void keylist_clear(struct keylist *l);
+void keylist_free(struct keylist *l);
+
+#endif
