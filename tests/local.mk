@@ -18,7 +18,8 @@ HMM_CMOCKA_TESTS = \
 	tests/test_growth \
 	tests/test_metrics \
 	tests/test_cache \
-	tests/test_prefork
+	tests/test_prefork \
+	tests/test_replog
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -50,6 +51,9 @@ tests_test_cache_LDADD = $(HMM_TEST_LIBS)
 tests_test_prefork_SOURCES = %reldir%/test_prefork.c
 tests_test_prefork_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_prefork_LDADD = $(HMM_TEST_LIBS)
+tests_test_replog_SOURCES = %reldir%/test_replog.c
+tests_test_replog_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_replog_LDADD = $(HMM_TEST_LIBS)
 endif
 
 # Fuzzing (clang's libFuzzer): a short bounded run in `make check`, long

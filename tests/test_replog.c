@@ -1,0 +1,587 @@
+/*
+ * test_replog.c - the replication log (FORMAT.md §14) as hashmmap.h
+ * promises it: sequence numbers from 1, gap-free and in commit order across
+ * processes; every change logged with its tag and absolute expiry, nothing
+ * else; a wrapped log says HMM_MISMATCH; HMM_NOREPLOG has none; read-only
+ * handles write nothing; hmm_apply makes a mirror; the replica position and
+ * the daemon status persist; a damaged log is refused, never crashes.
+ * Crash points of the append are covered in test_crashpoints.c.
+ */
+#include "config.h"
+
+#include "tests/testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SMALL_LOG (1u << 20) /* raised to the minimum: 4 records of the largest size */
+
+static hmm_t *open_cfg(const char *dir, uint32_t flags, uint64_t replog_size)
+{
+    hmm_config cfg = {.size = 8u << 20, .flags = flags | HMM_CREATE, .replog_size = replog_size};
+    hmm_t *m = NULL;
+    TU_OK(hmm_open(&m, dir, &cfg));
+    return m;
+}
+
+/* Read every record from from_seq to the end into a callback. */
+static uint64_t read_all(hmm_t *m, uint64_t from_seq, void (*fn)(const hmm_replog_record *, void *), void *arg)
+{
+    hmm_replog_reader *r;
+    TU_OK(hmm_replog_open(m, from_seq, &r));
+    hmm_replog_record rec;
+    uint64_t n = 0, want = from_seq;
+    int rc;
+    while ((rc = hmm_replog_next(r, &rec)) == 0) {
+        if (rec.seq != want)
+            fail_msg("record %" PRIu64 " where %" PRIu64 " was expected", rec.seq, want);
+        want++;
+        n++;
+        if (fn)
+            fn(&rec, arg);
+    }
+    if (rc != HMM_NOTFOUND)
+        fail_msg("log reading ended with %s (%s)", hmm_errname(rc), hmm_last_error());
+    hmm_replog_close(r);
+    return n;
+}
+
+static void test_empty_log_starts_at_one(void **state)
+{
+    (void)state;
+    hmm_t *m = open_cfg(tu_tmpdir(), 0, 0);
+    struct hmm_replog_info info;
+    TU_OK(hmm_replog_info(m, &info));
+    assert_int_equal(info.first_seq, 1);
+    assert_int_equal(info.last_seq, 0);
+    assert_true(info.capacity >= (16u << 20));
+    assert_int_equal(read_all(m, 1, NULL, NULL), 0);
+    TU_OK(hmm_put(m, "a", 1, "1", 1, 0, 0));
+    TU_OK(hmm_replog_info(m, &info));
+    assert_int_equal(info.last_seq, 1);
+    assert_int_equal(read_all(m, 1, NULL, NULL), 1);
+    assert_int_equal(read_all(m, 2, NULL, NULL), 0);
+    hmm_replog_reader *r;
+    assert_int_equal(hmm_replog_open(m, 3, &r), HMM_MISMATCH); /* newer than the log */
+    hmm_close(m);
+}
+
+struct expect {
+    unsigned n;
+    hmm_replog_record want[8];
+    const char *vals[8];
+};
+
+static void check_expected_record(const hmm_replog_record *rec, void *arg)
+{
+    struct expect *e = arg;
+    assert_true(e->n < 8);
+    const hmm_replog_record *w = &e->want[e->n];
+    const char *v = e->vals[e->n++];
+    if (rec->op != w->op || rec->tag != w->tag || rec->klen != w->klen || memcmp(rec->key, w->key, w->klen) != 0 ||
+        (v && (rec->vlen != strlen(v) || memcmp(rec->val, v, rec->vlen) != 0)) || (!v && rec->vlen != 0))
+        fail_msg("record %u (seq %" PRIu64 ") differs: op %u tag %u key %.*s", e->n, rec->seq, rec->op, rec->tag,
+                 (int)rec->klen, (const char *)rec->key);
+    /* Expiry is absolute: within the test's run of now + ttl. */
+    if (w->expire_ms == 0 ? rec->expire_ms != 0
+                          : rec->expire_ms < w->expire_ms - 60000 || rec->expire_ms > w->expire_ms + 60000)
+        fail_msg("record %u: expiry %" PRIu64 ", expected about %" PRIu64, e->n, rec->expire_ms, w->expire_ms);
+}
+
+static void test_every_kind_of_change_is_logged_and_nothing_else(void **state)
+{
+    (void)state;
+    hmm_t *m = open_cfg(tu_tmpdir(), 0, 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000;
+    TU_OK(hmm_put(m, "p", 1, "one", 3, 0, 0));
+    TU_OK(hmm_put_tagged(m, "t", 1, "two", 3, 3600000, 0, 7));
+    TU_OK(hmm_incr(m, "c", 1, 5, NULL));
+    uint64_t v = 0;
+    char buf[16];
+    size_t len = sizeof buf;
+    TU_OK(hmm_getv(m, "p", 1, buf, &len, &v));
+    TU_OK(hmm_cas(m, "p", 1, "three", 5, 0, v));
+    TU_OK(hmm_del(m, "t", 1));
+    /* Refused changes are not logged. */
+    assert_int_equal(hmm_put(m, "p", 1, "x", 1, 0, HMM_NX), HMM_EXISTS);
+    assert_int_equal(hmm_cas(m, "p", 1, "x", 1, 0, 1), HMM_MISMATCH);
+    assert_int_equal(hmm_del(m, "zz", 2), HMM_NOTFOUND);
+    assert_int_equal(hmm_put(m, "q", 1, "x", 1, 0, HMM_XX), HMM_NOTFOUND);
+    /* An expiration reclaimed by a delete is not a logged change either. */
+    TU_OK(hmm_put(m, "e", 1, "gone", 4, 1, 0));
+    usleep(20000);
+    assert_int_equal(hmm_del(m, "e", 1), HMM_NOTFOUND);
+
+    struct expect e = {0};
+    e.want[0] = (hmm_replog_record){.op = HMM_REC_PUT, .tag = HMM_TAG_RAW, .key = "p", .klen = 1};
+    e.vals[0] = "one";
+    e.want[1] = (hmm_replog_record){.op = HMM_REC_PUT, .tag = 7, .key = "t", .klen = 1, .expire_ms = now + 3600000};
+    e.vals[1] = "two";
+    e.want[2] = (hmm_replog_record){.op = HMM_REC_PUT, .tag = HMM_TAG_COUNTER, .key = "c", .klen = 1};
+    e.vals[2] = "5";
+    e.want[3] = (hmm_replog_record){.op = HMM_REC_PUT, .tag = HMM_TAG_RAW, .key = "p", .klen = 1};
+    e.vals[3] = "three";
+    e.want[4] = (hmm_replog_record){.op = HMM_REC_DEL, .key = "t", .klen = 1};
+    e.vals[4] = NULL;
+    e.want[5] = (hmm_replog_record){.op = HMM_REC_PUT, .tag = HMM_TAG_RAW, .key = "e", .klen = 1, .expire_ms = now};
+    e.vals[5] = "gone";
+    assert_int_equal(read_all(m, 1, check_expected_record, &e), 6);
+    hmm_close(m);
+}
+
+/* ---- several writer processes ---- */
+
+struct writer {
+    const char *dir;
+    int id;
+    int n;
+    bool same_key;
+};
+
+static int writer_main(void *p)
+{
+    struct writer *w = p;
+    hmm_t *m;
+    if (hmm_open(&m, w->dir, NULL) != 0)
+        return 10;
+    char key[32];
+    for (int i = 0; i < w->n; i++) {
+        if (w->same_key) {
+            if (hmm_incr(m, "shared", 6, 1, NULL) != 0)
+                return 11;
+            continue;
+        }
+        snprintf(key, sizeof key, "w%d-%d", w->id, i);
+        if (hmm_put(m, key, strlen(key), key, strlen(key), 0, 0) != 0)
+            return 12;
+    }
+    hmm_close(m);
+    return 0;
+}
+
+static void run_writers(const char *dir, int nwriters, int n, bool same_key)
+{
+    struct writer w[4];
+    pid_t pid[4];
+    for (int i = 0; i < nwriters; i++) {
+        w[i] = (struct writer){dir, i, n, same_key};
+        pid[i] = tu_fork(writer_main, &w[i]);
+    }
+    for (int i = 0; i < nwriters; i++)
+        assert_int_equal(tu_exit_code(tu_wait(pid[i], 60000)), 0);
+}
+
+struct per_writer {
+    int next[4];
+};
+
+static void check_writer_order(const hmm_replog_record *rec, void *arg)
+{
+    struct per_writer *pw = arg;
+    int id, i;
+    char key[32];
+    snprintf(key, sizeof key, "%.*s", (int)rec->klen, (const char *)rec->key);
+    if (sscanf(key, "w%d-%d", &id, &i) != 2 || id < 0 || id > 3)
+        fail_msg("unexpected key %s", key);
+    if (i != pw->next[id] || rec->vlen != rec->klen || memcmp(rec->val, rec->key, rec->klen) != 0)
+        fail_msg("writer %d: record %d where %d was expected", id, i, pw->next[id]);
+    pw->next[id]++;
+}
+
+static void test_sequence_numbers_are_gap_free_across_processes(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_close(open_cfg(dir, 0, 0));
+    run_writers(dir, 4, 2000, false);
+    hmm_t *m = open_cfg(dir, 0, 0);
+    struct per_writer pw = {{0}};
+    /* read_all checks that seqs run 1, 2, 3, ... without a gap. */
+    assert_int_equal(read_all(m, 1, check_writer_order, &pw), 8000);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pw.next[i], 2000);
+    struct hmm_replog_info info;
+    TU_OK(hmm_replog_info(m, &info));
+    assert_int_equal(info.last_seq, 8000);
+    hmm_close(m);
+}
+
+static void check_counter_order(const hmm_replog_record *rec, void *arg)
+{
+    int64_t *last = arg;
+    char buf[24];
+    snprintf(buf, sizeof buf, "%.*s", (int)rec->vlen, (const char *)rec->val);
+    int64_t v = strtoll(buf, NULL, 10);
+    if (rec->tag != HMM_TAG_COUNTER || v != *last + 1)
+        fail_msg("counter record %" PRIu64 " holds %s after %" PRId64, rec->seq, buf, *last);
+    *last = v;
+}
+
+static void test_records_of_one_key_are_in_commit_order_from_two_writers(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_close(open_cfg(dir, 0, 0));
+    run_writers(dir, 2, 3000, true);
+    hmm_t *m = open_cfg(dir, 0, 0);
+    int64_t last = 0;
+    assert_int_equal(read_all(m, 1, check_counter_order, &last), 6000);
+    assert_int_equal(last, 6000);
+    hmm_close(m);
+}
+
+/* A reader that follows two writers live sees every record once, in order. */
+static void test_a_live_reader_sees_every_change_while_processes_write(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, 0, 0);
+    struct writer w[2] = {{dir, 0, 5000, false}, {dir, 1, 5000, false}};
+    pid_t pid[2] = {tu_fork(writer_main, &w[0]), tu_fork(writer_main, &w[1])};
+    hmm_replog_reader *r;
+    TU_OK(hmm_replog_open(m, 1, &r));
+    struct per_writer pw = {{0}};
+    hmm_replog_record rec;
+    uint64_t want = 1, start = tu_now_ms();
+    while (want <= 10000 && tu_now_ms() - start < 60000) {
+        int rc = hmm_replog_next(r, &rec);
+        if (rc == HMM_NOTFOUND) {
+            usleep(100);
+            continue;
+        }
+        TU_OK(rc);
+        assert_int_equal(rec.seq, want);
+        check_writer_order(&rec, &pw);
+        want++;
+    }
+    assert_int_equal(want, 10001);
+    assert_int_equal(hmm_replog_next(r, &rec), HMM_NOTFOUND);
+    hmm_replog_close(r);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(tu_exit_code(tu_wait(pid[i], 60000)), 0);
+    hmm_close(m);
+}
+
+/* ---- wrapping ---- */
+
+static void test_wrapped_log_says_mismatch_on_open_and_to_a_lapped_reader(void **state)
+{
+    (void)state;
+    hmm_t *m = open_cfg(tu_tmpdir(), 0, SMALL_LOG);
+    struct hmm_replog_info info;
+    TU_OK(hmm_replog_info(m, &info));
+    uint64_t cap = info.capacity;
+    assert_true(cap < (8u << 20));
+    static char val[60000];
+    memset(val, 'v', sizeof val);
+    TU_OK(hmm_put(m, "k0", 2, val, sizeof val, 0, 0));
+    hmm_replog_reader *lapped;
+    TU_OK(hmm_replog_open(m, 1, &lapped));
+    hmm_replog_record rec;
+    TU_OK(hmm_replog_next(lapped, &rec)); /* seq 1 read, position at 2 */
+    int n = (int)(2 * cap / sizeof val) + 4;
+    char key[16];
+    for (int i = 1; i < n; i++) {
+        snprintf(key, sizeof key, "k%d", i % 20);
+        TU_OK(hmm_put(m, key, strlen(key), val, sizeof val, 0, 0));
+    }
+    assert_int_equal(hmm_replog_next(lapped, &rec), HMM_MISMATCH);
+    hmm_replog_close(lapped);
+    TU_OK(hmm_replog_info(m, &info));
+    assert_true(info.first_seq > 2);
+    assert_int_equal(info.last_seq, (uint64_t)n);
+    hmm_replog_reader *r;
+    assert_int_equal(hmm_replog_open(m, 1, &r), HMM_MISMATCH);
+    assert_int_equal(hmm_replog_open(m, info.first_seq - 1, &r), HMM_MISMATCH);
+    /* What is left reads whole, to the newest record. */
+    assert_int_equal(read_all(m, info.first_seq, NULL, NULL), info.last_seq - info.first_seq + 1);
+    assert_true((info.last_seq - info.first_seq + 1) * sizeof val <= cap);
+    hmm_close(m);
+}
+
+/* ---- no log, read-only ---- */
+
+static void test_noreplog_map_has_no_log_file_and_says_enotsup(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, HMM_NOREPLOG, 0);
+    TU_OK(hmm_put(m, "a", 1, "1", 1, 0, 0));
+    char path[512];
+    tu_path(path, sizeof path, dir, "hashmmap.replog");
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1);
+    assert_int_equal(errno, ENOENT);
+    struct hmm_replog_info info;
+    hmm_replog_reader *r;
+    assert_int_equal(hmm_replog_info(m, &info), -ENOTSUP);
+    assert_int_equal(hmm_replog_open(m, 1, &r), -ENOTSUP);
+    hmm_close(m);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    char *buf = malloc((size_t)st.st_size);
+    assert_non_null(buf);
+    assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+    close(fd);
+    *len = (size_t)st.st_size;
+    return buf;
+}
+
+static void test_read_only_handle_reads_the_log_and_writes_nothing(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, 0, 0);
+    for (int i = 0; i < 100; i++)
+        TU_OK(hmm_incr(m, "n", 1, 1, NULL));
+    hmm_close(m);
+    char lpath[512], mpath[512];
+    tu_path(lpath, sizeof lpath, dir, "hashmmap.replog");
+    tu_path(mpath, sizeof mpath, dir, "hashmmap.map");
+    size_t llen, mlen;
+    char *lbefore = slurp(lpath, &llen), *mbefore = slurp(mpath, &mlen);
+    chmod(lpath, 0400);
+    hmm_config cfg = {.flags = HMM_RDONLY};
+    TU_OK(hmm_open(&m, dir, &cfg));
+    assert_int_equal(read_all(m, 1, NULL, NULL), 100);
+    assert_int_equal(read_all(m, 50, NULL, NULL), 51);
+    uint8_t id[16];
+    uint64_t next;
+    assert_int_equal(hmm_replica_position_get(m, id, &next), HMM_NOTFOUND);
+    assert_int_equal(hmm_replica_position_set(m, id, 5), -EBADF);
+    hmm_close(m);
+    size_t l2, m2;
+    char *lafter = slurp(lpath, &l2), *mafter = slurp(mpath, &m2);
+    assert_int_equal(llen, l2);
+    assert_int_equal(mlen, m2);
+    assert_memory_equal(lbefore, lafter, llen);
+    assert_memory_equal(mbefore, mafter, mlen);
+    free(lbefore);
+    free(lafter);
+    free(mbefore);
+    free(mafter);
+}
+
+/* ---- hmm_apply ---- */
+
+static void apply_to(const hmm_replog_record *rec, void *arg)
+{
+    TU_OK(hmm_apply(arg, rec));
+}
+
+/* Every entry of a is in b with the same value, tag and expiry, and back. */
+static uint64_t compare_maps(hmm_t *a, hmm_t *b)
+{
+    hmm_cursor *c;
+    TU_OK(hmm_cursor_open(a, &c));
+    const void *k, *v;
+    size_t kl, vl;
+    uint64_t n = 0;
+    static char buf[1 << 16];
+    while (hmm_cursor_next(c, &k, &kl, &v, &vl) == 0) {
+        hmm_entry_info ia, ib;
+        TU_OK(hmm_cursor_info(c, &ia));
+        size_t len = sizeof buf;
+        int rc = hmm_get_info(b, k, kl, buf, &len, &ib);
+        if (rc || len != vl || memcmp(buf, v, vl) != 0 || ia.tag != ib.tag || ia.expire_ms != ib.expire_ms)
+            fail_msg("key %.*s differs in the mirror (%s)", (int)kl, (const char *)k, hmm_errname(rc));
+        n++;
+    }
+    hmm_cursor_close(c);
+    return n;
+}
+
+static void test_apply_makes_a_mirror_that_logs_its_own_changes(void **state)
+{
+    (void)state;
+    hmm_t *p = open_cfg(tu_tmpdir(), 0, 0);
+    hmm_t *r;
+    hmm_config acfg = {.size = 8u << 20};
+    TU_OK(hmm_open_anon(&r, &acfg));
+    char key[32], val[64];
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        snprintf(val, sizeof val, "value-%d", i * 7);
+        TU_OK(hmm_put_tagged(p, key, strlen(key), val, strlen(val), i % 3 ? 0 : 3600000, 0, (unsigned)(i % 5)));
+    }
+    for (int i = 0; i < 500; i += 4) {
+        snprintf(key, sizeof key, "key-%d", i);
+        TU_OK(hmm_del(p, key, strlen(key)));
+    }
+    for (int i = 0; i < 50; i++)
+        TU_OK(hmm_incr(p, "hits", 4, i, NULL));
+    /* A record that expired on the way removes the key on the replica. */
+    TU_OK(hmm_put(r, "stale", 5, "x", 1, 0, 0));
+    hmm_replog_record expired = {.op = HMM_REC_PUT, .key = "stale", .klen = 5, .val = "y", .vlen = 1,
+                                 .expire_ms = 1000};
+    TU_OK(hmm_apply(r, &expired));
+    size_t len = sizeof val;
+    assert_int_equal(hmm_get(r, "stale", 5, val, &len), HMM_NOTFOUND);
+    hmm_replog_record del_absent = {.op = HMM_REC_DEL, .key = "never", .klen = 5};
+    TU_OK(hmm_apply(r, &del_absent));
+
+    uint64_t applied = read_all(p, 1, apply_to, r);
+    assert_int_equal(applied, 500 + 125 + 50);
+    /* Applying the whole log twice is harmless: records are whole states. */
+    read_all(p, 1, apply_to, r);
+    hmm_stats sp, sr;
+    TU_OK(hmm_stat(p, &sp));
+    TU_OK(hmm_stat(r, &sr));
+    assert_int_equal(sp.items, sr.items);
+    assert_int_equal(compare_maps(p, r), sp.items);
+    assert_int_equal(compare_maps(r, p), sp.items);
+    /* The replica logged what it applied, under its own numbers. */
+    struct hmm_replog_info ip, ir;
+    TU_OK(hmm_replog_info(p, &ip));
+    TU_OK(hmm_replog_info(r, &ir));
+    assert_memory_not_equal(ip.map_id, ir.map_id, 16);
+    assert_true(ir.last_seq >= 2 * applied);
+    hmm_replog_record bad = {.op = 9, .key = "k", .klen = 1};
+    assert_int_equal(hmm_apply(r, &bad), -EINVAL);
+    hmm_close(p);
+    hmm_close(r);
+}
+
+/* ---- position and status ---- */
+
+static void test_replica_position_persists_across_reopen(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, HMM_NOREPLOG, 0);
+    uint8_t id[16], got[16];
+    uint64_t next = 0;
+    assert_int_equal(hmm_replica_position_get(m, got, &next), HMM_NOTFOUND);
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(i * 17 + 3);
+    TU_OK(hmm_replica_position_set(m, id, 12345));
+    TU_OK(hmm_replica_position_set(m, id, 12346));
+    hmm_close(m);
+    m = open_cfg(dir, 0, 0);
+    TU_OK(hmm_replica_position_get(m, got, &next));
+    assert_memory_equal(got, id, 16);
+    assert_int_equal(next, 12346);
+    hmm_close(m);
+}
+
+static void test_repl_status_is_kept_in_the_metrics_file(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, 0, 0);
+    hmm_repl_status st, got;
+    assert_int_equal(hmm_repl_status_get(m, &got), HMM_NOTFOUND);
+    memset(&st, 0, sizeof st);
+    st.role = HMM_REPL_ROLE_PRIMARY;
+    st.state = HMM_REPL_STREAMING;
+    st.peers = 2;
+    st.pid = getpid();
+    st.primary_seq = 1000;
+    st.acked_seq = 990;
+    st.lag_seqs = 10;
+    st.bytes_sent = 1u << 30;
+    TU_OK(hmm_repl_status_set(m, &st));
+    hmm_close(m);
+    hmm_config cfg = {.flags = HMM_RDONLY};
+    TU_OK(hmm_open(&m, dir, &cfg));
+    TU_OK(hmm_repl_status_get(m, &got));
+    assert_memory_equal(&got, &st, sizeof st);
+    assert_int_equal(hmm_repl_status_set(m, &st), -EBADF);
+    hmm_close(m);
+}
+
+/* ---- anonymous maps, damaged logs ---- */
+
+static int anon_child(void *p)
+{
+    hmm_t *m = p;
+    return hmm_put(m, "child", 5, "1", 1, 0, 0) == 0 ? 0 : 1;
+}
+
+static void test_anonymous_map_logs_changes_of_forked_children(void **state)
+{
+    (void)state;
+    hmm_t *m;
+    TU_OK(hmm_open_anon(&m, NULL));
+    TU_OK(hmm_put(m, "parent", 6, "1", 1, 0, 0));
+    assert_int_equal(tu_exit_code(tu_wait(tu_fork(anon_child, m), 10000)), 0);
+    assert_int_equal(read_all(m, 1, NULL, NULL), 2);
+    hmm_close(m);
+}
+
+static void test_damaged_log_gives_corrupt_or_mismatch_never_a_crash(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, 0, 0);
+    for (int i = 0; i < 200; i++)
+        TU_OK(hmm_put(m, "k", 1, "some value", 10, 0, 0));
+    char path[512];
+    tu_path(path, sizeof path, dir, "hashmmap.replog");
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    srand(42);
+    unsigned refused = 0;
+    for (int round = 0; round < 300; round++) {
+        /* Damage up to 8 bytes of the first records (the ring starts at 4096). */
+        off_t at = 4096 + rand() % (200 * 64);
+        uint8_t saved[8], junk[8];
+        for (int i = 0; i < 8; i++)
+            junk[i] = (uint8_t)rand();
+        size_t n_junk = 1 + (size_t)(rand() % 8);
+        assert_int_equal(pread(fd, saved, 8, at), 8);
+        assert_int_equal(pwrite(fd, junk, n_junk, at), (ssize_t)n_junk);
+        hmm_replog_reader *r = NULL;
+        int rc = hmm_replog_open(m, 1, &r);
+        hmm_replog_record rec;
+        while (rc == 0 && (rc = hmm_replog_next(r, &rec)) == 0)
+            ;
+        if (rc != HMM_NOTFOUND && rc != HMM_CORRUPT && rc != HMM_MISMATCH)
+            fail_msg("damaged log: %s", hmm_errname(rc));
+        refused += rc != HMM_NOTFOUND;
+        hmm_replog_close(r);
+        assert_int_equal(pwrite(fd, saved, 8, at), 8);
+    }
+    /* Most damage is seen (only padding bytes after a value are not checked). */
+    assert_true(refused > 200);
+    close(fd);
+    assert_int_equal(read_all(m, 1, NULL, NULL), 200);
+    hmm_close(m);
+}
+
+int main(void)
+{
+    tu_watchdog(240);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_log_starts_at_one),
+        cmocka_unit_test(test_every_kind_of_change_is_logged_and_nothing_else),
+        cmocka_unit_test(test_sequence_numbers_are_gap_free_across_processes),
+        cmocka_unit_test(test_records_of_one_key_are_in_commit_order_from_two_writers),
+        cmocka_unit_test(test_a_live_reader_sees_every_change_while_processes_write),
+        cmocka_unit_test(test_wrapped_log_says_mismatch_on_open_and_to_a_lapped_reader),
+        cmocka_unit_test(test_noreplog_map_has_no_log_file_and_says_enotsup),
+        cmocka_unit_test(test_read_only_handle_reads_the_log_and_writes_nothing),
+        cmocka_unit_test(test_apply_makes_a_mirror_that_logs_its_own_changes),
+        cmocka_unit_test(test_replica_position_persists_across_reopen),
+        cmocka_unit_test(test_repl_status_is_kept_in_the_metrics_file),
+        cmocka_unit_test(test_anonymous_map_logs_changes_of_forked_children),
+        cmocka_unit_test(test_damaged_log_gives_corrupt_or_mismatch_never_a_crash),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
