@@ -29,6 +29,8 @@ struct snapshot {
     hmm_stats st;
     hmm_class_stats classes[64];
     size_t nclasses;
+    hmm_repl_status repl; /* replication daemon's report; valid when has_repl */
+    int has_repl;
 };
 
 static void usage(FILE *out)
@@ -59,6 +61,7 @@ static int take_snapshot(hmm_t *m, struct snapshot *s)
         rc = hmm_stat_classes(m, s->classes, sizeof s->classes / sizeof s->classes[0], &s->nclasses);
     if (s->nclasses > sizeof s->classes / sizeof s->classes[0])
         s->nclasses = sizeof s->classes / sizeof s->classes[0];
+    s->has_repl = rc == 0 && hmm_repl_status_get(m, &s->repl) == 0; /* replication (issue 6) */
     return rc;
 }
 
@@ -79,6 +82,67 @@ static double percent(uint64_t part, uint64_t whole)
 {
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
+
+/* ---- replication (issue 6): what hashmmap-replicate reports ---- */
+static const char *repl_role_name(uint32_t role)
+{
+    return role == HMM_REPL_ROLE_PRIMARY ? "primary" : role == HMM_REPL_ROLE_REPLICA ? "replica" : "unknown";
+}
+
+static const char *repl_state_name(uint32_t state)
+{
+    static const char *const names[] = {"disconnected", "connecting", "snapshot", "streaming"};
+    return state < sizeof names / sizeof names[0] ? names[state] : "unknown";
+}
+
+/* The numeric fields, named once for the three formats. */
+#define REPL_FIELDS(XX)                                                                  \
+    XX(peers, "gauge", "replicas connected (primary) or 1 when connected (replica)")     \
+    XX(primary_seq, "gauge", "newest sequence number of the primary's log known")        \
+    XX(acked_seq, "gauge", "sequence number applied (replica) or acknowledged by the slowest replica") \
+    XX(lag_seqs, "gauge", "changes not yet applied / acknowledged")                      \
+    XX(lag_ms, "gauge", "age in ms of the oldest change not yet applied / acknowledged") \
+    XX(bytes_sent, "counter", "bytes sent by the daemon")                                \
+    XX(bytes_received, "counter", "bytes received by the daemon")                        \
+    XX(snapshots, "counter", "full resyncs sent (primary) or received (replica)")        \
+    XX(reconnects, "counter", "reconnections to the primary")                            \
+    XX(last_heartbeat_ms, "gauge", "wall clock (ms) of the last heartbeat from the peer") \
+    XX(updated_ms, "gauge", "wall clock (ms) of the daemon's last report")
+
+static void print_repl_table(const hmm_repl_status *r)
+{
+    printf("\nreplication  %s, %s, pid %" PRId64 ", %u peer%s\n", repl_role_name(r->role), repl_state_name(r->state),
+           r->pid, r->peers, r->peers == 1 ? "" : "s");
+    printf("  lag        %" PRIu64 " changes, %.1f s (seq %" PRIu64 " of %" PRIu64 ")\n", r->lag_seqs,
+           (double)r->lag_ms / 1000.0, r->acked_seq, r->primary_seq);
+    printf("  traffic    %" PRIu64 " bytes sent, %" PRIu64 " received, %" PRIu64 " snapshots, %" PRIu64
+           " reconnects\n", r->bytes_sent, r->bytes_received, r->snapshots, r->reconnects);
+}
+
+static void print_repl_json(const hmm_repl_status *r)
+{
+    printf(",\"replication\":{\"role\":\"%s\",\"state\":\"%s\",\"pid\":%" PRId64, repl_role_name(r->role),
+           repl_state_name(r->state), r->pid);
+#define REPL_JSON(name, type, help) printf(",\"%s\":%" PRIu64, #name, (uint64_t)r->name);
+    REPL_FIELDS(REPL_JSON)
+#undef REPL_JSON
+    printf("}");
+}
+
+static void prom_metric(const char *dir, const char *name, const char *type, const char *help, uint64_t value);
+
+static void print_repl_prometheus(const char *dir, const hmm_repl_status *r)
+{
+    char name[64];
+#define REPL_PROM(field, type, help)                                                             \
+    snprintf(name, sizeof name, "replication_%s%s", #field, type[0] == 'c' ? "_total" : ""); \
+    prom_metric(dir, name, type, help, (uint64_t)r->field);
+    REPL_FIELDS(REPL_PROM)
+#undef REPL_PROM
+    prom_metric(dir, "replication_streaming", "gauge", "1 when the daemon is streaming the log",
+                r->state == HMM_REPL_STREAMING);
+}
+/* ---- end of replication ---- */
 
 static void print_table(const char *dir, const struct snapshot *s)
 {
@@ -105,6 +169,8 @@ static void print_table(const char *dir, const struct snapshot *s)
         printf("  %21u %10" PRIu64 " %15" PRIu64 " %11" PRIu64 "\n", k->chunk_size, k->pages, k->chunks_used,
                k->chunks_total);
     }
+    if (s->has_repl) /* replication (issue 6) */
+        print_repl_table(&s->repl);
 }
 
 static void json_string(const char *s)
@@ -134,6 +200,8 @@ static void print_json(const char *dir, const struct snapshot *s)
            st->index_slots, st->nprocs, st->format_version, st->flags & HMM_CACHE ? "true" : "false");
     for (int i = 0; i < HMM_COUNTER_COUNT; i++)
         printf(",\"%s\":%" PRIu64, hmm_counter_name(i), st->counters[i]);
+    if (s->has_repl) /* replication (issue 6) */
+        print_repl_json(&s->repl);
     printf(",\"classes\":[");
     const char *sep = "";
     for (size_t i = 0; i < s->nclasses; i++) {
@@ -183,6 +251,8 @@ static void print_prometheus(const char *dir, const struct snapshot *s)
     prom_metric(dir, "index_slots", "gauge", "slots of the hash index", st->index_slots);
     prom_metric(dir, "processes", "gauge", "processes that have the map open", st->nprocs);
     prom_metric(dir, "generation", "gauge", "growth generation of the map", st->generation);
+    if (s->has_repl) /* replication (issue 6) */
+        print_repl_prometheus(dir, &s->repl);
     static const char *const class_metrics[][2] = {
         {"class_pages", "pages given to the size class"},
         {"class_chunks_used", "chunks of the size class holding entries"},
