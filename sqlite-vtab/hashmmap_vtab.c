@@ -177,9 +177,16 @@ static int map_disconnect(sqlite3_vtab *base)
     return SQLITE_OK;
 }
 
+/* The map does not know the table's name; only our messages do. */
 static int map_rename(sqlite3_vtab *base, const char *name)
 {
-    return SQLITE_OK; /* the map does not know the table's name */
+    struct map_vtab *vt = (struct map_vtab *)base;
+    char *copy = sqlite3_mprintf("%s", name);
+    if (!copy)
+        return SQLITE_NOMEM;
+    sqlite3_free(vt->table);
+    vt->table = copy;
+    return SQLITE_OK;
 }
 
 /* ---- planning ---- */

@@ -32,4 +32,6 @@ SELECT * FROM hashmmap_stats;
 SELECT * FROM hashmmap_stats(NULL);
 SELECT * FROM hashmmap_stats('nowhere');
 SELECT count(*) FROM hashmmap_stats('garbage');
+ALTER TABLE t RENAME TO t_new;
+INSERT INTO t_new(key, value) VALUES ('a', 5);
 SELECT 'still alive';

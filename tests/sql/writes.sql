@@ -49,3 +49,6 @@ SELECT key, value FROM t;
 DROP TABLE t;
 CREATE VIRTUAL TABLE again USING hashmmap(path='writes');
 SELECT key, value FROM again;
+-- ALTER TABLE RENAME: the same map under the new name, in messages too.
+ALTER TABLE again RENAME TO renamed;
+SELECT key FROM renamed;
