@@ -221,6 +221,8 @@ static int cmd_info(hmm_t *m, const char *dir, bool json)
         np = 64;
     double fill = st.bytes_total ? 100.0 * (double)st.bytes_used / (double)st.bytes_total : 0;
     double ifill = st.index_slots ? 100.0 * (double)st.items / (double)st.index_slots : 0;
+    struct hmm_replog_info log;
+    bool has_log = hmm_replog_info(m, &log) == 0;
     if (json) {
         printf("{\"dir\":\"%s\",\"format_version\":%u,\"cache\":%s,\"items\":%" PRIu64 ",\"bytes_used\":%" PRIu64
                ",\"bytes_total\":%" PRIu64 ",\"fill_pct\":%.1f,\"size\":%" PRIu64 ",\"max_size\":%" PRIu64
@@ -233,7 +235,11 @@ static int cmd_info(hmm_t *m, const char *dir, bool json)
         for (size_t i = 0; i < np; i++)
             printf("%s{\"pid\":%" PRId64 ",\"alive\":%s}", i ? "," : "", procs[i].pid,
                    procs[i].alive ? "true" : "false");
-        printf("]}\n");
+        if (has_log)
+            printf("],\"replog\":{\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"capacity\":%" PRIu64 "}}\n",
+                   log.first_seq, log.last_seq, log.capacity);
+        else
+            printf("],\"replog\":null}\n");
         return EXIT_OK;
     }
     printf("map            %s\n", dir);
@@ -248,6 +254,11 @@ static int cmd_info(hmm_t *m, const char *dir, bool json)
     printf("limits         keys up to %u bytes, values up to %u bytes, default TTL %" PRIu64 " ms\n", st.max_key,
            st.max_value, st.default_ttl_ms);
     printf("recoveries     %" PRIu64 "\n", st.recoveries);
+    if (has_log)
+        printf("replog         sequence numbers %" PRIu64 "..%" PRIu64 " in a %" PRIu64 "-byte ring\n", log.first_seq,
+               log.last_seq, log.capacity);
+    else
+        printf("replog         none%s\n", st.flags & HMM_NOREPLOG ? " (created with HMM_NOREPLOG)" : "");
     printf("open by        %zu process%s", np, np == 1 ? "" : "es");
     for (size_t i = 0; i < np; i++)
         printf("%s %" PRId64 "%s", i ? "," : ":", procs[i].pid, procs[i].alive ? "" : " (dead)");
@@ -310,9 +321,21 @@ int main(int argc, char **argv)
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
     optind = 1;
+    bool options_ended = false;
     while (optind < sub_argc) {
-        opt = getopt_long(sub_argc, sub_argv, "h", long_options, NULL);
+        const char *a = sub_argv[optind];
+        if (!options_ended && strcmp(a, "--") == 0) {
+            options_ended = true;
+            optind++;
+            continue;
+        }
+        /* "-17" is a value or a delta, not an option: keys and values
+         * may be negative numbers without needing "--". */
+        bool is_arg = options_ended || a[0] != '-' || a[1] == '\0' || (a[1] >= '0' && a[1] <= '9');
+        opt = is_arg ? -1 : getopt_long(sub_argc, sub_argv, "+h", long_options, NULL);
         if (opt == -1) {
+            if (optind >= sub_argc)
+                break;
             if (nargs == 4)
                 return usage_error("too many arguments: %s", sub_argv[optind]);
             args[nargs++] = sub_argv[optind++];
