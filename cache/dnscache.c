@@ -264,7 +264,7 @@ static int cache_lookup(const uint8_t *key, size_t klen, int *rc, struct addrinf
             *rc = status == DNSC_STATUS_NONAME ? EAI_NONAME : 0;
             found = 1;
         } else {
-            step_aside("cached entry unusable: %s", hmm_strerror(dec));
+            step_aside("cached answer not used (damaged entry or too many live results): %s", hmm_strerror(dec));
         }
     } else if (got != HMM_NOTFOUND) {
         step_aside("cache lookup failed: %s", hmm_strerror(got));
