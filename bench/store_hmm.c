@@ -77,14 +77,13 @@ static void hmm_store_close(void *h)
                                      .close = hmm_store_close, .arg = flags}
 
 HMM_KIND(store_hmm_file, "hashmmap file map", 0,
-         "hashmmap file map: a map in a directory (the replication log is not implemented in this version:"
-         " no hashmmap figure includes one)");
+         "hashmmap file map: a map in a directory, with its replication log (every put appended to"
+         " DIR/hashmmap.replog)");
 HMM_KIND(store_hmm_anon, "hashmmap anonymous map", ANON, "hashmmap anonymous map: hmm_open_anon (memfd)");
 HMM_KIND(store_hmm_cache, "hashmmap cache map", HMM_CACHE,
          "hashmmap cache map: HMM_CACHE; sized so that nothing is evicted here, so this is the plain map"
          " plus the recency marks");
-HMM_KIND(store_hmm_noreplog, "hashmmap no replog [n/i]", HMM_NOREPLOG,
-         "hashmmap no replog [n/i]: HMM_NOREPLOG is NOT IMPLEMENTED yet (there is no log to turn off):"
-         " the same code as the file map, listed so the row exists when the log lands");
+HMM_KIND(store_hmm_noreplog, "hashmmap no replog", HMM_NOREPLOG,
+         "hashmmap no replog: a file map created with HMM_NOREPLOG, the cost of the replication log");
 HMM_KIND(store_hmm_nometrics, "hashmmap metrics off", HMM_NOMETRICS,
          "hashmmap metrics off: HMM_NOMETRICS, the cost of counting");

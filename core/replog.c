@@ -283,12 +283,19 @@ void replog_cold_start(hmm_t *m)
 
 /* ---- settling a record whose writer is gone ---- */
 
+/* Move a RESERVED record's state on.  Whoever decides a record holds the
+ * stripe lock its writer held (the writer itself, the repair of a dead
+ * writer, a settler, an append of the same stripe), and a RESERVED record
+ * is never overwritten, so a load and a store suffice: no read-modify-write
+ * on the hot path. */
 static bool state_cas(struct hmm_replog_rec *r, uint64_t from, uint64_t to)
 {
+    if (atomic_load_explicit(&r->state, memory_order_relaxed) != from)
+        return false;
     /* Release: a reader that acquires the committed state sees the bytes
      * the writer copied before (replog_next's acquire load). */
-    return atomic_compare_exchange_strong_explicit(&r->state, &from, to, memory_order_release,
-                                                   memory_order_relaxed);
+    atomic_store_explicit(&r->state, to, memory_order_release);
+    return true;
 }
 
 static void note_decided(hmm_t *m, uint64_t seq)
