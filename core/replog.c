@@ -416,7 +416,8 @@ static int reserve_locked(hmm_t *m, uint32_t stripe, uint64_t len, uint64_t *pos
             struct hmm_replog_rec *pad = rec_at(m, pos);
             pad->len = (uint32_t)gap;
             pad->stripe = UINT32_MAX;
-            atomic_store_explicit(&pad->state, HMM_REC_PAD, memory_order_relaxed);
+            /* Release: a writer killed here leaves len with the state. */
+            atomic_store_explicit(&pad->state, HMM_REC_PAD, memory_order_release);
         }
         pos += gap;
         /* Release: readers that pass the new head see the pad. */
@@ -426,7 +427,10 @@ static int reserve_locked(hmm_t *m, uint32_t stripe, uint64_t len, uint64_t *pos
     struct hmm_replog_rec *r = rec_at(m, pos);
     r->len = (uint32_t)len;
     r->stripe = stripe;
-    atomic_store_explicit(&r->state, HMM_REC_RESERVED | seq, memory_order_relaxed);
+    /* Release keeps len and stripe ahead of the state, also for the
+     * compiler: a writer killed at any instruction never leaves a state
+     * whose length or stripe is stale (repair_append_locked, settling). */
+    atomic_store_explicit(&r->state, HMM_REC_RESERVED | seq, memory_order_release);
     atomic_store_explicit(&h->next_seq, seq + 1, memory_order_relaxed);
     /* Named in the stripe only now, after next_seq moved on: a seq the
      * stripe names is never handed out again (see repair_append_locked). */
