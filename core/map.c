@@ -551,5 +551,8 @@ HMM_EXPORT int hmm_sync(hmm_t *m)
         return hmm_fail(-errno, "%s: msync: %s", m->path, strerror(errno));
     if (fsync(m->fd) != 0)
         return hmm_fail(-errno, "%s: fsync: %s", m->path, strerror(errno));
+    /* The replication log too: a replica resumes from its sequence numbers. */
+    if (m->rhdr && (msync(m->rhdr, HMM_REPLOG_HDR_SIZE + m->rcap, MS_SYNC) != 0 || fsync(m->rfd) != 0))
+        return hmm_fail(-errno, "%s: replication log sync: %s", m->path, strerror(errno));
     return 0;
 }

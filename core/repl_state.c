@@ -19,7 +19,7 @@
 
 _Static_assert(sizeof(hmm_repl_status) == 8 * HMM_REPL_STATUS_WORDS, "status is whole words");
 
-#define READ_TRIES 100000
+#define READ_TRIES 10000 /* with a yield each: a writer left odd by a crash costs the reader milliseconds */
 
 /* An odd seq that stays odd was left by a writer that died mid-write: after
  * a short wait the next writer takes it over (keeps it odd, rewrites every

@@ -371,7 +371,10 @@ typedef struct hmm_replog_record {
  * record (pointers valid until the next call on r), HMM_NOTFOUND when no
  * newer record is committed yet (poll again later), or HMM_MISMATCH when the
  * ring has wrapped past the reader's position (records were lost to it: the
- * replica needs a full snapshot).  hmm_replog_open() returns HMM_MISMATCH at
+ * replica needs a full snapshot).  Returned sequence numbers increase; one
+ * is skipped only where a writer killed mid-change did not make its change
+ * (its record is void).  A writable handle settles the record of a writer
+ * found dead; a read-only one waits (HMM_NOTFOUND) for a writer to do so.  hmm_replog_open() returns HMM_MISMATCH at
  * once when from_seq is already older than first_seq.  Read-only handles
  * may read the log; reading never blocks writers. */
 typedef struct hmm_replog_reader hmm_replog_reader;
