@@ -374,9 +374,11 @@ typedef struct hmm_replog_record {
  * replica needs a full snapshot).  Returned sequence numbers increase; one
  * is skipped only where a writer killed mid-change did not make its change
  * (its record is void).  A writable handle settles the record of a writer
- * found dead; a read-only one waits (HMM_NOTFOUND) for a writer to do so.  hmm_replog_open() returns HMM_MISMATCH at
- * once when from_seq is already older than first_seq.  Read-only handles
- * may read the log; reading never blocks writers. */
+ * found dead; a read-only one waits (HMM_NOTFOUND) for a writer to do so.
+ * hmm_replog_open() returns HMM_MISMATCH at once when from_seq is already
+ * older than first_seq, or newer than the log's next sequence number (the
+ * log was replaced).  from_seq 0 means 1.  Read-only handles may read the
+ * log; reading never blocks writers. */
 typedef struct hmm_replog_reader hmm_replog_reader;
 HMM_EXPORT int  hmm_replog_open(hmm_t *m, uint64_t from_seq, hmm_replog_reader **r);
 HMM_EXPORT int  hmm_replog_next(hmm_replog_reader *r, hmm_replog_record *rec);
