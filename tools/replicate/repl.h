@@ -55,6 +55,11 @@ struct repl_conn {
     char peer[80];          /* "127.0.0.1:4567", for logs */
     uint64_t bytes_in, bytes_out;
     uint64_t last_rx_ms;    /* monotonic */
+    /* Sealing after the handshake (docs/PROTOCOL.md §3): every chunk of
+     * frames is followed by a SEAL with its HMAC under a session key. */
+    int sealing;
+    uint8_t key_tx[REPL_MAC_LEN], key_rx[REPL_MAC_LEN];
+    uint64_t seals_tx, seals_rx;
 };
 
 /* TLS context from the options: NULL with *ctx NULL when TLS is not asked
@@ -74,6 +79,10 @@ short repl_conn_events(const struct repl_conn *c);
 /* Next whole frame from the input: 1 and *f (valid until the next call),
  * 0 when none is complete yet, -1 on a malformed frame (reason logged). */
 int repl_conn_next_frame(struct repl_conn *c, struct repl_frame *f);
+/* From now on seal what we send and deliver only what the peer sealed.
+ * Called right after the handshake frames, on both sides. */
+void repl_conn_start_sealing(struct repl_conn *c, const uint8_t key_tx[REPL_MAC_LEN],
+                             const uint8_t key_rx[REPL_MAC_LEN]);
 /* Queue an ERROR frame so the peer learns why we close. */
 void repl_conn_send_error(struct repl_conn *c, uint16_t code, const char *text);
 
@@ -86,6 +95,14 @@ int repl_random(void *buf, size_t n); /* 0 or -1 */
  * side that proves itself, so a reply cannot be reflected back. */
 int repl_auth_mac(const struct repl_options *o, int from_primary, const uint8_t first[REPL_NONCE_LEN],
                   const uint8_t second[REPL_NONCE_LEN], uint8_t mac[REPL_MAC_LEN]);
+/* Session keys for sealing, one per direction, from the secret and both
+ * nonces of this connection. */
+int repl_auth_session_keys(const struct repl_options *o, const uint8_t nonce_primary[REPL_NONCE_LEN],
+                           const uint8_t nonce_replica[REPL_NONCE_LEN], uint8_t to_replica[REPL_MAC_LEN],
+                           uint8_t to_primary[REPL_MAC_LEN]);
+/* mac = HMAC-SHA256(key, u64 counter || data). */
+int repl_seal_mac(const uint8_t key[REPL_MAC_LEN], uint64_t counter, const uint8_t *data, size_t len,
+                  uint8_t mac[REPL_MAC_LEN]);
 /* 1 when mac is the right one (constant time), else 0. */
 int repl_auth_check(const struct repl_options *o, int from_primary, const uint8_t first[REPL_NONCE_LEN],
                     const uint8_t second[REPL_NONCE_LEN], const uint8_t mac[REPL_MAC_LEN]);

@@ -10,6 +10,8 @@
 #endif
 #include <errno.h>
 #include <netdb.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -210,12 +212,91 @@ static int conn_read(struct repl_conn *c)
         c->bytes_in += (uint64_t)r;
         c->last_rx_ms = repl_mono_ms();
         total += (size_t)r;
-        /* Stop reading while more than one whole frame is buffered: the
-         * caller consumes frames first (back-pressure through TCP). */
-        if (repl_buf_pending(&c->in) > (size_t)c->max_body + 2 * READ_CHUNK)
+        /* Stop reading while more than one whole frame (sealed: one whole
+         * sealed chunk) is buffered: the caller consumes frames first
+         * (back-pressure through TCP). */
+        if (repl_buf_pending(&c->in) > (c->sealing ? REPL_MAX_SEALED : c->max_body) + 2 * READ_CHUNK)
             break;
     }
     return 0;
+}
+
+/* Seal what was queued since the last seal: a SEAL frame with the HMAC of
+ * those bytes under this direction's session key and a counter, so the
+ * peer can tell a frame was neither forged, changed, dropped, replayed nor
+ * reordered on the way, also without TLS. */
+static int conn_seal(struct repl_conn *c)
+{
+    if (!c->sealing || c->out.len == c->out.mark)
+        return 0;
+    uint8_t mac[REPL_MAC_LEN];
+    if (repl_seal_mac(c->key_tx, c->seals_tx, c->out.data + c->out.mark, c->out.len - c->out.mark, mac) ||
+        repl_put_seal(&c->out, c->seals_tx, mac)) {
+        log_error("%s: cannot seal the output", c->peer);
+        return -1;
+    }
+    c->seals_tx++;
+    c->out.mark = c->out.len;
+    return 0;
+}
+
+void repl_conn_start_sealing(struct repl_conn *c, const uint8_t key_tx[REPL_MAC_LEN],
+                             const uint8_t key_rx[REPL_MAC_LEN])
+{
+    memcpy(c->key_tx, key_tx, REPL_MAC_LEN);
+    memcpy(c->key_rx, key_rx, REPL_MAC_LEN);
+    c->seals_tx = c->seals_rx = 0;
+    c->out.mark = c->out.len; /* the handshake frames queued so far go unsealed */
+    c->in.mark = c->in.off;   /* and so did the peer's, up to the one just read */
+    c->sealing = 1;
+}
+
+/* With sealing on and nothing verified left: find the next SEAL, check it
+ * against the bytes before it, and cut it out so that those frames become
+ * deliverable.  1 when a chunk was verified, 0 when its SEAL has not
+ * arrived yet, -1 on a bad or missing seal. */
+static int conn_verify(struct repl_conn *c)
+{
+    size_t q = c->in.mark;
+    for (;;) {
+        const uint8_t *body;
+        uint32_t body_len;
+        long n = repl_frame_split(c->in.data + q, c->in.len - q, c->max_body, &body, &body_len);
+        if (n == 0) {
+            if (c->in.len - c->in.mark > REPL_MAX_SEALED) {
+                log_warn("%s: more than %zu bytes without a seal; closing", c->peer, REPL_MAX_SEALED);
+                return -1;
+            }
+            return 0;
+        }
+        if (n < 0) {
+            log_warn("%s: malformed frame: length over the limit of %u bytes now; closing", c->peer, c->max_body);
+            return -1;
+        }
+        if (body[0] != REPL_SEAL) {
+            q += (size_t)n;
+            continue;
+        }
+        struct repl_frame f;
+        const char *why;
+        if (repl_frame_decode(body, body_len, &f, &why)) {
+            log_warn("%s: malformed SEAL frame: %s; closing", c->peer, why);
+            return -1;
+        }
+        uint8_t want[REPL_MAC_LEN];
+        if (f.seq != c->seals_rx ||
+            repl_seal_mac(c->key_rx, c->seals_rx, c->in.data + c->in.mark, q - c->in.mark, want) ||
+            CRYPTO_memcmp(want, f.mac, REPL_MAC_LEN) != 0) {
+            log_warn("%s: seal %" PRIu64 " does not match the frames before it (changed on the way, or not from the "
+                     "authenticated peer); closing without using them", c->peer, c->seals_rx);
+            return -1;
+        }
+        c->seals_rx++;
+        memmove(c->in.data + q, c->in.data + q + n, c->in.len - q - (size_t)n);
+        c->in.len -= (size_t)n;
+        c->in.mark = q;
+        return 1;
+    }
 }
 
 int repl_conn_pump(struct repl_conn *c)
@@ -229,7 +310,7 @@ int repl_conn_pump(struct repl_conn *c)
         c->tls_pending = 0;
         log_debug("%s: TLS %s established", c->peer, SSL_get_version(c->ssl));
     }
-    if (conn_read(c) || conn_write(c))
+    if (conn_read(c) || conn_seal(c) || conn_write(c))
         return -1;
     return 0;
 }
@@ -243,9 +324,24 @@ int repl_conn_next_frame(struct repl_conn *c, struct repl_frame *f)
 {
     const uint8_t *body;
     uint32_t body_len;
-    long n = repl_frame_split(c->in.data + c->in.off, repl_buf_pending(&c->in), c->max_body, &body, &body_len);
-    if (n == 0)
+    size_t end = c->in.len;
+    if (c->sealing) {
+        /* Deliver only verified bytes: a forged or changed frame is never used. */
+        while (c->in.off == c->in.mark) {
+            int v = conn_verify(c);
+            if (v <= 0)
+                return v;
+        }
+        end = c->in.mark;
+    }
+    long n = repl_frame_split(c->in.data + c->in.off, end - c->in.off, c->max_body, &body, &body_len);
+    if (n == 0) {
+        if (c->sealing) { /* a seal always follows whole frames */
+            log_warn("%s: a seal cuts a frame; closing", c->peer);
+            return -1;
+        }
         return 0;
+    }
     if (n < 0) {
         log_warn("%s: malformed frame: length over the limit of %u bytes now; closing", c->peer, c->max_body);
         return -1;

@@ -18,12 +18,13 @@
 int repl_buf_reserve(struct repl_buf *b, size_t more)
 {
     if (b->off > 0 && b->off == b->len)
-        b->off = b->len = 0; /* drained: start over at the front */
+        b->off = b->len = b->mark = 0; /* drained: start over at the front */
     if (b->cap - b->len >= more)
         return 0;
     if (b->off > 0) { /* compact before growing */
         memmove(b->data, b->data + b->off, b->len - b->off);
         b->len -= b->off;
+        b->mark = b->mark > b->off ? b->mark - b->off : 0;
         b->off = 0;
         if (b->cap - b->len >= more)
             return 0;
@@ -46,7 +47,7 @@ void repl_buf_consume(struct repl_buf *b, size_t n)
 {
     b->off += n;
     if (b->off >= b->len)
-        b->off = b->len = 0;
+        b->off = b->len = b->mark = 0;
 }
 
 void repl_buf_free(struct repl_buf *b)
@@ -149,6 +150,10 @@ int repl_frame_decode(const uint8_t *body, uint32_t body_len, struct repl_frame 
         rd_copy(&r, f->mac, REPL_MAC_LEN);
         break;
     case REPL_AUTH_OK:
+        rd_copy(&r, f->mac, REPL_MAC_LEN);
+        break;
+    case REPL_SEAL:
+        f->seq = rd_uint(&r, 8);
         rd_copy(&r, f->mac, REPL_MAC_LEN);
         break;
     case REPL_RESUME:
@@ -391,9 +396,20 @@ int repl_put_error(struct repl_buf *b, uint16_t code, const char *text)
     return 0;
 }
 
+int repl_put_seal(struct repl_buf *b, uint64_t counter, const uint8_t mac[REPL_MAC_LEN])
+{
+    uint8_t *p = frame_begin(b, REPL_SEAL, 1 + 8 + REPL_MAC_LEN);
+    if (!p)
+        return -ENOMEM;
+    wr_uint(&p, counter, 8);
+    wr_bytes(&p, mac, REPL_MAC_LEN);
+    return 0;
+}
+
 const char *repl_frame_name(unsigned type)
 {
     static const char *const names[] = {"?",      "CHALLENGE",  "AUTH",     "AUTH_OK",   "RESUME", "START",
-                                        "RECORD", "SNAP_ENTRY", "SNAP_END", "HEARTBEAT", "ACK",    "ERROR"};
+                                        "RECORD", "SNAP_ENTRY", "SNAP_END", "HEARTBEAT", "ACK",    "ERROR",
+                                        "SEAL"};
     return type < sizeof names / sizeof names[0] ? names[type] : "?";
 }

@@ -24,6 +24,9 @@
 #define REPL_MAX_VALUE (64u << 20)
 #define REPL_MAX_BODY (REPL_MAX_VALUE + 65535u + 64u)
 #define REPL_MAX_ERROR_TEXT 200u
+/* The most a sender puts between two seals: its output high-water mark
+ * (1 MiB) plus one frame of the largest size, and change. */
+#define REPL_MAX_SEALED ((size_t)REPL_MAX_BODY + (2u << 20))
 
 enum repl_frame_type {
     REPL_CHALLENGE = 1,  /* primary -> replica: version, nonce */
@@ -37,6 +40,7 @@ enum repl_frame_type {
     REPL_HEARTBEAT = 9,  /* primary -> replica: last seq, wall clock */
     REPL_ACK = 10,       /* replica -> primary: next seq applied, wall clock */
     REPL_ERROR = 11,     /* either way, then close: code, text */
+    REPL_SEAL = 12,      /* either way after AUTH_OK: counter, MAC of the frames since the last seal */
 };
 
 #define REPL_START_STREAM 1u
@@ -49,12 +53,12 @@ struct repl_frame {
     uint8_t type;
     uint16_t version;
     uint8_t nonce[REPL_NONCE_LEN];
-    uint8_t mac[REPL_MAC_LEN];
+    uint8_t mac[REPL_MAC_LEN]; /* AUTH, AUTH_OK, SEAL */
     uint8_t map_id[REPL_ID_LEN];
     uint8_t has_position; /* RESUME */
     uint8_t mode;         /* START */
     uint8_t op;           /* RECORD */
-    uint64_t seq;         /* RESUME next seq, START seq, RECORD seq, SNAP_END seq, HEARTBEAT last seq, ACK next seq */
+    uint64_t seq;         /* SEAL counter, RESUME next seq, START seq, RECORD seq, SNAP_END seq, HEARTBEAT last seq, ACK next seq */
     uint64_t count;       /* SNAP_END entries */
     uint64_t time_ms;     /* HEARTBEAT, ACK */
     /* START: the primary's geometry, so a missing replica map is made alike */
@@ -73,10 +77,13 @@ struct repl_frame {
     uint32_t text_len;
 };
 
-/* A growable byte buffer: data[off, len) is pending. */
+/* A growable byte buffer: data[off, len) is pending.  mark (off <= mark
+ * <= len) is kept in place when the buffer is compacted: the transport
+ * uses it for the end of the sealed (output) or verified (input) bytes. */
 struct repl_buf {
     uint8_t *data;
     size_t off, len, cap;
+    size_t mark;
 };
 int repl_buf_reserve(struct repl_buf *b, size_t more); /* 0 or -ENOMEM */
 void repl_buf_consume(struct repl_buf *b, size_t n);
@@ -109,6 +116,7 @@ int repl_put_snap_end(struct repl_buf *b, uint64_t seq, uint64_t count);
 int repl_put_heartbeat(struct repl_buf *b, uint64_t last_seq, uint64_t time_ms);
 int repl_put_ack(struct repl_buf *b, uint64_t next_seq, uint64_t time_ms);
 int repl_put_error(struct repl_buf *b, uint16_t code, const char *text);
+int repl_put_seal(struct repl_buf *b, uint64_t counter, const uint8_t mac[REPL_MAC_LEN]);
 
 const char *repl_frame_name(unsigned type); /* "RECORD", or "?" */
 

@@ -248,11 +248,13 @@ static void session_on_frame(struct primary *p, struct session *s, const struct 
             session_refuse(s, 4, "authentication failed");
             return;
         }
-        uint8_t mac[REPL_MAC_LEN];
-        if (repl_auth_mac(p->o, 1, f->nonce, s->nonce, mac) || repl_put_auth_ok(&s->conn.out, mac)) {
+        uint8_t mac[REPL_MAC_LEN], to_replica[REPL_MAC_LEN], to_primary[REPL_MAC_LEN];
+        if (repl_auth_mac(p->o, 1, f->nonce, s->nonce, mac) || repl_put_auth_ok(&s->conn.out, mac) ||
+            repl_auth_session_keys(p->o, s->nonce, f->nonce, to_replica, to_primary)) {
             session_refuse(s, 1, "internal error");
             return;
         }
+        repl_conn_start_sealing(&s->conn, to_replica, to_primary);
         s->state = S_RESUME;
         log_info("%s: authenticated", s->conn.peer);
         return;

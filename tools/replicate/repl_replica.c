@@ -229,8 +229,13 @@ static int on_frame(struct replica *r, const struct repl_frame *f)
             log_error("%s: the primary failed authentication (wrong secret, or not our primary); closing", peer);
             return -1;
         }
-        /* Only now may the primary send big frames: it proved the secret. */
+        /* Only now may the primary send big frames: it proved the secret.
+         * From here on every frame either way is sealed. */
         r->conn.max_body = REPL_MAX_BODY;
+        uint8_t to_replica[REPL_MAC_LEN], to_primary[REPL_MAC_LEN];
+        if (repl_auth_session_keys(r->o, r->nonce_primary, r->nonce_own, to_replica, to_primary))
+            return -1;
+        repl_conn_start_sealing(&r->conn, to_primary, to_replica);
         load_position(r);
         if (repl_put_resume(&r->conn.out, r->has_position, r->primary_id, r->next_seq))
             return -1;
