@@ -108,7 +108,7 @@ fail:
     return -1;
 }
 
-static int parse_ms(const char *opt, const char *arg, unsigned min, unsigned max, unsigned *out)
+static int parse_number(const char *opt, const char *arg, unsigned min, unsigned max, unsigned *out)
 {
     char *end;
     errno = 0;
@@ -151,21 +151,22 @@ int main(int argc, char **argv)
         case OPT_TLS_KEY: o.tls_key = optarg; break;
         case OPT_TLS_CA: o.tls_ca = optarg; break;
         case OPT_HEARTBEAT:
-            if (parse_ms("heartbeat", optarg, 10, 60000, &o.heartbeat_ms))
-                return EXIT_USAGE;
-            break;
         case OPT_TIMEOUT:
-            if (parse_ms("timeout", optarg, 100, 3600000, &o.timeout_ms))
-                return EXIT_USAGE;
-            break;
         case OPT_MAX_REPLICAS:
-            if (parse_ms("max-replicas", optarg, 1, 1024, &o.max_replicas))
-                return EXIT_USAGE;
+        case OPT_BACKOFF_MAX: {
+            /* The numeric options: name, range, where it goes. */
+            const struct { int opt; const char *name; unsigned min, max; unsigned *dst; } numeric[] = {
+                {OPT_HEARTBEAT, "heartbeat", 10, 60000, &o.heartbeat_ms},
+                {OPT_TIMEOUT, "timeout", 100, 3600000, &o.timeout_ms},
+                {OPT_MAX_REPLICAS, "max-replicas", 1, 1024, &o.max_replicas},
+                {OPT_BACKOFF_MAX, "backoff-max", 200, 3600000, &o.backoff_max_ms},
+            };
+            for (unsigned i = 0; i < sizeof numeric / sizeof numeric[0]; i++)
+                if (numeric[i].opt == opt &&
+                    parse_number(numeric[i].name, optarg, numeric[i].min, numeric[i].max, numeric[i].dst))
+                    return EXIT_USAGE;
             break;
-        case OPT_BACKOFF_MAX:
-            if (parse_ms("backoff-max", optarg, 200, 3600000, &o.backoff_max_ms))
-                return EXIT_USAGE;
-            break;
+        }
         case OPT_LOG_LEVEL:
             level = repl_log_level_parse(optarg);
             if (level < 0) {
