@@ -336,6 +336,35 @@ struct blocked {
     uint64_t pos, seq;
 };
 
+/* A damaged window or tail record (only a damaged file gets here): the log
+ * is an aid to the map, so writes go on.  Every record is dropped (a reader
+ * behind is told HMM_MISMATCH and takes a snapshot) and positions and
+ * numbers are made sane again. */
+static void reset_window_locked(hmm_t *m)
+{
+    struct hmm_replog_header *h = m->rhdr;
+    uint64_t head = atomic_load(&h->head), next = atomic_load(&h->next_seq);
+    head = head >= HMM_REC_VOID ? 0 : round8(head);
+    if (next == 0 || next >= HMM_REC_VOID)
+        next = 1;
+    atomic_store(&h->next_seq, next);
+    atomic_store(&h->first_seq, next);
+    atomic_store_explicit(&h->tail, head, memory_order_release);
+    atomic_store_explicit(&h->head, head, memory_order_release);
+    atomic_fetch_add(&m->hdr->recoveries, 1);
+    hmm_fail(HMM_CORRUPT, "%s: the replication log was damaged; its records were dropped", m->path);
+}
+
+static bool window_sane(hmm_t *m)
+{
+    struct hmm_replog_header *h = m->rhdr;
+    uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    uint64_t next = atomic_load_explicit(&h->next_seq, memory_order_relaxed);
+    return head % 8 == 0 && tail % 8 == 0 && tail <= head && head - tail <= m->rcap && head < HMM_REC_VOID &&
+           next > 0 && next < HMM_REC_VOID;
+}
+
 static int make_room_locked(hmm_t *m, uint64_t end, uint32_t own_stripe, struct blocked *b)
 {
     struct hmm_replog_header *h = m->rhdr;
@@ -345,21 +374,16 @@ static int make_room_locked(hmm_t *m, uint64_t end, uint32_t own_stripe, struct 
     int rc = 0;
     while (tail + m->rcap < end) {
         uint64_t off = tail % m->rcap;
-        if (tail >= head) {
-            rc = hmm_fail(HMM_CORRUPT, "%s: replication log tail passes its head", m->path);
-            break;
-        }
+        if (tail >= head)
+            return -ESTALE; /* damaged: the caller resets the window */
         if (m->rcap - off < HMM_REPLOG_REC_HDR) {
             tail += m->rcap - off; /* too short for a record: skipped by everyone */
             continue;
         }
         struct hmm_replog_rec *r = rec_at(m, tail);
         uint64_t st = atomic_load_explicit(&r->state, memory_order_acquire);
-        if (!len_valid(m, r, tail)) {
-            rc = hmm_fail(HMM_CORRUPT, "%s: replication log record at %llu has a bad length", m->path,
-                          (unsigned long long)tail);
-            break;
-        }
+        if (!len_valid(m, r, tail))
+            return -ESTALE;
         if (st != HMM_REC_PAD && (st & HMM_REC_RESERVED)) {
             uint64_t seq = HMM_REC_SEQ(st);
             /* Our own stripe's: its writer is not running (we hold the lock). */
@@ -404,13 +428,22 @@ static int reserve_locked(hmm_t *m, uint32_t stripe, uint64_t len, uint64_t *pos
                           struct blocked *b)
 {
     struct hmm_replog_header *h = m->rhdr;
-    uint64_t pos = atomic_load_explicit(&h->head, memory_order_relaxed);
-    uint64_t gap = m->rcap - pos % m->rcap;
-    if (gap >= len)
-        gap = 0; /* fits before the ring's end */
-    int rc = make_room_locked(m, pos + gap + len, stripe, b);
+    if (!window_sane(m))
+        reset_window_locked(m);
+    uint64_t pos, gap;
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        pos = atomic_load_explicit(&h->head, memory_order_relaxed);
+        gap = m->rcap - pos % m->rcap;
+        if (gap >= len)
+            gap = 0; /* fits before the ring's end */
+        rc = make_room_locked(m, pos + gap + len, stripe, b);
+        if (rc != -ESTALE || attempt > 0)
+            break;
+        reset_window_locked(m);
+    }
     if (rc)
-        return rc;
+        return rc == -ESTALE ? hmm_fail(HMM_CORRUPT, "%s: replication log cannot be repaired", m->path) : rc;
     if (gap) {
         if (gap >= HMM_REPLOG_REC_HDR) {
             struct hmm_replog_rec *pad = rec_at(m, pos);

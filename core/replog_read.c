@@ -75,7 +75,7 @@ static int locate(hmm_t *m, uint64_t from, uint64_t *pos_out)
         if (from > next)
             return hmm_fail(HMM_MISMATCH, "%s: sequence number %llu is newer than the replication log (next %llu)",
                             m->path, (unsigned long long)from, (unsigned long long)next);
-        if (head < tail || head - tail > m->rcap)
+        if (head < tail || head - tail > m->rcap || head % 8 || tail % 8)
             return hmm_fail(HMM_CORRUPT, "%s: replication log window is inconsistent", m->path);
         uint64_t p = tail;
         bool retry = false;
@@ -192,7 +192,7 @@ HMM_EXPORT int hmm_replog_next(hmm_replog_reader *r, hmm_replog_record *out)
         uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
         if (r->pos == head)
             return HMM_NOTFOUND;
-        if (r->pos > head || head - r->pos > m->rcap || lapped(m, r->pos))
+        if (r->pos > head || head - r->pos > m->rcap || head % 8 || lapped(m, r->pos))
             return hmm_fail(HMM_MISMATCH, "%s: the replication log wrapped past the reader", m->path);
         uint64_t off = r->pos % m->rcap;
         if (m->rcap - off < HMM_REPLOG_REC_HDR) {

@@ -571,6 +571,62 @@ static void test_damaged_log_gives_corrupt_or_mismatch_never_a_crash(void **stat
     hmm_close(m);
 }
 
+/* Damage where a writer must look (the tail record, the window): writes
+ * go on, the old records are dropped, and what follows reads whole. */
+static void test_writers_get_past_a_damaged_log(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, 0, SMALL_LOG);
+    struct hmm_replog_info info;
+    TU_OK(hmm_replog_info(m, &info));
+    static char val[60000];
+    memset(val, 'v', sizeof val);
+    int n = (int)(2 * info.capacity / sizeof val);
+    for (int i = 0; i < n; i++)
+        TU_OK(hmm_put(m, "big", 3, val, sizeof val, 0, 0));
+    char path[512];
+    tu_path(path, sizeof path, dir, "hashmmap.replog");
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    for (int damage = 0; damage < 2; damage++) {
+        uint64_t tail, head;
+        assert_int_equal(pread(fd, &tail, 8, 128), 8);
+        assert_int_equal(pread(fd, &head, 8, 112), 8);
+        if (damage == 0) {
+            uint32_t bad_len = 3; /* the tail record's length */
+            assert_int_equal(pwrite(fd, &bad_len, 4, (off_t)(4096 + tail % info.capacity + 16)), 4);
+        } else {
+            head += 3; /* an unaligned head */
+            assert_int_equal(pwrite(fd, &head, 8, 112), 8);
+        }
+        hmm_stats before, st;
+        TU_OK(hmm_stat(m, &before));
+        for (int i = 0; i < 8; i++)
+            TU_OK(hmm_put(m, "big", 3, val, sizeof val, 0, 0));
+        TU_OK(hmm_put(m, "last", 4, "x", 1, 0, 0));
+        TU_OK(hmm_stat(m, &st));
+        assert_int_equal(st.recoveries, before.recoveries + 1); /* the window was reset once */
+        struct hmm_replog_info after;
+        TU_OK(hmm_replog_info(m, &after));
+        hmm_replog_reader *r;
+        assert_int_equal(hmm_replog_open(m, 1, &r), HMM_MISMATCH);
+        TU_OK(hmm_replog_open(m, after.first_seq, &r));
+        hmm_replog_record rec;
+        int rc, seen = 0;
+        while ((rc = hmm_replog_next(r, &rec)) == 0)
+            seen++;
+        assert_int_equal(rc, HMM_NOTFOUND);
+        assert_true(seen >= 1);
+        assert_int_equal(rec.seq, after.last_seq);
+        assert_int_equal(rec.klen, 4);
+        assert_memory_equal(rec.key, "last", 4);
+        hmm_replog_close(r);
+    }
+    close(fd);
+    hmm_close(m);
+}
+
 /* ---- killed writers ---- */
 
 struct churner {
@@ -670,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_repl_status_is_kept_in_the_metrics_file),
         cmocka_unit_test(test_anonymous_map_logs_changes_of_forked_children),
         cmocka_unit_test(test_damaged_log_gives_corrupt_or_mismatch_never_a_crash),
+        cmocka_unit_test(test_writers_get_past_a_damaged_log),
         cmocka_unit_test(test_log_mirrors_the_map_after_writers_are_killed_at_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
