@@ -709,6 +709,56 @@ static void test_log_mirrors_the_map_after_writers_are_killed_at_random(void **s
     hmm_close(m);
 }
 
+/* A writer stopped (SIGSTOP) at any instant, perhaps between reserving and
+ * committing: readers, read-only or not, never wait for it: each call
+ * returns at once, and once it runs again every record shows up. */
+static void test_a_stopped_writer_never_blocks_readers(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, 0, 0), *ro;
+    hmm_config rcfg = {.flags = HMM_RDONLY};
+    TU_OK(hmm_open(&ro, dir, &rcfg));
+    hmm_replog_reader *rw_r, *ro_r;
+    TU_OK(hmm_replog_open(m, 1, &rw_r));
+    TU_OK(hmm_replog_open(ro, 1, &ro_r));
+    struct churner c = {dir, 99};
+    pid_t pid = tu_fork(churn_main, &c);
+    hmm_replog_record rec;
+    for (int stop = 0; stop < 20; stop++) {
+        usleep(1000 + (useconds_t)(rand() % 3000));
+        kill(pid, SIGSTOP);
+        usleep(2000);
+        uint64_t t0 = tu_now_ms();
+        int rc1, rc2;
+        while ((rc1 = hmm_replog_next(rw_r, &rec)) == 0)
+            ;
+        while ((rc2 = hmm_replog_next(ro_r, &rec)) == 0)
+            ;
+        assert_int_equal(rc1, HMM_NOTFOUND);
+        assert_int_equal(rc2, HMM_NOTFOUND);
+        assert_true(tu_now_ms() - t0 < 5000);
+        kill(pid, SIGCONT);
+    }
+    kill(pid, SIGKILL);
+    tu_wait(pid, 10000);
+    /* A writer's put settles what the killed one left; both readers then
+     * reach the same end. */
+    TU_OK(hmm_put(m, "end", 3, "1", 1, 0, 0));
+    uint64_t last1 = 0, last2 = 0;
+    while (hmm_replog_next(rw_r, &rec) == 0)
+        last1 = rec.seq;
+    /* The read-write reader settled the killed writer's record, if any. */
+    while (hmm_replog_next(ro_r, &rec) == 0)
+        last2 = rec.seq;
+    assert_true(last1 != 0);
+    assert_int_equal(last1, last2);
+    hmm_replog_close(rw_r);
+    hmm_replog_close(ro_r);
+    hmm_close(ro);
+    hmm_close(m);
+}
+
 int main(void)
 {
     tu_watchdog(240);
@@ -727,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_anonymous_map_logs_changes_of_forked_children),
         cmocka_unit_test(test_damaged_log_gives_corrupt_or_mismatch_never_a_crash),
         cmocka_unit_test(test_writers_get_past_a_damaged_log),
+        cmocka_unit_test(test_a_stopped_writer_never_blocks_readers),
         cmocka_unit_test(test_log_mirrors_the_map_after_writers_are_killed_at_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
