@@ -31,9 +31,9 @@ enum { EXIT_OK = 0, EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_ERROR = 3 };
 static const char *command = "hashmmap";
 
 struct options {
-    uint64_t size, max_size, ttl_ms, max_value;
+    uint64_t size, max_size, ttl_ms, max_value, replog_size;
     unsigned mode;
-    bool cache, nx, xx, json, repair;
+    bool cache, nx, xx, json, repair, no_replog;
 };
 
 static void usage(FILE *out)
@@ -44,6 +44,7 @@ static void usage(FILE *out)
             "\n"
             "Commands:\n"
             "  create DIR [--size 64M] [--max-size 1G] [--cache] [--ttl 30s] [--mode 0600] [--max-value 1M]\n"
+            "             [--replog-size 16M | --no-replog]\n"
             "                          create a map (sizes take K, M, G; TTLs ms, s, m, h, d; bare = seconds)\n"
             "  put DIR KEY VALUE [--ttl 10s] [--nx | --xx]   store a value (--nx: only if absent, --xx: only if present)\n"
             "  get DIR KEY             print the value\n"
@@ -293,6 +294,7 @@ int main(int argc, char **argv)
         {"nx", no_argument, NULL, 'n'},          {"xx", no_argument, NULL, 'x'},
         {"json", no_argument, NULL, 'j'},        {"repair", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'v'},
+        {"replog-size", required_argument, NULL, 'L'}, {"no-replog", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     struct options o = {0};
@@ -366,6 +368,11 @@ int main(int argc, char **argv)
             o.mode = (unsigned)v;
             break;
         }
+        case 'L':
+            if (!parse_size(optarg, &o.replog_size))
+                return usage_error("--replog-size: '%s' is not a size like 16M", optarg);
+            break;
+        case 'N': o.no_replog = true; break;
         case 'c': o.cache = true; break;
         case 'n': o.nx = true; break;
         case 'x': o.xx = true; break;
@@ -401,8 +408,9 @@ int main(int argc, char **argv)
 
     if (strcmp(command, "create") == 0) {
         hmm_config cfg = {.size = o.size, .max_size = o.max_size, .mode = o.mode, .default_ttl_ms = o.ttl_ms,
-                          .max_value = (uint32_t)o.max_value,
-                          .flags = HMM_CREATE | HMM_EXCL | (o.cache ? HMM_CACHE : 0)};
+                          .max_value = (uint32_t)o.max_value, .replog_size = o.replog_size,
+                          .flags = HMM_CREATE | HMM_EXCL | (o.cache ? HMM_CACHE : 0) |
+                                   (o.no_replog ? HMM_NOREPLOG : 0)};
         hmm_t *m;
         int rc = hmm_open(&m, dir, &cfg);
         if (rc)
