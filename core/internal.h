@@ -110,6 +110,8 @@ void replog_void_locked(hmm_t *m, uint32_t stripe);
 /* Recovery of a dead holder's record: commit it when its change was
  * published, else void it (stripe lock held). */
 void replog_recover_locked(hmm_t *m, uint32_t stripe, bool published);
+/* The process with slot tag died: repair the append lock if it held it. */
+void replog_repair_dead(hmm_t *m, uint32_t tag);
 /* Cold start: rebuild the append lock and finish a reservation its dead holder left. */
 void replog_cold_start(hmm_t *m);
 uint64_t replog_record_bytes(size_t klen, size_t vlen);

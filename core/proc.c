@@ -149,6 +149,7 @@ static void repair_locks_of(hmm_t *m, uint32_t tag)
             unlock_class(m, c);
     if (atomic_load(&m->hdr->pages_owner_proc) == tag && lock_pages(m) == 0)
         unlock_pages(m);
+    replog_repair_dead(m, tag);
 }
 
 void proc_repair_dead(hmm_t *m)

@@ -272,6 +272,12 @@ static void unlock_append(hmm_t *m)
     pthread_mutex_unlock(&m->rhdr->lock);
 }
 
+void replog_repair_dead(hmm_t *m, uint32_t tag)
+{
+    if (m->rhdr && !m->rdonly && atomic_load(&m->rhdr->lock_owner_proc) == tag && lock_append(m) == 0)
+        unlock_append(m);
+}
+
 void replog_cold_start(hmm_t *m)
 {
     if (!m->rhdr)
