@@ -71,7 +71,7 @@ static struct hmm_replog_rec *rec_at(hmm_t *m, uint64_t pos)
 
 /* ---- the file ---- */
 
-static void init_header(struct hmm_replog_header *h, const uint8_t *map_id, uint64_t cap)
+static void init_header(struct hmm_replog_header *h, const uint8_t *map_id, uint64_t cap, uint64_t first_seq)
 {
     memset(h, 0, sizeof *h);
     memcpy(h->magic, HMM_REPLOG_MAGIC, 8);
@@ -80,19 +80,32 @@ static void init_header(struct hmm_replog_header *h, const uint8_t *map_id, uint
     memcpy(h->map_id, map_id, sizeof h->map_id);
     h->capacity = cap;
     h->created_ms = hmm_now_ms();
-    atomic_store(&h->next_seq, 1);
-    atomic_store(&h->first_seq, 1);
+    atomic_store(&h->next_seq, first_seq);
+    atomic_store(&h->first_seq, first_seq);
 }
 
 /* Write a fresh log into fd (sized to HDR + cap, zero-filled). */
-static int init_file(int fd, const uint8_t *map_id, uint64_t cap)
+/* A log made for a map that was written before (its log was deleted or
+ * damaged) must not reuse numbers a replica may already hold: it starts
+ * far beyond any the old log can have reached (milliseconds since the
+ * epoch times 2^16), so a replica's position is older than first_seq and it
+ * is told HMM_MISMATCH.  A new map's log starts at 1. */
+static uint64_t first_seq_for(hmm_t *m)
+{
+    for (uint32_t s = 0; s <= m->stripe_mask; s++)
+        if (m->stripes[s].version)
+            return hmm_now_ms() << 16;
+    return 1;
+}
+
+static int init_file(int fd, const uint8_t *map_id, uint64_t cap, uint64_t first_seq)
 {
     if (ftruncate(fd, (off_t)(HMM_REPLOG_HDR_SIZE + cap)) != 0)
         return -errno;
     struct hmm_replog_header *h = mmap(NULL, HMM_REPLOG_HDR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (h == MAP_FAILED)
         return -errno;
-    init_header(h, map_id, cap);
+    init_header(h, map_id, cap, first_seq);
     int rc = lock_init_shared(&h->lock);
     munmap(h, HMM_REPLOG_HDR_SIZE);
     return rc;
@@ -116,7 +129,7 @@ static int create_file(hmm_t *m, const char *dir, const char *path, uint64_t cap
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int rc = fchmod(fd, mode) == 0 ? init_file(fd, m->hdr->map_id, cap) : -errno;
+    int rc = fchmod(fd, mode) == 0 ? init_file(fd, m->hdr->map_id, cap, first_seq_for(m)) : -errno;
     close(fd);
     if (rc == 0 && (replace ? rename(tmp, path) : link(tmp, path)) != 0 && errno != EEXIST)
         rc = -errno;
@@ -148,7 +161,7 @@ int replog_open(hmm_t *m, const char *dir, unsigned mode)
     uint64_t cap = replog_capacity_for(m->hdr->replog_size, m->max_value);
     if (m->anon) {
         int fd = memfd_create("hashmmap-replog", MFD_CLOEXEC);
-        int rc = fd < 0 ? -errno : init_file(fd, m->hdr->map_id, cap);
+        int rc = fd < 0 ? -errno : init_file(fd, m->hdr->map_id, cap, first_seq_for(m));
         if (rc == 0)
             rc = map_file(m, fd, cap);
         if (rc && fd >= 0)

@@ -627,6 +627,31 @@ static void test_writers_get_past_a_damaged_log(void **state)
     hmm_close(m);
 }
 
+/* A log deleted under a map that was written is remade with numbers beyond
+ * any the old one reached: a replica's old position is refused. */
+static void test_a_remade_log_never_reuses_sequence_numbers(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, 0, 0);
+    for (int i = 0; i < 10; i++)
+        TU_OK(hmm_incr(m, "n", 1, 1, NULL));
+    hmm_close(m);
+    char path[512];
+    tu_path(path, sizeof path, dir, "hashmmap.replog");
+    assert_int_equal(unlink(path), 0);
+    m = open_cfg(dir, 0, 0);
+    TU_OK(hmm_put(m, "after", 5, "1", 1, 0, 0));
+    struct hmm_replog_info info;
+    TU_OK(hmm_replog_info(m, &info));
+    assert_true(info.first_seq > 1000000);
+    assert_int_equal(info.last_seq, info.first_seq);
+    hmm_replog_reader *r;
+    assert_int_equal(hmm_replog_open(m, 5, &r), HMM_MISMATCH);
+    assert_int_equal(read_all(m, info.first_seq, NULL, NULL), 1);
+    hmm_close(m);
+}
+
 /* ---- killed writers ---- */
 
 struct churner {
@@ -777,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_anonymous_map_logs_changes_of_forked_children),
         cmocka_unit_test(test_damaged_log_gives_corrupt_or_mismatch_never_a_crash),
         cmocka_unit_test(test_writers_get_past_a_damaged_log),
+        cmocka_unit_test(test_a_remade_log_never_reuses_sequence_numbers),
         cmocka_unit_test(test_a_stopped_writer_never_blocks_readers),
         cmocka_unit_test(test_log_mirrors_the_map_after_writers_are_killed_at_random),
     };
