@@ -90,11 +90,13 @@ def writer(ext, path, seconds):
         db.executemany("INSERT OR REPLACE INTO t(key, value) VALUES (?, ?)",
                        ((f"w{n}_{i}", "v" * (i * 37 % 4000)) for i in range(200)))
         db.execute("INSERT OR REPLACE INTO t(key, value) VALUES ('w1', ?), ('w2', ?)", (n, "x" * (n % 500)))
-        db.execute("UPDATE t SET key = ? WHERE key = ?", (f"r{n}", f"w{n}_0"))
+        # OR REPLACE: a second writer on the same map meets the first one's r{n}.
+        db.execute("UPDATE OR REPLACE t SET key = ? WHERE key = ?", (f"r{n}", f"w{n}_0"))
         if n >= 2:
             db.execute("DELETE FROM t WHERE key LIKE ? ESCAPE '\\'", (f"w{n - 2}\\_%",))
         if n == 0:
-            open(path + ".started", "w").close()
+            with open(path + ".started", "w") as f:
+                f.write(f"{os.getpid()}\n")  # the test SIGKILLs this process, not its timeout(1)
         n += 1
     db.close()
     print(f"writer: {n} rounds", file=sys.stderr)
