@@ -9,7 +9,9 @@
  * Environment: HMMBENCH_QUICK=1; HMMBENCH_BUDGET_MS (time per measurement,
  * default 240, quick 30); HMMBENCH_CSV (default bench/results.csv);
  * HMMBENCH_STORES (comma-separated store ids to run besides the local
- * table, e.g. "hmm_file,lmdb"); TMPDIR (where maps, databases and sockets go).
+ * table, e.g. "hmm_file,lmdb"); HMMBENCH_ONLY=footprint (only the space,
+ * open and recovery section and the targets); TMPDIR (where maps,
+ * databases and sockets go).
  *
  * Every figure is ns per operation and operations per second of one
  * process, with its ratio to the process-local table measured in the same
@@ -81,7 +83,7 @@ size_t counter_format(char *buf, int64_t v)
     return (size_t)n;
 }
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -100,7 +102,7 @@ static uint64_t rng(void)
 /* Key number i as 16 printable bytes: "k" and 15 hex digits of i
  * scrambled (a bijection on 60 bits), so consecutive numbers are not
  * neighbours in a B-tree and fresh keys land anywhere. */
-static void make_key(char *k, uint64_t i)
+void make_key(char *k, uint64_t i)
 {
     static const char hex[] = "0123456789abcdef";
     uint64_t x = (i * 0x9E3779B97F4A7C15ull) & ((1ull << 60) - 1);
@@ -675,9 +677,17 @@ static double cell_ns(const struct table *t, const struct store_kind *k, size_t 
     return 0;
 }
 
+/* a / b, or NAN when either figure is missing (0: not measured). */
+static double ratio(double a, double b)
+{
+    return a > 0 && b > 0 ? a / b : NAN;
+}
+
+/* measured NAN: a figure is missing.  It may be negative (an overhead
+ * within the noise). */
 static void target(const char *what, double measured, double goal, bool lower_is_better, const char *unit)
 {
-    if (measured <= 0 || isnan(measured)) {
+    if (!isfinite(measured)) {
         printf("  %-52s %10s   goal %s%.2f%s  not measured\n", what, "-", lower_is_better ? "<= " : ">= ", goal,
                unit);
         return;
@@ -688,21 +698,39 @@ static void target(const char *what, double measured, double goal, bool lower_is
     fprintf(csv, "target,%s,0,0,,,,%.3f,0,%.3f,0,%d\n", what, measured, goal, met);
 }
 
-static void targets(const struct table *t)
+/* A figure the targets block shows beside the goals, without a goal of its own. */
+static void info(const char *what, double measured, const char *unit)
+{
+    if (!isfinite(measured)) {
+        printf("  %-52s %10s   (information, no goal)  not measured\n", what, "-");
+        return;
+    }
+    printf("  %-52s %9.2f%s   (information, no goal)\n", what, measured, unit);
+    fprintf(csv, "info,%s,0,0,,,,%.3f,0,0,0,0\n", what, measured);
+}
+
+static void targets(const struct table *t, const struct footprint_figures *fp)
 {
     double local_get = cell_ns(t, &store_local, 0), local_put = cell_ns(t, &store_local, 1);
     double get = cell_ns(t, &store_hmm_file, 0), put = cell_ns(t, &store_hmm_file, 1);
     printf("\ntargets (DESIGN.md section 10; %llu keys, %zu-byte values, uniform keys, hashmmap file map):\n",
            (unsigned long long)t->keys, t->vlen);
-    target("get: x local table", get / local_get, 1.2, true, "x");
+    target("get: x local table", ratio(get, local_get), 1.2, true, "x");
     double put_nolog = cell_ns(t, &store_hmm_noreplog, 1);
-    target("put (overwrite, no replication log): x local table", put_nolog / local_put, 2.0, true, "x");
-    target("put (overwrite): replication log overhead", 100.0 * (put / put_nolog - 1.0), 30.0, true, "%");
-    target("get: times faster than LMDB", cell_ns(t, &store_lmdb, 0) / get, 4.0, false, "x");
-    target("put (overwrite): times faster than LMDB", cell_ns(t, &store_lmdb, 1) / put, 4.0, false, "x");
-    target("get: times faster than Redis", cell_ns(t, &store_redis, 0) / get, 100.0, false, "x");
-    target("get: times faster than memcached", cell_ns(t, &store_memcached, 0) / get, 100.0, false, "x");
-    target("two processes reading: x one process", scaling_read_ratio, 1.8, false, "x");
+    target("put (overwrite, replication log on): x local table", ratio(put, local_put), 2.0, true, "x");
+    info("put (overwrite, no replication log): x local table", ratio(put_nolog, local_put), "x");
+    target("put (overwrite): replication log overhead", 100.0 * (ratio(put, put_nolog) - 1.0), 30.0, true, "%");
+    target("get: times faster than LMDB", ratio(cell_ns(t, &store_lmdb, 0), get), 4.0, false, "x");
+    target("put (overwrite): times faster than LMDB", ratio(cell_ns(t, &store_lmdb, 1), put), 4.0, false, "x");
+    target("get: times faster than Redis", ratio(cell_ns(t, &store_redis, 0), get), 100.0, false, "x");
+    target("get: times faster than memcached", ratio(cell_ns(t, &store_memcached, 0), get), 100.0, false, "x");
+    target("two processes reading: x one process", ratio(scaling_read_ratio, 1), 1.8, false, "x");
+    char what[80];
+    snprintf(what, sizeof what, "space at %llu entries: bytes/entry over key+value", (unsigned long long)fp->entries);
+    target(what, fp->overhead_file, 48, true, "B");
+    info("space: the same for the allocated part of the file", fp->overhead_alloc, "B");
+    target("open of the existing map (median)", fp->open_ms, 5, true, "ms");
+    target("recovery after a crash (worst of all measured)", fp->recover_ms, 1000, true, "ms");
 }
 
 /* ---- callgrind: a fixed loop, to count instructions per operation ---- */
@@ -781,15 +809,23 @@ int main(int argc, char **argv)
     big256 = (struct table){.keys = 1000000, .vlen = 256};
     small8 = (struct table){.keys = 10000, .vlen = 8};
     small256 = (struct table){.keys = 10000, .vlen = 256};
-    for (size_t i = quick ? 2 : 0; i < 4; i++) {
+    /* HMMBENCH_ONLY=footprint: the space, open and recovery section alone
+     * (the other targets then say "not measured"). */
+    bool only_fp = getenv("HMMBENCH_ONLY") && strcmp(getenv("HMMBENCH_ONLY"), "footprint") == 0;
+    for (size_t i = quick ? 2 : 0; i < 4 && !only_fp; i++) {
         uint64_t max_inserts = quick ? 20000 : tables[i]->keys >= 1000000 ? 500000 : 200000;
         measure_all(tables[i], max_inserts);
         print_table(tables[i]);
     }
-    scaling(quick ? 10000 : 1000000, quick ? 0.2 : 1.0);
-    growth_cost(quick ? 100000 : 1000000);
-    cache_hit_ratio(quick ? 100000 : 1000000, quick ? 500000 : 3000000);
-    targets(quick ? &small8 : &big8);
+    if (!only_fp) {
+        scaling(quick ? 10000 : 1000000, quick ? 0.2 : 1.0);
+        growth_cost(quick ? 100000 : 1000000);
+    }
+    struct footprint_figures fp;
+    footprint(csv, quick ? 10000 : 1000000, 20, &fp); /* quick: 10 k entries */
+    if (!only_fp)
+        cache_hit_ratio(quick ? 100000 : 1000000, quick ? 500000 : 3000000);
+    targets(quick ? &small8 : &big8, &fp);
     fclose(csv);
     bench_remove(bench_tmpdir);
     printf("\nCSV: %s   (%.0f s in all)\n", csv_path, now_s() - t0);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define KEY_LEN 16   /* every key is 16 printable bytes (no NUL) */
 #define VAL_MAX 256  /* the largest value a workload stores */
@@ -53,6 +54,22 @@ extern const char *bench_tmpdir;
 void bench_path(char *buf, size_t cap, const char *what);
 /* rm -rf path (adapters' close). */
 void bench_remove(const char *path);
+
+/* Key number i as KEY_LEN printable bytes (hmmbench.c), and a monotonic
+ * clock in seconds. */
+void make_key(char *k, uint64_t i);
+double now_s(void);
+
+/* Space, open and recovery (footprint.c): the DESIGN.md §10 targets that
+ * are not speeds.  NAN where a figure could not be measured. */
+struct footprint_figures {
+    uint64_t entries;
+    double overhead_file;  /* bytes per entry beyond key and value: whole map file, map grown from small */
+    double overhead_alloc; /* the same, the file less entry pages no size class has taken */
+    double open_ms;        /* median hmm_open of the existing map */
+    double recover_ms;     /* worst time of any recovery measured */
+};
+void footprint(FILE *csv, uint64_t entries, unsigned kills, struct footprint_figures *fig);
 
 /* Decimal counters, shared by the adapters that implement incr by hand. */
 int counter_parse(const void *val, size_t len, int64_t *out);

@@ -10,7 +10,8 @@ bench_hmmbench_SOURCES = \
 	%reldir%/store_local.c \
 	%reldir%/store_hmm.c \
 	%reldir%/store_db.c \
-	%reldir%/store_net.c
+	%reldir%/store_net.c \
+	%reldir%/footprint.c
 bench_hmmbench_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) $(HIREDIS_CFLAGS) $(LIBMEMCACHED_CFLAGS)
 bench_hmmbench_LDADD = libhashmmap.la $(LMDB_LIBS) $(SQLITE3_LIBS) $(HIREDIS_LIBS) $(LIBMEMCACHED_LIBS) \
 	$(JEMALLOC_LIBS) -lm
