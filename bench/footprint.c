@@ -56,7 +56,7 @@
 /* ---- space ---- */
 
 struct space {
-    uint64_t items, file, disk, alloc, live, growth_steps;
+    uint64_t items, file, disk, alloc, live, index, growth_steps;
 };
 
 static double per_entry(uint64_t bytes, uint64_t items)
@@ -85,6 +85,7 @@ static int space_of(hmm_t *m, const char *dir, struct space *sp)
         .disk = (uint64_t)fs.st_blocks * 512,
         .alloc = st.file_size - (st.bytes_total - class_pages * st.page_size),
         .live = chunks + st.index_buckets * BUCKET_BYTES,
+        .index = st.index_buckets * BUCKET_BYTES,
         .growth_steps = st.counters[HMM_C_GROWTH_STEPS],
     };
     return 0;
@@ -119,16 +120,18 @@ static int space_row(FILE *csv, const char *label, const char *dir, const hmm_co
     hmm_t *m;
     int rc = hmm_open(&m, dir, cfg);
     if (rc) {
-        printf("  %-30s cannot be opened: %s\n", label, hmm_strerror(rc));
+        printf("  %-24s cannot be opened: %s\n", label, hmm_strerror(rc));
         return rc;
     }
     if ((rc = fill(m, entries)) != 0 || (rc = space_of(m, dir, sp)) != 0) {
         hmm_close(m);
         return rc ? rc : -1;
     }
-    printf("  %-30s file %6.1f   disk %6.1f   allocated %6.1f   live %6.1f    (file %llu MiB, %llu growth steps)\n",
+    double index = sp->items ? (double)sp->index / (double)sp->items : NAN;
+    printf("  %-24s file %6.1f   disk %6.1f   allocated %6.1f   live %6.1f, of which index %5.1f   (file %llu MiB,"
+           " %llu growth steps)\n",
            label, per_entry(sp->file, sp->items), per_entry(sp->disk, sp->items), per_entry(sp->alloc, sp->items),
-           per_entry(sp->live, sp->items), (unsigned long long)(sp->file >> 20),
+           per_entry(sp->live, sp->items), index, (unsigned long long)(sp->file >> 20),
            (unsigned long long)sp->growth_steps);
     static const char *const how[] = {"file", "disk", "allocated", "live"};
     const uint64_t bytes[] = {sp->file, sp->disk, sp->alloc, sp->live};
@@ -136,6 +139,8 @@ static int space_row(FILE *csv, const char *label, const char *dir, const hmm_co
         fprintf(csv, "space,bytes per entry beyond key and value (%s),%llu,%d,fresh,hmm_file,%s,0,0,%.2f,%llu,0\n",
                 how[i], (unsigned long long)entries, VLEN, label, per_entry(bytes[i], sp->items),
                 (unsigned long long)sp->items);
+    fprintf(csv, "space,bytes per entry of the hash index,%llu,%d,fresh,hmm_file,%s,0,0,%.2f,%llu,0\n",
+            (unsigned long long)entries, VLEN, label, index, (unsigned long long)sp->items);
     *out = m;
     return 0;
 }
@@ -291,12 +296,12 @@ static void csv_time(FILE *csv, const char *section, const char *what, uint64_t 
             store, ns, ns > 0 ? 1e9 / ns : 0, n);
 }
 
-static void print_times(FILE *csv, const char *what, uint64_t entries, double *v, size_t n)
+static void print_times(FILE *csv, const char *section, const char *what, uint64_t entries, double *v, size_t n)
 {
     double w = worst(v, n), med = median(v, n);
     printf("    %-58s median %8.3f ms   worst %8.3f ms   (%zu rounds)\n", what, med, w, n);
-    csv_time(csv, "recovery", what, entries, "pre-sized map (median)", med, n);
-    csv_time(csv, "recovery", what, entries, "pre-sized map (worst)", w, n);
+    csv_time(csv, section, what, entries, "pre-sized map (median)", med, n);
+    csv_time(csv, section, what, entries, "pre-sized map (worst)", w, n);
 }
 
 /* Warm and cold kills on the closed map in dir; the worst time of any
@@ -314,6 +319,13 @@ static void recovery(FILE *csv, const char *dir, uint64_t entries, unsigned kill
         printf("  recovery: skipped (cannot set up)\n");
         goto out;
     }
+    /* The usual open: another process has the map open, nobody died. */
+    double warm[OPENS];
+    size_t nwarm = 0;
+    for (int i = 0; i < OPENS; i++)
+        nwarm += timed_open_child(dir, (uint64_t)i * 7919 % entries, &warm[nwarm], &get_ms) == 0;
+    printf("  a fresh process opens the map while this one has it open (nobody died, no repair), %d times:\n", OPENS);
+    print_times(csv, "open", "open", entries, warm, nwarm);
     for (unsigned r = 0; r < kills; r++) {
         uint64_t key, before = recoveries(keep);
         if (kill_writer(dir, pr, entries, &seed, &key) != 0) {
@@ -348,12 +360,12 @@ static void recovery(FILE *csv, const char *dir, uint64_t entries, unsigned kill
            " process keeps the map open (%zu kills left a repair to do, by hmm_stats.recoveries; %zu rounds"
            " failed):\n",
            kills, repaired, failed);
-    print_times(csv, "open in a fresh process (repairs the dead writer's locks)", entries, open_t, nopen);
-    print_times(csv, "put of the dead writer's key (EOWNERDEAD on its stripe)", entries, put_t, nput);
+    print_times(csv, "recovery", "open in a fresh process (repairs the dead writer's locks)", entries, open_t, nopen);
+    print_times(csv, "recovery", "put of the dead writer's key (EOWNERDEAD on its stripe)", entries, put_t, nput);
     printf("  cold start: the writer is the only process with the map open when it is killed, %d times:\n",
            COLD_KILLS);
-    print_times(csv, "next open (rebuilds every lock and repairs every intent)", entries, cold_open, ncold);
-    print_times(csv, "first put after that open", entries, cold_put, ncold);
+    print_times(csv, "recovery", "next open (rebuilds every lock and repairs every intent)", entries, cold_open, ncold);
+    print_times(csv, "recovery", "first put after that open", entries, cold_put, ncold);
     double w[] = {worst(open_t, nopen), worst(put_t, nput), worst(cold_open, ncold), worst(cold_put, ncold)};
     *worst_ms = failed ? NAN : worst(w, 4);
 out:
