@@ -717,8 +717,8 @@ static void targets(const struct table *t, const struct footprint_figures *fp)
            (unsigned long long)t->keys, t->vlen);
     target("get: x local table", ratio(get, local_get), 1.2, true, "x");
     double put_nolog = cell_ns(t, &store_hmm_noreplog, 1);
-    target("put (overwrite, replication log on): x local table", ratio(put, local_put), 2.0, true, "x");
-    info("put (overwrite, no replication log): x local table", ratio(put_nolog, local_put), "x");
+    target("put (overwrite) with the replication log: x local", ratio(put, local_put), 2.0, true, "x");
+    info("put (overwrite) without the log: x local table", ratio(put_nolog, local_put), "x");
     target("put (overwrite): replication log overhead", 100.0 * (ratio(put, put_nolog) - 1.0), 30.0, true, "%");
     target("get: times faster than LMDB", ratio(cell_ns(t, &store_lmdb, 0), get), 4.0, false, "x");
     target("put (overwrite): times faster than LMDB", ratio(cell_ns(t, &store_lmdb, 1), put), 4.0, false, "x");
