@@ -34,13 +34,13 @@ bool entry_expired(const struct hmm_entry *e, uint64_t now_ms)
     return e->expire_ms != 0 && e->expire_ms <= now_ms;
 }
 
-int check_key(const hmm_t *m, const void *key, size_t klen)
+int check_key_fail(const hmm_t *m, const void *key, size_t klen)
 {
     if (!m || !key || klen == 0)
         return hmm_fail(-EINVAL, "NULL handle, NULL key or empty key");
     if (klen > HMM_MAX_KEY)
         return hmm_fail(HMM_TOOBIG, "key of %zu bytes is over the %u-byte limit", klen, HMM_MAX_KEY);
-    return 0;
+    return -EINVAL;
 }
 
 /* Set a chunk's owner (stripe + 1; UINT32_MAX wraps to 0, "nobody") and

@@ -283,6 +283,12 @@ void recount_stripe_locked(hmm_t *m, uint32_t stripe);
 void recover_cold_start(hmm_t *m, bool alone);
 
 /* ---- common argument checks ---- */
-int check_key(const hmm_t *m, const void *key, size_t klen);
+int check_key_fail(const hmm_t *m, const void *key, size_t klen); /* the error, with its message */
+static inline int check_key(const hmm_t *m, const void *key, size_t klen)
+{
+    if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY, 0))
+        return check_key_fail(m, key, klen);
+    return 0;
+}
 
 #endif /* HMM_INTERNAL_H */
