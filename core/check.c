@@ -21,6 +21,8 @@ struct check_ctx {
     hmm_check_result *res;
     uint64_t *reach;             /* sorted offsets of reachable entries */
     size_t nreach, capreach;
+    uint64_t *listed;            /* sorted offsets of chunks on free lists */
+    size_t nlisted, caplisted;
     int64_t *stripe_items, *stripe_bytes;
 };
 
@@ -128,19 +130,88 @@ static void check_pages(struct check_ctx *cx)
     }
 }
 
-static void count_free_lists(struct check_ctx *cx)
+static bool remember_listed(struct check_ctx *cx, uint64_t off)
+{
+    if (cx->nlisted == cx->caplisted) {
+        size_t cap = cx->caplisted ? cx->caplisted * 2 : 4096;
+        uint64_t *nl = realloc(cx->listed, cap * sizeof *nl);
+        if (!nl)
+            return false;
+        cx->listed = nl;
+        cx->caplisted = cap;
+    }
+    cx->listed[cx->nlisted++] = off;
+    return true;
+}
+
+/* Every chunk on a free list must be FREE and unreachable: a live entry on
+ * a list would be handed out again while in use.  Repair cuts the list
+ * before such a chunk (what follows is leaked, never used twice). */
+static int walk_free_list(struct check_ctx *cx, uint32_t cls)
 {
     hmm_t *m = cx->m;
     uint64_t bound = (map_npages(m) << m->page_shift) / (HMM_ENTRY_HDR + 8) + 1;
-    for (uint32_t cls = 0; cls < m->nclasses; cls++) {
-        uint64_t off = atomic_load(&m->classes[cls].free_head);
-        for (uint64_t n = 0; off && n < bound; n++) {
-            if (!hmm_at(m, off, HMM_ENTRY_HDR) || off < m->data_off) {
-                cx->res->bad_slots++;
-                break;
+    hmm_atomic_u64 *link = &m->classes[cls].free_head;
+    uint64_t off = atomic_load(link);
+    for (uint64_t n = 0; off && n < bound; n++) {
+        struct hmm_entry *e = entry_at(m, off);
+        if (!e || atomic_load(&e->state) != HMM_CHUNK_FREE || is_reachable(cx, off)) {
+            cx->res->bad_slots++;
+            if (cx->repair) {
+                atomic_store(link, 0);
+                cx->res->repaired++;
             }
+            break;
+        }
+        cx->res->free_chunks++;
+        if (!remember_listed(cx, off))
+            return -ENOMEM;
+        link = chunk_next(m, off);
+        off = atomic_load(link);
+    }
+    return 0;
+}
+
+static int check_free_lists(struct check_ctx *cx)
+{
+    hmm_t *m = cx->m;
+    int rc = 0;
+    for (uint32_t cls = 0; rc == 0 && cls < m->nclasses; cls++) {
+        /* Locking repairs a list whose allocator died mid-unlink. */
+        bool locked = !m->rdonly && lock_class(m, cls) == 0;
+        rc = walk_free_list(cx, cls);
+        if (locked)
+            unlock_class(m, cls);
+    }
+    if (rc == 0 && cx->nlisted)
+        qsort(cx->listed, cx->nlisted, sizeof *cx->listed, cmp_u64);
+    return rc;
+}
+
+/* A stripe's spare (FORMAT.md §8) is a FREE chunk of its class that
+ * nothing else owns: not reachable, not on a free list. */
+static void check_spares(struct check_ctx *cx)
+{
+    hmm_t *m = cx->m;
+    for (uint32_t t = 0; t <= m->stripe_mask; t++) {
+        hmm_atomic_u64 *spare = &m->stripes[t].spare;
+        uint64_t w = atomic_load(spare);
+        if (w == 0)
+            continue;
+        uint64_t off = HMM_SPARE_OFF(w);
+        uint32_t cls = HMM_SPARE_CLASS(w);
+        bool ok = cls < m->nclasses && slab_valid_chunk(m, cls, off) &&
+                  atomic_load(&((struct hmm_entry *)(m->base + off))->state) == HMM_CHUNK_FREE &&
+                  !is_reachable(cx, off) &&
+                  !(cx->nlisted && bsearch(&off, cx->listed, cx->nlisted, sizeof off, cmp_u64));
+        if (ok) {
             cx->res->free_chunks++;
-            off = atomic_load((hmm_atomic_u64 *)(m->base + off + HMM_FREE_NEXT_OFF));
+            continue;
+        }
+        cx->res->bad_slots++;
+        if (cx->repair) {
+            atomic_store(spare, 0);
+            cx->res->repaired++;
         }
     }
 }
@@ -185,7 +256,10 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
         qsort(cx.reach, cx.nreach, sizeof *cx.reach, cmp_u64);
     if (rc == 0) {
         check_pages(&cx);
-        count_free_lists(&cx);
+        rc = check_free_lists(&cx);
+    }
+    if (rc == 0) {
+        check_spares(&cx);
         if (repair)
             for (uint32_t s = 0; s < nstripes; s++) {
                 m->stripes[s].items = cx.stripe_items[s];
@@ -197,6 +271,7 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
     if (grow_locked)
         unlock_grow(m);
     free(cx.reach);
+    free(cx.listed);
     free(cx.stripe_items);
     free(cx.stripe_bytes);
     if (rc)

@@ -9,11 +9,13 @@
  *
  * The points, in the order an update passes them:
  *   alloc_marked  chunk marked WRITING, class lock held, not yet unlinked
- *   alloc         chunk unlinked from its class (intent.new_off set)
+ *                 (or the stripe's spare marked, not yet taken)
+ *   alloc         chunk unlinked from its class or taken from the spare
  *   written       new entry complete and LIVE, not yet published
  *   retired       old entry marked RETIRING, not yet replaced
  *   published     index slot replaced (or cleared by a delete)
  *   free_linked   old chunk linked into the free list, class lock held
+ *                 (or kept as the stripe's spare)
  *   freed         old chunk FREE, seq still odd
  *   done          seq even again, stripe lock still held
  * and those of growth (FORMAT.md §10):

@@ -115,8 +115,15 @@ struct hmm_stripe {
      * pos is written first, seq last. */
     hmm_atomic_u64 replog_pos;
     hmm_atomic_u64 replog_seq;
-    uint8_t pad2[8];
+    /* §8: a FREE chunk this stripe keeps for its next write, so an
+     * overwrite takes no class lock: HMM_SPARE_MAKE(class, offset), 0 none.
+     * Zero in maps made before it existed, which reads as "none". */
+    hmm_atomic_u64 spare;
 };
+#define HMM_SPARE_MAKE(cls, off) ((((uint64_t)(cls) + 1) << 56) | (uint64_t)(off))
+#define HMM_SPARE_CLASS(w) ((uint32_t)((w) >> 56) - 1)
+#define HMM_SPARE_OFF(w) ((w) & ((UINT64_C(1) << 56) - 1))
+#define HMM_SPARE_MAX_CHUNK 512u        /* larger chunks go back to their class at once */
 
 /* §6 */
 struct hmm_class {

@@ -149,6 +149,15 @@ uint32_t slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t 
 int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off);
 /* Free a chunk of stripe's operation; clears *intent_field at the commit. */
 int slab_free(hmm_t *m, uint32_t stripe, uint64_t off, hmm_atomic_u64 *intent_field);
+/* Retire the old chunk of stripe's operation (intent.old_off): keep it as
+ * the stripe's spare (FORMAT.md §8) or free it into its class. */
+int slab_retire(hmm_t *m, uint32_t stripe, uint64_t off);
+/* Recovery (stripe lock held): the spare against the dead operation's
+ * intent, before the intent's chunks are repaired ... */
+void slab_spare_reconcile_locked(hmm_t *m, uint32_t stripe);
+/* ... and after: a spare left marked by a dead writer is FREE again, a
+ * damaged one is dropped. */
+void slab_spare_settle_locked(hmm_t *m, uint32_t stripe);
 /* Recovery: free off only if it is still a chunk that stripe's dead
  * operation owns (state in states_mask, owner stripe + 1). */
 int slab_free_if_owned(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,

@@ -83,6 +83,8 @@ static void repair_stripe_locked(hmm_t *m, uint32_t stripe)
                                                             : x && index_reachable_locked(m, hash, x);
         replog_recover_locked(m, stripe, published);
     }
+    slab_spare_reconcile_locked(m, stripe);
+    y = atomic_load(&in->old_off);
     if (x) {
         if (index_reachable_locked(m, hash, x))
             atomic_store(&in->new_off, 0); /* the publish happened: the new entry stays */
@@ -101,6 +103,7 @@ static void repair_stripe_locked(hmm_t *m, uint32_t stripe)
             slab_free_if_owned(m, stripe, y, STATE_BIT(HMM_CHUNK_RETIRING), &in->old_off);
         }
     }
+    slab_spare_settle_locked(m, stripe);
     /* Died inside the free window: readers would spin on the odd value. */
     if (atomic_load(&s->seq) & 1)
         seq_end_free(s);
@@ -165,8 +168,10 @@ void recover_cold_start(hmm_t *m, bool alone)
     for (uint32_t s = 0; s <= m->stripe_mask; s++) {
         struct hmm_stripe *st = &m->stripes[s];
         if (atomic_load(&st->intent.op) == HMM_OP_NONE && !atomic_load(&st->intent.new_off) &&
-            !atomic_load(&st->intent.old_off) && !(atomic_load(&st->seq) & 1) && !atomic_load(&st->replog_seq))
+            !atomic_load(&st->intent.old_off) && !(atomic_load(&st->seq) & 1) && !atomic_load(&st->replog_seq)) {
+            slab_spare_settle_locked(m, s);
             continue;
+        }
         repair_stripe_locked(m, s);
         repaired = true;
     }

@@ -289,14 +289,127 @@ unlock:
     return rc;
 }
 
+/* ---- the stripe's spare chunk (FORMAT.md §8) ----
+ *
+ * An overwrite frees a chunk of the size it allocates; keeping that chunk
+ * in the stripe spares both class locks of the next write.  Not in cache
+ * mode, where pages move between classes under the class lock alone. */
+
+static bool spare_usable(hmm_t *m, uint64_t w)
+{
+    uint32_t cls = HMM_SPARE_CLASS(w);
+    uint64_t off = HMM_SPARE_OFF(w);
+    return cls < m->nclasses && slab_valid_chunk(m, cls, off);
+}
+
+/* Take the spare for a chunk of class cls; false when it has none of that class. */
+static bool spare_take(hmm_t *m, uint32_t stripe, uint32_t cls, uint64_t *off)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    uint64_t w = atomic_load_explicit(&s->spare, memory_order_relaxed);
+    if (w == 0 || HMM_SPARE_CLASS(w) != cls)
+        return false;
+    uint64_t x = HMM_SPARE_OFF(w);
+    if (!spare_usable(m, w) || atomic_load_explicit(&chunk(m, x)->state, memory_order_relaxed) != HMM_CHUNK_FREE) {
+        atomic_store_explicit(&s->spare, 0, memory_order_relaxed); /* damaged: leak it rather than trust it */
+        return false;
+    }
+    entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
+    HMM_CRASHPOINT("alloc_marked");
+    atomic_store_explicit(&s->intent.new_off, x, memory_order_release);
+    atomic_store_explicit(&s->spare, 0, memory_order_release); /* commit */
+    *off = x;
+    return true;
+}
+
+int slab_retire(hmm_t *m, uint32_t stripe, uint64_t off)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    if (!(m->flags & HMM_CACHE) && atomic_load_explicit(&s->spare, memory_order_relaxed) == 0) {
+        uint64_t p = slab_page_of(m, off);
+        uint64_t v = p == UINT64_MAX ? 0 : atomic_load_explicit(&m->pagetab[p], memory_order_acquire);
+        uint32_t cls = (uint32_t)HMM_PAGE_ARG(v);
+        if (HMM_PAGE_KIND(v) == HMM_PAGE_CLASS && cls < m->nclasses &&
+            m->class_size[cls] <= HMM_SPARE_MAX_CHUNK && slab_valid_chunk(m, cls, off)) {
+            atomic_store_explicit(&s->spare, HMM_SPARE_MAKE(cls, off), memory_order_release); /* commit */
+            HMM_CRASHPOINT("free_linked");
+            atomic_store_explicit(&s->intent.old_off, 0, memory_order_release);
+            entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
+            return 0;
+        }
+    }
+    return slab_free(m, stripe, off, &s->intent.old_off);
+}
+
+void slab_spare_reconcile_locked(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    uint64_t w = atomic_load(&s->spare);
+    if (w == 0)
+        return;
+    uint64_t off = HMM_SPARE_OFF(w);
+    /* Died between naming it the new chunk and the commit that takes it:
+     * the intent's repair decides what becomes of it. */
+    if (off == atomic_load(&s->intent.new_off))
+        atomic_store(&s->spare, 0);
+    /* Died after the commit that kept the old chunk: the retire is done. */
+    else if (off == atomic_load(&s->intent.old_off))
+        atomic_store(&s->intent.old_off, 0);
+}
+
+void slab_spare_settle_locked(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    uint64_t w = atomic_load(&s->spare);
+    if (w == 0)
+        return;
+    if (!spare_usable(m, w) || (m->flags & HMM_CACHE)) {
+        atomic_store(&s->spare, 0);
+        return;
+    }
+    if (atomic_load(&chunk(m, HMM_SPARE_OFF(w))->state) != HMM_CHUNK_FREE)
+        entry_mark(m, HMM_SPARE_OFF(w), UINT32_MAX, HMM_CHUNK_FREE);
+}
+
+/* The class is out of chunks and pages: give the other stripes' spares of
+ * it back (only stripes whose lock is free: we hold our own, and waiting
+ * for another could deadlock).  Through the stripe's intent, as a retire,
+ * so a death in between leaves a chunk that stripe's repair frees.
+ * Returns how many came back. */
+static int spares_reclaim(hmm_t *m, uint32_t held, uint32_t cls)
+{
+    int n = 0;
+    for (uint32_t t = 0; t <= m->stripe_mask; t++) {
+        struct hmm_stripe *s = &m->stripes[t];
+        uint64_t w = atomic_load_explicit(&s->spare, memory_order_relaxed);
+        if (t == held || w == 0 || HMM_SPARE_CLASS(w) != cls || trylock_stripe(m, t) != 0)
+            continue;
+        w = atomic_load(&s->spare);
+        if (w && HMM_SPARE_CLASS(w) == cls) {
+            uint64_t x = HMM_SPARE_OFF(w);
+            entry_mark(m, x, t, HMM_CHUNK_RETIRING);
+            atomic_store(&s->intent.old_off, x);
+            atomic_store(&s->spare, 0);
+            if (slab_free(m, t, x, &s->intent.old_off) == 0)
+                n++;
+        }
+        unlock_stripe(m, t);
+    }
+    return n;
+}
+
 int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
 {
     uint32_t cls = slab_class_for_size(m, bytes);
     int rc;
-    if (cls == HMM_CLASS_RUN) {
+    if (cls != HMM_CLASS_RUN && spare_take(m, stripe, cls, off)) {
+        rc = 0;
+    } else if (cls == HMM_CLASS_RUN) {
         rc = run_alloc(m, stripe, bytes, off);
     } else {
         rc = class_alloc(m, stripe, cls, off);
+        if (rc == HMM_FULL && !(m->flags & HMM_CACHE) && spares_reclaim(m, stripe, cls) > 0)
+            rc = class_alloc(m, stripe, cls, off);
         /* A cache never says full: evict (holding only our stripe) and retry. */
         for (int attempt = 0; rc == HMM_FULL && (m->flags & HMM_CACHE) && attempt < 64; attempt++) {
             int erc = evict_for_class(m, stripe, cls);

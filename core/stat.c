@@ -69,6 +69,14 @@ HMM_EXPORT int hmm_stat_classes(hmm_t *m, hmm_class_stats *out, size_t cap, size
             .chunks_total = cl->pages * (m->page_size / m->class_size[c]),
         };
     }
+    /* The class counts a chunk kept as a stripe's spare as handed out;
+     * it holds no entry (FORMAT.md §8). */
+    for (uint32_t t = 0; t <= m->stripe_mask; t++) {
+        uint64_t w = atomic_load_explicit(&m->stripes[t].spare, memory_order_relaxed);
+        uint32_t c = HMM_SPARE_CLASS(w);
+        if (w && c < m->nclasses && c < cap && out[c].chunks_used > 0)
+            out[c].chunks_used--;
+    }
     *n = m->nclasses;
     return 0;
 }

@@ -138,6 +138,12 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
     atomic_store_explicit(&in->hash, r->hash, memory_order_relaxed);
     atomic_store_explicit(&in->op, r->kind == WRITE_DEL ? HMM_OP_DEL : HMM_OP_PUT, memory_order_release);
 
+    /* The spare (FORMAT.md §8) is likely the chunk this write fills: start
+     * its miss now, to overlap with the lookup's. */
+    uint64_t spare = atomic_load_explicit(&s->spare, memory_order_relaxed);
+    if (spare)
+        __builtin_prefetch(hmm_at(m, HMM_SPARE_OFF(spare), HMM_ENTRY_HDR), 1);
+
     int rc = 0;
     hmm_atomic_u64 *slot = NULL;
     struct hmm_ix yin, cur, old;
@@ -216,7 +222,7 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
         metrics_add(m, HMM_C_EXPIRATIONS, 1);
     if (y) {
         seq_begin_free(s);
-        int frc = slab_free(m, si, y, &in->old_off);
+        int frc = slab_retire(m, si, y);
         HMM_CRASHPOINT("freed");
         seq_end_free(s);
         if (frc)
@@ -245,6 +251,20 @@ int relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off)
     return write_locked(m, stripe, &r);
 }
 
+/* A write's first misses, the stripe's three lines and the key's
+ * home bucket, do not depend on each other: start them together rather
+ * than one after another behind the lock's fences. */
+static void prefetch_for_write(hmm_t *m, uint32_t si, uint64_t hash)
+{
+    struct hmm_stripe *s = &m->stripes[si];
+    __builtin_prefetch(&s->seq, 1);
+    __builtin_prefetch(&s->lock, 1);
+    __builtin_prefetch(&s->intent, 1);
+    struct hmm_ix cur, old;
+    if (index_views(m, &cur, &old) == 0 && cur.nb)
+        __builtin_prefetch(&cur.bk[hash_home(&cur, hash)], 0);
+}
+
 static int write_run(hmm_t *m, struct write_req *r)
 {
     int rc = check_key(m, r->key, r->klen);
@@ -262,6 +282,7 @@ static int write_run(hmm_t *m, struct write_req *r)
     proc_slot_ensure(m);
     r->hash = key_hash(r->key, r->klen);
     uint32_t si = hash_stripe(m, r->hash);
+    prefetch_for_write(m, si, r->hash);
     for (int attempt = 0;; attempt++) {
         r->index_full = r->want_growth = false;
         rc = lock_stripe(m, si);

@@ -180,9 +180,10 @@ typedef struct hmm_proc_info {
 typedef struct hmm_check_result {
     uint64_t entries;        /* live, reachable, valid entries */
     uint64_t bad_entries;    /* reachable entries whose checksum or bounds fail */
-    uint64_t bad_slots;      /* index slots pointing outside the data or at non-entries */
+    uint64_t bad_slots;      /* index slots pointing outside the data or at non-entries,
+                              * free-list links and stripes' spare chunks naming chunks in use */
     uint64_t unreachable;    /* allocated chunks no index slot points at (leaked) */
-    uint64_t free_chunks;    /* chunks on free lists */
+    uint64_t free_chunks;    /* chunks on free lists or kept as a stripe's spare */
     uint64_t repaired;       /* problems fixed (with HMM_CHECK_REPAIR) */
 } hmm_check_result;
 

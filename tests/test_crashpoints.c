@@ -110,7 +110,7 @@ static void check_outcome(hmm_t *m, enum op op, bool new_state, const char *poin
 /* The log must hold exactly the changes the map kept, in order, and never
  * stall: "k"=7 (the setup), the dead operation's record when its change
  * happened, check_clean's "k"=5, then nothing (FORMAT.md §14). */
-static void check_log(hmm_t *m, enum op op, bool new_state, const char *point)
+static void check_log(hmm_t *m, enum op op, bool new_state, const char *point, uint64_t first_seq)
 {
     static const char *const want_key[OP_COUNT] = {"k", "n", "k", "k", "k"};
     static const char *const want_val[OP_COUNT] = {"99", "1", NULL, "8", "99"};
@@ -120,7 +120,7 @@ static void check_log(hmm_t *m, enum op op, bool new_state, const char *point)
         vals[1] = want_val[op];
     }
     hmm_replog_reader *r;
-    TU_OK(hmm_replog_open(m, 1, &r));
+    TU_OK(hmm_replog_open(m, first_seq, &r));
     hmm_replog_record rec;
     uint64_t last = 0;
     for (int i = 0; i < 3; i++) {
@@ -158,10 +158,15 @@ static void check_clean(hmm_t *m, const char *what, const char *point)
 
 enum path { PATH_SURVIVOR, PATH_OPEN_SCAN, PATH_COLD_START };
 
-static void run_point(enum op op, const char *point, enum path path)
+/* with_spare: "k" is overwritten once before, so its stripe keeps the
+ * old chunk as its spare (FORMAT.md §8) and the operation's allocation
+ * takes that instead of a chunk of the class's free list. */
+static void run_point(enum op op, const char *point, enum path path, bool with_spare)
 {
     const char *dir = tu_tmpdir();
     hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    if (with_spare)
+        TU_OK(hmm_put(m, "k", 1, "6", 1, 0, 0));
     TU_OK(hmm_put(m, "k", 1, "7", 1, 0, 0));
     hmm_stats before;
     TU_OK(hmm_stat(m, &before));
@@ -183,7 +188,7 @@ static void run_point(enum op op, const char *point, enum path path)
         reader = tu_open(dir, 0, 0, 0);
     check_outcome(reader, op, !passed || after_publish, point);
     check_clean(reader, op_names[op], point);
-    check_log(reader, op, !passed || after_publish, point);
+    check_log(reader, op, !passed || after_publish, point, with_spare ? 2 : 1);
     hmm_stats after;
     TU_OK(hmm_stat(reader, &after));
     if (passed && after.recoveries <= before.recoveries)
@@ -193,26 +198,36 @@ static void run_point(enum op op, const char *point, enum path path)
     hmm_close(m);
 }
 
-static void run_all_points(enum path path)
+static void run_all_points(enum path path, bool with_spare)
 {
     for (int op = 0; op < OP_COUNT; op++)
         for (int i = 0; i < HMM_CRASHPOINT_COUNT; i++)
-            run_point((enum op)op, hmm_crashpoint_names[i], path);
+            run_point((enum op)op, hmm_crashpoint_names[i], path, with_spare);
 }
 
 static void test_every_update_crash_point_recovers_through_a_survivors_lock(void **state)
 {
-    run_all_points(PATH_SURVIVOR);
+    run_all_points(PATH_SURVIVOR, false);
+}
+
+static void test_every_crash_point_with_a_spare_chunk_recovers_through_a_survivors_lock(void **state)
+{
+    run_all_points(PATH_SURVIVOR, true);
+}
+
+static void test_every_crash_point_with_a_spare_chunk_recovers_at_cold_start(void **state)
+{
+    run_all_points(PATH_COLD_START, true);
 }
 
 static void test_every_update_crash_point_recovers_when_another_process_opens(void **state)
 {
-    run_all_points(PATH_OPEN_SCAN);
+    run_all_points(PATH_OPEN_SCAN, false);
 }
 
 static void test_every_update_crash_point_recovers_at_cold_start(void **state)
 {
-    run_all_points(PATH_COLD_START);
+    run_all_points(PATH_COLD_START, false);
 }
 
 /* ---- growth and eviction points: a writer fills the map until it dies ---- */
@@ -302,6 +317,8 @@ int main(void)
         cmocka_unit_test(test_every_update_crash_point_recovers_through_a_survivors_lock),
         cmocka_unit_test(test_every_update_crash_point_recovers_when_another_process_opens),
         cmocka_unit_test(test_every_update_crash_point_recovers_at_cold_start),
+        cmocka_unit_test(test_every_crash_point_with_a_spare_chunk_recovers_through_a_survivors_lock),
+        cmocka_unit_test(test_every_crash_point_with_a_spare_chunk_recovers_at_cold_start),
         cmocka_unit_test(test_growth_crash_points_lose_no_acknowledged_put),
         cmocka_unit_test(test_eviction_crash_points_leave_no_dangling_entry),
     };
