@@ -5,7 +5,8 @@
  * hold one stripe at a time, so this cannot deadlock), which makes the check
  * exact: no operation is in flight.  A read-only handle cannot lock; its
  * check is a snapshot and may count a chunk of an in-flight put as
- * unreachable.
+ * unreachable, or a free-list head or spare an in-flight put is taking as
+ * a bad slot.
  */
 #include "config.h"
 

@@ -84,7 +84,8 @@ static void repair_stripe_locked(hmm_t *m, uint32_t stripe)
         replog_recover_locked(m, stripe, published);
     }
     slab_spare_reconcile_locked(m, stripe);
-    y = atomic_load(&in->old_off);
+    if (y)
+        y = atomic_load(&in->old_off); /* 0 when the retire had finished into the spare */
     if (x) {
         if (index_reachable_locked(m, hash, x))
             atomic_store(&in->new_off, 0); /* the publish happened: the new entry stays */
