@@ -10,24 +10,40 @@
 
 #include "core/internal.h"
 
-/* The slots of a bucket whose tag matches, as a bit mask, with the slots'
- * values in s[].  Computed without a branch per slot: which slot holds a
- * key is random, so such branches mispredict about once a lookup, and the
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* The slots of a bucket whose tag matches, as a bit mask (bit j for slot
+ * j).  Computed without a branch per slot: which slot holds a key is
+ * random, so such branches mispredict about once a lookup, and the
  * misprediction resolves only when the bucket's line arrives from memory,
- * squashing the work (the next lookup's loads) the CPU had started past it. */
-static inline unsigned bucket_match(struct hmm_bucket *bk, uint16_t tag, uint64_t s[HMM_BUCKET_SLOTS])
+ * squashing the work (the next lookup's loads) the CPU had started past it.
+ * An empty slot (0) matches tag 0 too; the caller loads each matching slot
+ * and skips it.  Only a hint: the caller's load of the slot decides. */
+static inline unsigned bucket_match(const struct hmm_bucket *bk, uint16_t tag)
 {
+#if defined(__SSE2__)
+    /* The bucket is one aligned line: four 16-byte loads, each 8-byte half
+     * read whole.  A word's tag is its top 16-bit lane, whose high byte's
+     * bit is bit 8w+7 of the four movemasks laid end to end (w: the word,
+     * 0 being meta); the multiply gathers those eight bits into a byte. */
+    const __m128i *line = (const __m128i *)(const void *)bk;
+    __m128i want = _mm_set1_epi16((short)tag);
+    uint64_t bits = (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_load_si128(line), want)) |
+                    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_load_si128(line + 1), want)) << 16 |
+                    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_load_si128(line + 2), want)) << 32 |
+                    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_load_si128(line + 3), want)) << 48;
+    unsigned words = (unsigned)(((bits & UINT64_C(0x8080808080808080)) * UINT64_C(0x0002040810204081)) >> 56);
+    return words >> 1; /* drop meta */
+#else
     uint64_t want = (uint64_t)tag << 48;
     unsigned mask = 0;
 #pragma GCC unroll 8
-    for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-        /* Acquire pairs with the publisher's release: the entry's bytes
-         * are visible once its slot is. */
-        s[j] = atomic_load_explicit(&bk->slot[j], memory_order_acquire);
-        /* An empty slot (0) matches tag 0 too; the caller skips it. */
-        mask |= (unsigned)((s[j] ^ want) >> 48 == 0) << j;
-    }
+    for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
+        mask |= (unsigned)((atomic_load_explicit(&bk->slot[j], memory_order_relaxed) ^ want) >> 48 == 0) << j;
     return mask;
+#endif
 }
 
 /* Keys are short (16 bytes is the common case): two overlapping 8-byte
@@ -52,12 +68,14 @@ static inline __attribute__((always_inline)) uint64_t index_lookup(hmm_t *m, con
     uint64_t b = hash_home(ix, hash);
     for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++) {
         struct hmm_bucket *bk = &ix->bk[b];
-        uint64_t s[HMM_BUCKET_SLOTS];
-        for (unsigned mask = bucket_match(bk, tag, s); mask; mask &= mask - 1) {
+        for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
             unsigned j = (unsigned)__builtin_ctz(mask);
-            if (__builtin_expect(s[j] == 0, 0))
+            /* Acquire pairs with the publisher's release: the entry's
+             * bytes are visible once its slot is. */
+            uint64_t sj = atomic_load_explicit(&bk->slot[j], memory_order_acquire);
+            if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
                 continue;
-            uint64_t off = HMM_SLOT_OFF(s[j]);
+            uint64_t off = HMM_SLOT_OFF(sj);
             struct hmm_entry *e = entry_at(m, off);
             if (!e || !hmm_at(m, off, entry_bytes(klen, 0))) {
                 /* Out of bounds: corrupt, unless a racing writer reused the
