@@ -43,6 +43,7 @@ struct hmm {
     uint32_t stripe_mask;
     uint32_t nclasses;
     uint32_t class_size[HMM_MAX_CLASSES]; /* validated copy of hdr->class_size */
+    uint64_t class_magic[HMM_MAX_CLASSES]; /* UINT64_MAX / class_size + 1: slab_valid_chunk's divisibility test */
     uint32_t max_value;
     uint32_t flags;             /* header flags | HMM_RDONLY for this handle */
     uint64_t default_ttl_ms;
@@ -80,8 +81,11 @@ static inline void *hmm_at(hmm_t *m, uint64_t off, uint64_t len)
 }
 /* Refresh m->limit after another process grew the file. */
 int map_refresh_limit(hmm_t *m);
-uint64_t map_page_off(const hmm_t *m, uint64_t page);
-uint64_t map_npages(const hmm_t *m);
+static inline uint64_t map_page_off(const hmm_t *m, uint64_t page) { return m->data_off + (page << m->page_shift); }
+static inline uint64_t map_npages(const hmm_t *m)
+{
+    return atomic_load_explicit(&m->hdr->npages, memory_order_acquire);
+}
 
 /* ---- metrics.c ---- */
 int metrics_open(hmm_t *m, const char *dir, unsigned mode);

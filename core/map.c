@@ -38,16 +38,6 @@ uint64_t hmm_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-uint64_t map_page_off(const hmm_t *m, uint64_t page)
-{
-    return m->data_off + (page << m->page_shift);
-}
-
-uint64_t map_npages(const hmm_t *m)
-{
-    return atomic_load_explicit(&m->hdr->npages, memory_order_acquire);
-}
-
 static uint32_t layout_signature(void)
 {
     uint32_t sig = 2166136261u;
@@ -232,6 +222,8 @@ static int validate_header(hmm_t *m, const union hmm_header_block *blk, uint64_t
     m->stripe_mask = HMM_NSTRIPES - 1;
     m->nclasses = n;
     memcpy(m->class_size, sizes, sizeof sizes);
+    for (uint32_t i = 0; i < n; i++)
+        m->class_magic[i] = UINT64_MAX / sizes[i] + 1;
     m->max_value = h->max_value;
     m->flags = h->flags;
     m->default_ttl_ms = h->default_ttl_ms;

@@ -78,7 +78,11 @@ bool slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off)
         return false;
     uint64_t rel = off - map_page_off(m, p);
     uint32_t size = m->class_size[cls];
-    return rel % size == 0 && rel + size <= m->page_size && hmm_at(m, off, size) != NULL;
+    /* rel % size == 0 without a division (every put checks two chunks):
+     * for rel < 2^32, rel * ceil(2^64 / size) wraps below the magic
+     * exactly when size divides rel. */
+    return rel + size <= m->page_size && rel * m->class_magic[cls] < m->class_magic[cls] &&
+           hmm_at(m, off, size) != NULL;
 }
 
 uint64_t slab_chunk_size(hmm_t *m, uint64_t off)
