@@ -10,6 +10,7 @@ const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT] = {
     "alloc_marked", "alloc", "written", "retired", "published", "free_linked", "freed", "done",
     "grown", "index_grown", "moved", "evict_retired", "evicted",
     "log_locked", "log_reserved", "log_written", "log_committed",
+    "reclaim_marked", "reclaim_named", "reclaim_taken",
 };
 
 #ifdef HMM_CRASHPOINTS

@@ -31,11 +31,16 @@
  *   log_reserved  record reserved (RESERVED|seq), nothing copied
  *   log_written   record filled, change not yet published
  *   log_committed record committed, old entry not yet freed
+ * and of giving another stripe's spare back when a class runs out
+ * (spares_reclaim, FORMAT.md §8), stripe t's lock held:
+ *   reclaim_marked  t's spare marked RETIRING owned by t, still t's spare
+ *   reclaim_named   also named in t's intent.old_off
+ *   reclaim_taken   t's spare cleared, chunk not yet freed
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
 
-#define HMM_CRASHPOINT_COUNT 17
+#define HMM_CRASHPOINT_COUNT 20
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 /* In libhashmmap-crash.la only: */

@@ -392,8 +392,11 @@ static int spares_reclaim(hmm_t *m, uint32_t held, uint32_t cls)
         if (w && HMM_SPARE_CLASS(w) == cls) {
             uint64_t x = HMM_SPARE_OFF(w);
             entry_mark(m, x, t, HMM_CHUNK_RETIRING);
+            HMM_CRASHPOINT("reclaim_marked");
             atomic_store(&s->intent.old_off, x);
+            HMM_CRASHPOINT("reclaim_named");
             atomic_store(&s->spare, 0);
+            HMM_CRASHPOINT("reclaim_taken");
             if (slab_free(m, t, x, &s->intent.old_off) == 0)
                 n++;
         }

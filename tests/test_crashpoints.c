@@ -11,6 +11,7 @@
 
 #include "tests/testutil.h"
 #include "core/crashpoint.h"
+#include "core/internal.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -202,7 +203,8 @@ static void run_all_points(enum path path, bool with_spare)
 {
     for (int op = 0; op < OP_COUNT; op++)
         for (int i = 0; i < HMM_CRASHPOINT_COUNT; i++)
-            run_point((enum op)op, hmm_crashpoint_names[i], path, with_spare);
+            if (strncmp(hmm_crashpoint_names[i], "reclaim_", 8) != 0) /* only a full class gets there: below */
+                run_point((enum op)op, hmm_crashpoint_names[i], path, with_spare);
 }
 
 static void test_every_update_crash_point_recovers_through_a_survivors_lock(void **state)
@@ -228,6 +230,141 @@ static void test_every_update_crash_point_recovers_when_another_process_opens(vo
 static void test_every_update_crash_point_recovers_at_cold_start(void **state)
 {
     run_all_points(PATH_COLD_START, false);
+}
+
+/* ---- giving a spare back: a class runs out in a map that cannot grow ---- */
+
+#define BIG 200 /* value bytes of the filled class */
+
+static uint32_t stripe_of(hmm_t *m, const char *key)
+{
+    return hash_stripe(m, key_hash(key, strlen(key)));
+}
+
+struct reclaimer {
+    hmm_t *m;
+    const char *point;
+    const char *key;
+};
+
+static int insert_until_killed(void *p)
+{
+    struct reclaimer *r = p;
+    char val[BIG];
+    tu_value(val, BIG, r->key, 1);
+    hmm_crashpoint_arm(r->point, 1);
+    return hmm_put(r->m, r->key, strlen(r->key), val, BIG, 0, 0) == 0 ? 0 : 1;
+}
+
+static void expect_stored(hmm_t *m, const char *key, const char *want, const char *point)
+{
+    char buf[BIG + 1];
+    size_t len = sizeof buf - 1;
+    int rc = hmm_get(m, key, strlen(key), buf, &len);
+    bool ok = rc == 0 && (want ? len == strlen(want) && memcmp(buf, want, len) == 0 : tu_value_ok(buf, len, key, NULL));
+    if (!ok)
+        fail_msg("reclaim at %s: %s is %s, not %s", point, key, hmm_errname(rc), want ? want : "its value");
+}
+
+static void check_sound(hmm_t *m, const char *point, const char *when)
+{
+    hmm_check_result r;
+    int rc = hmm_check(m, 0, &r);
+    if (rc || r.unreachable || r.bad_slots || r.bad_entries)
+        fail_msg("reclaim at %s, %s: check %s, %llu unreachable, %llu owned twice, %llu bad", point, when,
+                 hmm_errname(rc), (unsigned long long)r.unreachable, (unsigned long long)r.bad_slots,
+                 (unsigned long long)r.bad_entries);
+}
+
+/* Only FULL when no class that could hold the entry has a chunk left. */
+static void expect_insert_fits(hmm_t *m, const char *key, const char *point)
+{
+    char val[BIG];
+    tu_value(val, BIG, key, 2);
+    int rc = hmm_put(m, key, strlen(key), val, BIG, 0, 0);
+    if (rc == HMM_FULL) {
+        hmm_class_stats cs[64];
+        size_t n = 0;
+        TU_OK(hmm_stat_classes(m, cs, 64, &n));
+        for (size_t i = 0; i < n && i < 64; i++)
+            if (cs[i].chunk_size >= BIG + strlen(key) && cs[i].chunks_used < cs[i].chunks_total)
+                fail_msg("reclaim at %s: FULL with %llu of %llu chunks of %u bytes used (leaked)", point,
+                         (unsigned long long)cs[i].chunks_used, (unsigned long long)cs[i].chunks_total,
+                         cs[i].chunk_size);
+    } else if (rc != 0) {
+        fail_msg("reclaim at %s: insert after recovery: %s", point, hmm_errname(rc));
+    }
+    if (rc == 0)
+        expect_stored(m, key, NULL, point);
+}
+
+static void run_reclaim_point(const char *point, enum path path)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    char key[32], val[BIG];
+    /* "s" gives the small class a page, so the overwrite below still fits. */
+    TU_OK(hmm_put(m, "s", 1, "small", 5, 0, 0));
+    tu_value(val, BIG, "k", 1);
+    TU_OK(hmm_put(m, "k", 1, val, BIG, 0, 0));
+    int n = 0, rc = 0;
+    for (; n < 100000; n++) {
+        snprintf(key, sizeof key, "f%d", n);
+        tu_value(val, BIG, key, 1);
+        rc = hmm_put(m, key, strlen(key), val, BIG, 0, 0);
+        if (rc)
+            break;
+    }
+    assert_int_equal(rc, HMM_FULL);
+    assert_true(n > 1000);
+    /* The overwrite frees k's big chunk into its stripe's spare: the only free chunk of the class. */
+    TU_OK(hmm_put(m, "k", 1, "k2", 2, 0, 0));
+    uint32_t spare_stripe = stripe_of(m, "k");
+    char fresh[32], helper[32];
+    for (int i = 0;; i++) {
+        snprintf(fresh, sizeof fresh, "n%d", i);
+        if (stripe_of(m, fresh) != spare_stripe)
+            break;
+    }
+    for (int i = 0;; i++) {
+        snprintf(helper, sizeof helper, "h%d", i);
+        if (stripe_of(m, helper) == stripe_of(m, fresh))
+            break;
+    }
+    struct reclaimer r = {m, point, fresh};
+    int status = tu_wait(tu_fork(insert_until_killed, &r), 10000);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        fail_msg("reclaim at %s: the writer was not killed there (exit %d)", point, tu_exit_code(status));
+    if (path == PATH_COLD_START) {
+        hmm_close(m);
+        m = tu_open(dir, 0, 0, 0);
+    } else {
+        /* A survivor meets the dead writer's locks: its own stripe and the one it took the spare of. */
+        TU_OK(hmm_put(m, "k", 1, "k3", 2, 0, 0));
+        TU_OK(hmm_put(m, helper, strlen(helper), "h", 1, 0, 0));
+    }
+    check_sound(m, point, "after recovery");
+    expect_stored(m, "s", "small", point);
+    expect_stored(m, "k", path == PATH_COLD_START ? "k2" : "k3", point);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "f%d", i);
+        expect_stored(m, key, NULL, point);
+    }
+    rc = hmm_get(m, fresh, strlen(fresh), val, &(size_t){sizeof val});
+    if (rc != HMM_NOTFOUND)
+        fail_msg("reclaim at %s: the dead insert of %s left %s", point, fresh, hmm_errname(rc));
+    expect_insert_fits(m, fresh, point);
+    check_sound(m, point, "after the insert");
+    hmm_close(m);
+}
+
+static void test_giving_a_spare_back_recovers_at_each_crash_point(void **state)
+{
+    static const char *const points[] = {"reclaim_marked", "reclaim_named", "reclaim_taken"};
+    for (size_t p = 0; p < 3; p++) {
+        run_reclaim_point(points[p], PATH_SURVIVOR);
+        run_reclaim_point(points[p], PATH_COLD_START);
+    }
 }
 
 /* ---- growth and eviction points: a writer fills the map until it dies ---- */
@@ -319,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_every_update_crash_point_recovers_at_cold_start),
         cmocka_unit_test(test_every_crash_point_with_a_spare_chunk_recovers_through_a_survivors_lock),
         cmocka_unit_test(test_every_crash_point_with_a_spare_chunk_recovers_at_cold_start),
+        cmocka_unit_test(test_giving_a_spare_back_recovers_at_each_crash_point),
         cmocka_unit_test(test_growth_crash_points_lose_no_acknowledged_put),
         cmocka_unit_test(test_eviction_crash_points_leave_no_dangling_entry),
     };
