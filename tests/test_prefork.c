@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static pid_t server;
@@ -71,10 +72,17 @@ static void test_a_word_computed_by_one_worker_is_a_hit_for_all(void **state)
     char reply[256], first[256];
     ask("alpha", first, sizeof first);
     assert_memory_equal(first, "MISS alpha ", 11);
-    int hits = 0;
+    int hits = 0, asked = 0;
     char workers[8][32] = {{0}};
     int nworkers = 0;
-    for (int i = 0; i < 30; i++) {
+    /* Which worker accepts is the kernel's choice, and under a sanitizer
+     * the others may still be starting: ask until two have answered (at
+     * least 30 asks, at most 600, pausing a little once past 30). */
+    for (; asked < 30 || (nworkers < 2 && asked < 600); asked++) {
+        if (asked >= 30) {
+            struct timespec pause = {0, 10 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
         ask("alpha", reply, sizeof reply);
         if (strncmp(reply, "HIT alpha ", 10) == 0)
             hits++;
@@ -88,7 +96,7 @@ static void test_a_word_computed_by_one_worker_is_a_hit_for_all(void **state)
         if (!known && nworkers < 8)
             snprintf(workers[nworkers++], sizeof workers[0], "%s", w);
     }
-    assert_int_equal(hits, 30);
+    assert_int_equal(hits, asked);
     assert_true(nworkers >= 2); /* the hits came from more than one process */
     ask("STATS", reply, sizeof reply);
     unsigned long h = 0, m = 0;
