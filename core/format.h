@@ -240,6 +240,7 @@ _Static_assert(offsetof(struct hmm_metrics_header, repl_seq) == HMM_REPL_STATUS_
 #define HMM_REPLOG_VERSION 1u
 #define HMM_REPLOG_HDR_SIZE 4096u
 #define HMM_REPLOG_DEFAULT_CAPACITY (UINT64_C(16) << 20)
+#define HMM_REPLOG_MAX_CAPACITY (UINT64_C(64) << 30) /* replog_size above this is refused (§3 range table) */
 struct hmm_replog_header {
     char magic[8];
     uint32_t version;

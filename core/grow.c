@@ -72,9 +72,10 @@ int grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
     if (npages + step > m->pagetab_cap)
         return hmm_fail(HMM_FULL, "%s: page table is full", m->path);
     uint64_t size = m->data_off + ((npages + step) << m->page_shift);
-    if (ftruncate(m->fd, (off_t)size) != 0)
-        return hmm_fail(-errno, "%s: cannot grow the map to %llu bytes: %s", m->path,
-                        (unsigned long long)size, strerror(errno));
+    int rc = hmm__file_allocate(m->fd, size);
+    if (rc)
+        return hmm_fail(rc, "%s: cannot grow the map to %llu bytes: %s", m->path,
+                        (unsigned long long)size, strerror(-rc));
     HMM_CRASHPOINT("grown");
     /* The file is long enough before anyone may use the pages: release
      * pairs with the acquire in map_npages(). */

@@ -22,8 +22,10 @@ int index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix)
 {
     ix->nb = 0;
     ix->bk = NULL;
+    /* Only index_cur reaches here with a word that may be 0 (index_old 0
+     * means "none" and is filtered out before): a map always has an index. */
     if (word == 0)
-        return 0;
+        return hmm_fail(HMM_CORRUPT, "%s: the map has no hash index (index_cur is 0)", m->path);
     uint64_t nb = HMM_INDEX_BUCKETS(word);
     uint64_t off = map_page_off(m, HMM_INDEX_PAGE(word));
     void *p = nb >= HMM_MAX_PROBE ? hmm_at(m, off, nb * sizeof(struct hmm_bucket)) : NULL;

@@ -87,6 +87,30 @@ static inline uint64_t map_npages(const hmm_t *m)
     return atomic_load_explicit(&m->hdr->npages, memory_order_acquire);
 }
 
+/* Geometry of a map, computed from its creation parameters alone: creation
+ * lays the file out by it, and every open recomputes it to check the header. */
+struct hmm_geometry {
+    uint64_t size, max_size;
+    uint32_t page_size, page_shift, max_value, factor_pct;
+    uint64_t index_buckets, index_pages, entry_pages, pagetab_cap;
+    uint64_t proc_off, stripe_off, class_off, pagetab_off, data_off, file_size;
+};
+int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g);
+uint32_t hmm__layout_signature(void);
+
+/* ---- fileio.c ---- */
+/* Make fd size bytes long with every block allocated (posix_fallocate):
+ * 0, or -ENOSPC (or another -errno) with the file's size unchanged. */
+int hmm__file_allocate(int fd, uint64_t size);
+
+/* ---- header.c (FORMAT.md §3, the range table) ---- */
+/* Check every header field of a map file against the others, from a copy
+ * read before mapping; fill the handle's geometry.  HMM_CORRUPT or
+ * HMM_INCOMPAT with the field named in the detail. */
+int hmm__header_validate(hmm_t *m, const union hmm_header_block *blk, uint64_t file_size);
+/* The checks that need the page table (index words), once mapped. */
+int hmm__header_validate_mapped(hmm_t *m);
+
 /* ---- metrics.c ---- */
 int metrics_open(hmm_t *m, const char *dir, unsigned mode);
 void metrics_close(hmm_t *m);
@@ -217,7 +241,7 @@ static inline uint64_t hash_home(const struct hmm_ix *ix, uint64_t h)
     return (uint64_t)(((unsigned __int128)(uint32_t)h * ix->nb) >> 32);
 }
 static inline uint64_t ix_next(const struct hmm_ix *ix, uint64_t b) { return b + 1 == ix->nb ? 0 : b + 1; }
-/* Decode and bounds-check an index word of the header (0 gives nb == 0). */
+/* Decode and bounds-check an index word of the header (0 is HMM_CORRUPT). */
 int index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix);
 static inline int index_view(hmm_t *m, uint64_t word, struct hmm_ix *ix)
 {

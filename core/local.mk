@@ -10,6 +10,8 @@ HMM_CORE_SOURCES = \
 	%reldir%/crashpoint.c \
 	%reldir%/errors.c \
 	%reldir%/map.c \
+	%reldir%/header.c \
+	%reldir%/fileio.c \
 	%reldir%/proc.c \
 	%reldir%/lock.c \
 	%reldir%/slab.c \

@@ -38,7 +38,7 @@ uint64_t hmm_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint32_t layout_signature(void)
+uint32_t hmm__layout_signature(void)
 {
     uint32_t sig = 2166136261u;
     const uint32_t parts[] = {
@@ -52,20 +52,12 @@ static uint32_t layout_signature(void)
     return sig;
 }
 
-/* Geometry of a new map, computed from the config alone. */
-struct geometry {
-    uint64_t size, max_size;
-    uint32_t page_size, page_shift, max_value, factor_pct;
-    uint64_t index_buckets, index_pages, entry_pages, pagetab_cap;
-    uint64_t proc_off, stripe_off, class_off, pagetab_off, data_off, file_size;
-};
-
 static uint64_t round_up(uint64_t v, uint64_t align)
 {
     return (v + align - 1) / align * align;
 }
 
-static int plan_geometry(const hmm_config *cfg, struct geometry *g)
+int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g)
 {
     memset(g, 0, sizeof *g);
     g->size = cfg->size ? cfg->size : DEFAULT_SIZE;
@@ -77,6 +69,9 @@ static int plan_geometry(const hmm_config *cfg, struct geometry *g)
     g->max_value = cfg->max_value > HMM_MIN_MAX_VALUE ? cfg->max_value : HMM_MIN_MAX_VALUE;
     if (g->max_value > (UINT32_MAX >> 1))
         return hmm_fail(-EINVAL, "max_value over 2 GiB");
+    if (cfg->replog_size > HMM_REPLOG_MAX_CAPACITY)
+        return hmm_fail(-EINVAL, "replog_size over the %llu GiB limit",
+                        (unsigned long long)(HMM_REPLOG_MAX_CAPACITY >> 30));
     g->factor_pct = cfg->slab_factor_pct ? cfg->slab_factor_pct : 125;
     if (g->factor_pct < 105 || g->factor_pct > 400)
         return hmm_fail(-EINVAL, "slab_factor_pct must be within 105..400");
@@ -111,7 +106,7 @@ static int plan_geometry(const hmm_config *cfg, struct geometry *g)
 }
 
 /* Write a complete, fresh map into fd (already sized). */
-static int init_map(int fd, const struct geometry *g, const hmm_config *cfg)
+static int init_map(int fd, const struct hmm_geometry *g, const hmm_config *cfg)
 {
     uint8_t *base = mmap(NULL, g->file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED)
@@ -121,7 +116,7 @@ static int init_map(int fd, const struct geometry *g, const hmm_config *cfg)
     h->format_version = HMM_FORMAT_VERSION;
     h->byte_order = HMM_BYTE_ORDER_MARK;
     h->word_size = sizeof(void *);
-    h->layout_sig = layout_signature();
+    h->layout_sig = hmm__layout_signature();
     if (getrandom(h->map_id, sizeof h->map_id, 0) != (ssize_t)sizeof h->map_id) {
         uint64_t t = hmm_now_ms() ^ ((uint64_t)getpid() << 32);
         memcpy(h->map_id, &t, sizeof t);
@@ -170,66 +165,13 @@ static int init_map(int fd, const struct geometry *g, const hmm_config *cfg)
     return 0;
 }
 
-static int size_and_init(int fd, const struct geometry *g, const hmm_config *cfg, const char *what)
+static int size_and_init(int fd, const struct hmm_geometry *g, const hmm_config *cfg, const char *what)
 {
-    if (ftruncate(fd, (off_t)g->file_size) != 0)
-        return hmm_fail(-errno, "%s: cannot size the map to %llu bytes: %s", what,
-                        (unsigned long long)g->file_size, strerror(errno));
+    int rc = hmm__file_allocate(fd, g->file_size);
+    if (rc)
+        return hmm_fail(rc, "%s: cannot allocate %llu bytes for the map: %s", what,
+                        (unsigned long long)g->file_size, strerror(-rc));
     return init_map(fd, g, cfg);
-}
-
-/* Validate the header of an open map file and fill the handle's geometry. */
-static int validate_header(hmm_t *m, const union hmm_header_block *blk, uint64_t file_size)
-{
-    const struct hmm_header *h = &blk->h;
-    const char *p = m->path;
-    if (memcmp(h->magic, HMM_MAGIC, 8) != 0)
-        return hmm_fail(HMM_CORRUPT, "%s: not a hashmmap map (bad magic)", p);
-    if (h->byte_order != HMM_BYTE_ORDER_MARK)
-        return hmm_fail(HMM_INCOMPAT, "%s: made on a host of another byte order", p);
-    if (h->format_version != HMM_FORMAT_VERSION)
-        return hmm_fail(HMM_INCOMPAT, "%s: format version %u, this library reads version %u", p,
-                        h->format_version, HMM_FORMAT_VERSION);
-    if (h->word_size != sizeof(void *))
-        return hmm_fail(HMM_INCOMPAT, "%s: made on a %u-bit host", p, h->word_size * 8);
-    if (h->layout_sig != layout_signature())
-        return hmm_fail(HMM_INCOMPAT, "%s: made by a build with another structure layout", p);
-
-    struct geometry g;
-    hmm_config cfg = {.size = h->size, .max_size = h->max_size, .max_value = h->max_value,
-                      .slab_factor_pct = h->slab_factor_pct};
-    if (plan_geometry(&cfg, &g) != 0 || g.page_size != h->page_size || g.proc_off != h->proc_off ||
-        g.stripe_off != h->stripe_off || g.class_off != h->class_off ||
-        g.pagetab_off != h->pagetab_off || g.data_off != h->data_off ||
-        h->nstripes != HMM_NSTRIPES || h->pagetab_cap != g.pagetab_cap)
-        return hmm_fail(HMM_CORRUPT, "%s: header geometry is inconsistent", p);
-    uint32_t sizes[HMM_MAX_CLASSES];
-    uint32_t n = slab_compute_classes(h->page_size, h->slab_factor_pct, sizes);
-    if (n != h->nclasses || memcmp(sizes, h->class_size, n * sizeof sizes[0]) != 0)
-        return hmm_fail(HMM_CORRUPT, "%s: slab classes are inconsistent", p);
-    uint64_t npages = atomic_load(&((struct hmm_header *)h)->npages);
-    if (npages < 2 || npages > h->pagetab_cap)
-        return hmm_fail(HMM_CORRUPT, "%s: page count %llu is out of range", p, (unsigned long long)npages);
-    uint64_t need = h->data_off + (npages << g.page_shift);
-    if (file_size < need)
-        return hmm_fail(HMM_CORRUPT, "%s: truncated: %llu bytes, the header needs %llu", p,
-                        (unsigned long long)file_size, (unsigned long long)need);
-
-    m->page_size = h->page_size;
-    m->page_shift = g.page_shift;
-    m->data_off = h->data_off;
-    m->pagetab_cap = h->pagetab_cap;
-    m->stripe_mask = HMM_NSTRIPES - 1;
-    m->nclasses = n;
-    memcpy(m->class_size, sizes, sizeof sizes);
-    for (uint32_t i = 0; i < n; i++)
-        m->class_magic[i] = UINT64_MAX / sizes[i] + 1;
-    m->max_value = h->max_value;
-    m->flags = h->flags;
-    m->default_ttl_ms = h->default_ttl_ms;
-    m->reserve = h->data_off + (h->pagetab_cap << g.page_shift);
-    atomic_store(&m->limit, need);
-    return 0;
 }
 
 static int attach(hmm_t *m)
@@ -243,10 +185,15 @@ static int attach(hmm_t *m)
                         (long long)st.st_size);
     if (pread(m->fd, &blk, sizeof blk, 0) != (ssize_t)sizeof blk)
         return hmm_fail(-EIO, "%s: cannot read the header", m->path);
-    int rc = validate_header(m, &blk, (uint64_t)st.st_size);
+    int rc = hmm__header_validate(m, &blk, (uint64_t)st.st_size);
     if (rc)
         return rc;
     int prot = m->rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
+    /* A map made sparse (by an older build, or a copy) gets its blocks
+     * before a writer can store into a hole (fileio.c). */
+    if (!m->rdonly && (rc = hmm__file_allocate(m->fd, (uint64_t)st.st_size)) != 0)
+        return hmm_fail(rc, "%s: cannot allocate the map's %lld bytes: %s", m->path, (long long)st.st_size,
+                        strerror(-rc));
     /* One reservation for the largest the file may become: growth never
      * remaps, so no lock ever changes address (FORMAT.md §2). */
     void *base = mmap(NULL, m->reserve, prot, MAP_SHARED, m->fd, 0);
@@ -258,6 +205,9 @@ static int attach(hmm_t *m)
     m->stripes = (struct hmm_stripe *)(m->base + m->hdr->stripe_off);
     m->classes = (struct hmm_class *)(m->base + m->hdr->class_off);
     m->pagetab = (hmm_atomic_u64 *)(m->base + m->hdr->pagetab_off);
+    rc = hmm__header_validate_mapped(m);
+    if (rc)
+        return rc;
     struct hmm_ix cur, old;
     return index_views(m, &cur, &old);
 }
@@ -337,8 +287,8 @@ static int hand_over(hmm_t *m, int rc, hmm_t **out)
  * created it first. */
 static int create_map_file(const char *dir, const char *path, const hmm_config *cfg, mode_t mode)
 {
-    struct geometry g;
-    int rc = plan_geometry(cfg, &g);
+    struct hmm_geometry g;
+    int rc = hmm__plan_geometry(cfg, &g);
     if (rc)
         return rc;
     char tmp[PATH_MAX];
@@ -504,8 +454,8 @@ HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
         cfg = &defaults;
     if (cfg->flags & HMM_RDONLY)
         return hmm_fail(-EINVAL, "an anonymous map cannot be read-only");
-    struct geometry g;
-    int rc = plan_geometry(cfg, &g);
+    struct hmm_geometry g;
+    int rc = hmm__plan_geometry(cfg, &g);
     if (rc)
         return rc;
     hmm_t *m = handle_new("(anonymous map)", cfg->flags, true);

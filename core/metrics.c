@@ -78,10 +78,9 @@ static int create_metrics_file(const char *dir, const char *path, const uint8_t 
         return -errno;
     struct hmm_metrics_header h;
     init_metrics(&h, map_id);
-    int rc = fchmod(fd, mode) == 0 && ftruncate(fd, HMM_METRICS_SIZE) == 0 &&
-                     pwrite(fd, &h, sizeof h, 0) == (ssize_t)sizeof h
-                 ? 0
-                 : -errno;
+    int rc = fchmod(fd, mode) == 0 ? hmm__file_allocate(fd, HMM_METRICS_SIZE) : -errno;
+    if (rc == 0 && pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
+        rc = -errno;
     close(fd);
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
@@ -110,7 +109,7 @@ int metrics_open(hmm_t *m, const char *dir, unsigned mode)
         int fd = memfd_create("hashmmap-metrics", MFD_CLOEXEC);
         struct hmm_metrics_header h;
         init_metrics(&h, m->hdr->map_id);
-        if (fd < 0 || ftruncate(fd, HMM_METRICS_SIZE) != 0 || pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+        if (fd < 0 || hmm__file_allocate(fd, HMM_METRICS_SIZE) != 0 || pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
             map_metrics(m, fd) != 0) {
             if (fd >= 0)
                 close(fd);

@@ -100,13 +100,14 @@ static uint64_t first_seq_for(hmm_t *m)
 
 static int init_file(int fd, const uint8_t *map_id, uint64_t cap, uint64_t first_seq)
 {
-    if (ftruncate(fd, (off_t)(HMM_REPLOG_HDR_SIZE + cap)) != 0)
-        return -errno;
+    int rc = hmm__file_allocate(fd, HMM_REPLOG_HDR_SIZE + cap);
+    if (rc)
+        return rc;
     struct hmm_replog_header *h = mmap(NULL, HMM_REPLOG_HDR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (h == MAP_FAILED)
         return -errno;
     init_header(h, map_id, cap, first_seq);
-    int rc = lock_init_shared(&h->lock);
+    rc = lock_init_shared(&h->lock);
     munmap(h, HMM_REPLOG_HDR_SIZE);
     return rc;
 }
@@ -140,6 +141,11 @@ static int create_file(hmm_t *m, const char *dir, const char *path, uint64_t cap
 static int map_file(hmm_t *m, int fd, uint64_t cap)
 {
     int prot = m->rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
+    /* A log made sparse (by an older build, or a copy) gets its blocks now,
+     * so an append never meets a hole on a full disk (fileio.c). */
+    int rc = m->rdonly ? 0 : hmm__file_allocate(fd, HMM_REPLOG_HDR_SIZE + cap);
+    if (rc)
+        return rc;
     void *p = mmap(NULL, HMM_REPLOG_HDR_SIZE + cap, prot, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
         return -errno;
