@@ -17,11 +17,9 @@
  * Rebalancing (memcached's slab automove): a class that has evicted a page's
  * worth of entries since it last gained a page takes one from another class,
  * chosen by a global page hand (round robin, never a class's last page).
- * The page's live entries are evicted, its free chunks unlinked, and it goes
- * back to the page table as free for the needy class to take.  The donor
- * class's evac_page marks the page meanwhile: allocations skip it, and a
- * repair (the evacuator died) rebuilds the donor's free list from chunk
- * states and forgets the evacuation.
+ * The page's live entries are evicted (or moved, when used lately) and it
+ * goes back to the page table as free for the needy class to take: the
+ * page move itself, shared with persistent maps, is core/compact.c's.
  */
 #include "config.h"
 
@@ -33,12 +31,7 @@
 #include "core/internal.h"
 
 #define EVICT_ATTEMPTS 16
-#define EVACUATE_TRIES 200
-
-/* Set while this thread moves an entry out of a leaving page: the move's
- * allocation may evict in its class, but never start another evacuation
- * (which could move entries in turn, without end). */
-static _Thread_local bool relocating;
+#define DONOR_TRIES 8           /* pages tried for a class that has none */
 
 static inline struct hmm_entry *chunk(hmm_t *m, uint64_t off)
 {
@@ -62,7 +55,7 @@ static uint32_t chunks_per_page(const hmm_t *m, uint32_t cls)
  * published), so the stripe's intent can describe this delete meanwhile and
  * is given back afterwards.  Such a victim is evicted, never moved, and is
  * never the entry of the caller's own key. */
-static int evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool expired, bool rescue)
+int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool expired, bool rescue)
 {
     uint32_t t = hash_stripe(m, hash);
     bool own = t == held;
@@ -74,11 +67,12 @@ static int evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool 
         if (rc)
             return rc == -EBUSY ? 0 : rc;
     }
+    /* A rescue runs inside a page move (compact.c), which has set this
+     * thread's relocating flag for the move's allocation. */
     if (!own && rescue && !expired && atomic_load(&chunk(m, x)->access)) {
-        relocating = true;
-        int moved = relocate_entry_locked(m, t, x);
-        relocating = false;
+        int moved = hmm__relocate_entry_locked(m, t, x);
         if (moved == 0) {
+            metrics_add(m, HMM_C_ENTRIES_MOVED, 1);
             unlock_stripe(m, t);
             return 1;
         }
@@ -171,7 +165,7 @@ static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *
         if (carve && at >= carve && slab_page_of(m, at) == slab_page_of(m, carve))
             continue; /* never handed out */
         if (atomic_load_explicit(&e->state, memory_order_relaxed) != HMM_CHUNK_LIVE ||
-            evict_page_leaving(m, cls, at))
+            hmm__page_leaving(m, cls, at))
             continue;
         struct hmm_entry *whole = entry_whole_at(m, at);
         if (!whole)
@@ -199,7 +193,7 @@ static int evict_one(hmm_t *m, uint32_t held, uint32_t cls)
     unlock_class(m, cls);
     if (!x)
         return 0;
-    rc = evict_chunk(m, held, x, hash, expired, false);
+    rc = hmm__evict_chunk(m, held, x, hash, expired, false);
     if (rc == 1 && lock_class(m, cls) == 0) {
         m->classes[cls].pressure++;
         m->classes[cls].evictions++;
@@ -208,66 +202,7 @@ static int evict_one(hmm_t *m, uint32_t held, uint32_t cls)
     return rc;
 }
 
-/* ---- moving a page between classes ---- */
-
-bool evict_gives_up(void)
-{
-    return relocating;
-}
-
-bool evict_page_leaving(hmm_t *m, uint32_t cls, uint64_t off)
-{
-    uint64_t ev = atomic_load_explicit(&m->classes[cls].evac_page, memory_order_relaxed);
-    return ev && slab_page_of(m, off) == HMM_EVAC_PAGE(ev);
-}
-
-/* Rebuild class cls's free list from chunk states, leaving out the page
- * being evacuated (class lock held).  Idempotent: it reads only states. */
-static void rebuild_free_list_locked(hmm_t *m, uint32_t cls, uint64_t skip_page)
-{
-    struct hmm_class *c = &m->classes[cls];
-    uint32_t size = m->class_size[cls];
-    uint64_t npages = map_npages(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
-    uint64_t carve = atomic_load(&c->carve_off), head = 0, pages = 0, used = 0;
-    for (uint64_t p = 0; p < npages; p++) {
-        if (atomic_load(&m->pagetab[p]) != want)
-            continue;
-        pages++;
-        uint64_t start = map_page_off(m, p), end = start + chunks_per_page(m, cls) * (uint64_t)size;
-        if (carve >= start && carve <= end)
-            end = carve;
-        for (uint64_t x = start; x + size <= end; x += size) {
-            if (atomic_load(&chunk(m, x)->state) != HMM_CHUNK_FREE) {
-                used++;
-            } else if (p != skip_page) {
-                atomic_store(chunk_next(m, x), head);
-                head = x;
-            }
-        }
-    }
-    atomic_store_explicit(&c->free_head, head, memory_order_release);
-    c->pages = pages;
-    c->chunks_used = used;
-}
-
-void evict_recover_class_locked(hmm_t *m, uint32_t cls)
-{
-    struct hmm_class *c = &m->classes[cls];
-    if (atomic_load(&c->evac_page) == 0)
-        return;
-    /* The evacuator died: forget the move, the page stays with the class. */
-    atomic_store(&c->evac_page, 0);
-    rebuild_free_list_locked(m, cls, UINT64_MAX);
-}
-
-/* An evacuation whose owner died without holding the class lock is met by
- * the next allocation in the class (class lock held). */
-static void evac_check_owner_locked(hmm_t *m, uint32_t cls)
-{
-    uint64_t ev = atomic_load(&m->classes[cls].evac_page);
-    if (ev && !proc_alive(HMM_EVAC_PID(ev), 0))
-        evict_recover_class_locked(m, cls);
-}
+/* ---- moving a page between classes (slab automove) ---- */
 
 /* Pages a class can allocate from: a page being evacuated does not count. */
 static uint64_t usable_pages(hmm_t *m, uint32_t cls)
@@ -300,76 +235,13 @@ static uint64_t pick_donor_page(hmm_t *m, uint32_t needy, uint32_t *donor)
     return UINT64_MAX;
 }
 
-/* Evict every live entry of page p (class d, marked leaving). */
-static bool empty_page(hmm_t *m, uint32_t held, uint32_t d, uint64_t p)
-{
-    uint32_t size = m->class_size[d];
-    uint64_t start = map_page_off(m, p), end = start + chunks_per_page(m, d) * (uint64_t)size;
-    for (uint64_t x = start; x + size <= end; x += size) {
-        for (int tries = 0;; tries++) {
-            struct hmm_entry *e = chunk(m, x);
-            uint8_t state = atomic_load(&e->state);
-            if (state == HMM_CHUNK_FREE)
-                break;
-            if (tries >= EVACUATE_TRIES)
-                return false;
-            struct hmm_entry *whole = state == HMM_CHUNK_LIVE ? entry_whole_at(m, x) : NULL;
-            if (whole && evict_chunk(m, held, x, key_hash(entry_key(whole), whole->klen), false, true) == 1)
-                break;
-            sched_yield(); /* busy stripe, or an operation in flight on the chunk */
-        }
-    }
-    return true;
-}
-
+/* Empty a page of another class (evicting its entries, rescuing those used
+ * lately) and hand it back for the needy class to take (compact.c). */
 static int evacuate_page_for(hmm_t *m, uint32_t held, uint32_t needy)
 {
     uint32_t d;
     uint64_t p = pick_donor_page(m, needy, &d);
-    if (p == UINT64_MAX)
-        return HMM_FULL;
-    struct hmm_class *c = &m->classes[d];
-    int rc = lock_class(m, d);
-    if (rc)
-        return rc;
-    if (atomic_load(&c->evac_page) || atomic_load(&m->pagetab[p]) != HMM_PAGE_MAKE(HMM_PAGE_CLASS, d)) {
-        unlock_class(m, d);
-        return HMM_FULL;
-    }
-    atomic_store(&c->evac_page, HMM_EVAC_MAKE(getpid(), p));
-    uint64_t carve = atomic_load(&c->carve_off);
-    if (slab_page_of(m, carve) == p) {
-        atomic_store(&c->carve_off, 0);
-        atomic_store(&c->carve_end, 0);
-    }
-    unlock_class(m, d);
-
-    bool emptied = empty_page(m, held, d, p);
-
-    rc = lock_class(m, d);
-    if (rc)
-        return rc;
-    uint32_t size = m->class_size[d];
-    uint64_t start = map_page_off(m, p);
-    for (uint64_t x = start; emptied && x + size <= start + chunks_per_page(m, d) * (uint64_t)size; x += size)
-        emptied = atomic_load(&chunk(m, x)->state) == HMM_CHUNK_FREE;
-    if (emptied) {
-        /* Unlink the page's chunks, then give the page back: the page table
-         * store is the commit.  A death before it leaves evac_page set, and
-         * the repair rebuilds the list. */
-        rebuild_free_list_locked(m, d, p);
-        rc = lock_pages(m);
-        if (rc == 0) {
-            atomic_store_explicit(&m->pagetab[p], 0, memory_order_release);
-            unlock_pages(m);
-            c->pages--;
-        }
-    } else {
-        rebuild_free_list_locked(m, d, UINT64_MAX); /* allocations skipped the page's chunks */
-    }
-    atomic_store(&c->evac_page, 0);
-    unlock_class(m, d);
-    return emptied && rc == 0 ? 0 : HMM_FULL;
+    return p == UINT64_MAX ? HMM_FULL : hmm__page_evacuate(m, held, d, p);
 }
 
 int evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)
@@ -378,16 +250,16 @@ int evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)
     int rc = lock_class(m, cls);
     if (rc)
         return rc;
-    evac_check_owner_locked(m, cls);
-    bool starved = !relocating && (usable_pages(m, cls) == 0 || c->pressure >= chunks_per_page(m, cls));
+    hmm__compact_check_owner_locked(m, cls);
+    bool starved = !hmm__relocating() && (usable_pages(m, cls) == 0 || c->pressure >= chunks_per_page(m, cls));
     if (starved)
         c->pressure = 0;
     unlock_class(m, cls);
     /* A class without pages cannot evict: try a few donors before giving up. */
-    for (int donor = 0; starved && donor < (usable_pages(m, cls) == 0 ? 8 : 1); donor++)
+    for (int donor = 0; starved && donor < (usable_pages(m, cls) == 0 ? DONOR_TRIES : 1); donor++)
         if (evacuate_page_for(m, held, cls) == 0)
             return 0;
-    for (int attempt = 0; attempt < (relocating ? 2 : EVICT_ATTEMPTS); attempt++) {
+    for (int attempt = 0; attempt < (hmm__relocating() ? 2 : EVICT_ATTEMPTS); attempt++) {
         rc = evict_one(m, held, cls);
         if (rc == 1)
             return 0;
@@ -395,7 +267,7 @@ int evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)
             return rc;
         sched_yield();
     }
-    if (relocating)
+    if (hmm__relocating())
         return HMM_FULL; /* the entry is evicted instead of moved */
     /* Nothing evictable here (empty class, every stripe busy): take a page. */
     rc = evacuate_page_for(m, held, cls);

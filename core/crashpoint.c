@@ -11,6 +11,7 @@ const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT] = {
     "grown", "index_grown", "moved", "evict_retired", "evicted",
     "log_locked", "log_reserved", "log_written", "log_committed",
     "reclaim_marked", "reclaim_named", "reclaim_taken",
+    "page_leaving", "page_unlinked", "page_returned",
 };
 
 #ifdef HMM_CRASHPOINTS

@@ -36,11 +36,15 @@
  *   reclaim_marked  t's spare marked RETIRING owned by t, still t's spare
  *   reclaim_named   also named in t's intent.old_off
  *   reclaim_taken   t's spare cleared, chunk not yet freed
+ * and of handing a page back to the free pages (compact.c, FORMAT.md §6):
+ *   page_leaving    the class's evac_page names the page, list untouched
+ *   page_unlinked   free list rebuilt without the page(s), class lock held
+ *   page_returned   the first page's table entry cleared (the commit)
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
 
-#define HMM_CRASHPOINT_COUNT 20
+#define HMM_CRASHPOINT_COUNT 23
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 /* In libhashmmap-crash.la only: */

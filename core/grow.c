@@ -85,6 +85,30 @@ int grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
     return map_refresh_limit(m);
 }
 
+/* A zeroed run of n pages for an index: empty slab pages are handed back
+ * first, the file grows only when there are none. */
+static int alloc_index_run(hmm_t *m, uint64_t n, uint64_t *p)
+{
+    int rc = lock_pages(m);
+    if (rc)
+        return rc;
+    rc = pages_alloc_run_locked(m, n, HMM_PAGE_INDEX_HEAD, false, p);
+    if (rc == HMM__NOPAGE) {
+        unlock_pages(m);
+        hmm__pages_return_empty(m);
+        if ((rc = lock_pages(m)) != 0)
+            return rc;
+        rc = pages_alloc_run_locked(m, n, HMM_PAGE_INDEX_HEAD, true, p);
+    }
+    if (rc == 0) {
+        memset(m->base + map_page_off(m, *p), 0, n << m->page_shift);
+        atomic_store_explicit(&m->pagetab[*p], HMM_PAGE_MAKE(HMM_PAGE_INDEX_HEAD, n), memory_order_release);
+        atomic_fetch_add(&m->hdr->index_pages, n);
+    }
+    unlock_pages(m);
+    return rc;
+}
+
 int grow_index_start(hmm_t *m)
 {
     int rc = lock_grow(m);
@@ -99,16 +123,7 @@ int grow_index_start(hmm_t *m)
     uint64_t nb = HMM_INDEX_BUCKETS(wc) * 2;
     uint64_t n = (nb * sizeof(struct hmm_bucket) + m->page_size - 1) >> m->page_shift;
     uint64_t p;
-    rc = lock_pages(m);
-    if (rc == 0) {
-        rc = pages_alloc_run_locked(m, n, HMM_PAGE_INDEX_HEAD, &p);
-        if (rc == 0) {
-            memset(m->base + map_page_off(m, p), 0, n << m->page_shift);
-            atomic_store_explicit(&m->pagetab[p], HMM_PAGE_MAKE(HMM_PAGE_INDEX_HEAD, n), memory_order_release);
-            atomic_fetch_add(&h->index_pages, n);
-        }
-        unlock_pages(m);
-    }
+    rc = alloc_index_run(m, n, &p);
     if (rc == 0) {
         atomic_store(&h->migrate_next, 0);
         /* Old before current: a reader that sees the new current also sees

@@ -60,6 +60,10 @@ struct hmm {
     pthread_mutex_t slot_mutex; /* serialises claiming a process slot (after fork) */
     _Atomic uint32_t proc_slot; /* our slot + 1, 0 when none */
     _Atomic uint64_t slot_epoch;/* fork epoch when the slot was claimed */
+
+    /* compact.c: free chunks a class held when a scan for its empty pages
+     * last found none (read and written under that class's lock). */
+    uint64_t fruitless_free[HMM_MAX_CLASSES];
 };
 
 /* ---- errors.c ---- */
@@ -202,8 +206,31 @@ void slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64
 uint64_t slab_chunk_size(hmm_t *m, uint64_t off);
 void recover_class_locked(hmm_t *m, uint32_t cls);
 void recover_pages_locked(hmm_t *m);
-/* Allocate n whole pages as a run of the given head kind; *page receives the first. */
-int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, uint64_t *page);
+/* Allocate n whole pages as a run of the given head kind; *page receives the
+ * first.  Without may_grow, HMM__NOPAGE when no free run is there. */
+int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool may_grow, uint64_t *page);
+#define HMM__NOPAGE (-30999)    /* internal: no free page, the file was not grown */
+/* Give stripe t's spare back to its class (stripe t locked; FORMAT.md §8). */
+int slab_spare_give_back_locked(hmm_t *m, uint32_t t);
+
+/* ---- compact.c (FORMAT.md §6 "Pages come back") ---- */
+/* Hand the empty pages of every class back to the free pages; how many. */
+size_t hmm__pages_return_empty(hmm_t *m);
+/* The map is out of pages: empty the sparsest page of another class than
+ * needy by moving its entries, and hand it back.  0, or HMM_FULL. */
+int hmm__compact_for_class(hmm_t *m, uint32_t held_stripe, uint32_t needy);
+/* Empty page p of class cls (moving, or in cache mode evicting, its
+ * entries) and hand it back.  0, or HMM_FULL when it could not be emptied. */
+int hmm__page_evacuate(hmm_t *m, uint32_t held_stripe, uint32_t cls, uint64_t p);
+/* Is off in the page leaving class cls?  (class lock held) */
+bool hmm__page_leaving(hmm_t *m, uint32_t cls, uint64_t off);
+/* Class repair of an interrupted page hand-back or move (class lock held). */
+void hmm__compact_recover_class_locked(hmm_t *m, uint32_t cls);
+/* The same when the mover (named by pid) died outside the lock. */
+void hmm__compact_check_owner_locked(hmm_t *m, uint32_t cls);
+/* This thread is emptying a page (see compact.c). */
+void hmm__set_relocating(bool on);
+bool hmm__relocating(void);
 
 /* ---- entry.c ---- */
 /* The entry header at off, bounds- and alignment-checked, or NULL. */
@@ -299,15 +326,12 @@ void unlock_grow(hmm_t *m);
 /* Cache mode: make room in class cls by evicting (CLOCK) or by taking a page
  * from another class.  Called holding only the caller's stripe. */
 int evict_for_class(hmm_t *m, uint32_t held_stripe, uint32_t cls);
-/* True inside a move out of a leaving page: one failed eviction is final. */
-bool evict_gives_up(void);
+/* Evict the entry in chunk x if it still is hash's LIVE entry (with rescue:
+ * move it instead when it was used lately).  1 done, 0 skipped, < 0 error. */
+int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool expired, bool rescue);
 /* Move the entry in chunk off to another chunk of its class, as a put of
  * the same bytes, expiry and version (update.c; stripe lock held). */
-int relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off);
-/* Class repair of an interrupted page evacuation (class lock held). */
-void evict_recover_class_locked(hmm_t *m, uint32_t cls);
-/* Is off in the page being evacuated from class c?  (class lock held) */
-bool evict_page_leaving(hmm_t *m, uint32_t cls, uint64_t off);
+int hmm__relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off);
 int trylock_stripe(hmm_t *m, uint32_t stripe);
 
 /* ---- read.c ---- */

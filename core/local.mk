@@ -12,6 +12,7 @@ HMM_CORE_SOURCES = \
 	%reldir%/map.c \
 	%reldir%/header.c \
 	%reldir%/fileio.c \
+	%reldir%/compact.c \
 	%reldir%/proc.c \
 	%reldir%/lock.c \
 	%reldir%/slab.c \

@@ -21,6 +21,8 @@
 #include "core/internal.h"
 
 #define CHUNK_STATE_BIT(st) (1u << (st))
+#define EVICT_RETRIES 64        /* cache mode: evictions tried for one allocation */
+#define COMPACT_ATTEMPTS 8      /* pages emptied by moving entries for one allocation */
 
 uint32_t slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t *sizes)
 {
@@ -125,10 +127,12 @@ static bool find_free_run(hmm_t *m, uint64_t n, uint64_t *page)
     return false;
 }
 
-int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, uint64_t *page)
+int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool may_grow, uint64_t *page)
 {
     uint64_t p;
     if (!find_free_run(m, n, &p)) {
+        if (!may_grow)
+            return HMM__NOPAGE;
         int rc = grow_file_locked(m, n, head_kind == HMM_PAGE_INDEX_HEAD);
         if (rc)
             return rc;
@@ -168,14 +172,14 @@ void recover_pages_locked(hmm_t *m)
 /* Give a fresh page to class cls (class lock held).  FORMAT.md §9: the
  * page table entry is the commit; page_intent lets class repair finish the
  * carve-pointer update if we die between the two. */
-static int class_grow_locked(hmm_t *m, uint32_t cls)
+static int class_grow_locked(hmm_t *m, uint32_t cls, bool may_grow)
 {
     struct hmm_class *c = &m->classes[cls];
     int rc = lock_pages(m);
     if (rc)
         return rc;
     uint64_t p;
-    rc = pages_alloc_run_locked(m, 1, HMM_PAGE_CLASS, &p);
+    rc = pages_alloc_run_locked(m, 1, HMM_PAGE_CLASS, may_grow, &p);
     if (rc) {
         unlock_pages(m);
         return rc;
@@ -220,19 +224,19 @@ void recover_class_locked(hmm_t *m, uint32_t cls)
     if (carve && carve + size <= atomic_load(&c->carve_end) && slab_valid_chunk(m, cls, carve) &&
         atomic_load(&chunk(m, carve)->state) != HMM_CHUNK_FREE)
         entry_mark(m, carve, UINT32_MAX, HMM_CHUNK_FREE);
-    evict_recover_class_locked(m, cls);
+    hmm__compact_recover_class_locked(m, cls);
 }
 
 /* ---- allocation ---- */
 
-static int run_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
+static int run_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, bool may_grow, uint64_t *off)
 {
     uint64_t n = (bytes + m->page_size - 1) >> m->page_shift;
     int rc = lock_pages(m);
     if (rc)
         return rc;
     uint64_t p;
-    rc = pages_alloc_run_locked(m, n, HMM_PAGE_RUN_HEAD, &p);
+    rc = pages_alloc_run_locked(m, n, HMM_PAGE_RUN_HEAD, may_grow, &p);
     if (rc == 0) {
         uint64_t x = map_page_off(m, p);
         entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
@@ -245,18 +249,20 @@ static int run_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
     return rc;
 }
 
-static int class_alloc(hmm_t *m, uint32_t stripe, uint32_t cls, uint64_t *off)
+static int class_alloc(hmm_t *m, uint32_t stripe, uint32_t cls, bool may_grow, uint64_t *off)
 {
     int rc = lock_class(m, cls);
     if (rc)
         return rc;
     struct hmm_class *c = &m->classes[cls];
     hmm_atomic_u64 *intent_new = &m->stripes[stripe].intent.new_off;
+    if (__builtin_expect(atomic_load_explicit(&c->evac_page, memory_order_relaxed) != 0, 0))
+        hmm__compact_check_owner_locked(m, cls); /* a page mover that died outside the lock */
     uint64_t x = atomic_load_explicit(&c->free_head, memory_order_relaxed);
-    /* Cache mode: chunks of a page leaving the class are dropped from the
-     * list (the evacuator rebuilds it when it is done). */
+    /* Chunks of a page leaving the class are dropped from the list (the
+     * mover rebuilds it when it is done; compact.c). */
     while (x && atomic_load_explicit(&c->evac_page, memory_order_relaxed) && slab_valid_chunk(m, cls, x) &&
-           evict_page_leaving(m, cls, x)) {
+           hmm__page_leaving(m, cls, x)) {
         x = atomic_load_explicit(chunk_next(m, x), memory_order_relaxed);
         atomic_store_explicit(&c->free_head, x, memory_order_release);
     }
@@ -276,7 +282,7 @@ static int class_alloc(hmm_t *m, uint32_t stripe, uint32_t cls, uint64_t *off)
         if (carve && !slab_valid_chunk(m, cls, carve))
             carve = 0; /* damaged carve pointer: start a fresh page rather than trust it */
         if (carve == 0 || carve + size > atomic_load(&c->carve_end)) {
-            rc = class_grow_locked(m, cls);
+            rc = class_grow_locked(m, cls, may_grow);
             if (rc)
                 goto unlock;
         }
@@ -329,7 +335,7 @@ static bool spare_take(hmm_t *m, uint32_t stripe, uint32_t cls, uint64_t *off)
 int slab_retire(hmm_t *m, uint32_t stripe, uint64_t off)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
-    if (!(m->flags & HMM_CACHE) && atomic_load_explicit(&s->spare, memory_order_relaxed) == 0) {
+    if (!(m->flags & HMM_CACHE) && !hmm__relocating() && atomic_load_explicit(&s->spare, memory_order_relaxed) == 0) {
         uint64_t p = slab_page_of(m, off);
         uint64_t v = p == UINT64_MAX ? 0 : atomic_load_explicit(&m->pagetab[p], memory_order_acquire);
         uint32_t cls = (uint32_t)HMM_PAGE_ARG(v);
@@ -338,7 +344,8 @@ int slab_retire(hmm_t *m, uint32_t stripe, uint64_t off)
             atomic_store_explicit(&s->spare, HMM_SPARE_MAKE(cls, off), memory_order_release); /* commit */
             HMM_CRASHPOINT("free_linked");
             atomic_store_explicit(&s->intent.old_off, 0, memory_order_release);
-            entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
+            /* FREE, but owned: a spare is not class-free (compact.c). */
+            entry_mark(m, off, stripe, HMM_CHUNK_FREE);
             return 0;
         }
     }
@@ -371,64 +378,121 @@ void slab_spare_settle_locked(hmm_t *m, uint32_t stripe)
         atomic_store(&s->spare, 0);
         return;
     }
-    if (atomic_load(&chunk(m, HMM_SPARE_OFF(w))->state) != HMM_CHUNK_FREE)
-        entry_mark(m, HMM_SPARE_OFF(w), UINT32_MAX, HMM_CHUNK_FREE);
+    /* FREE and owned by this stripe; a spare kept by an older build (owner
+     * 0) is marked too, so page compaction never takes it for class-free. */
+    struct hmm_entry *e = chunk(m, HMM_SPARE_OFF(w));
+    if (atomic_load(&e->state) != HMM_CHUNK_FREE || atomic_load(&e->owner) != stripe + 1)
+        entry_mark(m, HMM_SPARE_OFF(w), stripe, HMM_CHUNK_FREE);
 }
 
-/* The class is out of chunks and pages: give the other stripes' spares of
- * it back (only stripes whose lock is free: we hold our own, and waiting
- * for another could deadlock).  Through the stripe's intent, as a retire,
- * so a death in between leaves a chunk that stripe's repair frees.
- * Returns how many came back. */
+int slab_spare_give_back_locked(hmm_t *m, uint32_t t)
+{
+    struct hmm_stripe *s = &m->stripes[t];
+    uint64_t w = atomic_load(&s->spare);
+    if (w == 0)
+        return HMM_NOTFOUND;
+    /* Through the stripe's intent, as a retire, so a death in between
+     * leaves a chunk that the stripe's repair frees. */
+    uint64_t x = HMM_SPARE_OFF(w);
+    entry_mark(m, x, t, HMM_CHUNK_RETIRING);
+    HMM_CRASHPOINT("reclaim_marked");
+    atomic_store(&s->intent.old_off, x);
+    HMM_CRASHPOINT("reclaim_named");
+    atomic_store(&s->spare, 0);
+    HMM_CRASHPOINT("reclaim_taken");
+    return slab_free(m, t, x, &s->intent.old_off);
+}
+
+/* The map is out of pages: give the other stripes' spares of class cls
+ * (any class with HMM_CLASS_RUN) back, so they can be allocated or their
+ * pages emptied.  Only stripes whose lock is free: we hold our own, and
+ * waiting for another could deadlock.  Returns how many came back. */
 static int spares_reclaim(hmm_t *m, uint32_t held, uint32_t cls)
 {
     int n = 0;
     for (uint32_t t = 0; t <= m->stripe_mask; t++) {
         struct hmm_stripe *s = &m->stripes[t];
         uint64_t w = atomic_load_explicit(&s->spare, memory_order_relaxed);
-        if (t == held || w == 0 || HMM_SPARE_CLASS(w) != cls || trylock_stripe(m, t) != 0)
+        bool wanted = cls == HMM_CLASS_RUN || HMM_SPARE_CLASS(w) == cls;
+        if (t == held || w == 0 || !wanted || trylock_stripe(m, t) != 0)
             continue;
         w = atomic_load(&s->spare);
-        if (w && HMM_SPARE_CLASS(w) == cls) {
-            uint64_t x = HMM_SPARE_OFF(w);
-            entry_mark(m, x, t, HMM_CHUNK_RETIRING);
-            HMM_CRASHPOINT("reclaim_marked");
-            atomic_store(&s->intent.old_off, x);
-            HMM_CRASHPOINT("reclaim_named");
-            atomic_store(&s->spare, 0);
-            HMM_CRASHPOINT("reclaim_taken");
-            if (slab_free(m, t, x, &s->intent.old_off) == 0)
-                n++;
-        }
+        wanted = cls == HMM_CLASS_RUN || HMM_SPARE_CLASS(w) == cls;
+        if (w && wanted && slab_spare_give_back_locked(m, t) == 0)
+            n++;
         unlock_stripe(m, t);
     }
     return n;
+}
+
+/* A class allocation that may make room: the free list, the carve page or a
+ * free page first; then empty pages of other classes handed back; then a
+ * longer file; then (map at its size) the sparsest pages of other classes
+ * emptied by moving their entries.  Only the caller's stripe is held. */
+static int class_alloc_compacting(hmm_t *m, uint32_t stripe, uint32_t cls, uint64_t *off)
+{
+    int rc = class_alloc(m, stripe, cls, false, off);
+    if (rc != HMM__NOPAGE)
+        return rc;
+    if (hmm__relocating())
+        return HMM_FULL; /* a move never starts another compaction */
+    if (hmm__pages_return_empty(m) > 0 && (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
+        return rc;
+    rc = class_alloc(m, stripe, cls, true, off);
+    if ((rc != HMM_FULL && rc != -ENOSPC) || (m->flags & HMM_CACHE))
+        return rc;
+    int full_rc = rc;
+    if (spares_reclaim(m, stripe, cls) > 0 && (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
+        return rc;
+    /* Spares of other classes may be all that keeps a page from being empty. */
+    if (spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 && hmm__pages_return_empty(m) > 0 &&
+        (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
+        return rc;
+    for (int attempt = 0; attempt < COMPACT_ATTEMPTS; attempt++) {
+        if (hmm__compact_for_class(m, stripe, cls) != 0)
+            break;
+        rc = class_alloc(m, stripe, cls, false, off);
+        if (rc != HMM__NOPAGE)
+            return rc;
+    }
+    return full_rc;
+}
+
+static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
+{
+    int rc = run_alloc(m, stripe, bytes, false, off);
+    if (rc != HMM__NOPAGE)
+        return rc;
+    if (!hmm__relocating() && hmm__pages_return_empty(m) > 0 &&
+        (rc = run_alloc(m, stripe, bytes, false, off)) != HMM__NOPAGE)
+        return rc;
+    return run_alloc(m, stripe, bytes, true, off);
 }
 
 int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
 {
     uint32_t cls = slab_class_for_size(m, bytes);
     int rc;
-    if (cls != HMM_CLASS_RUN && spare_take(m, stripe, cls, off)) {
+    if (cls != HMM_CLASS_RUN && !hmm__relocating() && spare_take(m, stripe, cls, off)) {
         rc = 0;
     } else if (cls == HMM_CLASS_RUN) {
-        rc = run_alloc(m, stripe, bytes, off);
+        rc = run_alloc_compacting(m, stripe, bytes, off);
     } else {
-        rc = class_alloc(m, stripe, cls, off);
-        if (rc == HMM_FULL && !(m->flags & HMM_CACHE) && spares_reclaim(m, stripe, cls) > 0)
-            rc = class_alloc(m, stripe, cls, off);
+        rc = class_alloc_compacting(m, stripe, cls, off);
         /* A cache never says full: evict (holding only our stripe) and retry. */
-        for (int attempt = 0; rc == HMM_FULL && (m->flags & HMM_CACHE) && attempt < 64; attempt++) {
+        for (int attempt = 0; rc == HMM_FULL && (m->flags & HMM_CACHE) && attempt < EVICT_RETRIES; attempt++) {
             int erc = evict_for_class(m, stripe, cls);
             if (erc != 0 && erc != HMM_FULL) {
                 rc = erc;
                 break;
             }
-            if (erc == HMM_FULL && evict_gives_up())
+            if (erc == HMM_FULL && hmm__relocating())
                 break;
-            rc = class_alloc(m, stripe, cls, off);
+            rc = class_alloc(m, stripe, cls, true, off);
         }
     }
+    if (rc == HMM__NOPAGE)
+        rc = HMM_FULL;
     if (rc == 0)
         HMM_CRASHPOINT("alloc");
     return rc;

@@ -20,7 +20,7 @@
 
 enum write_kind {
     WRITE_PUT, WRITE_DEL, WRITE_INCR, WRITE_CAS,
-    WRITE_MOVE, /* cache mode: copy an entry out of a page leaving its class, same bytes and version */
+    WRITE_MOVE, /* copy an entry out of a page leaving its class, same bytes and version (compact.c) */
 };
 
 struct write_req {
@@ -236,7 +236,7 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
     return rc;
 }
 
-int relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off)
+int hmm__relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off)
 {
     struct hmm_entry *e = entry_whole_at(m, off);
     if (!e)

@@ -124,7 +124,9 @@ typedef struct hmm_config {
     XX(READ_RETRIES, read_retries, "optimistic reads retried after a concurrent write") \
     XX(LOCK_WAITS, lock_waits, "lock acquisitions that had to wait for another holder") \
     XX(GROWTH_STEPS, growth_steps, "file and index growth steps")                       \
-    XX(FULL_ERRORS, full_errors, "writes refused with HMM_FULL")
+    XX(FULL_ERRORS, full_errors, "writes refused with HMM_FULL")                       \
+    XX(PAGES_RETURNED, pages_returned, "slab pages handed back to the free pages")       \
+    XX(ENTRIES_MOVED, entries_moved, "entries moved out of pages being emptied")
 
 enum hmm_counter {
 #define HMM_COUNTER_ENUM(id, name, help) HMM_C_##id,

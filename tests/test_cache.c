@@ -142,7 +142,22 @@ static int flooder(void *arg)
 static void test_sigkill_during_eviction_leaves_no_dangling_entry(void **state)
 {
     const char *dir = tu_tmpdir();
-    hmm_close(cache_map(dir, 16 << 20));
+    /* Filled first, so the flooders evict from their first put and every
+     * kill can land inside an eviction, however loaded the machine is. */
+    hmm_t *fill = cache_map(dir, 16 << 20);
+    hmm_stats fst;
+    char fkey[32], fval[2100];
+    for (int i = 0; i < 200000; i++) {
+        snprintf(fkey, sizeof fkey, "k%d", i % 100000);
+        size_t len = 24 + (size_t)(i * 7919 % 2000);
+        tu_value(fval, len, fkey, (uint64_t)i);
+        TU_OK(hmm_put(fill, fkey, strlen(fkey), fval, len, 0, 0));
+        if (i % 1000 == 999 && hmm_stat(fill, &fst) == 0 && fst.counters[HMM_C_EVICTIONS] > 0)
+            break;
+    }
+    TU_OK(hmm_stat(fill, &fst));
+    assert_true(fst.counters[HMM_C_EVICTIONS] > 0);
+    hmm_close(fill);
     pid_t pids[3];
     for (int i = 0; i < 3; i++)
         pids[i] = tu_fork(flooder, (void *)dir);
