@@ -53,44 +53,21 @@ static hmm_t *open_cache(uint64_t size_bytes)
     return m;
 }
 
-/* One look-aside request: get, and put on a miss.  1 hit, 0 miss, < 0 error. */
-static int request(hmm_t *m, uint64_t id)
-{
-    char key[17], val[VALUE_BYTES];
-    hs_key(id, key);
-    size_t len = sizeof val;
-    int rc = hmm_get(m, key, 16, val, &len);
-    if (rc == 0)
-        return 1;
-    if (rc != HMM_NOTFOUND)
-        return rc;
-    memset(val, (int)(id & 0xff), sizeof val);
-    rc = hmm_put(m, key, 16, val, sizeof val, 0, 0);
-    return rc ? rc : 0;
-}
-
 /* The trace against a fresh cache map: hit % and the entries it held. */
 static int run_hashmmap(const struct hs_trace *t, uint64_t size_bytes, double *hit_pct, uint64_t *entries)
 {
     hmm_t *m = open_cache(size_bytes);
     if (!m)
         return 1;
-    uint64_t hits = 0;
-    for (uint64_t i = 0; i < t->n; i++) {
-        int rc = request(m, t->ids[i]);
-        if (rc < 0) {
-            fprintf(stderr, "hitratio: request %llu: %s\n", (unsigned long long)i, hmm_strerror(rc));
-            hmm_close(m);
-            return 1;
-        }
-        hits += (uint64_t)rc;
-    }
+    int rc = hs_run_map(m, t, VALUE_BYTES, hit_pct);
     hmm_stats st;
-    int rc = hmm_stat(m, &st);
+    if (rc == 0)
+        rc = hmm_stat(m, &st);
     hmm_close(m);
-    if (rc)
+    if (rc) {
+        fprintf(stderr, "hitratio: %s\n", hmm_strerror(rc));
         return 1;
-    *hit_pct = t->n ? 100.0 * (double)hits / (double)t->n : 0;
+    }
     *entries = st.items;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define NONE UINT32_MAX
 
@@ -290,4 +291,29 @@ const char *hs_policy_name(enum hs_policy policy)
         return "clock";
     }
     return "?";
+}
+
+/* ---- the real map ---- */
+
+int hs_run_map(hmm_t *m, const struct hs_trace *t, size_t value_bytes, double *hit_pct)
+{
+    char key[17], *val = malloc(value_bytes ? value_bytes : 1);
+    if (!val)
+        return -ENOMEM;
+    uint64_t hits = 0;
+    int rc = 0;
+    for (uint64_t i = 0; i < t->n && rc == 0; i++) {
+        hs_key(t->ids[i], key);
+        size_t len = value_bytes;
+        rc = hmm_get(m, key, 16, val, &len);
+        if (rc == 0) {
+            hits++;
+        } else if (rc == HMM_NOTFOUND) {
+            memset(val, (int)(t->ids[i] & 0xff), value_bytes);
+            rc = hmm_put(m, key, 16, val, value_bytes, 0, 0);
+        }
+    }
+    free(val);
+    *hit_pct = t->n ? 100.0 * (double)hits / (double)t->n : 0;
+    return rc;
 }

@@ -2,7 +2,8 @@
  * hitsim.h - generated key traces and exact simulations of eviction
  * policies, shared by the hit-ratio benchmark (bench/hitratio.c) and the
  * eviction policy test (tests/test_evict_policy.c), so that both judge
- * hashmmap against the same traces and the same reference policies.
+ * hashmmap against the same traces, the same look-aside loop and the same
+ * reference policies.
  *
  * A trace is a sequence of key ids.  Each request picks, with probability
  * onetime_pct %, a key id that never occurs again (ids >= HS_ONETIME_BASE),
@@ -17,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <hashmmap.h>
 
 #define HS_ONETIME_BASE (UINT64_C(1) << 40)
 
@@ -57,5 +60,10 @@ bool hs_cache_access(struct hs_cache *c, uint64_t id);
 /* Hits of the trace's requests from request `from` on (earlier ones only warm the cache), in %. */
 double hs_simulate(enum hs_policy policy, uint64_t capacity, const struct hs_trace *t, uint64_t from);
 const char *hs_policy_name(enum hs_policy policy);
+
+/* The trace look-aside against a real map: hmm_get of each key (16 bytes,
+ * hs_key), and on a miss hmm_put of a value_bytes value.  0 and the hit %,
+ * or the first error of the map. */
+int hs_run_map(hmm_t *m, const struct hs_trace *t, size_t value_bytes, double *hit_pct);
 
 #endif
