@@ -6,6 +6,7 @@
  *   HITRATIO_QUICK=1 bench/hitratio      short traces: a smoke check
  *   bench/hitratio --callgrind get|put|none   a fixed loop on a full cache,
  *                                        for instruction counts (bench/README.md)
+ *   bench/hitratio --callgrind trace|trace-none   a look-aside trace on it
  *
  * Each trace (bench/hitsim.c: Zipf 0.6 / 0.9 / 1.2, each with 0% and 30%
  * one-time keys, and Zipf 0.9 whose hot set moves halfway) is run
@@ -106,38 +107,61 @@ static int run_all(bool quick)
     return 0;
 }
 
+/* For callgrind: the short Zipf 0.9 trace with 30% one-time keys
+ * (300 000 requests, look-aside) on the filled cache, or only its
+ * generation ("trace-none"): reads give the hand credits to walk over, so
+ * the puts' evictions cost what they cost in use. */
+static int callgrind_trace(hmm_t *m, const char *what)
+{
+    struct hs_trace_spec spec = {.zipf_s = 0.9, .universe = 20000, .requests = 300000, .onetime_pct = 30, .seed = 17};
+    struct hs_trace t = {0};
+    double hit_pct = 0;
+    int rc = hs_trace_make(&t, &spec);
+    if (rc == 0 && strcmp(what, "trace") == 0)
+        rc = hs_run_map(m, &t, VALUE_BYTES, &hit_pct);
+    else if (rc == 0 && strcmp(what, "trace-none") != 0)
+        rc = -1;
+    hs_trace_free(&t);
+    hmm_close(m);
+    return rc ? 1 : 0;
+}
+
 /* A fixed loop for callgrind: a 4 MiB cache filled with 200-byte values
  * (full: every later put of a new key evicts), then 100 000 gets of
  * resident keys or 100 000 puts of new keys, or nothing ("none", the
- * baseline to subtract). */
+ * baseline to subtract).  Keys are made before the loop, in every mode, so
+ * that only the operations differ between the runs. */
 static int callgrind(const char *what)
 {
-    enum { OPS = 100000, FILL = 40000 };
+    enum { OPS = 100000, FILL = 40000, KEY = 16 };
+    static char keys[OPS][KEY + 1];
     hmm_t *m = open_cache(UINT64_C(4) << 20);
     if (!m)
         return 1;
-    char key[17], val[VALUE_BYTES];
+    char key[KEY + 1], val[VALUE_BYTES];
     memset(val, 'v', sizeof val);
     for (uint64_t i = 0; i < FILL; i++) {
         hs_key(i, key);
-        if (hmm_put(m, key, 16, val, sizeof val, 0, 0) != 0)
+        if (hmm_put(m, key, KEY, val, sizeof val, 0, 0) != 0)
             return 1;
     }
+    if (strncmp(what, "trace", 5) == 0)
+        return callgrind_trace(m, what);
+    bool get = strcmp(what, "get") == 0;
+    /* Gets: the newest keys of the fill, resident whatever the policy; puts: new keys. */
+    for (uint64_t i = 0; i < OPS; i++)
+        hs_key(get ? FILL - 1 - i % 1000 : FILL + i, keys[i]);
     int errors = 0;
-    if (strcmp(what, "get") == 0) {
-        /* The newest keys of the fill are resident whatever the policy. */
+    if (get) {
         for (uint64_t i = 0; i < OPS; i++) {
             size_t len = sizeof val;
-            hs_key(FILL - 1 - i % 1000, key);
-            errors += hmm_get(m, key, 16, val, &len) != 0;
+            errors += hmm_get(m, keys[i], KEY, val, &len) != 0;
         }
     } else if (strcmp(what, "put") == 0) {
-        for (uint64_t i = 0; i < OPS; i++) {
-            hs_key(FILL + i, key);
-            errors += hmm_put(m, key, 16, val, sizeof val, 0, 0) != 0;
-        }
+        for (uint64_t i = 0; i < OPS; i++)
+            errors += hmm_put(m, keys[i], KEY, val, sizeof val, 0, 0) != 0;
     } else if (strcmp(what, "none") != 0) {
-        fprintf(stderr, "hitratio: --callgrind get|put|none\n");
+        fprintf(stderr, "hitratio: --callgrind get|put|none|trace|trace-none\n");
         errors = 1;
     }
     hmm_close(m);
@@ -149,7 +173,7 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--callgrind") == 0)
         return callgrind(argv[2]);
     if (argc != 1) {
-        fprintf(stderr, "usage: hitratio [--callgrind get|put|none]  (HITRATIO_QUICK=1: short traces)\n");
+        fprintf(stderr, "usage: hitratio [--callgrind get|put|none|trace|trace-none]  (HITRATIO_QUICK=1: short traces)\n");
         return 2;
     }
     const char *quick = getenv("HITRATIO_QUICK");
