@@ -59,6 +59,8 @@ static uint64_t zipf_rank(const double *cdf, uint64_t n, double u)
 
 int hs_trace_make(struct hs_trace *t, const struct hs_trace_spec *spec)
 {
+    t->ids = NULL;
+    t->n = 0;
     if (spec->universe == 0 || spec->universe >= HS_ONETIME_BASE || spec->onetime_pct > 100)
         return -EINVAL;
     double *cdf = zipf_cdf(spec->universe, spec->zipf_s);

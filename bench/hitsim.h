@@ -37,7 +37,7 @@ struct hs_trace {
     uint64_t n;
 };
 
-/* Generate a trace; 0, or -ENOMEM / -EINVAL.  Same spec, same trace. */
+/* Generate a trace; 0, or -ENOMEM / -EINVAL (then t is empty).  Same spec, same trace. */
 int hs_trace_make(struct hs_trace *t, const struct hs_trace_spec *spec);
 void hs_trace_free(struct hs_trace *t);
 /* The key of an id as the fixed-width string the benchmark stores
