@@ -3,6 +3,7 @@
 #   make bench             build bench/hmmbench, run it, write bench/results.csv and bench/results.png
 #   make bench-quick       the same, short (HMMBENCH_QUICK=1): a smoke check
 #   make bench-callgrind   instructions per get and per put (valgrind --tool=callgrind)
+#   make bench-hitratio    cache mode's hit ratio against LRU and SIEVE (bench/hitratio.csv)
 EXTRA_PROGRAMS += bench/hmmbench
 bench_hmmbench_SOURCES = \
 	%reldir%/hmmbench.c \
@@ -24,9 +25,10 @@ HMMBENCH_PLOT = if command -v gnuplot >/dev/null 2>&1; then \
 	    && echo "plot: bench/results.png"; \
 	else echo "gnuplot not installed (apt-get install gnuplot-nox): no bench/results.png"; fi
 
-bench: bench/hmmbench
+bench: bench/hmmbench bench/hitratio
 	$(builddir)/bench/hmmbench
 	@$(HMMBENCH_PLOT)
+	$(builddir)/bench/hitratio | tee bench/hitratio.csv
 
 bench-quick: bench/hmmbench
 	HMMBENCH_QUICK=1 $(builddir)/bench/hmmbench
@@ -45,6 +47,30 @@ bench-callgrind: bench/hmmbench
 	done
 
 .PHONY: bench bench-quick bench-callgrind
+
+# ---- hit ratio of cache mode (issue 17, bench/hitratio.c) ----
+# Traces and reference policies live in bench/hitsim.c, shared with
+# tests/test_evict_policy.c.
+EXTRA_PROGRAMS += bench/hitratio
+bench_hitratio_SOURCES = %reldir%/hitratio.c %reldir%/hitsim.c %reldir%/hitsim.h
+bench_hitratio_LDADD = libhashmmap.la -lm
+bench_hitratio_LDFLAGS = $(AM_LDFLAGS) -no-install
+CLEANFILES += bench/hitratio bench/hitratio.csv bench/callgrind.out.cache-*
+
+bench-hitratio: bench/hitratio
+	$(builddir)/bench/hitratio | tee bench/hitratio.csv
+
+# Instructions per get and per evicting put on a full cache-mode map.
+bench-callgrind-cache: bench/hitratio
+	@command -v valgrind >/dev/null || { echo "valgrind not installed (apt-get install valgrind)"; exit 1; }
+	@ir() { valgrind --tool=callgrind --callgrind-out-file=bench/callgrind.out.cache-$$1 \
+	          $(builddir)/bench/hitratio --callgrind $$1 2>&1 | sed -n 's/.*refs: *//p' | tr -d ,; }; \
+	base=$$(ir none); \
+	for op in get put; do \
+	  echo "cache $$op: $$(( ($$(ir $$op) - base) / 100000 )) instructions per operation (callgrind Ir)"; \
+	done
+.PHONY: bench-hitratio bench-callgrind-cache
+# ---- end of hit ratio ----
 
 # ---- SQL point lookups (issue 7, bench/sqlbench.c) ----
 # make bench-sql: the hashmmap virtual table against a plain SQLite table.

@@ -2,11 +2,17 @@
  * evict.c - cache mode (FORMAT.md §13): a map created with HMM_CACHE
  * evicts instead of saying "full".
  *
- * Recency: a get sets the entry's access byte with a relaxed store (only if
- * it is clear, so a hot entry's line is not dirtied on every read), a put
- * sets it on the new entry.  Each size class runs a CLOCK hand over its
- * chunks: a set byte is cleared (second chance), a clear one is the victim,
- * an expired entry is a victim whatever its byte.
+ * Recency (FORMAT.md §13): a get sets the entry's access byte to 1 with a
+ * relaxed store, only if it is 0 (so a hot entry's line is not dirtied on
+ * every read); a new entry starts at 0.  Each size class runs a hand over
+ * its chunks in memory order.  At the hand, 0 is the victim (an expired
+ * entry is one whatever its byte); 1, a read since the hand last passed,
+ * becomes a credit of CREDIT_PASSES passes; a credit is spent one per pass.
+ * Entries that were read are thus passed over for a while, so a turn of the
+ * hand evicts few entries and one that was never read leaves after few
+ * evictions: the quick demotion of SIEVE and S3-FIFO, which a plain CLOCK
+ * lacks here because a slab reuses the victim's chunk for the new entry
+ * (LIFO free list), right behind the hand.
  *
  * Eviction is a delete done on behalf of the victim's stripe: it takes that
  * stripe's lock (trylock: the evictor already holds its own stripe, and two
@@ -32,6 +38,19 @@
 
 #define EVICT_ATTEMPTS 16
 #define DONOR_TRIES 8           /* pages tried for a class that has none */
+/* The access byte (FORMAT.md §13): 0 not read since the hand passed, 1 read
+ * (set by readers, only over 0), 2..CREDIT_MARK a credit of (value - 1)
+ * passes.  A reader does not write over a credit, so reads during one are
+ * not seen: the credit must outlast a hot entry's gaps between reads, and
+ * 64 passes measured best among 16..64 (bench/README.md, hit ratio). */
+#define ACCESS_READ 1u
+#define CREDIT_PASSES 64u
+#define CREDIT_MARK (1u + CREDIT_PASSES)
+/* A walk visits at most this many chunks, then takes the least credited
+ * entry it saw: credits must not make one eviction walk the class dozens
+ * of times (all entries read once, then a flood).  Typical walks are a
+ * few chunks (bench/README.md). */
+#define HAND_WALK_MAX 512u
 
 static inline struct hmm_entry *chunk(hmm_t *m, uint64_t off)
 {
@@ -146,8 +165,26 @@ static uint64_t hand_next(hmm_t *m, uint32_t cls, uint64_t x)
     return first_chunk_from(m, cls, p == UINT64_MAX ? 0 : p + 1);
 }
 
+/* The hand's verdict on a LIVE, unexpired entry's access byte (class lock
+ * held): true if it stays, after spending its read mark or one credit;
+ * *left is the byte it keeps. */
+static bool hand_passes(struct hmm_entry *e, uint8_t *left)
+{
+    uint8_t a = atomic_load_explicit(&e->access, memory_order_relaxed);
+    *left = a;
+    if (a == 0)
+        return false;
+    /* Relaxed: the byte is a hint.  A reader's 1 stored between this load
+     * and the store below is lost, which costs that entry at most one turn;
+     * every store here happens under the class lock, so hands never race. */
+    uint8_t next = a == ACCESS_READ ? CREDIT_MARK : a > 2 ? (uint8_t)(a - 1) : 0;
+    atomic_store_explicit(&e->access, next, memory_order_relaxed);
+    *left = next;
+    return true;
+}
+
 /* Walk the hand to a victim (class lock held).  Returns its offset and
- * hash, or 0 when two turns found none. */
+ * hash, or 0 when the walk found no LIVE entry it may take. */
 static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *expired)
 {
     struct hmm_class *c = &m->classes[cls];
@@ -156,7 +193,10 @@ static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *
         x = first_chunk_from(m, cls, 0);
     uint64_t now = hmm_now_ms();
     uint64_t budget = 2 * c->pages * chunks_per_page(m, cls) + 1;
-    uint64_t victim = 0;
+    if (budget > HAND_WALK_MAX)
+        budget = HAND_WALK_MAX;
+    uint64_t victim = 0, fallback = 0;
+    uint8_t fallback_credit = UINT8_MAX;
     uint64_t carve = atomic_load(&c->carve_off);
     for (uint64_t n = 0; x && n < budget && !victim; n++) {
         struct hmm_entry *e = chunk(m, x);
@@ -165,20 +205,28 @@ static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *
         if (carve && at >= carve && slab_page_of(m, at) == slab_page_of(m, carve))
             continue; /* never handed out */
         if (atomic_load_explicit(&e->state, memory_order_relaxed) != HMM_CHUNK_LIVE ||
-            hmm__page_leaving(m, cls, at))
+            hmm__page_leaving(m, cls, at) || !entry_whole_at(m, at))
             continue;
-        struct hmm_entry *whole = entry_whole_at(m, at);
-        if (!whole)
-            continue;
-        *expired = whole->expire_ms && whole->expire_ms <= now;
-        if (!*expired && atomic_load_explicit(&e->access, memory_order_relaxed)) {
-            atomic_store_explicit(&e->access, 0, memory_order_relaxed);
+        *expired = e->expire_ms && e->expire_ms <= now;
+        uint8_t credit;
+        if (!*expired && hand_passes(e, &credit)) {
+            if (credit <= fallback_credit) {
+                fallback = at;
+                fallback_credit = credit;
+            }
             continue;
         }
-        *hash = key_hash(entry_key(whole), whole->klen);
         victim = at;
     }
+    if (!victim && fallback) {
+        victim = fallback; /* a long walk: the least credited entry seen goes */
+        *expired = false;
+    }
     atomic_store(&c->hand, x);
+    if (victim) {
+        struct hmm_entry *v = chunk(m, victim);
+        *hash = key_hash(entry_key(v), v->klen);
+    }
     return victim;
 }
 

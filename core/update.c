@@ -125,7 +125,9 @@ static uint64_t write_entry(hmm_t *m, struct hmm_stripe *s, uint64_t off, const 
     if (r->vlen)
         memcpy(entry_val(e), r->val, r->vlen);
     e->checksum = entry_checksum(e);
-    atomic_store_explicit(&e->access, (m->flags & HMM_CACHE) ? 1 : 0, memory_order_relaxed);
+    /* Cache mode (FORMAT.md §13): a new entry starts unread, so it must be read
+     * before the hand comes by to stay; a moved one was kept for its reads. */
+    atomic_store_explicit(&e->access, (m->flags & HMM_CACHE) && r->kind == WRITE_MOVE ? 1 : 0, memory_order_relaxed);
     /* Release: a repairer that finds it LIVE finds it whole. */
     atomic_store_explicit(&e->state, HMM_CHUNK_LIVE, memory_order_release);
     return entry_bytes(r->klen, r->vlen);

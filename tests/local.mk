@@ -18,6 +18,7 @@ HMM_CMOCKA_TESTS = \
 	tests/test_growth \
 	tests/test_metrics \
 	tests/test_cache \
+	tests/test_evict_policy \
 	tests/test_prefork \
 	tests/test_replog \
 	tests/test_hardening
@@ -49,6 +50,10 @@ tests_test_metrics_LDADD = $(HMM_TEST_LIBS)
 tests_test_cache_SOURCES = %reldir%/test_cache.c
 tests_test_cache_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_cache_LDADD = $(HMM_TEST_LIBS)
+# The traces and reference policies are the hit-ratio benchmark's (issue 17).
+tests_test_evict_policy_SOURCES = %reldir%/test_evict_policy.c bench/hitsim.c bench/hitsim.h
+tests_test_evict_policy_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_evict_policy_LDADD = $(HMM_TEST_LIBS) -lm
 tests_test_prefork_SOURCES = %reldir%/test_prefork.c
 tests_test_prefork_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_prefork_LDADD = $(HMM_TEST_LIBS)
