@@ -191,9 +191,17 @@ static int map_open_table(sqlite3 *db, void *aux, int argc, const char *const *a
     vt->dir = vtab_resolve_path(db, argv[1], opt.path);
     if (!vt->link.name || !vt->dir)
         goto fail;
-    rc = vtab_open_map(&opt, vt->dir, create, &vt->link.map, create ? err : &vt->missing);
-    if (rc != SQLITE_OK && create)
+    char *why = NULL;
+    rc = vtab_open_map(&opt, vt->dir, create, &vt->link.map, &why);
+    if (rc != SQLITE_OK && create) {
+        *err = why;
         goto fail;
+    }
+    if (rc != SQLITE_OK) {
+        vt->missing = sqlite3_mprintf("%s: table %s cannot be used (DROP TABLE %s, then CREATE VIRTUAL TABLE "
+                                      "for a new map)", why ? why : "hashmmap: out of memory", argv[2], argv[2]);
+        sqlite3_free(why);
+    }
     rc = map_declare(db);
     if (rc != SQLITE_OK)
         goto fail;
@@ -239,7 +247,7 @@ static int map_rename(sqlite3_vtab *base, const char *name)
 static int map_missing(struct map_vtab *vt)
 {
     sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = sqlite3_mprintf("%s", vt->missing);
+    vt->base.zErrMsg = sqlite3_mprintf("%s", vt->missing ? vt->missing : "hashmmap: out of memory");
     return SQLITE_ERROR;
 }
 
@@ -313,7 +321,7 @@ static int map_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
 static int map_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
 {
     struct map_vtab *vt = (struct map_vtab *)base;
-    if (vt->missing)
+    if (!vt->link.map)
         return map_missing(vt);
     struct map_cursor *c = sqlite3_malloc(sizeof *c);
     if (!c)
@@ -558,7 +566,7 @@ static char *key_for_message(const struct sqlkey *k)
 {
     if (k->len <= 64 && sqlkey_is_clean_utf8(k->bytes, k->len))
         return sqlite3_mprintf("'%.*s'", (int)k->len, (const char *)k->bytes);
-    return sqlite3_mprintf("of %zu bytes", k->len);
+    return sqlite3_mprintf("of %lld bytes", (long long)k->len); /* SQLite's printf has no %zu */
 }
 
 /* The optimistic check failed: another writer changed (or deleted) the row
@@ -584,8 +592,8 @@ static int key_of(struct map_vtab *vt, sqlite3_value *v, struct sqlkey *k)
         return set_error(vt, SQLITE_CONSTRAINT,
                          sqlite3_mprintf("hashmmap: %s.key must be 1..%u bytes, not empty", vt->link.name, HMM_MAX_KEY));
     if (k->len > HMM_MAX_KEY)
-        return set_error(vt, SQLITE_TOOBIG, sqlite3_mprintf("hashmmap: a key of %zu bytes is over the %u-byte limit",
-                                                            k->len, HMM_MAX_KEY));
+        return set_error(vt, SQLITE_TOOBIG, sqlite3_mprintf("hashmmap: a key of %lld bytes is over the %u-byte limit",
+                                                            (long long)k->len, HMM_MAX_KEY));
     return SQLITE_OK;
 }
 
@@ -695,7 +703,7 @@ static int do_update(struct map_vtab *vt, sqlite3_value **argv)
 static int map_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite3_int64 *rowid)
 {
     struct map_vtab *vt = (struct map_vtab *)base;
-    if (vt->missing)
+    if (!vt->link.map)
         return map_missing(vt);
     if (vt->readonly)
         return set_error(vt, SQLITE_READONLY,

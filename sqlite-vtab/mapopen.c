@@ -114,8 +114,7 @@ int vtab_open_map(const struct vtab_options *opt, const char *dir, bool create, 
     if (rc == -ENOENT)
         *err = sqlite3_mprintf("hashmmap: map '%s' does not exist%s", dir,
                                create ? " (readonly=1 opens an existing map, it never creates one)"
-                                      : " (removed or moved?): only CREATE VIRTUAL TABLE makes a map; "
-                                        "DROP TABLE and create the table again for a new one");
+                                      : " (removed or moved?): only CREATE VIRTUAL TABLE makes a map");
     else
         *err = open_error("cannot open map", dir, rc);
     return SQLITE_ERROR;
