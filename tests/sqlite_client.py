@@ -3,6 +3,12 @@
 
     sqlite_client.py EXT check            behaviours through bound parameters;
                                           leaves map 'py' for the shell to read
+    sqlite_client.py EXT updater DIR N    N times: UPDATE t SET value = value + 1
+                                          WHERE key = 'c' (retried while it fails
+                                          with SQLITE_BUSY, as the README says),
+                                          and SELECT hashmmap_incr(t, 'c');
+                                          prints "UPDATES INCRS RETRIES"
+    sqlite_client.py EXT count DBFILE     SELECT count(*) FROM t in that database
     sqlite_client.py EXT writer DIR SECS  write map DIR until the file DIR.stop
                                           appears (at most SECS seconds): puts,
                                           updates, deletes, growth (a concurrent
@@ -102,9 +108,45 @@ def writer(ext, path, seconds):
     print(f"writer: {n} rounds", file=sys.stderr)
 
 
+def updater(ext, path, n):
+    db = connect(ext)
+    db.execute(f"CREATE VIRTUAL TABLE t USING hashmmap(path='{path}')")
+    updates = incrs = retries = 0
+    for _ in range(n):
+        for _attempt in range(100000):
+            try:
+                db.execute("UPDATE t SET value = value + 1 WHERE key = 'c'")
+                updates += 1
+                break
+            except sqlite3.OperationalError as e:
+                # The row changed between our read and our write: nothing
+                # was written; run the statement again.
+                if "changed since this statement read it" not in str(e):
+                    raise
+                retries += 1
+        db.execute("SELECT hashmmap_incr('t', 'c')")
+        incrs += 1
+    db.close()
+    print(f"{updates} {incrs} {retries}")
+
+
+def count(ext, dbfile):
+    db = sqlite3.connect(dbfile, isolation_level=None)
+    db.enable_load_extension(True)
+    db.load_extension(ext)
+    try:
+        print(db.execute("SELECT count(*) FROM t").fetchone()[0])
+    except sqlite3.OperationalError as e:
+        print(f"error: {e}")
+
+
 def main():
     if len(sys.argv) >= 3 and sys.argv[2] == "check":
         check(sys.argv[1])
+    elif len(sys.argv) == 5 and sys.argv[2] == "updater":
+        updater(sys.argv[1], sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) == 4 and sys.argv[2] == "count":
+        count(sys.argv[1], sys.argv[3])
     elif len(sys.argv) == 5 and sys.argv[2] == "writer":
         writer(sys.argv[1], sys.argv[3], float(sys.argv[4]))
     else:
