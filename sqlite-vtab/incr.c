@@ -51,10 +51,11 @@ void vtab_registry_free(void *arg)
     sqlite3_free(reg);
 }
 
-static struct map_link *find_link(struct map_link *l, const char *name)
+/* Table names compare as SQL names (case-insensitive), paths as paths. */
+static struct map_link *find_link(struct map_link *l, const char *name, bool sql_name)
 {
     for (; l; l = l->next)
-        if (sqlite3_stricmp(l->name, name) == 0)
+        if (sql_name ? sqlite3_stricmp(l->name, name) == 0 : strcmp(l->name, name) == 0)
             return l;
     return NULL;
 }
@@ -63,7 +64,7 @@ static struct map_link *find_link(struct map_link *l, const char *name)
  * database opened afresh) connects when a statement names it. */
 static struct map_link *find_table(sqlite3 *db, struct vtab_registry *reg, const char *name, bool *is_table)
 {
-    struct map_link *l = find_link(reg->tables, name);
+    struct map_link *l = find_link(reg->tables, name, true);
     *is_table = l != NULL;
     if (l)
         return l;
@@ -72,7 +73,7 @@ static struct map_link *find_table(sqlite3 *db, struct vtab_registry *reg, const
     *is_table = sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
     sqlite3_finalize(st);
     sqlite3_free(sql);
-    return *is_table ? find_link(reg->tables, name) : NULL;
+    return *is_table ? find_link(reg->tables, name, true) : NULL;
 }
 
 /* A map named by its directory: opened once per connection, kept open. */
@@ -81,7 +82,7 @@ static int map_by_path(sqlite3 *db, struct vtab_registry *reg, const char *path,
     char *dir = vtab_resolve_path(db, "main", path);
     if (!dir)
         return SQLITE_NOMEM;
-    struct map_link *l = find_link(reg->paths, dir);
+    struct map_link *l = find_link(reg->paths, dir, false);
     if (l) {
         sqlite3_free(dir);
         *map = l->map;

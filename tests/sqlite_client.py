@@ -64,6 +64,25 @@ def check(ext):
         raise AssertionError("table without path accepted")
     except sqlite3.OperationalError as e:
         expect("missing path message", "hashmmap: missing option path='DIR' (the map's directory)", str(e))
+    # Keys keep their type, as in a normal table with an untyped key: 7 and
+    # '7' are different questions, and the index and a scan agree.
+    db.execute("INSERT INTO t(key, value) VALUES (?, ?)", (7, "seven"))
+    expect("int key by int", [(7, "seven")], db.execute("SELECT key, value FROM t WHERE key = ?", (7,)).fetchall())
+    expect("int key by text", [], db.execute("SELECT key FROM t WHERE key = ?", ("7",)).fetchall())
+    expect("int key by scan", [(7,)], db.execute("SELECT key FROM t WHERE +key = ?", (7,)).fetchall())
+    expect("int key by IS", [(7,)], db.execute("SELECT key FROM t WHERE key IS ?", (7.0,)).fetchall())
+    db.execute("DELETE FROM t WHERE key = ?", (7,))
+    # A row changed after the statement read it (here by hashmmap_incr in the
+    # WHERE clause) is not overwritten: OperationalError, and the change stays.
+    db.execute("INSERT INTO t(key, value) VALUES ('cnt', 0)")
+    try:
+        db.execute("UPDATE t SET value = value + 100 WHERE key = 'cnt' AND hashmmap_incr('t', 'cnt') > 0")
+        raise AssertionError("update of a changed row applied")
+    except sqlite3.OperationalError as e:
+        if "changed since this statement read it" not in str(e):
+            raise
+    expect("the increment stays", (1,), db.execute("SELECT value FROM t WHERE key = 'cnt'").fetchone())
+    db.execute("DELETE FROM t WHERE key = 'cnt'")
     db.execute("INSERT OR REPLACE INTO t(key, value) VALUES ('int', ?)", (8,))
     expect("replace", (8,), db.execute("SELECT value FROM t WHERE key = 'int'").fetchone())
     # A key update from a parameter, and its rename back.
