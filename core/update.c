@@ -35,7 +35,8 @@ struct write_req {
     uint64_t expire_abs_ms;/* hmm_apply: the record's absolute expiry (0 never), instead of ttl_ms */
     bool absolute_expiry;
     unsigned flags;        /* HMM_NX, HMM_XX */
-    uint64_t expected;     /* cas; move: the chunk to move */
+    bool if_version;       /* delete: only if the entry's version is still expected */
+    uint64_t expected;     /* cas, delete if_version; move: the chunk to move */
     uint64_t version;      /* move: the version the entry keeps */
     int64_t delta;         /* incr */
     int64_t result;        /* incr */
@@ -82,7 +83,9 @@ static int write_decide(hmm_t *m, struct write_req *r, struct hmm_entry *cur)
     case WRITE_CAS:
         return (cur ? cur->version : 0) == r->expected ? 0 : HMM_MISMATCH;
     case WRITE_DEL:
-        return cur ? 0 : HMM_NOTFOUND;
+        if (!cur)
+            return HMM_NOTFOUND;
+        return r->if_version && cur->version != r->expected ? HMM_MISMATCH : 0;
     case WRITE_MOVE:
         return cur ? 0 : HMM_NOTFOUND;
     case WRITE_INCR: {
@@ -335,6 +338,13 @@ HMM_EXPORT int hmm_del(hmm_t *m, const void *key, size_t klen)
     return write_run(m, &r);
 }
 
+HMM_EXPORT int hmm_del_version(hmm_t *m, const void *key, size_t klen, uint64_t expected_version)
+{
+    struct write_req r = {.kind = WRITE_DEL, .key = key, .klen = klen, .if_version = true,
+                          .expected = expected_version};
+    return write_run(m, &r);
+}
+
 HMM_EXPORT int hmm_incr(hmm_t *m, const void *key, size_t klen, int64_t delta, int64_t *result)
 {
     struct write_req r = {.kind = WRITE_INCR, .key = key, .klen = klen, .delta = delta};
@@ -347,8 +357,16 @@ HMM_EXPORT int hmm_incr(hmm_t *m, const void *key, size_t klen, int64_t delta, i
 HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, uint64_t expected_version)
 {
+    return hmm_cas_tagged(m, key, klen, val, vlen, ttl_ms, expected_version, HMM_TAG_RAW);
+}
+
+HMM_EXPORT int hmm_cas_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
+                              uint64_t ttl_ms, uint64_t expected_version, unsigned tag)
+{
+    if (tag > HMM_TAG_MAX)
+        return hmm_fail(-EINVAL, "the tag must be 0..255");
     struct write_req r = {.kind = WRITE_CAS, .key = key, .klen = klen, .val = val, .vlen = vlen,
-                          .ttl_ms = ttl_ms, .expected = expected_version, .vtype = HMM_VTYPE_RAW};
+                          .ttl_ms = ttl_ms, .expected = expected_version, .vtype = (uint8_t)tag};
     return write_run(m, &r);
 }
 

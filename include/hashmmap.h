@@ -234,6 +234,12 @@ HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, 
 /* Remove key.  HMM_NOTFOUND if absent or expired. */
 HMM_EXPORT int hmm_del(hmm_t *m, const void *key, size_t klen);
 
+/* Remove key only if its version (hmm_getv, hmm_get_info) is still
+ * expected_version: the delete of an optimistic read-modify-write, which
+ * never removes a value another writer stored since the read.
+ * HMM_MISMATCH when the version differs, HMM_NOTFOUND if absent or expired. */
+HMM_EXPORT int hmm_del_version(hmm_t *m, const void *key, size_t klen, uint64_t expected_version);
+
 /* Add delta to the counter under key (created at 0 when absent) and return
  * the new value in *result (may be NULL).  A counter is a value holding a
  * decimal int64 in ASCII ("42", "-7"), so hmm_get returns readable text.
@@ -295,6 +301,12 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
  * for applications that keep a type beside the bytes. */
 HMM_EXPORT int hmm_put_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                               uint64_t ttl_ms, unsigned flags, unsigned tag);
+
+/* Like hmm_cas, and stores tag (0..HMM_TAG_MAX, else -EINVAL) with the value:
+ * an optimistic update that keeps the value's type (the SQLite extension's
+ * UPDATE).  HMM_MISMATCH when the version is no longer expected_version. */
+HMM_EXPORT int hmm_cas_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
+                              uint64_t ttl_ms, uint64_t expected_version, unsigned tag);
 
 /* ---- iteration ---- */
 

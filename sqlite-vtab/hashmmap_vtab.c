@@ -13,28 +13,46 @@
  *     SELECT * FROM hashmmap_stats('/var/lib/app/offsets');
  *
  * Options of CREATE VIRTUAL TABLE (name=value, values optionally quoted):
- *     path='DIR'     the map's directory (required); created when missing
- *     size=64M       bytes for entries when the map is created (K, M, G suffixes)
- *     max_size=1G    growth limit when the map is created
+ *     path='DIR'     the map's directory (required).  A relative path is
+ *                    resolved against the directory of the database file
+ *                    (of the current directory for an in-memory database)
+ *                    on every connection, so it names the same map wherever
+ *                    the database is opened from.
+ *     size=64M       bytes for entries when the map is created (K, M, G, T)
+ *     max_size=1G    growth limit when the map is created (not below size)
+ *     max_value=4M   largest value when the map is created (1M..2G)
  *     cache=1        create the map in cache mode (evicts instead of "full")
  *     ttl=30s        default TTL of the map when created (ms, s, m, h, d; bare = s)
- *     readonly=1     open the map read-only (writes fail with SQLITE_READONLY)
- * An existing map keeps what it was created with; only readonly matters then.
+ *     readonly=1     open an existing map read-only (writes fail with SQLITE_READONLY)
+ * Only CREATE VIRTUAL TABLE creates a map (in a missing or empty
+ * directory); on an existing map the creation options given must be what
+ * it has.  A table whose map is gone later is an error when used (and can
+ * still be dropped).  Every option at most once; contradictions are errors.
  *
  * Columns: key, value, ttl_ms (remaining milliseconds, NULL when the entry
  * does not expire; settable), and the hidden version (the entry's version,
- * as hmm_getv) and expire_ms (absolute expiry, ms since the epoch), both
- * read-only (values written to them are ignored).  The table is WITHOUT
- * ROWID with key as its primary key.  Values keep their
- * SQL type (sqlvalue.c, docs/FORMAT.md "SQL values").
+ * as hmm_getv) and expire_ms (absolute expiry, ms since the epoch).  The
+ * table is WITHOUT ROWID with key as its primary key.  Values and keys
+ * keep their SQL type (sqlvalue.c, sqlkey.c, docs/FORMAT.md "SQL values"),
+ * and `key = v` finds what a normal table with an untyped key would.
  *
- * `key = ?` and `key IN (...)` are point lookups; everything else scans
- * the map with its weakly consistent cursor (other processes may write
- * meanwhile: a row changed during the scan may or may not be seen, none is
- * seen twice).  The map has no transactions: every row change is applied
- * at once and stays, whatever later happens to the statement.
+ * `key = ?`, `key IS ?` and `key IN (...)` are point lookups; everything
+ * else scans the map with its weakly consistent cursor (other processes
+ * may write meanwhile: a row changed during the scan may or may not be
+ * seen, none is seen twice).  The map has no transactions: every row
+ * change is applied at once and stays, whatever later happens to the
+ * statement.
  *
- * DROP TABLE forgets the table and leaves the map alone.
+ * Writes are optimistic: UPDATE and DELETE change a row only if its entry
+ * still has the version the statement read (hmm_cas_tagged,
+ * hmm_del_version); else the statement stops with SQLITE_BUSY ("row
+ * changed since it was read") and the caller retries it.  An UPDATE may set
+ * version to the one an earlier SELECT returned, to apply only if nothing
+ * changed since then.  For counters, hashmmap_incr() (incr.c) is atomic.
+ *
+ * The module is SQLITE_VTAB_DIRECTONLY: its side effects never run from
+ * triggers or views in a database schema.  DROP TABLE forgets the table and
+ * leaves the map alone.
  */
 #include "config.h"
 
@@ -48,6 +66,8 @@
 
 #include <hashmmap.h>
 #include "sqlite-vtab/keylist.h"
+#include "sqlite-vtab/readset.h"
+#include "sqlite-vtab/sqlkey.h"
 #include "sqlite-vtab/sqlvalue.h"
 #include "sqlite-vtab/vtab.h"
 
@@ -61,14 +81,20 @@ enum { COL_KEY, COL_VALUE, COL_TTL_MS, COL_VERSION, COL_EXPIRE_MS };
 struct map_vtab {
     sqlite3_vtab base;
     sqlite3 *db;
-    hmm_t *map;
-    char *table;        /* for constraint messages */
+    struct map_link link;   /* name: the table's, for messages and hashmmap_incr; map */
+    struct vtab_registry *reg;
+    char *dir;              /* the map directory, as resolved */
+    char *missing;          /* why there is no map (connected to a removed one), else NULL */
+    bool readonly;
+    bool in_write;          /* between xBegin and xCommit/xRollback: note the versions read */
+    struct readset read;    /* key -> version read, for DELETE */
 };
 
 struct map_cursor {
     sqlite3_vtab_cursor base;
     int plan;
     bool eof;
+    struct sqlkey want;     /* PLAN_KEY_EQ: the key asked for (its class) */
     hmm_cursor *scan;   /* PLAN_SCAN */
     struct keylist in;  /* PLAN_KEY_IN: the keys still to look up from in_pos on */
     size_t in_pos;
@@ -115,60 +141,88 @@ static void vtab_free(struct map_vtab *vt)
 {
     if (!vt)
         return;
-    hmm_close(vt->map);
-    sqlite3_free(vt->table);
+    vtab_registry_remove(vt->reg, &vt->link);
+    hmm_close(vt->link.map);
+    readset_free(&vt->read);
+    sqlite3_free(vt->link.name);
+    sqlite3_free(vt->dir);
+    sqlite3_free(vt->missing);
     sqlite3_free(vt);
 }
 
-static int map_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
-                       sqlite3_vtab **out, char **err)
+/* The columns.  key has no declared type, as in a table whose key takes
+ * any type and compares without conversions (sqlkey.c). */
+#define TABLE_DECLARATION                                                                    \
+    "CREATE TABLE x(key PRIMARY KEY NOT NULL, value, ttl_ms INTEGER, version INTEGER HIDDEN," \
+    " expire_ms INTEGER HIDDEN) WITHOUT ROWID"
+
+static int map_declare(sqlite3 *db)
+{
+    int rc = sqlite3_declare_vtab(db, TABLE_DECLARATION);
+    if (rc == SQLITE_OK) {
+        /* We honour OR IGNORE / OR REPLACE ourselves (xUpdate). */
+        sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
+        /* Writes have effects outside the database: never from a trigger
+         * or view that a database file brings along. */
+        sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+    }
+    return rc;
+}
+
+/* xCreate (create true) and xConnect.  argv: module name, database name,
+ * table name, then our options.  A connect whose map is missing still
+ * succeeds, so that DROP TABLE works; every use then fails with why. */
+static int map_open_table(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
+                          char **err, bool create)
 {
     struct vtab_options opt;
-    hmm_t *map = NULL;
-    struct map_vtab *vt = NULL;
-    /* argv: module name, database name, table name, then our options. */
     if (vtab_parse_options(argc - 3, argv + 3, &opt, err) != 0)
         return SQLITE_ERROR;
-    hmm_config cfg = {.size = opt.size, .max_size = opt.max_size,
-                      .default_ttl_ms = opt.ttl_ms,
-                      .flags = opt.readonly ? HMM_RDONLY : HMM_CREATE | (opt.cache ? HMM_CACHE : 0)};
-    int rc = hmm_open(&map, opt.path, &cfg);
-    if (rc) {
-        const char *detail = hmm_last_error();
-        *err = sqlite3_mprintf("hashmmap: cannot open map '%s': %s%s%s%s", opt.path, hmm_strerror(rc),
-                               *detail ? " (" : "", detail, *detail ? ")" : "");
-        rc = SQLITE_ERROR;
+    struct map_vtab *vt = sqlite3_malloc(sizeof *vt);
+    int rc = SQLITE_NOMEM;
+    if (!vt)
         goto fail;
-    }
-    rc = sqlite3_declare_vtab(db, "CREATE TABLE x(key PRIMARY KEY NOT NULL, value, ttl_ms INTEGER,"
-                                  " version INTEGER HIDDEN, expire_ms INTEGER HIDDEN) WITHOUT ROWID");
-    if (rc != SQLITE_OK)
-        goto fail;
-    /* We honour OR IGNORE / OR REPLACE ourselves (xUpdate). */
-    sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
-    vt = sqlite3_malloc(sizeof *vt);
-    if (!vt) {
-        rc = SQLITE_NOMEM;
-        goto fail;
-    }
     memset(vt, 0, sizeof *vt);
     vt->db = db;
-    vt->map = map;
-    vt->table = sqlite3_mprintf("%s", argv[2]);
-    if (!vt->table) {
-        rc = SQLITE_NOMEM;
+    vt->reg = aux;
+    vt->readonly = opt.readonly;
+    vt->link.readonly = opt.readonly;
+    vt->link.name = sqlite3_mprintf("%s", argv[2]);
+    vt->dir = vtab_resolve_path(db, argv[1], opt.path);
+    if (!vt->link.name || !vt->dir)
+        goto fail;
+    char *why = NULL;
+    rc = vtab_open_map(&opt, vt->dir, create, &vt->link.map, &why);
+    if (rc != SQLITE_OK && create) {
+        *err = why;
         goto fail;
     }
+    if (rc != SQLITE_OK) {
+        vt->missing = sqlite3_mprintf("%s: table %s cannot be used (DROP TABLE %s, then CREATE VIRTUAL TABLE "
+                                      "for a new map)", why ? why : "hashmmap: out of memory", argv[2], argv[2]);
+        sqlite3_free(why);
+    }
+    rc = map_declare(db);
+    if (rc != SQLITE_OK)
+        goto fail;
+    vtab_registry_add(vt->reg, &vt->link);
     vtab_free_options(&opt);
     *out = &vt->base;
     return SQLITE_OK;
 fail:
-    if (vt)
-        vtab_free(vt);
-    else
-        hmm_close(map);
+    vtab_free(vt); /* not registered yet: the removal finds nothing */
     vtab_free_options(&opt);
     return rc;
+}
+
+static int map_create(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out, char **err)
+{
+    return map_open_table(db, aux, argc, argv, out, err, true);
+}
+
+static int map_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out, char **err)
+{
+    return map_open_table(db, aux, argc, argv, out, err, false);
 }
 
 static int map_disconnect(sqlite3_vtab *base)
@@ -184,8 +238,39 @@ static int map_rename(sqlite3_vtab *base, const char *name)
     char *copy = sqlite3_mprintf("%s", name);
     if (!copy)
         return SQLITE_NOMEM;
-    sqlite3_free(vt->table);
-    vt->table = copy;
+    sqlite3_free(vt->link.name);
+    vt->link.name = copy;
+    return SQLITE_OK;
+}
+
+/* Every use of a table whose map is gone fails with the reason. */
+static int map_missing(struct map_vtab *vt)
+{
+    sqlite3_free(vt->base.zErrMsg);
+    vt->base.zErrMsg = sqlite3_mprintf("%s", vt->missing ? vt->missing : "hashmmap: out of memory");
+    return SQLITE_ERROR;
+}
+
+/* ---- transactions: only to know when a write statement reads ---- */
+
+static int map_begin(sqlite3_vtab *base)
+{
+    struct map_vtab *vt = (struct map_vtab *)base;
+    readset_clear(&vt->read);
+    vt->in_write = true;
+    return SQLITE_OK;
+}
+
+static int map_sync(sqlite3_vtab *base)
+{
+    return SQLITE_OK; /* every change is in the map already */
+}
+
+static int map_end(sqlite3_vtab *base)
+{
+    struct map_vtab *vt = (struct map_vtab *)base;
+    vt->in_write = false;
+    readset_clear(&vt->read);
     return SQLITE_OK;
 }
 
@@ -195,7 +280,9 @@ static int map_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
 {
     for (int i = 0; i < info->nConstraint; i++) {
         const struct sqlite3_index_constraint *c = &info->aConstraint[i];
-        if (!c->usable || c->iColumn != COL_KEY || c->op != SQLITE_INDEX_CONSTRAINT_EQ)
+        /* key IS v is key = v: no key is NULL, so IS NULL finds nothing either way. */
+        if (!c->usable || c->iColumn != COL_KEY ||
+            (c->op != SQLITE_INDEX_CONSTRAINT_EQ && c->op != SQLITE_INDEX_CONSTRAINT_IS))
             continue;
         /* Keys compare as bytes: another collation would match other keys. */
         const char *coll = sqlite3_vtab_collation(info, i);
@@ -206,7 +293,7 @@ static int map_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
         /* key IN (...) arrives here as EQ too.  We take the whole list in
          * one xFilter, so that keys with the same bytes ('abc' and
          * x'616263') give one row, then look the keys up one per row. */
-        if (sqlite3_vtab_in(info, i, 1)) {
+        if (c->op == SQLITE_INDEX_CONSTRAINT_EQ && sqlite3_vtab_in(info, i, 1)) {
             info->idxNum = PLAN_KEY_IN;
             info->idxStr = "key IN (...)";
             info->estimatedCost = 10.0;
@@ -222,7 +309,7 @@ static int map_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
     }
     hmm_stats st;
     struct map_vtab *vt = (struct map_vtab *)base;
-    sqlite3_int64 rows = hmm_stat(vt->map, &st) == 0 && st.items ? (sqlite3_int64)st.items : 1000000;
+    sqlite3_int64 rows = vt->link.map && hmm_stat(vt->link.map, &st) == 0 && st.items ? (sqlite3_int64)st.items : 1000000;
     info->idxNum = PLAN_SCAN;
     info->estimatedCost = (double)rows * 2.0;
     info->estimatedRows = rows;
@@ -233,6 +320,9 @@ static int map_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
 
 static int map_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
 {
+    struct map_vtab *vt = (struct map_vtab *)base;
+    if (!vt->link.map)
+        return map_missing(vt);
     struct map_cursor *c = sqlite3_malloc(sizeof *c);
     if (!c)
         return SQLITE_NOMEM;
@@ -278,7 +368,7 @@ static int lookup_bytes(struct map_cursor *c, struct map_vtab *vt, const void *k
         if (tries == 0)
             memcpy(c->buf, key, klen);
         size_t vlen = c->bufcap - klen;
-        int rc = hmm_get_info(vt->map, c->buf, klen, (char *)c->buf + klen, &vlen, &c->info);
+        int rc = hmm_get_info(vt->link.map, c->buf, klen, (char *)c->buf + klen, &vlen, &c->info);
         if (rc == HMM_NOTFOUND)
             return SQLITE_OK;
         if (rc == HMM_TOOSMALL) {
@@ -297,14 +387,22 @@ static int lookup_bytes(struct map_cursor *c, struct map_vtab *vt, const void *k
     return map_error(&vt->base, HMM_BUSY, "lookup (the value kept growing)");
 }
 
+/* The row's key is of the class asked for: then it equals the argument
+ * (equal bytes, canonical numbers), as SQLite would compare them. */
+static bool row_key_in(const struct map_cursor *c, unsigned classes)
+{
+    return (sqlkey_class_of(c->key, c->klen, c->info.tag) & classes) != 0;
+}
+
 static int lookup_key(struct map_cursor *c, struct map_vtab *vt, sqlite3_value *arg)
 {
-    const void *key;
-    size_t klen;
     c->eof = true;
-    if (sqlvalue_key(arg, &key, &klen) != 0)
+    if (sqlkey_encode(arg, &c->want) != 0)
         return SQLITE_OK; /* key = NULL matches nothing */
-    return lookup_bytes(c, vt, key, klen);
+    int rc = lookup_bytes(c, vt, c->want.bytes, c->want.len);
+    if (rc == SQLITE_OK && !c->eof && !row_key_in(c, c->want.cls))
+        c->eof = true; /* 'abc' asked, x'616263' stored (or the other way round) */
+    return rc;
 }
 
 /* The next key of the IN list that is present, or eof. */
@@ -314,8 +412,11 @@ static int next_in_key(struct map_cursor *c, struct map_vtab *vt)
     while (c->in_pos < c->in.n) {
         const struct keylist_item *k = &c->in.items[c->in_pos++];
         int rc = lookup_bytes(c, vt, k->bytes, k->len);
-        if (rc != SQLITE_OK || !c->eof)
+        if (rc != SQLITE_OK)
             return rc;
+        if (!c->eof && row_key_in(c, k->classes))
+            return SQLITE_OK;
+        c->eof = true;
     }
     return SQLITE_OK;
 }
@@ -328,9 +429,8 @@ static int collect_in_keys(struct map_cursor *c, struct map_vtab *vt, sqlite3_va
     c->in_pos = 0;
     int rc;
     for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(list, &v)) {
-        const void *key;
-        size_t klen;
-        if (sqlvalue_key(v, &key, &klen) == 0 && keylist_add(&c->in, key, klen) != 0)
+        struct sqlkey k;
+        if (sqlkey_encode(v, &k) == 0 && keylist_add(&c->in, k.bytes, k.len, k.cls) != 0)
             return SQLITE_NOMEM;
     }
     if (rc != SQLITE_OK && rc != SQLITE_DONE)
@@ -374,7 +474,7 @@ static int map_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_str,
     if (plan == PLAN_KEY_IN && argc == 1)
         return collect_in_keys(c, vt, argv[0]);
     c->plan = PLAN_SCAN;
-    int rc = hmm_cursor_open(vt->map, &c->scan);
+    int rc = hmm_cursor_open(vt->link.map, &c->scan);
     if (rc)
         return map_error(&vt->base, rc, "scan");
     c->eof = false;
@@ -389,9 +489,14 @@ static int map_eof(sqlite3_vtab_cursor *base)
 static int map_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
 {
     struct map_cursor *c = (struct map_cursor *)base;
+    struct map_vtab *vt = (struct map_vtab *)base->pVtab;
     switch (col) {
     case COL_KEY:
-        sqlvalue_key_result(ctx, c->key, c->klen);
+        /* A write statement reads the key of every row it changes: the
+         * version read is what its DELETE checks (map_update). */
+        if (vt->in_write && readset_note(&vt->read, c->key, c->klen, c->info.version) != 0)
+            return SQLITE_NOMEM;
+        sqlkey_result(ctx, c->key, c->klen, c->info.tag);
         break;
     case COL_VALUE:
         sqlvalue_result(ctx, c->val, c->vlen, c->info.tag);
@@ -441,18 +546,66 @@ static int row_ttl(struct map_vtab *vt, sqlite3_value *v, bool is_insert, uint64
     return SQLITE_OK;
 }
 
-static int constraint_error(struct map_vtab *vt)
+/* Set the table's error message (msg from sqlite3_mprintf) and return code. */
+static int set_error(struct map_vtab *vt, int code, char *msg)
 {
     sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = sqlite3_mprintf("UNIQUE constraint failed: %s.key", vt->table);
-    return SQLITE_CONSTRAINT;
+    vt->base.zErrMsg = msg;
+    return msg ? code : SQLITE_NOMEM;
 }
 
-/* Store the row of argv (argv[2 + COL_...]) under key.  flags: HMM_NX for
- * a new key, HMM_XX for a row that must still be there, 0 to replace.
- * HMM_EXISTS goes back to the caller, which knows the conflict mode. */
-static int store_row(struct map_vtab *vt, const void *key, size_t klen, sqlite3_value **argv,
-                     unsigned flags, bool is_insert, int *hmm_rc)
+/* In OR IGNORE mode SQLite turns this into "row skipped, nothing changed"
+ * (and does not count it in changes()), as for a normal table. */
+static int constraint_error(struct map_vtab *vt)
+{
+    return set_error(vt, SQLITE_CONSTRAINT, sqlite3_mprintf("UNIQUE constraint failed: %s.key", vt->link.name));
+}
+
+/* A key for messages: short text as it is, anything else by its size. */
+static char *key_for_message(const struct sqlkey *k)
+{
+    if (k->len <= 64 && sqlkey_is_clean_utf8(k->bytes, k->len))
+        return sqlite3_mprintf("'%.*s'", (int)k->len, (const char *)k->bytes);
+    return sqlite3_mprintf("of %lld bytes", (long long)k->len); /* SQLite's printf has no %zu */
+}
+
+/* The optimistic check failed: another writer changed (or deleted) the row
+ * after this statement read it.  SQLITE_BUSY: run the statement again. */
+static int row_changed(struct map_vtab *vt, const struct sqlkey *k, const char *what_happened)
+{
+    char *key = key_for_message(k);
+    int rc = set_error(vt, SQLITE_BUSY,
+                       sqlite3_mprintf("hashmmap: %s: the row with key %s changed since this statement read it "
+                                       "(another writer); %s: run the statement again",
+                                       vt->link.name, key ? key : "?", what_happened));
+    sqlite3_free(key);
+    return rc;
+}
+
+/* The key of a written row: NULL, '' and keys over the limit are refused
+ * with the code a normal table would give (NOT NULL constraint, TOOBIG). */
+static int key_of(struct map_vtab *vt, sqlite3_value *v, struct sqlkey *k)
+{
+    if (sqlkey_encode(v, k) != 0)
+        return set_error(vt, SQLITE_CONSTRAINT, sqlite3_mprintf("NOT NULL constraint failed: %s.key", vt->link.name));
+    if (k->len == 0)
+        return set_error(vt, SQLITE_CONSTRAINT,
+                         sqlite3_mprintf("hashmmap: %s.key must be 1..%u bytes, not empty", vt->link.name, HMM_MAX_KEY));
+    if (k->len > HMM_MAX_KEY)
+        return set_error(vt, SQLITE_TOOBIG, sqlite3_mprintf("hashmmap: a key of %lld bytes is over the %u-byte limit",
+                                                            (long long)k->len, HMM_MAX_KEY));
+    return SQLITE_OK;
+}
+
+#define ANY_VERSION UINT64_MAX /* store_row without a version check */
+
+/* Store the row of argv (argv[2 + COL_...]) under key: with expected !=
+ * ANY_VERSION only if the entry still has that version (HMM_MISMATCH
+ * otherwise), else with put flags (HMM_NX for a new key, 0 to replace).
+ * HMM_EXISTS and HMM_MISMATCH go back to the caller, which knows what they
+ * mean for the statement. */
+static int store_row(struct map_vtab *vt, const struct sqlkey *key, sqlite3_value **argv, unsigned flags,
+                     uint64_t expected, bool is_insert, int *hmm_rc)
 {
     uint64_t ttl_ms;
     int rc = row_ttl(vt, argv[2 + COL_TTL_MS], is_insert, &ttl_ms);
@@ -460,74 +613,102 @@ static int store_row(struct map_vtab *vt, const void *key, size_t klen, sqlite3_
         return rc;
     struct sqlvalue_bytes v;
     sqlvalue_encode(argv[2 + COL_VALUE], &v);
-    *hmm_rc = hmm_put_tagged(vt->map, key, klen, v.bytes, v.len, ttl_ms, flags, v.tag);
-    if (*hmm_rc == 0 || *hmm_rc == HMM_EXISTS || *hmm_rc == HMM_NOTFOUND)
+    unsigned tag = v.tag | key->type_bits;
+    if (expected == ANY_VERSION)
+        *hmm_rc = hmm_put_tagged(vt->link.map, key->bytes, key->len, v.bytes, v.len, ttl_ms, flags, tag);
+    else
+        *hmm_rc = hmm_cas_tagged(vt->link.map, key->bytes, key->len, v.bytes, v.len, ttl_ms, expected, tag);
+    if (*hmm_rc == 0 || *hmm_rc == HMM_EXISTS || *hmm_rc == HMM_MISMATCH)
         return SQLITE_OK;
     return map_error(&vt->base, *hmm_rc, "write");
 }
 
-static int key_of(struct map_vtab *vt, sqlite3_value *v, const void **key, size_t *klen)
-{
-    if (sqlvalue_key(v, key, klen) == 0 && *klen > 0 && *klen <= HMM_MAX_KEY)
-        return SQLITE_OK;
-    sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = sqlite3_mprintf("hashmmap: key must be 1..%u bytes, not NULL", HMM_MAX_KEY);
-    return SQLITE_CONSTRAINT;
-}
-
 static int do_insert(struct map_vtab *vt, sqlite3_value **argv)
 {
-    const void *key;
-    size_t klen;
-    int hrc, rc = key_of(vt, argv[2 + COL_KEY], &key, &klen);
+    struct sqlkey key;
+    int hrc, rc = key_of(vt, argv[2 + COL_KEY], &key);
     if (rc != SQLITE_OK)
         return rc;
     int mode = sqlite3_vtab_on_conflict(vt->db);
-    rc = store_row(vt, key, klen, argv, mode == SQLITE_REPLACE ? 0 : HMM_NX, true, &hrc);
-    if (rc == SQLITE_OK && hrc == HMM_EXISTS && mode != SQLITE_IGNORE)
+    rc = store_row(vt, &key, argv, mode == SQLITE_REPLACE ? 0 : HMM_NX, ANY_VERSION, true, &hrc);
+    if (rc == SQLITE_OK && hrc == HMM_EXISTS)
         return constraint_error(vt);
     return rc;
 }
 
+/* DELETE: only the entry this statement read (its version, noted when the
+ * key was read: SQLite passes a DELETE nothing but the key). */
 static int do_delete(struct map_vtab *vt, sqlite3_value *old_key)
 {
-    const void *key;
-    size_t klen;
-    if (sqlvalue_key(old_key, &key, &klen) != 0 || klen == 0 || klen > HMM_MAX_KEY)
-        return SQLITE_OK;
-    int rc = hmm_del(vt->map, key, klen);
+    struct sqlkey key;
+    uint64_t version;
+    if (sqlkey_encode(old_key, &key) != 0 || key.len == 0 || key.len > HMM_MAX_KEY)
+        return SQLITE_OK; /* no such entry can exist */
+    if (!readset_find(&vt->read, key.bytes, key.len, &version))
+        return set_error(vt, SQLITE_INTERNAL,
+                         sqlite3_mprintf("hashmmap: %s: DELETE of a row this statement did not read", vt->link.name));
+    int rc = hmm_del_version(vt->link.map, key.bytes, key.len, version);
+    if (rc == HMM_MISMATCH)
+        return row_changed(vt, &key, "it was not deleted");
     if (rc && rc != HMM_NOTFOUND)
         return map_error(&vt->base, rc, "delete");
-    return SQLITE_OK; /* gone already (another process, or expiry): fine */
+    return SQLITE_OK; /* or gone already (another process, or expiry): what DELETE wanted */
 }
 
-/* UPDATE.  Same key: rewrite the row if it is still there.  New key: store
- * it (as an INSERT would, honouring the conflict mode), then delete the old
- * one.  Two steps, not atomic: another process may see both keys for a
- * moment, and a crash between them leaves both. */
+/* The version an UPDATE expects: the one its row was read with, or the one
+ * the statement sets (UPDATE ... SET version = ?). */
+static int expected_version(struct map_vtab *vt, sqlite3_value *v, uint64_t *version)
+{
+    if (sqlite3_value_type(v) != SQLITE_INTEGER || sqlite3_value_int64(v) < 1)
+        return set_error(vt, SQLITE_MISMATCH,
+                         sqlite3_mprintf("hashmmap: %s: version must be the positive integer the row was read with",
+                                         vt->link.name));
+    *version = (uint64_t)sqlite3_value_int64(v);
+    return SQLITE_OK;
+}
+
+/* UPDATE.  Same key: rewrite the row if its entry is still the one read.
+ * New key: store it (as an INSERT would, honouring the conflict mode),
+ * then delete the old one if it is still the one read.  Two steps, not
+ * atomic: another process may see both keys for a moment, a crash between
+ * them leaves both, and when the old row changed in between, both stay
+ * (the statement then fails with SQLITE_BUSY and says so). */
 static int do_update(struct map_vtab *vt, sqlite3_value **argv)
 {
-    const void *old_key, *new_key;
-    size_t old_klen, new_klen;
-    int hrc, rc = key_of(vt, argv[0], &old_key, &old_klen);
+    struct sqlkey old_key, new_key;
+    uint64_t version;
+    int hrc, rc = key_of(vt, argv[0], &old_key);
     if (rc == SQLITE_OK)
-        rc = key_of(vt, argv[2 + COL_KEY], &new_key, &new_klen);
+        rc = key_of(vt, argv[2 + COL_KEY], &new_key);
+    if (rc == SQLITE_OK)
+        rc = expected_version(vt, argv[2 + COL_VERSION], &version);
     if (rc != SQLITE_OK)
         return rc;
-    if (old_klen == new_klen && memcmp(old_key, new_key, old_klen) == 0)
-        return store_row(vt, new_key, new_klen, argv, HMM_XX, false, &hrc);
+    if (old_key.len == new_key.len && memcmp(old_key.bytes, new_key.bytes, old_key.len) == 0) {
+        rc = store_row(vt, &new_key, argv, 0, version, false, &hrc);
+        return rc == SQLITE_OK && hrc == HMM_MISMATCH ? row_changed(vt, &old_key, "it was not updated") : rc;
+    }
     int mode = sqlite3_vtab_on_conflict(vt->db);
-    rc = store_row(vt, new_key, new_klen, argv, mode == SQLITE_REPLACE ? 0 : HMM_NX, false, &hrc);
+    rc = store_row(vt, &new_key, argv, mode == SQLITE_REPLACE ? 0 : HMM_NX, ANY_VERSION, false, &hrc);
     if (rc != SQLITE_OK)
         return rc;
     if (hrc == HMM_EXISTS)
-        return mode == SQLITE_IGNORE ? SQLITE_OK : constraint_error(vt);
-    return do_delete(vt, argv[0]);
+        return constraint_error(vt);
+    rc = hmm_del_version(vt->link.map, old_key.bytes, old_key.len, version);
+    if (rc == HMM_MISMATCH || rc == HMM_NOTFOUND)
+        return row_changed(vt, &old_key, "the new key was written and the old row keeps the other writer's change");
+    return rc ? map_error(&vt->base, rc, "delete") : SQLITE_OK;
 }
 
 static int map_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite3_int64 *rowid)
 {
     struct map_vtab *vt = (struct map_vtab *)base;
+    if (!vt->link.map)
+        return map_missing(vt);
+    if (vt->readonly)
+        return set_error(vt, SQLITE_READONLY,
+                         sqlite3_mprintf("hashmmap: %s is read-only (readonly=1): it cannot write map '%s'",
+                                         vt->link.name, vt->dir));
     if (argc == 1)
         return do_delete(vt, argv[0]);
     if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
@@ -537,7 +718,7 @@ static int map_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite
 
 static sqlite3_module map_module = {
     .iVersion = 1,
-    .xCreate = map_connect,
+    .xCreate = map_create,
     .xConnect = map_connect,
     .xBestIndex = map_best_index,
     .xDisconnect = map_disconnect,
@@ -550,6 +731,10 @@ static sqlite3_module map_module = {
     .xColumn = map_column,
     .xRowid = map_rowid,
     .xUpdate = map_update,
+    .xBegin = map_begin,
+    .xSync = map_sync,
+    .xCommit = map_end,
+    .xRollback = map_end,
     .xRename = map_rename,
 };
 
@@ -559,7 +744,15 @@ int sqlite3_hashmmap_init(sqlite3 *db, char **err, const sqlite3_api_routines *a
 int sqlite3_hashmmap_init(sqlite3 *db, char **err, const sqlite3_api_routines *api)
 {
     SQLITE_EXTENSION_INIT2(api);
-    int rc = sqlite3_create_module(db, "hashmmap", &map_module, NULL);
+    struct vtab_registry *reg = sqlite3_malloc(sizeof *reg);
+    if (!reg)
+        return SQLITE_NOMEM;
+    memset(reg, 0, sizeof *reg);
+    /* The module owns reg: SQLite frees it with the connection (or at once
+     * when registering fails). */
+    int rc = sqlite3_create_module_v2(db, "hashmmap", &map_module, reg, vtab_registry_free);
+    if (rc == SQLITE_OK)
+        rc = incr_function_register(db, reg);
     if (rc == SQLITE_OK)
         rc = stats_vtab_register(db);
     return rc;

@@ -12,7 +12,7 @@
 
 SQLITE_EXTENSION_INIT3
 
-int keylist_add(struct keylist *l, const void *key, size_t len)
+int keylist_add(struct keylist *l, const void *key, size_t len, unsigned cls)
 {
     if (l->n == l->capn) {
         size_t capn = l->capn ? l->capn * 2 : 16;
@@ -35,7 +35,7 @@ int keylist_add(struct keylist *l, const void *key, size_t len)
     if (len)
         memcpy(l->buf + l->used, key, len);
     /* Offsets, not pointers, until the buffer stops moving (keylist_finish). */
-    l->items[l->n++] = (struct keylist_item){NULL, l->used, len};
+    l->items[l->n++] = (struct keylist_item){NULL, l->used, len, cls};
     l->used += len;
     return 0;
 }
@@ -55,9 +55,12 @@ void keylist_finish(struct keylist *l)
         return; /* qsort on fewer is pointless (and UBSan dislikes a NULL base) */
     qsort(l->items, l->n, sizeof *l->items, item_cmp);
     size_t kept = 1;
-    for (size_t i = 1; i < l->n; i++)
+    for (size_t i = 1; i < l->n; i++) {
         if (item_cmp(&l->items[kept - 1], &l->items[i]) != 0)
             l->items[kept++] = l->items[i];
+        else
+            l->items[kept - 1].classes |= l->items[i].classes;
+    }
     l->n = kept;
 }
 

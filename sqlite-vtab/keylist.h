@@ -11,6 +11,7 @@
 struct keylist_item {
     const char *bytes;  /* into keylist.buf, set by keylist_finish */
     size_t off, len;
+    unsigned classes;   /* the sqlkey classes asked for with these bytes (a mask) */
 };
 
 struct keylist {
@@ -20,10 +21,12 @@ struct keylist {
     size_t n, capn;
 };
 
-/* Append a copy of key.  0, or -1 when out of memory. */
-int keylist_add(struct keylist *l, const void *key, size_t len);
-/* Sort by bytes and drop duplicates (text 'abc' and blob x'616263' are one
- * key, so one row).  Call once after the last keylist_add. */
+/* Append a copy of key, asked for as comparison class cls.  0, or -1 when
+ * out of memory. */
+int keylist_add(struct keylist *l, const void *key, size_t len, unsigned cls);
+/* Sort by bytes and merge duplicates, keeping every class asked for (text
+ * 'abc' and blob x'616263' are one entry, found once, which matches the
+ * one of them that is its type).  Call once after the last keylist_add. */
 void keylist_finish(struct keylist *l);
 /* Forget the keys, keep the memory. */
 void keylist_clear(struct keylist *l);

@@ -11,6 +11,12 @@ hashmmap_la_SOURCES = \
 	%reldir%/options.c \
 	%reldir%/keylist.c \
 	%reldir%/keylist.h \
+	%reldir%/readset.c \
+	%reldir%/readset.h \
+	%reldir%/sqlkey.c \
+	%reldir%/sqlkey.h \
+	%reldir%/mapopen.c \
+	%reldir%/incr.c \
 	%reldir%/sqlvalue.c \
 	%reldir%/sqlvalue.h \
 	%reldir%/vtab.h

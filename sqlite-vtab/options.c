@@ -2,8 +2,12 @@
  * options.c - the arguments of CREATE VIRTUAL TABLE t USING hashmmap(...).
  *
  * SQLite hands each argument over as the raw text between the commas, so
- * quoting is ours to undo.  Sizes and durations take the same unit
- * suffixes as the hashmmap command-line tool.
+ * quoting is ours to undo.  Sizes and durations go through one parser,
+ * with the unit suffixes of the hashmmap command-line tool (K, M, G, T,
+ * optionally followed by i and B; ms, s, m, h, d, a bare number being
+ * seconds).  An option that would not do what it says is an error, never
+ * silently adjusted: the library's own clamps (size at least 256K,
+ * max_value at least 1M) are refused here with the reason.
  */
 #include "config.h"
 
@@ -15,6 +19,8 @@
 
 #include "sqlite-vtab/vtab.h"
 
+#define MIN_SIZE_BYTES (256u << 10) /* the library's smallest data area */
+
 SQLITE_EXTENSION_INIT3
 
 struct unit {
@@ -23,8 +29,10 @@ struct unit {
 };
 
 static const struct unit size_units[] = {
-    {"", 1}, {"K", 1024.0}, {"M", 1048576.0}, {"G", 1073741824.0},
-    {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {NULL, 0}};
+    {"", 1}, {"B", 1},
+    {"K", 0x1p10}, {"KB", 0x1p10}, {"KiB", 0x1p10}, {"M", 0x1p20}, {"MB", 0x1p20}, {"MiB", 0x1p20},
+    {"G", 0x1p30}, {"GB", 0x1p30}, {"GiB", 0x1p30}, {"T", 0x1p40}, {"TB", 0x1p40}, {"TiB", 0x1p40},
+    {NULL, 0}};
 static const struct unit duration_units_ms[] = {
     {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60e3}, {"h", 3600e3}, {"d", 86400e3}, {NULL, 0}};
 
@@ -90,26 +98,62 @@ void vtab_free_options(struct vtab_options *opt)
     opt->path = NULL;
 }
 
-static int apply_option(const char *name, const char *value, struct vtab_options *opt)
+/* The option called name: its OPT_ bit, or 0 when unknown. */
+static unsigned option_bit(const char *name)
 {
-    if (strcmp(name, "path") == 0) {
+    static const struct { const char *name; unsigned bit; } known[] = {
+        {"path", OPT_PATH}, {"size", OPT_SIZE}, {"max_size", OPT_MAX_SIZE}, {"ttl", OPT_TTL},
+        {"cache", OPT_CACHE}, {"readonly", OPT_READONLY}, {"max_value", OPT_MAX_VALUE}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(name, known[i].name) == 0)
+            return known[i].bit;
+    return 0;
+}
+
+static int apply_option(unsigned bit, const char *value, struct vtab_options *opt)
+{
+    switch (bit) {
+    case OPT_PATH:
         if (!*value)
             return -1;
-        sqlite3_free(opt->path);
         opt->path = sqlite3_mprintf("%s", value);
         return opt->path ? 0 : -1;
+    case OPT_SIZE: return parse_with_unit(value, size_units, &opt->size);
+    case OPT_MAX_SIZE: return parse_with_unit(value, size_units, &opt->max_size);
+    case OPT_MAX_VALUE: return parse_with_unit(value, size_units, &opt->max_value);
+    case OPT_TTL: return parse_with_unit(value, duration_units_ms, &opt->ttl_ms);
+    case OPT_CACHE: return parse_bool(value, &opt->cache);
+    default: return parse_bool(value, &opt->readonly);
     }
-    if (strcmp(name, "size") == 0)
-        return parse_with_unit(value, size_units, &opt->size);
-    if (strcmp(name, "max_size") == 0)
-        return parse_with_unit(value, size_units, &opt->max_size);
-    if (strcmp(name, "ttl") == 0)
-        return parse_with_unit(value, duration_units_ms, &opt->ttl_ms);
-    if (strcmp(name, "cache") == 0)
-        return parse_bool(value, &opt->cache);
-    if (strcmp(name, "readonly") == 0)
-        return parse_bool(value, &opt->readonly);
-    return -2;
+}
+
+/* Options that contradict each other, or that the library would quietly
+ * change: the message says why. */
+static char *options_conflict(const struct vtab_options *o)
+{
+    if (!o->path)
+        return sqlite3_mprintf("hashmmap: missing option path='DIR' (the map's directory)");
+    if ((o->given & OPT_SIZE) && o->size < MIN_SIZE_BYTES)
+        return sqlite3_mprintf("hashmmap: size=%llu is below the smallest map, 256K",
+                               (unsigned long long)o->size);
+    if ((o->given & OPT_MAX_SIZE) && o->max_size < (o->given & OPT_SIZE ? o->size : MIN_SIZE_BYTES))
+        return sqlite3_mprintf("hashmmap: max_size=%llu is below size=%llu (the map could never grow)",
+                               (unsigned long long)o->max_size,
+                               (unsigned long long)(o->given & OPT_SIZE ? o->size : MIN_SIZE_BYTES));
+    if ((o->given & OPT_MAX_VALUE) && (o->max_value < HMM_MIN_MAX_VALUE || o->max_value > (UINT32_MAX >> 1)))
+        return sqlite3_mprintf("hashmmap: max_value=%llu is outside 1M..2G", (unsigned long long)o->max_value);
+    if ((o->given & OPT_TTL) && o->ttl_ms == 0)
+        return sqlite3_mprintf("hashmmap: ttl=0 is no TTL: leave the option out");
+    if (o->readonly && (o->given & OPT_CREATION))
+        return sqlite3_mprintf("hashmmap: readonly=1 opens an existing map: size, max_size, max_value, cache "
+                               "and ttl only apply when a map is created");
+    return NULL;
+}
+
+/* Fail: the option is given a second time. */
+static char *repeated(const char *name)
+{
+    return sqlite3_mprintf("hashmmap: option %s given twice", name);
 }
 
 int vtab_parse_options(int argc, const char *const *argv, struct vtab_options *opt, char **err)
@@ -128,13 +172,18 @@ int vtab_parse_options(int argc, const char *const *argv, struct vtab_options *o
             *err = sqlite3_mprintf("hashmmap: out of memory");
             goto fail;
         }
-        int rc = apply_option(name, value, opt);
-        if (rc == -2) {
-            *err = sqlite3_mprintf("hashmmap: unknown option '%s' (known: path, size, max_size, cache, "
-                                   "ttl, readonly)", name);
+        unsigned bit = option_bit(name);
+        if (!bit) {
+            *err = sqlite3_mprintf("hashmmap: unknown option '%s' (known: path, size, max_size, max_value, "
+                                   "cache, ttl, readonly)", name);
             goto fail;
         }
-        if (rc) {
+        if (opt->given & bit) {
+            *err = repeated(name);
+            goto fail;
+        }
+        opt->given |= bit;
+        if (apply_option(bit, value, opt) != 0) {
             *err = sqlite3_mprintf("hashmmap: bad value '%s' for option %s", value, name);
             goto fail;
         }
@@ -142,14 +191,42 @@ int vtab_parse_options(int argc, const char *const *argv, struct vtab_options *o
         sqlite3_free(value);
         name = value = NULL;
     }
-    if (!opt->path) {
-        *err = sqlite3_mprintf("hashmmap: missing option path='DIR' (the map's directory)");
+    *err = options_conflict(opt);
+    if (*err)
         goto fail;
-    }
     return 0;
 fail:
     sqlite3_free(name);
     sqlite3_free(value);
     vtab_free_options(opt);
+    return -1;
+}
+
+/* One creation option against what the map has. */
+static char *differs(const char *name, uint64_t asked, uint64_t has, const char *path)
+{
+    return sqlite3_mprintf("hashmmap: map '%s' exists with %s=%llu, not %llu: creation options cannot change "
+                           "an existing map (leave %s out, or give what it has)",
+                           path, name, (unsigned long long)has, (unsigned long long)asked, name);
+}
+
+int vtab_check_existing(const struct vtab_options *opt, const hmm_stats *st, const char *path, char **err)
+{
+    unsigned g = opt->given;
+    if ((g & OPT_SIZE) && opt->size != st->size)
+        *err = differs("size", opt->size, st->size, path);
+    else if ((g & OPT_MAX_SIZE) && opt->max_size != st->max_size)
+        *err = differs("max_size", opt->max_size, st->max_size, path);
+    else if ((g & OPT_MAX_VALUE) && opt->max_value != st->max_value)
+        *err = differs("max_value", opt->max_value, st->max_value, path);
+    else if ((g & OPT_TTL) && opt->ttl_ms != st->default_ttl_ms)
+        *err = sqlite3_mprintf("hashmmap: map '%s' exists with ttl=%llums, not %llums: creation options cannot "
+                               "change an existing map (leave ttl out, or give what it has)", path,
+                               (unsigned long long)st->default_ttl_ms, (unsigned long long)opt->ttl_ms);
+    else if ((g & OPT_CACHE) && opt->cache != !!(st->flags & HMM_CACHE))
+        *err = sqlite3_mprintf("hashmmap: map '%s' exists %s cache mode: cache=%d cannot change that", path,
+                               (st->flags & HMM_CACHE) ? "in" : "without", opt->cache);
+    else
+        return 0;
     return -1;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <hashmmap.h>
+#include "sqlite-vtab/sqlkey.h"
 #include "sqlite-vtab/sqlvalue.h"
 
 SQLITE_EXTENSION_INIT3
@@ -54,39 +55,6 @@ void sqlvalue_encode(sqlite3_value *v, struct sqlvalue_bytes *out)
     }
 }
 
-/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF)
- * and no NUL, which SQLite's text functions would stop at. */
-static bool is_clean_utf8(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t more;
-        uint32_t cp, min;
-        if ((c & 0xE0) == 0xC0) { more = 1; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { more = 2; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { more = 3; cp = c & 0x07; min = 0x10000; }
-        else return false;
-        if (n - i <= more)
-            return false;
-        for (size_t k = 1; k <= more; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += more + 1;
-    }
-    return true;
-}
-
 /* Numbers are short: copy one into buf (32 bytes) as a C string, or say
  * it cannot be one. */
 static bool number_cstr(const void *bytes, size_t len, char buf[32])
@@ -112,13 +80,6 @@ static bool parse_int64(const void *bytes, size_t len, sqlite3_int64 *out)
     return true;
 }
 
-static bool is_canonical_int(const void *bytes, size_t len, sqlite3_int64 *out)
-{
-    char again[32];
-    return parse_int64(bytes, len, out) &&
-           (size_t)snprintf(again, sizeof again, "%lld", *out) == len && memcmp(again, bytes, len) == 0;
-}
-
 static bool parse_double(const void *bytes, size_t len, double *out)
 {
     char buf[32], *end;
@@ -131,9 +92,10 @@ static bool parse_double(const void *bytes, size_t len, double *out)
     return true;
 }
 
-void sqlvalue_key_result(sqlite3_context *ctx, const void *bytes, size_t len)
+/* Bytes without a usable type: TEXT when clean UTF-8, else BLOB. */
+static void text_or_blob_result(sqlite3_context *ctx, const void *bytes, size_t len)
 {
-    if (is_clean_utf8(bytes, len))
+    if (sqlkey_is_clean_utf8(bytes, len))
         sqlite3_result_text64(ctx, bytes, len, SQLITE_TRANSIENT, SQLITE_UTF8);
     else
         sqlite3_result_blob64(ctx, bytes, len, SQLITE_TRANSIENT);
@@ -143,7 +105,7 @@ void sqlvalue_result(sqlite3_context *ctx, const void *bytes, size_t len, unsign
 {
     sqlite3_int64 i;
     double d;
-    switch (tag) {
+    switch (sqlkey_value_tag(tag)) {
     case HMM_TAG_COUNTER:
         if (parse_int64(bytes, len, &i)) {
             sqlite3_result_int64(ctx, i);
@@ -167,7 +129,7 @@ void sqlvalue_result(sqlite3_context *ctx, const void *bytes, size_t len, unsign
          * offset commit): a number in the very form SQL integers are
          * stored in reads as that integer ("42", not "042" or "+42", which
          * stay text), so nothing is lost when SQL writes it back. */
-        if (is_canonical_int(bytes, len, &i)) {
+        if (sqlkey_is_canonical_int(bytes, len, &i)) {
             sqlite3_result_int64(ctx, i);
             return;
         }
@@ -176,23 +138,5 @@ void sqlvalue_result(sqlite3_context *ctx, const void *bytes, size_t len, unsign
         sqlite3_result_blob64(ctx, bytes, len, SQLITE_TRANSIENT);
         return;
     }
-    sqlvalue_key_result(ctx, bytes, len);
-}
-
-int sqlvalue_key(sqlite3_value *v, const void **bytes, size_t *len)
-{
-    switch (sqlite3_value_type(v)) {
-    case SQLITE_NULL:
-        return -1;
-    case SQLITE_BLOB:
-        *bytes = sqlite3_value_blob(v);
-        break;
-    default: /* text, and numbers as the text SQLite gives them */
-        *bytes = sqlite3_value_text(v);
-        break;
-    }
-    *len = (size_t)sqlite3_value_bytes(v);
-    if (!*bytes)
-        *bytes = ""; /* an empty blob has no pointer */
-    return 0;
+    text_or_blob_result(ctx, bytes, len);
 }

@@ -37,11 +37,4 @@ void sqlvalue_encode(sqlite3_value *v, struct sqlvalue_bytes *out);
  * without NUL, else as BLOB; unknown tags read as BLOB. */
 void sqlvalue_result(sqlite3_context *ctx, const void *bytes, size_t len, unsigned tag);
 
-/* The key bytes of an SQL value: text and blobs as their bytes, numbers as
- * their text.  Returns 0, or -1 for NULL (no key is NULL). */
-int sqlvalue_key(sqlite3_value *v, const void **bytes, size_t *len);
-
-/* Set the result of ctx to a key: TEXT when valid UTF-8 without NUL, else BLOB. */
-void sqlvalue_key_result(sqlite3_context *ctx, const void *bytes, size_t len);
-
 #endif

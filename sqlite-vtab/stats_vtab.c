@@ -29,6 +29,11 @@ struct stat_row {
     const char *kind, *help;    /* static */
 };
 
+struct stats_vtab {
+    sqlite3_vtab base;
+    sqlite3 *db;                /* to resolve a relative path as tables do */
+};
+
 struct stats_cursor {
     sqlite3_vtab_cursor base;
     struct stat_row *rows;
@@ -42,11 +47,12 @@ static int stats_connect(sqlite3 *db, void *aux, int argc, const char *const *ar
                                       " path HIDDEN)");
     if (rc != SQLITE_OK)
         return rc;
-    sqlite3_vtab *vt = sqlite3_malloc(sizeof *vt);
+    struct stats_vtab *vt = sqlite3_malloc(sizeof *vt);
     if (!vt)
         return SQLITE_NOMEM;
     memset(vt, 0, sizeof *vt);
-    *out = vt;
+    vt->db = db;
+    *out = &vt->base;
     return SQLITE_OK;
 }
 
@@ -190,18 +196,25 @@ static int stats_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_st
         vt->zErrMsg = sqlite3_mprintf("hashmmap_stats: the path must be a directory name, not NULL or ''");
         return SQLITE_ERROR;
     }
+    /* A relative path means what it means in a table's path=: beside the
+     * main database file. */
+    char *dir = vtab_resolve_path(((struct stats_vtab *)vt)->db, "main", path);
+    if (!dir)
+        return SQLITE_NOMEM;
     hmm_config cfg = {.flags = HMM_RDONLY};
-    int hrc = hmm_open(&m, path, &cfg);
+    int hrc = hmm_open(&m, dir, &cfg);
     if (hrc == 0)
         hrc = hmm_stat(m, &st);
     if (hrc) {
         const char *detail = hmm_last_error();
         sqlite3_free(vt->zErrMsg);
-        vt->zErrMsg = sqlite3_mprintf("hashmmap_stats: cannot read map '%s': %s%s%s%s", path,
+        vt->zErrMsg = sqlite3_mprintf("hashmmap_stats: cannot read map '%s': %s%s%s%s", dir,
                                       hmm_strerror(hrc), *detail ? " (" : "", detail, *detail ? ")" : "");
         hmm_close(m);
+        sqlite3_free(dir);
         return SQLITE_ERROR;
     }
+    sqlite3_free(dir);
     int rc = SQLITE_OK;
     for (int id = 0; rc == SQLITE_OK && id < HMM_COUNTER_COUNT; id++)
         rc = row_add(c, sqlite3_mprintf("%s", hmm_counter_name(id)), st.counters[id], "counter",

@@ -3,6 +3,12 @@
 
     sqlite_client.py EXT check            behaviours through bound parameters;
                                           leaves map 'py' for the shell to read
+    sqlite_client.py EXT updater DIR N    N times: UPDATE t SET value = value + 1
+                                          WHERE key = 'c' (retried while it fails
+                                          with SQLITE_BUSY, as the README says),
+                                          and SELECT hashmmap_incr(t, 'c');
+                                          prints "UPDATES INCRS RETRIES"
+    sqlite_client.py EXT count DBFILE     SELECT count(*) FROM t in that database
     sqlite_client.py EXT writer DIR SECS  write map DIR until the file DIR.stop
                                           appears (at most SECS seconds): puts,
                                           updates, deletes, growth (a concurrent
@@ -58,6 +64,25 @@ def check(ext):
         raise AssertionError("table without path accepted")
     except sqlite3.OperationalError as e:
         expect("missing path message", "hashmmap: missing option path='DIR' (the map's directory)", str(e))
+    # Keys keep their type, as in a normal table with an untyped key: 7 and
+    # '7' are different questions, and the index and a scan agree.
+    db.execute("INSERT INTO t(key, value) VALUES (?, ?)", (7, "seven"))
+    expect("int key by int", [(7, "seven")], db.execute("SELECT key, value FROM t WHERE key = ?", (7,)).fetchall())
+    expect("int key by text", [], db.execute("SELECT key FROM t WHERE key = ?", ("7",)).fetchall())
+    expect("int key by scan", [(7,)], db.execute("SELECT key FROM t WHERE +key = ?", (7,)).fetchall())
+    expect("int key by IS", [(7,)], db.execute("SELECT key FROM t WHERE key IS ?", (7.0,)).fetchall())
+    db.execute("DELETE FROM t WHERE key = ?", (7,))
+    # A row changed after the statement read it (here by hashmmap_incr in the
+    # WHERE clause) is not overwritten: OperationalError, and the change stays.
+    db.execute("INSERT INTO t(key, value) VALUES ('cnt', 0)")
+    try:
+        db.execute("UPDATE t SET value = value + 100 WHERE key = 'cnt' AND hashmmap_incr('t', 'cnt') > 0")
+        raise AssertionError("update of a changed row applied")
+    except sqlite3.OperationalError as e:
+        if "changed since this statement read it" not in str(e):
+            raise
+    expect("the increment stays", (1,), db.execute("SELECT value FROM t WHERE key = 'cnt'").fetchone())
+    db.execute("DELETE FROM t WHERE key = 'cnt'")
     db.execute("INSERT OR REPLACE INTO t(key, value) VALUES ('int', ?)", (8,))
     expect("replace", (8,), db.execute("SELECT value FROM t WHERE key = 'int'").fetchone())
     # A key update from a parameter, and its rename back.
@@ -102,9 +127,45 @@ def writer(ext, path, seconds):
     print(f"writer: {n} rounds", file=sys.stderr)
 
 
+def updater(ext, path, n):
+    db = connect(ext)
+    db.execute(f"CREATE VIRTUAL TABLE t USING hashmmap(path='{path}')")
+    updates = incrs = retries = 0
+    for _ in range(n):
+        for _attempt in range(100000):
+            try:
+                db.execute("UPDATE t SET value = value + 1 WHERE key = 'c'")
+                updates += 1
+                break
+            except sqlite3.OperationalError as e:
+                # The row changed between our read and our write: nothing
+                # was written; run the statement again.
+                if "changed since this statement read it" not in str(e):
+                    raise
+                retries += 1
+        db.execute("SELECT hashmmap_incr('t', 'c')")
+        incrs += 1
+    db.close()
+    print(f"{updates} {incrs} {retries}")
+
+
+def count(ext, dbfile):
+    db = sqlite3.connect(dbfile, isolation_level=None)
+    db.enable_load_extension(True)
+    db.load_extension(ext)
+    try:
+        print(db.execute("SELECT count(*) FROM t").fetchone()[0])
+    except sqlite3.OperationalError as e:
+        print(f"error: {e}")
+
+
 def main():
     if len(sys.argv) >= 3 and sys.argv[2] == "check":
         check(sys.argv[1])
+    elif len(sys.argv) == 5 and sys.argv[2] == "updater":
+        updater(sys.argv[1], sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) == 4 and sys.argv[2] == "count":
+        count(sys.argv[1], sys.argv[3])
     elif len(sys.argv) == 5 and sys.argv[2] == "writer":
         writer(sys.argv[1], sys.argv[3], float(sys.argv[4]))
     else:

@@ -424,6 +424,39 @@ static void test_cas_with_zero_requires_absent_key(void **state)
     hmm_close(m);
 }
 
+static void test_del_version_with_stale_version_returns_mismatch_and_keeps_the_entry(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "k", 1, "a", 1, 0, 0));
+    uint64_t v = version_of(m, "k");
+    TU_OK(hmm_put(m, "k", 1, "b", 1, 0, 0)); /* another writer, after our read */
+    assert_int_equal(hmm_del_version(m, "k", 1, v), HMM_MISMATCH);
+    char buf[4];
+    TU_OK(get_str(m, "k", buf, sizeof buf));
+    assert_string_equal(buf, "b");
+    TU_OK(hmm_del_version(m, "k", 1, version_of(m, "k")));
+    assert_int_equal(get_str(m, "k", buf, sizeof buf), HMM_NOTFOUND);
+    assert_int_equal(hmm_del_version(m, "k", 1, v), HMM_NOTFOUND);
+    hmm_close(m);
+}
+
+static void test_cas_tagged_keeps_the_tag_and_checks_the_version(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put_tagged(m, "k", 1, "a", 1, 0, 0, 7));
+    uint64_t v = version_of(m, "k");
+    TU_OK(hmm_cas_tagged(m, "k", 1, "b", 1, 0, v, 9));
+    assert_int_equal(hmm_cas_tagged(m, "k", 1, "c", 1, 0, v, 9), HMM_MISMATCH);
+    assert_int_equal(hmm_cas_tagged(m, "k", 1, "c", 1, 0, 0, 256), -EINVAL);
+    char buf[4];
+    size_t len = sizeof buf;
+    hmm_entry_info info;
+    TU_OK(hmm_get_info(m, "k", 1, buf, &len, &info));
+    assert_int_equal(info.tag, 9);
+    assert_memory_equal(buf, "b", 1);
+    hmm_close(m);
+}
+
 /* ---- TTL ---- */
 
 static void test_expired_entry_reads_as_absent(void **state)
@@ -671,6 +704,8 @@ int main(void)
         cmocka_unit_test(test_versions_grow_across_delete_and_reopen),
         cmocka_unit_test(test_cas_with_stale_version_returns_mismatch),
         cmocka_unit_test(test_cas_with_zero_requires_absent_key),
+        cmocka_unit_test(test_del_version_with_stale_version_returns_mismatch_and_keeps_the_entry),
+        cmocka_unit_test(test_cas_tagged_keeps_the_tag_and_checks_the_version),
         cmocka_unit_test(test_expired_entry_reads_as_absent),
         cmocka_unit_test(test_default_ttl_applies_and_survives_reopen),
         cmocka_unit_test(test_cursor_returns_every_key_exactly_once),

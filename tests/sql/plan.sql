@@ -3,6 +3,11 @@ CREATE VIRTUAL TABLE t USING hashmmap(path='plan');
 INSERT INTO t(key, value) VALUES ('a', 1), ('b', 2), ('c', 3);
 EXPLAIN QUERY PLAN SELECT value FROM t WHERE key = 'a';
 EXPLAIN QUERY PLAN SELECT value FROM t WHERE key IN ('a', 'c', 'x');
+-- key IS ? is a point lookup too (no key is NULL: IS and = agree).
+EXPLAIN QUERY PLAN SELECT value FROM t WHERE key IS 'a';
+SELECT value FROM t WHERE key IS 'a';
+SELECT count(*) FROM t WHERE key IS NULL;
+SELECT count(*) FROM t WHERE key IS NOT NULL;
 EXPLAIN QUERY PLAN SELECT value FROM t WHERE value > 1;
 EXPLAIN QUERY PLAN SELECT value FROM t WHERE key > 'a';
 SELECT key, value FROM t WHERE key IN ('a', 'c', 'x', 'a') ORDER BY key;

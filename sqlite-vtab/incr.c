@@ -1,0 +1,183 @@
+/*
+ * incr.c - the SQL function hashmmap_incr(table_or_path, key [, delta]):
+ * an atomic counter increment (hmm_incr), for the read-modify-write that
+ * an optimistic UPDATE would refuse under contention.
+ *
+ *     SELECT hashmmap_incr('hits', 'page/1');          -- +1, returns the new value
+ *     SELECT hashmmap_incr('hits', 'page/1', -5);
+ *     SELECT hashmmap_incr('/var/lib/app/hits', 'page/1', 10);
+ *
+ * The first argument is a hashmmap table of this connection or, when no
+ * table has that name, a map directory (resolved like path=; it must
+ * exist).  A missing key starts at 0.  Declared SQLITE_DIRECTONLY: a side
+ * effect, never from triggers or views of the schema.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "sqlite-vtab/sqlkey.h"
+#include "sqlite-vtab/vtab.h"
+
+SQLITE_EXTENSION_INIT3
+
+void vtab_registry_add(struct vtab_registry *reg, struct map_link *link)
+{
+    link->next = reg->tables;
+    reg->tables = link;
+}
+
+void vtab_registry_remove(struct vtab_registry *reg, struct map_link *link)
+{
+    for (struct map_link **p = &reg->tables; *p; p = &(*p)->next) {
+        if (*p == link) {
+            *p = link->next;
+            return;
+        }
+    }
+}
+
+void vtab_registry_free(void *arg)
+{
+    struct vtab_registry *reg = arg;
+    while (reg->paths) {
+        struct map_link *l = reg->paths;
+        reg->paths = l->next;
+        hmm_close(l->map);
+        sqlite3_free(l->name);
+        sqlite3_free(l);
+    }
+    sqlite3_free(reg);
+}
+
+/* Table names compare as SQL names (case-insensitive), paths as paths. */
+static struct map_link *find_link(struct map_link *l, const char *name, bool sql_name)
+{
+    for (; l; l = l->next)
+        if (sql_name ? sqlite3_stricmp(l->name, name) == 0 : strcmp(l->name, name) == 0)
+            return l;
+    return NULL;
+}
+
+/* A table of the connection that is declared but not yet connected (a
+ * database opened afresh) connects when a statement names it. */
+static struct map_link *find_table(sqlite3 *db, struct vtab_registry *reg, const char *name, bool *is_table)
+{
+    struct map_link *l = find_link(reg->tables, name, true);
+    *is_table = l != NULL;
+    if (l)
+        return l;
+    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE 0", name);
+    sqlite3_stmt *st = NULL;
+    *is_table = sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    sqlite3_free(sql);
+    return *is_table ? find_link(reg->tables, name, true) : NULL;
+}
+
+/* A map named by its directory: opened once per connection, kept open. */
+static int map_by_path(sqlite3 *db, struct vtab_registry *reg, const char *path, hmm_t **map, char **err)
+{
+    char *dir = vtab_resolve_path(db, "main", path);
+    if (!dir)
+        return SQLITE_NOMEM;
+    struct map_link *l = find_link(reg->paths, dir, false);
+    if (l) {
+        sqlite3_free(dir);
+        *map = l->map;
+        return SQLITE_OK;
+    }
+    struct vtab_options opt = {.path = dir};
+    int rc = vtab_open_map(&opt, dir, false, map, err);
+    if (rc == SQLITE_OK && !(l = sqlite3_malloc(sizeof *l))) {
+        hmm_close(*map);
+        rc = SQLITE_NOMEM;
+    }
+    if (rc != SQLITE_OK) {
+        sqlite3_free(dir);
+        return rc;
+    }
+    *l = (struct map_link){.next = reg->paths, .name = dir, .map = *map};
+    reg->paths = l;
+    return SQLITE_OK;
+}
+
+static int incr_error(sqlite3_context *ctx, int code, char *msg)
+{
+    sqlite3_result_error(ctx, msg ? msg : "hashmmap_incr: out of memory", -1);
+    sqlite3_result_error_code(ctx, msg ? code : SQLITE_NOMEM);
+    sqlite3_free(msg);
+    return code;
+}
+
+/* The map the first argument names. */
+static int incr_target(sqlite3_context *ctx, sqlite3_value *arg, hmm_t **map)
+{
+    struct vtab_registry *reg = sqlite3_user_data(ctx);
+    sqlite3 *db = sqlite3_context_db_handle(ctx);
+    const char *name = (const char *)sqlite3_value_text(arg);
+    if (!name || !*name)
+        return incr_error(ctx, SQLITE_MISUSE, sqlite3_mprintf("hashmmap_incr: the first argument names a "
+                                                              "hashmmap table or a map directory"));
+    bool is_table;
+    struct map_link *l = find_table(db, reg, name, &is_table);
+    if (is_table && !l)
+        return incr_error(ctx, SQLITE_MISMATCH, sqlite3_mprintf("hashmmap_incr: '%s' is not a hashmmap table",
+                                                                name));
+    if (l && !l->map)
+        return incr_error(ctx, SQLITE_ERROR, sqlite3_mprintf("hashmmap_incr: table '%s' has no map (see SELECT "
+                                                             "from it for why)", name));
+    if (l && l->readonly)
+        return incr_error(ctx, SQLITE_READONLY,
+                          sqlite3_mprintf("hashmmap_incr: table '%s' is read-only (readonly=1)", name));
+    if (l) {
+        *map = l->map;
+        return SQLITE_OK;
+    }
+    char *err = NULL;
+    int rc = map_by_path(db, reg, name, map, &err);
+    return rc == SQLITE_OK ? rc : incr_error(ctx, rc, err);
+}
+
+static void incr_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    hmm_t *map;
+    struct sqlkey key = {.len = 0};
+    sqlite3_int64 delta = 1;
+    if (argc == 3) {
+        int t = sqlite3_value_numeric_type(argv[2]);
+        if (t != SQLITE_INTEGER) {
+            incr_error(ctx, SQLITE_MISMATCH, sqlite3_mprintf("hashmmap_incr: delta must be an integer"));
+            return;
+        }
+        delta = sqlite3_value_int64(argv[2]);
+    }
+    if (sqlkey_encode(argv[1], &key) != 0 || key.len == 0 || key.len > HMM_MAX_KEY) {
+        /* Over the limit: TOOBIG as for the table's keys; NULL or '': no such key. */
+        incr_error(ctx, key.len > HMM_MAX_KEY ? SQLITE_TOOBIG : SQLITE_CONSTRAINT,
+                   sqlite3_mprintf("hashmmap_incr: the key must be 1..%u bytes, not NULL", HMM_MAX_KEY));
+        return;
+    }
+    if (incr_target(ctx, argv[0], &map) != SQLITE_OK)
+        return;
+    int64_t result;
+    int rc = hmm_incr(map, key.bytes, key.len, delta, &result);
+    if (rc == 0) {
+        sqlite3_result_int64(ctx, result);
+        return;
+    }
+    const char *detail = hmm_last_error();
+    incr_error(ctx, rc == HMM_FULL ? SQLITE_FULL : rc == -EBADF ? SQLITE_READONLY : SQLITE_ERROR,
+               sqlite3_mprintf("hashmmap_incr: %s%s%s%s", hmm_strerror(rc), *detail ? " (" : "", detail,
+                               *detail ? ")" : ""));
+}
+
+int incr_function_register(sqlite3 *db, struct vtab_registry *reg)
+{
+    int rc = SQLITE_OK;
+    for (int nargs = 2; nargs <= 3 && rc == SQLITE_OK; nargs++)
+        rc = sqlite3_create_function_v2(db, "hashmmap_incr", nargs, SQLITE_UTF8 | SQLITE_DIRECTONLY, reg, incr_func,
+                                        NULL, NULL, NULL);
+    return rc;
+}
