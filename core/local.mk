@@ -10,6 +10,7 @@ HMM_CORE_SOURCES = \
 	%reldir%/crashpoint.c \
 	%reldir%/errors.c \
 	%reldir%/map.c \
+	%reldir%/fileio.c \
 	%reldir%/proc.c \
 	%reldir%/lock.c \
 	%reldir%/slab.c \
