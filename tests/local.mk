@@ -19,7 +19,8 @@ HMM_CMOCKA_TESTS = \
 	tests/test_metrics \
 	tests/test_cache \
 	tests/test_prefork \
-	tests/test_replog
+	tests/test_replog \
+	tests/test_hostile
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -54,6 +55,9 @@ tests_test_prefork_LDADD = $(HMM_TEST_LIBS)
 tests_test_replog_SOURCES = %reldir%/test_replog.c
 tests_test_replog_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_replog_LDADD = $(HMM_TEST_LIBS)
+tests_test_hostile_SOURCES = %reldir%/test_hostile.c
+tests_test_hostile_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_hostile_LDADD = $(HMM_TEST_LIBS)
 endif
 
 # Fuzzing (clang's libFuzzer): a short bounded run in `make check`, long
