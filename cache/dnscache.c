@@ -12,7 +12,8 @@
  * Environment (read once per process):
  *   HASHMMAP_DNSCACHE_DIR           the cache map's directory; default
  *                                   $XDG_RUNTIME_DIR/hashmmap-dnscache, else
- *                                   /tmp/hashmmap-dnscache-$UID
+ *                                   $XDG_CACHE_HOME/hashmmap-dnscache, else
+ *                                   $HOME/.cache/hashmmap-dnscache
  *   HASHMMAP_DNSCACHE_TTL           seconds an answer is kept (default 30;
  *                                   0: answers are not cached)
  *   HASHMMAP_DNSCACHE_NEGATIVE_TTL  seconds an EAI_NONAME is kept (default 5)
@@ -28,13 +29,23 @@
  * real resolver, touches nothing) unless the directory is a real directory
  * (not a symlink) owned by the effective user and writable by nobody else,
  * and its parent is owned by root or the user and either writable by nobody
- * else or sticky.  The sticky rule admits the default /tmp/hashmmap-dnscache-
- * $UID: in a sticky root-owned /tmp other users cannot rename or remove our
+ * else or sticky.  The sticky rule admits a HASHMMAP_DNSCACHE_DIR in /tmp:
+ * in a sticky root-owned /tmp other users cannot rename or remove our
  * directory, which is the property that matters; a directory that someone
  * else made first fails the ownership check.  The map files inside must be
  * ours and not writable by others either.  In secure execution (setuid,
  * setgid, capabilities: AT_SECURE) the shim never uses the cache: the
  * environment is the invoking user's, not the program's.
+ *
+ * Where the cache lives.  Never in /tmp by default: any local user can fill
+ * /tmp (and take the name first).  $XDG_RUNTIME_DIR is a per-user tmpfs
+ * with its own size limit that only the user can fill; without it (cron,
+ * daemons, su) the user's cache directory, $XDG_CACHE_HOME or
+ * $HOME/.cache, whose parent is the user's own; without a HOME the shim
+ * steps aside.  Wherever it is, a full filesystem cannot crash a program:
+ * the map's space is allocated when it is created (hmm_open then fails with
+ * -ENOSPC and the shim uses libc's resolver, leaving no file behind), and a
+ * cache map never grows, so no later store meets an unallocated page.
  *
  * Any failure of the cache (open, get, put, decode, memory) falls through to
  * the real resolver: the shim never breaks a program.  errno is preserved.
@@ -47,6 +58,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,18 +140,43 @@ static uint64_t env_seconds_ms(const char *name, unsigned long def)
     return (uint64_t)v * 1000;
 }
 
-static int cache_dir_path(char *buf, size_t cap)
+/* The cache directory (see "Where the cache lives" above); *make_parent
+ * when its parent is the user's cache directory, which may not exist yet. */
+static int cache_dir_path(char *buf, size_t cap, bool *make_parent)
 {
     const char *dir = getenv("HASHMMAP_DNSCACHE_DIR");
     const char *xdg = getenv("XDG_RUNTIME_DIR");
+    const char *cache_home = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
     int n;
-    if (dir && *dir)
+    *make_parent = false;
+    if (dir && *dir) {
         n = snprintf(buf, cap, "%s", dir);
-    else if (xdg && xdg[0] == '/')
+    } else if (xdg && xdg[0] == '/') {
         n = snprintf(buf, cap, "%s/hashmmap-dnscache", xdg);
-    else
-        n = snprintf(buf, cap, "/tmp/hashmmap-dnscache-%lu", (unsigned long)geteuid());
+    } else if (cache_home && cache_home[0] == '/') {
+        n = snprintf(buf, cap, "%s/hashmmap-dnscache", cache_home);
+        *make_parent = true;
+    } else if (home && home[0] == '/' && home[1] != '\0') {
+        n = snprintf(buf, cap, "%s/.cache/hashmmap-dnscache", home);
+        *make_parent = true;
+    } else {
+        return -ENOENT;
+    }
     return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+}
+
+/* mkdir -m 0700 of path's parent (the user's cache directory). */
+static void make_parent_dir(const char *path)
+{
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (mkdir(parent, 0700) != 0 && errno != EEXIST)
+            step_aside("%s: cannot create the user's cache directory: %s", parent, strerror(errno));
+    }
 }
 
 /* The checks of the opening comment; NULL when path is safe, else why not. */
@@ -198,10 +235,16 @@ static void open_cache(void)
         env_seconds_ms("HASHMMAP_DNSCACHE_NEGATIVE_TTL", DNSCACHE_DEFAULT_NEGATIVE_TTL_S);
 
     char dir[PATH_MAX];
-    if (cache_dir_path(dir, sizeof dir)) {
-        step_aside("the cache directory's path is too long");
+    bool make_parent;
+    int where = cache_dir_path(dir, sizeof dir, &make_parent);
+    if (where) {
+        step_aside(where == -ENOENT ? "no cache directory: none of HASHMMAP_DNSCACHE_DIR, XDG_RUNTIME_DIR, "
+                                      "XDG_CACHE_HOME or HOME is set to an absolute path"
+                                    : "the cache directory's path is too long");
         return;
     }
+    if (make_parent)
+        make_parent_dir(dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         step_aside("%s: cannot create the cache directory: %s", dir, strerror(errno));
         return;

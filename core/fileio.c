@@ -1,22 +1,178 @@
 /*
- * fileio.c - giving the map's files their space before anyone maps it
- * (FORMAT.md §1, "Space is allocated before use").
+ * fileio.c - how core opens and makes the files of a map (FORMAT.md §1).
  *
- * A store into a page of a shared mapping that the filesystem cannot back
- * kills the process with SIGBUS, far from the call that caused it.  So no
- * byte of a file is mapped for writing before its blocks are allocated:
- * a full disk (or a tmpfs at its limit, or a memfd over its cgroup's
- * memory) is -ENOSPC from the open or the put that needed the space.
+ * Three rules, in one place so that the map, metrics and log files all
+ * follow them:
+ *   - only regular files are opened: a FIFO planted under a map's file name
+ *     would block open() (or the first read) forever, a device would be
+ *     mapped or read as if it were a map;
+ *   - a new file is built where nobody can see it (an unnamed O_TMPFILE
+ *     where the filesystem has them, else a dot-name that every failure
+ *     unlinks) and only linked into place when complete, so neither a
+ *     failure nor a kill leaves a half-made or orphaned file behind;
+ *   - its space is allocated before it is mapped, so a full disk is
+ *     -ENOSPC from the call that needed the space, never SIGBUS on a store
+ *     into a hole of a sparse file.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/internal.h"
 
+static const char *file_type_name(mode_t mode)
+{
+    return S_ISFIFO(mode) ? "a FIFO" : S_ISDIR(mode) ? "a directory" : S_ISCHR(mode) ? "a character device"
+           : S_ISBLK(mode) ? "a block device" : S_ISSOCK(mode) ? "a socket" : "not a plain file";
+}
+
+int hmm__open_regular(const char *path, int flags)
+{
+    /* O_NONBLOCK: an open of a FIFO without a writer returns at once
+     * instead of waiting for one; on a regular file it means nothing and
+     * is cleared below anyway.  O_NOCTTY: a terminal never becomes ours. */
+    int fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = -errno;
+    else if (!S_ISREG(st.st_mode))
+        rc = hmm_fail(-EINVAL, "%s: not a regular file (%s)", path, file_type_name(st.st_mode));
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0)
+        rc = -errno;
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int hmm__allocate(int fd, uint64_t off, uint64_t len)
+{
+    if (len == 0)
+        return 0;
+    int rc;
+    do
+        rc = posix_fallocate(fd, (off_t)off, (off_t)len);
+    while (rc == EINTR);
+    /* glibc already falls back to writing zeros where the filesystem has
+     * no fallocate; what is left (EOPNOTSUPP on odd file systems) keeps
+     * the file sparse, as it was before this check existed. */
+    if (rc == EOPNOTSUPP || rc == ENOSYS)
+        return 0;
+    return -rc;
+}
+
+/* O_TMPFILE needs a link through /proc to be named without privileges. */
+static bool tmpfile_usable(void)
+{
+    return access("/proc/self/fd", X_OK) == 0;
+}
+
+int hmm__newfile_open(struct hmm__newfile *nf, const char *dir, const char *name)
+{
+    nf->tmp[0] = '\0';
+    if (tmpfile_usable()) {
+        nf->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (nf->fd >= 0)
+            return 0;
+        /* EOPNOTSUPP, EISDIR, EINVAL: this filesystem has none; a named
+         * temporary file does the same job with one more way to fail. */
+    }
+    if (snprintf(nf->tmp, sizeof nf->tmp, "%s/.%s.XXXXXX", dir, name) >= (int)sizeof nf->tmp)
+        return -ENAMETOOLONG;
+    nf->fd = mkostemp(nf->tmp, O_CLOEXEC);
+    if (nf->fd < 0) {
+        nf->tmp[0] = '\0';
+        return -errno;
+    }
+    return 0;
+}
+
+/* Give the unnamed file of nf the unused name dir-of-path/.name.RANDOM. */
+static int name_unnamed(struct hmm__newfile *nf, const char *path)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", nf->fd);
+    for (int attempt = 0; attempt < 16; attempt++) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+            r = hmm_now_ms() ^ ((uint64_t)getpid() << 20) ^ (uint64_t)attempt;
+        if (snprintf(nf->tmp, sizeof nf->tmp, "%s.%016llx.tmp", path, (unsigned long long)r) >=
+            (int)sizeof nf->tmp)
+            return -ENAMETOOLONG;
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, nf->tmp, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno != EEXIST) {
+            nf->tmp[0] = '\0';
+            return -errno;
+        }
+    }
+    nf->tmp[0] = '\0';
+    return -EEXIST;
+}
+
+int hmm__newfile_publish(struct hmm__newfile *nf, const char *path, bool replace)
+{
+    int rc = 0;
+    if (!nf->tmp[0] && !replace) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", nf->fd);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0)
+            rc = -errno;
+        return rc;
+    }
+    /* rename() is the only way to replace atomically, and it needs a name
+     * to move from: a kill between the two calls leaves that name (the
+     * only window in which anything can be left behind). */
+    if (!nf->tmp[0] && (rc = name_unnamed(nf, path)) != 0)
+        return rc;
+    if ((replace ? rename(nf->tmp, path) : link(nf->tmp, path)) != 0)
+        rc = -errno;
+    if (replace && rc == 0)
+        nf->tmp[0] = '\0'; /* moved: nothing left to unlink */
+    return rc;
+}
+
+void hmm__newfile_close(struct hmm__newfile *nf)
+{
+    if (nf->fd >= 0)
+        close(nf->fd);
+    nf->fd = -1;
+    if (nf->tmp[0])
+        unlink(nf->tmp);
+    nf->tmp[0] = '\0';
+}
+
+int hmm__sibling_access(int fd, int map_fd, unsigned fallback_mode)
+{
+    struct stat st;
+    mode_t mode = fallback_mode;
+    if (map_fd >= 0 && fstat(map_fd, &st) == 0) {
+        mode = st.st_mode & 07777;
+        /* Same owner and group as the map, so whoever may write the map
+         * may write its siblings: root may give both, others at least the
+         * group (allowed when they belong to it).  Best effort: the mode
+         * below is what matters for the creator's own access. */
+        if (fchown(fd, st.st_uid, st.st_gid) != 0 && fchown(fd, (uid_t)-1, st.st_gid) != 0) {
+            /* not a member of the map's group: the file keeps ours */
+        }
+    }
+    return fchmod(fd, mode) == 0 ? 0 : -errno;
+}
+
+/* The whole file, from 0 (blocks below the old end may be holes too: a
+ * file made sparse by an older build or a copy); the size is given back on
+ * failure. */
 int hmm__file_allocate(int fd, uint64_t size)
 {
     struct stat st;

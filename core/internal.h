@@ -8,6 +8,7 @@
 #ifndef HMM_INTERNAL_H
 #define HMM_INTERNAL_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,29 @@ struct hmm {
 /* ---- errors.c ---- */
 int hmm_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void hmm_clear_error(void);
+
+/* ---- fileio.c: opening and making the files of a map ---- */
+/* open(path, flags) of a regular file only: a FIFO, device or directory is
+ * refused with -EINVAL (and a detail) without ever blocking.  fd or -errno. */
+int hmm__open_regular(const char *path, int flags);
+/* Allocate [off, off+len) of fd now, so later stores into a mapping of it
+ * cannot meet a full disk (SIGBUS): 0 or -errno (-ENOSPC). */
+int hmm__allocate(int fd, uint64_t off, uint64_t len);
+/* A file under construction: unnamed (O_TMPFILE) or, where the filesystem
+ * lacks that, a dot-name in the same directory.  Every path ends in
+ * hmm__newfile_close, which closes it and removes any name it still has. */
+struct hmm__newfile {
+    int fd;
+    char tmp[PATH_MAX]; /* the temporary name, "" when unnamed or moved */
+};
+int hmm__newfile_open(struct hmm__newfile *nf, const char *dir, const char *name);
+/* Link the complete file at path: replace renames over what is there,
+ * otherwise -EEXIST when path exists (another process was first). */
+int hmm__newfile_publish(struct hmm__newfile *nf, const char *path, bool replace);
+void hmm__newfile_close(struct hmm__newfile *nf);
+/* Give the new file fd the map file's mode, owner and group as far as we
+ * may (fallback_mode when the map file cannot be looked at). */
+int hmm__sibling_access(int fd, int map_fd, unsigned fallback_mode);
 
 /* ---- map.c ---- */
 uint64_t hmm_now_ms(void);

@@ -282,31 +282,34 @@ static int hand_over(hmm_t *m, int rc, hmm_t **out)
     return 0;
 }
 
-/* Make DIR/hashmmap.map atomically: write a complete map under a temporary
- * name, then link() it into place.  Returns 0, or -EEXIST if another process
- * created it first. */
+/* Make DIR/hashmmap.map atomically: write a complete map into a file
+ * nobody can see (fileio.c), then link() it into place.  Returns 0, or
+ * -EEXIST if another process created it first.  Every failure, and a kill
+ * at any point where the filesystem has O_TMPFILE, leaves nothing behind;
+ * the space is allocated before the first store into it, so a full disk
+ * is -ENOSPC here rather than SIGBUS in init_map. */
 static int create_map_file(const char *dir, const char *path, const hmm_config *cfg, mode_t mode)
 {
     struct hmm_geometry g;
     int rc = hmm__plan_geometry(cfg, &g);
     if (rc)
         return rc;
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, HMM_MAP_FILE) >= (int)sizeof tmp)
-        return hmm_fail(-ENAMETOOLONG, "%s: path too long", dir);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return hmm_fail(-errno, "%s: cannot create a file: %s", dir, strerror(errno));
-    if (fchmod(fd, mode) != 0)
-        rc = hmm_fail(-errno, "%s: chmod: %s", tmp, strerror(errno));
+    struct hmm__newfile nf;
+    rc = hmm__newfile_open(&nf, dir, HMM_MAP_FILE);
+    if (rc)
+        return hmm_fail(rc, "%s: cannot create a file: %s", dir, strerror(-rc));
+    if (fchmod(nf.fd, mode) != 0)
+        rc = hmm_fail(-errno, "%s: chmod: %s", path, strerror(errno));
+    if (rc == 0 && (rc = hmm__allocate(nf.fd, 0, g.file_size)) != 0)
+        rc = hmm_fail(rc, "%s: cannot allocate %llu bytes for a new map: %s", path,
+                      (unsigned long long)g.file_size, strerror(-rc));
     if (rc == 0)
-        rc = size_and_init(fd, &g, cfg, tmp);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = hmm_fail(-errno, "%s: fsync: %s", tmp, strerror(errno));
-    close(fd);
-    if (rc == 0 && link(tmp, path) != 0)
-        rc = errno == EEXIST ? -EEXIST : hmm_fail(-errno, "%s: %s", path, strerror(errno));
-    unlink(tmp);
+        rc = size_and_init(nf.fd, &g, cfg, path);
+    if (rc == 0 && fsync(nf.fd) != 0)
+        rc = hmm_fail(-errno, "%s: fsync: %s", path, strerror(errno));
+    if (rc == 0 && (rc = hmm__newfile_publish(&nf, path, false)) != 0 && rc != -EEXIST)
+        rc = hmm_fail(rc, "%s: %s", path, strerror(-rc));
+    hmm__newfile_close(&nf);
     return rc;
 }
 
@@ -412,7 +415,13 @@ HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
         return -ENOMEM;
     bool created = false;
     for (int attempt = 0; attempt < 2; attempt++) {
-        m->fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        /* Only a regular file: a FIFO planted here must not hang us. */
+        m->fd = hmm__open_regular(path, rdonly ? O_RDONLY : O_RDWR);
+        if (m->fd == -EINVAL) {
+            m->fd = -1;
+            rc = -EINVAL; /* the detail names the file type */
+            goto fail;
+        }
         if (m->fd >= 0) {
             if (create && (cfg->flags & HMM_EXCL) && !created) {
                 rc = hmm_fail(HMM_EXISTS, "%s: map already exists", path);
@@ -420,9 +429,11 @@ HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
             }
             break;
         }
-        if (errno != ENOENT || !create) {
-            rc = errno == ENOENT ? hmm_fail(-ENOENT, "%s: no map here", path)
-                                 : hmm_fail(-errno, "%s: %s", path, strerror(errno));
+        int open_err = -m->fd;
+        m->fd = -1;
+        if (open_err != ENOENT || !create) {
+            rc = open_err == ENOENT ? hmm_fail(-ENOENT, "%s: no map here", path)
+                                    : hmm_fail(-open_err, "%s: %s", path, strerror(open_err));
             goto fail;
         }
         rc = create_map_file(dir, path, cfg, mode);

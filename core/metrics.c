@@ -65,27 +65,27 @@ static bool metrics_valid(const struct hmm_metrics_header *h, const uint8_t *map
            h->ncounters == HMM_COUNTERS_MAX && memcmp(h->map_id, map_id, sizeof h->map_id) == 0;
 }
 
-/* Write a fresh metrics file under a temporary name and move it into place
- * (rename: it also replaces a file that belongs to another map or is
- * damaged; counts in it could not be trusted anyway). */
-static int create_metrics_file(const char *dir, const char *path, const uint8_t *map_id, unsigned mode)
+/* Write a fresh metrics file where nobody sees it, allocated (counting
+ * into a hole of a full disk would be SIGBUS), with the map file's mode
+ * and owner, and move it into place (rename: it also replaces a file that
+ * belongs to another map or is damaged; counts in it could not be trusted
+ * anyway). */
+static int create_metrics_file(hmm_t *m, const char *dir, const char *path, unsigned mode)
 {
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, HMM_METRICS_FILE) >= (int)sizeof tmp)
-        return -ENAMETOOLONG;
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct hmm_metrics_header h;
-    init_metrics(&h, map_id);
-    int rc = fchmod(fd, mode) == 0 ? hmm__file_allocate(fd, HMM_METRICS_SIZE) : -errno;
-    if (rc == 0 && pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-        rc = -errno;
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
+    struct hmm__newfile nf;
+    int rc = hmm__newfile_open(&nf, dir, HMM_METRICS_FILE);
     if (rc)
-        unlink(tmp);
+        return rc;
+    struct hmm_metrics_header h;
+    init_metrics(&h, m->hdr->map_id);
+    rc = hmm__sibling_access(nf.fd, m->fd, mode);
+    if (rc == 0)
+        rc = hmm__allocate(nf.fd, 0, HMM_METRICS_SIZE);
+    if (rc == 0 && pwrite(nf.fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
+        rc = -errno;
+    if (rc == 0)
+        rc = hmm__newfile_publish(&nf, path, true);
+    hmm__newfile_close(&nf);
     return rc;
 }
 
@@ -121,7 +121,9 @@ int metrics_open(hmm_t *m, const char *dir, unsigned mode)
     if (snprintf(path, sizeof path, "%s/%s", dir, HMM_METRICS_FILE) >= (int)sizeof path)
         return 0;
     for (int attempt = 0; attempt < 2; attempt++) {
-        int fd = open(path, (m->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        /* Not a regular file (a FIFO planted here): replaced like a
+         * damaged one, never waited on. */
+        int fd = hmm__open_regular(path, m->rdonly ? O_RDONLY : O_RDWR);
         struct stat st;
         struct hmm_metrics_header h;
         if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size >= HMM_METRICS_SIZE &&
@@ -132,7 +134,7 @@ int metrics_open(hmm_t *m, const char *dir, unsigned mode)
             close(fd);
         if (m->rdonly || attempt > 0)
             break;
-        int rc = create_metrics_file(dir, path, m->hdr->map_id, mode);
+        int rc = create_metrics_file(m, dir, path, mode);
         if (rc)
             hmm_fail(rc, "%s: cannot create the metrics file: %s", path, strerror(-rc));
     }

@@ -119,22 +119,27 @@ static bool header_valid(hmm_t *m, const struct hmm_replog_header *h, uint64_t c
            memcmp(h->map_id, m->hdr->map_id, sizeof h->map_id) == 0;
 }
 
-/* Make DIR/hashmmap.replog: complete under a temporary name, then moved
- * into place.  replace: rename over a damaged or foreign log; otherwise
- * link(), which leaves a log another opener made first alone. */
+/* Make DIR/hashmmap.replog: complete where nobody sees it, allocated
+ * (appends store into the mapping: a hole on a full disk would be SIGBUS),
+ * with the map file's mode and owner, then moved into place.  replace:
+ * rename over a damaged or foreign log; otherwise link(), which leaves a
+ * log another opener made first alone. */
 static int create_file(hmm_t *m, const char *dir, const char *path, uint64_t cap, unsigned mode, bool replace)
 {
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, HMM_REPLOG_FILE) >= (int)sizeof tmp)
-        return -ENAMETOOLONG;
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fchmod(fd, mode) == 0 ? init_file(fd, m->hdr->map_id, cap, first_seq_for(m)) : -errno;
-    close(fd);
-    if (rc == 0 && (replace ? rename(tmp, path) : link(tmp, path)) != 0 && errno != EEXIST)
-        rc = -errno;
-    unlink(tmp);
+    struct hmm__newfile nf;
+    int rc = hmm__newfile_open(&nf, dir, HMM_REPLOG_FILE);
+    if (rc)
+        return rc;
+    rc = hmm__sibling_access(nf.fd, m->fd, mode);
+    if (rc == 0)
+        rc = hmm__allocate(nf.fd, 0, HMM_REPLOG_HDR_SIZE + cap);
+    if (rc == 0)
+        rc = init_file(nf.fd, m->hdr->map_id, cap, first_seq_for(m));
+    if (rc == 0)
+        rc = hmm__newfile_publish(&nf, path, replace);
+    if (rc == -EEXIST)
+        rc = 0; /* another opener made it first: theirs is used */
+    hmm__newfile_close(&nf);
     return rc;
 }
 
@@ -179,10 +184,11 @@ int replog_open(hmm_t *m, const char *dir, unsigned mode)
         return hmm_fail(-ENAMETOOLONG, "%s: path too long", dir);
     int rc = 0;
     for (int attempt = 0; attempt < 3; attempt++) {
-        int fd = open(path, (m->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        /* A FIFO or other non-file here counts as damaged: replaced. */
+        int fd = hmm__open_regular(path, m->rdonly ? O_RDONLY : O_RDWR);
         struct stat st;
         struct hmm_replog_header h;
-        bool exists = fd >= 0 || errno != ENOENT;
+        bool exists = fd != -ENOENT;
         if (fd >= 0 && fstat(fd, &st) == 0 && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h &&
             header_valid(m, &h, cap, (uint64_t)st.st_size)) {
             rc = map_file(m, fd, cap);

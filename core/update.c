@@ -111,7 +111,12 @@ static uint64_t expiry_for(hmm_t *m, const struct write_req *r, const struct hmm
     if (r->absolute_expiry)
         return r->expire_abs_ms;
     uint64_t ttl = r->ttl_ms ? r->ttl_ms : m->default_ttl_ms;
-    return ttl ? now + ttl : 0;
+    if (!ttl)
+        return 0;
+    /* Saturate: now + a huge TTL would wrap to a time in the past and
+     * store an entry that is expired at birth.  UINT64_MAX ms is 584
+     * million years away, as good as "never" while keeping a TTL. */
+    return ttl > UINT64_MAX - now ? UINT64_MAX : now + ttl;
 }
 
 static uint64_t write_entry(hmm_t *m, struct hmm_stripe *s, uint64_t off, const struct write_req *r,

@@ -224,7 +224,9 @@ HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_
                         uint64_t *version);
 
 /* Store val under key, atomically.  ttl_ms 0 means the map's default TTL
- * (none unless set at creation).  flags: 0, HMM_NX (only if absent:
+ * (none unless set at creation); any other value counts from now, and one
+ * so large that now + ttl_ms would pass UINT64_MAX expires at UINT64_MAX
+ * (saturates: in practice never, never wrapped into the past).  flags: 0, HMM_NX (only if absent:
  * else HMM_EXISTS), HMM_XX (only if present: else HMM_NOTFOUND).
  * HMM_TOOBIG for oversize keys or values, HMM_FULL when there is no room,
  * -EINVAL for a NULL or empty key, -EBADF on a read-only handle. */

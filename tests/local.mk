@@ -22,6 +22,7 @@ HMM_CMOCKA_TESTS = \
 	tests/test_prefork \
 	tests/test_replog \
 	tests/test_hardening
+	tests/test_hostile
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -63,6 +64,9 @@ tests_test_replog_LDADD = $(HMM_TEST_LIBS)
 tests_test_hardening_SOURCES = %reldir%/test_hardening.c
 tests_test_hardening_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_hardening_LDADD = $(HMM_TEST_LIBS)
+tests_test_hostile_SOURCES = %reldir%/test_hostile.c
+tests_test_hostile_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_hostile_LDADD = $(HMM_TEST_LIBS)
 endif
 
 # Fuzzing (clang's libFuzzer): a short bounded run in `make check`, long

@@ -37,6 +37,7 @@
 
 #include <hashmmap.h>
 
+#include "tools/open_regular.h"
 #include "tools/tail_state.h"
 
 #define EXIT_NOTFOUND 1
@@ -44,6 +45,12 @@
 #define EXIT_OTHER 3
 
 #define READ_CHUNK (64u * 1024u)
+/* A line longer than this is printed in pieces of this many bytes, each
+ * ending in a newline: the carry buffer never grows past it, so a file
+ * without newlines (a sparse file, a binary) cannot exhaust memory. */
+#define DEFAULT_MAX_LINE (1024u * 1024u)
+#define MIN_MAX_LINE 16u
+#define MAX_MAX_LINE (256u * 1024u * 1024u)
 
 static const char *progname = "hashmmap-tail";
 static volatile sig_atomic_t stop_requested;
@@ -53,6 +60,7 @@ struct tail_opts {
     bool follow;
     bool dry_run;
     double interval_s;
+    size_t max_line;
 };
 
 /* Per file, across the passes of --follow: report a missing file once. */
@@ -72,6 +80,7 @@ static void usage(FILE *out)
             "  -F, --follow               keep reading like tail -F, recording as it goes\n"
             "  -s, --sleep-interval SEC   --follow: seconds between passes (default 1)\n"
             "  -n, --dry-run              print, but do not record the positions\n"
+            "  -L, --max-line BYTES       print longer lines in pieces of BYTES (default 1048576)\n"
             "  -h, --help                 this text\n"
             "Examples:\n"
             "  %s --state /var/lib/logcheck/tail /var/log/syslog /var/log/auth.log\n"
@@ -111,19 +120,77 @@ static int write_all(const char *p, size_t len)
     return 0;
 }
 
+/* The lines of one file in one pass: complete lines go out, an unfinished
+ * one waits in carry (at most max_line bytes), a longer one is cut. */
+struct line_out {
+    const char *path;
+    size_t max_line;
+    char *carry;
+    size_t carry_len;
+    bool warned;
+};
+
+static void warn_long_line(struct line_out *lo, uint64_t at)
+{
+    if (lo->warned)
+        return;
+    lo->warned = true;
+    fprintf(stderr, "%s: %s: the line at offset %llu is longer than %zu bytes: printed in pieces of %zu bytes\n",
+            progname, lo->path, (unsigned long long)at, lo->max_line, lo->max_line);
+}
+
+/* n bytes read at file offset at.  p[run..i) are complete lines not yet
+ * written (carry is only ever non-empty at the start of a chunk, so it
+ * always goes out before them). */
+static int feed_lines(struct line_out *lo, const char *p, size_t n, uint64_t at)
+{
+    size_t i = 0, run = 0;
+    int rc;
+    while (i < n) {
+        const char *nl = memchr(p + i, '\n', n - i);
+        size_t seg = nl ? (size_t)(nl - (p + i)) : n - i; /* bytes before the newline */
+        if (lo->carry_len + seg <= lo->max_line) {
+            if (!nl) { /* unfinished: kept until its newline comes */
+                if ((rc = write_all(p + run, i - run)))
+                    return rc;
+                memcpy(lo->carry + lo->carry_len, p + i, seg);
+                lo->carry_len += seg;
+                return 0;
+            }
+            if (lo->carry_len && (rc = write_all(lo->carry, lo->carry_len)))
+                return rc;
+            lo->carry_len = 0;
+            i += seg + 1;
+            continue;
+        }
+        /* Too long: a piece of max_line bytes, ended by a newline. */
+        size_t take = lo->max_line - lo->carry_len;
+        if ((rc = write_all(p + run, i - run)) || (rc = write_all(lo->carry, lo->carry_len)) ||
+            (rc = write_all(p + i, take)) || (rc = write_all("\n", 1)))
+            return rc;
+        warn_long_line(lo, at + i - lo->carry_len);
+        lo->carry_len = 0;
+        i += take;
+        run = i;
+    }
+    return write_all(p + run, i - run);
+}
+
 /* Print the whole lines of fd from offset start to its end and return in
- * *end the offset after the last newline printed.  With finish (a rotated
+ * *end the offset after the last byte printed.  With finish (a rotated
  * file that will not grow any more) an unfinished last line is printed too,
  * with a newline added, so it is neither lost nor glued to the next file. */
-static int print_lines(int fd, uint64_t start, bool finish, uint64_t *end)
+static int print_lines(int fd, const char *path, size_t max_line, uint64_t start, bool finish, uint64_t *end)
 {
+    struct line_out lo = {.path = path, .max_line = max_line};
     char *chunk = malloc(READ_CHUNK);
-    char *carry = NULL; /* bytes after the last newline seen so far */
-    size_t carry_len = 0, carry_cap = 0;
+    lo.carry = malloc(max_line);
     uint64_t pos = start;
     int rc = 0;
-    if (!chunk)
-        return -ENOMEM;
+    if (!chunk || !lo.carry) {
+        rc = -ENOMEM;
+        goto out;
+    }
     for (;;) {
         ssize_t n = pread(fd, chunk, READ_CHUNK, (off_t)pos);
         if (n < 0 && errno == EINTR)
@@ -134,57 +201,85 @@ static int print_lines(int fd, uint64_t start, bool finish, uint64_t *end)
         }
         if (n == 0)
             break;
-        pos += (uint64_t)n;
-        const char *rest = chunk;
-        size_t rest_len = (size_t)n;
-        const char *nl = memrchr(chunk, '\n', rest_len);
-        if (nl) {
-            size_t upto = (size_t)(nl - chunk) + 1;
-            if ((rc = write_all(carry, carry_len)) || (rc = write_all(chunk, upto)))
-                goto out;
-            carry_len = 0;
-            rest += upto;
-            rest_len -= upto;
-        }
-        if (carry_len + rest_len > carry_cap) {
-            size_t cap = carry_cap ? carry_cap : READ_CHUNK;
-            while (cap < carry_len + rest_len)
-                cap *= 2;
-            char *bigger = realloc(carry, cap);
-            if (!bigger) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            carry = bigger;
-            carry_cap = cap;
-        }
-        if (rest_len)
-            memcpy(carry + carry_len, rest, rest_len);
-        carry_len += rest_len;
-    }
-    if (finish && carry_len) {
-        if ((rc = write_all(carry, carry_len)) || (rc = write_all("\n", 1)))
+        if ((rc = feed_lines(&lo, chunk, (size_t)n, pos)))
             goto out;
-        carry_len = 0;
+        pos += (uint64_t)n;
     }
-    *end = pos - carry_len;
+    if (finish && lo.carry_len) {
+        if ((rc = write_all(lo.carry, lo.carry_len)) || (rc = write_all("\n", 1)))
+            goto out;
+        lo.carry_len = 0;
+    }
+    *end = pos - lo.carry_len;
 out:
     free(chunk);
-    free(carry);
+    free(lo.carry);
     return rc;
+}
+
+/* Open FILE under the rule of hashmmap-tail(1), SECURITY.  In a directory
+ * that only the invoking user or root can change, FILE is opened as named
+ * (a symlink there was put there by one of them).  In any other directory
+ * (group- or world-writable, sticky or not, or owned by another user) a
+ * symlink is not followed (O_NOFOLLOW, on the directory fd that was checked,
+ * so the check and the open see the same directory), and a file with more
+ * than one hard link is refused: those are how another user makes a file
+ * they cannot read appear under a log's name, for root to print.  Either
+ * way only a regular file is read (a FIFO would block the run).  Returns the
+ * fd with *st filled, or -errno with why set for refusals (-EPERM, -EINVAL). */
+static int open_log(const char *path, struct stat *st, char *why, size_t whylen)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dirname[PATH_MAX] = ".";
+    if (slash) {
+        size_t dlen = slash == path ? 1 : (size_t)(slash - path); /* "/x" lives in "/" */
+        if (dlen >= sizeof dirname)
+            return -ENAMETOOLONG;
+        memcpy(dirname, path, dlen);
+        dirname[dlen] = '\0';
+    }
+    int dfd = open(dirname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    struct stat dst;
+    int fd = fstat(dfd, &dst) != 0 ? -errno : 0;
+    bool trusted = fd == 0 && (dst.st_uid == geteuid() || dst.st_uid == 0) &&
+                   !(dst.st_mode & (S_IWGRP | S_IWOTH));
+    if (fd == 0)
+        fd = hmm__open_regular_at(dfd, *base ? base : ".", O_RDONLY | (trusted ? 0 : O_NOFOLLOW), st, why,
+                                  whylen);
+    close(dfd);
+    if (fd == -ELOOP && !trusted) {
+        snprintf(why, whylen, "a symbolic link in a directory other users can write: not followed");
+        return -EPERM;
+    }
+    if (fd >= 0 && !trusted && st->st_nlink > 1) {
+        snprintf(why, whylen, "has %lu hard links in a directory other users can write: not read",
+                 (unsigned long)st->st_nlink);
+        close(fd);
+        return -EPERM;
+    }
+    return fd;
 }
 
 /* Open the rotated predecessor of path: an entry of the same directory
  * named path's base name plus '.', '-' or '_' and more, with the old device
  * and inode.  FILE.1 (logrotate) is tried first, then the directory is
- * scanned (savelog's FILE.0, dateext's FILE-YYYYMMDD, ...).  -1 if none. */
+ * scanned (savelog's FILE.0, dateext's FILE-YYYYMMDD, ...).  -1 if none.
+ * Rotation renames real files, so a symlink is never one of them (an
+ * inode match through a link planted by another user proves nothing). */
 static int open_rotated(const char *path, uint64_t dev, uint64_t ino)
 {
-    char name[PATH_MAX];
+    char name[PATH_MAX], why[128];
     struct stat st;
-    if (snprintf(name, sizeof name, "%s.1", path) < (int)sizeof name && stat(name, &st) == 0
-        && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino && S_ISREG(st.st_mode))
-        return open(name, O_RDONLY | O_CLOEXEC);
+    int fd = -1;
+    if (snprintf(name, sizeof name, "%s.1", path) < (int)sizeof name &&
+        (fd = hmm__open_regular_at(AT_FDCWD, name, O_RDONLY | O_NOFOLLOW, &st, why, sizeof why)) >= 0) {
+        if ((uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino)
+            return fd;
+        close(fd);
+    }
 
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -201,15 +296,22 @@ static int open_rotated(const char *path, uint64_t dev, uint64_t ino)
     if (!d)
         return -1;
     size_t blen = strlen(base);
-    int fd = -1;
+    fd = -1;
     struct dirent *e;
     while (fd < 0 && (e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, base, blen) != 0 || !strchr(".-_", e->d_name[blen])
             || e->d_name[blen] == '\0' || e->d_name[blen + 1] == '\0')
             continue;
-        if (fstatat(dirfd(d), e->d_name, &st, 0) == 0 && (uint64_t)st.st_dev == dev
-            && (uint64_t)st.st_ino == ino && S_ISREG(st.st_mode))
-            fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
+        /* The inode is compared before opening (no open of unrelated
+         * files, which may be FIFOs) and again on the open file. */
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || (uint64_t)st.st_dev != dev
+            || (uint64_t)st.st_ino != ino || !S_ISREG(st.st_mode))
+            continue;
+        fd = hmm__open_regular_at(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW, &st, why, sizeof why);
+        if (fd >= 0 && ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino)) {
+            close(fd);
+            fd = -1;
+        }
     }
     closedir(d);
     return fd;
@@ -217,7 +319,7 @@ static int open_rotated(const char *path, uint64_t dev, uint64_t ino)
 
 /* Finish the file a record belongs to, found under a rotated name; updates
  * *pos to its end.  Returns true when it was found. */
-static int finish_rotated(const char *path, struct tail_pos *pos, bool *found)
+static int finish_rotated(const char *path, size_t max_line, struct tail_pos *pos, bool *found)
 {
     *found = false;
     int fd = open_rotated(path, pos->dev, pos->ino);
@@ -232,7 +334,7 @@ static int finish_rotated(const char *path, struct tail_pos *pos, bool *found)
     }
     /* A rotated file that shrank was rewritten: all of it is new. */
     uint64_t from = (uint64_t)st.st_size < pos->offset ? 0 : pos->offset;
-    if ((rc = print_lines(fd, from, true, &pos->offset)) == 0)
+    if ((rc = print_lines(fd, path, max_line, from, true, &pos->offset)) == 0)
         rc = tail_fingerprint(fd, pos);
 out:
     close(fd);
@@ -273,18 +375,20 @@ static int tail_one(hmm_t *m, const struct tail_opts *o, struct tail_file *f)
     else if (rc != HMM_NOTFOUND)
         goto fail_map;
 
-    int fd = open(f->arg, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    char why[128] = "";
+    int fd = open_log(f->arg, &st, why, sizeof why);
     if (fd < 0) {
-        rc = -errno;
+        rc = fd;
         if (rc != -ENOENT) {
-            fprintf(stderr, "%s: %s: %s\n", progname, f->arg, strerror(-rc));
+            fprintf(stderr, "%s: %s: %s\n", progname, f->arg, why[0] ? why : strerror(-rc));
             return rc;
         }
         /* Gone: rotated without a successor yet, or deleted.  Finish the
          * old file if it was renamed; keep the record either way. */
         if (have) {
             pos = old;
-            if ((rc = finish_rotated(f->arg, &pos, &found_rotated)) != 0)
+            if ((rc = finish_rotated(f->arg, o->max_line, &pos, &found_rotated)) != 0)
                 goto fail_io;
             if (found_rotated && !o->dry_run && pos.offset != old.offset) {
                 if (fflush(stdout) != 0)
@@ -300,25 +404,19 @@ static int tail_one(hmm_t *m, const struct tail_opts *o, struct tail_file *f)
     }
     f->reported_missing = false;
 
-    struct stat st;
     uint64_t start = 0;
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        close(fd);
-        goto fail_io;
-    }
     if (have && (uint64_t)st.st_dev == old.dev && (uint64_t)st.st_ino == old.ino) {
         start = resume_offset(fd, &st, &old, f->arg);
     } else if (have) {
         pos = old;
-        if ((rc = finish_rotated(f->arg, &pos, &found_rotated)) != 0) {
+        if ((rc = finish_rotated(f->arg, o->max_line, &pos, &found_rotated)) != 0) {
             close(fd);
             goto fail_io;
         }
     }
     pos.dev = (uint64_t)st.st_dev;
     pos.ino = (uint64_t)st.st_ino;
-    rc = print_lines(fd, start, false, &pos.offset);
+    rc = print_lines(fd, f->arg, o->max_line, start, false, &pos.offset);
     if (rc == 0)
         rc = tail_fingerprint(fd, &pos);
     close(fd);
@@ -390,12 +488,13 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
         {"follow", no_argument, NULL, 'F'},
         {"sleep-interval", required_argument, NULL, 's'},
         {"dry-run", no_argument, NULL, 'n'},
+        {"max-line", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
     char *end;
-    while ((c = getopt_long(argc, argv, "S:Fs:nh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "S:Fs:nL:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'S':
             o->state_dir = optarg;
@@ -413,6 +512,17 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
         case 'n':
             o->dry_run = true;
             break;
+        case 'L': {
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || *end || end == optarg || optarg[0] == '-' || v < MIN_MAX_LINE || v > MAX_MAX_LINE) {
+                fprintf(stderr, "%s: bad --max-line '%s' (bytes, %u to %u)\n", progname, optarg, MIN_MAX_LINE,
+                        MAX_MAX_LINE);
+                return EXIT_USAGE;
+            }
+            o->max_line = (size_t)v;
+            break;
+        }
         case 'h':
             usage(stdout);
             exit(0);
@@ -431,7 +541,7 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
 
 int main(int argc, char **argv)
 {
-    struct tail_opts o = {.interval_s = 1.0};
+    struct tail_opts o = {.interval_s = 1.0, .max_line = DEFAULT_MAX_LINE};
     int code = parse_args(argc, argv, &o);
     if (code)
         return code;

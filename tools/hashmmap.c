@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +129,12 @@ static bool parse_ttl(const char *s, uint64_t *out)
         mult = 86400e3;
     else
         return false;
-    *out = (uint64_t)(v * mult + 0.5);
+    /* inf, nan and anything past 2^64 ms have no uint64_t value: the cast
+     * would be undefined behaviour, so they are refused before it. */
+    double ms = v * mult + 0.5;
+    if (!isfinite(ms) || ms >= 18446744073709551616.0)
+        return false;
+    *out = (uint64_t)ms;
     return true;
 }
 
@@ -187,7 +193,7 @@ static int cmd_load(hmm_t *m)
             continue;
         struct jsonl_record r = {0};
         if (!jsonl_parse_record(line, &r, &ps)) {
-            fprintf(stderr, "hashmmap: load: line %lu: not a dump record (need {\"key\":...,\"value\":...})\n", lineno);
+            fprintf(stderr, "hashmmap: load: line %lu: not a dump record: %s\n", lineno, ps.error);
             status = EXIT_ERROR;
         } else {
             int rc = hmm_put_tagged(m, r.key, r.klen, r.val, r.vlen, r.ttl_ms, 0, r.tag);

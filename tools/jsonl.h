@@ -17,6 +17,8 @@ struct jsonl_parser {
     const char *p;
     char *buf;       /* decoded string */
     size_t len, cap;
+    const char *error; /* why the last jsonl_parse_record refused its line */
+    char errbuf[160];  /* room for a reason that names a field */
 };
 
 struct jsonl_record {
@@ -31,7 +33,8 @@ struct jsonl_record {
 void jsonl_put_field(FILE *out, const char *name, const void *p, size_t n);
 /* Parse one line into r (which owns its key and value: jsonl_record_free);
  * ps is scratch space reused across lines (free ps->buf at the end).
- * false when the line is not a dump record. */
+ * false when the line is not a dump record: ps->error then says why
+ * (unknown field, bad number, lone surrogate, non-canonical base64, ...). */
 bool jsonl_parse_record(const char *line, struct jsonl_record *r, struct jsonl_parser *ps);
 void jsonl_record_free(struct jsonl_record *r);
 

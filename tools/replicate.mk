@@ -4,6 +4,7 @@ if HAVE_OPENSSL
 bin_PROGRAMS += hashmmap-replicate
 hashmmap_replicate_SOURCES = \
 	%reldir%/replicate/hashmmap-replicate.c \
+	%reldir%/open_regular.c %reldir%/open_regular.h \
 	%reldir%/replicate/repl.h \
 	%reldir%/replicate/repl_frame.c %reldir%/replicate/repl_frame.h \
 	%reldir%/replicate/repl_auth.c \

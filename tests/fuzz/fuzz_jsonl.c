@@ -1,7 +1,8 @@
 /*
  * fuzz_jsonl.c - libFuzzer harness for the JSON lines that `hashmmap load`
- * reads: any input is parsed without a crash, and a record that parses
- * writes back (as dump would) to a line that parses to the same record.
+ * reads: any input is parsed without a crash, a refused line always has a
+ * reason, and a record that parses writes back (as dump would) to a line
+ * that parses to the same record.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct jsonl_record r = {0};
         if (jsonl_parse_record(line, &r, &ps))
             round_trip(&r);
+        else if (!ps.error)
+            abort(); /* every refusal must say why (load prints it) */
         jsonl_record_free(&r);
     }
     free(ps.buf);

@@ -26,6 +26,7 @@
 #include <hashmmap.h>
 
 #include "repl.h"
+#include "tools/open_regular.h"
 
 enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_ERROR = 3 };
 
@@ -72,19 +73,24 @@ static void usage(FILE *out)
             "Exit status: 0 stopped by SIGTERM/SIGINT, 2 usage error, 3 the map, the address or TLS setup failed.\n");
 }
 
-/* The secret must not be readable by others: it is all that keeps a
- * stranger from reading the map or writing into a replica. */
+/* The secret must be ours and readable by nobody else: it is all that
+ * keeps a stranger from reading the map or writing into a replica.  A file
+ * another user owns (even 0600: root can read it) could be theirs to
+ * rewrite, so a root daemon would trust a secret a user chose.  A FIFO
+ * would block the open or the read: refused at once (open_regular.h). */
 static int read_secret(const char *path, struct repl_options *o)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb)) {
-        fprintf(stderr, "hashmmap-replicate: --secret-file %s: %s\n", path, strerror(errno));
-        goto fail;
+    char why[96] = "";
+    int fd = hmm__open_regular_at(AT_FDCWD, path, O_RDONLY, &sb, why, sizeof why);
+    if (fd < 0) {
+        fprintf(stderr, "hashmmap-replicate: --secret-file %s: %s\n", path, fd == -EINVAL ? why : strerror(-fd));
+        return -1;
     }
-    if (!S_ISREG(sb.st_mode) || (sb.st_mode & 077)) {
-        fprintf(stderr, "hashmmap-replicate: --secret-file %s: must be a regular file that only its owner can read (chmod 600)\n",
-                path);
+    if ((sb.st_mode & 077) || sb.st_uid != geteuid()) {
+        fprintf(stderr, "hashmmap-replicate: --secret-file %s: must be a regular file of user %lu (owner %lu) "
+                "that only its owner can read (chmod 600)\n", path, (unsigned long)geteuid(),
+                (unsigned long)sb.st_uid);
         goto fail;
     }
     ssize_t n = read(fd, o->secret, sizeof o->secret);
