@@ -20,6 +20,7 @@ bindings_python_hashmmap_la_LIBADD = libhashmmap-dnscore.la -lm
 bindings_python_hashmmap_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
 	-shrext $(PYTHON_EXT_SUFFIX) -export-symbols-regex '^PyInit_hashmmap$$'
 
-TESTS += tests/python.test
+TESTS += tests/python.test tests/gunicorn.test
 endif
-EXTRA_DIST += tests/python.test %reldir%/tests/test_map.py %reldir%/tests/test_fork.py
+EXTRA_DIST += tests/python.test %reldir%/tests/test_map.py %reldir%/tests/test_fork.py \
+	tests/gunicorn.test tests/gunicorn_check.py examples/gunicorn_cache.py
