@@ -24,3 +24,9 @@ TESTS += tests/python.test tests/gunicorn.test
 endif
 EXTRA_DIST += tests/python.test %reldir%/tests/test_map.py %reldir%/tests/test_fork.py \
 	tests/gunicorn.test tests/gunicorn_check.py examples/gunicorn_cache.py
+
+# Python get/put latency against dict, dbm.gnu and sqlite3 (bench/README.md).
+bench-python: $(python_LTLIBRARIES)
+	PYTHONPATH=$(abs_top_builddir)/bindings/python/.libs $(PYTHON) $(srcdir)/bench/pybench.py
+.PHONY: bench-python
+EXTRA_DIST += bench/pybench.py
