@@ -142,6 +142,7 @@ int hmm__header_validate_mapped(hmm_t *m);
 /* ---- metrics.c ---- */
 int metrics_open(hmm_t *m, const char *dir, unsigned mode);
 void metrics_close(hmm_t *m);
+int hmm__metrics_adopt(hmm_t *m, int fd); /* hmm_open_fd: map a received metrics fd (-1: none) */
 void metrics_bind(hmm_t *m, uint32_t proc_slot_tag); /* count into this process's slot */
 void metrics_fold(hmm_t *m, uint32_t proc_slot_index); /* a closed or dead process's counts into the totals */
 void metrics_sum(hmm_t *m, uint64_t *counters);
@@ -156,6 +157,7 @@ static inline void metrics_add(hmm_t *m, enum hmm_counter c, uint64_t n)
 /* ---- replog.c (FORMAT.md §14) ---- */
 int replog_open(hmm_t *m, const char *dir, unsigned mode);
 void replog_close(hmm_t *m);
+int hmm__replog_adopt(hmm_t *m, int fd);  /* hmm_open_fd: map a received log fd (-1: none) */
 /* Reserve and fill the log record of the change the holder of stripe is
  * making (stripe lock held); commit or void it once the change is
  * published or abandoned. */

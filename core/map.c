@@ -509,3 +509,58 @@ HMM_EXPORT int hmm_sync(hmm_t *m)
         return hmm_fail(-errno, "%s: replication log sync: %s", m->path, strerror(errno));
     return 0;
 }
+
+/* ---- passing an anonymous map to another process (issue 20) ----
+ *
+ * An anonymous map is a memfd plus the memfds of its metrics and its
+ * replication log.  All three travel: the log because stripe intents and
+ * sequence numbers refer to one ring that every writer must share, the
+ * metrics because a process's counts, and the folding of a dead one's,
+ * must land where every sharer sums them.  The receiver then joins the map
+ * like a forked child: it claims a process slot of its own, and the
+ * process table (pid plus start time) tells it from the sender. */
+
+HMM_EXPORT int hmm_fd(hmm_t *m, int fds[HMM_FD_COUNT])
+{
+    hmm_clear_error();
+    if (!m || !fds)
+        return hmm_fail(-EINVAL, "hmm_fd: NULL handle or array");
+    if (!m->anon)
+        return hmm_fail(-EINVAL, "%s: not an anonymous map: other processes open its directory", m->path);
+    fds[HMM_FD_MAP] = m->fd;
+    fds[HMM_FD_METRICS] = m->mfd;
+    fds[HMM_FD_REPLOG] = m->rfd;
+    return 0;
+}
+
+HMM_EXPORT int hmm_open_fd(hmm_t **out, const int fds[HMM_FD_COUNT], unsigned flags)
+{
+    hmm_clear_error();
+    if (!out || !fds || fds[HMM_FD_MAP] < 0)
+        return hmm_fail(-EINVAL, "hmm_open_fd: NULL handle pointer or no map fd");
+    *out = NULL;
+    if (flags & ~(HMM_RDONLY | HMM_NOMETRICS))
+        return hmm_fail(-EINVAL, "hmm_open_fd: only HMM_RDONLY and HMM_NOMETRICS apply");
+    hmm_t *m = handle_new("(anonymous map)", flags, true);
+    if (!m)
+        return -ENOMEM;
+    int rc = 0;
+    /* Our own descriptors: the caller may close theirs at once. */
+    m->fd = fcntl(fds[HMM_FD_MAP], F_DUPFD_CLOEXEC, 0);
+    if (m->fd < 0)
+        rc = hmm_fail(-errno, "dup of the map fd %d: %s", fds[HMM_FD_MAP], strerror(errno));
+    if (rc == 0)
+        rc = attach(m); /* validates the header as for a file */
+    if (rc == 0)
+        rc = hmm__metrics_adopt(m, fds[HMM_FD_METRICS]);
+    if (rc == 0)
+        rc = hmm__replog_adopt(m, fds[HMM_FD_REPLOG]);
+    if (rc == 0 && !m->rdonly) {
+        rc = proc_slot_ensure(m);
+        if (rc == 0)
+            proc_repair_dead(m);
+    }
+    if (m->rdonly)
+        m->flags |= HMM_RDONLY;
+    return hand_over(m, rc, out);
+}

@@ -141,6 +141,30 @@ int metrics_open(hmm_t *m, const char *dir, unsigned mode)
     return 0;
 }
 
+/* An anonymous map's metrics memfd received from another process
+ * (hmm_open_fd): counts must land where every sharer sums them, so the
+ * received file is mapped, never a new one made.  fd -1: counting off. */
+int hmm__metrics_adopt(hmm_t *m, int fd)
+{
+    m->mfd = -1;
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    struct hmm_metrics_header h;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < HMM_METRICS_SIZE ||
+        pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || !metrics_valid(&h, m->hdr->map_id))
+        return hmm_fail(-EINVAL, "fd %d is not the metrics of this map", fd);
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return hmm_fail(-errno, "dup of the metrics fd: %s", strerror(errno));
+    int rc = map_metrics(m, own);
+    if (rc) {
+        close(own);
+        return hmm_fail(rc, "mmap of the metrics fd: %s", strerror(-rc));
+    }
+    return 0;
+}
+
 void metrics_close(hmm_t *m)
 {
     if (m->mslots)

@@ -210,6 +210,34 @@ int replog_open(hmm_t *m, const char *dir, unsigned mode)
                     rc ? ": " : "", rc ? strerror(-rc) : "");
 }
 
+/* An anonymous map's log memfd received from another process
+ * (hmm_open_fd).  Every sharer must append to the same ring: stripe
+ * intents name positions in it, and sequence numbers are the map's.  So a
+ * writable handle of a map that logs refuses to open without it. */
+int hmm__replog_adopt(hmm_t *m, int fd)
+{
+    m->rfd = -1;
+    if (m->flags & HMM_NOREPLOG)
+        return 0;
+    if (fd < 0)
+        return m->rdonly ? 0 : hmm_fail(-EINVAL, "this map keeps a replication log: its fd is needed");
+    uint64_t cap = replog_capacity_for(m->hdr->replog_size, m->max_value);
+    struct stat st;
+    struct hmm_replog_header h;
+    if (fstat(fd, &st) != 0 || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+        !header_valid(m, &h, cap, (uint64_t)st.st_size))
+        return hmm_fail(-EINVAL, "fd %d is not the replication log of this map", fd);
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return hmm_fail(-errno, "dup of the replication log fd: %s", strerror(errno));
+    int rc = map_file(m, own, cap);
+    if (rc) {
+        close(own);
+        return hmm_fail(rc, "mmap of the replication log fd: %s", strerror(-rc));
+    }
+    return 0;
+}
+
 void replog_close(hmm_t *m)
 {
     if (m->rhdr)

@@ -206,6 +206,37 @@ HMM_EXPORT int hmm_open(hmm_t **m, const char *dir, const hmm_config *cfg);
  * afterwards share it through the same handle.  HMM_RDONLY is refused. */
 HMM_EXPORT int hmm_open_anon(hmm_t **m, const hmm_config *cfg);
 
+/* Passing an anonymous map to an unrelated process (one that was not
+ * forked from its creator: a re-exec'ed worker, a process a supervisor
+ * hands it to).  An anonymous map is held by up to HMM_FD_COUNT file
+ * descriptors (memfds): the map, its metrics and its replication log.
+ * Send all of them, for instance over a unix socket with SCM_RIGHTS
+ * (examples/anon_share.c), and open them with hmm_open_fd in the receiver.
+ *
+ * hmm_fd fills fds[HMM_FD_MAP], fds[HMM_FD_METRICS] and fds[HMM_FD_REPLOG]
+ * (-1 where the map has none: no metrics, or HMM_NOREPLOG).  They belong to
+ * the handle: do not close them; they stay valid until hmm_close (dup them
+ * to keep them longer).  They carry O_CLOEXEC.  -EINVAL for a map kept in
+ * a directory (other processes open the directory instead).
+ *
+ * hmm_open_fd opens the map those descriptors hold.  It duplicates them:
+ * the caller may close its own at once.  flags: 0, HMM_RDONLY (never
+ * writes a byte), HMM_NOMETRICS.  fds[HMM_FD_METRICS] may be -1 (this
+ * handle then counts nothing); fds[HMM_FD_REPLOG] is required for a
+ * writable handle of a map that keeps a log (every writer appends to the
+ * same ring).  The header is validated as hmm_open validates a file:
+ * HMM_CORRUPT, HMM_INCOMPAT, or -EINVAL when a descriptor is not what its
+ * place says or belongs to another map.  The new handle is one more
+ * sharer, like a forked child: it may itself be passed on with hmm_fd.
+ * Sender and receiver must be in one pid namespace (the process table
+ * tells live processes from dead ones by pid and start time). */
+#define HMM_FD_MAP     0
+#define HMM_FD_METRICS 1
+#define HMM_FD_REPLOG  2
+#define HMM_FD_COUNT   3
+HMM_EXPORT int hmm_fd(hmm_t *m, int fds[HMM_FD_COUNT]);
+HMM_EXPORT int hmm_open_fd(hmm_t **m, const int fds[HMM_FD_COUNT], unsigned flags);
+
 /* Unmap and free the handle.  NULL is a no-op.  Must not race with other
  * calls on the same handle. */
 HMM_EXPORT void hmm_close(hmm_t *m);

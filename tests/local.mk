@@ -95,3 +95,10 @@ check-valgrind: tests/test_api
 	    && echo "valgrind: $$t clean" || { echo "valgrind: $$t FAILED"; tail -n 40 tests/$$t.valgrind.log; exit 1; }; \
 	done
 .PHONY: check-valgrind
+
+# Prometheus names checked by promtool (issue 20; skipped without promtool).
+check_PROGRAMS += tests/repl_status
+tests_repl_status_SOURCES = %reldir%/repl_status.c
+tests_repl_status_LDADD = libhashmmap.la
+TESTS += tests/prometheus.test
+EXTRA_DIST += tests/prometheus.test

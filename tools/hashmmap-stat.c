@@ -95,7 +95,8 @@ static const char *repl_state_name(uint32_t state)
     return state < sizeof names / sizeof names[0] ? names[state] : "unknown";
 }
 
-/* The numeric fields, named once for the three formats. */
+/* The numeric fields, named once for the JSON output (Prometheus gives them
+ * names of its conventions in print_repl_prometheus). */
 #define REPL_FIELDS(XX)                                                                  \
     XX(peers, "gauge", "replicas connected (primary) or 1 when connected (replica)")     \
     XX(primary_seq, "gauge", "newest sequence number of the primary's log known")        \
@@ -130,15 +131,40 @@ static void print_repl_json(const hmm_repl_status *r)
 }
 
 static void prom_metric(const char *dir, const char *name, const char *type, const char *help, uint64_t value);
+static void prom_label(const char *s);
+
+/* Prometheus names follow its conventions (promtool check metrics): base
+ * units (seconds, bytes) as the last word, _total only on counters,
+ * timestamps as _timestamp_seconds.  The table and JSON keep the fields'
+ * own names. */
+static void prom_seconds(const char *dir, const char *name, const char *help, uint64_t ms)
+{
+    printf("# HELP hashmmap_%s %s\n# TYPE hashmmap_%s gauge\nhashmmap_%s{map=\"", name, help, name, name);
+    prom_label(dir);
+    printf("\"} %" PRIu64 ".%03u\n", ms / 1000, (unsigned)(ms % 1000));
+}
 
 static void print_repl_prometheus(const char *dir, const hmm_repl_status *r)
 {
-    char name[64];
-#define REPL_PROM(field, type, help)                                                             \
-    snprintf(name, sizeof name, "replication_%s%s", #field, type[0] == 'c' ? "_total" : ""); \
-    prom_metric(dir, name, type, help, (uint64_t)r->field);
-    REPL_FIELDS(REPL_PROM)
-#undef REPL_PROM
+    prom_metric(dir, "replication_peers", "gauge", "replicas connected (primary) or 1 when connected (replica)",
+                r->peers);
+    prom_metric(dir, "replication_primary_seq", "gauge", "newest sequence number of the primary's log known",
+                r->primary_seq);
+    prom_metric(dir, "replication_acked_seq", "gauge",
+                "sequence number applied (replica) or acknowledged by the slowest replica", r->acked_seq);
+    prom_metric(dir, "replication_lag_seqs", "gauge", "changes not yet applied / acknowledged", r->lag_seqs);
+    prom_seconds(dir, "replication_lag_seconds", "age of the oldest change not yet applied / acknowledged",
+                 r->lag_ms);
+    prom_metric(dir, "replication_sent_bytes_total", "counter", "bytes sent by the daemon", r->bytes_sent);
+    prom_metric(dir, "replication_received_bytes_total", "counter", "bytes received by the daemon",
+                r->bytes_received);
+    prom_metric(dir, "replication_snapshots_total", "counter", "full resyncs sent (primary) or received (replica)",
+                r->snapshots);
+    prom_metric(dir, "replication_reconnects_total", "counter", "reconnections to the primary", r->reconnects);
+    prom_seconds(dir, "replication_last_heartbeat_timestamp_seconds",
+                 "wall clock of the last heartbeat from the peer", r->last_heartbeat_ms);
+    prom_seconds(dir, "replication_updated_timestamp_seconds", "wall clock of the daemon's last report",
+                 r->updated_ms);
     prom_metric(dir, "replication_streaming", "gauge", "1 when the daemon is streaming the log",
                 r->state == HMM_REPL_STREAMING);
 }
@@ -244,8 +270,8 @@ static void print_prometheus(const char *dir, const struct snapshot *s)
         prom_metric(dir, name, "counter", hmm_counter_help(i), st->counters[i]);
     }
     prom_metric(dir, "items", "gauge", "entries in the map", st->items);
-    prom_metric(dir, "bytes_used", "gauge", "bytes of live entries (header, key and value)", st->bytes_used);
-    prom_metric(dir, "bytes_total", "gauge", "bytes of the data area", st->bytes_total);
+    prom_metric(dir, "used_bytes", "gauge", "bytes of live entries (header, key and value)", st->bytes_used);
+    prom_metric(dir, "data_bytes", "gauge", "bytes of the data area", st->bytes_total);
     prom_metric(dir, "file_bytes", "gauge", "size of the map file", st->file_size);
     prom_metric(dir, "max_bytes", "gauge", "size the map may grow to", st->max_size);
     prom_metric(dir, "index_slots", "gauge", "slots of the hash index", st->index_slots);
@@ -256,7 +282,7 @@ static void print_prometheus(const char *dir, const struct snapshot *s)
     static const char *const class_metrics[][2] = {
         {"class_pages", "pages given to the size class"},
         {"class_chunks_used", "chunks of the size class holding entries"},
-        {"class_chunks_total", "chunks the size class's pages hold"},
+        {"class_chunks", "chunks the size class's pages hold"},
     };
     for (unsigned k = 0; k < 3; k++) {
         printf("# HELP hashmmap_%s %s\n# TYPE hashmmap_%s gauge\n", class_metrics[k][0], class_metrics[k][1],
