@@ -11,6 +11,7 @@ hashmmap_replicate_SOURCES = \
 	%reldir%/replicate/repl_log.c \
 	%reldir%/replicate/repl_keyset.c %reldir%/replicate/repl_keyset.h \
 	%reldir%/replicate/repl_primary.c \
+	%reldir%/replicate/repl_promote.c \
 	%reldir%/replicate/repl_replica.c
 hashmmap_replicate_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 hashmmap_replicate_LDADD = libhashmmap.la $(OPENSSL_LIBS) $(JEMALLOC_LIBS)
