@@ -29,5 +29,5 @@ tests_test_repl_frames_SOURCES = tests/test_repl_frames.c %reldir%/replicate/rep
 tests_test_repl_frames_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_repl_frames_LDADD = $(CMOCKA_LIBS)
 endif
-EXTRA_DIST += %reldir%/hashmmap-replicate.service tests/replicate.test docs/PROTOCOL.md \
+EXTRA_DIST += %reldir%/hashmmap-replicate.service tests/replicate.test tests/repl_fake_primary.py docs/PROTOCOL.md \
 	tests/fuzz/fuzz_frames.c tests/fuzz/corpus_frames
