@@ -11,10 +11,12 @@ D="$B/hashmmap-replicate"
 PY=/usr/bin/python3
 dir=$(mktemp -d "${TMPDIR:-/tmp}/replbench.XXXXXX")
 pids=""
-trap 'for p in $pids; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"' EXIT
+# REPLBENCH_LOGS=DIR keeps the daemons' logs there.
+trap 'for p in $pids; do kill "$p" 2>/dev/null; done; wait 2>/dev/null
+      [ -n "${REPLBENCH_LOGS:-}" ] && mkdir -p "$REPLBENCH_LOGS" && cp "$dir"/*.log "$REPLBENCH_LOGS"/; rm -rf "$dir"' EXIT
 port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 printf 'replbench shared secret, not for production\n' >"$dir/secret"; chmod 600 "$dir/secret"
-run() { name=$1; shift; "$D" --secret-file "$dir/secret" --log-level warning "$@" 2>>"$dir/$name.log" & pids="$pids $!"; }
+run() { name=$1; shift; "$D" --secret-file "$dir/secret" --log-level "${REPLBENCH_LOG_LEVEL:-warning}" "$@" 2>>"$dir/$name.log" & pids="$pids $!"; }
 "$B/tests/repl_writer" create "$dir/p" 268435456 67108864 || exit 1
 pp=$(port); p1=$(port)
 run p --serve "$dir/p" --listen "127.0.0.1:$pp"

@@ -465,6 +465,10 @@ static int session_round(struct primary *p, struct session *s, uint64_t mono)
 {
     if (repl_conn_pump(&s->conn))
         return -1;
+    /* Now, not the round's start: the pump stamps last_rx_ms, and a stamp
+     * newer than mono would wrap mono - last_rx_ms into "silent for ages"
+     * (it dropped live replicas on a loaded machine). */
+    mono = repl_mono_ms();
     /* A closing peer gets a moment to read why, not forever. */
     if (s->state == S_CLOSING)
         return repl_buf_pending(&s->conn.out) == 0 || mono - s->closing_ms > 2000 ? -1 : 0;
