@@ -84,6 +84,6 @@ bench-repl: bench/replbench hashmmap-replicate tests/repl_writer
 	$(SHELL) $(srcdir)/bench/replbench.sh $(abs_builddir) $(srcdir)
 endif
 CLEANFILES += bench/replbench bench/repl_lag.csv bench/repl_lag.png
-EXTRA_DIST += %reldir%/replbench.sh %reldir%/repl_plot.gp
+EXTRA_DIST += %reldir%/replbench.sh %reldir%/repl_plot.gp %reldir%/repl-lag-2026-12-02.png
 .PHONY: bench-repl
 # ---- end of replication throughput and lag ----
