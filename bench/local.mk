@@ -97,3 +97,19 @@ bench-dns: bench/dnsbench libhashmmap-dnscache.la
 	$(builddir)/bench/dnsbench $(builddir)/.libs/libhashmmap-dnscache.so localhost $$(hostname)
 .PHONY: bench-dns
 # ---- end of DNS cache shim latency ----
+
+# ---- replication throughput and lag (issue 19, bench/replbench.c) ----
+# make bench-repl: a primary, two replicas and a replica of a replica on
+# loopback under phases of sustained writes; bench/repl_lag.csv and .png.
+if HAVE_OPENSSL
+EXTRA_PROGRAMS += bench/replbench
+bench_replbench_SOURCES = %reldir%/replbench.c
+bench_replbench_LDADD = libhashmmap.la
+bench_replbench_LDFLAGS = $(AM_LDFLAGS) -no-install
+bench-repl: bench/replbench hashmmap-replicate tests/repl_writer
+	$(SHELL) $(srcdir)/bench/replbench.sh $(abs_builddir) $(srcdir)
+endif
+CLEANFILES += bench/replbench bench/repl_lag.csv bench/repl_lag.png
+EXTRA_DIST += %reldir%/replbench.sh %reldir%/repl_plot.gp %reldir%/repl-lag-2026-12-02.png
+.PHONY: bench-repl
+# ---- end of replication throughput and lag ----

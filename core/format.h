@@ -285,7 +285,7 @@ struct hmm_replog_rec {
     uint16_t reserved0;
     uint32_t klen;
     uint32_t vlen;
-    uint32_t reserved1;
+    uint32_t epoch;                 /* §14: the map's epoch when written; 0 in logs of older builds */
     uint64_t expire_ms;
     /* key[klen], value[vlen], padding to a multiple of 8 */
 };
@@ -305,6 +305,27 @@ struct hmm_replica_pos {
     uint8_t pad[24];
 };
 _Static_assert(sizeof(struct hmm_replica_pos) == 64, "replica position is one line");
+
+/* §3, §14: the map's replication role and epoch, in the two lines before
+ * the replica position (outside struct hmm_header: zero in maps made
+ * before it existed, which reads as "primary, epoch 0").  role_epoch is
+ * one word, HMM_ROLE_MAKE(role, epoch), so a writer's check and the log's
+ * stamp load both with one atomic load.  primary names the replica's
+ * primary (HOST:PORT, NUL-terminated, for messages only) behind the
+ * seqlock seq (odd while written). */
+#define HMM_ROLE_OFF (HMM_REPLICA_POS_OFF - 128u)
+#define HMM_ROLE_MAKE(role, epoch) (((uint64_t)(epoch) << 8) | (uint64_t)(role))
+#define HMM_ROLE_OF(w) ((unsigned)((w) & 0xffu))
+#define HMM_EPOCH_OF(w) ((w) >> 8)
+#define HMM_ROLE_ADDR_LEN 104u
+struct hmm_role_block {
+    hmm_atomic_u64 role_epoch;
+    hmm_atomic_u64 seq;
+    hmm_atomic_u64 addr[HMM_ROLE_ADDR_LEN / 8];
+    uint8_t pad[8];
+};
+_Static_assert(sizeof(struct hmm_role_block) == 128, "role block is two lines");
+_Static_assert(sizeof(struct hmm_header) <= HMM_ROLE_OFF, "role block is outside the header struct");
 _Static_assert(sizeof(struct hmm_header) <= HMM_REPLICA_POS_OFF, "replica position is outside the header struct");
 _Static_assert(sizeof(struct hmm_metrics_slot) == 256, "metrics slot is four cache lines");
 _Static_assert(sizeof(union hmm_header_block) == HMM_HEADER_SIZE, "header is one 4 KiB block");

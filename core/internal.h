@@ -28,6 +28,7 @@ struct hmm {
     bool rdonly;
     bool anon;
     bool nometrics;             /* HMM_NOMETRICS: never bind a counting slot */
+    bool replica_writer;        /* HMM_REPLICA_WRITER: may write while the map is a replica */
     char *path;                 /* the map file, for messages; "(anonymous)" */
     uint8_t *base;              /* start of this process's mapping */
     size_t reserve;             /* bytes of address space reserved for the file */
@@ -178,6 +179,18 @@ uint64_t replog_checksum(const struct hmm_replog_rec *r, uint64_t seq);
 /* Settle the RESERVED record seq at pos whose writer held stripe: 0 when
  * it is decided now, -EBUSY while a live writer holds the stripe. */
 int replog_settle(hmm_t *m, uint32_t stripe, uint64_t pos, uint64_t seq);
+
+/* ---- repl_state.c (FORMAT.md §3, role block) ---- */
+/* The role word, HMM_ROLE_MAKE(role, epoch): one relaxed load, since a
+ * role changes only while no writer but the daemon runs (a promotion
+ * stops the replica daemon first), so no ordering is needed with data. */
+static inline uint64_t hmm__role_word(const hmm_t *m)
+{
+    const struct hmm_role_block *rb = (const struct hmm_role_block *)((const uint8_t *)m->hdr + HMM_ROLE_OFF);
+    return atomic_load_explicit(&rb->role_epoch, memory_order_relaxed);
+}
+/* HMM_REPLICA with a detail naming the primary. */
+int hmm__replica_refusal(hmm_t *m);
 
 /* ---- proc.c ---- */
 int proc_slot_ensure(hmm_t *m);          /* claim our slot (again after fork) */

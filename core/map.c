@@ -248,6 +248,7 @@ static hmm_t *handle_new(const char *path, uint32_t flags, bool anon)
     m->rfd = -1;
     m->rdonly = (flags & HMM_RDONLY) != 0;
     m->nometrics = (flags & HMM_NOMETRICS) != 0;
+    m->replica_writer = (flags & HMM_REPLICA_WRITER) != 0;
     m->anon = anon;
     m->path = strdup(path);
     pthread_mutex_init(&m->slot_mutex, NULL);

@@ -1,7 +1,8 @@
 /*
  * repl_state.c - small replication records besides the log (FORMAT.md §14,
  * §11): a replica's position in its primary's log (in the map header's
- * last line) and the replication daemon's status (in the metrics header).
+ * last line), the map's role and epoch (the two lines before it) and the
+ * replication daemon's status (in the metrics header).
  *
  * Both are seqlocks: the writer makes seq odd (a CAS, so two writers never
  * interleave), stores the words, makes seq even with release; a reader
@@ -107,9 +108,87 @@ HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], 
     seq_write_end(&p->seq);
     return 0;
 }
+HMM_EXPORT int hmm_replica_position_clear(hmm_t *m)
+{
+    if (!m)
+        return -EINVAL;
+    if (m->rdonly)
+        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    struct hmm_replica_pos *p = position(m);
+    seq_write_begin(&p->seq);
+    atomic_store_explicit(&p->valid, 0, memory_order_relaxed);
+    seq_write_end(&p->seq);
+    return 0;
+}
+
 _Static_assert(offsetof(struct hmm_replica_pos, primary_id) + 16 == offsetof(struct hmm_replica_pos, next_seq) &&
                    offsetof(struct hmm_replica_pos, next_seq) + 8 == offsetof(struct hmm_replica_pos, valid),
                "position words are consecutive");
+
+/* ---- role and epoch ---- */
+
+static struct hmm_role_block *role_block(hmm_t *m)
+{
+    return (struct hmm_role_block *)((uint8_t *)m->hdr + HMM_ROLE_OFF);
+}
+
+HMM_EXPORT int hmm_role_get(hmm_t *m, hmm_role_info *ri)
+{
+    if (!m || !ri)
+        return -EINVAL;
+    struct hmm_role_block *rb = role_block(m);
+    uint64_t w[HMM_ROLE_ADDR_LEN / 8];
+    memset(ri, 0, sizeof *ri);
+    uint64_t word = atomic_load_explicit(&rb->role_epoch, memory_order_relaxed);
+    ri->role = HMM_ROLE_OF(word);
+    ri->epoch = HMM_EPOCH_OF(word);
+    if (seq_read(&rb->seq, rb->addr, w, HMM_ROLE_ADDR_LEN / 8) == 0) {
+        memcpy(ri->primary, w, sizeof ri->primary - 1);
+        /* The file may hold anything: keep what a message or JSON string can print as is. */
+        for (size_t i = 0; ri->primary[i]; i++)
+            if (ri->primary[i] < 0x20 || ri->primary[i] > 0x7e || ri->primary[i] == '"' || ri->primary[i] == '\\')
+                ri->primary[i] = '?';
+    }
+    return 0;
+}
+
+HMM_EXPORT int hmm_role_set(hmm_t *m, unsigned role, uint64_t epoch, const char *primary)
+{
+    if (!m || (role != HMM_ROLE_PRIMARY && role != HMM_ROLE_REPLICA))
+        return -EINVAL;
+    if (m->rdonly)
+        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    size_t len = primary ? strlen(primary) : 0;
+    if (len >= HMM_ROLE_ADDR_LEN)
+        return hmm_fail(-EINVAL, "primary address of %zu bytes is over %u", len, HMM_ROLE_ADDR_LEN - 1);
+    if (epoch > HMM_EPOCH_MAX)
+        return hmm_fail(-EOVERFLOW, "epoch %llu is over %llu", (unsigned long long)epoch,
+                        (unsigned long long)HMM_EPOCH_MAX);
+    struct hmm_role_block *rb = role_block(m);
+    uint64_t cur = atomic_load_explicit(&rb->role_epoch, memory_order_relaxed);
+    if (epoch < HMM_EPOCH_OF(cur))
+        return hmm_fail(-EINVAL, "%s: epoch %llu is older than the map's %llu", m->path,
+                        (unsigned long long)epoch, (unsigned long long)HMM_EPOCH_OF(cur));
+    uint64_t w[HMM_ROLE_ADDR_LEN / 8] = {0};
+    if (len)
+        memcpy(w, primary, len);
+    seq_write_begin(&rb->seq);
+    for (unsigned i = 0; i < HMM_ROLE_ADDR_LEN / 8; i++)
+        atomic_store_explicit(&rb->addr[i], w[i], memory_order_relaxed);
+    seq_write_end(&rb->seq);
+    /* The role last: a writer that sees "replica" finds the address set. */
+    atomic_store_explicit(&rb->role_epoch, HMM_ROLE_MAKE(role, epoch), memory_order_release);
+    return 0;
+}
+
+int hmm__replica_refusal(hmm_t *m)
+{
+    hmm_role_info ri;
+    hmm_role_get(m, &ri);
+    return hmm_fail(HMM_REPLICA, "%s: this map is a replica of %s (epoch %llu); promote it to write "
+                    "(hashmmap-replicate --promote DIR)", m->path, ri.primary[0] ? ri.primary : "its primary",
+                    (unsigned long long)ri.epoch);
+}
 
 /* ---- daemon status ---- */
 

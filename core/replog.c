@@ -570,7 +570,7 @@ int replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned tag, u
     r->reserved0 = 0;
     r->klen = (uint32_t)klen;
     r->vlen = (uint32_t)vlen;
-    r->reserved1 = 0;
+    r->epoch = (uint32_t)HMM_EPOCH_OF(hmm__role_word(m)); /* ≤ HMM_EPOCH_MAX (hmm_role_set) */
     r->expire_ms = expire_ms;
     uint8_t *data = (uint8_t *)r + HMM_REPLOG_REC_HDR;
     memcpy(data, key, klen);

@@ -23,6 +23,7 @@ struct hmm_replog_reader {
     uint64_t pos;               /* position of the next record to look at */
     uint64_t want;              /* its sequence number */
     uint8_t *buf;               /* private copy of the last record returned */
+    uint64_t epoch;             /* its epoch */
     size_t cap;
 };
 
@@ -177,6 +178,7 @@ static int decode(hmm_replog_reader *r, uint32_t len, uint64_t seq, hmm_replog_r
     out->klen = c->klen;
     out->val = c->op == HMM_REC_PUT ? r->buf + HMM_REPLOG_REC_HDR + c->klen : NULL;
     out->vlen = c->vlen;
+    r->epoch = c->epoch;
     return 0;
 }
 
@@ -244,4 +246,9 @@ HMM_EXPORT int hmm_replog_next(hmm_replog_reader *r, hmm_replog_record *out)
         return 0;
     }
     return hmm_fail(HMM_CORRUPT, "%s: replication log holds no record where one should be", m->path);
+}
+
+HMM_EXPORT uint64_t hmm_replog_epoch(const hmm_replog_reader *r)
+{
+    return r ? r->epoch : 0;
 }

@@ -282,6 +282,9 @@ static int write_run(hmm_t *m, struct write_req *r)
         return rc;
     if (m->rdonly)
         return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    /* A replica changes only through its daemon (docs/PROTOCOL.md §11). */
+    if (__builtin_expect(HMM_ROLE_OF(hmm__role_word(m)) == HMM_ROLE_REPLICA, 0) && !m->replica_writer)
+        return hmm__replica_refusal(m);
     if (r->kind != WRITE_DEL && r->kind != WRITE_INCR) {
         if (!r->val && r->vlen)
             return hmm_fail(-EINVAL, "NULL value with a non-zero length");

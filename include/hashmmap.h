@@ -67,7 +67,8 @@ extern "C" {
     XX(NOTNUM,   -30906, "value is not a 64-bit integer counter")                \
     XX(CORRUPT,  -30907, "map file is corrupted and cannot be repaired")         \
     XX(INCOMPAT, -30908, "map file has another format version, word size or byte order") \
-    XX(BUSY,     -30909, "map is busy: a writer holds it and could not be waited for")
+    XX(BUSY,     -30909, "map is busy: a writer holds it and could not be waited for") \
+    XX(REPLICA,  -30910, "map is a replica: only its replication daemon may write it until it is promoted")
 
 enum hmm_error {
 #define HMM_ERR_ENUM(name, value, text) HMM_##name = (value),
@@ -82,6 +83,11 @@ enum hmm_error {
 #define HMM_CACHE    0x0008u /* cache mode: evict instead of HMM_FULL (set at creation) */
 #define HMM_NOREPLOG 0x0010u /* no replication log (set at creation) */
 #define HMM_NOMETRICS 0x0020u /* this handle counts nothing (the metrics file is still kept) */
+/* This handle is the replication daemon's: it may write a map whose role is
+ * replica (every other handle gets HMM_REPLICA from put, del, incr, cas).
+ * A guard against mistakes, as Redis' replica-read-only, not access
+ * control: file permissions are that. */
+#define HMM_REPLICA_WRITER 0x0040u
 
 /* hmm_put flags */
 #define HMM_NX 0x1u /* store only if the key is absent, else HMM_EXISTS */
@@ -445,6 +451,37 @@ HMM_EXPORT int hmm_apply(hmm_t *m, const hmm_replog_record *rec);
  * set. */
 HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq);
 HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq);
+/* Forget the position (a replica whose map was written locally, as a
+ * primary, must take a full snapshot before it streams again). */
+HMM_EXPORT int hmm_replica_position_clear(hmm_t *m);
+
+/* The epoch of the record hmm_replog_next() returned last: the map's epoch
+ * when it was written (0 in logs of builds before epochs). */
+HMM_EXPORT uint64_t hmm_replog_epoch(const hmm_replog_reader *r);
+
+/* The map's role, kept in the map file so it holds while no daemon runs
+ * (docs/PROTOCOL.md, "Roles and epochs").  A map is a primary (the default,
+ * also of maps made before roles existed: epoch 0) or a replica: then only
+ * handles opened with HMM_REPLICA_WRITER may change it, every other write
+ * fails with HMM_REPLICA, and reads are unaffected.  The epoch (a term, as
+ * in Raft) rises by one at each promotion and is stamped on every log
+ * record; a replica takes the epoch of the primary it follows.  primary is
+ * the replica's primary as HOST:PORT, for messages ("" when unknown). */
+#define HMM_ROLE_PRIMARY 0u
+#define HMM_ROLE_REPLICA 1u
+#define HMM_EPOCH_MAX ((UINT64_C(1) << 32) - 1) /* records keep 32 bits of it */
+typedef struct hmm_role_info {
+    uint32_t role;           /* HMM_ROLE_PRIMARY or HMM_ROLE_REPLICA */
+    uint32_t reserved0;
+    uint64_t epoch;
+    char primary[104];       /* NUL-terminated HOST:PORT; "" for a primary */
+    uint64_t reserved[4];
+} hmm_role_info;
+HMM_EXPORT int hmm_role_get(hmm_t *m, hmm_role_info *ri);
+/* Set role, epoch and primary (NULL: ""; longer than 103 bytes: -EINVAL)
+ * together.  Needs a writable handle; the epoch never goes down (-EINVAL)
+ * nor beyond HMM_EPOCH_MAX (-EOVERFLOW). */
+HMM_EXPORT int hmm_role_set(hmm_t *m, unsigned role, uint64_t epoch, const char *primary);
 
 /* State of a replication daemon working on this map, published by the
  * daemon (hashmmap-replicate) and shown by hashmmap-stat.  Kept in the

@@ -657,7 +657,7 @@ static void test_procs_lists_this_process(void **state)
 static void test_every_code_has_a_sentence_and_a_name(void **state)
 {
     static const int codes[] = {HMM_NOTFOUND, HMM_EXISTS, HMM_MISMATCH, HMM_FULL, HMM_TOOSMALL,
-                                HMM_TOOBIG, HMM_NOTNUM, HMM_CORRUPT, HMM_INCOMPAT, HMM_BUSY};
+                                HMM_TOOBIG, HMM_NOTNUM, HMM_CORRUPT, HMM_INCOMPAT, HMM_BUSY, HMM_REPLICA};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         assert_true(strlen(hmm_strerror(codes[i])) > 10);
         assert_memory_equal(hmm_errname(codes[i]), "HMM_", 4);

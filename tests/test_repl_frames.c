@@ -16,6 +16,9 @@
 
 #include "tools/replicate/repl_frame.h"
 
+/* A record head with seq n, no voids before it, epoch 0. */
+#define REC(n) (&(struct repl_record_head){(n), 0, 0})
+
 /* Split and decode the first frame of b with limit max_body. */
 static int decode(const struct repl_buf *b, uint32_t max_body, struct repl_frame *f, const char **why)
 {
@@ -32,10 +35,13 @@ static void test_record_round_trips(void **state)
     struct repl_buf b = {0};
     struct repl_frame f;
     const char *why;
-    assert_int_equal(repl_put_record(&b, 77, REPL_OP_PUT, 5, 123456789, "key", 3, "\0bin\xff", 5), 0);
+    const struct repl_record_head h = {77, 3, 9};
+    assert_int_equal(repl_put_record(&b, &h, REPL_OP_PUT, 5, 123456789, "key", 3, "\0bin\xff", 5), 0);
     assert_int_equal(decode(&b, REPL_MAX_BODY, &f, &why), 0);
     assert_int_equal(f.type, REPL_RECORD);
     assert_int_equal(f.seq, 77);
+    assert_int_equal(f.skipped, 3);
+    assert_int_equal(f.epoch, 9);
     assert_int_equal(f.op, REPL_OP_PUT);
     assert_int_equal(f.tag, 5);
     assert_int_equal(f.expire_ms, 123456789);
@@ -49,7 +55,7 @@ static void test_record_round_trips(void **state)
 static void test_start_round_trips_geometry(void **state)
 {
     struct repl_buf b = {0};
-    struct repl_frame s = {.mode = REPL_START_SNAPSHOT, .seq = 9, .size = 1u << 26, .max_size = 1ull << 33,
+    struct repl_frame s = {.mode = REPL_START_SNAPSHOT, .seq = 9, .epoch = 4, .size = 1u << 26, .max_size = 1ull << 33,
                            .flags = 8, .max_value = 1u << 20, .default_ttl_ms = 30000, .replog_capacity = 4u << 20};
     memset(s.map_id, 0xab, sizeof s.map_id);
     struct repl_frame f;
@@ -59,7 +65,8 @@ static void test_start_round_trips_geometry(void **state)
     assert_int_equal(f.mode, REPL_START_SNAPSHOT);
     assert_memory_equal(f.map_id, s.map_id, sizeof s.map_id);
     assert_true(f.size == s.size && f.max_size == s.max_size && f.flags == s.flags && f.max_value == s.max_value &&
-                f.default_ttl_ms == s.default_ttl_ms && f.replog_capacity == s.replog_capacity && f.seq == 9);
+                f.default_ttl_ms == s.default_ttl_ms && f.replog_capacity == s.replog_capacity && f.seq == 9 &&
+                f.epoch == 4);
     repl_buf_free(&b);
 }
 
@@ -80,7 +87,7 @@ static void test_oversized_frame_refused_before_authentication(void **state)
     struct repl_buf b = {0};
     const uint8_t *body;
     uint32_t len;
-    assert_int_equal(repl_put_record(&b, 1, REPL_OP_PUT, 0, 0, "k", 1, NULL, 0), 0);
+    assert_int_equal(repl_put_record(&b, REC(1), REPL_OP_PUT, 0, 0, "k", 1, NULL, 0), 0);
     uint8_t big[600] = {0};
     assert_int_equal(repl_put_snap_entry(&b, 0, 0, "k", 1, big, sizeof big), 0);
     /* the first frame is small: accepted; skip it and the big one is refused */
@@ -106,7 +113,7 @@ static const char *refuse(const uint8_t *body, uint32_t len)
 static void test_every_truncation_of_a_record_is_refused(void **state)
 {
     struct repl_buf b = {0};
-    assert_int_equal(repl_put_record(&b, 3, REPL_OP_PUT, 1, 2, "abc", 3, "defg", 4), 0);
+    assert_int_equal(repl_put_record(&b, REC(3), REPL_OP_PUT, 1, 2, "abc", 3, "defg", 4), 0);
     const uint8_t *body = b.data + 4;
     uint32_t len = (uint32_t)b.len - 4;
     for (uint32_t n = 1; n < len; n++)
@@ -129,10 +136,10 @@ static void test_trailing_bytes_are_refused(void **state)
 static void test_lengths_that_disagree_with_the_body_are_refused(void **state)
 {
     struct repl_buf b = {0};
-    assert_int_equal(repl_put_record(&b, 3, REPL_OP_PUT, 1, 2, "abc", 3, "defg", 4), 0);
+    assert_int_equal(repl_put_record(&b, REC(3), REPL_OP_PUT, 1, 2, "abc", 3, "defg", 4), 0);
     uint8_t *body = b.data + 4;
     uint32_t len = (uint32_t)b.len - 4;
-    size_t klen_at = 1 + 8 + 1 + 4 + 8;
+    size_t klen_at = 1 + 8 + 4 + 4 + 1 + 4 + 8;
     body[klen_at + 3] = 200; /* key length beyond the body */
     assert_string_equal(refuse(body, len), "truncated or oversized frame");
     body[klen_at + 3] = 0;   /* empty key */
@@ -143,23 +150,23 @@ static void test_lengths_that_disagree_with_the_body_are_refused(void **state)
 static void test_bad_fields_are_refused_with_a_reason(void **state)
 {
     struct repl_buf b = {0};
-    assert_int_equal(repl_put_record(&b, 3, REPL_OP_DEL, 0, 0, "k", 1, NULL, 0), 0);
+    assert_int_equal(repl_put_record(&b, REC(3), REPL_OP_DEL, 0, 0, "k", 1, NULL, 0), 0);
     uint8_t *body = b.data + 4;
     uint32_t len = (uint32_t)b.len - 4;
-    body[9] = 7; /* op */
+    body[17] = 7; /* op */
     assert_string_equal(refuse(body, len), "bad RECORD op");
-    body[9] = REPL_OP_DEL;
-    body[10] = 1; /* tag 1 << 24 */
+    body[17] = REPL_OP_DEL;
+    body[18] = 1; /* tag 1 << 24 */
     assert_string_equal(refuse(body, len), "tag out of range");
-    body[10] = 0;
+    body[18] = 0;
     uint8_t unknown[3] = {42, 0, 0};
     assert_string_equal(refuse(unknown, 3), "unknown frame type");
     repl_buf_free(&b);
     /* a DEL that carries a value */
     assert_int_equal(repl_put_snap_entry(&b, 0, 0, "k", 1, "v", 1), 0);
-    uint8_t del[64] = {REPL_RECORD, 0, 0, 0, 0, 0, 0, 0, 3, REPL_OP_DEL};
-    memcpy(del + 10, b.data + 5, b.len - 5); /* tag, expiry, key, value of the entry */
-    assert_string_equal(refuse(del, (uint32_t)(10 + b.len - 5)), "DEL record with a value");
+    uint8_t del[64] = {REPL_RECORD, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, REPL_OP_DEL};
+    memcpy(del + 18, b.data + 5, b.len - 5); /* tag, expiry, key, value of the entry */
+    assert_string_equal(refuse(del, (uint32_t)(18 + b.len - 5)), "DEL record with a value");
     repl_buf_free(&b);
     /* key of 0 bytes */
     assert_int_equal(repl_put_snap_entry(&b, 0, 0, "k", 1, "", 0), 0);
@@ -192,11 +199,62 @@ static void test_error_text_must_be_short_and_printable(void **state)
 static void test_encoder_refuses_what_the_decoder_would(void **state)
 {
     struct repl_buf b = {0};
-    assert_int_equal(repl_put_record(&b, 1, 3, 0, 0, "k", 1, NULL, 0), -EINVAL);
-    assert_int_equal(repl_put_record(&b, 1, REPL_OP_PUT, 256, 0, "k", 1, NULL, 0), -EINVAL);
+    assert_int_equal(repl_put_record(&b, REC(1), 3, 0, 0, "k", 1, NULL, 0), -EINVAL);
+    assert_int_equal(repl_put_record(&b, REC(0), REPL_OP_PUT, 0, 0, "k", 1, NULL, 0), -EINVAL);
+    assert_int_equal(repl_put_record(&b, REC(REPL_MAX_SEQ + 1), REPL_OP_PUT, 0, 0, "k", 1, NULL, 0), -EINVAL);
+    assert_int_equal(repl_put_record(&b, &(struct repl_record_head){5, 5, 0}, REPL_OP_PUT, 0, 0, "k", 1, NULL, 0),
+                     -EINVAL);
+    assert_int_equal(repl_put_record(&b, REC(1), REPL_OP_PUT, 256, 0, "k", 1, NULL, 0), -EINVAL);
     assert_int_equal(repl_put_snap_entry(&b, 0, 0, "k", 0, NULL, 0), -EINVAL);
     assert_int_equal(repl_put_snap_entry(&b, 0, 0, "k", 1, "v", (size_t)REPL_MAX_VALUE + 1), -EINVAL);
     assert_int_equal(b.len, 0);
+    repl_buf_free(&b);
+}
+
+/* Issue 16 item 10: seq 2^64-1 would wrap the replica's next_seq to 0. */
+static void test_sequence_numbers_beyond_the_log_range_are_refused(void **state)
+{
+    struct repl_buf b = {0};
+    assert_int_equal(repl_put_record(&b, REC(REPL_MAX_SEQ), REPL_OP_DEL, 0, 0, "k", 1, NULL, 0), 0);
+    uint8_t *body = b.data + 4;
+    uint32_t len = (uint32_t)b.len - 4;
+    assert_null(refuse(body, len));
+    memset(body + 1, 0xff, 8); /* seq 2^64-1 */
+    assert_string_equal(refuse(body, len), "sequence number beyond 2^62");
+    memset(body + 1, 0, 8); /* seq 0 */
+    assert_string_equal(refuse(body, len), "RECORD seq 0 or more voids than seqs before it");
+    body[8] = 2; /* seq 2 with 2 voids before it: would say seq 0 was void */
+    body[12] = 2;
+    assert_string_equal(refuse(body, len), "RECORD seq 0 or more voids than seqs before it");
+    repl_buf_free(&b);
+    for (unsigned type = REPL_RESUME; type <= REPL_ACK; type++) {
+        if (type == REPL_RECORD || type == REPL_SNAP_ENTRY)
+            continue;
+        struct repl_frame s = {.mode = REPL_START_STREAM, .seq = UINT64_MAX};
+        uint8_t id[REPL_ID_LEN] = {0};
+        int rc = type == REPL_RESUME  ? repl_put_resume(&b, 1, id, UINT64_MAX, 0)
+                 : type == REPL_START ? repl_put_start(&b, &s)
+                 : type == REPL_SNAP_END ? repl_put_snap_end(&b, UINT64_MAX, 1)
+                 : type == REPL_HEARTBEAT ? repl_put_heartbeat(&b, UINT64_MAX, 1)
+                                          : repl_put_ack(&b, UINT64_MAX, 1);
+        assert_int_equal(rc, 0);
+        assert_string_equal(refuse(b.data + 4, (uint32_t)b.len - 4), "sequence number beyond 2^62");
+        repl_buf_free(&b);
+        b = (struct repl_buf){0};
+    }
+}
+
+static void test_resume_carries_the_replicas_epoch(void **state)
+{
+    struct repl_buf b = {0};
+    struct repl_frame f;
+    const char *why;
+    uint8_t id[REPL_ID_LEN];
+    memset(id, 0x5a, sizeof id);
+    assert_int_equal(repl_put_resume(&b, 1, id, 1234, 77), 0);
+    assert_int_equal(decode(&b, REPL_MAX_BODY_UNAUTH, &f, &why), 0);
+    assert_true(f.type == REPL_RESUME && f.has_position == 1 && f.seq == 1234 && f.epoch == 77);
+    assert_memory_equal(f.map_id, id, sizeof id);
     repl_buf_free(&b);
 }
 
@@ -214,6 +272,8 @@ int main(void)
         cmocka_unit_test(test_bad_fields_are_refused_with_a_reason),
         cmocka_unit_test(test_error_text_must_be_short_and_printable),
         cmocka_unit_test(test_encoder_refuses_what_the_decoder_would),
+        cmocka_unit_test(test_sequence_numbers_beyond_the_log_range_are_refused),
+        cmocka_unit_test(test_resume_carries_the_replicas_epoch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

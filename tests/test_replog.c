@@ -486,6 +486,97 @@ static void test_replica_position_persists_across_reopen(void **state)
     hmm_close(m);
 }
 
+/* ---- role and epoch (issue 19) ---- */
+
+static void test_a_map_made_before_roles_reads_as_primary_at_epoch_zero(void **state)
+{
+    (void)state;
+    hmm_t *m = open_cfg(tu_tmpdir(), 0, 0);
+    hmm_role_info ri;
+    TU_OK(hmm_role_get(m, &ri));
+    assert_int_equal(ri.role, HMM_ROLE_PRIMARY);
+    assert_int_equal(ri.epoch, 0);
+    assert_string_equal(ri.primary, "");
+    hmm_close(m);
+}
+
+static void test_a_replica_map_refuses_local_writes_but_not_reads_nor_its_daemon(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, 0, 0);
+    TU_OK(hmm_put(m, "k", 1, "v1", 2, 0, 0));
+    TU_OK(hmm_role_set(m, HMM_ROLE_REPLICA, 3, "db1.example:7411"));
+    assert_int_equal(hmm_put(m, "k", 1, "LOCAL", 5, 0, 0), HMM_REPLICA);
+    assert_non_null(strstr(hmm_last_error(), "replica of db1.example:7411"));
+    assert_int_equal(hmm_del(m, "k", 1), HMM_REPLICA);
+    assert_int_equal(hmm_incr(m, "n", 1, 1, NULL), HMM_REPLICA);
+    assert_int_equal(hmm_cas(m, "k", 1, "x", 1, 0, 0), HMM_REPLICA);
+    char buf[16];
+    size_t len = sizeof buf;
+    TU_OK(hmm_get(m, "k", 1, buf, &len));
+    assert_memory_equal(buf, "v1", 2);
+    hmm_close(m);
+    /* The role is in the file: it holds for the next opener, daemon or not. */
+    m = open_cfg(dir, 0, 0);
+    assert_int_equal(hmm_put(m, "zz", 2, "local", 5, 0, 0), HMM_REPLICA);
+    hmm_t *daemon = open_cfg(dir, HMM_REPLICA_WRITER, 0);
+    hmm_replog_record rec = {.op = HMM_REC_PUT, .key = "k", .klen = 1, .val = "v2", .vlen = 2};
+    TU_OK(hmm_apply(daemon, &rec));
+    len = sizeof buf;
+    TU_OK(hmm_get(m, "k", 1, buf, &len));
+    assert_memory_equal(buf, "v2", 2);
+    /* Promotion: writable again, at a newer epoch. */
+    TU_OK(hmm_role_set(daemon, HMM_ROLE_PRIMARY, 4, NULL));
+    TU_OK(hmm_put(m, "zz", 2, "local", 5, 0, 0));
+    hmm_close(daemon);
+    hmm_close(m);
+}
+
+static void test_every_log_record_carries_the_epoch_it_was_written_in(void **state)
+{
+    (void)state;
+    hmm_t *m = open_cfg(tu_tmpdir(), 0, 0);
+    TU_OK(hmm_put(m, "a", 1, "1", 1, 0, 0));
+    TU_OK(hmm_role_set(m, HMM_ROLE_PRIMARY, 7, NULL));
+    TU_OK(hmm_put(m, "b", 1, "2", 1, 0, 0));
+    TU_OK(hmm_del(m, "a", 1));
+    hmm_replog_reader *r;
+    hmm_replog_record rec;
+    TU_OK(hmm_replog_open(m, 1, &r));
+    static const uint64_t want[] = {0, 7, 7};
+    for (int i = 0; i < 3; i++) {
+        TU_OK(hmm_replog_next(r, &rec));
+        assert_int_equal(hmm_replog_epoch(r), want[i]);
+    }
+    assert_int_equal(hmm_replog_next(r, &rec), HMM_NOTFOUND);
+    hmm_replog_close(r);
+    hmm_close(m);
+}
+
+static void test_the_epoch_never_goes_down_nor_past_32_bits(void **state)
+{
+    (void)state;
+    hmm_t *m = open_cfg(tu_tmpdir(), 0, 0);
+    TU_OK(hmm_role_set(m, HMM_ROLE_REPLICA, 5, "h:1"));
+    assert_int_equal(hmm_role_set(m, HMM_ROLE_PRIMARY, 4, NULL), -EINVAL);
+    assert_int_equal(hmm_role_set(m, HMM_ROLE_PRIMARY, HMM_EPOCH_MAX + 1, NULL), -EOVERFLOW);
+    char longer[200];
+    memset(longer, 'h', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    assert_int_equal(hmm_role_set(m, HMM_ROLE_REPLICA, 5, longer), -EINVAL);
+    assert_int_equal(hmm_role_set(m, 9, 5, NULL), -EINVAL);
+    TU_OK(hmm_replica_position_set(m, (const uint8_t *)"0123456789abcdef", 10));
+    TU_OK(hmm_replica_position_clear(m));
+    uint8_t id[16];
+    uint64_t next;
+    assert_int_equal(hmm_replica_position_get(m, id, &next), HMM_NOTFOUND);
+    hmm_role_info ri;
+    TU_OK(hmm_role_get(m, &ri));
+    assert_true(ri.role == HMM_ROLE_REPLICA && ri.epoch == 5 && strcmp(ri.primary, "h:1") == 0);
+    hmm_close(m);
+}
+
 static void test_repl_status_is_kept_in_the_metrics_file(void **state)
 {
     (void)state;
@@ -799,6 +890,10 @@ int main(void)
         cmocka_unit_test(test_apply_makes_a_mirror_that_logs_its_own_changes),
         cmocka_unit_test(test_replica_position_persists_across_reopen),
         cmocka_unit_test(test_repl_status_is_kept_in_the_metrics_file),
+        cmocka_unit_test(test_a_map_made_before_roles_reads_as_primary_at_epoch_zero),
+        cmocka_unit_test(test_a_replica_map_refuses_local_writes_but_not_reads_nor_its_daemon),
+        cmocka_unit_test(test_every_log_record_carries_the_epoch_it_was_written_in),
+        cmocka_unit_test(test_the_epoch_never_goes_down_nor_past_32_bits),
         cmocka_unit_test(test_anonymous_map_logs_changes_of_forked_children),
         cmocka_unit_test(test_damaged_log_gives_corrupt_or_mismatch_never_a_crash),
         cmocka_unit_test(test_writers_get_past_a_damaged_log),

@@ -30,6 +30,7 @@ struct snapshot {
     hmm_class_stats classes[64];
     size_t nclasses;
     hmm_repl_status repl; /* replication daemon's report; valid when has_repl */
+    hmm_role_info role;   /* the map's own role and epoch (issue 19) */
     int has_repl;
 };
 
@@ -62,6 +63,8 @@ static int take_snapshot(hmm_t *m, struct snapshot *s)
     if (s->nclasses > sizeof s->classes / sizeof s->classes[0])
         s->nclasses = sizeof s->classes / sizeof s->classes[0];
     s->has_repl = rc == 0 && hmm_repl_status_get(m, &s->repl) == 0; /* replication (issue 6) */
+    if (rc == 0)
+        rc = hmm_role_get(m, &s->role);
     return rc;
 }
 
@@ -184,6 +187,9 @@ static void print_table(const char *dir, const struct snapshot *s)
     printf("bytes        %s used of %s (%.1f%%)\n", human_bytes(st->bytes_used, a, sizeof a),
            human_bytes(st->bytes_total, b, sizeof b), percent(st->bytes_used, st->bytes_total));
     printf("processes    %u with the map open\n", st->nprocs);
+    printf("role         %s%s%s, epoch %" PRIu64 "\n", s->role.role == HMM_ROLE_REPLICA ? "replica" : "primary",
+           s->role.role == HMM_ROLE_REPLICA ? " of " : "", s->role.role == HMM_ROLE_REPLICA ? s->role.primary : "",
+           s->role.epoch);
     printf("\ncounters\n");
     for (int i = 0; i < HMM_COUNTER_COUNT; i++)
         printf("  %-14s %14" PRIu64 "   %s\n", hmm_counter_name(i), st->counters[i], hmm_counter_help(i));
@@ -224,6 +230,9 @@ static void print_json(const char *dir, const struct snapshot *s)
            ",\"index_slots\":%" PRIu64 ",\"processes\":%u,\"format_version\":%u,\"cache\":%s",
            st->items, st->bytes_used, st->bytes_total, st->size, st->max_size, st->file_size, st->generation,
            st->index_slots, st->nprocs, st->format_version, st->flags & HMM_CACHE ? "true" : "false");
+    printf(",\"role\":\"%s\",\"epoch\":%" PRIu64 ",\"primary\":", s->role.role == HMM_ROLE_REPLICA ? "replica" : "primary",
+           s->role.epoch);
+    json_string(s->role.primary);
     for (int i = 0; i < HMM_COUNTER_COUNT; i++)
         printf(",\"%s\":%" PRIu64, hmm_counter_name(i), st->counters[i]);
     if (s->has_repl) /* replication (issue 6) */
@@ -277,6 +286,9 @@ static void print_prometheus(const char *dir, const struct snapshot *s)
     prom_metric(dir, "index_slots", "gauge", "slots of the hash index", st->index_slots);
     prom_metric(dir, "processes", "gauge", "processes that have the map open", st->nprocs);
     prom_metric(dir, "generation", "gauge", "growth generation of the map", st->generation);
+    prom_metric(dir, "replica", "gauge", "1 when the map is a replica (read-only but for its daemon)",
+                s->role.role == HMM_ROLE_REPLICA);
+    prom_metric(dir, "epoch", "gauge", "replication epoch of the map (rises at each promotion)", s->role.epoch);
     if (s->has_repl) /* replication (issue 6) */
         print_repl_prometheus(dir, &s->repl);
     static const char *const class_metrics[][2] = {

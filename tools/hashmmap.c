@@ -230,15 +230,20 @@ static int cmd_info(hmm_t *m, const char *dir, bool json)
     double ifill = st.index_slots ? 100.0 * (double)st.items / (double)st.index_slots : 0;
     struct hmm_replog_info log;
     bool has_log = hmm_replog_info(m, &log) == 0;
+    hmm_role_info role; /* replication role (issue 19) */
+    if (hmm_role_get(m, &role))
+        memset(&role, 0, sizeof role);
     if (json) {
         printf("{\"dir\":\"%s\",\"format_version\":%u,\"cache\":%s,\"items\":%" PRIu64 ",\"bytes_used\":%" PRIu64
                ",\"bytes_total\":%" PRIu64 ",\"fill_pct\":%.1f,\"size\":%" PRIu64 ",\"max_size\":%" PRIu64
                ",\"file_size\":%" PRIu64 ",\"index_slots\":%" PRIu64 ",\"page_size\":%u,\"stripes\":%u"
                ",\"classes\":%u,\"generation\":%" PRIu64 ",\"recoveries\":%" PRIu64 ",\"max_value\":%u"
-               ",\"default_ttl_ms\":%" PRIu64 ",\"processes\":[",
+               ",\"default_ttl_ms\":%" PRIu64 ",\"role\":\"%s\",\"epoch\":%" PRIu64 ",\"primary\":\"%s\""
+               ",\"processes\":[",
                dir, st.format_version, st.flags & HMM_CACHE ? "true" : "false", st.items, st.bytes_used,
                st.bytes_total, fill, st.size, st.max_size, st.file_size, st.index_slots, st.page_size, st.nstripes,
-               st.nclasses, st.generation, st.recoveries, st.max_value, st.default_ttl_ms);
+               st.nclasses, st.generation, st.recoveries, st.max_value, st.default_ttl_ms,
+               role.role == HMM_ROLE_REPLICA ? "replica" : "primary", role.epoch, role.primary);
         for (size_t i = 0; i < np; i++)
             printf("%s{\"pid\":%" PRId64 ",\"alive\":%s}", i ? "," : "", procs[i].pid,
                    procs[i].alive ? "true" : "false");
@@ -261,6 +266,11 @@ static int cmd_info(hmm_t *m, const char *dir, bool json)
     printf("limits         keys up to %u bytes, values up to %u bytes, default TTL %" PRIu64 " ms\n", st.max_key,
            st.max_value, st.default_ttl_ms);
     printf("recoveries     %" PRIu64 "\n", st.recoveries);
+    if (role.role == HMM_ROLE_REPLICA)
+        printf("role           replica of %s, epoch %" PRIu64 " (read-only but for its daemon)\n",
+               role.primary[0] ? role.primary : "?", role.epoch);
+    else
+        printf("role           primary, epoch %" PRIu64 "\n", role.epoch);
     if (has_log)
         printf("replog         sequence numbers %" PRIu64 "..%" PRIu64 " in a %" PRIu64 "-byte ring\n", log.first_seq,
                log.last_seq, log.capacity);

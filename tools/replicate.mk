@@ -12,6 +12,7 @@ hashmmap_replicate_SOURCES = \
 	%reldir%/replicate/repl_log.c \
 	%reldir%/replicate/repl_keyset.c %reldir%/replicate/repl_keyset.h \
 	%reldir%/replicate/repl_primary.c \
+	%reldir%/replicate/repl_promote.c \
 	%reldir%/replicate/repl_replica.c
 hashmmap_replicate_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 hashmmap_replicate_LDADD = libhashmmap.la $(OPENSSL_LIBS) $(JEMALLOC_LIBS)
@@ -29,5 +30,5 @@ tests_test_repl_frames_SOURCES = tests/test_repl_frames.c %reldir%/replicate/rep
 tests_test_repl_frames_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_test_repl_frames_LDADD = $(CMOCKA_LIBS)
 endif
-EXTRA_DIST += %reldir%/hashmmap-replicate.service tests/replicate.test docs/PROTOCOL.md \
+EXTRA_DIST += %reldir%/hashmmap-replicate.service tests/replicate.test tests/repl_fake_primary.py docs/PROTOCOL.md \
 	tests/fuzz/fuzz_frames.c tests/fuzz/corpus_frames

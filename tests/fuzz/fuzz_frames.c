@@ -21,7 +21,8 @@ static void reencode(const struct repl_frame *f)
     int rc;
     switch (f->type) {
     case REPL_RECORD:
-        rc = repl_put_record(&b, f->seq, f->op, f->tag, f->expire_ms, f->key, f->klen, f->val, f->vlen);
+        rc = repl_put_record(&b, &(struct repl_record_head){f->seq, f->skipped, f->epoch}, f->op, f->tag,
+                             f->expire_ms, f->key, f->klen, f->val, f->vlen);
         break;
     case REPL_SNAP_ENTRY:
         rc = repl_put_snap_entry(&b, f->tag, f->expire_ms, f->key, f->klen, f->val, f->vlen);
@@ -45,7 +46,7 @@ static void reencode(const struct repl_frame *f)
     rc = repl_frame_decode(body, len, &g, &why);
     assert(rc == 0);
     assert(g.type == f->type && g.seq == f->seq && g.klen == f->klen && g.vlen == f->vlen && g.tag == f->tag &&
-           g.expire_ms == f->expire_ms && g.size == f->size);
+           g.expire_ms == f->expire_ms && g.size == f->size && g.epoch == f->epoch && g.skipped == f->skipped);
     assert(g.klen == 0 || memcmp(g.key, f->key, g.klen) == 0);
     assert(g.vlen == 0 || memcmp(g.val, f->val, g.vlen) == 0);
     repl_buf_free(&b);

@@ -4,6 +4,7 @@
  *
  *   primary:  hashmmap-replicate --serve /var/lib/app/offsets --listen 0.0.0.0:7411 --secret-file /etc/hashmmap/secret
  *   replica:  hashmmap-replicate --replica /var/lib/app/offsets --primary db1:7411 --secret-file /etc/hashmmap/secret
+ *   failover: hashmmap-replicate --promote /var/lib/app/offsets
  *
  * Runs in the foreground and logs to stderr, as systemd expects
  * (tools/hashmmap-replicate.service); SIGTERM shuts it down cleanly.
@@ -43,20 +44,25 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: hashmmap-replicate --serve DIR --listen ADDR:PORT --secret-file FILE [OPTION]...\n"
             "       hashmmap-replicate --replica DIR --primary HOST:PORT --secret-file FILE [OPTION]...\n"
+            "       hashmmap-replicate --promote DIR\n"
             "Ship the replication log of the map in DIR to replicas (--serve), or keep the map in DIR\n"
             "a replica of a primary's (--replica; the map is created like the primary's when missing).\n"
+            "A replica's map refuses local writes (HMM_REPLICA), also while no daemon runs, until\n"
+            "--promote makes it a writable primary with a new epoch.\n"
             "\n"
             "  -s, --serve DIR          be the primary for the map in DIR\n"
             "  -l, --listen ADDR:PORT   where the primary accepts replicas\n"
             "  -r, --replica DIR        be a replica into DIR\n"
             "  -p, --primary HOST:PORT  the primary to follow\n"
+            "      --promote DIR        make the replica in DIR a primary at a new epoch (stop its daemon first)\n"
             "  -k, --secret-file FILE   the shared secret (16 to 256 bytes; mode 0600 or stricter)\n"
             "      --tls-cert FILE      PEM certificate (primary: required for TLS; replica: client cert)\n"
             "      --tls-key FILE       its private key\n"
             "      --tls-ca FILE        CA to verify the peer (replica: turns TLS on; primary: demands client certs)\n"
             "      --heartbeat MS       heartbeat and idle ack interval (default 1000)\n"
             "      --timeout MS         drop a peer silent this long (default 10000)\n"
-            "      --max-replicas N     primary: replicas served at once (default 16)\n"
+            "      --max-replicas N     primary: authenticated replicas served at once (default 16)\n"
+            "      --auth-timeout MS    primary: a connection must authenticate within this (default 3000)\n"
             "      --backoff-max MS     replica: longest pause between reconnects (default 10000)\n"
             "      --log-level LEVEL    error, warning, info (default) or debug\n"
             "  -v, --verbose            same as --log-level debug\n"
@@ -68,7 +74,8 @@ static void usage(FILE *out)
             "  head -c 32 /dev/urandom | base64 > /etc/hashmmap/secret; chmod 600 /etc/hashmmap/secret\n"
             "  hashmmap-replicate --serve /var/lib/app/offsets --listen 0.0.0.0:7411 --secret-file /etc/hashmmap/secret\n"
             "  hashmmap-replicate --replica /var/lib/app/offsets --primary db1:7411 --secret-file /etc/hashmmap/secret\n"
-            "  hashmmap-stat /var/lib/app/offsets      # lag, bytes, resyncs, connection state\n"
+            "  hashmmap-stat /var/lib/app/offsets      # role, epoch, lag, bytes, resyncs, connection state\n"
+            "  hashmmap-replicate --promote /var/lib/app/offsets   # failover: the replica takes over\n"
             "\n"
             "Exit status: 0 stopped by SIGTERM/SIGINT, 2 usage error, 3 the map, the address or TLS setup failed.\n");
 }
@@ -130,7 +137,7 @@ static int parse_number(const char *opt, const char *arg, unsigned min, unsigned
 int main(int argc, char **argv)
 {
     enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_HEARTBEAT, OPT_TIMEOUT, OPT_MAX_REPLICAS,
-           OPT_BACKOFF_MAX, OPT_LOG_LEVEL };
+           OPT_BACKOFF_MAX, OPT_LOG_LEVEL, OPT_PROMOTE, OPT_AUTH_TIMEOUT };
     static const struct option options[] = {
         {"serve", required_argument, NULL, 's'},      {"listen", required_argument, NULL, 'l'},
         {"replica", required_argument, NULL, 'r'},    {"primary", required_argument, NULL, 'p'},
@@ -139,12 +146,15 @@ int main(int argc, char **argv)
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT}, {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"max-replicas", required_argument, NULL, OPT_MAX_REPLICAS},
         {"backoff-max", required_argument, NULL, OPT_BACKOFF_MAX},
+        {"promote", required_argument, NULL, OPT_PROMOTE},
+        {"auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL}, {"verbose", no_argument, NULL, 'v'},
         {"foreground", no_argument, NULL, 'f'},       {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
     };
-    struct repl_options o = {.heartbeat_ms = 1000, .timeout_ms = 10000, .max_replicas = 16, .backoff_max_ms = 10000};
-    const char *serve = NULL, *replica = NULL, *secret_file = NULL;
+    struct repl_options o = {.heartbeat_ms = 1000, .timeout_ms = 10000, .max_replicas = 16, .backoff_max_ms = 10000,
+                             .auth_timeout_ms = 3000};
+    const char *serve = NULL, *replica = NULL, *secret_file = NULL, *promote = NULL;
     int opt, level;
     while ((opt = getopt_long(argc, argv, "s:l:r:p:k:vfhV", options, NULL)) != -1) {
         switch (opt) {
@@ -153,12 +163,14 @@ int main(int argc, char **argv)
         case 'r': replica = optarg; break;
         case 'p': o.primary = optarg; break;
         case 'k': secret_file = optarg; break;
+        case OPT_PROMOTE: promote = optarg; break;
         case OPT_TLS_CERT: o.tls_cert = optarg; break;
         case OPT_TLS_KEY: o.tls_key = optarg; break;
         case OPT_TLS_CA: o.tls_ca = optarg; break;
         case OPT_HEARTBEAT:
         case OPT_TIMEOUT:
         case OPT_MAX_REPLICAS:
+        case OPT_AUTH_TIMEOUT:
         case OPT_BACKOFF_MAX: {
             /* The numeric options: name, range, where it goes. */
             const struct { int opt; const char *name; unsigned min, max; unsigned *dst; } numeric[] = {
@@ -166,6 +178,7 @@ int main(int argc, char **argv)
                 {OPT_TIMEOUT, "timeout", 100, 3600000, &o.timeout_ms},
                 {OPT_MAX_REPLICAS, "max-replicas", 1, 1024, &o.max_replicas},
                 {OPT_BACKOFF_MAX, "backoff-max", 200, 3600000, &o.backoff_max_ms},
+                {OPT_AUTH_TIMEOUT, "auth-timeout", 100, 60000, &o.auth_timeout_ms},
             };
             for (unsigned i = 0; i < sizeof numeric / sizeof numeric[0]; i++)
                 if (numeric[i].opt == opt &&
@@ -187,6 +200,13 @@ int main(int argc, char **argv)
         case 'V': printf("hashmmap-replicate %s\n", hmm_version(NULL, NULL, NULL)); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }
+    }
+    if (promote) {
+        if (optind != argc || serve || replica) {
+            fprintf(stderr, "hashmmap-replicate: --promote DIR goes alone (try --help)\n");
+            return EXIT_USAGE;
+        }
+        return repl_promote(promote) ? EXIT_ERROR : EXIT_OK;
     }
     if (optind != argc || !!serve == !!replica) {
         fprintf(stderr, "hashmmap-replicate: give either --serve DIR or --replica DIR (try --help)\n");

@@ -38,6 +38,7 @@ struct repl_options {
     unsigned timeout_ms;    /* silence after which a peer is dropped */
     unsigned max_replicas;
     unsigned backoff_max_ms;
+    unsigned auth_timeout_ms; /* primary: a connection must prove the secret within this */
 };
 extern volatile sig_atomic_t repl_stop; /* set by SIGTERM / SIGINT */
 
@@ -110,5 +111,6 @@ int repl_auth_check(const struct repl_options *o, int from_primary, const uint8_
 /* ---- the roles ---- */
 int repl_primary_run(const struct repl_options *o);  /* returns at SIGTERM: 0, or -1 */
 int repl_replica_run(const struct repl_options *o);
+int repl_promote(const char *dir);                  /* 0, or -1 (said on stderr) */
 
 #endif

@@ -160,6 +160,7 @@ int repl_frame_decode(const uint8_t *body, uint32_t body_len, struct repl_frame 
         f->has_position = (uint8_t)rd_uint(&r, 1);
         rd_copy(&r, f->map_id, REPL_ID_LEN);
         f->seq = rd_uint(&r, 8);
+        f->epoch = (uint32_t)rd_uint(&r, 4);
         if (!r.bad && f->has_position > 1) {
             *why = "bad RESUME flag";
             return -EPROTO;
@@ -169,6 +170,7 @@ int repl_frame_decode(const uint8_t *body, uint32_t body_len, struct repl_frame 
         f->mode = (uint8_t)rd_uint(&r, 1);
         rd_copy(&r, f->map_id, REPL_ID_LEN);
         f->seq = rd_uint(&r, 8);
+        f->epoch = (uint32_t)rd_uint(&r, 4);
         f->size = rd_uint(&r, 8);
         f->max_size = rd_uint(&r, 8);
         f->flags = (uint32_t)rd_uint(&r, 4);
@@ -182,6 +184,8 @@ int repl_frame_decode(const uint8_t *body, uint32_t body_len, struct repl_frame 
         break;
     case REPL_RECORD:
         f->seq = rd_uint(&r, 8);
+        f->skipped = (uint32_t)rd_uint(&r, 4);
+        f->epoch = (uint32_t)rd_uint(&r, 4);
         f->op = (uint8_t)rd_uint(&r, 1);
         f->tag = (uint32_t)rd_uint(&r, 4);
         f->expire_ms = rd_uint(&r, 8);
@@ -190,6 +194,10 @@ int repl_frame_decode(const uint8_t *body, uint32_t body_len, struct repl_frame 
             break;
         if (f->op != REPL_OP_PUT && f->op != REPL_OP_DEL) {
             *why = "bad RECORD op";
+            return -EPROTO;
+        }
+        if (f->seq == 0 || f->skipped >= f->seq) {
+            *why = "RECORD seq 0 or more voids than seqs before it";
             return -EPROTO;
         }
         if (f->op == REPL_OP_DEL && f->vlen != 0) {
@@ -237,6 +245,11 @@ int repl_frame_decode(const uint8_t *body, uint32_t body_len, struct repl_frame 
     /* Exactly the bytes the layout says: no short frame, no trailing junk. */
     if (r.bad || r.left != 0)
         return -EPROTO;
+    /* A seq past the log's range would wrap next_seq (the SEAL counter is no seq). */
+    if (f->type != REPL_SEAL && f->seq > REPL_MAX_SEQ) {
+        *why = "sequence number beyond 2^62";
+        return -EPROTO;
+    }
     *why = NULL;
     return 0;
 }
@@ -300,25 +313,28 @@ int repl_put_auth_ok(struct repl_buf *b, const uint8_t mac[REPL_MAC_LEN])
     return 0;
 }
 
-int repl_put_resume(struct repl_buf *b, int has_position, const uint8_t map_id[REPL_ID_LEN], uint64_t next_seq)
+int repl_put_resume(struct repl_buf *b, int has_position, const uint8_t map_id[REPL_ID_LEN], uint64_t next_seq,
+                    uint32_t epoch)
 {
-    uint8_t *p = frame_begin(b, REPL_RESUME, 1 + 1 + REPL_ID_LEN + 8);
+    uint8_t *p = frame_begin(b, REPL_RESUME, 1 + 1 + REPL_ID_LEN + 8 + 4);
     if (!p)
         return -ENOMEM;
     wr_uint(&p, has_position ? 1 : 0, 1);
     wr_bytes(&p, map_id, REPL_ID_LEN);
     wr_uint(&p, next_seq, 8);
+    wr_uint(&p, epoch, 4);
     return 0;
 }
 
 int repl_put_start(struct repl_buf *b, const struct repl_frame *s)
 {
-    uint8_t *p = frame_begin(b, REPL_START, 1 + 1 + REPL_ID_LEN + 8 * 3 + 4 * 2 + 8 * 2);
+    uint8_t *p = frame_begin(b, REPL_START, 1 + 1 + REPL_ID_LEN + 8 + 4 + 8 * 2 + 4 * 2 + 8 * 2);
     if (!p)
         return -ENOMEM;
     wr_uint(&p, s->mode, 1);
     wr_bytes(&p, s->map_id, REPL_ID_LEN);
     wr_uint(&p, s->seq, 8);
+    wr_uint(&p, s->epoch, 4);
     wr_uint(&p, s->size, 8);
     wr_uint(&p, s->max_size, 8);
     wr_uint(&p, s->flags, 4);
@@ -328,17 +344,19 @@ int repl_put_start(struct repl_buf *b, const struct repl_frame *s)
     return 0;
 }
 
-static int put_entry(struct repl_buf *b, uint8_t type, uint64_t seq, unsigned op, uint32_t tag, uint64_t expire_ms,
-                     const void *key, size_t klen, const void *val, size_t vlen)
+static int put_entry(struct repl_buf *b, uint8_t type, const struct repl_record_head *h, unsigned op, uint32_t tag,
+                     uint64_t expire_ms, const void *key, size_t klen, const void *val, size_t vlen)
 {
     if (klen == 0 || klen > 65535u || vlen > REPL_MAX_VALUE || tag > 255u)
         return -EINVAL;
-    size_t head = type == REPL_RECORD ? 8 + 1 : 0;
+    size_t head = type == REPL_RECORD ? 8 + 4 + 4 + 1 : 0;
     uint8_t *p = frame_begin(b, type, 1 + head + 4 + 8 + 4 + klen + 4 + vlen);
     if (!p)
         return -ENOMEM;
     if (type == REPL_RECORD) {
-        wr_uint(&p, seq, 8);
+        wr_uint(&p, h->seq, 8);
+        wr_uint(&p, h->skipped, 4);
+        wr_uint(&p, h->epoch, 4);
         wr_uint(&p, op, 1);
     }
     wr_uint(&p, tag, 4);
@@ -350,18 +368,19 @@ static int put_entry(struct repl_buf *b, uint8_t type, uint64_t seq, unsigned op
     return 0;
 }
 
-int repl_put_record(struct repl_buf *b, uint64_t seq, unsigned op, uint32_t tag, uint64_t expire_ms,
-                    const void *key, size_t klen, const void *val, size_t vlen)
+int repl_put_record(struct repl_buf *b, const struct repl_record_head *h, unsigned op, uint32_t tag,
+                    uint64_t expire_ms, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    if (op != REPL_OP_PUT && op != REPL_OP_DEL)
+    if ((op != REPL_OP_PUT && op != REPL_OP_DEL) || h->seq == 0 || h->seq > REPL_MAX_SEQ || h->skipped >= h->seq)
         return -EINVAL;
-    return put_entry(b, REPL_RECORD, seq, op, tag, expire_ms, key, klen, val, op == REPL_OP_DEL ? 0 : vlen);
+    return put_entry(b, REPL_RECORD, h, op, tag, expire_ms, key, klen, val, op == REPL_OP_DEL ? 0 : vlen);
 }
 
 int repl_put_snap_entry(struct repl_buf *b, uint32_t tag, uint64_t expire_ms, const void *key, size_t klen,
                         const void *val, size_t vlen)
 {
-    return put_entry(b, REPL_SNAP_ENTRY, 0, REPL_OP_PUT, tag, expire_ms, key, klen, val, vlen);
+    static const struct repl_record_head none = {0, 0, 0};
+    return put_entry(b, REPL_SNAP_ENTRY, &none, REPL_OP_PUT, tag, expire_ms, key, klen, val, vlen);
 }
 
 static int put_two(struct repl_buf *b, uint8_t type, uint64_t x, uint64_t y)

@@ -11,7 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REPL_PROTOCOL_VERSION 1u
+/* 2: epochs (RESUME, START, RECORD) and the void count of RECORD (docs/PROTOCOL.md §2). */
+#define REPL_PROTOCOL_VERSION 2u
 #define REPL_NONCE_LEN 32u
 #define REPL_MAC_LEN 32u   /* HMAC-SHA256 */
 #define REPL_ID_LEN 16u
@@ -24,6 +25,10 @@
 #define REPL_MAX_VALUE (64u << 20)
 #define REPL_MAX_BODY (REPL_MAX_VALUE + 65535u + 64u)
 #define REPL_MAX_ERROR_TEXT 200u
+/* Sequence numbers of a log stay below 2^62 (FORMAT.md §14), so a next
+ * seq is at most 2^62: larger ones are refused, and next_seq + 1 never wraps. */
+#define REPL_MAX_SEQ (UINT64_C(1) << 62)
+#define REPL_MAX_EPOCH UINT32_MAX
 /* The most a sender puts between two seals: its output high-water mark
  * (1 MiB) plus one frame of the largest size, and change. */
 #define REPL_MAX_SEALED ((size_t)REPL_MAX_BODY + (2u << 20))
@@ -59,6 +64,8 @@ struct repl_frame {
     uint8_t mode;         /* START */
     uint8_t op;           /* RECORD */
     uint64_t seq;         /* SEAL counter, RESUME next seq, START seq, RECORD seq, SNAP_END seq, HEARTBEAT last seq, ACK next seq */
+    uint32_t epoch;       /* RESUME: the replica's; START: the primary's; RECORD: the record's */
+    uint32_t skipped;     /* RECORD: void sequence numbers right before seq (never sent) */
     uint64_t count;       /* SNAP_END entries */
     uint64_t time_ms;     /* HEARTBEAT, ACK */
     /* START: the primary's geometry, so a missing replica map is made alike */
@@ -106,10 +113,16 @@ int repl_frame_decode(const uint8_t *body, uint32_t body_len, struct repl_frame 
 int repl_put_challenge(struct repl_buf *b, const uint8_t nonce[REPL_NONCE_LEN]);
 int repl_put_auth(struct repl_buf *b, const uint8_t nonce[REPL_NONCE_LEN], const uint8_t mac[REPL_MAC_LEN]);
 int repl_put_auth_ok(struct repl_buf *b, const uint8_t mac[REPL_MAC_LEN]);
-int repl_put_resume(struct repl_buf *b, int has_position, const uint8_t map_id[REPL_ID_LEN], uint64_t next_seq);
-int repl_put_start(struct repl_buf *b, const struct repl_frame *start); /* mode, map_id, seq, geometry */
-int repl_put_record(struct repl_buf *b, uint64_t seq, unsigned op, uint32_t tag, uint64_t expire_ms,
-                    const void *key, size_t klen, const void *val, size_t vlen);
+int repl_put_resume(struct repl_buf *b, int has_position, const uint8_t map_id[REPL_ID_LEN], uint64_t next_seq,
+                    uint32_t epoch);
+int repl_put_start(struct repl_buf *b, const struct repl_frame *start); /* mode, map_id, seq, epoch, geometry */
+/* A log record: its seq, how many void seqs precede it unsent, its epoch. */
+struct repl_record_head {
+    uint64_t seq;
+    uint32_t skipped, epoch;
+};
+int repl_put_record(struct repl_buf *b, const struct repl_record_head *h, unsigned op, uint32_t tag,
+                    uint64_t expire_ms, const void *key, size_t klen, const void *val, size_t vlen);
 int repl_put_snap_entry(struct repl_buf *b, uint32_t tag, uint64_t expire_ms, const void *key, size_t klen,
                         const void *val, size_t vlen);
 int repl_put_snap_end(struct repl_buf *b, uint64_t seq, uint64_t count);

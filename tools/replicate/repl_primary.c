@@ -27,7 +27,15 @@
 #include "repl.h"
 
 #define OUT_HIGH_WATER (1u << 20) /* bytes queued per session before we stop producing */
-#define AUTH_TIMEOUT_MS 10000u
+/* Connections that have not proved the secret yet are cheap and limited on
+ * their own (docs/PROTOCOL.md §8): at most PREAUTH_MAX at once and
+ * PREAUTH_PER_ADDR per peer address.  A new one is never refused: it
+ * replaces the oldest unauthenticated one of its address (or, when all are
+ * taken, of the address holding the most), so idle or flooding peers cannot
+ * keep a replica from getting in; only --max-replicas counts replicas that
+ * proved the secret. */
+#define PREAUTH_MAX 64u
+#define PREAUTH_PER_ADDR 8u
 #define TICK_MS 20
 #define STATUS_EVERY_MS 500u
 
@@ -37,6 +45,7 @@ struct session {
     struct repl_conn conn;
     enum session_state state;
     uint8_t nonce[REPL_NONCE_LEN];
+    char addr[64];               /* the peer's address without the port */
     uint64_t accepted_ms;
     hmm_cursor *cursor;          /* S_SNAPSHOT */
     uint64_t snap_seq, snap_count;
@@ -85,13 +94,17 @@ static int listen_on(const char *spec)
     return fd;
 }
 
-static void peer_name(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t cap)
+static void peer_name(const struct sockaddr_storage *sa, socklen_t len, char *out, size_t cap, char *addr,
+                      size_t addrcap)
 {
     char h[64], p[16];
-    if (getnameinfo((const struct sockaddr *)sa, len, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV))
+    if (getnameinfo((const struct sockaddr *)sa, len, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV)) {
         snprintf(out, cap, "?");
-    else
+        snprintf(addr, addrcap, "?");
+    } else {
         snprintf(out, cap, "%s:%s", h, p);
+        snprintf(addr, addrcap, "%s", h);
+    }
 }
 
 static void session_free(struct session *s)
@@ -100,6 +113,63 @@ static void session_free(struct session *s)
     hmm_replog_close(s->reader);
     repl_conn_close(&s->conn);
     free(s);
+}
+
+/* Of the sessions still in S_AUTH: how many from addr, the oldest of those,
+ * and the address with the most (its oldest in *busiest). */
+static size_t preauth_count(const struct primary *p, const char *addr, size_t *oldest, size_t *total,
+                            size_t *busiest)
+{
+    size_t n = 0, best = 0;
+    *oldest = *busiest = SIZE_MAX;
+    *total = 0;
+    for (size_t i = 0; i < p->nsessions; i++) {
+        const struct session *s = p->sessions[i];
+        if (s->state != S_AUTH)
+            continue;
+        (*total)++;
+        size_t same = 0, first = i;
+        for (size_t j = 0; j < p->nsessions; j++) /* n ≤ 64 + max-replicas: quadratic is fine */
+            if (p->sessions[j]->state == S_AUTH && strcmp(p->sessions[j]->addr, s->addr) == 0) {
+                same++;
+                if (p->sessions[j]->accepted_ms < p->sessions[first]->accepted_ms)
+                    first = j;
+            }
+        if (same > best) {
+            best = same;
+            *busiest = first;
+        }
+        if (strcmp(s->addr, addr) == 0) {
+            n++;
+            if (*oldest == SIZE_MAX || s->accepted_ms < p->sessions[*oldest]->accepted_ms)
+                *oldest = i;
+        }
+    }
+    return n;
+}
+
+/* Make room for one more unauthenticated connection from addr. */
+static void preauth_admit(struct primary *p, const char *addr)
+{
+    size_t oldest, total, busiest;
+    size_t same = preauth_count(p, addr, &oldest, &total, &busiest);
+    size_t victim = same >= PREAUTH_PER_ADDR ? oldest : total >= PREAUTH_MAX ? busiest : SIZE_MAX;
+    if (victim == SIZE_MAX)
+        return;
+    struct session *s = p->sessions[victim];
+    log_info("%s: dropped before authenticating: %s", s->conn.peer,
+             same >= PREAUTH_PER_ADDR ? "too many unauthenticated connections from its address"
+                                      : "too many unauthenticated connections");
+    session_free(s);
+    p->sessions[victim] = p->sessions[--p->nsessions];
+}
+
+static size_t authenticated_sessions(const struct primary *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->nsessions; i++)
+        n += p->sessions[i]->state != S_AUTH && p->sessions[i]->state != S_CLOSING;
+    return n;
 }
 
 static void accept_replicas(struct primary *p)
@@ -113,13 +183,9 @@ static void accept_replicas(struct primary *p)
                 log_warn("accept: %s", strerror(errno));
             return;
         }
-        char name[80];
-        peer_name(&sa, len, name, sizeof name);
-        if (p->nsessions >= p->o->max_replicas) {
-            log_warn("%s: refused: already %zu replicas (--max-replicas)", name, p->nsessions);
-            close(fd);
-            continue;
-        }
+        char name[80], addr[64];
+        peer_name(&sa, len, name, sizeof name, addr, sizeof addr);
+        preauth_admit(p, addr);
         struct session *s = calloc(1, sizeof *s);
         struct session **grown = realloc(p->sessions, (p->nsessions + 1) * sizeof *grown);
         if (!s || !grown) {
@@ -134,6 +200,7 @@ static void accept_replicas(struct primary *p)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         snprintf(s->conn.peer, sizeof s->conn.peer, "%s", name);
+        snprintf(s->addr, sizeof s->addr, "%s", addr);
         s->accepted_ms = repl_mono_ms();
         if (repl_conn_init(&s->conn, fd, p->tls, 1, NULL) || repl_random(s->nonce, sizeof s->nonce) ||
             repl_put_challenge(&s->conn.out, s->nonce)) {
@@ -157,10 +224,12 @@ static void session_refuse(struct session *s, uint16_t code, const char *why)
 static int fill_start(struct primary *p, struct repl_frame *st, unsigned mode, uint64_t seq)
 {
     hmm_stats hs;
+    hmm_role_info ri;
     int rc = hmm_stat(p->m, &hs);
-    if (rc)
+    if (rc || (rc = hmm_role_get(p->m, &ri)) != 0)
         return rc;
     memset(st, 0, sizeof *st);
+    st->epoch = (uint32_t)ri.epoch;
     st->mode = (uint8_t)mode;
     memcpy(st->map_id, p->log.map_id, REPL_ID_LEN);
     st->seq = seq;
@@ -182,6 +251,15 @@ static void session_resume(struct primary *p, struct session *s, const struct re
     if (rc) {
         log_error("replication log: %s", hmm_strerror(rc));
         session_refuse(s, 1, "primary cannot read its log");
+        return;
+    }
+    /* A replica that has seen a newer epoch follows a newer primary: this
+     * one was deposed and must not feed it (docs/PROTOCOL.md §11). */
+    hmm_role_info ri;
+    if (hmm_role_get(p->m, &ri) == 0 && f->epoch > ri.epoch) {
+        log_warn("%s: the replica has seen epoch %u, this map is at epoch %" PRIu64 ": this node is no longer the "
+                 "primary (promoted elsewhere); refusing it", s->conn.peer, f->epoch, ri.epoch);
+        session_refuse(s, 7, "stale primary: the replica has seen a newer epoch");
         return;
     }
     int same_map = f->has_position && memcmp(f->map_id, p->log.map_id, REPL_ID_LEN) == 0;
@@ -246,6 +324,11 @@ static void session_on_frame(struct primary *p, struct session *s, const struct 
         if (!repl_auth_check(p->o, 0, s->nonce, f->nonce, f->mac)) {
             log_warn("%s: authentication failed (wrong secret?); closing", s->conn.peer);
             session_refuse(s, 4, "authentication failed");
+            return;
+        }
+        if (authenticated_sessions(p) >= p->o->max_replicas) {
+            log_warn("%s: refused: already %u replicas (--max-replicas)", s->conn.peer, p->o->max_replicas);
+            session_refuse(s, 1, "primary serves its maximum of replicas");
             return;
         }
         uint8_t mac[REPL_MAC_LEN], to_replica[REPL_MAC_LEN], to_primary[REPL_MAC_LEN];
@@ -357,8 +440,16 @@ static int produce_stream(struct session *s)
             log_error("%s: reading the log: %s", s->conn.peer, hmm_strerror(rc));
             return -1;
         }
+        /* Void records are never sent: the replica learns how many came
+         * right before this one, so any other gap is an error it catches. */
+        struct repl_record_head head = {rec.seq, 0, (uint32_t)hmm_replog_epoch(s->reader)};
+        if (rec.seq - s->next_seq > UINT32_MAX) {
+            log_error("%s: more than 2^32 void records before seq %" PRIu64, s->conn.peer, rec.seq);
+            return -1;
+        }
+        head.skipped = (uint32_t)(rec.seq - s->next_seq);
         if (rec.vlen > REPL_MAX_VALUE ||
-            repl_put_record(&s->conn.out, rec.seq, rec.op, rec.tag, rec.expire_ms, rec.key, rec.klen, rec.val,
+            repl_put_record(&s->conn.out, &head, rec.op, rec.tag, rec.expire_ms, rec.key, rec.klen, rec.val,
                             rec.vlen)) {
             log_error("%s: cannot encode record %" PRIu64, s->conn.peer, rec.seq);
             return -1;
@@ -374,6 +465,10 @@ static int session_round(struct primary *p, struct session *s, uint64_t mono)
 {
     if (repl_conn_pump(&s->conn))
         return -1;
+    /* Now, not the round's start: the pump stamps last_rx_ms, and a stamp
+     * newer than mono would wrap mono - last_rx_ms into "silent for ages"
+     * (it dropped live replicas on a loaded machine). */
+    mono = repl_mono_ms();
     /* A closing peer gets a moment to read why, not forever. */
     if (s->state == S_CLOSING)
         return repl_buf_pending(&s->conn.out) == 0 || mono - s->closing_ms > 2000 ? -1 : 0;
@@ -385,8 +480,8 @@ static int session_round(struct primary *p, struct session *s, uint64_t mono)
         session_on_frame(p, s, &f);
     }
     if (s->state == S_AUTH || s->state == S_RESUME) {
-        if (mono - s->accepted_ms > AUTH_TIMEOUT_MS) {
-            log_warn("%s: no handshake within %u ms; closing", s->conn.peer, AUTH_TIMEOUT_MS);
+        if (mono - s->accepted_ms > p->o->auth_timeout_ms) {
+            log_warn("%s: no handshake within %u ms; closing", s->conn.peer, p->o->auth_timeout_ms);
             return -1;
         }
     } else if (mono - s->conn.last_rx_ms > p->o->timeout_ms) {
@@ -409,6 +504,11 @@ static int session_round(struct primary *p, struct session *s, uint64_t mono)
 static void publish_status(struct primary *p, uint64_t now)
 {
     hmm_repl_status *st = &p->status;
+    hmm_role_info ri;
+    /* Serving a replica's map (a chain): the status slot is its replica
+     * daemon's, which says how far behind its own primary it is. */
+    if (hmm_role_get(p->m, &ri) == 0 && ri.role == HMM_ROLE_REPLICA)
+        return;
     st->role = HMM_REPL_ROLE_PRIMARY;
     st->pid = getpid();
     st->updated_ms = now;

@@ -44,6 +44,7 @@ struct replica {
     int has_position;
     uint8_t primary_id[REPL_ID_LEN];
     uint64_t next_seq;        /* first seq not applied yet */
+    uint64_t epoch;           /* the newest primary epoch seen (kept in the map) */
     int position_dirty;
     uint64_t snap_seq;
     struct repl_keyset seen;  /* keys the snapshot carried */
@@ -117,6 +118,46 @@ static int save_position(struct replica *r)
     return 0;
 }
 
+/* Record in the map that it is a replica of o->primary, so local writers
+ * are refused also while this daemon is down.  A map that was a primary
+ * (it took local writes) forgets its position: it must take a full
+ * snapshot, which drops every write of its own (docs/PROTOCOL.md §11). */
+static int take_replica_role(struct replica *r, int fresh)
+{
+    hmm_role_info ri;
+    int rc = hmm_role_get(r->m, &ri);
+    if (rc == 0 && ri.role == HMM_ROLE_PRIMARY) {
+        rc = hmm_replica_position_clear(r->m);
+        if (!fresh)
+            log_info("%s: was a primary (epoch %" PRIu64 "); now a replica of %s: it resyncs with a full snapshot and "
+                 "keeps none of its own writes", r->o->dir, ri.epoch, r->o->primary);
+    }
+    if (rc == 0)
+        rc = hmm_role_set(r->m, HMM_ROLE_REPLICA, ri.epoch, r->o->primary);
+    if (rc) {
+        log_error("%s: cannot record the replica role: %s", r->o->dir, hmm_strerror(rc));
+        return -1;
+    }
+    r->epoch = ri.epoch;
+    return 0;
+}
+
+/* Take the newer epoch of the primary we follow (Raft: a higher term is
+ * adopted on sight), before applying anything written under it. */
+static int adopt_epoch(struct replica *r, uint64_t epoch)
+{
+    if (epoch <= r->epoch)
+        return 0;
+    int rc = hmm_role_set(r->m, HMM_ROLE_REPLICA, epoch, r->o->primary);
+    if (rc) {
+        log_error("%s: cannot record epoch %" PRIu64 ": %s", r->o->dir, epoch, hmm_strerror(rc));
+        return -1;
+    }
+    log_info("%s: now at epoch %" PRIu64 " (was %" PRIu64 ")", r->o->dir, epoch, r->epoch);
+    r->epoch = epoch;
+    return 0;
+}
+
 /* The replica's map is made on the first START, alike the primary's. */
 static int open_or_create_map(struct replica *r, const struct repl_frame *f)
 {
@@ -129,7 +170,7 @@ static int open_or_create_map(struct replica *r, const struct repl_frame *f)
     hmm_config cfg = {
         .size = f->size,
         .max_size = f->max_size,
-        .flags = HMM_CREATE | (f->flags & HMM_CACHE),
+        .flags = HMM_CREATE | HMM_REPLICA_WRITER | (f->flags & HMM_CACHE),
         .default_ttl_ms = f->default_ttl_ms,
         .replog_size = f->replog_capacity,
         .max_value = f->max_value,
@@ -141,7 +182,7 @@ static int open_or_create_map(struct replica *r, const struct repl_frame *f)
     }
     log_info("%s: replica map created (size %" PRIu64 ", max size %" PRIu64 "%s)", r->o->dir, f->size, f->max_size,
              f->flags & HMM_CACHE ? ", cache mode" : "");
-    return 0;
+    return take_replica_role(r, 1);
 }
 
 static int apply(struct replica *r, const struct repl_frame *f)
@@ -157,6 +198,56 @@ static int apply(struct replica *r, const struct repl_frame *f)
         return -1;
     }
     return 0;
+}
+
+/* The stream cannot go on from here (a gap, an older epoch): forget the
+ * position, so the next connection gets a snapshot, and close. */
+static int force_resync(struct replica *r, const char *why)
+{
+    log_error("%s: %s; resyncing with a full snapshot", r->conn.peer, why);
+    r->next_seq = 0; /* (id, 0): the primary sends a snapshot */
+    r->position_dirty = 0;
+    if (save_position(r))
+        return -1;
+    repl_conn_send_error(&r->conn, 8, "replica needs a resync");
+    return -1;
+}
+
+/* A RECORD while streaming: exactly the next seq (void ones counted in
+ * skipped), of an epoch not older than ours; a repeat is skipped. */
+static int on_record(struct replica *r, const struct repl_frame *f)
+{
+    char why[160];
+    if (f->seq < r->next_seq)
+        return 0; /* already applied (records are whole states; a repeat is harmless but needless) */
+    if (f->seq - f->skipped != r->next_seq) {
+        snprintf(why, sizeof why, "sequence gap: record %" PRIu64 " (after %u void) where %" PRIu64 " was next",
+                 f->seq, f->skipped, r->next_seq);
+        return force_resync(r, why);
+    }
+    if (f->epoch < r->epoch) {
+        snprintf(why, sizeof why, "record %" PRIu64 " of epoch %u, older than epoch %" PRIu64 " seen", f->seq,
+                 f->epoch, r->epoch);
+        return force_resync(r, why);
+    }
+    if (adopt_epoch(r, f->epoch) || apply(r, f))
+        return -1;
+    r->next_seq = f->seq + 1; /* ≤ 2^62 + 1: the decoder refuses larger seqs */
+    r->position_dirty = 1;
+    return 0;
+}
+
+/* START from a primary of an older epoch than we have seen: a deposed
+ * primary that came back; nothing of it is applied. */
+static int check_primary_epoch(struct replica *r, const struct repl_frame *f)
+{
+    if (f->epoch < r->epoch) {
+        log_error("%s: refusing this primary: its epoch %u is older than epoch %" PRIu64 " this replica has seen "
+                  "(a deposed primary? point --primary at the current one)", r->conn.peer, f->epoch, r->epoch);
+        repl_conn_send_error(&r->conn, 7, "stale primary: the replica has seen a newer epoch");
+        return -1;
+    }
+    return adopt_epoch(r, f->epoch);
 }
 
 static int delete_key(void *ctx, const void *key, size_t klen)
@@ -237,7 +328,7 @@ static int on_frame(struct replica *r, const struct repl_frame *f)
             return -1;
         repl_conn_start_sealing(&r->conn, to_primary, to_replica);
         load_position(r);
-        if (repl_put_resume(&r->conn.out, r->has_position, r->primary_id, r->next_seq))
+        if (repl_put_resume(&r->conn.out, r->has_position, r->primary_id, r->next_seq, (uint32_t)r->epoch))
             return -1;
         log_info("%s: authenticated; asking to continue from seq %" PRIu64 "%s", peer, r->next_seq,
                  r->has_position ? "" : " (no position yet)");
@@ -246,7 +337,7 @@ static int on_frame(struct replica *r, const struct repl_frame *f)
     case R_START:
         if (f->type != REPL_START)
             break;
-        if (open_or_create_map(r, f))
+        if (open_or_create_map(r, f) || check_primary_epoch(r, f))
             return -1;
         if (f->mode == REPL_START_STREAM) {
             if (!r->has_position || memcmp(f->map_id, r->primary_id, REPL_ID_LEN) != 0 || f->seq != r->next_seq) {
@@ -304,15 +395,8 @@ static int on_frame(struct replica *r, const struct repl_frame *f)
     case R_STREAMING:
         if (f->type == REPL_HEARTBEAT)
             goto heartbeat;
-        if (f->type == REPL_RECORD) {
-            if (f->seq < r->next_seq)
-                return 0; /* already applied (records are whole states; a repeat is harmless but needless) */
-            if (apply(r, f))
-                return -1;
-            r->next_seq = f->seq + 1;
-            r->position_dirty = 1;
-            return 0;
-        }
+        if (f->type == REPL_RECORD)
+            return on_record(r, f);
         break;
     }
     log_warn("%s: unexpected %s frame; closing", peer, repl_frame_name(f->type));
@@ -418,12 +502,14 @@ int repl_replica_run(const struct repl_options *o)
 {
     struct replica r = {.o = o, .conn = {.fd = -1}};
     int ret = -1;
-    hmm_config cfg = {0}; /* open if it exists; else it is made on the first START */
+    hmm_config cfg = {.flags = HMM_REPLICA_WRITER}; /* open if it exists; else it is made on the first START */
     int rc = hmm_open(&r.m, o->dir, &cfg);
     if (rc && rc != -ENOENT) {
         log_error("%s: %s", o->dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
         goto fail;
     }
+    if (r.m && take_replica_role(&r, 0))
+        goto fail;
     if (repl_tls_context(o, 0, &r.tls))
         goto fail;
     load_position(&r);
