@@ -68,7 +68,6 @@ struct hmm {
     struct hmm_replog_header *rhdr; /* NULL: no log (HMM_NOREPLOG, or it could not be opened) */
     uint8_t *ring;              /* the log's ring, rcap bytes */
     uint64_t rcap;              /* validated copy of rhdr->capacity */
-    unsigned __int128 rcap_magic; /* 2^128 / rcap rounded up: replog.c's ring_off() */
 
     /* The decoded index words last seen (index.c, hmm__index_cached): each
      * of views[] is written once, before it is published through view,

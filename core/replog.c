@@ -25,7 +25,6 @@
  */
 #include "config.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -65,24 +64,9 @@ uint64_t replog_capacity_for(uint64_t replog_size, uint32_t max_value)
     return (cap + 4095) & ~UINT64_C(4095);
 }
 
-/* pos % m->rcap without a division: an append computes it five to ten
- * times (more when it drops records from the tail), and a 64-bit div costs
- * 35-90 cycles.  Lemire's "fastmod": with M = 2^128 / rcap rounded up, the
- * fraction M * pos (mod 2^128) times rcap, over 2^128, is the remainder,
- * for every 64-bit pos (D. Lemire, O. Kaser, N. Kurz, "Faster remainder by
- * direct computation", 2019). */
-static inline uint64_t ring_off(const hmm_t *m, uint64_t pos)
-{
-    unsigned __int128 frac = m->rcap_magic * pos;
-    unsigned __int128 low = ((frac & UINT64_MAX) * m->rcap) >> 64;
-    uint64_t off = (uint64_t)((low + (frac >> 64) * m->rcap) >> 64);
-    assert(off == pos % m->rcap);
-    return off;
-}
-
 static struct hmm_replog_rec *rec_at(hmm_t *m, uint64_t pos)
 {
-    return (struct hmm_replog_rec *)(m->ring + ring_off(m, pos));
+    return (struct hmm_replog_rec *)(m->ring + pos % m->rcap);
 }
 
 /* ---- the file ---- */
@@ -163,7 +147,6 @@ static int map_file(hmm_t *m, int fd, uint64_t cap)
     m->rhdr = p;
     m->ring = (uint8_t *)p + HMM_REPLOG_HDR_SIZE;
     m->rcap = cap;
-    m->rcap_magic = ~(unsigned __int128)0 / cap + 1;
     return 0;
 }
 
@@ -232,7 +215,7 @@ void replog_close(hmm_t *m)
 static uint64_t seq_from(hmm_t *m, uint64_t tail, uint64_t head)
 {
     for (uint64_t p = tail, n = 0; p < head && n < m->rcap / 8; n++) {
-        uint64_t off = ring_off(m, p);
+        uint64_t off = p % m->rcap;
         if (m->rcap - off < HMM_REPLOG_REC_HDR) {
             p += m->rcap - off;
             continue;
@@ -250,7 +233,7 @@ static uint64_t seq_from(hmm_t *m, uint64_t tail, uint64_t head)
 
 static bool len_valid(hmm_t *m, const struct hmm_replog_rec *r, uint64_t pos)
 {
-    uint64_t room = m->rcap - ring_off(m, pos);
+    uint64_t room = m->rcap - pos % m->rcap;
     return r->len >= HMM_REPLOG_REC_HDR && r->len % 8 == 0 && r->len <= room;
 }
 
@@ -264,7 +247,7 @@ static void repair_append_locked(hmm_t *m)
     struct hmm_replog_header *h = m->rhdr;
     uint64_t head = atomic_load(&h->head), tail = atomic_load(&h->tail);
     uint64_t next = atomic_load(&h->next_seq);
-    uint64_t off = ring_off(m, head);
+    uint64_t off = head % m->rcap;
     if (m->rcap - off >= HMM_REPLOG_REC_HDR && next > 1) {
         struct hmm_replog_rec *r = rec_at(m, head);
         uint64_t st = atomic_load(&r->state);
@@ -409,7 +392,7 @@ static int make_room_locked(hmm_t *m, uint64_t end, uint32_t own_stripe, struct 
     uint64_t first = atomic_load_explicit(&h->first_seq, memory_order_relaxed);
     int rc = 0;
     while (tail + m->rcap < end) {
-        uint64_t off = ring_off(m, tail);
+        uint64_t off = tail % m->rcap;
         if (tail >= head)
             return -ESTALE; /* damaged: the caller resets the window */
         if (m->rcap - off < HMM_REPLOG_REC_HDR) {
@@ -470,7 +453,7 @@ static int reserve_locked(hmm_t *m, uint32_t stripe, uint64_t len, uint64_t *pos
     int rc;
     for (int attempt = 0;; attempt++) {
         pos = atomic_load_explicit(&h->head, memory_order_relaxed);
-        gap = m->rcap - ring_off(m, pos);
+        gap = m->rcap - pos % m->rcap;
         if (gap >= len)
             gap = 0; /* fits before the ring's end */
         rc = make_room_locked(m, pos + gap + len, stripe, b);
@@ -578,7 +561,7 @@ static void decide_locked(hmm_t *m, uint32_t stripe, bool commit)
         return;
     uint64_t pos = atomic_load_explicit(&s->replog_pos, memory_order_relaxed);
     /* A damaged stripe could name any position: the record must fit. */
-    if (m->rcap - ring_off(m, pos) >= HMM_REPLOG_REC_HDR && seq < HMM_REC_VOID) {
+    if (m->rcap - pos % m->rcap >= HMM_REPLOG_REC_HDR && seq < HMM_REC_VOID) {
         struct hmm_replog_rec *r = rec_at(m, pos);
         if (state_cas(r, HMM_REC_RESERVED | seq, commit ? seq : HMM_REC_VOID | seq))
             note_decided(m, seq);
