@@ -54,15 +54,15 @@ static int hmm_store_get(void *h, const char *key, void *val, size_t *vlen)
 
 static int hmm_store_get_batch(void *h, const char *const keys[], size_t n, char (*vals)[VAL_MAX], size_t vlens[])
 {
-    size_t klens[BATCH_MAX];
-    void *vp[BATCH_MAX];
+    size_t klens[BATCH_MAX] = {0};
+    void *vp[BATCH_MAX] = {0};
     int rcs[BATCH_MAX], failed = 0;
     for (size_t i = 0; i < n; i++) {
         klens[i] = KEY_LEN;
         vp[i] = vals[i];
         vlens[i] = VAL_MAX;
     }
-    if (hmm_get_batch(((struct hmm_store *)h)->m, n, (const void *const *)keys, klens, vp, vlens, rcs) != 0)
+    if (hmm_get_batch(((struct hmm_store *)h)->m, n, (const void *const *)keys, klens, vp, vlens, rcs, NULL) != 0)
         return (int)n;
     for (size_t i = 0; i < n; i++)
         failed += rcs[i] != 0;

@@ -323,7 +323,8 @@ static inline void batch_probe(hmm_t *m, const struct hmm__view *v, struct batch
 
 /* Pass 3 for one key: 0 / HMM_NOTFOUND / HMM_TOOSMALL / HMM_CORRUPT as
  * hmm_get; 1 when it must be looked up the slow way. */
-static inline int batch_finish(hmm_t *m, struct batch_key *b, const void *key, size_t klen, struct read_out *out)
+static inline int batch_finish(hmm_t *m, struct batch_key *b, const void *key, size_t klen, struct read_out *out,
+                               bool want_info)
 {
     int rc;
     if (b->single)
@@ -334,7 +335,7 @@ static inline int batch_finish(hmm_t *m, struct batch_key *b, const void *key, s
         struct hmm_entry *e = lookup_entry_at(m, b->off, klen);
         if (!e || !lookup_entry_holds(e, key, klen))
             return 1; /* a tag collision, or out of bounds: the slow way decides */
-        rc = read_value(m, b->off, klen, out, false, false);
+        rc = read_value(m, b->off, klen, out, want_info, false);
     }
     /* Pairs with the writer's release fence in seq_begin_free(). */
     atomic_thread_fence(memory_order_acquire);
@@ -342,7 +343,7 @@ static inline int batch_finish(hmm_t *m, struct batch_key *b, const void *key, s
 }
 
 static void batch_group(hmm_t *m, size_t n, const void *const keys[], const size_t klens[], void *const vals[],
-                        size_t vlens[], int rcs[], uint64_t *gets, uint64_t *misses)
+                        size_t vlens[], int rcs[], hmm_entry_info *infos, uint64_t *gets, uint64_t *misses)
 {
     struct batch_key b[BATCH_GROUP];
     struct hmm__view scratch;
@@ -369,13 +370,16 @@ static void batch_group(hmm_t *m, size_t n, const void *const keys[], const size
         if (rcs[i])
             continue;
         struct read_out out = {.val = vals[i], .cap = vlens[i]};
-        int rc = batch_finish(m, &b[i], keys[i], klens[i], &out);
+        int rc = batch_finish(m, &b[i], keys[i], klens[i], &out, infos != NULL);
         if (rc == 1)
-            rc = read_validated(m, key_hash(keys[i], klens[i]), keys[i], klens[i], &out, false);
+            rc = read_validated(m, key_hash(keys[i], klens[i]), keys[i], klens[i], &out, infos != NULL);
         if (rc == HMM_CORRUPT)
             rc = read_corrupt(m);
-        if (rc == 0 || rc == HMM_TOOSMALL)
+        if (rc == 0 || rc == HMM_TOOSMALL) {
             vlens[i] = out.len;
+            if (infos)
+                infos[i] = out.info;
+        }
         rcs[i] = rc;
         *gets += 1;
         *misses += rc == HMM_NOTFOUND;
@@ -383,14 +387,15 @@ static void batch_group(hmm_t *m, size_t n, const void *const keys[], const size
 }
 
 HMM_EXPORT int hmm_get_batch(hmm_t *m, size_t n, const void *const keys[], const size_t klens[],
-                             void *const vals[], size_t vlens[], int rcs[])
+                             void *const vals[], size_t vlens[], int rcs[], hmm_entry_info infos[])
 {
     if (!m || (n && (!keys || !klens || !vals || !vlens || !rcs)))
         return hmm_fail(-EINVAL, "hmm_get_batch: NULL handle or array");
     uint64_t gets = 0, misses = 0;
     for (size_t i = 0; i < n; i += BATCH_GROUP) {
         size_t g = n - i < BATCH_GROUP ? n - i : BATCH_GROUP;
-        batch_group(m, g, keys + i, klens + i, vals + i, vlens + i, rcs + i, &gets, &misses);
+        batch_group(m, g, keys + i, klens + i, vals + i, vlens + i, rcs + i, infos ? infos + i : NULL, &gets,
+                    &misses);
     }
     /* One add per counter per call: the batch also saves the counting. */
     if (gets)

@@ -441,8 +441,8 @@ static void test_expired_entry_reads_as_absent(void **state)
 
 /* ---- batched gets ---- */
 
-/* Keys of many lengths (1, 16 and 40 bytes: inline compares and memcmp)
- * and values of 0, 8 and 100 bytes; one expires. */
+/* Keys of many lengths (1, 16 and 40 bytes: inline compares and memcmp),
+ * values of 0, 8 and 100 bytes, some tagged; one expires, one has a TTL. */
 static int batch_fill(hmm_t *m, char keys[][48], int n)
 {
     char val[100];
@@ -456,12 +456,13 @@ static int batch_fill(hmm_t *m, char keys[][48], int n)
             keys[i][0] = (char)(0x80 + i / 3); /* one-byte keys, distinct for i < 384 */
         size_t vl = i % 4 == 0 ? 0 : i % 4 == 1 ? 8 : 100;
         memset(val, 'v' + i % 3, sizeof val);
-        TU_OK(hmm_put(m, keys[i], strlen(keys[i]), val, vl, i == 7 ? 1 : 0, 0));
+        TU_OK(hmm_put_tagged(m, keys[i], strlen(keys[i]), val, vl, i == 7 ? 1 : i == 8 ? 600000 : 0, 0,
+                             i % 10 == 5 ? 3 : 0));
     }
     return n;
 }
 
-static void test_get_batch_returns_what_each_get_returns(void **state)
+static void test_get_batch_returns_what_each_get_info_returns(void **state)
 {
     enum { PRESENT = 200, N = 300 };
     hmm_t *m = tu_open(tu_tmpdir(), 4 << 20, 0, 0);
@@ -486,16 +487,21 @@ static void test_get_batch_returns_what_each_get_returns(void **state)
         vp[i] = vals[i];
         vlens[i] = sizeof vals[i];
     }
-    TU_OK(hmm_get_batch(m, N, kp, klens, vp, vlens, rcs));
+    static hmm_entry_info infos[N];
+    TU_OK(hmm_get_batch(m, N, kp, klens, vp, vlens, rcs, infos));
     int found = 0;
     for (int i = 0; i < N; i++) {
         size_t len = sizeof want;
-        int rc = hmm_get(m, kp[i], klens[i], want, &len);
+        hmm_entry_info info;
+        int rc = hmm_get_info(m, kp[i], klens[i], want, &len, &info);
         assert_int_equal(rcs[i], rc);
         if (rc == 0) {
             found++;
             assert_int_equal(vlens[i], len);
             assert_memory_equal(vals[i], want, len);
+            assert_int_equal(infos[i].version, info.version);
+            assert_int_equal(infos[i].expire_ms, info.expire_ms);
+            assert_int_equal(infos[i].tag, info.tag);
         }
     }
     assert_true(found > N / 2);
@@ -513,7 +519,7 @@ static void test_get_batch_reports_each_keys_own_error(void **state)
     size_t klens[4] = {3, 1, sizeof big_key, 2}, vlens[4] = {sizeof small, 0, 0, sizeof roomy};
     void *vp[4] = {small, NULL, NULL, roomy};
     int rcs[4];
-    TU_OK(hmm_get_batch(m, 4, kp, klens, vp, vlens, rcs));
+    TU_OK(hmm_get_batch(m, 4, kp, klens, vp, vlens, rcs, NULL));
     assert_int_equal(rcs[0], HMM_TOOSMALL);
     assert_int_equal(vlens[0], 10); /* the size needed */
     assert_int_equal(rcs[1], -EINVAL);
@@ -522,9 +528,9 @@ static void test_get_batch_reports_each_keys_own_error(void **state)
     assert_int_equal(vlens[3], 1);
     assert_memory_equal(roomy, "v", 1);
     /* The call itself: NULL arrays are refused, an empty batch is fine. */
-    assert_int_equal(hmm_get_batch(m, 1, NULL, klens, vp, vlens, rcs), -EINVAL);
-    assert_int_equal(hmm_get_batch(NULL, 0, NULL, NULL, NULL, NULL, NULL), -EINVAL);
-    TU_OK(hmm_get_batch(m, 0, NULL, NULL, NULL, NULL, NULL));
+    assert_int_equal(hmm_get_batch(m, 1, NULL, klens, vp, vlens, rcs, NULL), -EINVAL);
+    assert_int_equal(hmm_get_batch(NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL), -EINVAL);
+    TU_OK(hmm_get_batch(m, 0, NULL, NULL, NULL, NULL, NULL, NULL));
     hmm_close(m);
 }
 
@@ -539,7 +545,7 @@ static void test_get_batch_counts_one_get_per_key(void **state)
     char v[3][4];
     void *vp[3] = {v[0], v[1], v[2]};
     int rcs[3];
-    TU_OK(hmm_get_batch(m, 3, kp, klens, vp, vlens, rcs));
+    TU_OK(hmm_get_batch(m, 3, kp, klens, vp, vlens, rcs, NULL));
     TU_OK(hmm_stat(m, &after));
     assert_int_equal(after.counters[HMM_C_GETS] - before.counters[HMM_C_GETS], 3);
     assert_int_equal(after.counters[HMM_C_MISSES] - before.counters[HMM_C_MISSES], 1);
@@ -564,7 +570,7 @@ static void test_read_only_handle_reads_a_cache_map_without_writing(void **state
     size_t klens[1] = {1}, vlens[1] = {sizeof buf};
     void *vp[1] = {buf};
     int rcs[1];
-    TU_OK(hmm_get_batch(r, 1, kp, klens, vp, vlens, rcs));
+    TU_OK(hmm_get_batch(r, 1, kp, klens, vp, vlens, rcs, NULL));
     TU_OK(rcs[0]);
     hmm_close(r);
 }
@@ -802,7 +808,7 @@ int main(void)
         cmocka_unit_test(test_cas_with_stale_version_returns_mismatch),
         cmocka_unit_test(test_cas_with_zero_requires_absent_key),
         cmocka_unit_test(test_expired_entry_reads_as_absent),
-        cmocka_unit_test(test_get_batch_returns_what_each_get_returns),
+        cmocka_unit_test(test_get_batch_returns_what_each_get_info_returns),
         cmocka_unit_test(test_get_batch_reports_each_keys_own_error),
         cmocka_unit_test(test_get_batch_counts_one_get_per_key),
         cmocka_unit_test(test_read_only_handle_reads_a_cache_map_without_writing),

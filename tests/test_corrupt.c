@@ -142,7 +142,7 @@ static int use_damaged_map(void *arg)
         vp[i] = bv[i];
         vlens[i] = sizeof bv[i];
     }
-    hmm_get_batch(m, N, kp, klens, vp, vlens, rcs);
+    hmm_get_batch(m, N, kp, klens, vp, vlens, rcs, NULL);
     hmm_cursor *c;
     if (hmm_cursor_open(m, &c) == 0) {
         const void *k, *v;

@@ -100,7 +100,7 @@ static int batch_reader(void *arg)
             vp[k] = vals[k];
             vlens[k] = sizeof vals[k];
         }
-        if (hmm_get_batch(m, N, kp, klens, vp, vlens, rcs) != 0)
+        if (hmm_get_batch(m, N, kp, klens, vp, vlens, rcs, NULL) != 0)
             return 41;
         int upto[2] = {seen_upto[0], seen_upto[1]};
         for (int k = 0; k < N; k++) {

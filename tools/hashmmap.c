@@ -164,7 +164,7 @@ static int cmd_get_many(hmm_t *m, char **keys, size_t n)
             vals[i] = bufs + i * CAP;
             vlens[i] = CAP;
         }
-        rc = hmm_get_batch(m, n, (const void *const *)keys, klens, vals, vlens, rcs);
+        rc = hmm_get_batch(m, n, (const void *const *)keys, klens, vals, vlens, rcs, NULL);
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char *big = NULL;
