@@ -4,7 +4,7 @@
  *
  *   make bench                          build, run, write bench/results.csv and bench/results.png
  *   HMMBENCH_QUICK=1 bench/hmmbench     a short run (10 k keys, small budgets): a smoke check
- *   bench/hmmbench --callgrind get|put|none   a fixed loop for `make bench-callgrind`
+ *   bench/hmmbench --callgrind get|mget|put|none   a fixed loop for `make bench-callgrind`
  *
  * Environment: HMMBENCH_QUICK=1; HMMBENCH_BUDGET_MS (time per measurement,
  * default 240, quick 30); HMMBENCH_CSV (default bench/results.csv);
@@ -37,8 +37,8 @@
 /* The stores, in table order; the local table first (every ratio is to it). */
 static const struct store_kind *const stores[] = {
     &store_local,     &store_hmm_file, &store_hmm_anon,  &store_hmm_cache,
-    &store_hmm_noreplog, &store_hmm_nometrics, &store_lmdb, &store_sqlite,
-    &store_redis,     &store_memcached,
+    &store_hmm_noreplog, &store_hmm_nometrics, &store_lmdb, &store_kyoto,
+    &store_tkrzw,     &store_sqlite,   &store_redis,     &store_memcached,
 };
 #define NSTORES (sizeof stores / sizeof stores[0])
 
@@ -203,6 +203,21 @@ static void wl_get(struct run *r, size_t n)
     }
 }
 
+/* Batches of BATCH_MAX keys through the store's get_batch; n keys in all. */
+static void wl_mget(struct run *r, size_t n)
+{
+    static char out[BATCH_MAX][VAL_MAX];
+    const char *keys[BATCH_MAX];
+    size_t lens[BATCH_MAX];
+    for (size_t done = 0; done < n;) {
+        size_t b = n - done < BATCH_MAX ? n - done : BATCH_MAX;
+        for (size_t i = 0; i < b; i++)
+            keys[i] = next_key(r);
+        r->errors += (uint64_t)r->k->get_batch(r->h, keys, b, out, lens);
+        done += b;
+    }
+}
+
 static void wl_put(struct run *r, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -231,13 +246,16 @@ struct workload {
     void (*fn)(struct run *r, size_t n);
     enum dist dist;   /* FRESH: inserts (run once, last); else run on UNIFORM and ZIPF */
     bool small_only;  /* only with 8-byte values (incr: a counter is a short number) */
+    bool batched;     /* only stores with a get_batch; the ratio is to the local table's single get */
 };
+enum { W_GET, W_PUT, W_INSERT, W_INCR, W_MIXED, W_MGET };
 static const struct workload workloads[] = {
-    {"get", wl_get, UNIFORM, false},
-    {"put (overwrite)", wl_put, UNIFORM, false},
-    {"put (insert)", wl_put, FRESH, false},
-    {"incr", wl_incr, UNIFORM, true},
-    {"mixed 90/10", wl_mixed, UNIFORM, false},
+    [W_GET] = {"get", wl_get, UNIFORM, false, false},
+    [W_PUT] = {"put (overwrite)", wl_put, UNIFORM, false, false},
+    [W_INSERT] = {"put (insert)", wl_put, FRESH, false, false},
+    [W_INCR] = {"incr", wl_incr, UNIFORM, true, false},
+    [W_MIXED] = {"mixed 90/10", wl_mixed, UNIFORM, false, false},
+    [W_MGET] = {"batched get (per key)", wl_mget, UNIFORM, false, true},
 };
 #define NWORK (sizeof workloads / sizeof workloads[0])
 
@@ -339,7 +357,7 @@ static void measure_all(struct table *t, uint64_t max_inserts)
         fill_store(k, h, t->keys, fillval, t->vlen);
         for (size_t w = 0; w < NWORK; w++) {
             const struct workload *wl = &workloads[w];
-            if (wl->small_only && t->vlen > 8)
+            if ((wl->small_only && t->vlen > 8) || (wl->batched && !k->get_batch))
                 continue;
             for (int d = UNIFORM; d <= ZIPF; d++) {
                 enum dist dist = wl->dist == FRESH ? FRESH : (enum dist)d;
@@ -383,7 +401,7 @@ static void print_table(const struct table *t)
                 continue;
             }
             for (size_t w = 0; w < NWORK; w++) {
-                const struct cell *c = &t->c[s][w][d], *local = &t->c[0][w][d];
+                const struct cell *c = &t->c[s][w][d], *local = &t->c[0][workloads[w].batched ? W_GET : w][d];
                 if (!c->ns) {
                     printf("  %-21s", workloads[w].dist == FRESH ? "(uniform only)" : "-");
                     continue;
@@ -709,23 +727,44 @@ static void info(const char *what, double measured, const char *unit)
     fprintf(csv, "info,%s,0,0,,,,%.3f,0,0,0,0\n", what, measured);
 }
 
-static void targets(const struct table *t, const struct footprint_figures *fp)
+/* Goals of DESIGN.md section 10 and issue 22.  tabs: the 8-byte-value tables
+ * at 10 k, 100 k and 1 M keys (NULL when not run, as in a quick run); t is
+ * the largest run. */
+static void targets(const struct table *t, const struct table *const tabs[3], const struct footprint_figures *fp)
 {
-    double local_get = cell_ns(t, &store_local, 0), local_put = cell_ns(t, &store_local, 1);
-    double get = cell_ns(t, &store_hmm_file, 0), put = cell_ns(t, &store_hmm_file, 1);
-    printf("\ntargets (DESIGN.md section 10; %llu keys, %zu-byte values, uniform keys, hashmmap file map):\n",
+    double local_get = cell_ns(t, &store_local, W_GET), local_put = cell_ns(t, &store_local, W_PUT);
+    double get = cell_ns(t, &store_hmm_file, W_GET), put = cell_ns(t, &store_hmm_file, W_PUT);
+    char what[96];
+    printf("\ntargets (DESIGN.md section 10, issue 22; %llu keys, %zu-byte values, uniform keys, hashmmap file map):\n",
            (unsigned long long)t->keys, t->vlen);
-    target("get: x local table", ratio(get, local_get), 1.2, true, "x");
-    double put_nolog = cell_ns(t, &store_hmm_noreplog, 1);
-    target("put (overwrite) with the replication log: x local", ratio(put, local_put), 2.0, true, "x");
+    for (int i = 0; i < 3; i++) {
+        if (!tabs[i])
+            continue;
+        snprintf(what, sizeof what, "get at %llu keys: x local table", (unsigned long long)tabs[i]->keys);
+        target(what, ratio(cell_ns(tabs[i], &store_hmm_file, W_GET), cell_ns(tabs[i], &store_local, W_GET)), 1.1,
+               true, "x");
+    }
+    target("batched get, per key: x local table's single get", ratio(cell_ns(t, &store_hmm_file, W_MGET), local_get),
+           0.5, true, "x");
+    double put_nolog = cell_ns(t, &store_hmm_noreplog, W_PUT);
+    target("put (overwrite) with the replication log: x local", ratio(put, local_put), 1.5, true, "x");
     info("put (overwrite) without the log: x local table", ratio(put_nolog, local_put), "x");
     target("put (overwrite): replication log overhead", 100.0 * (ratio(put, put_nolog) - 1.0), 30.0, true, "%");
-    target("get: times faster than LMDB", ratio(cell_ns(t, &store_lmdb, 0), get), 4.0, false, "x");
-    target("put (overwrite): times faster than LMDB", ratio(cell_ns(t, &store_lmdb, 1), put), 4.0, false, "x");
-    target("get: times faster than Redis", ratio(cell_ns(t, &store_redis, 0), get), 100.0, false, "x");
-    target("get: times faster than memcached", ratio(cell_ns(t, &store_memcached, 0), get), 100.0, false, "x");
-    target("two processes reading: x one process", ratio(scaling_read_ratio, 1), 1.8, false, "x");
-    char what[80];
+    for (int i = 0; i < 3; i += 2) {
+        const struct table *x = tabs[i];
+        if (!x)
+            continue;
+        double p = cell_ns(x, &store_hmm_file, W_PUT);
+        snprintf(what, sizeof what, "put at %llu keys: times faster than Kyoto Cabinet", (unsigned long long)x->keys);
+        target(what, ratio(cell_ns(x, &store_kyoto, W_PUT), p), 1.0, false, "x");
+        snprintf(what, sizeof what, "put at %llu keys: times faster than Tkrzw", (unsigned long long)x->keys);
+        target(what, ratio(cell_ns(x, &store_tkrzw, W_PUT), p), 1.0, false, "x");
+    }
+    target("get: times faster than LMDB", ratio(cell_ns(t, &store_lmdb, W_GET), get), 5.0, false, "x");
+    target("put (overwrite): times faster than LMDB", ratio(cell_ns(t, &store_lmdb, W_PUT), put), 4.0, false, "x");
+    target("get: times faster than Redis", ratio(cell_ns(t, &store_redis, W_GET), get), 100.0, false, "x");
+    target("get: times faster than memcached", ratio(cell_ns(t, &store_memcached, W_GET), get), 100.0, false, "x");
+    target("two processes reading: x one process", ratio(scaling_read_ratio, 1), 1.9, false, "x");
     snprintf(what, sizeof what, "space at %llu entries: bytes/entry over key+value", (unsigned long long)fp->entries);
     target(what, fp->overhead_file, 48, true, "B");
     info("space: the same for the allocated part of the file", fp->overhead_alloc, "B");
@@ -735,7 +774,7 @@ static void targets(const struct table *t, const struct footprint_figures *fp)
 
 /* ---- callgrind: a fixed loop, to count instructions per operation ---- */
 
-/* 100 000 gets or puts (uniform keys) on a prepared 100 000-key map;
+/* 100 000 gets, batched gets (mget) or puts (uniform keys) on a prepared 100 000-key map;
  * `make bench-callgrind` subtracts the "none" run (same setup, no loop). */
 static int callgrind(const char *what)
 {
@@ -750,12 +789,14 @@ static int callgrind(const char *what)
     struct stream st;
     stream_make(&st, UNIFORM, N, N, 3);
     struct run r = {.k = k, .h = h, .st = &st, .val = "12345678", .vlen = 8};
-    if (strncmp(what, "get", 3) == 0)
+    if (strncmp(what, "mget", 4) == 0)
+        wl_mget(&r, N);
+    else if (strncmp(what, "get", 3) == 0)
         wl_get(&r, N);
     else if (strncmp(what, "put", 3) == 0)
         wl_put(&r, N);
     else if (strncmp(what, "none", 4) != 0)
-        fprintf(stderr, "hmmbench: --callgrind get|put|none[-nolog]\n");
+        fprintf(stderr, "hmmbench: --callgrind get|mget|put|none[-nolog]\n");
     stream_free(&st);
     k->close(h);
     return r.errors ? 1 : 0;
@@ -777,7 +818,7 @@ int main(int argc, char **argv)
         return rc;
     }
     if (argc > 1) {
-        fprintf(stderr, "usage: hmmbench [--callgrind get|put|none]  (environment: see bench/README.md)\n");
+        fprintf(stderr, "usage: hmmbench [--callgrind get|mget|put|none]  (environment: see bench/README.md)\n");
         return 2;
     }
     quick = getenv("HMMBENCH_QUICK") && strcmp(getenv("HMMBENCH_QUICK"), "0") != 0;
@@ -803,16 +844,17 @@ int main(int argc, char **argv)
     printf("  incr: counters are decimal text (hmm_incr's contract), measured with 8-byte values only;"
            " put (insert) stores fresh keys, measured last\n");
 
-    static struct table small8, small256, big8, big256;
-    struct table *tables[] = {&big8, &big256, &small8, &small256};
+    static struct table small8, small256, mid8, big8, big256;
+    struct table *tables[] = {&big8, &big256, &mid8, &small8, &small256};
     big8 = (struct table){.keys = 1000000, .vlen = 8};
     big256 = (struct table){.keys = 1000000, .vlen = 256};
+    mid8 = (struct table){.keys = 100000, .vlen = 8};
     small8 = (struct table){.keys = 10000, .vlen = 8};
     small256 = (struct table){.keys = 10000, .vlen = 256};
     /* HMMBENCH_ONLY=footprint: the space, open and recovery section alone
      * (the other targets then say "not measured"). */
     bool only_fp = getenv("HMMBENCH_ONLY") && strcmp(getenv("HMMBENCH_ONLY"), "footprint") == 0;
-    for (size_t i = quick ? 2 : 0; i < 4 && !only_fp; i++) {
+    for (size_t i = quick ? 3 : 0; i < 5 && !only_fp; i++) {
         uint64_t max_inserts = quick ? 20000 : tables[i]->keys >= 1000000 ? 500000 : 200000;
         measure_all(tables[i], max_inserts);
         print_table(tables[i]);
@@ -825,7 +867,9 @@ int main(int argc, char **argv)
     footprint(csv, quick ? 10000 : 1000000, 20, &fp); /* quick: 10 k entries */
     if (!only_fp)
         cache_hit_ratio(quick ? 100000 : 1000000, quick ? 500000 : 3000000);
-    targets(quick ? &small8 : &big8, &fp);
+    const struct table *const by_size[3] = {small8.keys && !only_fp ? &small8 : NULL,
+                                             quick || only_fp ? NULL : &mid8, quick || only_fp ? NULL : &big8};
+    targets(quick ? &small8 : &big8, by_size, &fp);
     fclose(csv);
     bench_remove(bench_tmpdir);
     printf("\nCSV: %s   (%.0f s in all)\n", csv_path, now_s() - t0);

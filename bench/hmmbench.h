@@ -4,7 +4,7 @@
  *
  * Every store is one `struct store_kind`: a name and five function
  * pointers (open, get, put, incr, close), plus an optional bulk loader used
- * only to fill a store before a measurement.  The driver knows nothing else
+ * only to fill a store before a measurement and an optional batched get.  The driver knows nothing else
  * about any store, so adding a peer is writing one adapter.
  */
 #ifndef HMMBENCH_H
@@ -17,6 +17,7 @@
 
 #define KEY_LEN 16   /* every key is 16 printable bytes (no NUL) */
 #define VAL_MAX 256  /* the largest value a workload stores */
+#define BATCH_MAX 32 /* keys per batched lookup */
 
 struct store_kind {
     const char *id;   /* short, for the CSV and the plot: "local", "hmm-file", "lmdb" */
@@ -34,6 +35,10 @@ struct store_kind {
     /* Optional (NULL: the driver calls put n times).  Store keys[0..n) with
      * val in bulk (one transaction, a pipeline): setup, never timed. */
     int (*load)(void *h, const char (*keys)[KEY_LEN], size_t n, const void *val, size_t vlen);
+    /* Optional (NULL: the store has no batched lookup): look up keys[0..n),
+     * n <= BATCH_MAX, values into vals[i] (VAL_MAX bytes each), lengths into
+     * vlens[i]; returns how many keys failed. */
+    int (*get_batch)(void *h, const char *const keys[], size_t n, char (*vals)[VAL_MAX], size_t vlens[]);
     uint32_t arg; /* the adapter's own parameter (hashmmap: hmm_config flags) */
 };
 
@@ -43,7 +48,7 @@ struct store_kind {
 extern const struct store_kind store_local;
 extern const struct store_kind store_hmm_file, store_hmm_anon, store_hmm_cache, store_hmm_noreplog,
     store_hmm_nometrics;
-extern const struct store_kind store_lmdb, store_sqlite;
+extern const struct store_kind store_lmdb, store_sqlite, store_kyoto, store_tkrzw;
 extern const struct store_kind store_redis, store_memcached;
 
 /* The run's private temporary directory (hmmbench.c); adapters put their

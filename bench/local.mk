@@ -1,8 +1,9 @@
 # Benchmarks (issue 9): never part of `make check` (a benchmark must not fail
 # a build on a slow machine).  See bench/README.md.
-#   make bench             build bench/hmmbench, run it, write bench/results.csv and bench/results.png
-#   make bench-quick       the same, short (HMMBENCH_QUICK=1): a smoke check
-#   make bench-callgrind   instructions per get and per put (valgrind --tool=callgrind)
+#   make bench             build bench/hmmbench, run it, write bench/results.csv and bench/results.png,
+#                          then the instruction counts of bench-callgrind (when valgrind is installed)
+#   make bench-quick       the same, short (HMMBENCH_QUICK=1): a smoke check, no instruction counts
+#   make bench-callgrind   instructions per get, batched get (per key) and put (valgrind --tool=callgrind)
 #   make bench-hitratio    cache mode's hit ratio against LRU and SIEVE (bench/hitratio.csv)
 EXTRA_PROGRAMS += bench/hmmbench
 bench_hmmbench_SOURCES = \
@@ -11,11 +12,13 @@ bench_hmmbench_SOURCES = \
 	%reldir%/store_local.c \
 	%reldir%/store_hmm.c \
 	%reldir%/store_db.c \
+	%reldir%/store_kvfile.c \
 	%reldir%/store_net.c \
 	%reldir%/footprint.c
-bench_hmmbench_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) $(HIREDIS_CFLAGS) $(LIBMEMCACHED_CFLAGS)
+bench_hmmbench_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) $(HIREDIS_CFLAGS) $(LIBMEMCACHED_CFLAGS) \
+	$(KYOTOCABINET_CFLAGS)
 bench_hmmbench_LDADD = libhashmmap.la $(LMDB_LIBS) $(SQLITE3_LIBS) $(HIREDIS_LIBS) $(LIBMEMCACHED_LIBS) \
-	$(JEMALLOC_LIBS) -lm
+	$(KYOTOCABINET_LIBS) $(TKRZW_LIBS) $(JEMALLOC_LIBS) -lm
 bench_hmmbench_LDFLAGS = $(AM_LDFLAGS) -no-install
 EXTRA_DIST += %reldir%/README.md %reldir%/plot.gp %reldir%/results-2026-11-25.png
 CLEANFILES += bench/hmmbench bench/results.csv bench/results.png bench/callgrind.out.*
@@ -29,19 +32,21 @@ bench: bench/hmmbench bench/hitratio
 	$(builddir)/bench/hmmbench
 	@$(HMMBENCH_PLOT)
 	$(builddir)/bench/hitratio | tee bench/hitratio.csv
+	@if command -v valgrind >/dev/null; then $(MAKE) $(AM_MAKEFLAGS) bench-callgrind; \
+	else echo "valgrind not installed (apt-get install valgrind): no instruction counts"; fi
 
 bench-quick: bench/hmmbench
 	HMMBENCH_QUICK=1 $(builddir)/bench/hmmbench
 	@$(HMMBENCH_PLOT)
 
-# Instructions per operation: a run of 100 000 gets (or puts) on a prepared
-# 100 000-key map, minus a run that prepares the same and does nothing.
+# Instructions per operation: a run of 100 000 gets (batched gets, puts) on a
+# prepared 100 000-key map, minus a run that prepares the same and does nothing.
 bench-callgrind: bench/hmmbench
 	@command -v valgrind >/dev/null || { echo "valgrind not installed (apt-get install valgrind)"; exit 1; }
 	@ir() { valgrind --tool=callgrind --callgrind-out-file=bench/callgrind.out.$$1 \
 	          $(builddir)/bench/hmmbench --callgrind $$1 2>&1 | sed -n 's/.*refs: *//p' | tr -d ,; }; \
 	base=$$(ir none); \
-	for op in get put; do \
+	for op in get mget put; do \
 	  echo "$$op: $$(( ($$(ir $$op) - base) / 100000 )) instructions per operation (callgrind Ir;" \
 	       "annotate: callgrind_annotate bench/callgrind.out.$$op)"; \
 	done

@@ -52,6 +52,23 @@ static int hmm_store_get(void *h, const char *key, void *val, size_t *vlen)
     return hmm_get(((struct hmm_store *)h)->m, key, KEY_LEN, val, vlen);
 }
 
+static int hmm_store_get_batch(void *h, const char *const keys[], size_t n, char (*vals)[VAL_MAX], size_t vlens[])
+{
+    size_t klens[BATCH_MAX] = {0};
+    void *vp[BATCH_MAX] = {0};
+    int rcs[BATCH_MAX], failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        klens[i] = KEY_LEN;
+        vp[i] = vals[i];
+        vlens[i] = VAL_MAX;
+    }
+    if (hmm_get_batch(((struct hmm_store *)h)->m, n, (const void *const *)keys, klens, vp, vlens, rcs, NULL) != 0)
+        return (int)n;
+    for (size_t i = 0; i < n; i++)
+        failed += rcs[i] != 0;
+    return failed;
+}
+
 static int hmm_store_put(void *h, const char *key, const void *val, size_t vlen)
 {
     return hmm_put(((struct hmm_store *)h)->m, key, KEY_LEN, val, vlen, 0, 0);
@@ -73,7 +90,8 @@ static void hmm_store_close(void *h)
 
 #define HMM_KIND(ident, label, flags, what)                                                                 \
     const struct store_kind ident = {.id = #ident + 6, .name = label, .note = what, .open = hmm_store_open, \
-                                     .get = hmm_store_get, .put = hmm_store_put, .incr = hmm_store_incr,   \
+                                     .get = hmm_store_get, .get_batch = hmm_store_get_batch,              \
+                                     .put = hmm_store_put, .incr = hmm_store_incr,   \
                                      .close = hmm_store_close, .arg = flags}
 
 HMM_KIND(store_hmm_file, "hashmmap file map", 0,

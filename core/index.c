@@ -36,6 +36,42 @@ int index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix)
     return 0;
 }
 
+/* Decode both words into v (the rule of index_views(): old equal to current
+ * is a growth's crash state and reads as none). */
+static int view_decode(hmm_t *m, uint64_t wc, uint64_t wo, struct hmm__view *v)
+{
+    v->word_cur = wc;
+    v->word_old = wo;
+    v->old.nb = 0;
+    v->old.bk = NULL;
+    int rc = index_view(m, wc, &v->cur);
+    if (rc == 0 && wo != 0 && wo != wc)
+        rc = index_view(m, wo, &v->old);
+    return rc;
+}
+
+const struct hmm__view *hmm__index_view_refresh(hmm_t *m, uint64_t wc, uint64_t wo, struct hmm__view *scratch,
+                                                int *rc)
+{
+    *rc = view_decode(m, wc, wo, scratch);
+    if (*rc)
+        return NULL;
+    /* Another thread filling the cache right now: this get uses its own
+     * copy rather than wait. */
+    if (atomic_flag_test_and_set_explicit(&m->view_building, memory_order_acquire))
+        return scratch;
+    uint32_t used = atomic_load_explicit(&m->views_used, memory_order_relaxed);
+    if (used < HMM_VIEW_SLOTS) {
+        m->views[used] = *scratch;
+        atomic_store_explicit(&m->views_used, used + 1, memory_order_relaxed);
+        /* Release: a reader that loads the pointer sees the fields. */
+        atomic_store_explicit(&m->view, &m->views[used], memory_order_release);
+    }
+    /* Release pairs with the next filler's acquire of the flag. */
+    atomic_flag_clear_explicit(&m->view_building, memory_order_release);
+    return scratch;
+}
+
 int index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed)
 {
     uint64_t want = HMM_SLOT_MAKE(hash_tag(hash), off);

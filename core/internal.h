@@ -22,6 +22,18 @@
 #include "core/crashpoint.h"
 #include "core/format.h"
 
+/* One hash index as this process sees it: validated place and size. */
+struct hmm_ix {
+    struct hmm_bucket *bk;
+    uint64_t nb;                /* buckets; 0 for "no index" */
+};
+/* Both indexes, decoded from the header's two words (index.c). */
+struct hmm__view {
+    uint64_t word_cur, word_old; /* hdr->index_cur, index_old as loaded */
+    struct hmm_ix cur, old;     /* old.nb == 0: no index being drained */
+};
+#define HMM_VIEW_SLOTS 128u
+
 /* Process-local state of one open map (shared state is in format.h). */
 struct hmm {
     int fd;
@@ -58,6 +70,16 @@ struct hmm {
     struct hmm_replog_header *rhdr; /* NULL: no log (HMM_NOREPLOG, or it could not be opened) */
     uint8_t *ring;              /* the log's ring, rcap bytes */
     uint64_t rcap;              /* validated copy of rhdr->capacity */
+
+    /* The decoded index words last seen (index.c, hmm__index_cached): each
+     * of views[] is written once, before it is published through view,
+     * and never reused, because another thread may still be reading an
+     * older one.  A map changes its index words twice per doubling, so
+     * HMM_VIEW_SLOTS outlasts any map; past it, gets decode on the stack. */
+    _Atomic(const struct hmm__view *) view;
+    _Atomic uint32_t views_used;
+    atomic_flag view_building;  /* one thread fills a view at a time */
+    struct hmm__view views[HMM_VIEW_SLOTS];
 
     pthread_mutex_t slot_mutex; /* serialises claiming a process slot (after fork) */
     _Atomic uint32_t proc_slot; /* our slot + 1, 0 when none */
@@ -293,11 +315,6 @@ static inline uint64_t key_hash(const void *key, size_t klen)
 }
 
 /* ---- index.c ---- */
-/* One hash index as this process sees it: validated place and size. */
-struct hmm_ix {
-    struct hmm_bucket *bk;
-    uint64_t nb;                /* buckets; 0 for "no index" */
-};
 static inline uint16_t hash_tag(uint64_t h) { return (uint16_t)(h >> 48); }
 static inline uint32_t hash_stripe(const hmm_t *m, uint64_t h) { return hash_tag(h) & m->stripe_mask; }
 /* Home bucket: grows with the hash's low 32 bits whatever the index size,
@@ -334,6 +351,25 @@ static inline int index_views(hmm_t *m, struct hmm_ix *cur, struct hmm_ix *old)
     if (__builtin_expect(rc == 0 && wo != 0 && wo != wc, 0))
         rc = index_view(m, wo, old);
     return rc;
+}
+/* Both indexes as the header names them now, decoded once per change of
+ * the header's words and cached in the handle; scratch holds them when
+ * the cache cannot (it is full, or another thread is filling it).  NULL
+ * (and *rc) when an index fails its bounds check. */
+const struct hmm__view *hmm__index_view_refresh(hmm_t *m, uint64_t wc, uint64_t wo, struct hmm__view *scratch,
+                                                int *rc);
+static inline const struct hmm__view *hmm__index_cached(hmm_t *m, struct hmm__view *scratch, int *rc)
+{
+    /* Current first, as index_views(): a grower stores old before the new
+     * current (release), so seeing the new current implies seeing old. */
+    uint64_t wc = atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire);
+    uint64_t wo = atomic_load_explicit(&m->hdr->index_old, memory_order_acquire);
+    /* Acquire pairs with the release store that published the view
+     * after its fields were written. */
+    const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
+    if (__builtin_expect(v != NULL && v->word_cur == wc && v->word_old == wo, 1))
+        return v;
+    return hmm__index_view_refresh(m, wc, wo, scratch, rc);
 }
 /* index_lookup() and index_find() are in lookup.h (inline). */
 /* Claim an empty slot for a new key and publish off in it (FORMAT.md §7).

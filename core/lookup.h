@@ -61,8 +61,28 @@ static inline bool key_equal(const uint8_t *a, const uint8_t *b, size_t n)
     return memcmp(a, b, n) == 0;
 }
 
-static inline __attribute__((always_inline)) uint64_t index_lookup(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, const void *key, size_t klen,
-                      hmm_atomic_u64 **slot, int *rc)
+/* The entry at a slot's offset with room for its header and a key of klen
+ * bytes, or NULL when that lies outside the data area this process has
+ * validated.  Slots hold offsets in units of 8 bytes, so alignment holds by
+ * construction. */
+static inline struct hmm_entry *lookup_entry_at(hmm_t *m, uint64_t off, size_t klen)
+{
+    if (__builtin_expect(off < m->data_off, 0))
+        return NULL;
+    return (struct hmm_entry *)hmm_at(m, off, HMM_ENTRY_HDR + klen);
+}
+
+/* Does the entry e (bounds-checked for klen bytes of key) hold key?  Its
+ * klen is read once: a racing writer may be reusing the chunk, and the
+ * caller's seq check discards whatever was compared then. */
+static inline bool lookup_entry_holds(const struct hmm_entry *e, const void *key, size_t klen)
+{
+    return *(const volatile uint16_t *)&e->klen == klen && key_equal(entry_key((struct hmm_entry *)e), key, klen);
+}
+
+static inline __attribute__((always_inline)) uint64_t index_lookup(hmm_t *m, const struct hmm_ix *ix, uint64_t hash,
+                                                                  const void *key, size_t klen, hmm_atomic_u64 **slot,
+                                                                  int *rc)
 {
     uint16_t tag = hash_tag(hash);
     uint64_t b = hash_home(ix, hash);
@@ -76,14 +96,14 @@ static inline __attribute__((always_inline)) uint64_t index_lookup(hmm_t *m, con
             if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
                 continue;
             uint64_t off = HMM_SLOT_OFF(sj);
-            struct hmm_entry *e = entry_at(m, off);
-            if (!e || !hmm_at(m, off, entry_bytes(klen, 0))) {
+            struct hmm_entry *e = lookup_entry_at(m, off, klen);
+            if (__builtin_expect(!e, 0)) {
                 /* Out of bounds: corrupt, unless a racing writer reused the
                  * chunk (the caller's seq check tells which). */
                 *rc = HMM_CORRUPT;
                 return 0;
             }
-            if (*(volatile uint16_t *)&e->klen != klen || !key_equal(entry_key(e), key, klen))
+            if (!lookup_entry_holds(e, key, klen))
                 continue;
             *slot = &bk->slot[j];
             return off;
@@ -95,19 +115,31 @@ static inline __attribute__((always_inline)) uint64_t index_lookup(hmm_t *m, con
     return 0;
 }
 
-static inline __attribute__((always_inline)) uint64_t index_find(hmm_t *m, uint64_t hash, const void *key, size_t klen, hmm_atomic_u64 **slot,
-                    struct hmm_ix *in, int *rc)
+/* The key in the current index, else in the one being drained. */
+static inline __attribute__((always_inline)) uint64_t index_find_in(hmm_t *m, const struct hmm__view *v, uint64_t hash,
+                                                                   const void *key, size_t klen, hmm_atomic_u64 **slot,
+                                                                   const struct hmm_ix **in, int *rc)
 {
-    struct hmm_ix cur, old;
-    *rc = index_views(m, &cur, &old);
-    if (*rc)
-        return 0;
-    uint64_t off = index_lookup(m, &cur, hash, key, klen, slot, rc);
-    *in = cur;
-    if (off || *rc || old.nb == 0)
+    uint64_t off = index_lookup(m, &v->cur, hash, key, klen, slot, rc);
+    *in = &v->cur;
+    if (off || *rc || v->old.nb == 0)
         return off;
-    *in = old;
-    return index_lookup(m, &old, hash, key, klen, slot, rc);
+    *in = &v->old;
+    return index_lookup(m, &v->old, hash, key, klen, slot, rc);
+}
+
+static inline __attribute__((always_inline)) uint64_t index_find(hmm_t *m, uint64_t hash, const void *key, size_t klen,
+                                                                hmm_atomic_u64 **slot, struct hmm_ix *in, int *rc)
+{
+    struct hmm__view scratch;
+    *rc = 0;
+    const struct hmm__view *v = hmm__index_cached(m, &scratch, rc);
+    if (!v)
+        return 0;
+    const struct hmm_ix *where;
+    uint64_t off = index_find_in(m, v, hash, key, klen, slot, &where, rc);
+    *in = *where;
+    return off;
 }
 
 #endif /* HMM_LOOKUP_H */

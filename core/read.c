@@ -54,34 +54,28 @@ struct read_out {
     hmm_entry_info info;
 };
 
-/* Inline in the get's optimistic loop: the call's prologue and the
- * out-struct spills were a tenth of a get's instructions, and fewer
- * instructions per get let the CPU start the next get's loads while this
- * one's are still missing. */
-static inline __attribute__((always_inline)) int read_attempt_inline(hmm_t *m, uint64_t hash, const void *key,
-                                                                    size_t klen, struct read_out *out,
-                                                                    bool verify_checksum)
+/* Copy the value of the entry at off, which a lookup found holding the key
+ * (klen bytes, bounds-checked).  Everything read here may come from a chunk
+ * a writer is reusing; the caller's seq check decides, so each length is
+ * read once and checked before use. */
+static inline __attribute__((always_inline)) int read_value(hmm_t *m, uint64_t off, size_t klen,
+                                                           struct read_out *out, bool want_info,
+                                                           bool verify_checksum)
 {
-    int rc = 0;
-    hmm_atomic_u64 *slot;
-    struct hmm_ix in;
-    uint64_t off = index_find(m, hash, key, klen, &slot, &in, &rc);
-    if (rc)
-        return rc;
-    if (!off)
-        return HMM_NOTFOUND;
     struct hmm_entry *e = (struct hmm_entry *)(m->base + off);
     uint32_t vlen = *(volatile uint32_t *)&e->vlen;
-    if (vlen > m->max_value || !hmm_at(m, off, entry_bytes(klen, vlen)))
+    if (__builtin_expect(vlen > m->max_value || !hmm_at(m, off, entry_bytes(klen, vlen)), 0))
         return HMM_CORRUPT;
     uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
     if (expire && expire <= hmm_now_ms())
         return HMM_NOTFOUND;
     if (verify_checksum && entry_checksum(e) != e->checksum)
         return HMM_CORRUPT;
-    out->info.version = e->version;
-    out->info.expire_ms = expire;
-    out->info.tag = e->vtype;
+    if (want_info) {
+        out->info.version = e->version;
+        out->info.expire_ms = expire;
+        out->info.tag = e->vtype;
+    }
     out->len = vlen;
     if (vlen > out->cap)
         return HMM_TOOSMALL;
@@ -96,11 +90,34 @@ static inline __attribute__((always_inline)) int read_attempt_inline(hmm_t *m, u
     return 0;
 }
 
+/* One attempt of a get, inline in its optimistic loop: the call's prologue
+ * and the out-struct spills were a tenth of a get's instructions, and
+ * fewer instructions per get let the CPU start the next get's loads while
+ * this one's are still missing. */
+static inline __attribute__((always_inline)) int read_attempt_inline(hmm_t *m, uint64_t hash, const void *key,
+                                                                    size_t klen, struct read_out *out,
+                                                                    bool want_info, bool verify_checksum)
+{
+    int rc = 0;
+    struct hmm__view scratch;
+    const struct hmm__view *v = hmm__index_cached(m, &scratch, &rc);
+    if (__builtin_expect(!v, 0))
+        return rc;
+    hmm_atomic_u64 *slot;
+    const struct hmm_ix *in;
+    uint64_t off = index_find_in(m, v, hash, key, klen, &slot, &in, &rc);
+    if (rc)
+        return rc;
+    if (!off)
+        return HMM_NOTFOUND;
+    return read_value(m, off, klen, out, want_info, verify_checksum);
+}
+
 /* The slow paths' copy. */
 static __attribute__((noinline)) int read_attempt(hmm_t *m, uint64_t hash, const void *key, size_t klen,
                                                   struct read_out *out, bool verify_checksum)
 {
-    return read_attempt_inline(m, hash, key, klen, out, verify_checksum);
+    return read_attempt_inline(m, hash, key, klen, out, true, verify_checksum);
 }
 
 static bool stripe_owner_dead(hmm_t *m, struct hmm_stripe *s)
@@ -136,26 +153,22 @@ static int read_rdonly_slow(hmm_t *m, struct hmm_stripe *s, uint64_t hash, const
     return hmm_fail(HMM_BUSY, "%s: a writer kept the stripe busy for %d ms", m->path, RDONLY_WAIT_MS);
 }
 
-int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, hmm_entry_info *info,
-               bool count)
+/* The get's first attempt lost a race with a writer (or found seq odd):
+ * retry optimistically, then read under the stripe lock (a read-only
+ * handle cannot lock: it waits for the writer).  Counts the retries. */
+static __attribute__((noinline)) int read_contended(hmm_t *m, uint64_t hash, const void *key, size_t klen,
+                                                    struct read_out *out)
 {
-    int rc = check_key(m, key, klen);
-    if (rc)
-        return rc;
-    if (!vlen || (*vlen && !val))
-        return hmm_fail(-EINVAL, "NULL value length, or NULL value buffer with a capacity");
-    struct read_out out = {.val = val, .cap = *vlen};
-    uint64_t hash = key_hash(key, klen);
     struct hmm_stripe *s = &m->stripes[hash_stripe(m, hash)];
-    rc = HMM_BUSY;
-    int tries;
-    for (tries = 0; tries < OPTIMISTIC_TRIES; tries++) {
+    int rc = HMM_BUSY;
+    unsigned tries;
+    for (tries = 1; tries < OPTIMISTIC_TRIES; tries++) {
         uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
         if (s0 & 1) {
             cpu_relax();
             continue;
         }
-        int attempt = read_attempt_inline(m, hash, key, klen, &out, false);
+        int attempt = read_attempt(m, hash, key, klen, out, false);
         /* Pairs with the writer's release fence in seq_begin_free(). */
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s0) {
@@ -164,25 +177,60 @@ int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, 
         }
     }
     if (m->rdonly) {
-        rc = read_rdonly_slow(m, s, hash, key, klen, &out);
+        rc = read_rdonly_slow(m, s, hash, key, klen, out);
     } else {
         uint32_t stripe = hash_stripe(m, hash);
         rc = lock_stripe(m, stripe);
         if (rc == 0) {
-            rc = read_attempt(m, hash, key, klen, &out, false);
+            rc = read_attempt(m, hash, key, klen, out, false);
             unlock_stripe(m, stripe);
         }
     }
 done:
+    metrics_add(m, HMM_C_READ_RETRIES, tries);
+    return rc;
+}
+
+/* One optimistic read of key under its stripe's seq (FORMAT.md §5),
+ * falling back to read_contended() when a writer got in the way. */
+static inline __attribute__((always_inline)) int read_validated(hmm_t *m, uint64_t hash, const void *key,
+                                                               size_t klen, struct read_out *out, bool want_info)
+{
+    struct hmm_stripe *s = &m->stripes[hash_stripe(m, hash)];
+    uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
+    if (__builtin_expect(!(s0 & 1), 1)) {
+        int rc = read_attempt_inline(m, hash, key, klen, out, want_info, false);
+        /* Pairs with the writer's release fence in seq_begin_free(). */
+        atomic_thread_fence(memory_order_acquire);
+        if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) == s0, 1))
+            return rc;
+    }
+    return read_contended(m, hash, key, klen, out);
+}
+
+static __attribute__((noinline, cold)) int read_corrupt(hmm_t *m)
+{
+    return hmm_fail(HMM_CORRUPT, "%s: an index slot or entry fails its bounds check", m->path);
+}
+
+static inline __attribute__((always_inline)) int read_entry_inline(hmm_t *m, const void *key, size_t klen,
+                                                                  void *val, size_t *vlen, hmm_entry_info *info,
+                                                                  bool count)
+{
+    int rc = check_key(m, key, klen);
+    if (rc)
+        return rc;
+    if (__builtin_expect(!vlen || (*vlen && !val), 0))
+        return hmm_fail(-EINVAL, "NULL value length, or NULL value buffer with a capacity");
+    struct read_out out = {.val = val, .cap = *vlen};
+    rc = read_validated(m, key_hash(key, klen), key, klen, &out, info != NULL);
     if (count) {
         metrics_add(m, HMM_C_GETS, 1);
         if (rc == HMM_NOTFOUND)
             metrics_add(m, HMM_C_MISSES, 1);
     }
-    if (tries > 0)
-        metrics_add(m, HMM_C_READ_RETRIES, (uint64_t)tries);
-    if (rc == HMM_CORRUPT)
-        return hmm_fail(rc, "%s: an index slot or entry fails its bounds check", m->path);
+    if (__builtin_expect(rc == HMM_CORRUPT, 0))
+        return read_corrupt(m);
     if (rc == 0 || rc == HMM_TOOSMALL) {
         *vlen = out.len;
         if (info)
@@ -191,9 +239,15 @@ done:
     return rc;
 }
 
+int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, hmm_entry_info *info,
+               bool count)
+{
+    return read_entry_inline(m, key, klen, val, vlen, info, count);
+}
+
 HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
-    return read_entry(m, key, klen, val, vlen, NULL, true);
+    return read_entry_inline(m, key, klen, val, vlen, NULL, true);
 }
 
 HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
@@ -210,4 +264,143 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
                             hmm_entry_info *info)
 {
     return read_entry(m, key, klen, val, vlen, info, true);
+}
+
+/* ---- batched gets ----
+ *
+ * A get spends most of its time waiting for two dependent lines: the
+ * key's bucket, then its entry.  hmm_get_batch looks keys up in groups of
+ * BATCH_GROUP and walks each group in three passes, so that each pass's
+ * misses are all in flight together instead of one after the other:
+ *   1. hash every key; prefetch its home bucket and its stripe's seq;
+ *   2. load seq, match the bucket's tags, prefetch the candidate entry;
+ *   3. compare the key, copy the value, check seq.
+ * A key whose candidate is not it (a tag collision, a key past its home
+ * bucket or in the index being drained), or whose stripe a writer
+ * changed, is looked up again the way hmm_get does it. */
+#define BATCH_GROUP 16
+
+struct batch_key {
+    uint64_t hash;
+    uint64_t s0;                /* the stripe's seq at pass 2 */
+    uint64_t off;               /* the candidate entry, 0 none */
+    struct hmm_stripe *s;
+    struct hmm_bucket *home;
+    bool absent;                /* pass 2 proved the key absent */
+    bool single;                /* look it up the slow way */
+};
+
+/* Pass 2 for one key: which slot of the home bucket may hold it. */
+static inline void batch_probe(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
+{
+    b->s0 = atomic_load_explicit(&b->s->seq, memory_order_acquire);
+    b->off = 0;
+    b->absent = false;
+    b->single = (b->s0 & 1) != 0;
+    if (b->single)
+        return;
+    unsigned mask = bucket_match(b->home, hash_tag(b->hash));
+    if (mask == 0) {
+        /* No tag here: absent unless it probed further or is not moved yet. */
+        b->absent = atomic_load_explicit(&b->home->meta, memory_order_relaxed) == 0 && v->old.nb == 0;
+        b->single = !b->absent;
+        return;
+    }
+    /* Acquire pairs with the publisher's release (as in index_lookup). */
+    uint64_t sj = atomic_load_explicit(&b->home->slot[__builtin_ctz(mask)], memory_order_acquire);
+    if (sj != 0 && HMM_SLOT_TAG(sj) == hash_tag(b->hash)) {
+        b->off = HMM_SLOT_OFF(sj);
+        /* A prefetch never faults: inside the reservation is enough here,
+         * pass 3 checks the entry against the validated part. */
+        if (b->off + 64 <= m->reserve) {
+            __builtin_prefetch(m->base + b->off);
+            __builtin_prefetch(m->base + b->off + 56); /* a small entry's end */
+        }
+    } else {
+        b->single = true;
+    }
+}
+
+/* Pass 3 for one key: 0 / HMM_NOTFOUND / HMM_TOOSMALL / HMM_CORRUPT as
+ * hmm_get; 1 when it must be looked up the slow way. */
+static inline int batch_finish(hmm_t *m, struct batch_key *b, const void *key, size_t klen, struct read_out *out,
+                               bool want_info)
+{
+    int rc;
+    if (b->single)
+        return 1;
+    if (b->absent) {
+        rc = HMM_NOTFOUND;
+    } else {
+        struct hmm_entry *e = lookup_entry_at(m, b->off, klen);
+        if (!e || !lookup_entry_holds(e, key, klen))
+            return 1; /* a tag collision, or out of bounds: the slow way decides */
+        rc = read_value(m, b->off, klen, out, want_info, false);
+    }
+    /* Pairs with the writer's release fence in seq_begin_free(). */
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&b->s->seq, memory_order_relaxed) == b->s0 ? rc : 1;
+}
+
+static void batch_group(hmm_t *m, size_t n, const void *const keys[], const size_t klens[], void *const vals[],
+                        size_t vlens[], int rcs[], hmm_entry_info *infos, uint64_t *gets, uint64_t *misses)
+{
+    struct batch_key b[BATCH_GROUP];
+    struct hmm__view scratch;
+    int vrc = 0;
+    const struct hmm__view *v = hmm__index_cached(m, &scratch, &vrc);
+    for (size_t i = 0; i < n; i++) {
+        b[i].single = true;
+        rcs[i] = check_key(m, keys[i], klens[i]);
+        if (rcs[i] == 0 && vlens[i] && !vals[i])
+            rcs[i] = hmm_fail(-EINVAL, "NULL value buffer with a capacity");
+        if (rcs[i] || !v)
+            continue;
+        b[i].hash = key_hash(keys[i], klens[i]);
+        b[i].s = &m->stripes[hash_stripe(m, b[i].hash)];
+        b[i].home = &v->cur.bk[hash_home(&v->cur, b[i].hash)];
+        b[i].single = false;
+        __builtin_prefetch(b[i].home);
+        __builtin_prefetch(&b[i].s->seq);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!b[i].single)
+            batch_probe(m, v, &b[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (rcs[i])
+            continue;
+        struct read_out out = {.val = vals[i], .cap = vlens[i]};
+        int rc = batch_finish(m, &b[i], keys[i], klens[i], &out, infos != NULL);
+        if (rc == 1)
+            rc = read_validated(m, key_hash(keys[i], klens[i]), keys[i], klens[i], &out, infos != NULL);
+        if (rc == HMM_CORRUPT)
+            rc = read_corrupt(m);
+        if (rc == 0 || rc == HMM_TOOSMALL) {
+            vlens[i] = out.len;
+            if (infos)
+                infos[i] = out.info;
+        }
+        rcs[i] = rc;
+        *gets += 1;
+        *misses += rc == HMM_NOTFOUND;
+    }
+}
+
+HMM_EXPORT int hmm_get_batch(hmm_t *m, size_t n, const void *const keys[], const size_t klens[],
+                             void *const vals[], size_t vlens[], int rcs[], hmm_entry_info infos[])
+{
+    if (!m || (n && (!keys || !klens || !vals || !vlens || !rcs)))
+        return hmm_fail(-EINVAL, "hmm_get_batch: NULL handle or array");
+    uint64_t gets = 0, misses = 0;
+    for (size_t i = 0; i < n; i += BATCH_GROUP) {
+        size_t g = n - i < BATCH_GROUP ? n - i : BATCH_GROUP;
+        batch_group(m, g, keys + i, klens + i, vals + i, vlens + i, rcs + i, infos ? infos + i : NULL, &gets,
+                    &misses);
+    }
+    /* One add per counter per call: the batch also saves the counting. */
+    if (gets)
+        metrics_add(m, HMM_C_GETS, gets);
+    if (misses)
+        metrics_add(m, HMM_C_MISSES, misses);
+    return 0;
 }

@@ -336,6 +336,21 @@ typedef struct hmm_entry_info {
 HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
                             hmm_entry_info *info);
 
+/* Look up n keys at once: for each i, as hmm_get_info(m, keys[i], klens[i],
+ * vals[i], &vlens[i], &infos[i]) would, with the result in rcs[i] (0,
+ * HMM_NOTFOUND, HMM_TOOSMALL with vlens[i] the size needed, HMM_CORRUPT, or
+ * an argument error for that key alone).  infos may be NULL; infos[i] is
+ * filled when rcs[i] is 0 or HMM_TOOSMALL.  The keys are hashed first and
+ * their index lines and entries prefetched together, so their cache misses
+ * overlap: at sizes beyond the CPU's caches a key costs a fraction of a
+ * hmm_get.  Each key is read as one hmm_get (lock-free, a put seen entirely
+ * or not at all); the batch is not a snapshot: a put between two keys'
+ * reads may be seen by one and not the other.  A key may appear several
+ * times.  Counted as n gets.  Returns 0 (the results are in rcs), or
+ * -EINVAL for a NULL handle or a NULL array (other than infos) with n > 0. */
+HMM_EXPORT int hmm_get_batch(hmm_t *m, size_t n, const void *const keys[], const size_t klens[],
+                             void *const vals[], size_t vlens[], int rcs[], hmm_entry_info infos[]);
+
 /* Like hmm_put, and stores tag (0..HMM_TAG_MAX, else -EINVAL) with the value,
  * for applications that keep a type beside the bytes. */
 HMM_EXPORT int hmm_put_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,

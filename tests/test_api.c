@@ -472,6 +472,142 @@ static void test_expired_entry_reads_as_absent(void **state)
     hmm_close(m);
 }
 
+/* ---- batched gets ---- */
+
+/* Keys of many lengths (1, 16 and 40 bytes: inline compares and memcmp),
+ * values of 0, 8 and 100 bytes, some tagged; one expires, one has a TTL. */
+static int batch_fill(hmm_t *m, char keys[][48], int n)
+{
+    char val[100];
+    for (int i = 0; i < n; i++) {
+        int kl = i % 3 == 0 ? 16 : i % 3 == 1 ? 40 : 1;
+        memset(keys[i], 'a' + i % 26, 48);
+        snprintf(keys[i], 12, "%d/", i);
+        keys[i][strlen(keys[i])] = '.';
+        keys[i][kl] = '\0';
+        if (kl == 1)
+            keys[i][0] = (char)(0x80 + i / 3); /* one-byte keys, distinct for i < 384 */
+        size_t vl = i % 4 == 0 ? 0 : i % 4 == 1 ? 8 : 100;
+        memset(val, 'v' + i % 3, sizeof val);
+        TU_OK(hmm_put_tagged(m, keys[i], strlen(keys[i]), val, vl, i == 7 ? 1 : i == 8 ? 600000 : 0, 0,
+                             i % 10 == 5 ? 3 : 0));
+    }
+    return n;
+}
+
+static void test_get_batch_returns_what_each_get_info_returns(void **state)
+{
+    enum { PRESENT = 200, N = 300 };
+    hmm_t *m = tu_open(tu_tmpdir(), 4 << 20, 0, 0);
+    static char keys[PRESENT][48], vals[N][100], want[100];
+    batch_fill(m, keys, PRESENT);
+    usleep(20 * 1000); /* key 7 expires */
+    TU_OK(hmm_del(m, keys[9], strlen(keys[9])));
+    const void *kp[N];
+    size_t klens[N], vlens[N];
+    void *vp[N];
+    int rcs[N];
+    char absent[N][16];
+    for (int i = 0; i < N; i++) {
+        /* Present keys, absent ones, and repeats, interleaved. */
+        if (i % 5 == 4) {
+            snprintf(absent[i], sizeof absent[i], "absent-%d", i);
+            kp[i] = absent[i];
+        } else {
+            kp[i] = keys[(i * 7) % PRESENT];
+        }
+        klens[i] = strlen(kp[i]);
+        vp[i] = vals[i];
+        vlens[i] = sizeof vals[i];
+    }
+    static hmm_entry_info infos[N];
+    TU_OK(hmm_get_batch(m, N, kp, klens, vp, vlens, rcs, infos));
+    int found = 0;
+    for (int i = 0; i < N; i++) {
+        size_t len = sizeof want;
+        hmm_entry_info info;
+        int rc = hmm_get_info(m, kp[i], klens[i], want, &len, &info);
+        assert_int_equal(rcs[i], rc);
+        if (rc == 0) {
+            found++;
+            assert_int_equal(vlens[i], len);
+            assert_memory_equal(vals[i], want, len);
+            assert_int_equal(infos[i].version, info.version);
+            assert_int_equal(infos[i].expire_ms, info.expire_ms);
+            assert_int_equal(infos[i].tag, info.tag);
+        }
+    }
+    assert_true(found > N / 2);
+    hmm_close(m);
+}
+
+static void test_get_batch_reports_each_keys_own_error(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "big", 3, "0123456789", 10, 0, 0));
+    TU_OK(hmm_put(m, "ok", 2, "v", 1, 0, 0));
+    char small[4], roomy[16], big_key[70000];
+    memset(big_key, 'k', sizeof big_key);
+    const void *kp[4] = {"big", NULL, big_key, "ok"};
+    size_t klens[4] = {3, 1, sizeof big_key, 2}, vlens[4] = {sizeof small, 0, 0, sizeof roomy};
+    void *vp[4] = {small, NULL, NULL, roomy};
+    int rcs[4];
+    TU_OK(hmm_get_batch(m, 4, kp, klens, vp, vlens, rcs, NULL));
+    assert_int_equal(rcs[0], HMM_TOOSMALL);
+    assert_int_equal(vlens[0], 10); /* the size needed */
+    assert_int_equal(rcs[1], -EINVAL);
+    assert_int_equal(rcs[2], HMM_TOOBIG);
+    TU_OK(rcs[3]);
+    assert_int_equal(vlens[3], 1);
+    assert_memory_equal(roomy, "v", 1);
+    /* The call itself: NULL arrays are refused, an empty batch is fine. */
+    assert_int_equal(hmm_get_batch(m, 1, NULL, klens, vp, vlens, rcs, NULL), -EINVAL);
+    assert_int_equal(hmm_get_batch(NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL), -EINVAL);
+    TU_OK(hmm_get_batch(m, 0, NULL, NULL, NULL, NULL, NULL, NULL));
+    hmm_close(m);
+}
+
+static void test_get_batch_counts_one_get_per_key(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "a", 1, "1", 1, 0, 0));
+    hmm_stats before, after;
+    TU_OK(hmm_stat(m, &before));
+    const void *kp[3] = {"a", "b", "a"};
+    size_t klens[3] = {1, 1, 1}, vlens[3] = {4, 4, 4};
+    char v[3][4];
+    void *vp[3] = {v[0], v[1], v[2]};
+    int rcs[3];
+    TU_OK(hmm_get_batch(m, 3, kp, klens, vp, vlens, rcs, NULL));
+    TU_OK(hmm_stat(m, &after));
+    assert_int_equal(after.counters[HMM_C_GETS] - before.counters[HMM_C_GETS], 3);
+    assert_int_equal(after.counters[HMM_C_MISSES] - before.counters[HMM_C_MISSES], 1);
+    hmm_close(m);
+}
+
+/* A read-only handle never writes the file, not even cache mode's recency
+ * mark (its mapping is read-only: a store would be a crash). */
+static void test_read_only_handle_reads_a_cache_map_without_writing(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *w = tu_open(dir, 1 << 20, 0, HMM_CACHE);
+    TU_OK(hmm_put(w, "k", 1, "v", 1, 0, 0));
+    hmm_close(w);
+    hmm_config cfg = {.flags = HMM_RDONLY};
+    hmm_t *r;
+    TU_OK(hmm_open(&r, dir, &cfg));
+    char buf[4];
+    TU_OK(get_str(r, "k", buf, sizeof buf));
+    assert_string_equal(buf, "v");
+    const void *kp[1] = {"k"};
+    size_t klens[1] = {1}, vlens[1] = {sizeof buf};
+    void *vp[1] = {buf};
+    int rcs[1];
+    TU_OK(hmm_get_batch(r, 1, kp, klens, vp, vlens, rcs, NULL));
+    TU_OK(rcs[0]);
+    hmm_close(r);
+}
+
 static void test_default_ttl_applies_and_survives_reopen(void **state)
 {
     const char *dir = tu_tmpdir();
@@ -707,6 +843,10 @@ int main(void)
         cmocka_unit_test(test_del_version_with_stale_version_returns_mismatch_and_keeps_the_entry),
         cmocka_unit_test(test_cas_tagged_keeps_the_tag_and_checks_the_version),
         cmocka_unit_test(test_expired_entry_reads_as_absent),
+        cmocka_unit_test(test_get_batch_returns_what_each_get_info_returns),
+        cmocka_unit_test(test_get_batch_reports_each_keys_own_error),
+        cmocka_unit_test(test_get_batch_counts_one_get_per_key),
+        cmocka_unit_test(test_read_only_handle_reads_a_cache_map_without_writing),
         cmocka_unit_test(test_default_ttl_applies_and_survives_reopen),
         cmocka_unit_test(test_cursor_returns_every_key_exactly_once),
         cmocka_unit_test(test_cursor_on_empty_map_ends_at_once),

@@ -127,6 +127,22 @@ static int use_damaged_map(void *arg)
         if (i % 11 == 0)
             hmm_del(m, key, strlen(key));
     }
+    /* The batched path too: its candidate entries are read before the
+     * key is compared. */
+    enum { N = 40 };
+    char bk[N][32], bv[N][256];
+    const void *kp[N];
+    size_t klens[N], vlens[N];
+    void *vp[N];
+    int rcs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(bk[i], sizeof bk[i], "key-%d", i * 7 % KEYS);
+        kp[i] = bk[i];
+        klens[i] = strlen(bk[i]);
+        vp[i] = bv[i];
+        vlens[i] = sizeof bv[i];
+    }
+    hmm_get_batch(m, N, kp, klens, vp, vlens, rcs, NULL);
     hmm_cursor *c;
     if (hmm_cursor_open(m, &c) == 0) {
         const void *k, *v;

@@ -1,7 +1,8 @@
 /*
  * test_growth.c - online growth: a map created at 1 MiB is filled to
  * hundreds of thousands of entries by two writer processes while a third
- * reads and checks what it reads and a fourth walks cursors; HMM_FULL only
+ * reads and checks what it reads, a fourth does the same in batches
+ * (hmm_get_batch) and a fifth walks cursors; HMM_FULL only
  * at max_size.  (SIGKILL at each growth crash point: test_crashpoints.)
  */
 #include "config.h"
@@ -70,6 +71,59 @@ static int reader(void *arg)
     return 0;
 }
 
+/* The reader's checks through hmm_get_batch, 32 keys a batch: the stable
+ * keys always found whole, writers' keys whole or missing, never missing
+ * once a key inserted after them was seen before the batch began. */
+static int batch_reader(void *arg)
+{
+    (void)arg;
+    enum { N = 32 };
+    hmm_t *m;
+    if (hmm_open(&m, map_dir, NULL) != 0)
+        return 40;
+    int seen_upto[2] = {-1, -1};
+    char keys[N][32], vals[N][128];
+    const void *kp[N];
+    size_t klens[N], vlens[N];
+    void *vp[N];
+    int rcs[N], idx[N];
+    srand(7);
+    for (int round = 0; round < 12000; round++) {
+        for (int k = 0; k < N; k++) {
+            int w = k % 2, i = rand() % PER_WRITER;
+            if (k >= N / 2)
+                snprintf(keys[k], sizeof keys[k], "s-%d", rand() % STABLE);
+            else
+                snprintf(keys[k], sizeof keys[k], "w%d-%d", w, idx[k] = i);
+            kp[k] = keys[k];
+            klens[k] = strlen(keys[k]);
+            vp[k] = vals[k];
+            vlens[k] = sizeof vals[k];
+        }
+        if (hmm_get_batch(m, N, kp, klens, vp, vlens, rcs, NULL) != 0)
+            return 41;
+        int upto[2] = {seen_upto[0], seen_upto[1]};
+        for (int k = 0; k < N; k++) {
+            uint64_t seq;
+            if (k >= N / 2) {
+                if (rcs[k] != 0 || vlens[k] != 1 || vals[k][0] != 's')
+                    return 42; /* a key present throughout was missed */
+            } else if (rcs[k] == 0) {
+                if (!tu_value_ok(vals[k], vlens[k], keys[k], &seq) || seq != (uint64_t)idx[k])
+                    return 43;
+                if (idx[k] > upto[k % 2])
+                    upto[k % 2] = idx[k];
+            } else if (rcs[k] != HMM_NOTFOUND || idx[k] <= seen_upto[k % 2]) {
+                return 44;
+            }
+        }
+        seen_upto[0] = upto[0];
+        seen_upto[1] = upto[1];
+    }
+    hmm_close(m);
+    return 0;
+}
+
 /* Every stable key (present throughout) exactly once per walk; no key twice. */
 static int walker(void *arg)
 {
@@ -112,9 +166,9 @@ static void test_two_writers_grow_a_small_map_while_others_read_and_walk(void **
         snprintf(key, sizeof key, "s-%d", i);
         TU_OK(hmm_put(m, key, strlen(key), "s", 1, 0, 0));
     }
-    pid_t pids[4] = {tu_fork(writer, (void *)0), tu_fork(writer, (void *)1), tu_fork(reader, NULL),
-                     tu_fork(walker, NULL)};
-    for (int i = 0; i < 4; i++) {
+    pid_t pids[5] = {tu_fork(writer, (void *)0), tu_fork(writer, (void *)1), tu_fork(reader, NULL),
+                     tu_fork(walker, NULL), tu_fork(batch_reader, NULL)};
+    for (int i = 0; i < 5; i++) {
         int code = tu_exit_code(tu_wait(pids[i], 120000));
         if (code != 0)
             fail_msg("process %d failed with %d", i, code);

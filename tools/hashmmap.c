@@ -3,7 +3,7 @@
  *
  *   hashmmap create DIR [--size 64M] [--max-size 1G] [--cache] [--ttl 30s]
  *   hashmmap put DIR KEY VALUE [--ttl 10s] [--nx|--xx]
- *   hashmmap get DIR KEY          hashmmap del DIR KEY
+ *   hashmmap get DIR KEY...       hashmmap del DIR KEY
  *   hashmmap incr DIR KEY [DELTA] hashmmap dump DIR > file
  *   hashmmap load DIR < file      hashmmap info DIR [--json]
  *   hashmmap check DIR [--repair]
@@ -48,7 +48,8 @@ static void usage(FILE *out)
             "             [--replog-size 16M | --no-replog]\n"
             "                          create a map (sizes take K, M, G; TTLs ms, s, m, h, d; bare = seconds)\n"
             "  put DIR KEY VALUE [--ttl 10s] [--nx | --xx]   store a value (--nx: only if absent, --xx: only if present)\n"
-            "  get DIR KEY             print the value\n"
+            "  get DIR KEY...          print the value; with several keys (looked up in one batch),\n"
+            "                          a line KEY<tab>VALUE per key found\n"
             "  del DIR KEY             delete a key\n"
             "  incr DIR KEY [DELTA]    add DELTA (default 1) to a counter and print it\n"
             "  dump DIR                print every entry as a JSON line {\"key\":...,\"value\":...}\n"
@@ -60,6 +61,7 @@ static void usage(FILE *out)
             "  hashmmap create /var/lib/app/offsets --size 16M --max-size 1G\n"
             "  hashmmap put /var/lib/app/offsets orders/3 1042\n"
             "  hashmmap incr /var/lib/app/offsets hits\n"
+            "  hashmmap get /var/lib/app/offsets orders/1 orders/2 orders/3\n"
             "  hashmmap dump /var/lib/app/offsets | hashmmap load /srv/copy\n"
             "\n"
             "Exit status: 0 success, 1 key not found or problems found, 2 usage error, 3 other errors.\n");
@@ -150,6 +152,57 @@ static int open_map(hmm_t **m, const char *dir, bool rdonly)
 }
 
 /* ---- dump and load (the JSON lines format is in jsonl.c) ---- */
+
+/* get DIR KEY KEY...: one hmm_get_batch, then a line KEY<tab>VALUE per key
+ * found, in the order given; a missing key is a line on stderr and makes
+ * the exit status 1. */
+static int cmd_get_many(hmm_t *m, char **keys, size_t n)
+{
+    enum { CAP = 4096 };
+    size_t *klens = calloc(n, sizeof *klens), *vlens = calloc(n, sizeof *vlens);
+    void **vals = calloc(n, sizeof *vals);
+    int *rcs = calloc(n, sizeof *rcs);
+    char *bufs = malloc(n * CAP);
+    int status = EXIT_OK, rc = -ENOMEM;
+    if (klens && vlens && vals && rcs && bufs) {
+        for (size_t i = 0; i < n; i++) {
+            klens[i] = strlen(keys[i]);
+            vals[i] = bufs + i * CAP;
+            vlens[i] = CAP;
+        }
+        rc = hmm_get_batch(m, n, (const void *const *)keys, klens, vals, vlens, rcs, NULL);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char *big = NULL;
+        while (rcs[i] == HMM_TOOSMALL) { /* larger than CAP: again, alone, with room */
+            char *nb = realloc(big, vlens[i]);
+            if (!nb) {
+                rcs[i] = -ENOMEM;
+                break;
+            }
+            big = nb;
+            rcs[i] = hmm_get(m, keys[i], klens[i], big, &vlens[i]);
+        }
+        if (rcs[i] == 0) {
+            printf("%s\t", keys[i]);
+            fwrite(big ? big : vals[i], 1, vlens[i], stdout);
+            putchar('\n');
+        } else {
+            int st = fail(keys[i], rcs[i]);
+            if (status != EXIT_ERROR)
+                status = st;
+        }
+        free(big);
+    }
+    if (rc)
+        status = fail("get", rc);
+    free(klens);
+    free(vlens);
+    free(vals);
+    free(rcs);
+    free(bufs);
+    return status;
+}
 
 static int cmd_dump(hmm_t *m)
 {
@@ -332,7 +385,7 @@ int main(int argc, char **argv)
     }
     command = argv[optind++];
     /* Options may come before or after the arguments of the command. */
-    char *args[4];
+    char *args[argc > 4 ? argc : 4]; /* get takes any number of keys */
     int nargs = 0;
     optind--;
     argv[optind] = (char *)command;
@@ -354,8 +407,6 @@ int main(int argc, char **argv)
         if (opt == -1) {
             if (optind >= sub_argc)
                 break;
-            if (nargs == 4)
-                return usage_error("too many arguments: %s", sub_argv[optind]);
             args[nargs++] = sub_argv[optind++];
             continue;
         }
@@ -406,7 +457,7 @@ int main(int argc, char **argv)
         int min, max;
         bool writes;
     } commands[] = {
-        {"create", 1, 1, true}, {"put", 3, 3, true},  {"get", 2, 2, false},  {"del", 2, 2, true},
+        {"create", 1, 1, true}, {"put", 3, 3, true},  {"get", 2, 1 << 20, false},  {"del", 2, 2, true},
         {"incr", 2, 3, true},   {"dump", 1, 1, false}, {"load", 1, 1, true}, {"info", 1, 1, false},
         {"check", 1, 1, false},
     };
@@ -448,6 +499,8 @@ int main(int argc, char **argv)
                      o.nx ? HMM_NX : o.xx ? HMM_XX : 0);
         if (rc)
             status = rc == HMM_EXISTS ? (fail(args[1], rc), EXIT_NOTFOUND) : fail(args[1], rc);
+    } else if (strcmp(command, "get") == 0 && nargs > 2) {
+        status = cmd_get_many(m, args + 1, (size_t)nargs - 1);
     } else if (strcmp(command, "get") == 0) {
         size_t len = 4096;
         char *buf = malloc(len);
