@@ -21,7 +21,7 @@ HMM_CMOCKA_TESTS = \
 	tests/test_evict_policy \
 	tests/test_prefork \
 	tests/test_replog \
-	tests/test_hardening
+	tests/test_hardening \
 	tests/test_hostile
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
