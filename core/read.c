@@ -301,9 +301,12 @@ static inline void batch_probe(hmm_t *m, const struct hmm__view *v, struct batch
         return;
     unsigned mask = bucket_match(b->home, hash_tag(b->hash));
     if (mask == 0) {
-        /* No tag here: absent unless it probed further or is not moved yet. */
-        b->absent = atomic_load_explicit(&b->home->meta, memory_order_relaxed) == 0 && v->old.nb == 0;
-        b->single = !b->absent;
+        /* No tag here.  Not proof of absence: the view was taken before
+         * s0, and a growth that started in between may have moved the key
+         * to an index this view does not know (the move's seq bump is then
+         * older than s0).  A miss is looked up the way hmm_get does. */
+        (void)v;
+        b->single = true;
         return;
     }
     /* Acquire pairs with the publisher's release (as in index_lookup). */
