@@ -263,10 +263,15 @@ HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_
 /* Store val under key, atomically.  ttl_ms 0 means the map's default TTL
  * (none unless set at creation); any other value counts from now, and one
  * so large that now + ttl_ms would pass UINT64_MAX expires at UINT64_MAX
- * (saturates: in practice never, never wrapped into the past).  flags: 0, HMM_NX (only if absent:
- * else HMM_EXISTS), HMM_XX (only if present: else HMM_NOTFOUND).
- * HMM_TOOBIG for oversize keys or values, HMM_FULL when there is no room,
- * -EINVAL for a NULL or empty key, -EBADF on a read-only handle. */
+ * (saturates: in practice never, never wrapped into the past).
+ * flags: 0, HMM_NX (only if absent: else HMM_EXISTS), HMM_XX (only if
+ * present: else HMM_NOTFOUND).
+ * HMM_TOOBIG for oversize keys or values; -EINVAL for a NULL or empty key;
+ * -EBADF on a read-only handle; -ENOSPC when the disk has no room for the
+ * file to grow.  HMM_FULL only when the file cannot grow and no size class
+ * holds a page's worth of free chunks: freed space serves any size, and a
+ * put succeeds whenever used chunk bytes + its chunk <= data area - one page
+ * per size class in use (docs/FORMAT.md §6, "Pages come back"). */
 HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, unsigned flags);
 
