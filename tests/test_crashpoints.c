@@ -439,6 +439,105 @@ static void test_growth_crash_points_lose_no_acknowledged_put(void **state)
             run_fill_point(points[p], nth * (p == 2 ? 50 : 1), false);
 }
 
+/* ---- handing pages back (FORMAT.md §6, "Pages come back") ---- */
+
+#define SMALL 200  /* the size the map is filled with first */
+#define LARGE 1000 /* the size that then needs the pages back */
+
+struct compactor {
+    hmm_t *m;
+    const char *point;
+    unsigned nth;
+};
+
+/* Put LARGE values until killed at the armed point (or the map is full). */
+static int large_until_killed(void *p)
+{
+    struct compactor *c = p;
+    hmm_crashpoint_arm(c->point, c->nth);
+    char key[32], val[LARGE];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof key, "L%d", i);
+        tu_value(val, LARGE, key, 1);
+        if (hmm_put(c->m, key, strlen(key), val, LARGE, 0, 0) != 0)
+            return 1;
+    }
+    return 2;
+}
+
+static long fill_with(hmm_t *m, const char *prefix, size_t vlen)
+{
+    char key[32], val[LARGE];
+    long n = 0;
+    for (;; n++) {
+        snprintf(key, sizeof key, "%s%ld", prefix, n);
+        tu_value(val, vlen, key, 1);
+        int rc = hmm_put(m, key, strlen(key), val, vlen, 0, 0);
+        if (rc == HMM_FULL)
+            return n;
+        if (rc != 0)
+            fail_msg("filling %s: %s (%s)", prefix, hmm_errname(rc), hmm_last_error());
+    }
+}
+
+/* A 1 MiB map filled with SMALL values, then all deleted (sparse: all but
+ * every keep-th), killed at point while LARGE values need the pages. */
+static void run_compact_point(const char *point, unsigned nth, int keep, enum path path)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    long n = fill_with(m, "S", SMALL);
+    char key[32], val[LARGE];
+    for (long i = 0; i < n; i++)
+        if (keep == 0 || i % keep != 0) {
+            snprintf(key, sizeof key, "S%ld", i);
+            TU_OK(hmm_del(m, key, strlen(key)));
+        }
+    struct compactor c = {m, point, nth};
+    int status = tu_wait(tu_fork(large_until_killed, &c), 20000);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+        fail_msg("compaction at %s: the writer was not killed there (exit %d)", point, tu_exit_code(status));
+    if (path == PATH_COLD_START) {
+        hmm_close(m);
+        m = tu_open(dir, 0, 0, 0);
+    }
+    /* The survivor needs the pages too: it meets the dead owner's lock or
+     * evacuation and repairs, then everything kept is whole. */
+    fill_with(m, "T", LARGE);
+    for (long i = 0; keep && i < n; i += keep) {
+        snprintf(key, sizeof key, "S%ld", i);
+        size_t len = sizeof val;
+        int rc = hmm_get(m, key, strlen(key), val, &len);
+        if (rc != 0 || !tu_value_ok(val, len, key, NULL))
+            fail_msg("compaction at %s: kept key %s is %s", point, key, hmm_errname(rc));
+    }
+    hmm_check_result r;
+    int rc = hmm_check(m, 0, &r);
+    if (rc || r.unreachable || r.bad_slots || r.bad_entries)
+        fail_msg("compaction at %s: check %s, %llu unreachable, %llu owned twice, %llu bad", point,
+                 hmm_errname(rc), (unsigned long long)r.unreachable, (unsigned long long)r.bad_slots,
+                 (unsigned long long)r.bad_entries);
+    hmm_close(m);
+}
+
+static void test_handing_pages_back_recovers_at_each_crash_point(void **state)
+{
+    static const char *const points[] = {"page_leaving", "page_unlinked", "page_returned"};
+    for (int p = 0; p < 3; p++) {
+        run_compact_point(points[p], 1, 0, PATH_SURVIVOR);
+        run_compact_point(points[p], 1, 0, PATH_COLD_START);
+    }
+}
+
+/* Sparse pages: the first page_leaving is an evacuation, and the first
+ * publishes of the dying writer are the moves of other keys. */
+static void test_moving_entries_out_of_a_page_recovers_when_killed(void **state)
+{
+    run_compact_point("page_leaving", 1, 10, PATH_SURVIVOR);
+    run_compact_point("published", 3, 10, PATH_SURVIVOR);
+    run_compact_point("published", 3, 10, PATH_COLD_START);
+}
+
 static void test_eviction_crash_points_leave_no_dangling_entry(void **state)
 {
     static const char *const points[] = {"evict_retired", "evicted", "free_linked"};
@@ -459,6 +558,8 @@ int main(void)
         cmocka_unit_test(test_giving_a_spare_back_recovers_at_each_crash_point),
         cmocka_unit_test(test_growth_crash_points_lose_no_acknowledged_put),
         cmocka_unit_test(test_eviction_crash_points_leave_no_dangling_entry),
+        cmocka_unit_test(test_handing_pages_back_recovers_at_each_crash_point),
+        cmocka_unit_test(test_moving_entries_out_of_a_page_recovers_when_killed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
