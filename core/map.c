@@ -372,6 +372,20 @@ static int join_openers(hmm_t *m)
     return 0;
 }
 
+/* The last step of every open: a writable handle claims its process slot
+ * and repairs the work of processes found dead. */
+static int register_opener(hmm_t *m, int rc)
+{
+    if (rc == 0 && !m->rdonly) {
+        rc = proc_slot_ensure(m);
+        if (rc == 0)
+            proc_repair_dead(m);
+    }
+    if (m->rdonly)
+        m->flags |= HMM_RDONLY;
+    return rc;
+}
+
 static int finish_open(hmm_t *m, const char *dir, unsigned mode)
 {
     int rc = attach(m);
@@ -381,14 +395,7 @@ static int finish_open(hmm_t *m, const char *dir, unsigned mode)
         rc = replog_open(m, dir, mode); /* before a cold start, which repairs it too */
     if (rc == 0)
         rc = join_openers(m);
-    if (rc == 0 && !m->rdonly) {
-        rc = proc_slot_ensure(m);
-        if (rc == 0)
-            proc_repair_dead(m);
-    }
-    if (m->rdonly)
-        m->flags |= HMM_RDONLY;
-    return rc;
+    return register_opener(m, rc);
 }
 
 HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
@@ -556,12 +563,5 @@ HMM_EXPORT int hmm_open_fd(hmm_t **out, const int fds[HMM_FD_COUNT], unsigned fl
         rc = hmm__metrics_adopt(m, fds[HMM_FD_METRICS]);
     if (rc == 0)
         rc = hmm__replog_adopt(m, fds[HMM_FD_REPLOG]);
-    if (rc == 0 && !m->rdonly) {
-        rc = proc_slot_ensure(m);
-        if (rc == 0)
-            proc_repair_dead(m);
-    }
-    if (m->rdonly)
-        m->flags |= HMM_RDONLY;
-    return hand_over(m, rc, out);
+    return hand_over(m, register_opener(m, rc), out);
 }
