@@ -23,7 +23,7 @@
  * SIGKILLed at a random moment, mostly inside a put holding its stripe
  * lock.  While this process keeps the map open ("warm"), the next process
  * to meet the dead writer's work is timed: either a fresh process's
- * hmm_open (proc_repair_dead locks whatever the dead slot held) or this
+ * hmm_open (hmm__proc_repair_dead locks whatever the dead slot held) or this
  * process's next put on the key the writer was storing (its stripe lock
  * returns EOWNERDEAD).  Rounds alternate, so each figure comes from rounds
  * where it was the first to meet the damage.  Then "cold": the writer is

@@ -70,7 +70,7 @@ static uint32_t chunks_per_page(const hmm_t *m, uint32_t cls)
  * < 0 error.
  *
  * The victim may belong to the stripe the caller holds: its operation is
- * still before its first commit (slab_alloc runs before anything is
+ * still before its first commit (hmm__slab_alloc runs before anything is
  * published), so the stripe's intent can describe this delete meanwhile and
  * is given back afterwards.  Such a victim is evicted, never moved, and is
  * never the entry of the caller's own key. */
@@ -82,7 +82,7 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
     if (own && atomic_load(&m->stripes[t].intent.hash) == hash)
         return 0;
     if (!own) {
-        int rc = trylock_stripe(m, t);
+        int rc = hmm__trylock_stripe(m, t);
         if (rc)
             return rc == -EBUSY ? 0 : rc;
     }
@@ -92,24 +92,24 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
         int moved = hmm__relocate_entry_locked(m, t, x);
         if (moved == 0) {
             metrics_add(m, HMM_C_ENTRIES_MOVED, 1);
-            unlock_stripe(m, t);
+            hmm__unlock_stripe(m, t);
             return 1;
         }
     }
     struct hmm_stripe *st = &m->stripes[t];
-    struct hmm_entry *e = entry_whole_at(m, x);
+    struct hmm_entry *e = hmm__entry_whole_at(m, x);
     struct hmm_ix cur, old, *in = NULL;
     hmm_atomic_u64 *slot = NULL;
     if (e && atomic_load(&e->state) == HMM_CHUNK_LIVE && key_hash(entry_key(e), e->klen) == hash &&
         index_views(m, &cur, &old) == 0) {
-        if ((slot = index_slot_of_locked(&cur, hash, x)))
+        if ((slot = hmm__index_slot_of_locked(&cur, hash, x)))
             in = &cur;
-        else if ((slot = index_slot_of_locked(&old, hash, x)))
+        else if ((slot = hmm__index_slot_of_locked(&old, hash, x)))
             in = &old;
     }
     if (!slot) {
         if (!own)
-            unlock_stripe(m, t);
+            hmm__unlock_stripe(m, t);
         return 0;
     }
     int64_t bytes = (int64_t)entry_bytes(e->klen, e->vlen);
@@ -121,13 +121,13 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
     atomic_store_explicit(&it->new_off, 0, memory_order_relaxed);
     atomic_store_explicit(&it->old_off, x, memory_order_relaxed);
     atomic_store_explicit(&it->op, HMM_OP_DEL, memory_order_release);
-    entry_mark(m, x, t, HMM_CHUNK_RETIRING);
+    hmm__entry_mark(m, x, t, HMM_CHUNK_RETIRING);
     HMM_CRASHPOINT("evict_retired");
-    index_remove_locked(m, in, hash, slot);
+    hmm__index_remove_locked(m, in, hash, slot);
     HMM_CRASHPOINT("evicted");
-    seq_begin_free(st);
-    int rc = slab_free(m, t, x, &it->old_off);
-    seq_end_free(st);
+    hmm__seq_begin_free(st);
+    int rc = hmm__slab_free(m, t, x, &it->old_off);
+    hmm__seq_end_free(st);
     st->items--;
     st->bytes_used -= bytes;
     if (own) {
@@ -135,7 +135,7 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
         atomic_store_explicit(&it->op, saved_op, memory_order_release);
     } else {
         atomic_store_explicit(&it->op, HMM_OP_NONE, memory_order_release);
-        unlock_stripe(m, t);
+        hmm__unlock_stripe(m, t);
     }
     metrics_add(m, expired ? HMM_C_EXPIRATIONS : HMM_C_EVICTIONS, 1);
     return rc ? rc : 1;
@@ -158,7 +158,7 @@ static uint64_t first_chunk_from(hmm_t *m, uint32_t cls, uint64_t p)
 static uint64_t hand_next(hmm_t *m, uint32_t cls, uint64_t x)
 {
     uint32_t size = m->class_size[cls];
-    uint64_t p = slab_page_of(m, x);
+    uint64_t p = hmm__slab_page_of(m, x);
     uint64_t next = x + size;
     if (p != UINT64_MAX && next - map_page_off(m, p) + size <= m->page_size)
         return next;
@@ -189,7 +189,7 @@ static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *
 {
     struct hmm_class *c = &m->classes[cls];
     uint64_t x = atomic_load(&c->hand);
-    if (!x || !slab_valid_chunk(m, cls, x))
+    if (!x || !hmm__slab_valid_chunk(m, cls, x))
         x = first_chunk_from(m, cls, 0);
     uint64_t now = hmm_now_ms();
     uint64_t budget = 2 * c->pages * chunks_per_page(m, cls) + 1;
@@ -202,10 +202,10 @@ static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *
         struct hmm_entry *e = chunk(m, x);
         uint64_t at = x;
         x = hand_next(m, cls, x);
-        if (carve && at >= carve && slab_page_of(m, at) == slab_page_of(m, carve))
+        if (carve && at >= carve && hmm__slab_page_of(m, at) == hmm__slab_page_of(m, carve))
             continue; /* never handed out */
         if (atomic_load_explicit(&e->state, memory_order_relaxed) != HMM_CHUNK_LIVE ||
-            hmm__page_leaving(m, cls, at) || !entry_whole_at(m, at))
+            hmm__page_leaving(m, cls, at) || !hmm__entry_whole_at(m, at))
             continue;
         *expired = e->expire_ms && e->expire_ms <= now;
         uint8_t credit;
@@ -234,18 +234,18 @@ static int evict_one(hmm_t *m, uint32_t held, uint32_t cls)
 {
     uint64_t hash = 0;
     bool expired = false;
-    int rc = lock_class(m, cls);
+    int rc = hmm__lock_class(m, cls);
     if (rc)
         return rc;
     uint64_t x = clock_pick_locked(m, cls, &hash, &expired);
-    unlock_class(m, cls);
+    hmm__unlock_class(m, cls);
     if (!x)
         return 0;
     rc = hmm__evict_chunk(m, held, x, hash, expired, false);
-    if (rc == 1 && lock_class(m, cls) == 0) {
+    if (rc == 1 && hmm__lock_class(m, cls) == 0) {
         m->classes[cls].pressure++;
         m->classes[cls].evictions++;
-        unlock_class(m, cls);
+        hmm__unlock_class(m, cls);
     }
     return rc;
 }
@@ -292,17 +292,17 @@ static int evacuate_page_for(hmm_t *m, uint32_t held, uint32_t needy)
     return p == UINT64_MAX ? HMM_FULL : hmm__page_evacuate(m, held, d, p);
 }
 
-int evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)
+int hmm__evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)
 {
     struct hmm_class *c = &m->classes[cls];
-    int rc = lock_class(m, cls);
+    int rc = hmm__lock_class(m, cls);
     if (rc)
         return rc;
     hmm__compact_check_owner_locked(m, cls);
     bool starved = !hmm__relocating() && (usable_pages(m, cls) == 0 || c->pressure >= chunks_per_page(m, cls));
     if (starved)
         c->pressure = 0;
-    unlock_class(m, cls);
+    hmm__unlock_class(m, cls);
     /* A class without pages cannot evict: try a few donors before giving up. */
     for (int donor = 0; starved && donor < (usable_pages(m, cls) == 0 ? DONOR_TRIES : 1); donor++)
         if (evacuate_page_for(m, held, cls) == 0)

@@ -42,8 +42,8 @@ static bool is_reachable(const struct check_ctx *cx, uint64_t off)
 static bool slot_entry_valid(hmm_t *m, const struct hmm_ix *ix, uint64_t b, uint64_t s)
 {
     uint64_t off = HMM_SLOT_OFF(s);
-    struct hmm_entry *e = entry_whole_at(m, off);
-    if (!e || slab_chunk_size(m, off) < entry_bytes(e->klen, e->vlen))
+    struct hmm_entry *e = hmm__entry_whole_at(m, off);
+    if (!e || hmm__slab_chunk_size(m, off) < entry_bytes(e->klen, e->vlen))
         return false;
     if (atomic_load(&e->state) != HMM_CHUNK_LIVE && atomic_load(&e->state) != HMM_CHUNK_RETIRING)
         return false;
@@ -52,7 +52,7 @@ static bool slot_entry_valid(hmm_t *m, const struct hmm_ix *ix, uint64_t b, uint
         return false;
     uint64_t home = hash_home(ix, h);
     uint64_t dist = b >= home ? b - home : b + ix->nb - home;
-    return dist < HMM_MAX_PROBE && entry_checksum(e) == e->checksum;
+    return dist < HMM_MAX_PROBE && hmm__entry_checksum(e) == e->checksum;
 }
 
 static int check_index(struct check_ctx *cx, const struct hmm_ix *ix)
@@ -64,7 +64,7 @@ static int check_index(struct check_ctx *cx, const struct hmm_ix *ix)
             if (s == 0)
                 continue;
             if (!slot_entry_valid(m, ix, b, s)) {
-                bool in_bounds = entry_whole_at(m, HMM_SLOT_OFF(s)) != NULL;
+                bool in_bounds = hmm__entry_whole_at(m, HMM_SLOT_OFF(s)) != NULL;
                 if (in_bounds)
                     cx->res->bad_entries++;
                 else
@@ -103,7 +103,7 @@ static void check_chunk(struct check_ctx *cx, uint64_t off)
     cx->res->unreachable++;
     if (cx->repair) {
         hmm_atomic_u64 scratch = off;
-        if (slab_free(cx->m, 0, off, &scratch) == 0)
+        if (hmm__slab_free(cx->m, 0, off, &scratch) == 0)
             cx->res->repaired++;
     }
 }
@@ -179,10 +179,10 @@ static int check_free_lists(struct check_ctx *cx)
     int rc = 0;
     for (uint32_t cls = 0; rc == 0 && cls < m->nclasses; cls++) {
         /* Locking repairs a list whose allocator died mid-unlink. */
-        bool locked = !m->rdonly && lock_class(m, cls) == 0;
+        bool locked = !m->rdonly && hmm__lock_class(m, cls) == 0;
         rc = walk_free_list(cx, cls);
         if (locked)
-            unlock_class(m, cls);
+            hmm__unlock_class(m, cls);
     }
     if (rc == 0 && cx->nlisted)
         qsort(cx->listed, cx->nlisted, sizeof *cx->listed, cmp_u64);
@@ -201,7 +201,7 @@ static void check_spares(struct check_ctx *cx)
             continue;
         uint64_t off = HMM_SPARE_OFF(w);
         uint32_t cls = HMM_SPARE_CLASS(w);
-        bool ok = cls < m->nclasses && slab_valid_chunk(m, cls, off) &&
+        bool ok = cls < m->nclasses && hmm__slab_valid_chunk(m, cls, off) &&
                   atomic_load(&((struct hmm_entry *)(m->base + off))->state) == HMM_CHUNK_FREE &&
                   !is_reachable(cx, off) &&
                   !(cx->nlisted && bsearch(&off, cx->listed, cx->nlisted, sizeof off, cmp_u64));
@@ -236,12 +236,12 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
     uint32_t locked = 0;
     bool grow_locked = false;
     if (!m->rdonly && rc == 0) {
-        proc_slot_ensure(m);
+        hmm__proc_slot_ensure(m);
         /* No index growth starts or finishes while we look. */
-        rc = lock_grow(m);
+        rc = hmm__lock_grow(m);
         grow_locked = rc == 0;
         while (rc == 0 && locked < nstripes) {
-            rc = lock_stripe(m, locked);
+            rc = hmm__lock_stripe(m, locked);
             if (rc == 0)
                 locked++;
         }
@@ -268,9 +268,9 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
             }
     }
     while (locked > 0)
-        unlock_stripe(m, --locked);
+        hmm__unlock_stripe(m, --locked);
     if (grow_locked)
-        unlock_grow(m);
+        hmm__unlock_grow(m);
     free(cx.reach);
     free(cx.listed);
     free(cx.stripe_items);

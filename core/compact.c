@@ -130,7 +130,7 @@ static void rebuild_free_list_locked(hmm_t *m, uint32_t cls, const uint64_t *ski
 bool hmm__page_leaving(hmm_t *m, uint32_t cls, uint64_t off)
 {
     uint64_t ev = atomic_load_explicit(&m->classes[cls].evac_page, memory_order_relaxed);
-    return ev && slab_page_of(m, off) == HMM_EVAC_PAGE(ev);
+    return ev && hmm__slab_page_of(m, off) == HMM_EVAC_PAGE(ev);
 }
 
 void hmm__compact_recover_class_locked(hmm_t *m, uint32_t cls)
@@ -146,7 +146,7 @@ void hmm__compact_recover_class_locked(hmm_t *m, uint32_t cls)
 void hmm__compact_check_owner_locked(hmm_t *m, uint32_t cls)
 {
     uint64_t ev = atomic_load_explicit(&m->classes[cls].evac_page, memory_order_relaxed);
-    if (ev && !proc_alive(HMM_EVAC_PID(ev), 0))
+    if (ev && !hmm__proc_alive(HMM_EVAC_PID(ev), 0))
         hmm__compact_recover_class_locked(m, cls);
 }
 
@@ -158,11 +158,11 @@ static void hand_back_pages_locked(hmm_t *m, uint32_t cls, const uint64_t *pages
     rebuild_free_list_locked(m, cls, pages, n);
     HMM_CRASHPOINT("page_unlinked");
     uint64_t carve = atomic_load(&c->carve_off);
-    if (carve && in_list(slab_page_of(m, carve), pages, n)) {
+    if (carve && in_list(hmm__slab_page_of(m, carve), pages, n)) {
         atomic_store(&c->carve_off, 0);
         atomic_store(&c->carve_end, 0);
     }
-    if (lock_pages(m) != 0)
+    if (hmm__lock_pages(m) != 0)
         return; /* the pages stay with the class; the list lacks them until a repair */
     for (size_t i = 0; i < n; i++) {
         atomic_store_explicit(&m->pagetab[pages[i]], 0, memory_order_release); /* commit */
@@ -171,7 +171,7 @@ static void hand_back_pages_locked(hmm_t *m, uint32_t cls, const uint64_t *pages
         if (i == 0)
             HMM_CRASHPOINT("page_returned");
     }
-    unlock_pages(m);
+    hmm__unlock_pages(m);
 }
 
 /* ---- empty pages ---- */
@@ -208,7 +208,7 @@ size_t hmm__pages_return_empty(hmm_t *m)
 {
     size_t returned = 0;
     for (uint32_t d = 0; d < m->nclasses; d++) {
-        if (lock_class(m, d) != 0)
+        if (hmm__lock_class(m, d) != 0)
             continue;
         uint64_t free_chunks = class_free_chunks_locked(m, d);
         /* A class holding less than a page of free chunks has no empty
@@ -220,7 +220,7 @@ size_t hmm__pages_return_empty(hmm_t *m)
             m->fruitless_free[d] = n ? 0 : free_chunks;
             returned += n;
         }
-        unlock_class(m, d);
+        hmm__unlock_class(m, d);
     }
     return returned;
 }
@@ -233,12 +233,12 @@ static int vacate_spare(hmm_t *m, uint32_t held, uint32_t t, uint64_t x)
     if (t > m->stripe_mask)
         return 0;
     bool own = t == held;
-    if (!own && trylock_stripe(m, t) != 0)
+    if (!own && hmm__trylock_stripe(m, t) != 0)
         return 0;
     uint64_t w = atomic_load(&m->stripes[t].spare);
-    int done = w && HMM_SPARE_OFF(w) == x && slab_spare_give_back_locked(m, t) == 0;
+    int done = w && HMM_SPARE_OFF(w) == x && hmm__slab_spare_give_back_locked(m, t) == 0;
     if (!own)
-        unlock_stripe(m, t);
+        hmm__unlock_stripe(m, t);
     return done;
 }
 
@@ -251,7 +251,7 @@ static int vacate_by_moving(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash)
     bool own = t == held;
     if (own && atomic_load(&it->hash) == hash)
         return -1;
-    if (!own && trylock_stripe(m, t) != 0)
+    if (!own && hmm__trylock_stripe(m, t) != 0)
         return 0;
     /* On our own stripe the caller's operation has committed nothing yet
      * (allocation comes first): its intent is kept across the move. */
@@ -263,7 +263,7 @@ static int vacate_by_moving(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash)
         atomic_store_explicit(&it->hash, saved_hash, memory_order_relaxed);
         atomic_store_explicit(&it->op, saved_op, memory_order_release);
     } else {
-        unlock_stripe(m, t);
+        hmm__unlock_stripe(m, t);
     }
     if (rc == 0)
         metrics_add(m, HMM_C_ENTRIES_MOVED, 1);
@@ -279,7 +279,7 @@ static int vacate_chunk(hmm_t *m, uint32_t held, uint64_t x)
     uint16_t owner = atomic_load_explicit(&e->owner, memory_order_relaxed);
     if (state == HMM_CHUNK_FREE)
         return owner == 0 ? 1 : vacate_spare(m, held, (uint32_t)owner - 1, x);
-    struct hmm_entry *whole = state == HMM_CHUNK_LIVE ? entry_whole_at(m, x) : NULL;
+    struct hmm_entry *whole = state == HMM_CHUNK_LIVE ? hmm__entry_whole_at(m, x) : NULL;
     if (!whole)
         return 0; /* an operation is writing or retiring it */
     uint64_t hash = key_hash(entry_key(whole), whole->klen);
@@ -315,24 +315,24 @@ static bool vacate_page(hmm_t *m, uint32_t held, uint32_t cls, uint64_t p)
 int hmm__page_evacuate(hmm_t *m, uint32_t held, uint32_t cls, uint64_t p)
 {
     struct hmm_class *c = &m->classes[cls];
-    int rc = lock_class(m, cls);
+    int rc = hmm__lock_class(m, cls);
     if (rc)
         return rc;
     if (atomic_load(&c->evac_page) || atomic_load(&m->pagetab[p]) != HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls)) {
-        unlock_class(m, cls);
+        hmm__unlock_class(m, cls);
         return HMM_FULL;
     }
     atomic_store(&c->evac_page, HMM_EVAC_MAKE(getpid(), p));
     HMM_CRASHPOINT("page_leaving");
-    if (slab_page_of(m, atomic_load(&c->carve_off)) == p) {
+    if (hmm__slab_page_of(m, atomic_load(&c->carve_off)) == p) {
         atomic_store(&c->carve_off, 0); /* allocations do not carve from a leaving page */
         atomic_store(&c->carve_end, 0);
     }
-    unlock_class(m, cls);
+    hmm__unlock_class(m, cls);
 
     bool emptied = vacate_page(m, held, cls, p);
 
-    rc = lock_class(m, cls);
+    rc = hmm__lock_class(m, cls);
     if (rc)
         return rc; /* evac_page names us: the next holder repairs after we are gone */
     if (emptied && page_empty_locked(m, cls, p))
@@ -341,7 +341,7 @@ int hmm__page_evacuate(hmm_t *m, uint32_t held, uint32_t cls, uint64_t p)
         rebuild_free_list_locked(m, cls, NULL, 0); /* allocations skipped the page's chunks */
     bool returned = atomic_load(&m->pagetab[p]) == 0;
     atomic_store(&c->evac_page, 0);
-    unlock_class(m, cls);
+    hmm__unlock_class(m, cls);
     return returned ? 0 : HMM_FULL;
 }
 
@@ -352,11 +352,11 @@ static uint64_t pick_sparsest_page(hmm_t *m, uint32_t needy, uint32_t *donor)
 {
     bool candidate[HMM_MAX_CLASSES] = {false};
     for (uint32_t d = 0; d < m->nclasses; d++) {
-        if (d == needy || lock_class(m, d) != 0)
+        if (d == needy || hmm__lock_class(m, d) != 0)
             continue;
         candidate[d] = class_free_chunks_locked(m, d) >= chunks_per_page(m, d) &&
                        atomic_load(&m->classes[d].evac_page) == 0;
-        unlock_class(m, d);
+        hmm__unlock_class(m, d);
     }
     uint64_t best = UINT64_MAX, best_live = 0, best_cpp = 1, npages = map_npages(m);
     for (uint64_t p = 0; p < npages; p++) {

@@ -99,7 +99,7 @@ static int read_slot_key(hmm_cursor *c, hmm_atomic_u64 *slot, uint64_t lo, uint6
                     return hmm_fail(HMM_BUSY, "%s: a writer kept a stripe busy", m->path);
                 nanosleep(&pause, NULL);
             } else {
-                int rc = lock_stripe(m, stripe);
+                int rc = hmm__lock_stripe(m, stripe);
                 if (rc)
                     return rc;
                 locked = true;
@@ -114,7 +114,7 @@ static int read_slot_key(hmm_cursor *c, hmm_atomic_u64 *slot, uint64_t lo, uint6
         bool valid = locked || (atomic_load_explicit(&st->seq, memory_order_relaxed) == s0 &&
                                 atomic_load_explicit(slot, memory_order_relaxed) == s);
         if (locked)
-            unlock_stripe(m, stripe);
+            hmm__unlock_stripe(m, stripe);
         if (!valid)
             continue;
         if (rc == 1) {
@@ -224,12 +224,12 @@ HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, co
         struct batch_key *k = &c->keys[c->pos++];
         const uint8_t *kp = c->keybuf + k->at;
         size_t len = c->valcap;
-        int rc = read_entry(c->m, kp, k->len, c->val, &len, &c->info, false);
+        int rc = hmm__read_entry(c->m, kp, k->len, c->val, &len, &c->info, false);
         while (rc == HMM_TOOSMALL) { /* the value may grow again between tries */
             if (grow((void **)&c->val, &c->valcap, len + 1, 1) != 0)
                 return -ENOMEM;
             len = c->valcap;
-            rc = read_entry(c->m, kp, k->len, c->val, &len, &c->info, false);
+            rc = hmm__read_entry(c->m, kp, k->len, c->val, &len, &c->info, false);
         }
         if (rc == HMM_NOTFOUND)
             continue; /* deleted meanwhile */

@@ -8,7 +8,7 @@
 
 #include "core/internal.h"
 
-struct hmm_entry *entry_whole_at(hmm_t *m, uint64_t off)
+struct hmm_entry *hmm__entry_whole_at(hmm_t *m, uint64_t off)
 {
     struct hmm_entry *e = entry_at(m, off);
     if (!e)
@@ -22,19 +22,19 @@ struct hmm_entry *entry_whole_at(hmm_t *m, uint64_t off)
     return e;
 }
 
-uint32_t entry_checksum(const struct hmm_entry *e)
+uint32_t hmm__entry_checksum(const struct hmm_entry *e)
 {
     const uint8_t *from = (const uint8_t *)e + offsetof(struct hmm_entry, klen);
     size_t len = entry_bytes(e->klen, e->vlen) - offsetof(struct hmm_entry, klen);
     return (uint32_t)XXH3_64bits(from, len);
 }
 
-bool entry_expired(const struct hmm_entry *e, uint64_t now_ms)
+bool hmm__entry_expired(const struct hmm_entry *e, uint64_t now_ms)
 {
     return e->expire_ms != 0 && e->expire_ms <= now_ms;
 }
 
-int check_key_fail(const hmm_t *m, const void *key, size_t klen)
+int hmm__check_key_fail(const hmm_t *m, const void *key, size_t klen)
 {
     if (!m || !key || klen == 0)
         return hmm_fail(-EINVAL, "NULL handle, NULL key or empty key");
@@ -46,7 +46,7 @@ int check_key_fail(const hmm_t *m, const void *key, size_t klen)
 /* Set a chunk's owner (stripe + 1; UINT32_MAX wraps to 0, "nobody") and
  * state.  Release: the state is stored last, so whoever sees the state
  * also sees the owner. */
-void entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state)
+void hmm__entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state)
 {
     struct hmm_entry *e = (struct hmm_entry *)(m->base + off);
     atomic_store_explicit(&e->owner, (uint16_t)(stripe + 1), memory_order_relaxed);

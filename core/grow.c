@@ -30,7 +30,7 @@ static void recover_grow_locked(hmm_t *m, uint32_t unused)
         atomic_store(&m->hdr->index_old, 0);
 }
 
-int lock_grow(hmm_t *m)
+int hmm__lock_grow(hmm_t *m)
 {
     int rc = pthread_mutex_lock(&m->hdr->grow_lock);
     if (rc == EOWNERDEAD) {
@@ -42,17 +42,17 @@ int lock_grow(hmm_t *m)
     if (rc)
         return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: growth lock: %s", m->path,
                         strerror(rc));
-    atomic_store_explicit(&m->hdr->grow_owner_proc, proc_self_tag(m), memory_order_relaxed);
+    atomic_store_explicit(&m->hdr->grow_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
     return 0;
 }
 
-void unlock_grow(hmm_t *m)
+void hmm__unlock_grow(hmm_t *m)
 {
     atomic_store_explicit(&m->hdr->grow_owner_proc, 0, memory_order_relaxed);
     pthread_mutex_unlock(&m->hdr->grow_lock);
 }
 
-int grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
+int hmm__grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
 {
     struct hmm_header *h = m->hdr;
     uint64_t npages = map_npages(m);
@@ -82,42 +82,42 @@ int grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
     atomic_store_explicit(&h->npages, npages + step, memory_order_release);
     atomic_fetch_add_explicit(&h->generation, 1, memory_order_release);
     metrics_add(m, HMM_C_GROWTH_STEPS, 1);
-    return map_refresh_limit(m);
+    return hmm__map_refresh_limit(m);
 }
 
 /* A zeroed run of n pages for an index: empty slab pages are handed back
  * first, the file grows only when there are none. */
 static int alloc_index_run(hmm_t *m, uint64_t n, uint64_t *p)
 {
-    int rc = lock_pages(m);
+    int rc = hmm__lock_pages(m);
     if (rc)
         return rc;
-    rc = pages_alloc_run_locked(m, n, HMM_PAGE_INDEX_HEAD, false, p);
+    rc = hmm__pages_alloc_run_locked(m, n, HMM_PAGE_INDEX_HEAD, false, p);
     if (rc == HMM__NOPAGE) {
-        unlock_pages(m);
+        hmm__unlock_pages(m);
         hmm__pages_return_empty(m);
-        if ((rc = lock_pages(m)) != 0)
+        if ((rc = hmm__lock_pages(m)) != 0)
             return rc;
-        rc = pages_alloc_run_locked(m, n, HMM_PAGE_INDEX_HEAD, true, p);
+        rc = hmm__pages_alloc_run_locked(m, n, HMM_PAGE_INDEX_HEAD, true, p);
     }
     if (rc == 0) {
         memset(m->base + map_page_off(m, *p), 0, n << m->page_shift);
         atomic_store_explicit(&m->pagetab[*p], HMM_PAGE_MAKE(HMM_PAGE_INDEX_HEAD, n), memory_order_release);
         atomic_fetch_add(&m->hdr->index_pages, n);
     }
-    unlock_pages(m);
+    hmm__unlock_pages(m);
     return rc;
 }
 
-int grow_index_start(hmm_t *m)
+int hmm__grow_index_start(hmm_t *m)
 {
-    int rc = lock_grow(m);
+    int rc = hmm__lock_grow(m);
     if (rc)
         return rc;
     struct hmm_header *h = m->hdr;
     uint64_t wc = atomic_load(&h->index_cur);
     if (atomic_load(&h->index_old) != 0 || HMM_INDEX_BUCKETS(wc) > UINT32_MAX / 2) {
-        unlock_grow(m);
+        hmm__unlock_grow(m);
         return 0;
     }
     uint64_t nb = HMM_INDEX_BUCKETS(wc) * 2;
@@ -134,11 +134,11 @@ int grow_index_start(hmm_t *m)
         atomic_fetch_add_explicit(&h->generation, 1, memory_order_release);
         metrics_add(m, HMM_C_GROWTH_STEPS, 1);
     }
-    unlock_grow(m);
+    hmm__unlock_grow(m);
     return rc;
 }
 
-int grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, hmm_atomic_u64 *slot)
+int hmm__grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, hmm_atomic_u64 *slot)
 {
     uint64_t s = atomic_load(slot);
     /* Slots of the old index are only cleared or updated in place by their
@@ -146,7 +146,7 @@ int grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, h
     if (s == 0 || (HMM_SLOT_TAG(s) & m->stripe_mask) != stripe)
         return 0;
     uint64_t off = HMM_SLOT_OFF(s);
-    struct hmm_entry *e = entry_whole_at(m, off);
+    struct hmm_entry *e = hmm__entry_whole_at(m, off);
     if (!e)
         return hmm_fail(HMM_CORRUPT, "%s: index slot points outside the map", m->path);
     uint64_t hash = key_hash(entry_key(e), e->klen);
@@ -159,20 +159,20 @@ int grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, h
     atomic_store_explicit(&in->hash, hash, memory_order_relaxed);
     atomic_store_explicit(&in->new_off, off, memory_order_relaxed);
     atomic_store_explicit(&in->op, HMM_OP_MOVE, memory_order_release);
-    seq_begin_free(st);
+    hmm__seq_begin_free(st);
     unsigned passed;
-    rc = index_insert_locked(m, &cur, hash, off, &passed);
+    rc = hmm__index_insert_locked(m, &cur, hash, off, &passed);
     if (rc == 0) {
         HMM_CRASHPOINT("moved");
-        index_remove_locked(m, old, hash, slot);
+        hmm__index_remove_locked(m, old, hash, slot);
     }
-    seq_end_free(st);
+    hmm__seq_end_free(st);
     atomic_store_explicit(&in->new_off, 0, memory_order_relaxed);
     atomic_store_explicit(&in->op, HMM_OP_NONE, memory_order_release);
     return rc;
 }
 
-void grow_recover_move_locked(hmm_t *m, uint32_t stripe)
+void hmm__grow_recover_move_locked(hmm_t *m, uint32_t stripe)
 {
     struct hmm_intent *in = &m->stripes[stripe].intent;
     uint64_t hash = atomic_load(&in->hash), off = atomic_load(&in->new_off);
@@ -180,9 +180,9 @@ void grow_recover_move_locked(hmm_t *m, uint32_t stripe)
     if (!off || index_views(m, &cur, &old) != 0)
         return;
     /* In both: the mover died between insert and remove; in one: nothing to do. */
-    hmm_atomic_u64 *in_old = index_slot_of_locked(&old, hash, off);
-    if (in_old && index_slot_of_locked(&cur, hash, off))
-        index_remove_locked(m, &old, hash, in_old);
+    hmm_atomic_u64 *in_old = hmm__index_slot_of_locked(&old, hash, off);
+    if (in_old && hmm__index_slot_of_locked(&cur, hash, off))
+        hmm__index_remove_locked(m, &old, hash, in_old);
     atomic_store(&in->new_off, 0);
 }
 
@@ -194,20 +194,20 @@ static int drain_bucket(hmm_t *m, const struct hmm_ix *old, uint64_t b)
         if (s == 0)
             continue;
         uint32_t stripe = HMM_SLOT_TAG(s) & m->stripe_mask;
-        int rc = lock_stripe(m, stripe);
+        int rc = hmm__lock_stripe(m, stripe);
         if (rc)
             return rc;
-        rc = grow_move_slot_locked(m, stripe, old, slot);
-        unlock_stripe(m, stripe);
+        rc = hmm__grow_move_slot_locked(m, stripe, old, slot);
+        hmm__unlock_stripe(m, stripe);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-int grow_index_finish(hmm_t *m)
+int hmm__grow_index_finish(hmm_t *m)
 {
-    int rc = lock_grow(m);
+    int rc = hmm__lock_grow(m);
     if (rc)
         return rc;
     struct hmm_ix cur, old;
@@ -220,11 +220,11 @@ int grow_index_finish(hmm_t *m)
         atomic_store_explicit(&m->hdr->index_old, 0, memory_order_release);
         atomic_fetch_add_explicit(&m->hdr->generation, 1, memory_order_release);
     }
-    unlock_grow(m);
+    hmm__unlock_grow(m);
     return rc;
 }
 
-void grow_index_help(hmm_t *m)
+void hmm__grow_index_help(hmm_t *m)
 {
     struct hmm_ix cur, old;
     if (atomic_load_explicit(&m->hdr->index_old, memory_order_relaxed) == 0 ||
@@ -235,7 +235,7 @@ void grow_index_help(hmm_t *m)
         if (b >= old.nb) {
             /* Every bucket was claimed; the finisher rescans for buckets
              * whose claimant died before draining them. */
-            grow_index_finish(m);
+            hmm__grow_index_finish(m);
             return;
         }
         if (drain_bucket(m, &old, b) != 0)

@@ -7,7 +7,7 @@
  * must match exactly; counters that change at run time (npages, the index
  * words) must lie inside what the geometry allows.  Values that processes
  * change while others open the map are only range-checked here, and every
- * use of them is checked again (hmm_at, slab_valid_chunk).  A field outside
+ * use of them is checked again (hmm_at, hmm__slab_valid_chunk).  A field outside
  * its range is HMM_CORRUPT (HMM_INCOMPAT for identity fields) with the
  * field's name in the detail, never a signal later.
  */
@@ -62,7 +62,7 @@ static int header_check_geometry(const hmm_t *m, const struct hmm_header *h, str
         g->pagetab_cap != h->pagetab_cap || h->nstripes != HMM_NSTRIPES)
         return hmm_fail(HMM_CORRUPT, "%s: header geometry is inconsistent (offsets, page size or stripes)", p);
     uint32_t sizes[HMM_MAX_CLASSES];
-    uint32_t n = slab_compute_classes(h->page_size, h->slab_factor_pct, sizes);
+    uint32_t n = hmm__slab_compute_classes(h->page_size, h->slab_factor_pct, sizes);
     if (n != h->nclasses || memcmp(sizes, h->class_size, n * sizeof sizes[0]) != 0)
         return hmm_fail(HMM_CORRUPT, "%s: header fields nclasses or class_size are inconsistent", p);
     return 0;

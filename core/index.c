@@ -18,7 +18,7 @@
 
 #include "core/internal.h"
 
-int index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix)
+int hmm__index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix)
 {
     ix->nb = 0;
     ix->bk = NULL;
@@ -72,7 +72,7 @@ const struct hmm__view *hmm__index_view_refresh(hmm_t *m, uint64_t wc, uint64_t 
     return scratch;
 }
 
-int index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed)
+int hmm__index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed)
 {
     uint64_t want = HMM_SLOT_MAKE(hash_tag(hash), off);
     uint64_t b = hash_home(ix, hash);
@@ -101,7 +101,7 @@ int index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64
     return HMM_FULL;
 }
 
-void index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot)
+void hmm__index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot)
 {
     atomic_store_explicit(slot, 0, memory_order_release);
     uint64_t at = (uint64_t)((uint8_t *)slot - (uint8_t *)ix->bk) / sizeof(struct hmm_bucket);
@@ -114,7 +114,7 @@ void index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_a
     }
 }
 
-hmm_atomic_u64 *index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash, uint64_t off)
+hmm_atomic_u64 *hmm__index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash, uint64_t off)
 {
     /* Recovery does not trust the overflow counts: it looks at every
      * bucket a key can live in. */
@@ -129,10 +129,10 @@ hmm_atomic_u64 *index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash, uin
     return NULL;
 }
 
-bool index_reachable_locked(hmm_t *m, uint64_t hash, uint64_t off)
+bool hmm__index_reachable_locked(hmm_t *m, uint64_t hash, uint64_t off)
 {
     struct hmm_ix cur, old;
     if (index_views(m, &cur, &old) != 0)
         return false;
-    return index_slot_of_locked(&cur, hash, off) || index_slot_of_locked(&old, hash, off);
+    return hmm__index_slot_of_locked(&cur, hash, off) || hmm__index_slot_of_locked(&old, hash, off);
 }

@@ -57,7 +57,7 @@ struct hmm {
     uint32_t stripe_mask;
     uint32_t nclasses;
     uint32_t class_size[HMM_MAX_CLASSES]; /* validated copy of hdr->class_size */
-    uint64_t class_magic[HMM_MAX_CLASSES]; /* UINT64_MAX / class_size + 1: slab_valid_chunk's divisibility test */
+    uint64_t class_magic[HMM_MAX_CLASSES]; /* UINT64_MAX / class_size + 1: hmm__slab_valid_chunk's divisibility test */
     uint32_t max_value;
     uint32_t flags;             /* header flags | HMM_RDONLY for this handle */
     uint64_t default_ttl_ms;
@@ -131,7 +131,7 @@ static inline void *hmm_at(hmm_t *m, uint64_t off, uint64_t len)
     return m->base + off;
 }
 /* Refresh m->limit after another process grew the file. */
-int map_refresh_limit(hmm_t *m);
+int hmm__map_refresh_limit(hmm_t *m);
 static inline uint64_t map_page_off(const hmm_t *m, uint64_t page) { return m->data_off + (page << m->page_shift); }
 static inline uint64_t map_npages(const hmm_t *m)
 {
@@ -163,12 +163,12 @@ int hmm__header_validate(hmm_t *m, const union hmm_header_block *blk, uint64_t f
 int hmm__header_validate_mapped(hmm_t *m);
 
 /* ---- metrics.c ---- */
-int metrics_open(hmm_t *m, const char *dir, unsigned mode);
-void metrics_close(hmm_t *m);
+int hmm__metrics_open(hmm_t *m, const char *dir, unsigned mode);
+void hmm__metrics_close(hmm_t *m);
 int hmm__metrics_adopt(hmm_t *m, int fd); /* hmm_open_fd: map a received metrics fd (-1: none) */
-void metrics_bind(hmm_t *m, uint32_t proc_slot_tag); /* count into this process's slot */
-void metrics_fold(hmm_t *m, uint32_t proc_slot_index); /* a closed or dead process's counts into the totals */
-void metrics_sum(hmm_t *m, uint64_t *counters);
+void hmm__metrics_bind(hmm_t *m, uint32_t proc_slot_tag); /* count into this process's slot */
+void hmm__metrics_fold(hmm_t *m, uint32_t proc_slot_index); /* a closed or dead process's counts into the totals */
+void hmm__metrics_sum(hmm_t *m, uint64_t *counters);
 /* Counting is one relaxed add on a line only this process writes. */
 static inline void metrics_add(hmm_t *m, enum hmm_counter c, uint64_t n)
 {
@@ -178,29 +178,29 @@ static inline void metrics_add(hmm_t *m, enum hmm_counter c, uint64_t n)
 }
 
 /* ---- replog.c (FORMAT.md §14) ---- */
-int replog_open(hmm_t *m, const char *dir, unsigned mode);
-void replog_close(hmm_t *m);
+int hmm__replog_open(hmm_t *m, const char *dir, unsigned mode);
+void hmm__replog_close(hmm_t *m);
 int hmm__replog_adopt(hmm_t *m, int fd);  /* hmm_open_fd: map a received log fd (-1: none) */
 /* Reserve and fill the log record of the change the holder of stripe is
  * making (stripe lock held); commit or void it once the change is
  * published or abandoned. */
-int replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned tag, uint64_t expire_ms,
+int hmm__replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned tag, uint64_t expire_ms,
                          const void *key, size_t klen, const void *val, size_t vlen);
-void replog_commit_locked(hmm_t *m, uint32_t stripe);
-void replog_void_locked(hmm_t *m, uint32_t stripe);
+void hmm__replog_commit_locked(hmm_t *m, uint32_t stripe);
+void hmm__replog_void_locked(hmm_t *m, uint32_t stripe);
 /* Recovery of a dead holder's record: commit it when its change was
  * published, else void it (stripe lock held). */
-void replog_recover_locked(hmm_t *m, uint32_t stripe, bool published);
+void hmm__replog_recover_locked(hmm_t *m, uint32_t stripe, bool published);
 /* The process with slot tag died: repair the append lock if it held it. */
-void replog_repair_dead(hmm_t *m, uint32_t tag);
+void hmm__replog_repair_dead(hmm_t *m, uint32_t tag);
 /* Cold start: rebuild the append lock and finish a reservation its dead holder left. */
-void replog_cold_start(hmm_t *m);
-uint64_t replog_record_bytes(size_t klen, size_t vlen);
-uint64_t replog_capacity_for(uint64_t replog_size, uint32_t max_value);
-uint64_t replog_checksum(const struct hmm_replog_rec *r, uint64_t seq);
+void hmm__replog_cold_start(hmm_t *m);
+uint64_t hmm__replog_record_bytes(size_t klen, size_t vlen);
+uint64_t hmm__replog_capacity_for(uint64_t replog_size, uint32_t max_value);
+uint64_t hmm__replog_checksum(const struct hmm_replog_rec *r, uint64_t seq);
 /* Settle the RESERVED record seq at pos whose writer held stripe: 0 when
  * it is decided now, -EBUSY while a live writer holds the stripe. */
-int replog_settle(hmm_t *m, uint32_t stripe, uint64_t pos, uint64_t seq);
+int hmm__replog_settle(hmm_t *m, uint32_t stripe, uint64_t pos, uint64_t seq);
 
 /* ---- repl_state.c (FORMAT.md §3, role block) ---- */
 /* The role word, HMM_ROLE_MAKE(role, epoch): one relaxed load, since a
@@ -215,64 +215,64 @@ static inline uint64_t hmm__role_word(const hmm_t *m)
 int hmm__replica_refusal(hmm_t *m);
 
 /* ---- proc.c ---- */
-int proc_slot_ensure(hmm_t *m);          /* claim our slot (again after fork) */
-void proc_slot_release(hmm_t *m);
-int proc_alive(int64_t pid, uint64_t start_time);
-uint64_t proc_start_time(int64_t pid);
-void proc_repair_dead(hmm_t *m);         /* open-time scan of the process table */
-uint32_t proc_self_tag(hmm_t *m);        /* our slot + 1 for owner_proc fields */
+int hmm__proc_slot_ensure(hmm_t *m);          /* claim our slot (again after fork) */
+void hmm__proc_slot_release(hmm_t *m);
+int hmm__proc_alive(int64_t pid, uint64_t start_time);
+uint64_t hmm__proc_start_time(int64_t pid);
+void hmm__proc_repair_dead(hmm_t *m);         /* open-time scan of the process table */
+uint32_t hmm__proc_self_tag(hmm_t *m);        /* our slot + 1 for owner_proc fields */
 
 /* ---- lock.c ---- */
-int lock_init_shared(pthread_mutex_t *mu);
-int lock_stripe(hmm_t *m, uint32_t stripe);
-void unlock_stripe(hmm_t *m, uint32_t stripe);
-int lock_class(hmm_t *m, uint32_t cls);
-void unlock_class(hmm_t *m, uint32_t cls);
-int lock_pages(hmm_t *m);
-void unlock_pages(hmm_t *m);
-void seq_begin_free(struct hmm_stripe *s);
-void seq_end_free(struct hmm_stripe *s);
+int hmm__lock_init_shared(pthread_mutex_t *mu);
+int hmm__lock_stripe(hmm_t *m, uint32_t stripe);
+void hmm__unlock_stripe(hmm_t *m, uint32_t stripe);
+int hmm__lock_class(hmm_t *m, uint32_t cls);
+void hmm__unlock_class(hmm_t *m, uint32_t cls);
+int hmm__lock_pages(hmm_t *m);
+void hmm__unlock_pages(hmm_t *m);
+void hmm__seq_begin_free(struct hmm_stripe *s);
+void hmm__seq_end_free(struct hmm_stripe *s);
 
 /* ---- slab.c ---- */
 #define HMM_CLASS_RUN UINT32_MAX        /* "no class": a run of whole pages */
-uint32_t slab_class_for_size(const hmm_t *m, uint64_t bytes);
-uint32_t slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t *sizes);
+uint32_t hmm__slab_class_for_size(const hmm_t *m, uint64_t bytes);
+uint32_t hmm__slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t *sizes);
 /* Allocate a chunk of at least bytes for stripe's operation; records it in
  * the stripe's intent.new_off as part of the commit (FORMAT.md §8 step 2). */
-int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off);
+int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off);
 /* Free a chunk of stripe's operation; clears *intent_field at the commit. */
-int slab_free(hmm_t *m, uint32_t stripe, uint64_t off, hmm_atomic_u64 *intent_field);
+int hmm__slab_free(hmm_t *m, uint32_t stripe, uint64_t off, hmm_atomic_u64 *intent_field);
 /* Retire the old chunk of stripe's operation (intent.old_off): keep it as
  * the stripe's spare (FORMAT.md §8) or free it into its class. */
-int slab_retire(hmm_t *m, uint32_t stripe, uint64_t off);
+int hmm__slab_retire(hmm_t *m, uint32_t stripe, uint64_t off);
 /* Recovery (stripe lock held): the spare against the dead operation's
  * intent, before the intent's chunks are repaired ... */
-void slab_spare_reconcile_locked(hmm_t *m, uint32_t stripe);
+void hmm__slab_spare_reconcile_locked(hmm_t *m, uint32_t stripe);
 /* ... and after: a spare left marked by a dead writer is FREE again, a
  * damaged one is dropped. */
-void slab_spare_settle_locked(hmm_t *m, uint32_t stripe);
+void hmm__slab_spare_settle_locked(hmm_t *m, uint32_t stripe);
 /* Recovery: free off only if it is still a chunk that stripe's dead
  * operation owns (state in states_mask, owner stripe + 1). */
-int slab_free_if_owned(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
+int hmm__slab_free_if_owned(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
                        hmm_atomic_u64 *intent_field);
 static inline hmm_atomic_u64 *chunk_next(hmm_t *m, uint64_t off)
 {
     return (hmm_atomic_u64 *)(m->base + off + HMM_FREE_NEXT_OFF);
 }
-uint64_t slab_page_of(hmm_t *m, uint64_t off);            /* page number, UINT64_MAX outside */
-bool slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off);
+uint64_t hmm__slab_page_of(hmm_t *m, uint64_t off);            /* page number, UINT64_MAX outside */
+bool hmm__slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off);
 /* Link a chunk of class cls into its free list (class lock held). */
-void slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64 *intent_field);
+void hmm__slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64 *intent_field);
 /* Size in bytes of the chunk at off, 0 if off is not a chunk boundary. */
-uint64_t slab_chunk_size(hmm_t *m, uint64_t off);
-void recover_class_locked(hmm_t *m, uint32_t cls);
-void recover_pages_locked(hmm_t *m);
+uint64_t hmm__slab_chunk_size(hmm_t *m, uint64_t off);
+void hmm__recover_class_locked(hmm_t *m, uint32_t cls);
+void hmm__recover_pages_locked(hmm_t *m);
 /* Allocate n whole pages as a run of the given head kind; *page receives the
  * first.  Without may_grow, HMM__NOPAGE when no free run is there. */
-int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool may_grow, uint64_t *page);
+int hmm__pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool may_grow, uint64_t *page);
 #define HMM__NOPAGE (-30999)    /* internal: no free page, the file was not grown */
 /* Give stripe t's spare back to its class (stripe t locked; FORMAT.md §8). */
-int slab_spare_give_back_locked(hmm_t *m, uint32_t t);
+int hmm__slab_spare_give_back_locked(hmm_t *m, uint32_t t);
 
 /* ---- compact.c (FORMAT.md §6 "Pages come back") ---- */
 /* Hand the empty pages of every class back to the free pages; how many. */
@@ -302,13 +302,13 @@ static inline struct hmm_entry *entry_at(hmm_t *m, uint64_t off)
     return hmm_at(m, off, HMM_ENTRY_HDR);
 }
 /* Entry with key and value in bounds, or NULL. */
-struct hmm_entry *entry_whole_at(hmm_t *m, uint64_t off);
+struct hmm_entry *hmm__entry_whole_at(hmm_t *m, uint64_t off);
 static inline uint8_t *entry_key(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR; }
 static inline uint8_t *entry_val(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR + e->klen; }
 static inline uint64_t entry_bytes(uint64_t klen, uint64_t vlen) { return HMM_ENTRY_HDR + klen + vlen; }
-uint32_t entry_checksum(const struct hmm_entry *e);
-void entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state);
-bool entry_expired(const struct hmm_entry *e, uint64_t now_ms);
+uint32_t hmm__entry_checksum(const struct hmm_entry *e);
+void hmm__entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state);
+bool hmm__entry_expired(const struct hmm_entry *e, uint64_t now_ms);
 static inline uint64_t key_hash(const void *key, size_t klen)
 {
     return XXH3_64bits(key, klen);
@@ -325,7 +325,7 @@ static inline uint64_t hash_home(const struct hmm_ix *ix, uint64_t h)
 }
 static inline uint64_t ix_next(const struct hmm_ix *ix, uint64_t b) { return b + 1 == ix->nb ? 0 : b + 1; }
 /* Decode and bounds-check an index word of the header (0 is HMM_CORRUPT). */
-int index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix);
+int hmm__index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix);
 static inline int index_view(hmm_t *m, uint64_t word, struct hmm_ix *ix)
 {
     uint64_t nb = HMM_INDEX_BUCKETS(word);
@@ -333,7 +333,7 @@ static inline int index_view(hmm_t *m, uint64_t word, struct hmm_ix *ix)
     uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
     if (__builtin_expect(word == 0 || nb < HMM_MAX_PROBE || off > limit ||
                              nb * sizeof(struct hmm_bucket) > limit - off, 0))
-        return index_view_slow(m, word, ix);
+        return hmm__index_view_slow(m, word, ix);
     ix->bk = (struct hmm_bucket *)(m->base + off);
     ix->nb = nb;
     return 0;
@@ -374,56 +374,56 @@ static inline const struct hmm__view *hmm__index_cached(hmm_t *m, struct hmm__vi
 /* index_lookup() and index_find() are in lookup.h (inline). */
 /* Claim an empty slot for a new key and publish off in it (FORMAT.md §7).
  * *passed receives how many full buckets the insert walked past. */
-int index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed);
+int hmm__index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed);
 /* Clear a slot of ix found by a lookup and fix the overflow counts. */
-void index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot);
+void hmm__index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot);
 /* The slot of ix holding off in hash's probe sequence, or NULL. */
-hmm_atomic_u64 *index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash, uint64_t off);
-bool index_reachable_locked(hmm_t *m, uint64_t hash, uint64_t off);
+hmm_atomic_u64 *hmm__index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash, uint64_t off);
+bool hmm__index_reachable_locked(hmm_t *m, uint64_t hash, uint64_t off);
 
 /* ---- grow.c ---- */
 /* Extend the file by at least n pages (pages lock held).  HMM_FULL at max_size. */
-int grow_file_locked(hmm_t *m, uint64_t n, bool for_index);
+int hmm__grow_file_locked(hmm_t *m, uint64_t n, bool for_index);
 /* Start doubling the index unless a growth runs; takes no lock the caller holds. */
-int grow_index_start(hmm_t *m);
+int hmm__grow_index_start(hmm_t *m);
 /* Move a few buckets of the index being drained; called holding no lock. */
-void grow_index_help(hmm_t *m);
+void hmm__grow_index_help(hmm_t *m);
 /* Move the key in old index slot (stripe lock held), FORMAT.md §10. */
-int grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, hmm_atomic_u64 *slot);
+int hmm__grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, hmm_atomic_u64 *slot);
 /* Repair a move whose mover died (stripe lock held). */
-void grow_recover_move_locked(hmm_t *m, uint32_t stripe);
+void hmm__grow_recover_move_locked(hmm_t *m, uint32_t stripe);
 /* Drain all of the old index now (cold start, or a growth whose helpers died). */
-int grow_index_finish(hmm_t *m);
-int lock_grow(hmm_t *m);
-void unlock_grow(hmm_t *m);
+int hmm__grow_index_finish(hmm_t *m);
+int hmm__lock_grow(hmm_t *m);
+void hmm__unlock_grow(hmm_t *m);
 
 /* ---- cache/evict.c ---- */
 /* Cache mode: make room in class cls by evicting (CLOCK) or by taking a page
  * from another class.  Called holding only the caller's stripe. */
-int evict_for_class(hmm_t *m, uint32_t held_stripe, uint32_t cls);
+int hmm__evict_for_class(hmm_t *m, uint32_t held_stripe, uint32_t cls);
 /* Evict the entry in chunk x if it still is hash's LIVE entry (with rescue:
  * move it instead when it was used lately).  1 done, 0 skipped, < 0 error. */
 int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool expired, bool rescue);
 /* Move the entry in chunk off to another chunk of its class, as a put of
  * the same bytes, expiry and version (update.c; stripe lock held). */
 int hmm__relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off);
-int trylock_stripe(hmm_t *m, uint32_t stripe);
+int hmm__trylock_stripe(hmm_t *m, uint32_t stripe);
 
 /* ---- read.c ---- */
-int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
+int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
                hmm_entry_info *info, bool count);
 
 /* ---- recover.c ---- */
-void recover_stripe_locked(hmm_t *m, uint32_t stripe);
-void recount_stripe_locked(hmm_t *m, uint32_t stripe);
-void recover_cold_start(hmm_t *m, bool alone);
+void hmm__recover_stripe_locked(hmm_t *m, uint32_t stripe);
+void hmm__recount_stripe_locked(hmm_t *m, uint32_t stripe);
+void hmm__recover_cold_start(hmm_t *m, bool alone);
 
 /* ---- common argument checks ---- */
-int check_key_fail(const hmm_t *m, const void *key, size_t klen); /* the error, with its message */
+int hmm__check_key_fail(const hmm_t *m, const void *key, size_t klen); /* the error, with its message */
 static inline int check_key(const hmm_t *m, const void *key, size_t klen)
 {
     if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY, 0))
-        return check_key_fail(m, key, klen);
+        return hmm__check_key_fail(m, key, klen);
     return 0;
 }
 

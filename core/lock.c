@@ -15,7 +15,7 @@
 
 #include "core/internal.h"
 
-int lock_init_shared(pthread_mutex_t *mu)
+int hmm__lock_init_shared(pthread_mutex_t *mu)
 {
     pthread_mutexattr_t attr;
     int rc = pthread_mutexattr_init(&attr);
@@ -51,30 +51,30 @@ static int lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, ui
     return hmm_fail(-rc, "%s: %s lock %u: %s", m->path, what, arg, strerror(rc));
 }
 
-int lock_stripe(hmm_t *m, uint32_t stripe)
+int hmm__lock_stripe(hmm_t *m, uint32_t stripe)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
-    int rc = lock_robust(m, &s->lock, recover_stripe_locked, stripe, "stripe");
+    int rc = lock_robust(m, &s->lock, hmm__recover_stripe_locked, stripe, "stripe");
     if (rc)
         return rc;
-    atomic_store_explicit(&s->owner_proc, proc_self_tag(m), memory_order_relaxed);
+    atomic_store_explicit(&s->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
     /* Odd with the lock free is impossible unless the file was damaged;
      * left so, every reader of the stripe would take the slow path. */
     if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)
-        seq_end_free(s);
+        hmm__seq_end_free(s);
     return 0;
 }
 
 /* 0 locked, -EBUSY held by another.  A dead holder's work is repaired as
- * by lock_stripe(); the caller must hold no class or page lock. */
-int trylock_stripe(hmm_t *m, uint32_t stripe)
+ * by hmm__lock_stripe(); the caller must hold no class or page lock. */
+int hmm__trylock_stripe(hmm_t *m, uint32_t stripe)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
     int rc = pthread_mutex_trylock(&s->lock);
     if (rc == EBUSY)
         return -EBUSY;
     if (rc == EOWNERDEAD) {
-        recover_stripe_locked(m, stripe);
+        hmm__recover_stripe_locked(m, stripe);
         atomic_fetch_add(&m->hdr->recoveries, 1);
         pthread_mutex_consistent(&s->lock);
         rc = 0;
@@ -82,29 +82,29 @@ int trylock_stripe(hmm_t *m, uint32_t stripe)
     if (rc)
         return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: stripe lock %u: %s", m->path, stripe,
                         strerror(rc));
-    atomic_store_explicit(&s->owner_proc, proc_self_tag(m), memory_order_relaxed);
+    atomic_store_explicit(&s->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
     if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)
-        seq_end_free(s);
+        hmm__seq_end_free(s);
     return 0;
 }
 
-void unlock_stripe(hmm_t *m, uint32_t stripe)
+void hmm__unlock_stripe(hmm_t *m, uint32_t stripe)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
     atomic_store_explicit(&s->owner_proc, 0, memory_order_relaxed);
     pthread_mutex_unlock(&s->lock);
 }
 
-int lock_class(hmm_t *m, uint32_t cls)
+int hmm__lock_class(hmm_t *m, uint32_t cls)
 {
     struct hmm_class *c = &m->classes[cls];
-    int rc = lock_robust(m, &c->lock, recover_class_locked, cls, "class");
+    int rc = lock_robust(m, &c->lock, hmm__recover_class_locked, cls, "class");
     if (rc == 0)
-        atomic_store_explicit(&c->owner_proc, proc_self_tag(m), memory_order_relaxed);
+        atomic_store_explicit(&c->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
     return rc;
 }
 
-void unlock_class(hmm_t *m, uint32_t cls)
+void hmm__unlock_class(hmm_t *m, uint32_t cls)
 {
     struct hmm_class *c = &m->classes[cls];
     atomic_store_explicit(&c->owner_proc, 0, memory_order_relaxed);
@@ -114,18 +114,18 @@ void unlock_class(hmm_t *m, uint32_t cls)
 static void repair_pages(hmm_t *m, uint32_t unused)
 {
     (void)unused;
-    recover_pages_locked(m);
+    hmm__recover_pages_locked(m);
 }
 
-int lock_pages(hmm_t *m)
+int hmm__lock_pages(hmm_t *m)
 {
     int rc = lock_robust(m, &m->hdr->pages_lock, repair_pages, 0, "page table");
     if (rc == 0)
-        atomic_store_explicit(&m->hdr->pages_owner_proc, proc_self_tag(m), memory_order_relaxed);
+        atomic_store_explicit(&m->hdr->pages_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
     return rc;
 }
 
-void unlock_pages(hmm_t *m)
+void hmm__unlock_pages(hmm_t *m)
 {
     atomic_store_explicit(&m->hdr->pages_owner_proc, 0, memory_order_relaxed);
     pthread_mutex_unlock(&m->hdr->pages_lock);
@@ -135,7 +135,7 @@ void unlock_pages(hmm_t *m)
  * by another stripe) from here on.  The release fence keeps the odd value
  * ahead of every store of the free, pairing with the reader's acquire
  * fence before its second load of seq. */
-void seq_begin_free(struct hmm_stripe *s)
+void hmm__seq_begin_free(struct hmm_stripe *s)
 {
     uint64_t v = atomic_load_explicit(&s->seq, memory_order_relaxed);
     atomic_store_explicit(&s->seq, v + 1, memory_order_relaxed);
@@ -143,7 +143,7 @@ void seq_begin_free(struct hmm_stripe *s)
 }
 
 /* seq even again; release pairs with the reader's acquire load of seq. */
-void seq_end_free(struct hmm_stripe *s)
+void hmm__seq_end_free(struct hmm_stripe *s)
 {
     uint64_t v = atomic_load_explicit(&s->seq, memory_order_relaxed);
     atomic_store_explicit(&s->seq, v + 1, memory_order_release);

@@ -130,7 +130,7 @@ static int init_map(int fd, const struct hmm_geometry *g, const hmm_config *cfg)
     h->replog_size = cfg->replog_size;
     h->max_value = g->max_value;
     h->nstripes = HMM_NSTRIPES;
-    h->nclasses = slab_compute_classes(g->page_size, g->factor_pct, h->class_size);
+    h->nclasses = hmm__slab_compute_classes(g->page_size, g->factor_pct, h->class_size);
     h->slab_factor_pct = g->factor_pct;
     h->proc_off = g->proc_off;
     h->stripe_off = g->stripe_off;
@@ -143,15 +143,15 @@ static int init_map(int fd, const struct hmm_geometry *g, const hmm_config *cfg)
     atomic_store(&h->index_cur, HMM_INDEX_MAKE(0, g->index_buckets));
     atomic_store(&h->index_pages, g->index_pages);
 
-    int rc = lock_init_shared(&h->pages_lock);
+    int rc = hmm__lock_init_shared(&h->pages_lock);
     if (rc == 0)
-        rc = lock_init_shared(&h->grow_lock);
+        rc = hmm__lock_init_shared(&h->grow_lock);
     struct hmm_stripe *stripes = (struct hmm_stripe *)(base + g->stripe_off);
     for (uint32_t i = 0; rc == 0 && i < HMM_NSTRIPES; i++)
-        rc = lock_init_shared(&stripes[i].lock);
+        rc = hmm__lock_init_shared(&stripes[i].lock);
     struct hmm_class *classes = (struct hmm_class *)(base + g->class_off);
     for (uint32_t i = 0; rc == 0 && i < h->nclasses; i++) {
-        rc = lock_init_shared(&classes[i].lock);
+        rc = hmm__lock_init_shared(&classes[i].lock);
         classes[i].size = h->class_size[i];
     }
     /* The index is a run of pages at the start of the data area. */
@@ -214,7 +214,7 @@ static int attach(hmm_t *m)
 
 void *hmm_at_slow(hmm_t *m, uint64_t off, uint64_t len)
 {
-    if (off >= m->reserve || len > m->reserve - off || map_refresh_limit(m) != 0)
+    if (off >= m->reserve || len > m->reserve - off || hmm__map_refresh_limit(m) != 0)
         return NULL;
     uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
     if (off > limit || len > limit - off)
@@ -222,7 +222,7 @@ void *hmm_at_slow(hmm_t *m, uint64_t off, uint64_t len)
     return m->base + off;
 }
 
-int map_refresh_limit(hmm_t *m)
+int hmm__map_refresh_limit(hmm_t *m)
 {
     struct stat st;
     if (m->fd < 0 || fstat(m->fd, &st) != 0)
@@ -261,8 +261,8 @@ static hmm_t *handle_new(const char *path, uint32_t flags, bool anon)
 
 static void handle_free(hmm_t *m)
 {
-    metrics_close(m);
-    replog_close(m);
+    hmm__metrics_close(m);
+    hmm__replog_close(m);
     if (m->base)
         munmap(m->base, m->reserve);
     if (m->fd >= 0)
@@ -337,7 +337,7 @@ static int ensure_dir(const char *dir, mode_t mode, bool create)
  * may be left over from a reboot, a copy, or a crash of the whole host, where
  * no robust-list cleanup ever ran, and nobody else can be holding a lock.
  * That opener rebuilds the locks and repairs every intent
- * (recover_cold_start), then converts its lock to shared, atomically, which
+ * (hmm__recover_cold_start), then converts its lock to shared, atomically, which
  * lets the other writers in.  Readers are not waited for: they never lock a
  * mutex and the repair keeps the protocol they rely on.  They do hold byte 1
  * shared, like every opener, so that retired index runs (which a slow reader
@@ -361,7 +361,7 @@ static int join_openers(hmm_t *m)
     int rc = 0;
     if (!m->rdonly && ofd_lock(m->fd, F_WRLCK, WRITER_BYTE, false) == 0) {
         bool alone = ofd_lock(m->fd, F_WRLCK, OPENER_BYTE, false) == 0;
-        recover_cold_start(m, alone);
+        hmm__recover_cold_start(m, alone);
     }
     if (!m->rdonly)
         rc = ofd_lock(m->fd, F_RDLCK, WRITER_BYTE, true);
@@ -377,9 +377,9 @@ static int join_openers(hmm_t *m)
 static int register_opener(hmm_t *m, int rc)
 {
     if (rc == 0 && !m->rdonly) {
-        rc = proc_slot_ensure(m);
+        rc = hmm__proc_slot_ensure(m);
         if (rc == 0)
-            proc_repair_dead(m);
+            hmm__proc_repair_dead(m);
     }
     if (m->rdonly)
         m->flags |= HMM_RDONLY;
@@ -390,9 +390,9 @@ static int finish_open(hmm_t *m, const char *dir, unsigned mode)
 {
     int rc = attach(m);
     if (rc == 0)
-        rc = metrics_open(m, dir, mode);
+        rc = hmm__metrics_open(m, dir, mode);
     if (rc == 0)
-        rc = replog_open(m, dir, mode); /* before a cold start, which repairs it too */
+        rc = hmm__replog_open(m, dir, mode); /* before a cold start, which repairs it too */
     if (rc == 0)
         rc = join_openers(m);
     return register_opener(m, rc);
@@ -497,7 +497,7 @@ HMM_EXPORT void hmm_close(hmm_t *m)
     if (!m)
         return;
     if (!m->rdonly)
-        proc_slot_release(m);
+        hmm__proc_slot_release(m);
     handle_free(m);
 }
 

@@ -102,15 +102,15 @@ static int map_metrics(hmm_t *m, int fd)
 
 /* Metrics are an aid, not the map: a failure here leaves the map usable
  * with counting off, and says why in hmm_last_error(). */
-int metrics_open(hmm_t *m, const char *dir, unsigned mode)
+int hmm__metrics_open(hmm_t *m, const char *dir, unsigned mode)
 {
     m->mfd = -1;
     if (m->anon) {
         int fd = memfd_create("hashmmap-metrics", MFD_CLOEXEC);
         struct hmm_metrics_header h;
         init_metrics(&h, m->hdr->map_id);
-        if (fd < 0 || hmm__file_allocate(fd, HMM_METRICS_SIZE) != 0 || pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
-            map_metrics(m, fd) != 0) {
+        if (fd < 0 || hmm__file_allocate(fd, HMM_METRICS_SIZE) != 0 ||
+            pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || map_metrics(m, fd) != 0) {
             if (fd >= 0)
                 close(fd);
             return 0;
@@ -165,7 +165,7 @@ int hmm__metrics_adopt(hmm_t *m, int fd)
     return 0;
 }
 
-void metrics_close(hmm_t *m)
+void hmm__metrics_close(hmm_t *m)
 {
     if (m->mslots)
         munmap((uint8_t *)m->mslots - sizeof(struct hmm_metrics_header), HMM_METRICS_SIZE);
@@ -176,7 +176,7 @@ void metrics_close(hmm_t *m)
     atomic_store(&m->mslot, NULL);
 }
 
-void metrics_bind(hmm_t *m, uint32_t proc_slot_tag)
+void hmm__metrics_bind(hmm_t *m, uint32_t proc_slot_tag)
 {
     if (!m->mslots || m->rdonly || m->nometrics)
         return;
@@ -184,7 +184,7 @@ void metrics_bind(hmm_t *m, uint32_t proc_slot_tag)
     atomic_store_explicit(&m->mslot, &m->mslots[slot], memory_order_relaxed);
 }
 
-void metrics_fold(hmm_t *m, uint32_t proc_slot_index)
+void hmm__metrics_fold(hmm_t *m, uint32_t proc_slot_index)
 {
     if (!m->mslots || m->rdonly || proc_slot_index >= HMM_PROCS)
         return;
@@ -197,7 +197,7 @@ void metrics_fold(hmm_t *m, uint32_t proc_slot_index)
     }
 }
 
-void metrics_sum(hmm_t *m, uint64_t *counters)
+void hmm__metrics_sum(hmm_t *m, uint64_t *counters)
 {
     memset(counters, 0, HMM_COUNTERS_MAX * sizeof *counters);
     if (!m->mslots)

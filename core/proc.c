@@ -35,7 +35,7 @@ static void register_atfork(void)
 
 /* Field 22 of /proc/PID/stat: start time in clock ticks since boot.  0 when
  * it cannot be read. */
-uint64_t proc_start_time(int64_t pid)
+uint64_t hmm__proc_start_time(int64_t pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
@@ -63,21 +63,21 @@ uint64_t proc_start_time(int64_t pid)
 }
 
 /* 1 alive, 0 dead.  Presumed alive when it cannot be checked. */
-int proc_alive(int64_t pid, uint64_t start_time)
+int hmm__proc_alive(int64_t pid, uint64_t start_time)
 {
     if (pid <= 0 || pid > INT32_MAX)
         return 0;
     if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
         return 0;
     if (start_time != 0) {
-        uint64_t now = proc_start_time(pid);
+        uint64_t now = hmm__proc_start_time(pid);
         if (now != 0 && now != start_time)
             return 0;
     }
     return 1;
 }
 
-uint32_t proc_self_tag(hmm_t *m)
+uint32_t hmm__proc_self_tag(hmm_t *m)
 {
     return atomic_load_explicit(&m->proc_slot, memory_order_relaxed);
 }
@@ -85,7 +85,7 @@ uint32_t proc_self_tag(hmm_t *m)
 static int claim_slot_locked(hmm_t *m)
 {
     int64_t pid = getpid();
-    uint64_t start = proc_start_time(pid);
+    uint64_t start = hmm__proc_start_time(pid);
     for (uint32_t i = 0; i < HMM_PROCS; i++) {
         struct hmm_proc *p = &m->procs[i];
         uint64_t expect = 0;
@@ -96,16 +96,16 @@ static int claim_slot_locked(hmm_t *m)
         p->opened_ms = hmm_now_ms();
         atomic_store(&p->start_time, start ? start : 1);
         atomic_store(&m->proc_slot, i + 1);
-        metrics_bind(m, i + 1);
+        hmm__metrics_bind(m, i + 1);
         return 0;
     }
     /* A full table does not stop the process: it is just not listed. */
     atomic_store(&m->proc_slot, 0);
-    metrics_bind(m, 0);
+    hmm__metrics_bind(m, 0);
     return 0;
 }
 
-int proc_slot_ensure(hmm_t *m)
+int hmm__proc_slot_ensure(hmm_t *m)
 {
     pthread_once(&atfork_once, register_atfork);
     uint64_t epoch = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
@@ -121,7 +121,7 @@ int proc_slot_ensure(hmm_t *m)
     return 0;
 }
 
-void proc_slot_release(hmm_t *m)
+void hmm__proc_slot_release(hmm_t *m)
 {
     uint32_t tag = atomic_load(&m->proc_slot);
     if (tag == 0 || atomic_load(&m->slot_epoch) != atomic_load(&fork_epoch))
@@ -131,7 +131,7 @@ void proc_slot_release(hmm_t *m)
     if (atomic_load(&p->pid) != pid)
         return;
     atomic_store(&m->mslot, NULL);
-    metrics_fold(m, tag - 1);
+    hmm__metrics_fold(m, tag - 1);
     atomic_store(&p->start_time, 0);
     atomic_store(&p->pid, 0);
     atomic_store(&m->proc_slot, 0);
@@ -142,29 +142,29 @@ void proc_slot_release(hmm_t *m)
 static void repair_locks_of(hmm_t *m, uint32_t tag)
 {
     for (uint32_t s = 0; s <= m->stripe_mask; s++)
-        if (atomic_load(&m->stripes[s].owner_proc) == tag && lock_stripe(m, s) == 0)
-            unlock_stripe(m, s);
+        if (atomic_load(&m->stripes[s].owner_proc) == tag && hmm__lock_stripe(m, s) == 0)
+            hmm__unlock_stripe(m, s);
     for (uint32_t c = 0; c < m->nclasses; c++)
-        if (atomic_load(&m->classes[c].owner_proc) == tag && lock_class(m, c) == 0)
-            unlock_class(m, c);
-    if (atomic_load(&m->hdr->pages_owner_proc) == tag && lock_pages(m) == 0)
-        unlock_pages(m);
-    replog_repair_dead(m, tag);
+        if (atomic_load(&m->classes[c].owner_proc) == tag && hmm__lock_class(m, c) == 0)
+            hmm__unlock_class(m, c);
+    if (atomic_load(&m->hdr->pages_owner_proc) == tag && hmm__lock_pages(m) == 0)
+        hmm__unlock_pages(m);
+    hmm__replog_repair_dead(m, tag);
 }
 
-void proc_repair_dead(hmm_t *m)
+void hmm__proc_repair_dead(hmm_t *m)
 {
-    uint32_t self = proc_self_tag(m);
+    uint32_t self = hmm__proc_self_tag(m);
     for (uint32_t i = 0; i < HMM_PROCS; i++) {
         struct hmm_proc *p = &m->procs[i];
         uint64_t pid = atomic_load(&p->pid);
         if (pid == 0 || i + 1 == self)
             continue;
         uint64_t start = atomic_load(&p->start_time);
-        if (proc_alive((int64_t)pid, start == 1 ? 0 : start))
+        if (hmm__proc_alive((int64_t)pid, start == 1 ? 0 : start))
             continue;
         repair_locks_of(m, i + 1);
-        metrics_fold(m, i);
+        hmm__metrics_fold(m, i);
         /* Only the slot's pid is compared, so two repairers free it once. */
         if (atomic_compare_exchange_strong(&p->pid, &pid, 0))
             atomic_store(&p->start_time, 0);
@@ -186,7 +186,7 @@ HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n)
             out[count].pid = (int64_t)pid;
             out[count].start_time = start;
             out[count].opened_ms = p->opened_ms;
-            out[count].alive = proc_alive((int64_t)pid, start == 1 ? 0 : start);
+            out[count].alive = hmm__proc_alive((int64_t)pid, start == 1 ? 0 : start);
         }
         count++;
     }

@@ -69,7 +69,7 @@ static inline __attribute__((always_inline)) int read_value(hmm_t *m, uint64_t o
     uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
     if (expire && expire <= hmm_now_ms())
         return HMM_NOTFOUND;
-    if (verify_checksum && entry_checksum(e) != e->checksum)
+    if (verify_checksum && hmm__entry_checksum(e) != e->checksum)
         return HMM_CORRUPT;
     if (want_info) {
         out->info.version = e->version;
@@ -127,7 +127,7 @@ static bool stripe_owner_dead(hmm_t *m, struct hmm_stripe *s)
         return true; /* odd for 10 ms with no holder: left by a crash of the whole host */
     struct hmm_proc *p = &m->procs[tag - 1];
     uint64_t start = atomic_load(&p->start_time);
-    return !proc_alive((int64_t)atomic_load(&p->pid), start == 1 ? 0 : start);
+    return !hmm__proc_alive((int64_t)atomic_load(&p->pid), start == 1 ? 0 : start);
 }
 
 /* A read-only handle cannot take the lock (that writes the file).  It waits
@@ -169,7 +169,7 @@ static __attribute__((noinline)) int read_contended(hmm_t *m, uint64_t hash, con
             continue;
         }
         int attempt = read_attempt(m, hash, key, klen, out, false);
-        /* Pairs with the writer's release fence in seq_begin_free(). */
+        /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s0) {
             rc = attempt;
@@ -180,10 +180,10 @@ static __attribute__((noinline)) int read_contended(hmm_t *m, uint64_t hash, con
         rc = read_rdonly_slow(m, s, hash, key, klen, out);
     } else {
         uint32_t stripe = hash_stripe(m, hash);
-        rc = lock_stripe(m, stripe);
+        rc = hmm__lock_stripe(m, stripe);
         if (rc == 0) {
             rc = read_attempt(m, hash, key, klen, out, false);
-            unlock_stripe(m, stripe);
+            hmm__unlock_stripe(m, stripe);
         }
     }
 done:
@@ -200,7 +200,7 @@ static inline __attribute__((always_inline)) int read_validated(hmm_t *m, uint64
     uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
     if (__builtin_expect(!(s0 & 1), 1)) {
         int rc = read_attempt_inline(m, hash, key, klen, out, want_info, false);
-        /* Pairs with the writer's release fence in seq_begin_free(). */
+        /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
         atomic_thread_fence(memory_order_acquire);
         if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) == s0, 1))
             return rc;
@@ -239,7 +239,7 @@ static inline __attribute__((always_inline)) int read_entry_inline(hmm_t *m, con
     return rc;
 }
 
-int read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, hmm_entry_info *info,
+int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen, hmm_entry_info *info,
                bool count)
 {
     return read_entry_inline(m, key, klen, val, vlen, info, count);
@@ -254,7 +254,7 @@ HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_
                         uint64_t *version)
 {
     hmm_entry_info info;
-    int rc = read_entry(m, key, klen, val, vlen, &info, true);
+    int rc = hmm__read_entry(m, key, klen, val, vlen, &info, true);
     if ((rc == 0 || rc == HMM_TOOSMALL) && version)
         *version = info.version;
     return rc;
@@ -263,7 +263,7 @@ HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_
 HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
                             hmm_entry_info *info)
 {
-    return read_entry(m, key, klen, val, vlen, info, true);
+    return hmm__read_entry(m, key, klen, val, vlen, info, true);
 }
 
 /* ---- batched gets ----
@@ -340,7 +340,7 @@ static inline int batch_finish(hmm_t *m, struct batch_key *b, const void *key, s
             return 1; /* a tag collision, or out of bounds: the slow way decides */
         rc = read_value(m, b->off, klen, out, want_info, false);
     }
-    /* Pairs with the writer's release fence in seq_begin_free(). */
+    /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
     atomic_thread_fence(memory_order_acquire);
     return atomic_load_explicit(&b->s->seq, memory_order_relaxed) == b->s0 ? rc : 1;
 }

@@ -27,7 +27,7 @@ static void count_entries(hmm_t *m, const struct hmm_ix *ix, uint32_t stripe, in
             uint32_t of = HMM_SLOT_TAG(s) & m->stripe_mask;
             if (s == 0 || (stripe != UINT32_MAX && of != stripe))
                 continue;
-            struct hmm_entry *e = entry_whole_at(m, HMM_SLOT_OFF(s));
+            struct hmm_entry *e = hmm__entry_whole_at(m, HMM_SLOT_OFF(s));
             uint32_t at = stripe == UINT32_MAX ? of : 0;
             items[at]++;
             bytes[at] += e ? (int64_t)entry_bytes(e->klen, e->vlen) : 0;
@@ -35,7 +35,7 @@ static void count_entries(hmm_t *m, const struct hmm_ix *ix, uint32_t stripe, in
     }
 }
 
-void recount_stripe_locked(hmm_t *m, uint32_t stripe)
+void hmm__recount_stripe_locked(hmm_t *m, uint32_t stripe)
 {
     int64_t items = 0, bytes = 0;
     struct hmm_ix cur, old;
@@ -72,49 +72,49 @@ static void repair_stripe_locked(hmm_t *m, uint32_t stripe)
     uint64_t y = atomic_load(&in->old_off);
 
     if (atomic_load(&in->op) == HMM_OP_MOVE) {
-        grow_recover_move_locked(m, stripe);
+        hmm__grow_recover_move_locked(m, stripe);
         x = y = 0;
     }
     /* The log record first, while x and y still say whether the change was
      * published (FORMAT.md §14): a put is when its new entry is reachable,
      * a delete when the old one no longer is. */
     if (atomic_load(&s->replog_seq)) {
-        bool published = atomic_load(&in->op) == HMM_OP_DEL ? y && !index_reachable_locked(m, hash, y)
-                                                            : x && index_reachable_locked(m, hash, x);
-        replog_recover_locked(m, stripe, published);
+        bool published = atomic_load(&in->op) == HMM_OP_DEL ? y && !hmm__index_reachable_locked(m, hash, y)
+                                                            : x && hmm__index_reachable_locked(m, hash, x);
+        hmm__replog_recover_locked(m, stripe, published);
     }
-    slab_spare_reconcile_locked(m, stripe);
+    hmm__slab_spare_reconcile_locked(m, stripe);
     if (y)
         y = atomic_load(&in->old_off); /* 0 when the retire had finished into the spare */
     if (x) {
-        if (index_reachable_locked(m, hash, x))
+        if (hmm__index_reachable_locked(m, hash, x))
             atomic_store(&in->new_off, 0); /* the publish happened: the new entry stays */
         else
-            slab_free_if_owned(m, stripe, x, STATE_BIT(HMM_CHUNK_WRITING) | STATE_BIT(HMM_CHUNK_LIVE),
+            hmm__slab_free_if_owned(m, stripe, x, STATE_BIT(HMM_CHUNK_WRITING) | STATE_BIT(HMM_CHUNK_LIVE),
                                &in->new_off);
     }
     if (y) {
         struct hmm_entry *ye = entry_at(m, y);
-        if (ye && index_reachable_locked(m, hash, y)) {
+        if (ye && hmm__index_reachable_locked(m, hash, y)) {
             /* Died before the publish: the old entry is still the value. */
             if (atomic_load(&ye->state) == HMM_CHUNK_RETIRING && atomic_load(&ye->owner) == stripe + 1)
-                entry_mark(m, y, UINT32_MAX, HMM_CHUNK_LIVE);
+                hmm__entry_mark(m, y, UINT32_MAX, HMM_CHUNK_LIVE);
             atomic_store(&in->old_off, 0);
         } else {
-            slab_free_if_owned(m, stripe, y, STATE_BIT(HMM_CHUNK_RETIRING), &in->old_off);
+            hmm__slab_free_if_owned(m, stripe, y, STATE_BIT(HMM_CHUNK_RETIRING), &in->old_off);
         }
     }
-    slab_spare_settle_locked(m, stripe);
+    hmm__slab_spare_settle_locked(m, stripe);
     /* Died inside the free window: readers would spin on the odd value. */
     if (atomic_load(&s->seq) & 1)
-        seq_end_free(s);
+        hmm__seq_end_free(s);
     atomic_store(&in->op, HMM_OP_NONE);
 }
 
-void recover_stripe_locked(hmm_t *m, uint32_t stripe)
+void hmm__recover_stripe_locked(hmm_t *m, uint32_t stripe)
 {
     repair_stripe_locked(m, stripe);
-    recount_stripe_locked(m, stripe);
+    hmm__recount_stripe_locked(m, stripe);
 }
 
 /* Finish an index growth that was under way; when nobody at all has the
@@ -124,7 +124,7 @@ static void recover_grow_cold(hmm_t *m, bool alone)
 {
     if (atomic_load(&m->hdr->index_old) == atomic_load(&m->hdr->index_cur))
         atomic_store(&m->hdr->index_old, 0);
-    if (atomic_load(&m->hdr->index_old) && grow_index_finish(m) != 0)
+    if (atomic_load(&m->hdr->index_old) && hmm__grow_index_finish(m) != 0)
         return;
     if (!alone)
         return;
@@ -146,31 +146,31 @@ static void recover_grow_cold(hmm_t *m, bool alone)
  * may name threads of a previous boot or of another host, so they are
  * rebuilt rather than trusted, and every intent is repaired as a dead
  * owner's. */
-void recover_cold_start(hmm_t *m, bool alone)
+void hmm__recover_cold_start(hmm_t *m, bool alone)
 {
     bool repaired = false;
-    lock_init_shared(&m->hdr->pages_lock);
+    hmm__lock_init_shared(&m->hdr->pages_lock);
     atomic_store(&m->hdr->pages_owner_proc, 0);
     for (uint32_t c = 0; c < m->nclasses; c++) {
-        lock_init_shared(&m->classes[c].lock);
+        hmm__lock_init_shared(&m->classes[c].lock);
         atomic_store(&m->classes[c].owner_proc, 0);
     }
     for (uint32_t s = 0; s <= m->stripe_mask; s++) {
-        lock_init_shared(&m->stripes[s].lock);
+        hmm__lock_init_shared(&m->stripes[s].lock);
         atomic_store(&m->stripes[s].owner_proc, 0);
     }
     for (uint32_t i = 0; i < HMM_PROCS; i++)
-        metrics_fold(m, i);
+        hmm__metrics_fold(m, i);
     memset(m->procs, 0, HMM_PROCS * sizeof *m->procs);
-    replog_cold_start(m);
-    recover_pages_locked(m);
+    hmm__replog_cold_start(m);
+    hmm__recover_pages_locked(m);
     for (uint32_t c = 0; c < m->nclasses; c++)
-        recover_class_locked(m, c);
+        hmm__recover_class_locked(m, c);
     for (uint32_t s = 0; s <= m->stripe_mask; s++) {
         struct hmm_stripe *st = &m->stripes[s];
         if (atomic_load(&st->intent.op) == HMM_OP_NONE && !atomic_load(&st->intent.new_off) &&
             !atomic_load(&st->intent.old_off) && !(atomic_load(&st->seq) & 1) && !atomic_load(&st->replog_seq)) {
-            slab_spare_settle_locked(m, s);
+            hmm__slab_spare_settle_locked(m, s);
             continue;
         }
         repair_stripe_locked(m, s);
@@ -178,7 +178,7 @@ void recover_cold_start(hmm_t *m, bool alone)
     }
     if (repaired)
         recount_all_stripes(m);
-    lock_init_shared(&m->hdr->grow_lock);
+    hmm__lock_init_shared(&m->hdr->grow_lock);
     atomic_store(&m->hdr->grow_owner_proc, 0);
     recover_grow_cold(m, alone);
     if (repaired)

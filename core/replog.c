@@ -14,7 +14,7 @@
  * repair of a dead holder commits the record when the index shows its
  * change published and voids it otherwise.  A reserved record whose
  * stripe lock is free has no writer any more: whoever holds that lock may
- * void it (replog_settle).  Readers therefore never wait on a dead writer.
+ * void it (hmm__replog_settle).  Readers therefore never wait on a dead writer.
  *
  * Invariant: records are laid out in sequence order (seq and position are
  * handed out together under the append lock), and the ring never drops a
@@ -48,17 +48,17 @@ static uint64_t round8(uint64_t v)
     return (v + 7) & ~UINT64_C(7);
 }
 
-uint64_t replog_record_bytes(size_t klen, size_t vlen)
+uint64_t hmm__replog_record_bytes(size_t klen, size_t vlen)
 {
     return round8(HMM_REPLOG_REC_HDR + (uint64_t)klen + (uint64_t)vlen);
 }
 
 /* The ring holds at least four of the largest records, so one big value
  * does not wrap the log past a reader at once. */
-uint64_t replog_capacity_for(uint64_t replog_size, uint32_t max_value)
+uint64_t hmm__replog_capacity_for(uint64_t replog_size, uint32_t max_value)
 {
     uint64_t cap = replog_size ? replog_size : HMM_REPLOG_DEFAULT_CAPACITY;
-    uint64_t min = 4 * replog_record_bytes(HMM_MAX_KEY, max_value);
+    uint64_t min = 4 * hmm__replog_record_bytes(HMM_MAX_KEY, max_value);
     if (cap < min)
         cap = min;
     return (cap + 4095) & ~UINT64_C(4095);
@@ -107,7 +107,7 @@ static int init_file(int fd, const uint8_t *map_id, uint64_t cap, uint64_t first
     if (h == MAP_FAILED)
         return -errno;
     init_header(h, map_id, cap, first_seq);
-    rc = lock_init_shared(&h->lock);
+    rc = hmm__lock_init_shared(&h->lock);
     munmap(h, HMM_REPLOG_HDR_SIZE);
     return rc;
 }
@@ -164,12 +164,12 @@ static int map_file(hmm_t *m, int fd, uint64_t cap)
 /* The log is part of the map: a writable handle that cannot log fails to
  * open (its changes would never reach a replica).  A read-only handle
  * without a usable log just has none (hmm_replog_* say -ENOENT). */
-int replog_open(hmm_t *m, const char *dir, unsigned mode)
+int hmm__replog_open(hmm_t *m, const char *dir, unsigned mode)
 {
     m->rfd = -1;
     if (m->flags & HMM_NOREPLOG)
         return 0;
-    uint64_t cap = replog_capacity_for(m->hdr->replog_size, m->max_value);
+    uint64_t cap = hmm__replog_capacity_for(m->hdr->replog_size, m->max_value);
     if (m->anon) {
         int fd = memfd_create("hashmmap-replog", MFD_CLOEXEC);
         int rc = fd < 0 ? -errno : init_file(fd, m->hdr->map_id, cap, first_seq_for(m));
@@ -221,7 +221,7 @@ int hmm__replog_adopt(hmm_t *m, int fd)
         return 0;
     if (fd < 0)
         return m->rdonly ? 0 : hmm_fail(-EINVAL, "this map keeps a replication log: its fd is needed");
-    uint64_t cap = replog_capacity_for(m->hdr->replog_size, m->max_value);
+    uint64_t cap = hmm__replog_capacity_for(m->hdr->replog_size, m->max_value);
     struct stat st;
     struct hmm_replog_header h;
     if (fstat(fd, &st) != 0 || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
@@ -238,7 +238,7 @@ int hmm__replog_adopt(hmm_t *m, int fd)
     return 0;
 }
 
-void replog_close(hmm_t *m)
+void hmm__replog_close(hmm_t *m)
 {
     if (m->rhdr)
         munmap(m->rhdr, HMM_REPLOG_HDR_SIZE + m->rcap);
@@ -315,7 +315,7 @@ static int lock_append(hmm_t *m)
     if (rc)
         return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: replication log lock: %s", m->path,
                         strerror(rc));
-    atomic_store_explicit(&m->rhdr->lock_owner_proc, proc_self_tag(m), memory_order_relaxed);
+    atomic_store_explicit(&m->rhdr->lock_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
     return 0;
 }
 
@@ -325,17 +325,17 @@ static void unlock_append(hmm_t *m)
     pthread_mutex_unlock(&m->rhdr->lock);
 }
 
-void replog_repair_dead(hmm_t *m, uint32_t tag)
+void hmm__replog_repair_dead(hmm_t *m, uint32_t tag)
 {
     if (m->rhdr && !m->rdonly && atomic_load(&m->rhdr->lock_owner_proc) == tag && lock_append(m) == 0)
         unlock_append(m);
 }
 
-void replog_cold_start(hmm_t *m)
+void hmm__replog_cold_start(hmm_t *m)
 {
     if (!m->rhdr)
         return;
-    lock_init_shared(&m->rhdr->lock);
+    hmm__lock_init_shared(&m->rhdr->lock);
     atomic_store(&m->rhdr->lock_owner_proc, 0);
     repair_append_locked(m);
 }
@@ -371,17 +371,17 @@ static void note_decided(hmm_t *m, uint64_t seq)
  * we hold the lock has no writer left (it died between reserving and
  * naming the record in its stripe): void it.  0 when settled, -EBUSY when
  * a live writer holds the stripe (it will commit soon). */
-int replog_settle(hmm_t *m, uint32_t stripe, uint64_t pos, uint64_t seq)
+int hmm__replog_settle(hmm_t *m, uint32_t stripe, uint64_t pos, uint64_t seq)
 {
     if (stripe > m->stripe_mask)
         return HMM_CORRUPT;
-    int rc = trylock_stripe(m, stripe);
+    int rc = hmm__trylock_stripe(m, stripe);
     if (rc)
         return rc;
     struct hmm_replog_rec *r = rec_at(m, pos);
     if (state_cas(r, HMM_REC_RESERVED | seq, HMM_REC_VOID | seq))
         note_decided(m, seq);
-    unlock_stripe(m, stripe);
+    hmm__unlock_stripe(m, stripe);
     return 0;
 }
 
@@ -470,7 +470,7 @@ static int make_room_locked(hmm_t *m, uint64_t end, uint32_t own_stripe, struct 
 /* An append waits for the writer of a record it must drop. */
 static int wait_for_writer(hmm_t *m, const struct blocked *b, uint64_t started_ms)
 {
-    int rc = replog_settle(m, b->stripe, b->pos, b->seq);
+    int rc = hmm__replog_settle(m, b->stripe, b->pos, b->seq);
     if (rc == 0)
         return 0;
     if (rc != -EBUSY)
@@ -537,12 +537,12 @@ static int reserve_locked(hmm_t *m, uint32_t stripe, uint64_t len, uint64_t *pos
     return 0;
 }
 
-int replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned tag, uint64_t expire_ms,
+int hmm__replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned tag, uint64_t expire_ms,
                          const void *key, size_t klen, const void *val, size_t vlen)
 {
     if (!m->rhdr)
         return 0;
-    uint64_t len = replog_record_bytes(klen, vlen);
+    uint64_t len = hmm__replog_record_bytes(klen, vlen);
     if (len > m->rcap)
         return hmm_fail(HMM_TOOBIG, "%s: change of %llu bytes does not fit the replication log", m->path,
                         (unsigned long long)len);
@@ -577,12 +577,12 @@ int replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned tag, u
     if (vlen)
         memcpy(data + klen, val, vlen);
     memset(data + klen + vlen, 0, len - HMM_REPLOG_REC_HDR - klen - vlen);
-    r->checksum = replog_checksum(r, seq);
+    r->checksum = hmm__replog_checksum(r, seq);
     HMM_CRASHPOINT("log_written");
     return 0;
 }
 
-uint64_t replog_checksum(const struct hmm_replog_rec *r, uint64_t seq)
+uint64_t hmm__replog_checksum(const struct hmm_replog_rec *r, uint64_t seq)
 {
     const uint8_t *p = (const uint8_t *)r + offsetof(struct hmm_replog_rec, len);
     size_t n = HMM_REPLOG_REC_HDR - offsetof(struct hmm_replog_rec, len) + (size_t)r->klen + r->vlen;
@@ -609,17 +609,17 @@ static void decide_locked(hmm_t *m, uint32_t stripe, bool commit)
     atomic_store_explicit(&s->replog_seq, 0, memory_order_release);
 }
 
-void replog_commit_locked(hmm_t *m, uint32_t stripe)
+void hmm__replog_commit_locked(hmm_t *m, uint32_t stripe)
 {
     decide_locked(m, stripe, true);
 }
 
-void replog_void_locked(hmm_t *m, uint32_t stripe)
+void hmm__replog_void_locked(hmm_t *m, uint32_t stripe)
 {
     decide_locked(m, stripe, false);
 }
 
-void replog_recover_locked(hmm_t *m, uint32_t stripe, bool published)
+void hmm__replog_recover_locked(hmm_t *m, uint32_t stripe, bool published)
 {
     /* The record was filled before the publish (update.c), so a published
      * change's record is whole: committing it is all that is left. */

@@ -154,8 +154,8 @@ static int uncommitted(hmm_replog_reader *r, const struct hmm_replog_rec *rec, u
     hmm_t *m = r->m;
     if (m->rdonly)
         return HMM_NOTFOUND; /* a writer's open or lock repairs it */
-    proc_slot_ensure(m);
-    int rc = replog_settle(m, rec->stripe, r->pos, seq);
+    hmm__proc_slot_ensure(m);
+    int rc = hmm__replog_settle(m, rec->stripe, r->pos, seq);
     if (rc == -EBUSY)
         return HMM_NOTFOUND;
     return rc;
@@ -167,7 +167,7 @@ static int decode(hmm_replog_reader *r, uint32_t len, uint64_t seq, hmm_replog_r
     const struct hmm_replog_rec *c = (const struct hmm_replog_rec *)r->buf;
     if ((uint64_t)HMM_REPLOG_REC_HDR + c->klen + c->vlen > len || c->klen == 0 || c->klen > HMM_MAX_KEY ||
         (c->op != HMM_REC_PUT && c->op != HMM_REC_DEL) || (c->op == HMM_REC_DEL && c->vlen) ||
-        replog_checksum(c, seq) != c->checksum)
+        hmm__replog_checksum(c, seq) != c->checksum)
         return hmm_fail(HMM_CORRUPT, "%s: replication log record %llu fails its checks", r->m->path,
                         (unsigned long long)seq);
     out->seq = seq;

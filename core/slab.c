@@ -24,7 +24,7 @@
 #define EVICT_RETRIES 64        /* cache mode: evictions tried for one allocation */
 #define COMPACT_ATTEMPTS 8      /* pages emptied by moving entries for one allocation */
 
-uint32_t slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t *sizes)
+uint32_t hmm__slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t *sizes)
 {
     uint32_t n = 0;
     uint32_t size = HMM_ENTRY_HDR + 8;
@@ -47,7 +47,7 @@ uint32_t slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t 
     return n;
 }
 
-uint32_t slab_class_for_size(const hmm_t *m, uint64_t bytes)
+uint32_t hmm__slab_class_for_size(const hmm_t *m, uint64_t bytes)
 {
     for (uint32_t c = 0; c < m->nclasses; c++)
         if (bytes <= m->class_size[c])
@@ -62,7 +62,7 @@ static inline struct hmm_entry *chunk(hmm_t *m, uint64_t off)
 
 
 /* Page number of a data offset, or UINT64_MAX outside the data area. */
-uint64_t slab_page_of(hmm_t *m, uint64_t off)
+uint64_t hmm__slab_page_of(hmm_t *m, uint64_t off)
 {
     if (off < m->data_off)
         return UINT64_MAX;
@@ -71,9 +71,9 @@ uint64_t slab_page_of(hmm_t *m, uint64_t off)
 }
 
 /* Is off the start of a chunk of class cls (in bounds, on a boundary)? */
-bool slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off)
+bool hmm__slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off)
 {
-    uint64_t p = slab_page_of(m, off);
+    uint64_t p = hmm__slab_page_of(m, off);
     if (p == UINT64_MAX || (off & (HMM_ALIGN - 1)))
         return false;
     if (atomic_load_explicit(&m->pagetab[p], memory_order_acquire) != HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls))
@@ -87,15 +87,15 @@ bool slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off)
            hmm_at(m, off, size) != NULL;
 }
 
-uint64_t slab_chunk_size(hmm_t *m, uint64_t off)
+uint64_t hmm__slab_chunk_size(hmm_t *m, uint64_t off)
 {
-    uint64_t p = slab_page_of(m, off);
+    uint64_t p = hmm__slab_page_of(m, off);
     if (p == UINT64_MAX)
         return 0;
     uint64_t v = atomic_load(&m->pagetab[p]);
     switch (HMM_PAGE_KIND(v)) {
     case HMM_PAGE_CLASS:
-        if (HMM_PAGE_ARG(v) < m->nclasses && slab_valid_chunk(m, (uint32_t)HMM_PAGE_ARG(v), off))
+        if (HMM_PAGE_ARG(v) < m->nclasses && hmm__slab_valid_chunk(m, (uint32_t)HMM_PAGE_ARG(v), off))
             return m->class_size[HMM_PAGE_ARG(v)];
         return 0;
     case HMM_PAGE_RUN_HEAD:
@@ -127,13 +127,13 @@ static bool find_free_run(hmm_t *m, uint64_t n, uint64_t *page)
     return false;
 }
 
-int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool may_grow, uint64_t *page)
+int hmm__pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool may_grow, uint64_t *page)
 {
     uint64_t p;
     if (!find_free_run(m, n, &p)) {
         if (!may_grow)
             return HMM__NOPAGE;
-        int rc = grow_file_locked(m, n, head_kind == HMM_PAGE_INDEX_HEAD);
+        int rc = hmm__grow_file_locked(m, n, head_kind == HMM_PAGE_INDEX_HEAD);
         if (rc)
             return rc;
         if (!find_free_run(m, n, &p))
@@ -147,7 +147,7 @@ int pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool may_gr
     return 0;
 }
 
-void recover_pages_locked(hmm_t *m)
+void hmm__recover_pages_locked(hmm_t *m)
 {
     /* A run is committed by its head, written after its tails: tails
      * without a head covering them belong to an allocation that died. */
@@ -175,20 +175,20 @@ void recover_pages_locked(hmm_t *m)
 static int class_grow_locked(hmm_t *m, uint32_t cls, bool may_grow)
 {
     struct hmm_class *c = &m->classes[cls];
-    int rc = lock_pages(m);
+    int rc = hmm__lock_pages(m);
     if (rc)
         return rc;
     uint64_t p;
-    rc = pages_alloc_run_locked(m, 1, HMM_PAGE_CLASS, may_grow, &p);
+    rc = hmm__pages_alloc_run_locked(m, 1, HMM_PAGE_CLASS, may_grow, &p);
     if (rc) {
-        unlock_pages(m);
+        hmm__unlock_pages(m);
         return rc;
     }
     uint64_t start = map_page_off(m, p);
     memset(m->base + start, 0, m->page_size);
     atomic_store_explicit(&c->page_intent, p + 1, memory_order_release);
     atomic_store_explicit(&m->pagetab[p], HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls), memory_order_release);
-    unlock_pages(m);
+    hmm__unlock_pages(m);
     uint32_t size = m->class_size[cls];
     atomic_store_explicit(&c->carve_end, start + (m->page_size / size) * size, memory_order_relaxed);
     atomic_store_explicit(&c->carve_off, start, memory_order_release);
@@ -197,7 +197,7 @@ static int class_grow_locked(hmm_t *m, uint32_t cls, bool may_grow)
     return 0;
 }
 
-void recover_class_locked(hmm_t *m, uint32_t cls)
+void hmm__recover_class_locked(hmm_t *m, uint32_t cls)
 {
     struct hmm_class *c = &m->classes[cls];
     uint32_t size = m->class_size[cls];
@@ -206,7 +206,7 @@ void recover_class_locked(hmm_t *m, uint32_t cls)
         uint64_t p = pi - 1;
         uint64_t start = map_page_off(m, p);
         uint64_t carve = atomic_load(&c->carve_off);
-        if (slab_page_of(m, start) == p &&
+        if (hmm__slab_page_of(m, start) == p &&
             atomic_load(&m->pagetab[p]) == HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls) &&
             !(carve >= start && carve <= start + m->page_size)) {
             atomic_store(&c->carve_end, start + (m->page_size / size) * size);
@@ -216,14 +216,14 @@ void recover_class_locked(hmm_t *m, uint32_t cls)
         atomic_store(&c->page_intent, 0);
     }
     uint64_t head = atomic_load(&c->free_head);
-    if (head && !slab_valid_chunk(m, cls, head))
+    if (head && !hmm__slab_valid_chunk(m, cls, head))
         atomic_store(&c->free_head, 0); /* a corrupt list: drop it rather than follow it */
     else if (head && atomic_load(&chunk(m, head)->state) != HMM_CHUNK_FREE)
-        entry_mark(m, head, UINT32_MAX, HMM_CHUNK_FREE);
+        hmm__entry_mark(m, head, UINT32_MAX, HMM_CHUNK_FREE);
     uint64_t carve = atomic_load(&c->carve_off);
-    if (carve && carve + size <= atomic_load(&c->carve_end) && slab_valid_chunk(m, cls, carve) &&
+    if (carve && carve + size <= atomic_load(&c->carve_end) && hmm__slab_valid_chunk(m, cls, carve) &&
         atomic_load(&chunk(m, carve)->state) != HMM_CHUNK_FREE)
-        entry_mark(m, carve, UINT32_MAX, HMM_CHUNK_FREE);
+        hmm__entry_mark(m, carve, UINT32_MAX, HMM_CHUNK_FREE);
     hmm__compact_recover_class_locked(m, cls);
 }
 
@@ -232,26 +232,26 @@ void recover_class_locked(hmm_t *m, uint32_t cls)
 static int run_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, bool may_grow, uint64_t *off)
 {
     uint64_t n = (bytes + m->page_size - 1) >> m->page_shift;
-    int rc = lock_pages(m);
+    int rc = hmm__lock_pages(m);
     if (rc)
         return rc;
     uint64_t p;
-    rc = pages_alloc_run_locked(m, n, HMM_PAGE_RUN_HEAD, may_grow, &p);
+    rc = hmm__pages_alloc_run_locked(m, n, HMM_PAGE_RUN_HEAD, may_grow, &p);
     if (rc == 0) {
         uint64_t x = map_page_off(m, p);
-        entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
+        hmm__entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
         HMM_CRASHPOINT("alloc_marked");
         atomic_store_explicit(&m->stripes[stripe].intent.new_off, x, memory_order_release);
         atomic_store_explicit(&m->pagetab[p], HMM_PAGE_MAKE(HMM_PAGE_RUN_HEAD, n), memory_order_release);
         *off = x;
     }
-    unlock_pages(m);
+    hmm__unlock_pages(m);
     return rc;
 }
 
 static int class_alloc(hmm_t *m, uint32_t stripe, uint32_t cls, bool may_grow, uint64_t *off)
 {
-    int rc = lock_class(m, cls);
+    int rc = hmm__lock_class(m, cls);
     if (rc)
         return rc;
     struct hmm_class *c = &m->classes[cls];
@@ -261,25 +261,25 @@ static int class_alloc(hmm_t *m, uint32_t stripe, uint32_t cls, bool may_grow, u
     uint64_t x = atomic_load_explicit(&c->free_head, memory_order_relaxed);
     /* Chunks of a page leaving the class are dropped from the list (the
      * mover rebuilds it when it is done; compact.c). */
-    while (x && atomic_load_explicit(&c->evac_page, memory_order_relaxed) && slab_valid_chunk(m, cls, x) &&
+    while (x && atomic_load_explicit(&c->evac_page, memory_order_relaxed) && hmm__slab_valid_chunk(m, cls, x) &&
            hmm__page_leaving(m, cls, x)) {
         x = atomic_load_explicit(chunk_next(m, x), memory_order_relaxed);
         atomic_store_explicit(&c->free_head, x, memory_order_release);
     }
     if (x) {
-        if (!slab_valid_chunk(m, cls, x)) {
+        if (!hmm__slab_valid_chunk(m, cls, x)) {
             rc = hmm_fail(HMM_CORRUPT, "%s: free list of class %u points outside its pages", m->path, cls);
             goto unlock;
         }
         uint64_t next = atomic_load_explicit(chunk_next(m, x), memory_order_relaxed);
-        entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
+        hmm__entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
         HMM_CRASHPOINT("alloc_marked");
         atomic_store_explicit(intent_new, x, memory_order_release);
         atomic_store_explicit(&c->free_head, next, memory_order_release); /* commit */
     } else {
         uint32_t size = m->class_size[cls];
         uint64_t carve = atomic_load(&c->carve_off);
-        if (carve && !slab_valid_chunk(m, cls, carve))
+        if (carve && !hmm__slab_valid_chunk(m, cls, carve))
             carve = 0; /* damaged carve pointer: start a fresh page rather than trust it */
         if (carve == 0 || carve + size > atomic_load(&c->carve_end)) {
             rc = class_grow_locked(m, cls, may_grow);
@@ -287,7 +287,7 @@ static int class_alloc(hmm_t *m, uint32_t stripe, uint32_t cls, bool may_grow, u
                 goto unlock;
         }
         x = atomic_load(&c->carve_off);
-        entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
+        hmm__entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
         HMM_CRASHPOINT("alloc_marked");
         atomic_store_explicit(intent_new, x, memory_order_release);
         atomic_store_explicit(&c->carve_off, x + size, memory_order_release); /* commit */
@@ -295,7 +295,7 @@ static int class_alloc(hmm_t *m, uint32_t stripe, uint32_t cls, bool may_grow, u
     c->chunks_used++;
     *off = x;
 unlock:
-    unlock_class(m, cls);
+    hmm__unlock_class(m, cls);
     return rc;
 }
 
@@ -309,7 +309,7 @@ static bool spare_usable(hmm_t *m, uint64_t w)
 {
     uint32_t cls = HMM_SPARE_CLASS(w);
     uint64_t off = HMM_SPARE_OFF(w);
-    return cls < m->nclasses && slab_valid_chunk(m, cls, off);
+    return cls < m->nclasses && hmm__slab_valid_chunk(m, cls, off);
 }
 
 /* Take the spare for a chunk of class cls; false when it has none of that class. */
@@ -324,7 +324,7 @@ static bool spare_take(hmm_t *m, uint32_t stripe, uint32_t cls, uint64_t *off)
         atomic_store_explicit(&s->spare, 0, memory_order_relaxed); /* damaged: leak it rather than trust it */
         return false;
     }
-    entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
+    hmm__entry_mark(m, x, stripe, HMM_CHUNK_WRITING);
     HMM_CRASHPOINT("alloc_marked");
     atomic_store_explicit(&s->intent.new_off, x, memory_order_release);
     atomic_store_explicit(&s->spare, 0, memory_order_release); /* commit */
@@ -332,27 +332,27 @@ static bool spare_take(hmm_t *m, uint32_t stripe, uint32_t cls, uint64_t *off)
     return true;
 }
 
-int slab_retire(hmm_t *m, uint32_t stripe, uint64_t off)
+int hmm__slab_retire(hmm_t *m, uint32_t stripe, uint64_t off)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
     if (!(m->flags & HMM_CACHE) && !hmm__relocating() && atomic_load_explicit(&s->spare, memory_order_relaxed) == 0) {
-        uint64_t p = slab_page_of(m, off);
+        uint64_t p = hmm__slab_page_of(m, off);
         uint64_t v = p == UINT64_MAX ? 0 : atomic_load_explicit(&m->pagetab[p], memory_order_acquire);
         uint32_t cls = (uint32_t)HMM_PAGE_ARG(v);
         if (HMM_PAGE_KIND(v) == HMM_PAGE_CLASS && cls < m->nclasses &&
-            m->class_size[cls] <= HMM_SPARE_MAX_CHUNK && slab_valid_chunk(m, cls, off)) {
+            m->class_size[cls] <= HMM_SPARE_MAX_CHUNK && hmm__slab_valid_chunk(m, cls, off)) {
             atomic_store_explicit(&s->spare, HMM_SPARE_MAKE(cls, off), memory_order_release); /* commit */
             HMM_CRASHPOINT("free_linked");
             atomic_store_explicit(&s->intent.old_off, 0, memory_order_release);
             /* FREE, but owned: a spare is not class-free (compact.c). */
-            entry_mark(m, off, stripe, HMM_CHUNK_FREE);
+            hmm__entry_mark(m, off, stripe, HMM_CHUNK_FREE);
             return 0;
         }
     }
-    return slab_free(m, stripe, off, &s->intent.old_off);
+    return hmm__slab_free(m, stripe, off, &s->intent.old_off);
 }
 
-void slab_spare_reconcile_locked(hmm_t *m, uint32_t stripe)
+void hmm__slab_spare_reconcile_locked(hmm_t *m, uint32_t stripe)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
     uint64_t w = atomic_load(&s->spare);
@@ -368,7 +368,7 @@ void slab_spare_reconcile_locked(hmm_t *m, uint32_t stripe)
         atomic_store(&s->intent.old_off, 0);
 }
 
-void slab_spare_settle_locked(hmm_t *m, uint32_t stripe)
+void hmm__slab_spare_settle_locked(hmm_t *m, uint32_t stripe)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
     uint64_t w = atomic_load(&s->spare);
@@ -382,10 +382,10 @@ void slab_spare_settle_locked(hmm_t *m, uint32_t stripe)
      * 0) is marked too, so page compaction never takes it for class-free. */
     struct hmm_entry *e = chunk(m, HMM_SPARE_OFF(w));
     if (atomic_load(&e->state) != HMM_CHUNK_FREE || atomic_load(&e->owner) != stripe + 1)
-        entry_mark(m, HMM_SPARE_OFF(w), stripe, HMM_CHUNK_FREE);
+        hmm__entry_mark(m, HMM_SPARE_OFF(w), stripe, HMM_CHUNK_FREE);
 }
 
-int slab_spare_give_back_locked(hmm_t *m, uint32_t t)
+int hmm__slab_spare_give_back_locked(hmm_t *m, uint32_t t)
 {
     struct hmm_stripe *s = &m->stripes[t];
     uint64_t w = atomic_load(&s->spare);
@@ -394,13 +394,13 @@ int slab_spare_give_back_locked(hmm_t *m, uint32_t t)
     /* Through the stripe's intent, as a retire, so a death in between
      * leaves a chunk that the stripe's repair frees. */
     uint64_t x = HMM_SPARE_OFF(w);
-    entry_mark(m, x, t, HMM_CHUNK_RETIRING);
+    hmm__entry_mark(m, x, t, HMM_CHUNK_RETIRING);
     HMM_CRASHPOINT("reclaim_marked");
     atomic_store(&s->intent.old_off, x);
     HMM_CRASHPOINT("reclaim_named");
     atomic_store(&s->spare, 0);
     HMM_CRASHPOINT("reclaim_taken");
-    return slab_free(m, t, x, &s->intent.old_off);
+    return hmm__slab_free(m, t, x, &s->intent.old_off);
 }
 
 /* The map is out of pages: give the other stripes' spares of class cls
@@ -414,13 +414,13 @@ static int spares_reclaim(hmm_t *m, uint32_t held, uint32_t cls)
         struct hmm_stripe *s = &m->stripes[t];
         uint64_t w = atomic_load_explicit(&s->spare, memory_order_relaxed);
         bool wanted = cls == HMM_CLASS_RUN || HMM_SPARE_CLASS(w) == cls;
-        if (t == held || w == 0 || !wanted || trylock_stripe(m, t) != 0)
+        if (t == held || w == 0 || !wanted || hmm__trylock_stripe(m, t) != 0)
             continue;
         w = atomic_load(&s->spare);
         wanted = cls == HMM_CLASS_RUN || HMM_SPARE_CLASS(w) == cls;
-        if (w && wanted && slab_spare_give_back_locked(m, t) == 0)
+        if (w && wanted && hmm__slab_spare_give_back_locked(m, t) == 0)
             n++;
-        unlock_stripe(m, t);
+        hmm__unlock_stripe(m, t);
     }
     return n;
 }
@@ -469,9 +469,9 @@ static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint6
     return run_alloc(m, stripe, bytes, true, off);
 }
 
-int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
+int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
 {
-    uint32_t cls = slab_class_for_size(m, bytes);
+    uint32_t cls = hmm__slab_class_for_size(m, bytes);
     int rc;
     if (cls != HMM_CLASS_RUN && !hmm__relocating() && spare_take(m, stripe, cls, off)) {
         rc = 0;
@@ -481,7 +481,7 @@ int slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
         rc = class_alloc_compacting(m, stripe, cls, off);
         /* A cache never says full: evict (holding only our stripe) and retry. */
         for (int attempt = 0; rc == HMM_FULL && (m->flags & HMM_CACHE) && attempt < EVICT_RETRIES; attempt++) {
-            int erc = evict_for_class(m, stripe, cls);
+            int erc = hmm__evict_for_class(m, stripe, cls);
             if (erc != 0 && erc != HMM_FULL) {
                 rc = erc;
                 break;
@@ -505,19 +505,19 @@ static void free_run_locked(hmm_t *m, uint64_t p, uint64_t n, uint64_t off, hmm_
     atomic_store_explicit(&m->pagetab[p], 0, memory_order_release); /* commit */
     HMM_CRASHPOINT("free_linked");
     atomic_store_explicit(intent_field, 0, memory_order_release);
-    entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
+    hmm__entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
     for (uint64_t i = 1; i < n; i++)
         atomic_store_explicit(&m->pagetab[p + i], 0, memory_order_relaxed);
 }
 
-void slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64 *intent_field)
+void hmm__slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64 *intent_field)
 {
     struct hmm_class *c = &m->classes[cls];
     atomic_store_explicit(chunk_next(m, off), atomic_load(&c->free_head), memory_order_relaxed);
     atomic_store_explicit(&c->free_head, off, memory_order_release); /* commit */
     HMM_CRASHPOINT("free_linked");
     atomic_store_explicit(intent_field, 0, memory_order_release);
-    entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
+    hmm__entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
     c->chunks_used--;
 }
 
@@ -527,29 +527,29 @@ void slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64
 static int free_checked(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
                         hmm_atomic_u64 *intent_field)
 {
-    uint64_t p = slab_page_of(m, off);
+    uint64_t p = hmm__slab_page_of(m, off);
     if (p == UINT64_MAX)
         goto not_ours;
     uint64_t v = atomic_load(&m->pagetab[p]);
     if (HMM_PAGE_KIND(v) == HMM_PAGE_CLASS && HMM_PAGE_ARG(v) < m->nclasses) {
         uint32_t cls = (uint32_t)HMM_PAGE_ARG(v);
-        int rc = lock_class(m, cls);
+        int rc = hmm__lock_class(m, cls);
         if (rc)
             return rc;
-        bool ok = slab_valid_chunk(m, cls, off);
+        bool ok = hmm__slab_valid_chunk(m, cls, off);
         if (ok && states_mask) {
             struct hmm_entry *e = chunk(m, off);
             ok = (states_mask & CHUNK_STATE_BIT(atomic_load(&e->state))) &&
                  atomic_load(&e->owner) == stripe + 1;
         }
         if (ok)
-            slab_free_chunk_locked(m, cls, off, intent_field);
-        unlock_class(m, cls);
+            hmm__slab_free_chunk_locked(m, cls, off, intent_field);
+        hmm__unlock_class(m, cls);
         if (ok)
             return 0;
         goto not_ours;
     }
-    int rc = lock_pages(m);
+    int rc = hmm__lock_pages(m);
     if (rc)
         return rc;
     v = atomic_load(&m->pagetab[p]);
@@ -560,7 +560,7 @@ static int free_checked(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states
     }
     if (ok)
         free_run_locked(m, p, HMM_PAGE_ARG(v), off, intent_field);
-    unlock_pages(m);
+    hmm__unlock_pages(m);
     if (ok)
         return 0;
 not_ours:
@@ -569,12 +569,12 @@ not_ours:
                                       (unsigned long long)off);
 }
 
-int slab_free(hmm_t *m, uint32_t stripe, uint64_t off, hmm_atomic_u64 *intent_field)
+int hmm__slab_free(hmm_t *m, uint32_t stripe, uint64_t off, hmm_atomic_u64 *intent_field)
 {
     return free_checked(m, stripe, off, 0, intent_field);
 }
 
-int slab_free_if_owned(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
+int hmm__slab_free_if_owned(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states_mask,
                        hmm_atomic_u64 *intent_field)
 {
     return free_checked(m, stripe, off, states_mask, intent_field);

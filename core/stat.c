@@ -48,7 +48,7 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
     st->nprocs = (uint32_t)nprocs;
     st->format_version = m->hdr->format_version;
     st->flags = m->flags;
-    metrics_sum(m, st->counters);
+    hmm__metrics_sum(m, st->counters);
     /* hits are not counted on the hot path; recoveries live in the map header. */
     uint64_t gets = st->counters[HMM_C_GETS], misses = st->counters[HMM_C_MISSES];
     st->counters[HMM_C_HITS] = gets > misses ? gets - misses : 0;

@@ -132,7 +132,7 @@ static uint64_t write_entry(hmm_t *m, struct hmm_stripe *s, uint64_t off, const 
     memcpy(entry_key(e), r->key, r->klen);
     if (r->vlen)
         memcpy(entry_val(e), r->val, r->vlen);
-    e->checksum = entry_checksum(e);
+    e->checksum = hmm__entry_checksum(e);
     /* Cache mode (FORMAT.md §13): a new entry starts unread, so it must be read
      * before the hand comes by to stay; a moved one was kept for its reads. */
     atomic_store_explicit(&e->access, (m->flags & HMM_CACHE) && r->kind == WRITE_MOVE ? 1 : 0, memory_order_relaxed);
@@ -160,11 +160,11 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
     uint64_t y = index_find(m, r->hash, r->key, r->klen, &slot, &yin, &rc);
     if (rc)
         return hmm_fail(rc, "%s: an index slot points outside the map", m->path);
-    struct hmm_entry *ye = y ? entry_whole_at(m, y) : NULL;
+    struct hmm_entry *ye = y ? hmm__entry_whole_at(m, y) : NULL;
     if (y && !ye)
         return hmm_fail(HMM_CORRUPT, "%s: entry at %" PRIu64 " is out of bounds", m->path, y);
     uint64_t now = hmm_now_ms();
-    bool expired = ye && entry_expired(ye, now);
+    bool expired = ye && hmm__entry_expired(ye, now);
     if (r->kind == WRITE_MOVE) {
         if (y != r->expected || !ye)
             return HMM_NOTFOUND; /* replaced or deleted since the evacuator looked */
@@ -177,7 +177,7 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
 
     uint64_t x = 0, xbytes = 0, expire_ms = 0;
     if (r->kind != WRITE_DEL) {
-        int arc = slab_alloc(m, si, entry_bytes(r->klen, r->vlen), &x);
+        int arc = hmm__slab_alloc(m, si, entry_bytes(r->klen, r->vlen), &x);
         if (arc)
             return arc;
         expire_ms = expiry_for(m, r, expired ? NULL : ye, now);
@@ -189,32 +189,32 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
      * committed after it (FORMAT.md §14). */
     bool logged = m->rhdr && rc == 0 && r->kind != WRITE_MOVE;
     if (logged) {
-        int lrc = replog_append_locked(m, si, r->kind == WRITE_DEL ? HMM_REC_DEL : HMM_REC_PUT, r->vtype,
+        int lrc = hmm__replog_append_locked(m, si, r->kind == WRITE_DEL ? HMM_REC_DEL : HMM_REC_PUT, r->vtype,
                                        expire_ms, r->key, r->klen, r->val, r->kind == WRITE_DEL ? 0 : r->vlen);
         if (lrc) {
             if (x)
-                slab_free(m, si, x, &in->new_off);
+                hmm__slab_free(m, si, x, &in->new_off);
             return lrc;
         }
     }
     uint64_t ybytes = ye ? entry_bytes(ye->klen, ye->vlen) : 0;
     if (y) {
         atomic_store_explicit(&in->old_off, y, memory_order_release);
-        entry_mark(m, y, si, HMM_CHUNK_RETIRING);
+        hmm__entry_mark(m, y, si, HMM_CHUNK_RETIRING);
         HMM_CRASHPOINT("retired");
         if (x) /* the publish: readers see the old entry or the new one */
             atomic_store_explicit(slot, HMM_SLOT_MAKE(hash_tag(r->hash), x), memory_order_release);
         else
-            index_remove_locked(m, &yin, r->hash, slot);
+            hmm__index_remove_locked(m, &yin, r->hash, slot);
     } else {
         unsigned passed = 0;
         int irc = index_views(m, &cur, &old);
         if (irc == 0)
-            irc = index_insert_locked(m, &cur, r->hash, x, &passed);
+            irc = hmm__index_insert_locked(m, &cur, r->hash, x, &passed);
         if (irc) {
             if (logged)
-                replog_void_locked(m, si);
-            slab_free(m, si, x, &in->new_off);
+                hmm__replog_void_locked(m, si);
+            hmm__slab_free(m, si, x, &in->new_off);
             r->index_full = irc == HMM_FULL;
             return hmm_fail(irc, "%s: no free index slot within reach of the key's home bucket", m->path);
         }
@@ -225,16 +225,16 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
     }
     HMM_CRASHPOINT("published");
     if (logged) {
-        replog_commit_locked(m, si);
+        hmm__replog_commit_locked(m, si);
         HMM_CRASHPOINT("log_committed");
     }
     if (expired)
         metrics_add(m, HMM_C_EXPIRATIONS, 1);
     if (y) {
-        seq_begin_free(s);
-        int frc = slab_retire(m, si, y);
+        hmm__seq_begin_free(s);
+        int frc = hmm__slab_retire(m, si, y);
         HMM_CRASHPOINT("freed");
-        seq_end_free(s);
+        hmm__seq_end_free(s);
         if (frc)
             rc = frc;
     }
@@ -248,7 +248,7 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
 
 int hmm__relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off)
 {
-    struct hmm_entry *e = entry_whole_at(m, off);
+    struct hmm_entry *e = hmm__entry_whole_at(m, off);
     if (!e)
         return HMM_NOTFOUND;
     /* Key and value point into the old chunk, which stays whole until the
@@ -292,23 +292,23 @@ static int write_run(hmm_t *m, struct write_req *r)
             return hmm_fail(HMM_TOOBIG, "value of %zu bytes is over the map's %u-byte limit", r->vlen,
                             m->max_value);
     }
-    proc_slot_ensure(m);
+    hmm__proc_slot_ensure(m);
     r->hash = key_hash(r->key, r->klen);
     uint32_t si = hash_stripe(m, r->hash);
     prefetch_for_write(m, si, r->hash);
     for (int attempt = 0;; attempt++) {
         r->index_full = r->want_growth = false;
-        rc = lock_stripe(m, si);
+        rc = hmm__lock_stripe(m, si);
         if (rc)
             return rc;
         rc = write_locked(m, si, r);
-        unlock_stripe(m, si);
+        hmm__unlock_stripe(m, si);
         /* Growth work is done holding no lock (grow.c's lock order). */
         if (r->index_full && attempt > 0)
-            grow_index_finish(m); /* a growth was running: complete it, then grow again */
+            hmm__grow_index_finish(m); /* a growth was running: complete it, then grow again */
         if (r->index_full || r->want_growth)
-            grow_index_start(m);
-        grow_index_help(m);
+            hmm__grow_index_start(m);
+        hmm__grow_index_help(m);
         if (!r->index_full || attempt == 2)
             break;
     }
