@@ -228,6 +228,9 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
     bool repair = (flags & HMM_CHECK_REPAIR) != 0;
     if (repair && m->rdonly)
         return hmm_fail(-EBADF, "%s: repair needs a writable map", m->path);
+    int size_rc = hmm__map_refresh_limit(m); /* a truncated file: refuse, not SIGBUS */
+    if (size_rc)
+        return size_rc;
     uint32_t nstripes = m->stripe_mask + 1;
     struct check_ctx cx = {.m = m, .repair = repair, .res = res};
     cx.stripe_items = calloc(nstripes, sizeof *cx.stripe_items);

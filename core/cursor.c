@@ -200,6 +200,9 @@ HMM_EXPORT int hmm_cursor_open(hmm_t *m, hmm_cursor **out)
 {
     if (!m || !out)
         return -EINVAL;
+    int rc = hmm__map_refresh_limit(m); /* a truncated file: refuse, not SIGBUS */
+    if (rc)
+        return rc;
     hmm_cursor *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;

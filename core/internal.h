@@ -130,7 +130,9 @@ static inline void *hmm_at(hmm_t *m, uint64_t off, uint64_t len)
         return hmm_at_slow(m, off, len); /* maybe another process grew the file */
     return m->base + off;
 }
-/* Refresh m->limit after another process grew the file. */
+/* Refresh m->limit after another process grew the file; HMM_CORRUPT when
+ * the file is shorter than its pages (truncated under the mapping: the
+ * walkers call it first, so they refuse instead of taking SIGBUS). */
 int hmm__map_refresh_limit(hmm_t *m);
 static inline uint64_t map_page_off(const hmm_t *m, uint64_t page) { return m->data_off + (page << m->page_shift); }
 static inline uint64_t map_npages(const hmm_t *m)

@@ -229,8 +229,12 @@ int hmm__map_refresh_limit(hmm_t *m)
         return -EIO;
     uint64_t npages = map_npages(m);
     uint64_t need = m->data_off + (npages << m->page_shift);
-    if (npages > m->pagetab_cap || (uint64_t)st.st_size < need || need > m->reserve)
-        return hmm_fail(HMM_CORRUPT, "%s: file is shorter than its page count", m->path);
+    if (npages > m->pagetab_cap || need > m->reserve)
+        return hmm_fail(HMM_CORRUPT, "%s: the header's page count %llu is beyond the map's limits", m->path,
+                        (unsigned long long)npages);
+    if ((uint64_t)st.st_size < need)
+        return hmm_fail(HMM_CORRUPT, "%s: the file is %lld bytes, shorter than the %llu its pages need "
+                        "(truncated under the map?)", m->path, (long long)st.st_size, (unsigned long long)need);
     /* Only ever raised: the file never shrinks. */
     uint64_t cur = atomic_load_explicit(&m->limit, memory_order_relaxed);
     while (cur < need && !atomic_compare_exchange_weak(&m->limit, &cur, need))

@@ -22,6 +22,8 @@
 
 #include <hashmmap.h>
 
+#include "tools/bus_error.h"
+
 enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_ERROR = 3 };
 enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_PROMETHEUS };
 
@@ -380,6 +382,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},    {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
+    tool_report_bus_errors("hashmmap-stat");
     enum format format = FORMAT_TABLE;
     double interval = 0;
     long count = 0;

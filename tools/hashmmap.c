@@ -25,6 +25,7 @@
 
 #include <hashmmap.h>
 
+#include "tools/bus_error.h"
 #include "tools/jsonl.h"
 
 enum { EXIT_OK = 0, EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_ERROR = 3 };
@@ -366,6 +367,7 @@ int main(int argc, char **argv)
         {"replog-size", required_argument, NULL, 'L'}, {"no-replog", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
+    tool_report_bus_errors("hashmmap");
     struct options o = {0};
     int opt;
     while ((opt = getopt_long(argc, argv, "+hv", long_options, NULL)) != -1 && opt != '?') {

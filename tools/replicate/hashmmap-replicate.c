@@ -27,6 +27,7 @@
 #include <hashmmap.h>
 
 #include "repl.h"
+#include "tools/bus_error.h"
 #include "tools/open_regular.h"
 
 enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_ERROR = 3 };
@@ -152,6 +153,7 @@ int main(int argc, char **argv)
         {"foreground", no_argument, NULL, 'f'},       {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
     };
+    tool_report_bus_errors("hashmmap-replicate");
     struct repl_options o = {.heartbeat_ms = 1000, .timeout_ms = 10000, .max_replicas = 16, .backoff_max_ms = 10000,
                              .auth_timeout_ms = 3000};
     const char *serve = NULL, *replica = NULL, *secret_file = NULL, *promote = NULL;
