@@ -1,4 +1,4 @@
-# The LD_PRELOAD DNS cache shim (issue 8): libhashmmap-dnscache.so, a libtool
+# The LD_PRELOAD DNS cache shim: libhashmmap-dnscache.so, a libtool
 # module installed to $(libdir).  It carries its own copy of the library
 # (a convenience archive built with every symbol hidden), so it needs no
 # libhashmmap.so at run time and exports only getaddrinfo and freeaddrinfo:
