@@ -159,6 +159,12 @@ check-valgrind: tests/test_api
 	done
 .PHONY: check-valgrind
 
+# House rules on the sources and the built library: only hmm_ names in
+# libhashmmap.a, FORMAT.md numbered without gaps, no function in core/ or
+# tools/ over 80 lines, one version (HMM_STYLE_ALLOW_LONG=1: long functions warn).
+TESTS += tests/style.test
+EXTRA_DIST += tests/style.test
+
 # Prometheus names checked by promtool (skipped without promtool).
 check_PROGRAMS += tests/repl_status
 tests_repl_status_SOURCES = %reldir%/repl_status.c
