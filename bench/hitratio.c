@@ -1,6 +1,6 @@
 /*
  * hitratio.c - cache mode's hit ratio against exact reference policies
- * (issue 17, FORMAT.md §13).
+ * (issue 17, FORMAT.md §12).
  *
  *   bench/hitratio                       every trace, CSV on stdout
  *   HITRATIO_QUICK=1 bench/hitratio      short traces: a smoke check

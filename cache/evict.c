@@ -1,8 +1,8 @@
 /*
- * evict.c - cache mode (FORMAT.md §13): a map created with HMM_CACHE
+ * evict.c - cache mode (FORMAT.md §12): a map created with HMM_CACHE
  * evicts instead of saying "full".
  *
- * Recency (FORMAT.md §13): a get sets the entry's access byte to 1 with a
+ * Recency (FORMAT.md §12): a get sets the entry's access byte to 1 with a
  * relaxed store, only if it is 0 (so a hot entry's line is not dirtied on
  * every read); a new entry starts at 0.  Each size class runs a hand over
  * its chunks in memory order.  At the hand, 0 is the victim (an expired
@@ -38,7 +38,7 @@
 
 #define EVICT_ATTEMPTS 16
 #define DONOR_TRIES 8           /* pages tried for a class that has none */
-/* The access byte (FORMAT.md §13): 0 not read since the hand passed, 1 read
+/* The access byte (FORMAT.md §12): 0 not read since the hand passed, 1 read
  * (set by readers, only over 0), 2..CREDIT_MARK a credit of (value - 1)
  * passes.  A reader does not write over a credit, so reads during one are
  * not seen: the credit must outlast a hot entry's gaps between reads, and

@@ -1,5 +1,5 @@
 /*
- * compact.c - pages come back (FORMAT.md §6 "Pages come back", §9, §13).
+ * compact.c - pages come back (FORMAT.md §6 "Pages come back", §9, §12).
  *
  * A slab page belongs to one size class while it holds chunks of it.  Once
  * it holds none, or when the map is out of pages and it holds few, it goes

@@ -22,10 +22,10 @@
  *   grown         file extended, new page count not yet published
  *   index_grown   old index published as draining, new one not yet current
  *   moved         key inserted into the new index, still in the old one
- * and of eviction (FORMAT.md §13):
+ * and of eviction (FORMAT.md §12):
  *   evict_retired victim marked RETIRING, still in the index
  *   evicted       victim out of the index, not yet freed
- * and of the replication log (FORMAT.md §14), between written and retired
+ * and of the replication log (FORMAT.md §13), between written and retired
  * (log_locked .. log_written) and right after published (log_committed):
  *   log_locked    append lock held, next_seq taken, head not yet advanced
  *   log_reserved  record reserved (RESERVED|seq), nothing copied

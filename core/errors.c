@@ -50,6 +50,29 @@ HMM_EXPORT const char *hmm_strerror(int rc)
     return "unknown error code";
 }
 
+/* The symbolic name of an errno value, or NULL.  glibc 2.32 and later name
+ * every value; elsewhere the ones the library and the calls it makes return. */
+static const char *errno_name(int err)
+{
+#ifdef HAVE_STRERRORNAME_NP
+    return strerrorname_np(err);
+#else
+    switch (err) {
+#define HMM_ERRNO_NAME(e) case e: return #e;
+        HMM_ERRNO_NAME(EPERM) HMM_ERRNO_NAME(ENOENT) HMM_ERRNO_NAME(EINTR) HMM_ERRNO_NAME(EIO)
+        HMM_ERRNO_NAME(EBADF) HMM_ERRNO_NAME(EAGAIN) HMM_ERRNO_NAME(ENOMEM) HMM_ERRNO_NAME(EACCES)
+        HMM_ERRNO_NAME(EFAULT) HMM_ERRNO_NAME(EBUSY) HMM_ERRNO_NAME(EEXIST) HMM_ERRNO_NAME(ENODEV)
+        HMM_ERRNO_NAME(ENOTDIR) HMM_ERRNO_NAME(EISDIR) HMM_ERRNO_NAME(EINVAL) HMM_ERRNO_NAME(ENFILE)
+        HMM_ERRNO_NAME(EMFILE) HMM_ERRNO_NAME(EFBIG) HMM_ERRNO_NAME(ENOSPC) HMM_ERRNO_NAME(EROFS)
+        HMM_ERRNO_NAME(ERANGE) HMM_ERRNO_NAME(ENAMETOOLONG) HMM_ERRNO_NAME(ENOSYS) HMM_ERRNO_NAME(ELOOP)
+        HMM_ERRNO_NAME(EOVERFLOW) HMM_ERRNO_NAME(ENOTSUP) HMM_ERRNO_NAME(ESTALE) HMM_ERRNO_NAME(EDQUOT)
+#undef HMM_ERRNO_NAME
+    default:
+        return NULL;
+    }
+#endif
+}
+
 HMM_EXPORT const char *hmm_errname(int rc)
 {
     switch (rc) {
@@ -62,7 +85,7 @@ HMM_EXPORT const char *hmm_errname(int rc)
         break;
     }
     if (rc < 0 && rc > -4096) {
-        const char *name = strerrorname_np(-rc);
+        const char *name = errno_name(-rc);
         if (name)
             return name;
     }

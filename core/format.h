@@ -71,7 +71,7 @@ struct hmm_header {
     /* Starting and finishing an index growth; taken holding no other lock. */
     _Alignas(64) pthread_mutex_t grow_lock;
     hmm_atomic_u32 grow_owner_proc;
-    hmm_atomic_u64 page_hand;       /* cache mode: next page to consider taking from its class (§13) */
+    hmm_atomic_u64 page_hand;       /* cache mode: next page to consider taking from its class (§12) */
 };
 /* The header occupies a whole block; the rest of it is zero, room for later fields. */
 union hmm_header_block {
@@ -111,7 +111,7 @@ struct hmm_stripe {
     int64_t items;                  /* gauges, under the lock */
     int64_t bytes_used;
     struct hmm_intent intent;
-    /* §14: the log record the holder's operation reserved (seq 0: none);
+    /* §13: the log record the holder's operation reserved (seq 0: none);
      * pos is written first, seq last. */
     hmm_atomic_u64 replog_pos;
     hmm_atomic_u64 replog_seq;
@@ -136,8 +136,8 @@ struct hmm_class {
     hmm_atomic_u64 page_intent;     /* page being added to the class (§9), 0 none */
     uint64_t pages;                 /* pages owned by the class (gauge) */
     uint64_t chunks_used;           /* chunks handed out (gauge) */
-    hmm_atomic_u64 hand;            /* cache mode: CLOCK hand, the next chunk to look at (§13) */
-    hmm_atomic_u64 evac_page;       /* cache mode: HMM_EVAC_MAKE(pid, page) being taken from this class (§13), 0 none */
+    hmm_atomic_u64 hand;            /* cache mode: CLOCK hand, the next chunk to look at (§12) */
+    hmm_atomic_u64 evac_page;       /* cache mode: HMM_EVAC_MAKE(pid, page) being taken from this class (§12), 0 none */
     uint64_t pressure;              /* cache mode: evictions since the class last gained a page */
     uint64_t evictions;             /* cache mode: entries evicted from the class (gauge) */
 };
@@ -232,7 +232,7 @@ struct hmm_metrics_slot {
 _Static_assert(sizeof(struct hmm_metrics_header) == 4096, "metrics header is one block");
 _Static_assert(offsetof(struct hmm_metrics_header, repl_seq) == HMM_REPL_STATUS_OFF, "status offset is fixed");
 
-/* §14: the replication log, DIR/hashmmap.replog: a 4096-byte header, then
+/* §13: the replication log, DIR/hashmmap.replog: a 4096-byte header, then
  * a ring of `capacity` bytes of records.  Positions (head, tail) count
  * bytes ever appended; a record lives at position % capacity. */
 #define HMM_REPLOG_MAGIC "HMMRPLOG"
@@ -267,7 +267,7 @@ _Static_assert(sizeof(struct hmm_replog_header) == HMM_REPLOG_HDR_SIZE, "replog 
 _Static_assert(offsetof(struct hmm_replog_header, lock) == 64, "replog lock on its own line");
 _Static_assert(offsetof(struct hmm_replog_header, last_seq) == 192, "last_seq on its own line");
 
-/* §14: a record.  state is the commit word: RESERVED|seq while the writer
+/* §13: a record.  state is the commit word: RESERVED|seq while the writer
  * copies, seq once committed, VOID|seq for a change that did not happen,
  * PAD for filler up to the ring's end.  The checksum (XXH3-64 seeded with
  * seq) covers bytes 16.. end of the value. */
@@ -285,7 +285,7 @@ struct hmm_replog_rec {
     uint16_t reserved0;
     uint32_t klen;
     uint32_t vlen;
-    uint32_t epoch;                 /* §14: the map's epoch when written; 0 in logs of older builds */
+    uint32_t epoch;                 /* §13: the map's epoch when written; 0 in logs of older builds */
     uint64_t expire_ms;
     /* key[klen], value[vlen], padding to a multiple of 8 */
 };
@@ -293,7 +293,7 @@ struct hmm_replog_rec {
 _Static_assert(sizeof(struct hmm_replog_rec) == HMM_REPLOG_REC_HDR, "replog record header");
 _Static_assert(offsetof(struct hmm_replog_rec, len) == 16, "checksum covers bytes from 16");
 
-/* §14: a replica's position in its primary's log, in the last line of the
+/* §13: a replica's position in its primary's log, in the last line of the
  * map header block (outside struct hmm_header, so the layout signature of
  * maps made before it is unchanged).  seq is a seqlock: odd while written. */
 #define HMM_REPLICA_POS_OFF (HMM_HEADER_SIZE - 64u)
@@ -306,7 +306,7 @@ struct hmm_replica_pos {
 };
 _Static_assert(sizeof(struct hmm_replica_pos) == 64, "replica position is one line");
 
-/* §3, §14: the map's replication role and epoch, in the two lines before
+/* §3, §13: the map's replication role and epoch, in the two lines before
  * the replica position (outside struct hmm_header: zero in maps made
  * before it existed, which reads as "primary, epoch 0").  role_epoch is
  * one word, HMM_ROLE_MAKE(role, epoch), so a writer's check and the log's

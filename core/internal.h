@@ -179,7 +179,7 @@ static inline void metrics_add(hmm_t *m, enum hmm_counter c, uint64_t n)
         atomic_fetch_add_explicit(&s->c[c], n, memory_order_relaxed);
 }
 
-/* ---- replog.c (FORMAT.md §14) ---- */
+/* ---- replog.c (FORMAT.md §13) ---- */
 int hmm__replog_open(hmm_t *m, const char *dir, unsigned mode);
 void hmm__replog_close(hmm_t *m);
 int hmm__replog_adopt(hmm_t *m, int fd);  /* hmm_open_fd: map a received log fd (-1: none) */

@@ -43,4 +43,6 @@ libhashmmap_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0
 noinst_LTLIBRARIES += libhashmmap-crash.la
 libhashmmap_crash_la_SOURCES = $(HMM_CORE_SOURCES)
 libhashmmap_crash_la_CPPFLAGS = $(AM_CPPFLAGS) -DHMM_BUILDING_LIBRARY -DHMM_CRASHPOINTS
+# Built as libhashmmap.la is, so the crash tests see the same exported names.
+libhashmmap_crash_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 libhashmmap_crash_la_LIBADD =

@@ -83,7 +83,7 @@ static inline __attribute__((always_inline)) int read_value(hmm_t *m, uint64_t o
     /* Cache mode's recency mark: relaxed, and only when clear, so a hot
      * entry's line is not written on every read (cache/evict.c).  Never by
      * a read-only handle: its mapping is PROT_READ, and it promises not to
-     * write a byte of the files (FORMAT.md §13). */
+     * write a byte of the files (FORMAT.md §12). */
     if ((m->flags & (HMM_CACHE | HMM_RDONLY)) == HMM_CACHE &&
         !atomic_load_explicit(&e->access, memory_order_relaxed))
         atomic_store_explicit(&e->access, 1, memory_order_relaxed);

@@ -76,7 +76,7 @@ static void repair_stripe_locked(hmm_t *m, uint32_t stripe)
         x = y = 0;
     }
     /* The log record first, while x and y still say whether the change was
-     * published (FORMAT.md §14): a put is when its new entry is reachable,
+     * published (FORMAT.md §13): a put is when its new entry is reachable,
      * a delete when the old one no longer is. */
     if (atomic_load(&s->replog_seq)) {
         bool published = atomic_load(&in->op) == HMM_OP_DEL ? y && !hmm__index_reachable_locked(m, hash, y)

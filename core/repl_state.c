@@ -1,5 +1,5 @@
 /*
- * repl_state.c - small replication records besides the log (FORMAT.md §14,
+ * repl_state.c - small replication records besides the log (FORMAT.md §13,
  * §11): a replica's position in its primary's log (in the map header's
  * last line), the map's role and epoch (the two lines before it) and the
  * replication daemon's status (in the metrics header).

@@ -1,5 +1,5 @@
 /*
- * replog.c - the writer half of the replication log (FORMAT.md §14): the
+ * replog.c - the writer half of the replication log (FORMAT.md §13): the
  * file, reserving and committing records, and their recovery.
  *
  * A change is logged in two steps around its publish, both under the key's
@@ -201,7 +201,7 @@ int hmm__replog_open(hmm_t *m, const char *dir, unsigned mode)
             return 0;
         /* Missing: make it.  Damaged or another map's: replace it; its
          * sequence numbers restart, and a replica that asks for a newer
-         * one than the new log has is told HMM_MISMATCH (FORMAT.md §14). */
+         * one than the new log has is told HMM_MISMATCH (FORMAT.md §13). */
         rc = create_file(m, dir, path, cap, mode, exists);
         if (rc)
             break;

@@ -1,5 +1,5 @@
 /*
- * replog_read.c - reading the replication log (FORMAT.md §14):
+ * replog_read.c - reading the replication log (FORMAT.md §13):
  * hmm_replog_info, hmm_replog_open/next/close.
  *
  * A reader takes no lock and writes nothing (a writable handle may settle a
@@ -234,7 +234,7 @@ HMM_EXPORT int hmm_replog_next(hmm_replog_reader *r, hmm_replog_record *out)
             return rc;
         memcpy(r->buf, rec, len);
         /* The copy is good only if the record was not overwritten meanwhile:
-         * the fence orders the copy before the second look (FORMAT.md §14). */
+         * the fence orders the copy before the second look (FORMAT.md §13). */
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&rec->state, memory_order_relaxed) != st || lapped(m, r->pos))
             return hmm_fail(HMM_MISMATCH, "%s: the replication log wrapped past the reader", m->path);

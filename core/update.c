@@ -133,7 +133,7 @@ static uint64_t write_entry(hmm_t *m, struct hmm_stripe *s, uint64_t off, const 
     if (r->vlen)
         memcpy(entry_val(e), r->val, r->vlen);
     e->checksum = hmm__entry_checksum(e);
-    /* Cache mode (FORMAT.md §13): a new entry starts unread, so it must be read
+    /* Cache mode (FORMAT.md §12): a new entry starts unread, so it must be read
      * before the hand comes by to stay; a moved one was kept for its reads. */
     atomic_store_explicit(&e->access, (m->flags & HMM_CACHE) && r->kind == WRITE_MOVE ? 1 : 0, memory_order_relaxed);
     /* Release: a repairer that finds it LIVE finds it whole. */
@@ -186,7 +186,7 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
     }
     /* Every change but a move (and the reclaim of an expired entry, rc
      * HMM_NOTFOUND here) is logged, filled before the publish and
-     * committed after it (FORMAT.md §14). */
+     * committed after it (FORMAT.md §13). */
     bool logged = m->rhdr && rc == 0 && r->kind != WRITE_MOVE;
     if (logged) {
         int lrc = hmm__replog_append_locked(m, si, r->kind == WRITE_DEL ? HMM_REC_DEL : HMM_REC_PUT, r->vtype,

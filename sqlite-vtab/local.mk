@@ -1,4 +1,4 @@
-# The SQLite extension (issue 7): a libtool module hashmmap.so, loaded with
+# The SQLite extension: a libtool module hashmmap.so, loaded with
 # `.load .../hashmmap` (entry point sqlite3_hashmmap_init), installed into
 # $(libdir)/sqlite3.  It gets SQLite's functions from the program that loads
 # it (sqlite3ext.h) and links libhashmmap, never libsqlite3.
@@ -24,6 +24,4 @@ hashmmap_la_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) -fvisibility=hidden
 hashmmap_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared
 hashmmap_la_LIBADD = libhashmmap.la -lm
 
-TESTS += tests/sqlite.test
 endif
-EXTRA_DIST += tests/sqlite.test tests/sqlite_client.py tests/sql

@@ -1,5 +1,7 @@
-# Tests: cmocka programs (multi-process and crash tests fork and SIGKILL for
-# real, each under a watchdog) and shell tests of the tools.
+# Every test of the tree is registered here: cmocka programs (multi-process
+# and crash tests fork and SIGKILL for real, each under a watchdog) and shell
+# tests of the tools, the examples, the DNS shim, the SQLite extension and the
+# Python module.  What they test is built by the folder's own local.mk.
 if HAVE_CMOCKA
 noinst_LTLIBRARIES += tests/libtestutil.la
 tests_libtestutil_la_SOURCES = %reldir%/testutil.c %reldir%/testutil.h
@@ -22,7 +24,9 @@ HMM_CMOCKA_TESTS = \
 	tests/test_prefork \
 	tests/test_replog \
 	tests/test_hardening \
-	tests/test_hostile
+	tests/test_hostile \
+	tests/test_offsets \
+	tests/test_fdpass
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -67,13 +71,72 @@ tests_test_hardening_LDADD = $(HMM_TEST_LIBS)
 tests_test_hostile_SOURCES = %reldir%/test_hostile.c
 tests_test_hostile_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_hostile_LDADD = $(HMM_TEST_LIBS)
+# Drives examples/offset-consumer: a consumer group killed and resumed.
+tests_test_offsets_SOURCES = %reldir%/test_offsets.c
+tests_test_offsets_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_offsets_LDADD = $(HMM_TEST_LIBS)
+# Hands an anonymous map's descriptors to an exec'ed program.
+tests_test_fdpass_SOURCES = %reldir%/test_fdpass.c
+tests_test_fdpass_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_fdpass_LDADD = $(HMM_TEST_LIBS)
+
+# Pure code tested alone, without the library: the DNS shim's codec (round
+# trips, damaged values, the live-block set) and the replication frame parser
+# (no OpenSSL needed).
+check_PROGRAMS += tests/test_dnscache_codec tests/test_repl_frames
+TESTS += tests/test_dnscache_codec tests/test_repl_frames
+tests_test_dnscache_codec_SOURCES = %reldir%/test_dnscache_codec.c cache/dns/dnscache_codec.c \
+	cache/dns/dnscache_codec.h
+tests_test_dnscache_codec_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_dnscache_codec_LDADD = $(CMOCKA_LIBS)
+tests_test_repl_frames_SOURCES = %reldir%/test_repl_frames.c tools/replicate/repl_frame.c
+tests_test_repl_frames_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_repl_frames_LDADD = $(CMOCKA_LIBS)
 endif
+
+# The command-line tools end to end.
+TESTS += tests/cli.test tests/badinput.test tests/tail.test tests/truncated.test
+EXTRA_DIST += tests/cli.test tests/badinput.test tests/tail.test tests/truncated.test
+
+# examples/anon-share passes a map's descriptors over SCM_RIGHTS.
+TESTS += tests/fdpass.test
+EXTRA_DIST += tests/fdpass.test
+
+# The DNS shim under getent(1) and tests/dnsprobe (forked workers, threads, a
+# setuid copy).  dnsprobe links only libc: the setuid test copies it alone.
+check_PROGRAMS += tests/dnsprobe
+tests_dnsprobe_SOURCES = %reldir%/dnsprobe.c
+tests_dnsprobe_LDADD = -lpthread -ldl
+TESTS += tests/dnscache.test
+EXTRA_DIST += tests/dnscache.test
+
+# hashmmap-replicate between processes on loopback; tests/repl_writer writes
+# through the library while it runs.
+if HAVE_OPENSSL
+check_PROGRAMS += tests/repl_writer
+tests_repl_writer_SOURCES = %reldir%/repl_writer.c
+tests_repl_writer_LDADD = libhashmmap.la
+TESTS += tests/replicate.test
+endif
+EXTRA_DIST += tests/replicate.test tests/repl_fake_primary.py
+
+# The SQLite extension from the sqlite3 shell and Python's sqlite3.
+if HAVE_SQLITE3_EXT
+TESTS += tests/sqlite.test
+endif
+EXTRA_DIST += tests/sqlite.test tests/sqlite_client.py tests/sql
+
+# The Python module's unittest suites, and examples/gunicorn_cache.py under gunicorn.
+if HAVE_PYTHON
+TESTS += tests/python.test tests/gunicorn.test
+endif
+EXTRA_DIST += tests/python.test tests/gunicorn.test tests/gunicorn_check.py
 
 # Fuzzing (clang's libFuzzer): a short bounded run in `make check`, long
 # runs with `make fuzz`.  Torture: the SIGKILL test for minutes.
 TESTS += tests/fuzz.test
-EXTRA_DIST += tests/fuzz.test tests/fuzz/fuzz_map.c tests/fuzz/fuzz_jsonl.c \
-	tests/fuzz/corpus_map tests/fuzz/corpus_jsonl
+EXTRA_DIST += tests/fuzz.test tests/fuzz/fuzz_map.c tests/fuzz/fuzz_jsonl.c tests/fuzz/fuzz_frames.c \
+	tests/fuzz/corpus_map tests/fuzz/corpus_jsonl tests/fuzz/corpus_frames
 
 fuzz:
 	HMM_FUZZ_SECONDS=$${HMM_FUZZ_SECONDS:-600} srcdir=$(srcdir) builddir=$(abs_top_builddir) \
@@ -96,7 +159,13 @@ check-valgrind: tests/test_api
 	done
 .PHONY: check-valgrind
 
-# Prometheus names checked by promtool (issue 20; skipped without promtool).
+# House rules on the sources and the built library: only hmm_ names in
+# libhashmmap.a, FORMAT.md numbered without gaps, no function in core/ or
+# tools/ over 80 lines, one version (HMM_STYLE_ALLOW_LONG=1: long functions warn).
+TESTS += tests/style.test
+EXTRA_DIST += tests/style.test
+
+# Prometheus names checked by promtool (skipped without promtool).
 check_PROGRAMS += tests/repl_status
 tests_repl_status_SOURCES = %reldir%/repl_status.c
 tests_repl_status_LDADD = libhashmmap.la

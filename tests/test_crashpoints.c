@@ -110,7 +110,7 @@ static void check_outcome(hmm_t *m, enum op op, bool new_state, const char *poin
 
 /* The log must hold exactly the changes the map kept, in order, and never
  * stall: "k"=7 (the setup), the dead operation's record when its change
- * happened, check_clean's "k"=5, then nothing (FORMAT.md §14). */
+ * happened, check_clean's "k"=5, then nothing (FORMAT.md §13). */
 static void check_log(hmm_t *m, enum op op, bool new_state, const char *point, uint64_t first_seq)
 {
     static const char *const want_key[OP_COUNT] = {"k", "n", "k", "k", "k"};

@@ -1,6 +1,6 @@
 /*
  * test_dnscache_codec.c - the DNS cache shim's key and value format and its
- * result blocks (cache/dnscache_codec.c), without the interposition.
+ * result blocks (cache/dns/dnscache_codec.c), without the interposition.
  */
 #include "config.h"
 
@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "cache/dnscache_codec.h"
+#include "cache/dns/dnscache_codec.h"
 
 /* A two-node list as libc would make it: IPv6 with canonname, then IPv4. */
 static struct sockaddr_in6 sample_v6;

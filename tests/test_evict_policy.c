@@ -1,5 +1,5 @@
 /*
- * test_evict_policy.c - cache mode's eviction policy (FORMAT.md §13, issue
+ * test_evict_policy.c - cache mode's eviction policy (FORMAT.md §12, issue
  * 17): hot keys outlive a flood of one-time keys, and on generated traces
  * the hit ratio holds its own against an exact LRU of the same entry count.
  *

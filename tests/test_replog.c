@@ -1,5 +1,5 @@
 /*
- * test_replog.c - the replication log (FORMAT.md §14) as hashmmap.h
+ * test_replog.c - the replication log (FORMAT.md §13) as hashmmap.h
  * promises it: sequence numbers from 1, gap-free and in commit order across
  * processes; every change logged with its tag and absolute expiry, nothing
  * else; a wrapped log says HMM_MISMATCH; HMM_NOREPLOG has none; read-only

@@ -1,14 +1,13 @@
 # Tools: one .c per tool, with its man page beside it; only the public header.
-bin_PROGRAMS += hashmmap hashmmap-stat
-hashmmap_SOURCES = %reldir%/hashmmap.c %reldir%/jsonl.c %reldir%/jsonl.h %reldir%/bus_error.c %reldir%/bus_error.h
+# Their end-to-end tests are registered in tests/local.mk.
+bin_PROGRAMS += hashmmap hashmmap-stat hashmmap-tail
+hashmmap_SOURCES = %reldir%/hashmmap.c %reldir%/jsonl.c %reldir%/jsonl.h \
+	%reldir%/bus_error.c %reldir%/bus_error.h
 hashmmap_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
 hashmmap_stat_SOURCES = %reldir%/hashmmap-stat.c %reldir%/bus_error.c %reldir%/bus_error.h
 hashmmap_stat_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
-dist_man_MANS += %reldir%/hashmmap.1 %reldir%/hashmmap-stat.1
-
-TESTS += tests/cli.test
-EXTRA_DIST += tests/cli.test examples/demo.sh
-TESTS += tests/badinput.test
-EXTRA_DIST += tests/badinput.test
-TESTS += tests/truncated.test
-EXTRA_DIST += tests/truncated.test
+# hashmmap-tail keeps its position record in tail_state.c.
+hashmmap_tail_SOURCES = %reldir%/hashmmap-tail.c %reldir%/tail_state.c %reldir%/tail_state.h \
+	%reldir%/open_regular.c %reldir%/open_regular.h
+hashmmap_tail_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
+dist_man_MANS += %reldir%/hashmmap.1 %reldir%/hashmmap-stat.1 %reldir%/hashmmap-tail.1

@@ -1,4 +1,4 @@
-# The CPython module hashmmap (issue 20), a libtool module named as the
+# The CPython module hashmmap, a libtool module named as the
 # interpreter expects (hashmmap.cpython-311-x86_64-linux-gnu.so), installed
 # into $(pythondir).  Like the DNS shim it carries its own copy of the
 # library (libhashmmap-dnscore.la: every symbol hidden), so it loads from
@@ -20,10 +20,9 @@ bindings_python_hashmmap_la_LIBADD = libhashmmap-dnscore.la -lm
 bindings_python_hashmmap_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
 	-shrext $(PYTHON_EXT_SUFFIX) -export-symbols-regex '^PyInit_hashmmap$$'
 
-TESTS += tests/python.test tests/gunicorn.test
 endif
-EXTRA_DIST += tests/python.test %reldir%/tests/test_map.py %reldir%/tests/test_fork.py \
-	tests/gunicorn.test tests/gunicorn_check.py examples/gunicorn_cache.py
+# Its unittest suites, run by tests/python.test.
+EXTRA_DIST += %reldir%/tests/test_map.py %reldir%/tests/test_fork.py
 
 # Python get/put latency against dict, dbm.gnu and sqlite3 (bench/README.md).
 bench-python: $(python_LTLIBRARIES)

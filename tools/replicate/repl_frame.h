@@ -25,7 +25,7 @@
 #define REPL_MAX_VALUE (64u << 20)
 #define REPL_MAX_BODY (REPL_MAX_VALUE + 65535u + 64u)
 #define REPL_MAX_ERROR_TEXT 200u
-/* Sequence numbers of a log stay below 2^62 (FORMAT.md §14), so a next
+/* Sequence numbers of a log stay below 2^62 (FORMAT.md §13), so a next
  * seq is at most 2^62: larger ones are refused, and next_seq + 1 never wraps. */
 #define REPL_MAX_SEQ (UINT64_C(1) << 62)
 #define REPL_MAX_EPOCH UINT32_MAX

@@ -41,7 +41,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "cache/dnscache_codec.h"
+#include "cache/dns/dnscache_codec.h"
 
 #define DNSC_KEY_TAG "dns1"
 #define DNSC_VALUE_VERSION 1

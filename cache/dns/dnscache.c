@@ -68,7 +68,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
-#include "cache/dnscache_codec.h"
+#include "cache/dns/dnscache_codec.h"
 #include "hashmmap.h"
 
 #define DNSCACHE_EXPORT __attribute__((visibility("default")))
