@@ -90,9 +90,36 @@ struct hmm {
     uint64_t fruitless_free[HMM_MAX_CLASSES];
 };
 
-/* ---- errors.c ---- */
+/* ---- errors.c: one error path ----
+ * Every public function that can fail calls hmm__error_clear() first, and
+ * every failure it returns goes through hmm_fail(), so hmm_last_error()
+ * describes the thread's latest call: "" after a success or an answer
+ * (HMM_NOTFOUND, HMM_EXISTS, HMM_MISMATCH, HMM_TOOSMALL: the key is absent,
+ * present, changed, longer than the buffer), the failure otherwise. */
+/* Record the detail for hmm_last_error() and return rc. */
 int hmm_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void hmm_clear_error(void);
+/* Initial-exec TLS: the flag is one byte at a fixed offset from the thread
+ * pointer, so clearing it is a single store even in a shared library
+ * (the default model calls __tls_get_addr), cheap enough for every get. */
+#define HMM__TLS_FAST __attribute__((tls_model("initial-exec")))
+extern _Thread_local bool hmm__error_set HMM__TLS_FAST; /* the detail is this call's */
+static inline void hmm__error_clear(void)
+{
+    hmm__error_set = false;
+}
+static inline bool hmm__is_answer(int rc)
+{
+    return rc == HMM_NOTFOUND || rc == HMM_EXISTS || rc == HMM_MISMATCH || rc == HMM_TOOSMALL;
+}
+/* The end of a public call whose inner steps may fail and be recovered
+ * from (a put that grew the index, an open whose metrics are off): a
+ * success or an answer keeps no detail of them. */
+static inline int hmm__result(int rc)
+{
+    if (rc == 0 || hmm__is_answer(rc))
+        hmm__error_clear();
+    return rc;
+}
 
 /* ---- fileio.c: opening and making the files of a map ---- */
 /* open(path, flags) of a regular file only: a FIFO, device or directory is

@@ -173,8 +173,9 @@ void hmm__proc_repair_dead(hmm_t *m)
 
 HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n)
 {
+    hmm__error_clear();
     if (!m || (!out && cap) || !n)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_procs: NULL handle or count, or NULL array with a capacity");
     size_t count = 0;
     for (uint32_t i = 0; i < HMM_PROCS; i++) {
         struct hmm_proc *p = &m->procs[i];

@@ -374,7 +374,8 @@ static void note_decided(hmm_t *m, uint64_t seq)
 int hmm__replog_settle(hmm_t *m, uint32_t stripe, uint64_t pos, uint64_t seq)
 {
     if (stripe > m->stripe_mask)
-        return HMM_CORRUPT;
+        return hmm_fail(HMM_CORRUPT, "%s: replication log record %llu names stripe %u of %u", m->path,
+                        (unsigned long long)seq, stripe, m->stripe_mask + 1);
     int rc = hmm__trylock_stripe(m, stripe);
     if (rc)
         return rc;

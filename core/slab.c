@@ -491,8 +491,9 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
             rc = class_alloc(m, stripe, cls, true, off);
         }
     }
-    if (rc == HMM__NOPAGE)
-        rc = HMM_FULL;
+    if (rc == HMM__NOPAGE || rc == HMM_FULL)
+        rc = hmm_fail(HMM_FULL, "%s: no room for %llu bytes: the data area is full and the map at its max_size "
+                      "(%llu bytes)", m->path, (unsigned long long)bytes, (unsigned long long)m->hdr->max_size);
     if (rc == 0)
         HMM_CRASHPOINT("alloc");
     return rc;

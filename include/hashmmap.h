@@ -13,11 +13,18 @@
  * it (see docs/FORMAT.md).
  *
  * Conventions of every function:
- *   - 0 is success; failures are negative: -errno for system errors
+ *   - 0 is success; anything else is negative: -errno for system errors
  *     (-ENOENT, -EACCES, -EINVAL for bad arguments, -ENOMEM, ...) or one of
- *     the HMM_* codes below.  hmm_strerror() has a sentence for each, and
- *     hmm_last_error() gives the detail of the calling thread's last
- *     failure (which file, which check).
+ *     the HMM_* codes below.  hmm_strerror() has a sentence for each.
+ *   - Four codes are answers rather than failures: HMM_NOTFOUND (the key
+ *     is absent or expired), HMM_EXISTS (present), HMM_MISMATCH (its
+ *     version changed), HMM_TOOSMALL (the value is longer than the buffer).
+ *     A miss is a normal outcome of a lookup and costs no message.
+ *   - hmm_last_error() describes the calling thread's latest call: after a
+ *     failure, what failed (which map, which key length or limit, which
+ *     check); after a success or an answer, "" (but for the two answers
+ *     named at hmm_last_error).  Every call that can fail clears it on
+ *     entry, so it never speaks of an older call.
  *   - A handle (hmm_t) may be used by many threads at once, and by a child
  *     after fork() (the child gets its own process-table slot lazily).
  *   - Keys are 1..65535 bytes; values 0..max_value bytes (fixed at creation,
@@ -538,8 +545,14 @@ HMM_EXPORT int hmm_repl_status_get(hmm_t *m, hmm_repl_status *st);
 
 HMM_EXPORT const char *hmm_strerror(int rc);   /* a sentence for every code, never NULL */
 HMM_EXPORT const char *hmm_errname(int rc);    /* "HMM_NOTFOUND", "ENOENT", ... */
-/* Detail of the calling thread's last failure ("/d/hashmmap.map: bad magic"),
- * or "" if none.  Valid until the thread's next call into the library. */
+/* Detail of the calling thread's latest call if it failed
+ * ("/d/hashmmap.map: bad magic"); "" if it succeeded or returned an answer
+ * (HMM_NOTFOUND, HMM_EXISTS, HMM_MISMATCH, HMM_TOOSMALL), and on a thread
+ * that made no call yet.  hmm_open's HMM_EXISTS (HMM_EXCL) and the
+ * replication log reader's HMM_MISMATCH do carry one: there the answer
+ * needs a path or a window to act on.  hmm_get_batch returns 0 but keeps
+ * the detail of the last key whose rcs[i] is a failure.  Per thread;
+ * valid until the thread's next call into the library. */
 HMM_EXPORT const char *hmm_last_error(void);
 /* "0.1.0"; the pointers, if not NULL, receive the numbers. */
 HMM_EXPORT const char *hmm_version(int *major, int *minor, int *patch);
