@@ -80,9 +80,12 @@ union hmm_header_block {
 };
 
 /* §4 */
+/* start_time of a process whose start /proc did not tell: any value but 0
+ * (a slot being claimed); liveness then rests on the pid alone. */
+#define HMM_START_UNKNOWN 1u
 struct hmm_proc {
     hmm_atomic_u64 pid;             /* 0: slot free */
-    hmm_atomic_u64 start_time;      /* 0: being claimed */
+    hmm_atomic_u64 start_time;      /* 0: being claimed; HMM_START_UNKNOWN: /proc gave none */
     uint64_t opened_ms;
     uint8_t pad[40];
 };
@@ -207,6 +210,10 @@ struct hmm_bucket {
 #define HMM_METRICS_SLOTS (HMM_PROCS + 2u)
 #define HMM_METRICS_TOTALS 0u
 #define HMM_METRICS_UNOWNED 1u
+/* Counters in a slot: 32 words are four cache lines, so a process's slot
+ * shares no line with another's, and leave room for counters added later
+ * (enum hmm_counter has 16) without a new file version. */
+#define HMM_METRICS_COUNTERS 32u
 #define HMM_REPL_STATUS_OFF 1024u       /* offset of the daemon status in the metrics header */
 #define HMM_REPL_STATUS_WORDS 21u       /* sizeof(hmm_repl_status) / 8 */
 struct hmm_metrics_header {
@@ -225,7 +232,7 @@ struct hmm_metrics_header {
     uint8_t pad2[4096 - HMM_REPL_STATUS_OFF - 8 - 8 * HMM_REPL_STATUS_WORDS];
 };
 struct hmm_metrics_slot {
-    hmm_atomic_u64 c[32];           /* indexed by enum hmm_counter */
+    hmm_atomic_u64 c[HMM_METRICS_COUNTERS]; /* indexed by enum hmm_counter */
 };
 #define HMM_METRICS_SIZE (sizeof(struct hmm_metrics_header) + HMM_METRICS_SLOTS * sizeof(struct hmm_metrics_slot))
 
@@ -239,6 +246,7 @@ _Static_assert(offsetof(struct hmm_metrics_header, repl_seq) == HMM_REPL_STATUS_
 #define HMM_REPLOG_FILE "hashmmap.replog"
 #define HMM_REPLOG_VERSION 1u
 #define HMM_REPLOG_HDR_SIZE 4096u
+#define HMM_REPLOG_LAST_SEQ_OFF 192u /* last_seq: the line after the append lock's fields */
 #define HMM_REPLOG_DEFAULT_CAPACITY (UINT64_C(16) << 20)
 #define HMM_REPLOG_MAX_CAPACITY (UINT64_C(64) << 30) /* replog_size above this is refused (§3 range table) */
 struct hmm_replog_header {
@@ -261,11 +269,11 @@ struct hmm_replog_header {
     /* Newest committed sequence number (atomic max), on its own line:
      * every commit writes it, no reservation needs it. */
     _Alignas(64) hmm_atomic_u64 last_seq;
-    uint8_t pad2[4096 - 200];
+    uint8_t pad2[HMM_REPLOG_HDR_SIZE - HMM_REPLOG_LAST_SEQ_OFF - 8]; /* the rest of the block */
 };
 _Static_assert(sizeof(struct hmm_replog_header) == HMM_REPLOG_HDR_SIZE, "replog header is one block");
 _Static_assert(offsetof(struct hmm_replog_header, lock) == 64, "replog lock on its own line");
-_Static_assert(offsetof(struct hmm_replog_header, last_seq) == 192, "last_seq on its own line");
+_Static_assert(offsetof(struct hmm_replog_header, last_seq) == HMM_REPLOG_LAST_SEQ_OFF, "last_seq on its own line");
 
 /* §14: a record.  state is the commit word: RESERVED|seq while the writer
  * copies, seq once committed, VOID|seq for a change that did not happen,

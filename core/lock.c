@@ -131,6 +131,31 @@ void hmm__unlock_pages(hmm_t *m)
     pthread_mutex_unlock(&m->hdr->pages_lock);
 }
 
+/* The growth lock (grow.c, lock order: grow, stripe, class, pages).  A
+ * dead holder's half-published index is repaired before the lock is made
+ * consistent. */
+int hmm__lock_grow(hmm_t *m)
+{
+    int rc = pthread_mutex_lock(&m->hdr->grow_lock);
+    if (rc == EOWNERDEAD) {
+        hmm__grow_recover_locked(m);
+        atomic_fetch_add(&m->hdr->recoveries, 1);
+        pthread_mutex_consistent(&m->hdr->grow_lock);
+        rc = 0;
+    }
+    if (rc)
+        return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: growth lock: %s", m->path,
+                        strerror(rc));
+    atomic_store_explicit(&m->hdr->grow_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
+    return 0;
+}
+
+void hmm__unlock_grow(hmm_t *m)
+{
+    atomic_store_explicit(&m->hdr->grow_owner_proc, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&m->hdr->grow_lock);
+}
+
 /* seq odd: a chunk reachable through this stripe may be freed (and reused
  * by another stripe) from here on.  The release fence keeps the odd value
  * ahead of every store of the free, pairing with the reader's acquire

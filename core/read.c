@@ -127,7 +127,7 @@ static bool stripe_owner_dead(hmm_t *m, struct hmm_stripe *s)
         return true; /* odd for 10 ms with no holder: left by a crash of the whole host */
     struct hmm_proc *p = &m->procs[tag - 1];
     uint64_t start = atomic_load(&p->start_time);
-    return !hmm__proc_alive((int64_t)atomic_load(&p->pid), start == 1 ? 0 : start);
+    return !hmm__proc_alive((int64_t)atomic_load(&p->pid), start == HMM_START_UNKNOWN ? 0 : start);
 }
 
 /* A read-only handle cannot take the lock (that writes the file).  It waits
