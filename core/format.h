@@ -167,7 +167,6 @@ enum hmm_page_kind {
 
 /* §6: chunk header */
 enum hmm_chunk_state { HMM_CHUNK_FREE = 0, HMM_CHUNK_WRITING = 1, HMM_CHUNK_LIVE = 2, HMM_CHUNK_RETIRING = 3 };
-enum hmm_vtype { HMM_VTYPE_RAW = 0, HMM_VTYPE_COUNTER = 1 };
 
 struct hmm_entry {
     _Atomic uint8_t state;
@@ -175,7 +174,7 @@ struct hmm_entry {
     _Atomic uint16_t owner;         /* stripe + 1 working on the chunk, 0 none */
     uint32_t checksum;              /* low 32 bits of XXH3 over klen.. end of value */
     uint16_t klen;
-    uint8_t vtype;
+    uint8_t vtype;                  /* the value's tag: HMM_TAG_RAW, HMM_TAG_COUNTER or the application's */
     uint8_t reserved;
     uint32_t vlen;
     uint64_t version;
@@ -275,14 +274,15 @@ _Static_assert(sizeof(struct hmm_replog_header) == HMM_REPLOG_HDR_SIZE, "replog 
 _Static_assert(offsetof(struct hmm_replog_header, lock) == 64, "replog lock on its own line");
 _Static_assert(offsetof(struct hmm_replog_header, last_seq) == HMM_REPLOG_LAST_SEQ_OFF, "last_seq on its own line");
 
-/* §14: a record.  state is the commit word: RESERVED|seq while the writer
- * copies, seq once committed, VOID|seq for a change that did not happen,
- * PAD for filler up to the ring's end.  The checksum (XXH3-64 seeded with
+/* §14: a record.  state is the commit word, in the log's own states
+ * (HMM__REC_*, apart from op's public HMM_REC_PUT and HMM_REC_DEL):
+ * RESERVED|seq while the writer copies, seq once committed, VOID|seq for a
+ * change that did not happen, PAD for filler up to the ring's end.  The checksum (XXH3-64 seeded with
  * seq) covers bytes 16.. end of the value. */
-#define HMM_REC_RESERVED (UINT64_C(1) << 63)
-#define HMM_REC_VOID (UINT64_C(1) << 62)
-#define HMM_REC_PAD (HMM_REC_RESERVED | HMM_REC_VOID)
-#define HMM_REC_SEQ(state) ((state) & (HMM_REC_VOID - 1))
+#define HMM__REC_RESERVED (UINT64_C(1) << 63)
+#define HMM__REC_VOID (UINT64_C(1) << 62)
+#define HMM__REC_PAD (HMM__REC_RESERVED | HMM__REC_VOID)
+#define HMM__REC_SEQ(state) ((state) & (HMM__REC_VOID - 1))
 struct hmm_replog_rec {
     hmm_atomic_u64 state;
     uint64_t checksum;

@@ -94,7 +94,7 @@ static int locate(hmm_t *m, uint64_t from, uint64_t *pos_out)
                 retry = true; /* overwritten under us, or damaged: look again */
                 break;
             }
-            if (st != HMM_REC_PAD && HMM_REC_SEQ(st) >= from)
+            if (st != HMM__REC_PAD && HMM__REC_SEQ(st) >= from)
                 break;
             p += len;
         }
@@ -211,22 +211,22 @@ HMM_EXPORT int hmm_replog_next(hmm_replog_reader *r, hmm_replog_record *out)
         if (!len)
             return lapped(m, r->pos) ? hmm_fail(HMM_MISMATCH, "%s: the replication log wrapped past the reader", m->path)
                                      : hmm_fail(HMM_CORRUPT, "%s: replication log record length out of bounds", m->path);
-        if (st == HMM_REC_PAD) {
+        if (st == HMM__REC_PAD) {
             r->pos += len;
             continue;
         }
-        uint64_t seq = HMM_REC_SEQ(st);
+        uint64_t seq = HMM__REC_SEQ(st);
         if (seq != r->want)
             return lapped(m, r->pos) || seq > r->want
                        ? hmm_fail(HMM_MISMATCH, "%s: replication log holds %llu where %llu was expected", m->path,
                                   (unsigned long long)seq, (unsigned long long)r->want)
                        : hmm_fail(HMM_CORRUPT, "%s: replication log sequence numbers go backwards", m->path);
-        if (st & HMM_REC_VOID) {
+        if (st & HMM__REC_VOID) {
             r->pos += len;
             r->want++;
             continue;
         }
-        if (st & HMM_REC_RESERVED) {
+        if (st & HMM__REC_RESERVED) {
             int rc = uncommitted(r, rec, seq);
             if (rc)
                 return rc;

@@ -97,7 +97,7 @@ static int write_decide(hmm_t *m, struct write_req *r, struct hmm_entry *cur)
         int n = snprintf(r->numbuf, sizeof r->numbuf, "%" PRId64, r->result);
         r->val = r->numbuf;
         r->vlen = (size_t)n;
-        r->vtype = HMM_VTYPE_COUNTER;
+        r->vtype = HMM_TAG_COUNTER;
         return 0;
     }
     }
