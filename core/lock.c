@@ -134,20 +134,18 @@ void hmm__unlock_pages(hmm_t *m)
 /* The growth lock (grow.c, lock order: grow, stripe, class, pages).  A
  * dead holder's half-published index is repaired before the lock is made
  * consistent. */
+static void repair_grow(hmm_t *m, uint32_t unused)
+{
+    (void)unused;
+    hmm__grow_recover_locked(m);
+}
+
 int hmm__lock_grow(hmm_t *m)
 {
-    int rc = pthread_mutex_lock(&m->hdr->grow_lock);
-    if (rc == EOWNERDEAD) {
-        hmm__grow_recover_locked(m);
-        atomic_fetch_add(&m->hdr->recoveries, 1);
-        pthread_mutex_consistent(&m->hdr->grow_lock);
-        rc = 0;
-    }
-    if (rc)
-        return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: growth lock: %s", m->path,
-                        strerror(rc));
-    atomic_store_explicit(&m->hdr->grow_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
-    return 0;
+    int rc = lock_robust(m, &m->hdr->grow_lock, repair_grow, 0, "growth");
+    if (rc == 0)
+        atomic_store_explicit(&m->hdr->grow_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
+    return rc;
 }
 
 void hmm__unlock_grow(hmm_t *m)
