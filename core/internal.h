@@ -8,7 +8,7 @@
  * (tests/test_crashpoints.c) include it; the tools, the SQLite extension,
  * the DNS shim and the bindings program against hashmmap.h alone.
  *
- * Lock order: stripe, then class, then pages.  A function whose caller must
+ * Lock order: grow (grow.c), then stripe, then class, then pages.  A function whose caller must
  * hold a lock ends in _locked.
  */
 #ifndef HMM_INTERNAL_H
@@ -101,7 +101,8 @@ struct hmm {
  * every failure it returns goes through hmm_fail(), so hmm_last_error()
  * describes the thread's latest call: "" after a success or an answer
  * (HMM_NOTFOUND, HMM_EXISTS, HMM_MISMATCH, HMM_TOOSMALL: the key is absent,
- * present, changed, longer than the buffer), the failure otherwise. */
+ * present, changed, longer than the buffer; hashmmap.h names the two
+ * answers that carry a detail), the failure otherwise. */
 /* Record the detail for hmm_last_error() and return rc. */
 int hmm_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Initial-exec TLS: the flag is one byte at a fixed offset from the thread
