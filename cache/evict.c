@@ -37,7 +37,14 @@
 #include "core/internal.h"
 
 #define EVICT_ATTEMPTS 16
-#define DONOR_TRIES 8           /* pages tried for a class that has none */
+/* An entry being moved out of a page that leaves its class (compact.c)
+ * needs a chunk of the class too; if two evictions find none, the mover
+ * evicts that entry instead of moving it (HMM_FULL), which ends the page's
+ * hand-back sooner than waiting would. */
+#define MOVE_EVICT_ATTEMPTS 2
+/* Pages of other classes tried for a class that has none at all: each try
+ * empties a whole page, so a few is enough when any page can be had. */
+#define DONOR_TRIES 8
 /* The access byte (FORMAT.md §12): 0 not read since the hand passed, 1 read
  * (set by readers, only over 0), 2..CREDIT_MARK a credit of (value - 1)
  * passes.  A reader does not write over a credit, so reads during one are
@@ -307,7 +314,7 @@ int hmm__evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)
     for (int donor = 0; starved && donor < (usable_pages(m, cls) == 0 ? DONOR_TRIES : 1); donor++)
         if (evacuate_page_for(m, held, cls) == 0)
             return 0;
-    for (int attempt = 0; attempt < (hmm__relocating() ? 2 : EVICT_ATTEMPTS); attempt++) {
+    for (int attempt = 0; attempt < (hmm__relocating() ? MOVE_EVICT_ATTEMPTS : EVICT_ATTEMPTS); attempt++) {
         rc = evict_one(m, held, cls);
         if (rc == 1)
             return 0;

@@ -85,7 +85,7 @@ static int check_index(struct check_ctx *cx, const struct hmm_ix *ix)
                 size_t cap = cx->capreach ? cx->capreach * 2 : 4096;
                 uint64_t *nr = realloc(cx->reach, cap * sizeof *nr);
                 if (!nr)
-                    return -ENOMEM;
+                    return hmm_fail(-ENOMEM, "%s: check: no memory for %zu reachable offsets", m->path, cap);
                 cx->reach = nr;
                 cx->capreach = cap;
             }
@@ -166,7 +166,7 @@ static int walk_free_list(struct check_ctx *cx, uint32_t cls)
         }
         cx->res->free_chunks++;
         if (!remember_listed(cx, off))
-            return -ENOMEM;
+            return hmm_fail(-ENOMEM, "%s: check: no memory for the free-list offsets", m->path);
         link = chunk_next(m, off);
         off = atomic_load(link);
     }
@@ -220,8 +220,9 @@ static void check_spares(struct check_ctx *cx)
 HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
 {
     hmm_check_result scratch;
+    hmm__error_clear();
     if (!m)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_check: NULL handle");
     if (!res)
         res = &scratch;
     memset(res, 0, sizeof *res);
@@ -235,7 +236,9 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
     struct check_ctx cx = {.m = m, .repair = repair, .res = res};
     cx.stripe_items = calloc(nstripes, sizeof *cx.stripe_items);
     cx.stripe_bytes = calloc(nstripes, sizeof *cx.stripe_bytes);
-    int rc = cx.stripe_items && cx.stripe_bytes ? 0 : -ENOMEM;
+    int rc = cx.stripe_items && cx.stripe_bytes
+                 ? 0
+                 : hmm_fail(-ENOMEM, "%s: check: no memory for %u stripes' counts", m->path, nstripes);
     uint32_t locked = 0;
     bool grow_locked = false;
     if (!m->rdonly && rc == 0) {
@@ -284,5 +287,5 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
     if (problems > res->repaired)
         return hmm_fail(HMM_CORRUPT, "%s: %llu problems found", m->path,
                         (unsigned long long)(problems - res->repaired));
-    return 0;
+    return hmm__result(0); /* a dead holder repaired while taking the locks leaves no detail */
 }

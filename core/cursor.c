@@ -50,7 +50,7 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem)
         n *= 2;
     void *nb = realloc(*buf, n * elem);
     if (!nb)
-        return -ENOMEM;
+        return hmm_fail(-ENOMEM, "cursor: no memory for %zu items of %zu bytes", n, elem);
     *buf = nb;
     *cap = n;
     return 0;
@@ -198,14 +198,15 @@ static int fill_batch(hmm_cursor *c)
 
 HMM_EXPORT int hmm_cursor_open(hmm_t *m, hmm_cursor **out)
 {
+    hmm__error_clear();
     if (!m || !out)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_cursor_open: NULL handle or cursor pointer");
     int rc = hmm__map_refresh_limit(m); /* a truncated file: refuse, not SIGBUS */
     if (rc)
         return rc;
     hmm_cursor *c = calloc(1, sizeof *c);
     if (!c)
-        return -ENOMEM;
+        return hmm_fail(-ENOMEM, "hmm_cursor_open: no memory for a cursor");
     c->m = m;
     *out = c;
     return 0;
@@ -214,8 +215,9 @@ HMM_EXPORT int hmm_cursor_open(hmm_t *m, hmm_cursor **out)
 HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, const void **val,
                                size_t *vlen)
 {
+    hmm__error_clear();
     if (!c || !key || !klen || !val || !vlen)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_cursor_next: NULL cursor or out-pointer");
     for (;;) {
         if (c->pos == c->nkeys) {
             int rc = fill_batch(c);
@@ -230,7 +232,7 @@ HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, co
         int rc = hmm__read_entry(c->m, kp, k->len, c->val, &len, &c->info, false);
         while (rc == HMM_TOOSMALL) { /* the value may grow again between tries */
             if (grow((void **)&c->val, &c->valcap, len + 1, 1) != 0)
-                return -ENOMEM;
+                return -ENOMEM; /* grow() gave the detail */
             len = c->valcap;
             rc = hmm__read_entry(c->m, kp, k->len, c->val, &len, &c->info, false);
         }
@@ -248,8 +250,9 @@ HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, co
 
 HMM_EXPORT int hmm_cursor_info(hmm_cursor *c, hmm_entry_info *info)
 {
+    hmm__error_clear();
     if (!c || !info)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_cursor_info: NULL cursor or info");
     *info = c->info;
     return 0;
 }

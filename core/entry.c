@@ -40,10 +40,10 @@ int hmm__check_key_fail(const hmm_t *m, const void *key, size_t klen)
         return hmm_fail(-EINVAL, "NULL handle, NULL key or empty key");
     if (klen > HMM_MAX_KEY)
         return hmm_fail(HMM_TOOBIG, "key of %zu bytes is over the %u-byte limit", klen, HMM_MAX_KEY);
-    return -EINVAL;
+    return hmm_fail(-EINVAL, "key of %zu bytes is not valid", klen); /* not reached: check_key() tested the above */
 }
 
-/* Set a chunk's owner (stripe + 1; UINT32_MAX wraps to 0, "nobody") and
+/* Set a chunk's owner (stripe + 1; HMM__NO_STRIPE wraps to 0, "nobody") and
  * state.  Release: the state is stored last, so whoever sees the state
  * also sees the owner. */
 void hmm__entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state)

@@ -1,6 +1,11 @@
 /*
- * errors.c - one table of return codes (HMM_ERRNO_MAP in hashmmap.h), the
- * per-thread detail of the last failure, and the library version.
+ * errors.c - one table of return codes (HMM_ERRNO_MAP in hashmmap.h) and
+ * the per-thread detail of the last failure.
+ *
+ * One error path: every public function that can fail calls
+ * hmm__error_clear() on entry (internal.h), and every failure it returns
+ * goes through hmm_fail(), so hmm_last_error() always speaks of the
+ * thread's latest call and never of an older one.
  */
 #include "config.h"
 
@@ -12,6 +17,8 @@
 #include "core/internal.h"
 
 static _Thread_local char last_error[512];
+/* Whether last_error belongs to the thread's latest call (see internal.h). */
+_Thread_local bool hmm__error_set HMM__TLS_FAST;
 
 /* Record the detail of a failure for hmm_last_error() and return rc, so a
  * failing path reads: return hmm_fail(HMM_CORRUPT, "%s: bad magic", path); */
@@ -21,17 +28,13 @@ int hmm_fail(int rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    hmm__error_set = true;
     return rc;
-}
-
-void hmm_clear_error(void)
-{
-    last_error[0] = '\0';
 }
 
 HMM_EXPORT const char *hmm_last_error(void)
 {
-    return last_error;
+    return hmm__error_set ? last_error : "";
 }
 
 HMM_EXPORT const char *hmm_strerror(int rc)
@@ -90,15 +93,4 @@ HMM_EXPORT const char *hmm_errname(int rc)
             return name;
     }
     return "UNKNOWN";
-}
-
-HMM_EXPORT const char *hmm_version(int *major, int *minor, int *patch)
-{
-    if (major)
-        *major = HMM_VERSION_MAJOR;
-    if (minor)
-        *minor = HMM_VERSION_MINOR;
-    if (patch)
-        *patch = HMM_VERSION_PATCH;
-    return PACKAGE_VERSION;
 }

@@ -80,9 +80,12 @@ union hmm_header_block {
 };
 
 /* §4 */
+/* start_time of a process whose start /proc did not tell: any value but 0
+ * (a slot being claimed); liveness then rests on the pid alone. */
+#define HMM_START_UNKNOWN 1u
 struct hmm_proc {
     hmm_atomic_u64 pid;             /* 0: slot free */
-    hmm_atomic_u64 start_time;      /* 0: being claimed */
+    hmm_atomic_u64 start_time;      /* 0: being claimed; HMM_START_UNKNOWN: /proc gave none */
     uint64_t opened_ms;
     uint8_t pad[40];
 };
@@ -164,7 +167,6 @@ enum hmm_page_kind {
 
 /* §6: chunk header */
 enum hmm_chunk_state { HMM_CHUNK_FREE = 0, HMM_CHUNK_WRITING = 1, HMM_CHUNK_LIVE = 2, HMM_CHUNK_RETIRING = 3 };
-enum hmm_vtype { HMM_VTYPE_RAW = 0, HMM_VTYPE_COUNTER = 1 };
 
 struct hmm_entry {
     _Atomic uint8_t state;
@@ -172,7 +174,7 @@ struct hmm_entry {
     _Atomic uint16_t owner;         /* stripe + 1 working on the chunk, 0 none */
     uint32_t checksum;              /* low 32 bits of XXH3 over klen.. end of value */
     uint16_t klen;
-    uint8_t vtype;
+    uint8_t vtype;                  /* the value's tag: HMM_TAG_RAW, HMM_TAG_COUNTER or the application's */
     uint8_t reserved;
     uint32_t vlen;
     uint64_t version;
@@ -207,6 +209,10 @@ struct hmm_bucket {
 #define HMM_METRICS_SLOTS (HMM_PROCS + 2u)
 #define HMM_METRICS_TOTALS 0u
 #define HMM_METRICS_UNOWNED 1u
+/* Counters in a slot: 32 words are four cache lines, so a process's slot
+ * shares no line with another's, and leave room for counters added later
+ * (enum hmm_counter has 16) without a new file version. */
+#define HMM_METRICS_COUNTERS 32u
 #define HMM_REPL_STATUS_OFF 1024u       /* offset of the daemon status in the metrics header */
 #define HMM_REPL_STATUS_WORDS 21u       /* sizeof(hmm_repl_status) / 8 */
 struct hmm_metrics_header {
@@ -225,7 +231,7 @@ struct hmm_metrics_header {
     uint8_t pad2[4096 - HMM_REPL_STATUS_OFF - 8 - 8 * HMM_REPL_STATUS_WORDS];
 };
 struct hmm_metrics_slot {
-    hmm_atomic_u64 c[32];           /* indexed by enum hmm_counter */
+    hmm_atomic_u64 c[HMM_METRICS_COUNTERS]; /* indexed by enum hmm_counter */
 };
 #define HMM_METRICS_SIZE (sizeof(struct hmm_metrics_header) + HMM_METRICS_SLOTS * sizeof(struct hmm_metrics_slot))
 
@@ -239,6 +245,7 @@ _Static_assert(offsetof(struct hmm_metrics_header, repl_seq) == HMM_REPL_STATUS_
 #define HMM_REPLOG_FILE "hashmmap.replog"
 #define HMM_REPLOG_VERSION 1u
 #define HMM_REPLOG_HDR_SIZE 4096u
+#define HMM_REPLOG_LAST_SEQ_OFF 192u /* last_seq: the line after the append lock's fields */
 #define HMM_REPLOG_DEFAULT_CAPACITY (UINT64_C(16) << 20)
 #define HMM_REPLOG_MAX_CAPACITY (UINT64_C(64) << 30) /* replog_size above this is refused (§3 range table) */
 struct hmm_replog_header {
@@ -261,20 +268,22 @@ struct hmm_replog_header {
     /* Newest committed sequence number (atomic max), on its own line:
      * every commit writes it, no reservation needs it. */
     _Alignas(64) hmm_atomic_u64 last_seq;
-    uint8_t pad2[4096 - 200];
+    uint8_t pad2[HMM_REPLOG_HDR_SIZE - HMM_REPLOG_LAST_SEQ_OFF - 8]; /* the rest of the block */
 };
 _Static_assert(sizeof(struct hmm_replog_header) == HMM_REPLOG_HDR_SIZE, "replog header is one block");
 _Static_assert(offsetof(struct hmm_replog_header, lock) == 64, "replog lock on its own line");
-_Static_assert(offsetof(struct hmm_replog_header, last_seq) == 192, "last_seq on its own line");
+_Static_assert(offsetof(struct hmm_replog_header, last_seq) == HMM_REPLOG_LAST_SEQ_OFF, "last_seq on its own line");
 
-/* §13: a record.  state is the commit word: RESERVED|seq while the writer
- * copies, seq once committed, VOID|seq for a change that did not happen,
- * PAD for filler up to the ring's end.  The checksum (XXH3-64 seeded with
+/* §13: a record.  state is the commit word, in the log's own states
+ * (HMM__REC_*, apart from op's public HMM_REC_PUT and HMM_REC_DEL):
+ * RESERVED|seq while the writer copies, seq once committed, VOID|seq for a
+ * change that did not happen, PAD for filler up to the ring's end. 
+ * The checksum (XXH3-64 seeded with
  * seq) covers bytes 16.. end of the value. */
-#define HMM_REC_RESERVED (UINT64_C(1) << 63)
-#define HMM_REC_VOID (UINT64_C(1) << 62)
-#define HMM_REC_PAD (HMM_REC_RESERVED | HMM_REC_VOID)
-#define HMM_REC_SEQ(state) ((state) & (HMM_REC_VOID - 1))
+#define HMM__REC_RESERVED (UINT64_C(1) << 63)
+#define HMM__REC_VOID (UINT64_C(1) << 62)
+#define HMM__REC_PAD (HMM__REC_RESERVED | HMM__REC_VOID)
+#define HMM__REC_SEQ(state) ((state) & (HMM__REC_VOID - 1))
 struct hmm_replog_rec {
     hmm_atomic_u64 state;
     uint64_t checksum;

@@ -22,34 +22,12 @@
 
 #define HELP_BUCKETS 4u         /* old buckets a writer drains per operation */
 
-static void recover_grow_locked(hmm_t *m, uint32_t unused)
+/* Repair of the growth lock's dead holder (lock.c calls it on EOWNERDEAD). */
+void hmm__grow_recover_locked(hmm_t *m)
 {
-    (void)unused;
     /* Died between publishing the old index and the new current one. */
     if (atomic_load(&m->hdr->index_old) == atomic_load(&m->hdr->index_cur))
         atomic_store(&m->hdr->index_old, 0);
-}
-
-int hmm__lock_grow(hmm_t *m)
-{
-    int rc = pthread_mutex_lock(&m->hdr->grow_lock);
-    if (rc == EOWNERDEAD) {
-        recover_grow_locked(m, 0);
-        atomic_fetch_add(&m->hdr->recoveries, 1);
-        pthread_mutex_consistent(&m->hdr->grow_lock);
-        rc = 0;
-    }
-    if (rc)
-        return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: growth lock: %s", m->path,
-                        strerror(rc));
-    atomic_store_explicit(&m->hdr->grow_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
-    return 0;
-}
-
-void hmm__unlock_grow(hmm_t *m)
-{
-    atomic_store_explicit(&m->hdr->grow_owner_proc, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&m->hdr->grow_lock);
 }
 
 int hmm__grow_file_locked(hmm_t *m, uint64_t n, bool for_index)

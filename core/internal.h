@@ -1,8 +1,14 @@
 /*
  * internal.h - the process-local handle and the interfaces between the
- * core's files.  Never included from outside core/.
+ * core's files.  Included by the files of core/ and by cache/evict.c:
+ * eviction is the allocator's other half in a cache map (hmm__slab_alloc
+ * calls it holding the caller's stripe, and it deletes through the update
+ * protocol under the core's locks), so it sees the core as the core's
+ * files do.  Besides, only white-box tests that must name a key's stripe
+ * (tests/test_crashpoints.c) include it; the tools, the SQLite extension,
+ * the DNS shim and the bindings program against hashmmap.h alone.
  *
- * Lock order: stripe, then class, then pages.  A function whose caller must
+ * Lock order: grow (grow.c), then stripe, then class, then pages.  A function whose caller must
  * hold a lock ends in _locked.
  */
 #ifndef HMM_INTERNAL_H
@@ -90,9 +96,37 @@ struct hmm {
     uint64_t fruitless_free[HMM_MAX_CLASSES];
 };
 
-/* ---- errors.c ---- */
+/* ---- errors.c: one error path ----
+ * Every public function that can fail calls hmm__error_clear() first, and
+ * every failure it returns goes through hmm_fail(), so hmm_last_error()
+ * describes the thread's latest call: "" after a success or an answer
+ * (HMM_NOTFOUND, HMM_EXISTS, HMM_MISMATCH, HMM_TOOSMALL: the key is absent,
+ * present, changed, longer than the buffer; hashmmap.h names the two
+ * answers that carry a detail), the failure otherwise. */
+/* Record the detail for hmm_last_error() and return rc. */
 int hmm_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void hmm_clear_error(void);
+/* Initial-exec TLS: the flag is one byte at a fixed offset from the thread
+ * pointer, so clearing it is a single store even in a shared library
+ * (the default model calls __tls_get_addr), cheap enough for every get. */
+#define HMM__TLS_FAST __attribute__((tls_model("initial-exec")))
+extern _Thread_local bool hmm__error_set HMM__TLS_FAST; /* the detail is this call's */
+static inline void hmm__error_clear(void)
+{
+    hmm__error_set = false;
+}
+static inline bool hmm__is_answer(int rc)
+{
+    return rc == HMM_NOTFOUND || rc == HMM_EXISTS || rc == HMM_MISMATCH || rc == HMM_TOOSMALL;
+}
+/* The end of a public call whose inner steps may fail and be recovered
+ * from (a put that grew the index, an open whose metrics are off): a
+ * success or an answer keeps no detail of them. */
+static inline int hmm__result(int rc)
+{
+    if (rc == 0 || hmm__is_answer(rc))
+        hmm__error_clear();
+    return rc;
+}
 
 /* ---- fileio.c: opening and making the files of a map ---- */
 /* open(path, flags) of a regular file only: a FIFO, device or directory is
@@ -234,6 +268,11 @@ int hmm__lock_pages(hmm_t *m);
 void hmm__unlock_pages(hmm_t *m);
 void hmm__seq_begin_free(struct hmm_stripe *s);
 void hmm__seq_end_free(struct hmm_stripe *s);
+/* 0 locked, -EBUSY held by another (an evictor must not wait for a stripe). */
+int hmm__trylock_stripe(hmm_t *m, uint32_t stripe);
+/* The growth lock: one index growth runs at a time (grow.c). */
+int hmm__lock_grow(hmm_t *m);
+void hmm__unlock_grow(hmm_t *m);
 
 /* ---- slab.c ---- */
 #define HMM_CLASS_RUN UINT32_MAX        /* "no class": a run of whole pages */
@@ -267,8 +306,6 @@ bool hmm__slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off);
 void hmm__slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomic_u64 *intent_field);
 /* Size in bytes of the chunk at off, 0 if off is not a chunk boundary. */
 uint64_t hmm__slab_chunk_size(hmm_t *m, uint64_t off);
-void hmm__recover_class_locked(hmm_t *m, uint32_t cls);
-void hmm__recover_pages_locked(hmm_t *m);
 /* Allocate n whole pages as a run of the given head kind; *page receives the
  * first.  Without may_grow, HMM__NOPAGE when no free run is there. */
 int hmm__pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool may_grow, uint64_t *page);
@@ -310,6 +347,9 @@ static inline uint8_t *entry_val(struct hmm_entry *e) { return (uint8_t *)e + HM
 static inline uint64_t entry_bytes(uint64_t klen, uint64_t vlen) { return HMM_ENTRY_HDR + klen + vlen; }
 uint32_t hmm__entry_checksum(const struct hmm_entry *e);
 void hmm__entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state);
+/* The stripe of a chunk no operation holds (FREE, or LIVE again after a
+ * repair): the owner field keeps stripe + 1, so this stores 0, "nobody". */
+#define HMM__NO_STRIPE UINT32_MAX
 bool hmm__entry_expired(const struct hmm_entry *e, uint64_t now_ms);
 static inline uint64_t key_hash(const void *key, size_t klen)
 {
@@ -396,8 +436,8 @@ int hmm__grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *o
 void hmm__grow_recover_move_locked(hmm_t *m, uint32_t stripe);
 /* Drain all of the old index now (cold start, or a growth whose helpers died). */
 int hmm__grow_index_finish(hmm_t *m);
-int hmm__lock_grow(hmm_t *m);
-void hmm__unlock_grow(hmm_t *m);
+/* Repair of the growth lock's dead holder (lock held). */
+void hmm__grow_recover_locked(hmm_t *m);
 
 /* ---- cache/evict.c ---- */
 /* Cache mode: make room in class cls by evicting (CLOCK) or by taking a page
@@ -406,10 +446,11 @@ int hmm__evict_for_class(hmm_t *m, uint32_t held_stripe, uint32_t cls);
 /* Evict the entry in chunk x if it still is hash's LIVE entry (with rescue:
  * move it instead when it was used lately).  1 done, 0 skipped, < 0 error. */
 int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool expired, bool rescue);
+
+/* ---- update.c ---- */
 /* Move the entry in chunk off to another chunk of its class, as a put of
- * the same bytes, expiry and version (update.c; stripe lock held). */
+ * the same bytes, expiry and version (stripe lock held). */
 int hmm__relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off);
-int hmm__trylock_stripe(hmm_t *m, uint32_t stripe);
 
 /* ---- read.c ---- */
 int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
@@ -417,6 +458,9 @@ int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *v
 
 /* ---- recover.c ---- */
 void hmm__recover_stripe_locked(hmm_t *m, uint32_t stripe);
+/* Repair of the allocator's locks after EOWNERDEAD (lock held). */
+void hmm__recover_class_locked(hmm_t *m, uint32_t cls);
+void hmm__recover_pages_locked(hmm_t *m);
 void hmm__recount_stripe_locked(hmm_t *m, uint32_t stripe);
 void hmm__recover_cold_start(hmm_t *m, bool alone);
 

@@ -9,6 +9,7 @@ HMM_CORE_SOURCES = \
 	%reldir%/crashpoint.h \
 	%reldir%/crashpoint.c \
 	%reldir%/errors.c \
+	%reldir%/version.c \
 	%reldir%/map.c \
 	%reldir%/header.c \
 	%reldir%/fileio.c \

@@ -131,6 +131,29 @@ void hmm__unlock_pages(hmm_t *m)
     pthread_mutex_unlock(&m->hdr->pages_lock);
 }
 
+/* The growth lock (grow.c, lock order: grow, stripe, class, pages).  A
+ * dead holder's half-published index is repaired before the lock is made
+ * consistent. */
+static void repair_grow(hmm_t *m, uint32_t unused)
+{
+    (void)unused;
+    hmm__grow_recover_locked(m);
+}
+
+int hmm__lock_grow(hmm_t *m)
+{
+    int rc = lock_robust(m, &m->hdr->grow_lock, repair_grow, 0, "growth");
+    if (rc == 0)
+        atomic_store_explicit(&m->hdr->grow_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
+    return rc;
+}
+
+void hmm__unlock_grow(hmm_t *m)
+{
+    atomic_store_explicit(&m->hdr->grow_owner_proc, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&m->hdr->grow_lock);
+}
+
 /* seq odd: a chunk reachable through this stripe may be freed (and reused
  * by another stripe) from here on.  The release fence keeps the odd value
  * ahead of every store of the free, pairing with the reader's acquire

@@ -284,7 +284,7 @@ static int hand_over(hmm_t *m, int rc, hmm_t **out)
         return rc;
     }
     *out = m;
-    return 0;
+    return hmm__result(0); /* no detail of a repair made or a metrics file missed on the way */
 }
 
 /* Make DIR/hashmmap.map atomically: write a complete map into a file
@@ -404,7 +404,7 @@ static int finish_open(hmm_t *m, const char *dir, unsigned mode)
 
 HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
 {
-    hmm_clear_error();
+    hmm__error_clear();
     if (!out || !dir || !*dir)
         return hmm_fail(-EINVAL, "hmm_open: NULL handle pointer or empty directory");
     *out = NULL;
@@ -424,7 +424,7 @@ HMM_EXPORT int hmm_open(hmm_t **out, const char *dir, const hmm_config *cfg)
 
     hmm_t *m = handle_new(path, cfg->flags, false);
     if (!m)
-        return -ENOMEM;
+        return hmm_fail(-ENOMEM, "%s: no memory for a handle", path);
     bool created = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         /* Only a regular file: a FIFO planted here must not hang us. */
@@ -468,7 +468,7 @@ fail:
 
 HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
 {
-    hmm_clear_error();
+    hmm__error_clear();
     if (!out)
         return hmm_fail(-EINVAL, "hmm_open_anon: NULL handle pointer");
     *out = NULL;
@@ -483,7 +483,7 @@ HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
         return rc;
     hmm_t *m = handle_new("(anonymous map)", cfg->flags, true);
     if (!m)
-        return -ENOMEM;
+        return hmm_fail(-ENOMEM, "hmm_open_anon: no memory for a handle");
     m->fd = memfd_create("hashmmap", MFD_CLOEXEC);
     if (m->fd < 0) {
         rc = hmm_fail(-errno, "memfd_create: %s", strerror(errno));
@@ -507,8 +507,9 @@ HMM_EXPORT void hmm_close(hmm_t *m)
 
 HMM_EXPORT int hmm_sync(hmm_t *m)
 {
+    hmm__error_clear();
     if (!m)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_sync: NULL handle");
     if (m->anon || m->rdonly)
         return 0;
     uint64_t len = atomic_load(&m->limit);
@@ -534,7 +535,7 @@ HMM_EXPORT int hmm_sync(hmm_t *m)
 
 HMM_EXPORT int hmm_fd(hmm_t *m, int fds[HMM_FD_COUNT])
 {
-    hmm_clear_error();
+    hmm__error_clear();
     if (!m || !fds)
         return hmm_fail(-EINVAL, "hmm_fd: NULL handle or array");
     if (!m->anon)
@@ -547,7 +548,7 @@ HMM_EXPORT int hmm_fd(hmm_t *m, int fds[HMM_FD_COUNT])
 
 HMM_EXPORT int hmm_open_fd(hmm_t **out, const int fds[HMM_FD_COUNT], unsigned flags)
 {
-    hmm_clear_error();
+    hmm__error_clear();
     if (!out || !fds || fds[HMM_FD_MAP] < 0)
         return hmm_fail(-EINVAL, "hmm_open_fd: NULL handle pointer or no map fd");
     *out = NULL;
@@ -555,7 +556,7 @@ HMM_EXPORT int hmm_open_fd(hmm_t **out, const int fds[HMM_FD_COUNT], unsigned fl
         return hmm_fail(-EINVAL, "hmm_open_fd: only HMM_RDONLY and HMM_NOMETRICS apply");
     hmm_t *m = handle_new("(anonymous map)", flags, true);
     if (!m)
-        return -ENOMEM;
+        return hmm_fail(-ENOMEM, "hmm_open_fd: no memory for a handle");
     int rc = 0;
     /* Our own descriptors: the caller may close theirs at once. */
     m->fd = fcntl(fds[HMM_FD_MAP], F_DUPFD_CLOEXEC, 0);

@@ -34,8 +34,8 @@ static const char *const counter_help[] = {
     HMM_COUNTER_MAP(HMM_COUNTER_HELP)
 #undef HMM_COUNTER_HELP
 };
-_Static_assert(HMM_COUNTER_COUNT <= HMM_COUNTERS_MAX, "counters fit hmm_stats");
-_Static_assert(HMM_COUNTERS_MAX <= 32, "counters fit a metrics slot");
+_Static_assert(HMM_COUNTER_COUNT <= HMM_METRICS_COUNTERS, "counters fit a metrics slot");
+_Static_assert(HMM_METRICS_COUNTERS <= HMM_COUNTERS_MAX, "a slot's counters fit hmm_stats");
 
 HMM_EXPORT const char *hmm_counter_name(int id)
 {
@@ -54,7 +54,7 @@ static void init_metrics(struct hmm_metrics_header *h, const uint8_t *map_id)
     h->version = HMM_METRICS_VERSION;
     h->byte_order = HMM_BYTE_ORDER_MARK;
     h->nslots = HMM_METRICS_SLOTS;
-    h->ncounters = HMM_COUNTERS_MAX;
+    h->ncounters = HMM_METRICS_COUNTERS;
     memcpy(h->map_id, map_id, sizeof h->map_id);
 }
 
@@ -62,7 +62,7 @@ static bool metrics_valid(const struct hmm_metrics_header *h, const uint8_t *map
 {
     return memcmp(h->magic, HMM_METRICS_MAGIC, 8) == 0 && h->version == HMM_METRICS_VERSION &&
            h->byte_order == HMM_BYTE_ORDER_MARK && h->nslots == HMM_METRICS_SLOTS &&
-           h->ncounters == HMM_COUNTERS_MAX && memcmp(h->map_id, map_id, sizeof h->map_id) == 0;
+           h->ncounters == HMM_METRICS_COUNTERS && memcmp(h->map_id, map_id, sizeof h->map_id) == 0;
 }
 
 /* Write a fresh metrics file where nobody sees it, allocated (counting
@@ -101,7 +101,8 @@ static int map_metrics(hmm_t *m, int fd)
 }
 
 /* Metrics are an aid, not the map: a failure here leaves the map usable
- * with counting off, and says why in hmm_last_error(). */
+ * with counting off (hmm_stat's counters stay 0) and is no failure of
+ * hmm_open, so it leaves no detail either: a success never does. */
 int hmm__metrics_open(hmm_t *m, const char *dir, unsigned mode)
 {
     m->mfd = -1;
@@ -134,9 +135,9 @@ int hmm__metrics_open(hmm_t *m, const char *dir, unsigned mode)
             close(fd);
         if (m->rdonly || attempt > 0)
             break;
-        int rc = create_metrics_file(m, dir, path, mode);
-        if (rc)
-            hmm_fail(rc, "%s: cannot create the metrics file: %s", path, strerror(-rc));
+        /* Failing (or losing the race to another opener) shows as the
+         * second open's outcome. */
+        (void)create_metrics_file(m, dir, path, mode);
     }
     return 0;
 }
@@ -190,7 +191,7 @@ void hmm__metrics_fold(hmm_t *m, uint32_t proc_slot_index)
         return;
     struct hmm_metrics_slot *from = &m->mslots[2 + proc_slot_index];
     struct hmm_metrics_slot *to = &m->mslots[HMM_METRICS_TOTALS];
-    for (unsigned c = 0; c < HMM_COUNTERS_MAX; c++) {
+    for (unsigned c = 0; c < HMM_METRICS_COUNTERS; c++) {
         uint64_t v = atomic_exchange(&from->c[c], 0);
         if (v)
             atomic_fetch_add(&to->c[c], v);
@@ -203,6 +204,6 @@ void hmm__metrics_sum(hmm_t *m, uint64_t *counters)
     if (!m->mslots)
         return;
     for (unsigned s = 0; s < HMM_METRICS_SLOTS; s++)
-        for (unsigned c = 0; c < HMM_COUNTERS_MAX; c++)
+        for (unsigned c = 0; c < HMM_METRICS_COUNTERS; c++)
             counters[c] += atomic_load_explicit(&m->mslots[s].c[c], memory_order_relaxed);
 }

@@ -61,16 +61,20 @@ static int offset_read(hmm_t *m, const void *key, size_t klen, uint64_t *offset,
 HMM_EXPORT int hmm_offset_get(hmm_t *m, const void *key, size_t klen, uint64_t *offset)
 {
     uint64_t version;
+    hmm__error_clear();
     if (!m || !offset)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_offset_get: NULL handle or offset");
     return offset_read(m, key, klen, offset, &version);
 }
 
 HMM_EXPORT int hmm_offset_commit(hmm_t *m, const void *key, size_t klen, uint64_t offset,
                                  uint64_t *stored)
 {
-    if (!m || offset > (uint64_t)INT64_MAX)
-        return -EINVAL;
+    hmm__error_clear();
+    if (!m)
+        return hmm_fail(-EINVAL, "hmm_offset_commit: NULL handle");
+    if (offset > (uint64_t)INT64_MAX)
+        return hmm_fail(-EINVAL, "%s: offset %" PRIu64 " is over INT64_MAX", m->path, offset);
     char text[24];
     int tlen = snprintf(text, sizeof text, "%" PRIu64, offset);
 
@@ -103,15 +107,18 @@ HMM_EXPORT int hmm_offset_commit(hmm_t *m, const void *key, size_t klen, uint64_
 HMM_EXPORT int hmm_offset_key(char *buf, size_t cap, const char *topic, int32_t partition,
                               size_t *klen)
 {
-    if (!buf || !topic || !klen || partition < 0 || topic[0] == '\0')
-        return -EINVAL;
+    hmm__error_clear();
+    if (!buf || !topic || !klen)
+        return hmm_fail(-EINVAL, "hmm_offset_key: NULL buffer, topic or length");
+    if (partition < 0 || topic[0] == '\0')
+        return hmm_fail(-EINVAL, "hmm_offset_key: empty topic or partition %" PRId32 " < 0", partition);
     int n = snprintf(buf, cap, "%s/%" PRId32, topic, partition);
     if (n < 0)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_offset_key: the key cannot be formatted");
     *klen = (size_t)n;
     if ((size_t)n >= cap)
-        return HMM_TOOSMALL;
+        return HMM_TOOSMALL; /* an answer: *klen says how much is needed */
     if ((size_t)n > HMM_MAX_KEY)
-        return HMM_TOOBIG;
+        return hmm_fail(HMM_TOOBIG, "key of %d bytes is over the %u-byte limit", n, HMM_MAX_KEY);
     return 0;
 }

@@ -94,7 +94,7 @@ static int claim_slot_locked(hmm_t *m)
         if (!atomic_compare_exchange_strong(&p->pid, &expect, (uint64_t)pid))
             continue;
         p->opened_ms = hmm_now_ms();
-        atomic_store(&p->start_time, start ? start : 1);
+        atomic_store(&p->start_time, start ? start : HMM_START_UNKNOWN);
         atomic_store(&m->proc_slot, i + 1);
         hmm__metrics_bind(m, i + 1);
         return 0;
@@ -161,7 +161,7 @@ void hmm__proc_repair_dead(hmm_t *m)
         if (pid == 0 || i + 1 == self)
             continue;
         uint64_t start = atomic_load(&p->start_time);
-        if (hmm__proc_alive((int64_t)pid, start == 1 ? 0 : start))
+        if (hmm__proc_alive((int64_t)pid, start == HMM_START_UNKNOWN ? 0 : start))
             continue;
         repair_locks_of(m, i + 1);
         hmm__metrics_fold(m, i);
@@ -173,8 +173,9 @@ void hmm__proc_repair_dead(hmm_t *m)
 
 HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n)
 {
+    hmm__error_clear();
     if (!m || (!out && cap) || !n)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_procs: NULL handle or count, or NULL array with a capacity");
     size_t count = 0;
     for (uint32_t i = 0; i < HMM_PROCS; i++) {
         struct hmm_proc *p = &m->procs[i];
@@ -186,7 +187,7 @@ HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n)
             out[count].pid = (int64_t)pid;
             out[count].start_time = start;
             out[count].opened_ms = p->opened_ms;
-            out[count].alive = hmm__proc_alive((int64_t)pid, start == 1 ? 0 : start);
+            out[count].alive = hmm__proc_alive((int64_t)pid, start == HMM_START_UNKNOWN ? 0 : start);
         }
         count++;
     }

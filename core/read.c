@@ -127,7 +127,7 @@ static bool stripe_owner_dead(hmm_t *m, struct hmm_stripe *s)
         return true; /* odd for 10 ms with no holder: left by a crash of the whole host */
     struct hmm_proc *p = &m->procs[tag - 1];
     uint64_t start = atomic_load(&p->start_time);
-    return !hmm__proc_alive((int64_t)atomic_load(&p->pid), start == 1 ? 0 : start);
+    return !hmm__proc_alive((int64_t)atomic_load(&p->pid), start == HMM_START_UNKNOWN ? 0 : start);
 }
 
 /* A read-only handle cannot take the lock (that writes the file).  It waits
@@ -247,6 +247,7 @@ int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *v
 
 HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
+    hmm__error_clear();
     return read_entry_inline(m, key, klen, val, vlen, NULL, true);
 }
 
@@ -254,6 +255,7 @@ HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_
                         uint64_t *version)
 {
     hmm_entry_info info;
+    hmm__error_clear();
     int rc = hmm__read_entry(m, key, klen, val, vlen, &info, true);
     if ((rc == 0 || rc == HMM_TOOSMALL) && version)
         *version = info.version;
@@ -263,6 +265,7 @@ HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_
 HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
                             hmm_entry_info *info)
 {
+    hmm__error_clear();
     return hmm__read_entry(m, key, klen, val, vlen, info, true);
 }
 
@@ -392,6 +395,7 @@ static void batch_group(hmm_t *m, size_t n, const void *const keys[], const size
 HMM_EXPORT int hmm_get_batch(hmm_t *m, size_t n, const void *const keys[], const size_t klens[],
                              void *const vals[], size_t vlens[], int rcs[], hmm_entry_info infos[])
 {
+    hmm__error_clear();
     if (!m || (n && (!keys || !klens || !vals || !vlens || !rcs)))
         return hmm_fail(-EINVAL, "hmm_get_batch: NULL handle or array");
     uint64_t gets = 0, misses = 0;

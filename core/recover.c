@@ -8,6 +8,10 @@
  * carries this stripe's mark, so a chunk another stripe has reused since is
  * never touched.  Every step is idempotent: a repairer that dies is
  * repaired by the next one.
+ *
+ * The allocator's own locks are repaired here too, by what their commit
+ * stores leave (slab.c): a class whose holder died mid-allocation, and the
+ * page table whose holder died mid-run.
  */
 #include "config.h"
 
@@ -16,19 +20,20 @@
 #include "core/internal.h"
 
 #define STATE_BIT(st) (1u << (st))
+#define ALL_STRIPES UINT32_MAX  /* count_entries: every stripe's, not one's */
 
 /* Count the entries of one stripe (all of them when stripe is
- * UINT32_MAX) into items[] and bytes[], indexed by stripe. */
+ * ALL_STRIPES) into items[] and bytes[], indexed by stripe. */
 static void count_entries(hmm_t *m, const struct hmm_ix *ix, uint32_t stripe, int64_t *items, int64_t *bytes)
 {
     for (uint64_t b = 0; b < ix->nb; b++) {
         for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
             uint64_t s = atomic_load_explicit(&ix->bk[b].slot[j], memory_order_relaxed);
             uint32_t of = HMM_SLOT_TAG(s) & m->stripe_mask;
-            if (s == 0 || (stripe != UINT32_MAX && of != stripe))
+            if (s == 0 || (stripe != ALL_STRIPES && of != stripe))
                 continue;
             struct hmm_entry *e = hmm__entry_whole_at(m, HMM_SLOT_OFF(s));
-            uint32_t at = stripe == UINT32_MAX ? of : 0;
+            uint32_t at = stripe == ALL_STRIPES ? of : 0;
             items[at]++;
             bytes[at] += e ? (int64_t)entry_bytes(e->klen, e->vlen) : 0;
         }
@@ -54,8 +59,8 @@ static void recount_all_stripes(hmm_t *m)
     struct hmm_ix cur, old;
     if (index_views(m, &cur, &old) != 0)
         return;
-    count_entries(m, &cur, UINT32_MAX, items, bytes);
-    count_entries(m, &old, UINT32_MAX, items, bytes);
+    count_entries(m, &cur, ALL_STRIPES, items, bytes);
+    count_entries(m, &old, ALL_STRIPES, items, bytes);
     for (uint32_t s = 0; s <= m->stripe_mask; s++) {
         m->stripes[s].items = items[s];
         m->stripes[s].bytes_used = bytes[s];
@@ -98,7 +103,7 @@ static void repair_stripe_locked(hmm_t *m, uint32_t stripe)
         if (ye && hmm__index_reachable_locked(m, hash, y)) {
             /* Died before the publish: the old entry is still the value. */
             if (atomic_load(&ye->state) == HMM_CHUNK_RETIRING && atomic_load(&ye->owner) == stripe + 1)
-                hmm__entry_mark(m, y, UINT32_MAX, HMM_CHUNK_LIVE);
+                hmm__entry_mark(m, y, HMM__NO_STRIPE, HMM_CHUNK_LIVE);
             atomic_store(&in->old_off, 0);
         } else {
             hmm__slab_free_if_owned(m, stripe, y, STATE_BIT(HMM_CHUNK_RETIRING), &in->old_off);
@@ -183,4 +188,61 @@ void hmm__recover_cold_start(hmm_t *m, bool alone)
     recover_grow_cold(m, alone);
     if (repaired)
         atomic_fetch_add(&m->hdr->recoveries, 1);
+}
+
+/* ---- the allocator's locks (slab.c, FORMAT.md §6, §9) ---- */
+
+/* Page table lock held after EOWNERDEAD. */
+void hmm__recover_pages_locked(hmm_t *m)
+{
+    /* A run is committed by its head, written after its tails: tails
+     * without a head covering them belong to an allocation that died. */
+    uint64_t npages = map_npages(m);
+    for (uint64_t p = 0; p < npages; p++) {
+        uint64_t v = atomic_load(&m->pagetab[p]);
+        unsigned kind = HMM_PAGE_KIND(v);
+        if (kind != HMM_PAGE_RUN_TAIL && kind != HMM_PAGE_INDEX_TAIL)
+            continue;
+        uint64_t h = HMM_PAGE_ARG(v);
+        bool ok = false;
+        if (h < p) {
+            uint64_t hv = atomic_load(&m->pagetab[h]);
+            unsigned hk = HMM_PAGE_KIND(hv);
+            ok = (hk == HMM_PAGE_RUN_HEAD || hk == HMM_PAGE_INDEX_HEAD) && h + HMM_PAGE_ARG(hv) > p;
+        }
+        if (!ok)
+            atomic_store(&m->pagetab[p], 0);
+    }
+}
+
+/* Class lock held after EOWNERDEAD: finish a page's carve-pointer update,
+ * and mark FREE a list head or carve chunk a dead allocator had marked. */
+void hmm__recover_class_locked(hmm_t *m, uint32_t cls)
+{
+    struct hmm_class *c = &m->classes[cls];
+    uint32_t size = m->class_size[cls];
+    uint64_t pi = atomic_load(&c->page_intent);
+    if (pi) {
+        uint64_t p = pi - 1;
+        uint64_t start = map_page_off(m, p);
+        uint64_t carve = atomic_load(&c->carve_off);
+        if (hmm__slab_page_of(m, start) == p &&
+            atomic_load(&m->pagetab[p]) == HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls) &&
+            !(carve >= start && carve <= start + m->page_size)) {
+            atomic_store(&c->carve_end, start + (m->page_size / size) * size);
+            atomic_store(&c->carve_off, start);
+            c->pages++;
+        }
+        atomic_store(&c->page_intent, 0);
+    }
+    uint64_t head = atomic_load(&c->free_head);
+    if (head && !hmm__slab_valid_chunk(m, cls, head))
+        atomic_store(&c->free_head, 0); /* a corrupt list: drop it rather than follow it */
+    else if (head && atomic_load(&entry_at(m, head)->state) != HMM_CHUNK_FREE)
+        hmm__entry_mark(m, head, HMM__NO_STRIPE, HMM_CHUNK_FREE);
+    uint64_t carve = atomic_load(&c->carve_off);
+    if (carve && carve + size <= atomic_load(&c->carve_end) && hmm__slab_valid_chunk(m, cls, carve) &&
+        atomic_load(&entry_at(m, carve)->state) != HMM_CHUNK_FREE)
+        hmm__entry_mark(m, carve, HMM__NO_STRIPE, HMM_CHUNK_FREE);
+    hmm__compact_recover_class_locked(m, cls);
 }

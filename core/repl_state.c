@@ -77,8 +77,9 @@ static struct hmm_replica_pos *position(hmm_t *m)
 
 HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq)
 {
+    hmm__error_clear();
     if (!m || !primary_id || !next_seq)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_replica_position_get: NULL handle or out-pointer");
     struct hmm_replica_pos *p = position(m);
     uint64_t w[4];
     /* primary_id[0..1], next_seq, valid are consecutive words after seq. */
@@ -93,8 +94,9 @@ HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64
 
 HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq)
 {
+    hmm__error_clear();
     if (!m || !primary_id)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_replica_position_set: NULL handle or primary id");
     if (m->rdonly)
         return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
     struct hmm_replica_pos *p = position(m);
@@ -110,8 +112,9 @@ HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], 
 }
 HMM_EXPORT int hmm_replica_position_clear(hmm_t *m)
 {
+    hmm__error_clear();
     if (!m)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_replica_position_clear: NULL handle");
     if (m->rdonly)
         return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
     struct hmm_replica_pos *p = position(m);
@@ -134,8 +137,9 @@ static struct hmm_role_block *role_block(hmm_t *m)
 
 HMM_EXPORT int hmm_role_get(hmm_t *m, hmm_role_info *ri)
 {
+    hmm__error_clear();
     if (!m || !ri)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_role_get: NULL handle or role info");
     struct hmm_role_block *rb = role_block(m);
     uint64_t w[HMM_ROLE_ADDR_LEN / 8];
     memset(ri, 0, sizeof *ri);
@@ -154,8 +158,11 @@ HMM_EXPORT int hmm_role_get(hmm_t *m, hmm_role_info *ri)
 
 HMM_EXPORT int hmm_role_set(hmm_t *m, unsigned role, uint64_t epoch, const char *primary)
 {
-    if (!m || (role != HMM_ROLE_PRIMARY && role != HMM_ROLE_REPLICA))
-        return -EINVAL;
+    hmm__error_clear();
+    if (!m)
+        return hmm_fail(-EINVAL, "hmm_role_set: NULL handle");
+    if (role != HMM_ROLE_PRIMARY && role != HMM_ROLE_REPLICA)
+        return hmm_fail(-EINVAL, "%s: role %u is neither HMM_ROLE_PRIMARY nor HMM_ROLE_REPLICA", m->path, role);
     if (m->rdonly)
         return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
     size_t len = primary ? strlen(primary) : 0;
@@ -201,8 +208,9 @@ static struct hmm_metrics_header *metrics_header(hmm_t *m)
 
 HMM_EXPORT int hmm_repl_status_set(hmm_t *m, const hmm_repl_status *st)
 {
+    hmm__error_clear();
     if (!m || !st)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_repl_status_set: NULL handle or status");
     if (m->rdonly)
         return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
     struct hmm_metrics_header *h = metrics_header(m);
@@ -219,11 +227,12 @@ HMM_EXPORT int hmm_repl_status_set(hmm_t *m, const hmm_repl_status *st)
 
 HMM_EXPORT int hmm_repl_status_get(hmm_t *m, hmm_repl_status *st)
 {
+    hmm__error_clear();
     if (!m || !st)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_repl_status_get: NULL handle or status");
     struct hmm_metrics_header *h = metrics_header(m);
     if (!h)
-        return HMM_NOTFOUND;
+        return HMM_NOTFOUND; /* no metrics file: no daemon could report */
     uint64_t w[HMM_REPL_STATUS_WORDS];
     if (seq_read(&h->repl_seq, h->repl_words, w, HMM_REPL_STATUS_WORDS) != 0)
         return hmm_fail(HMM_BUSY, "%s: replication status is being rewritten", m->path);

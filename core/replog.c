@@ -262,8 +262,8 @@ static uint64_t seq_from(hmm_t *m, uint64_t tail, uint64_t head)
         }
         struct hmm_replog_rec *r = rec_at(m, p);
         uint64_t st = atomic_load(&r->state);
-        if (st != HMM_REC_PAD)
-            return HMM_REC_SEQ(st);
+        if (st != HMM__REC_PAD)
+            return HMM__REC_SEQ(st);
         if (r->len < HMM_REPLOG_REC_HDR || r->len % 8 || r->len > m->rcap - off)
             break;
         p += r->len;
@@ -291,7 +291,7 @@ static void repair_append_locked(hmm_t *m)
     if (m->rcap - off >= HMM_REPLOG_REC_HDR && next > 1) {
         struct hmm_replog_rec *r = rec_at(m, head);
         uint64_t st = atomic_load(&r->state);
-        if (st != HMM_REC_PAD && HMM_REC_SEQ(st) == next - 1 && len_valid(m, r, head))
+        if (st != HMM__REC_PAD && HMM__REC_SEQ(st) == next - 1 && len_valid(m, r, head))
             atomic_store_explicit(&h->head, head + r->len, memory_order_release);
     }
     if (tail <= head)
@@ -374,12 +374,13 @@ static void note_decided(hmm_t *m, uint64_t seq)
 int hmm__replog_settle(hmm_t *m, uint32_t stripe, uint64_t pos, uint64_t seq)
 {
     if (stripe > m->stripe_mask)
-        return HMM_CORRUPT;
+        return hmm_fail(HMM_CORRUPT, "%s: replication log record %llu names stripe %u of %u", m->path,
+                        (unsigned long long)seq, stripe, m->stripe_mask + 1);
     int rc = hmm__trylock_stripe(m, stripe);
     if (rc)
         return rc;
     struct hmm_replog_rec *r = rec_at(m, pos);
-    if (state_cas(r, HMM_REC_RESERVED | seq, HMM_REC_VOID | seq))
+    if (state_cas(r, HMM__REC_RESERVED | seq, HMM__REC_VOID | seq))
         note_decided(m, seq);
     hmm__unlock_stripe(m, stripe);
     return 0;
@@ -403,8 +404,8 @@ static void reset_window_locked(hmm_t *m)
 {
     struct hmm_replog_header *h = m->rhdr;
     uint64_t head = atomic_load(&h->head), next = atomic_load(&h->next_seq);
-    head = head >= HMM_REC_VOID ? 0 : round8(head);
-    if (next == 0 || next >= HMM_REC_VOID)
+    head = head >= HMM__REC_VOID ? 0 : round8(head);
+    if (next == 0 || next >= HMM__REC_VOID)
         next = 1;
     atomic_store(&h->next_seq, next);
     atomic_store(&h->first_seq, next);
@@ -420,8 +421,8 @@ static bool window_sane(hmm_t *m)
     uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
     uint64_t next = atomic_load_explicit(&h->next_seq, memory_order_relaxed);
-    return head % 8 == 0 && tail % 8 == 0 && tail <= head && head - tail <= m->rcap && head < HMM_REC_VOID &&
-           next > 0 && next < HMM_REC_VOID;
+    return head % 8 == 0 && tail % 8 == 0 && tail <= head && head - tail <= m->rcap && head < HMM__REC_VOID &&
+           next > 0 && next < HMM__REC_VOID;
 }
 
 static int make_room_locked(hmm_t *m, uint64_t end, uint32_t own_stripe, struct blocked *b)
@@ -443,18 +444,18 @@ static int make_room_locked(hmm_t *m, uint64_t end, uint32_t own_stripe, struct 
         uint64_t st = atomic_load_explicit(&r->state, memory_order_acquire);
         if (!len_valid(m, r, tail))
             return -ESTALE;
-        if (st != HMM_REC_PAD && (st & HMM_REC_RESERVED)) {
-            uint64_t seq = HMM_REC_SEQ(st);
+        if (st != HMM__REC_PAD && (st & HMM__REC_RESERVED)) {
+            uint64_t seq = HMM__REC_SEQ(st);
             /* Our own stripe's: its writer is not running (we hold the lock). */
-            if (r->stripe != own_stripe || !state_cas(r, st, HMM_REC_VOID | seq)) {
+            if (r->stripe != own_stripe || !state_cas(r, st, HMM__REC_VOID | seq)) {
                 *b = (struct blocked){r->stripe, tail, seq};
                 rc = -EAGAIN;
                 break;
             }
             note_decided(m, seq);
         }
-        if (st != HMM_REC_PAD)
-            first = HMM_REC_SEQ(st) + 1;
+        if (st != HMM__REC_PAD)
+            first = HMM__REC_SEQ(st) + 1;
         tail += r->len;
     }
     /* first_seq before tail: a reader that loads tail and then first_seq
@@ -509,7 +510,7 @@ static int reserve_locked(hmm_t *m, uint32_t stripe, uint64_t len, uint64_t *pos
             pad->len = (uint32_t)gap;
             pad->stripe = UINT32_MAX;
             /* Release: a writer killed here leaves len with the state. */
-            atomic_store_explicit(&pad->state, HMM_REC_PAD, memory_order_release);
+            atomic_store_explicit(&pad->state, HMM__REC_PAD, memory_order_release);
         }
         pos += gap;
         /* Release: readers that pass the new head see the pad. */
@@ -522,7 +523,7 @@ static int reserve_locked(hmm_t *m, uint32_t stripe, uint64_t len, uint64_t *pos
     /* Release keeps len and stripe ahead of the state, also for the
      * compiler: a writer killed at any instruction never leaves a state
      * whose length or stripe is stale (repair_append_locked, settling). */
-    atomic_store_explicit(&r->state, HMM_REC_RESERVED | seq, memory_order_release);
+    atomic_store_explicit(&r->state, HMM__REC_RESERVED | seq, memory_order_release);
     atomic_store_explicit(&h->next_seq, seq + 1, memory_order_relaxed);
     /* Named in the stripe only now, after next_seq moved on: a seq the
      * stripe names is never handed out again (see repair_append_locked). */
@@ -601,9 +602,9 @@ static void decide_locked(hmm_t *m, uint32_t stripe, bool commit)
         return;
     uint64_t pos = atomic_load_explicit(&s->replog_pos, memory_order_relaxed);
     /* A damaged stripe could name any position: the record must fit. */
-    if (m->rcap - pos % m->rcap >= HMM_REPLOG_REC_HDR && seq < HMM_REC_VOID) {
+    if (m->rcap - pos % m->rcap >= HMM_REPLOG_REC_HDR && seq < HMM__REC_VOID) {
         struct hmm_replog_rec *r = rec_at(m, pos);
-        if (state_cas(r, HMM_REC_RESERVED | seq, commit ? seq : HMM_REC_VOID | seq))
+        if (state_cas(r, HMM__REC_RESERVED | seq, commit ? seq : HMM__REC_VOID | seq))
             note_decided(m, seq);
     }
     atomic_store_explicit(&s->replog_seq, 0, memory_order_release);

@@ -36,8 +36,9 @@ static int no_log(hmm_t *m)
 
 HMM_EXPORT int hmm_replog_info(hmm_t *m, struct hmm_replog_info *info)
 {
+    hmm__error_clear();
     if (!m || !info)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_replog_info: NULL handle or info");
     if (!m->rhdr)
         return no_log(m);
     memset(info, 0, sizeof *info);
@@ -93,7 +94,7 @@ static int locate(hmm_t *m, uint64_t from, uint64_t *pos_out)
                 retry = true; /* overwritten under us, or damaged: look again */
                 break;
             }
-            if (st != HMM_REC_PAD && HMM_REC_SEQ(st) >= from)
+            if (st != HMM__REC_PAD && HMM__REC_SEQ(st) >= from)
                 break;
             p += len;
         }
@@ -107,8 +108,9 @@ static int locate(hmm_t *m, uint64_t from, uint64_t *pos_out)
 
 HMM_EXPORT int hmm_replog_open(hmm_t *m, uint64_t from_seq, hmm_replog_reader **out)
 {
+    hmm__error_clear();
     if (!m || !out)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_replog_open: NULL handle or reader pointer");
     *out = NULL;
     if (!m->rhdr)
         return no_log(m);
@@ -119,7 +121,7 @@ HMM_EXPORT int hmm_replog_open(hmm_t *m, uint64_t from_seq, hmm_replog_reader **
         return rc;
     hmm_replog_reader *r = calloc(1, sizeof *r);
     if (!r)
-        return -ENOMEM;
+        return hmm_fail(-ENOMEM, "%s: no memory for a replication log reader", m->path);
     r->m = m;
     r->pos = pos;
     r->want = from;
@@ -141,7 +143,7 @@ static int reserve_buf(hmm_replog_reader *r, size_t len)
         return 0;
     uint8_t *b = realloc(r->buf, len);
     if (!b)
-        return -ENOMEM;
+        return hmm_fail(-ENOMEM, "%s: no memory for a replication log record of %zu bytes", r->m->path, len);
     r->buf = b;
     r->cap = len;
     return 0;
@@ -184,8 +186,9 @@ static int decode(hmm_replog_reader *r, uint32_t len, uint64_t seq, hmm_replog_r
 
 HMM_EXPORT int hmm_replog_next(hmm_replog_reader *r, hmm_replog_record *out)
 {
+    hmm__error_clear();
     if (!r || !out)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_replog_next: NULL reader or record");
     hmm_t *m = r->m;
     struct hmm_replog_header *h = m->rhdr;
     /* Every step moves pos on by at least 8 bytes or returns, so a damaged
@@ -208,22 +211,22 @@ HMM_EXPORT int hmm_replog_next(hmm_replog_reader *r, hmm_replog_record *out)
         if (!len)
             return lapped(m, r->pos) ? hmm_fail(HMM_MISMATCH, "%s: the replication log wrapped past the reader", m->path)
                                      : hmm_fail(HMM_CORRUPT, "%s: replication log record length out of bounds", m->path);
-        if (st == HMM_REC_PAD) {
+        if (st == HMM__REC_PAD) {
             r->pos += len;
             continue;
         }
-        uint64_t seq = HMM_REC_SEQ(st);
+        uint64_t seq = HMM__REC_SEQ(st);
         if (seq != r->want)
             return lapped(m, r->pos) || seq > r->want
                        ? hmm_fail(HMM_MISMATCH, "%s: replication log holds %llu where %llu was expected", m->path,
                                   (unsigned long long)seq, (unsigned long long)r->want)
                        : hmm_fail(HMM_CORRUPT, "%s: replication log sequence numbers go backwards", m->path);
-        if (st & HMM_REC_VOID) {
+        if (st & HMM__REC_VOID) {
             r->pos += len;
             r->want++;
             continue;
         }
-        if (st & HMM_REC_RESERVED) {
+        if (st & HMM__REC_RESERVED) {
             int rc = uncommitted(r, rec, seq);
             if (rc)
                 return rc;
@@ -243,7 +246,7 @@ HMM_EXPORT int hmm_replog_next(hmm_replog_reader *r, hmm_replog_record *out)
             return rc;
         r->pos += len;
         r->want++;
-        return 0;
+        return hmm__result(0); /* a dead writer's record settled on the way leaves no detail */
     }
     return hmm_fail(HMM_CORRUPT, "%s: replication log holds no record where one should be", m->path);
 }

@@ -21,7 +21,10 @@
 #include "core/internal.h"
 
 #define CHUNK_STATE_BIT(st) (1u << (st))
-#define EVICT_RETRIES 64        /* cache mode: evictions tried for one allocation */
+/* Cache mode: evictions tried for one allocation.  A chunk an eviction
+ * frees may be taken by another writer of the class first; the bound keeps
+ * one put's work finite when that keeps happening (one try is the rule). */
+#define EVICT_RETRIES 64
 #define COMPACT_ATTEMPTS 8      /* pages emptied by moving entries for one allocation */
 
 uint32_t hmm__slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t *sizes)
@@ -147,28 +150,6 @@ int hmm__pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool m
     return 0;
 }
 
-void hmm__recover_pages_locked(hmm_t *m)
-{
-    /* A run is committed by its head, written after its tails: tails
-     * without a head covering them belong to an allocation that died. */
-    uint64_t npages = map_npages(m);
-    for (uint64_t p = 0; p < npages; p++) {
-        uint64_t v = atomic_load(&m->pagetab[p]);
-        unsigned kind = HMM_PAGE_KIND(v);
-        if (kind != HMM_PAGE_RUN_TAIL && kind != HMM_PAGE_INDEX_TAIL)
-            continue;
-        uint64_t h = HMM_PAGE_ARG(v);
-        bool ok = false;
-        if (h < p) {
-            uint64_t hv = atomic_load(&m->pagetab[h]);
-            unsigned hk = HMM_PAGE_KIND(hv);
-            ok = (hk == HMM_PAGE_RUN_HEAD || hk == HMM_PAGE_INDEX_HEAD) && h + HMM_PAGE_ARG(hv) > p;
-        }
-        if (!ok)
-            atomic_store(&m->pagetab[p], 0);
-    }
-}
-
 /* Give a fresh page to class cls (class lock held).  FORMAT.md §9: the
  * page table entry is the commit; page_intent lets class repair finish the
  * carve-pointer update if we die between the two. */
@@ -195,36 +176,6 @@ static int class_grow_locked(hmm_t *m, uint32_t cls, bool may_grow)
     atomic_store_explicit(&c->page_intent, 0, memory_order_release);
     c->pages++;
     return 0;
-}
-
-void hmm__recover_class_locked(hmm_t *m, uint32_t cls)
-{
-    struct hmm_class *c = &m->classes[cls];
-    uint32_t size = m->class_size[cls];
-    uint64_t pi = atomic_load(&c->page_intent);
-    if (pi) {
-        uint64_t p = pi - 1;
-        uint64_t start = map_page_off(m, p);
-        uint64_t carve = atomic_load(&c->carve_off);
-        if (hmm__slab_page_of(m, start) == p &&
-            atomic_load(&m->pagetab[p]) == HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls) &&
-            !(carve >= start && carve <= start + m->page_size)) {
-            atomic_store(&c->carve_end, start + (m->page_size / size) * size);
-            atomic_store(&c->carve_off, start);
-            c->pages++;
-        }
-        atomic_store(&c->page_intent, 0);
-    }
-    uint64_t head = atomic_load(&c->free_head);
-    if (head && !hmm__slab_valid_chunk(m, cls, head))
-        atomic_store(&c->free_head, 0); /* a corrupt list: drop it rather than follow it */
-    else if (head && atomic_load(&chunk(m, head)->state) != HMM_CHUNK_FREE)
-        hmm__entry_mark(m, head, UINT32_MAX, HMM_CHUNK_FREE);
-    uint64_t carve = atomic_load(&c->carve_off);
-    if (carve && carve + size <= atomic_load(&c->carve_end) && hmm__slab_valid_chunk(m, cls, carve) &&
-        atomic_load(&chunk(m, carve)->state) != HMM_CHUNK_FREE)
-        hmm__entry_mark(m, carve, UINT32_MAX, HMM_CHUNK_FREE);
-    hmm__compact_recover_class_locked(m, cls);
 }
 
 /* ---- allocation ---- */
@@ -491,8 +442,9 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
             rc = class_alloc(m, stripe, cls, true, off);
         }
     }
-    if (rc == HMM__NOPAGE)
-        rc = HMM_FULL;
+    if (rc == HMM__NOPAGE || rc == HMM_FULL)
+        rc = hmm_fail(HMM_FULL, "%s: no room for %llu bytes: the data area is full and the map at its max_size "
+                      "(%llu bytes)", m->path, (unsigned long long)bytes, (unsigned long long)m->hdr->max_size);
     if (rc == 0)
         HMM_CRASHPOINT("alloc");
     return rc;
@@ -505,7 +457,7 @@ static void free_run_locked(hmm_t *m, uint64_t p, uint64_t n, uint64_t off, hmm_
     atomic_store_explicit(&m->pagetab[p], 0, memory_order_release); /* commit */
     HMM_CRASHPOINT("free_linked");
     atomic_store_explicit(intent_field, 0, memory_order_release);
-    hmm__entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
+    hmm__entry_mark(m, off, HMM__NO_STRIPE, HMM_CHUNK_FREE);
     for (uint64_t i = 1; i < n; i++)
         atomic_store_explicit(&m->pagetab[p + i], 0, memory_order_relaxed);
 }
@@ -517,7 +469,7 @@ void hmm__slab_free_chunk_locked(hmm_t *m, uint32_t cls, uint64_t off, hmm_atomi
     atomic_store_explicit(&c->free_head, off, memory_order_release); /* commit */
     HMM_CRASHPOINT("free_linked");
     atomic_store_explicit(intent_field, 0, memory_order_release);
-    hmm__entry_mark(m, off, UINT32_MAX, HMM_CHUNK_FREE);
+    hmm__entry_mark(m, off, HMM__NO_STRIPE, HMM_CHUNK_FREE);
     c->chunks_used--;
 }
 

@@ -10,8 +10,9 @@
 
 HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
 {
+    hmm__error_clear();
     if (!m || !st)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_stat: NULL handle or stats");
     memset(st, 0, sizeof *st);
     int64_t items = 0, bytes = 0;
     for (uint32_t i = 0; i <= m->stripe_mask; i++) {
@@ -58,8 +59,9 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
 
 HMM_EXPORT int hmm_stat_classes(hmm_t *m, hmm_class_stats *out, size_t cap, size_t *n)
 {
+    hmm__error_clear();
     if (!m || !n || (!out && cap))
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_stat_classes: NULL handle or count, or NULL array with a capacity");
     for (uint32_t c = 0; c < m->nclasses && c < cap; c++) {
         const struct hmm_class *cl = &m->classes[c];
         out[c] = (hmm_class_stats){

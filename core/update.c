@@ -97,7 +97,7 @@ static int write_decide(hmm_t *m, struct write_req *r, struct hmm_entry *cur)
         int n = snprintf(r->numbuf, sizeof r->numbuf, "%" PRId64, r->result);
         r->val = r->numbuf;
         r->vlen = (size_t)n;
-        r->vtype = HMM_VTYPE_COUNTER;
+        r->vtype = HMM_TAG_COUNTER;
         return 0;
     }
     }
@@ -277,6 +277,7 @@ static void prefetch_for_write(hmm_t *m, uint32_t si, uint64_t hash)
 
 static int write_run(hmm_t *m, struct write_req *r)
 {
+    hmm__error_clear();
     int rc = check_key(m, r->key, r->klen);
     if (rc)
         return rc;
@@ -321,7 +322,7 @@ static int write_run(hmm_t *m, struct write_req *r)
         metrics_add(m, HMM_C_CAS_FAILURES, 1);
     else if (rc == HMM_FULL)
         metrics_add(m, HMM_C_FULL_ERRORS, 1);
-    return rc;
+    return hmm__result(rc); /* no detail of a growth or eviction step that made room */
 }
 
 HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
@@ -333,6 +334,7 @@ HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, 
 HMM_EXPORT int hmm_put_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                               uint64_t ttl_ms, unsigned flags, unsigned tag)
 {
+    hmm__error_clear();
     if ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX) || tag > HMM_TAG_MAX)
         return hmm_fail(-EINVAL, "put flags must be 0, HMM_NX or HMM_XX, and the tag 0..255");
     struct write_req r = {.kind = WRITE_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen,
@@ -371,6 +373,7 @@ HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, 
 HMM_EXPORT int hmm_cas_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                               uint64_t ttl_ms, uint64_t expected_version, unsigned tag)
 {
+    hmm__error_clear();
     if (tag > HMM_TAG_MAX)
         return hmm_fail(-EINVAL, "the tag must be 0..255");
     struct write_req r = {.kind = WRITE_CAS, .key = key, .klen = klen, .val = val, .vlen = vlen,
@@ -380,8 +383,9 @@ HMM_EXPORT int hmm_cas_tagged(hmm_t *m, const void *key, size_t klen, const void
 
 HMM_EXPORT int hmm_apply(hmm_t *m, const hmm_replog_record *rec)
 {
+    hmm__error_clear();
     if (!m || !rec)
-        return -EINVAL;
+        return hmm_fail(-EINVAL, "hmm_apply: NULL handle or record");
     if (rec->op == HMM_REC_PUT) {
         if (rec->tag > HMM_TAG_MAX)
             return hmm_fail(-EINVAL, "record tag %u is over %u", rec->tag, HMM_TAG_MAX);

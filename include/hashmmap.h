@@ -13,11 +13,18 @@
  * it (see docs/FORMAT.md).
  *
  * Conventions of every function:
- *   - 0 is success; failures are negative: -errno for system errors
+ *   - 0 is success; anything else is negative: -errno for system errors
  *     (-ENOENT, -EACCES, -EINVAL for bad arguments, -ENOMEM, ...) or one of
- *     the HMM_* codes below.  hmm_strerror() has a sentence for each, and
- *     hmm_last_error() gives the detail of the calling thread's last
- *     failure (which file, which check).
+ *     the HMM_* codes below.  hmm_strerror() has a sentence for each.
+ *   - Four codes are answers rather than failures: HMM_NOTFOUND (the key
+ *     is absent or expired), HMM_EXISTS (present), HMM_MISMATCH (its
+ *     version changed), HMM_TOOSMALL (the value is longer than the buffer).
+ *     A miss is a normal outcome of a lookup and costs no message.
+ *   - hmm_last_error() describes the calling thread's latest call: after a
+ *     failure, what failed (which map, which key length or limit, which
+ *     check); after a success or an answer, "" (but for the two answers
+ *     named at hmm_last_error).  Every call that can fail clears it on
+ *     entry, so it never speaks of an older call.
  *   - A handle (hmm_t) may be used by many threads at once, and by a child
  *     after fork() (the child gets its own process-table slot lazily).
  *   - Keys are 1..65535 bytes; values 0..max_value bytes (fixed at creation,
@@ -104,7 +111,8 @@ typedef struct hmm hmm_t; /* opaque; one per process (thread-safe) */
 typedef struct hmm_config {
     uint64_t size;           /* bytes for entries at creation; 0 = 64 MiB */
     uint64_t max_size;       /* the map may grow up to this; 0 = no growth beyond size */
-    uint32_t flags;          /* HMM_CREATE, HMM_EXCL, HMM_RDONLY, HMM_CACHE, HMM_NOREPLOG */
+    uint32_t flags;          /* HMM_CREATE, HMM_EXCL, HMM_RDONLY, HMM_CACHE, HMM_NOREPLOG,
+                              * HMM_NOMETRICS, HMM_REPLICA_WRITER (see their definitions) */
     uint32_t mode;           /* permission bits of created files; 0 = 0600 */
     uint64_t default_ttl_ms; /* TTL for puts that pass 0; 0 = entries never expire */
     uint64_t replog_size;    /* bytes of the replication log ring; 0 = default */
@@ -154,14 +162,14 @@ typedef struct hmm_stats {
     uint64_t index_slots;    /* hash index slots (entries the index can address) */
     uint64_t generation;     /* bumped on every growth step */
     uint64_t recoveries;     /* repairs of work left behind by dead processes */
-    uint64_t default_ttl_ms;
-    uint32_t max_key;
-    uint32_t max_value;
+    uint64_t default_ttl_ms; /* TTL of puts that pass 0, fixed at creation; 0 = never expire */
+    uint32_t max_key;        /* longest key in bytes (HMM_MAX_KEY) */
+    uint32_t max_value;      /* longest value in bytes, fixed at creation */
     uint32_t page_size;      /* bytes of a slab page */
     uint32_t nstripes;       /* writer lock stripes */
     uint32_t nclasses;       /* slab size classes */
     uint32_t nprocs;         /* processes that have the map open now */
-    uint32_t format_version;
+    uint32_t format_version; /* version of the file format (docs/FORMAT.md) */
     uint32_t flags;          /* HMM_CACHE, HMM_NOREPLOG as created; HMM_RDONLY for this handle */
     uint64_t counters[HMM_COUNTERS_MAX]; /* indexed by enum hmm_counter */
     uint64_t reserved[16];   /* zero; room for later fields without an ABI break */
@@ -295,7 +303,7 @@ HMM_EXPORT int hmm_incr(hmm_t *m, const void *key, size_t klen, int64_t delta, i
 HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, uint64_t expected_version);
 
-/* ---- committed offsets (issue 11; core/offset.c) ----
+/* ---- committed offsets ----
  *
  * For consumers that track a position per (topic, partition) or per file:
  * the value under key is "the highest offset committed", a decimal ASCII
@@ -324,7 +332,6 @@ HMM_EXPORT int hmm_offset_get(hmm_t *m, const void *key, size_t klen, uint64_t *
  * needed, without the NUL); -EINVAL for an empty topic or partition < 0. */
 HMM_EXPORT int hmm_offset_key(char *buf, size_t cap, const char *topic, int32_t partition,
                               size_t *klen);
-/* ---- end of committed offsets ---- */
 
 /* What is kept with a value besides its bytes. */
 typedef struct hmm_entry_info {
@@ -384,6 +391,11 @@ HMM_EXPORT int  hmm_cursor_info(hmm_cursor *c, hmm_entry_info *info);
 
 /* ---- administration ---- */
 
+/* Fill *st (every field, reserved ones zeroed) with the map's sizes as
+ * they are now and the event counters summed over every process that has
+ * or had the map open.  Takes no lock: under concurrent writers the gauges
+ * (items, bytes_used) are each a recent value, not one snapshot.  0, or
+ * -EINVAL for a NULL argument. */
 HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st);
 /* Flush the map to stable storage (msync + fsync).  No-op for anonymous maps. */
 HMM_EXPORT int hmm_sync(hmm_t *m);
@@ -538,8 +550,14 @@ HMM_EXPORT int hmm_repl_status_get(hmm_t *m, hmm_repl_status *st);
 
 HMM_EXPORT const char *hmm_strerror(int rc);   /* a sentence for every code, never NULL */
 HMM_EXPORT const char *hmm_errname(int rc);    /* "HMM_NOTFOUND", "ENOENT", ... */
-/* Detail of the calling thread's last failure ("/d/hashmmap.map: bad magic"),
- * or "" if none.  Valid until the thread's next call into the library. */
+/* Detail of the calling thread's latest call if it failed
+ * ("/d/hashmmap.map: bad magic"); "" if it succeeded or returned an answer
+ * (HMM_NOTFOUND, HMM_EXISTS, HMM_MISMATCH, HMM_TOOSMALL), and on a thread
+ * that made no call yet.  hmm_open's HMM_EXISTS (HMM_EXCL) and the
+ * replication log reader's HMM_MISMATCH do carry one: there the answer
+ * needs a path or a window to act on.  hmm_get_batch returns 0 but keeps
+ * the detail of the last key whose rcs[i] is a failure.  Per thread;
+ * valid until the thread's next call into the library. */
 HMM_EXPORT const char *hmm_last_error(void);
 /* "0.1.0"; the pointers, if not NULL, receive the numbers. */
 HMM_EXPORT const char *hmm_version(int *major, int *minor, int *patch);

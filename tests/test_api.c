@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -809,6 +810,104 @@ static void test_every_code_has_a_sentence_and_a_name(void **state)
     assert_null(hmm_counter_name(HMM_COUNTER_COUNT));
 }
 
+/* ---- hmm_last_error: the detail of this thread's latest call ---- */
+
+static void test_last_error_describes_the_latest_failure_only(void **state)
+{
+    hmm_t *m = fresh();
+    static char big[HMM_MAX_KEY + 1];
+    memset(big, 'k', sizeof big);
+    assert_int_equal(hmm_put(m, big, sizeof big, "v", 1, 0, 0), HMM_TOOBIG);
+    assert_non_null(strstr(hmm_last_error(), "65536"));   /* names the key's length */
+
+    TU_OK(hmm_put(m, "k", 1, "v", 1, 0, 0));
+    assert_string_equal(hmm_last_error(), "");             /* a success keeps no older detail */
+
+    assert_int_equal(hmm_put(m, "k", 1, "v", 1, 0, HMM_NX | HMM_XX), -EINVAL);
+    assert_non_null(strstr(hmm_last_error(), "HMM_NX"));   /* the new failure, not the old one */
+    assert_null(strstr(hmm_last_error(), "65536"));
+
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_string_equal(hmm_last_error(), "");
+    hmm_close(m);
+}
+
+static void test_last_error_names_the_map_of_a_failing_write(void **state)
+{
+    char *dir = tu_tmpdir();
+    hmm_close(tu_open(dir, 1 << 20, 0, 0));
+    hmm_config cfg = {.flags = HMM_RDONLY};
+    hmm_t *r;
+    TU_OK(hmm_open(&r, dir, &cfg));
+    assert_int_equal(hmm_del(r, "k", 1), -EBADF);
+    assert_non_null(strstr(hmm_last_error(), dir));
+    assert_non_null(strstr(hmm_last_error(), "read-only"));
+    hmm_close(r);
+}
+
+static void test_answers_leave_no_detail(void **state)
+{
+    hmm_t *m = fresh();
+    assert_int_equal(hmm_put(m, "", 0, "v", 1, 0, 0), -EINVAL);
+    assert_string_not_equal(hmm_last_error(), "");
+    char buf[4];
+    size_t len = sizeof buf;
+    assert_int_equal(hmm_get(m, "absent", 6, buf, &len), HMM_NOTFOUND); /* a miss is an answer */
+    assert_string_equal(hmm_last_error(), "");
+    TU_OK(hmm_put(m, "k", 1, "value", 5, 0, 0));
+    assert_int_equal(hmm_put(m, "k", 1, "v", 1, 0, HMM_NX), HMM_EXISTS);
+    assert_string_equal(hmm_last_error(), "");
+    assert_int_equal(hmm_cas(m, "k", 1, "v", 1, 0, 12345), HMM_MISMATCH);
+    assert_string_equal(hmm_last_error(), "");
+    len = 2;
+    assert_int_equal(hmm_get(m, "k", 1, buf, &len), HMM_TOOSMALL);
+    assert_string_equal(hmm_last_error(), "");
+    hmm_close(m);
+}
+
+static void *succeed_in_a_thread(void *arg)
+{
+    hmm_t *m = arg;
+    char buf[8];
+    size_t len = sizeof buf;
+    int rc = hmm_get(m, "k", 1, buf, &len);
+    return (void *)(intptr_t)(rc == 0 && strcmp(hmm_last_error(), "") == 0);
+}
+
+static void test_last_error_is_per_thread_and_empty_after_success_on_a_fresh_thread(void **state)
+{
+    hmm_t *m = fresh();
+    TU_OK(hmm_put(m, "k", 1, "v", 1, 0, 0));
+    assert_int_equal(hmm_get(m, NULL, 1, NULL, NULL), -EINVAL);
+    char before[512];
+    snprintf(before, sizeof before, "%s", hmm_last_error());
+    assert_string_not_equal(before, "");
+    pthread_t t;
+    void *ok = NULL;
+    assert_int_equal(pthread_create(&t, NULL, succeed_in_a_thread, m), 0);
+    assert_int_equal(pthread_join(t, &ok), 0);
+    assert_true(ok != NULL);
+    assert_string_equal(hmm_last_error(), before); /* another thread's calls leave ours alone */
+    hmm_close(m);
+}
+
+static void test_cache_puts_that_evict_leave_no_detail(void **state)
+{
+    hmm_t *m = tu_open(tu_tmpdir(), 1 << 20, 0, HMM_CACHE);
+    char key[32], val[200];
+    memset(val, 'v', sizeof val);
+    for (int i = 0; i < 20000; i++) {
+        int n = snprintf(key, sizeof key, "key-%d", i);
+        TU_OK(hmm_put(m, key, (size_t)n, val, sizeof val, 0, 0));
+        assert_string_equal(hmm_last_error(), "");
+    }
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_true(st.counters[HMM_C_EVICTIONS] > 0);
+    hmm_close(m);
+}
+
 int main(void)
 {
     tu_watchdog(120);
@@ -856,6 +955,11 @@ int main(void)
         cmocka_unit_test(test_check_on_healthy_map_returns_zero),
         cmocka_unit_test(test_procs_lists_this_process),
         cmocka_unit_test(test_every_code_has_a_sentence_and_a_name),
+        cmocka_unit_test(test_last_error_describes_the_latest_failure_only),
+        cmocka_unit_test(test_last_error_names_the_map_of_a_failing_write),
+        cmocka_unit_test(test_answers_leave_no_detail),
+        cmocka_unit_test(test_last_error_is_per_thread_and_empty_after_success_on_a_fresh_thread),
+        cmocka_unit_test(test_cache_puts_that_evict_leave_no_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -269,17 +269,20 @@ static int cmd_load(hmm_t *m)
     return status;
 }
 
+/* Processes `info` lists: a screenful (the map's table holds 512). */
+#define INFO_PROCS_MAX 64
+
 static int cmd_info(hmm_t *m, const char *dir, bool json)
 {
     hmm_stats st;
     int rc = hmm_stat(m, &st);
     if (rc)
         return fail("info", rc);
-    hmm_proc_info procs[64];
+    hmm_proc_info procs[INFO_PROCS_MAX];
     size_t np = 0;
-    hmm_procs(m, procs, 64, &np);
-    if (np > 64)
-        np = 64;
+    hmm_procs(m, procs, INFO_PROCS_MAX, &np);
+    if (np > INFO_PROCS_MAX)
+        np = INFO_PROCS_MAX;
     double fill = st.bytes_total ? 100.0 * (double)st.bytes_used / (double)st.bytes_total : 0;
     double ifill = st.index_slots ? 100.0 * (double)st.items / (double)st.index_slots : 0;
     struct hmm_replog_info log;
