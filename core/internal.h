@@ -407,6 +407,17 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
 /* Move the entry in chunk off to another chunk of its class, as a put of
  * the same bytes, expiry and version (update.c; stripe lock held). */
 int hmm__relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off);
+/* Delete chunk y, the LIVE entry of hash that slot of view holds, under
+ * stripe's lock, its intent naming a delete of hash (update.c): steps 4-6
+ * of FORMAT.md §8, retire, unpublish, free, and the stripe's gauges.  how:
+ * HMM_DELETE_LOGGED commits the record the stripe reserved after the
+ * unpublish; HMM_DELETE_EVICTION passes eviction's crash points (§13) and
+ * frees the chunk into its class, never keeping it as the stripe's spare.
+ * The caller clears (or gives back) the intent. */
+#define HMM_DELETE_LOGGED 1u
+#define HMM_DELETE_EVICTION 2u
+int hmm__delete_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *view, uint64_t hash, hmm_atomic_u64 *slot,
+                       uint64_t y, unsigned how);
 int hmm__trylock_stripe(hmm_t *m, uint32_t stripe);
 
 /* ---- read.c ---- */
