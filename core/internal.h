@@ -224,6 +224,10 @@ uint32_t hmm__proc_self_tag(hmm_t *m);        /* our slot + 1 for owner_proc fie
 
 /* ---- lock.c ---- */
 int hmm__lock_init_shared(pthread_mutex_t *mu);
+/* Lock a robust mutex of the map, waiting; when its holder died, run
+ * repair(m, arg) first (what and arg name the lock in an error). */
+int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                     const char *what);
 int hmm__lock_stripe(hmm_t *m, uint32_t stripe);
 void hmm__unlock_stripe(hmm_t *m, uint32_t stripe);
 int hmm__lock_class(hmm_t *m, uint32_t cls);

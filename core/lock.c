@@ -29,12 +29,12 @@ int hmm__lock_init_shared(pthread_mutex_t *mu)
     return -rc;
 }
 
-/* Lock mu (wait: block when busy, else -EBUSY); on EOWNERDEAD run
- * repair(m, arg) before making it consistent. */
-static int lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
-                       const char *what, bool wait)
+/* lock_robust() when the trylock did not take the lock at once: rc is its
+ * answer.  Out of line, so the uncontended lock is a call and a test. */
+static __attribute__((noinline)) int lock_robust_slow(hmm_t *m, pthread_mutex_t *mu, int rc,
+                                                      void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                                                      const char *what, bool wait)
 {
-    int rc = pthread_mutex_trylock(mu);
     if (rc == EBUSY) {
         if (!wait)
             return -EBUSY;
@@ -54,7 +54,23 @@ static int lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, ui
     return hmm_fail(-rc, "%s: %s lock %u: %s", m->path, what, arg, strerror(rc));
 }
 
-static int lock_stripe_how(hmm_t *m, uint32_t stripe, bool wait)
+/* Lock mu (wait: block when busy, else -EBUSY); on EOWNERDEAD run
+ * repair(m, arg) before making it consistent. */
+static inline __attribute__((always_inline)) int lock_robust(hmm_t *m, pthread_mutex_t *mu,
+                                                             void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                                                             const char *what, bool wait)
+{
+    int rc = pthread_mutex_trylock(mu);
+    return __builtin_expect(rc == 0, 1) ? 0 : lock_robust_slow(m, mu, rc, repair, arg, what, wait);
+}
+
+int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                     const char *what)
+{
+    return lock_robust(m, mu, repair, arg, what, true);
+}
+
+static inline __attribute__((always_inline)) int lock_stripe_how(hmm_t *m, uint32_t stripe, bool wait)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
     int rc = lock_robust(m, &s->lock, hmm__recover_stripe_locked, stripe, "stripe", wait);

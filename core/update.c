@@ -108,6 +108,7 @@ static int write_decide(hmm_t *m, struct write_req *r, struct hmm_entry *cur)
     return -EINVAL;
 }
 
+/* now: the time the write read, 0 if it read none yet. */
 static uint64_t expiry_for(hmm_t *m, const struct write_req *r, const struct hmm_entry *cur, uint64_t now)
 {
     if ((r->kind == WRITE_INCR || r->kind == WRITE_MOVE) && cur)
@@ -117,6 +118,8 @@ static uint64_t expiry_for(hmm_t *m, const struct write_req *r, const struct hmm
     uint64_t ttl = r->ttl_ms ? r->ttl_ms : m->default_ttl_ms;
     if (!ttl)
         return 0;
+    if (!now)
+        now = hmm_now_ms();
     /* Saturate: now + a huge TTL would wrap to a time in the past and
      * store an entry that is expired at birth.  UINT64_MAX ms is 584
      * million years away, as good as "never" while keeping a TTL. */
@@ -155,7 +158,7 @@ struct write_state {
     uint64_t x;            /* the new entry's chunk, 0 for a delete */
     uint64_t xbytes;
     uint64_t expire_ms;
-    uint64_t now;
+    uint64_t now;          /* ms, read once when needed; 0 not yet */
     bool logged;           /* a log record is reserved: commit or void it */
 };
 
@@ -192,7 +195,9 @@ static int write_find_locked(hmm_t *m, uint32_t si, struct write_req *r, struct 
     w->ye = w->y ? hmm__entry_whole_at(m, w->y) : NULL;
     if (w->y && !w->ye)
         return hmm_fail(HMM_CORRUPT, "%s: entry at %" PRIu64 " is out of bounds", m->path, w->y);
-    w->now = hmm_now_ms();
+    /* The clock is read only for an entry with an expiry (and a TTL'd
+     * put, expiry_for): most writes never need it. */
+    w->now = w->ye && w->ye->expire_ms ? hmm_now_ms() : 0;
     w->expired = w->ye && hmm__entry_expired(w->ye, w->now);
     if (r->kind == WRITE_MOVE) {
         if (w->y != r->expected || !w->ye)
