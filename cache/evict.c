@@ -119,24 +119,14 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
             hmm__unlock_stripe(m, t);
         return 0;
     }
-    int64_t bytes = (int64_t)entry_bytes(e->klen, e->vlen);
     struct hmm_intent *it = &st->intent;
     uint32_t saved_op = atomic_load(&it->op);
     uint64_t saved_hash = atomic_load(&it->hash);
     assert(!own || (atomic_load(&it->new_off) == 0 && atomic_load(&it->old_off) == 0));
     atomic_store_explicit(&it->hash, hash, memory_order_relaxed);
     atomic_store_explicit(&it->new_off, 0, memory_order_relaxed);
-    atomic_store_explicit(&it->old_off, x, memory_order_relaxed);
     atomic_store_explicit(&it->op, HMM_OP_DEL, memory_order_release);
-    hmm__entry_mark(m, x, t, HMM_CHUNK_RETIRING);
-    HMM_CRASHPOINT("evict_retired");
-    hmm__index_remove_locked(m, in, hash, slot);
-    HMM_CRASHPOINT("evicted");
-    hmm__seq_begin_free(st);
-    int rc = hmm__slab_free(m, t, x, &it->old_off);
-    hmm__seq_end_free(st);
-    st->items--;
-    st->bytes_used -= bytes;
+    int rc = hmm__delete_locked(m, t, in, hash, slot, x, HMM_DELETE_EVICTION);
     if (own) {
         atomic_store_explicit(&it->hash, saved_hash, memory_order_relaxed);
         atomic_store_explicit(&it->op, saved_op, memory_order_release);

@@ -39,7 +39,10 @@
  * another compaction (which could move entries in turn, without end), never
  * take or keep a stripe's spare (it may lie in the leaving page), and in
  * cache mode one failed eviction is final. */
-static _Thread_local bool relocating;
+/* initial-exec: read on every allocation (three times a put), and the
+ * default model for a shared library calls __tls_get_addr each time; one
+ * byte of static TLS is available also when the library is dlopen'ed. */
+static _Thread_local bool relocating __attribute__((tls_model("initial-exec")));
 
 void hmm__set_relocating(bool on)
 {

@@ -260,6 +260,10 @@ uint32_t hmm__proc_self_tag(hmm_t *m);        /* our slot + 1 for owner_proc fie
 
 /* ---- lock.c ---- */
 int hmm__lock_init_shared(pthread_mutex_t *mu);
+/* Lock a robust mutex of the map, waiting; when its holder died, run
+ * repair(m, arg) first (what and arg name the lock in an error). */
+int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                     const char *what);
 int hmm__lock_stripe(hmm_t *m, uint32_t stripe);
 void hmm__unlock_stripe(hmm_t *m, uint32_t stripe);
 int hmm__lock_class(hmm_t *m, uint32_t cls);
@@ -451,6 +455,18 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
 /* Move the entry in chunk off to another chunk of its class, as a put of
  * the same bytes, expiry and version (stripe lock held). */
 int hmm__relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off);
+/* Delete chunk y, the LIVE entry of hash that slot of view holds, under
+ * stripe's lock, its intent naming a delete of hash (update.c): steps 4-6
+ * of FORMAT.md §8, retire, unpublish, free, and the stripe's gauges.  how:
+ * HMM_DELETE_LOGGED commits the record the stripe reserved after the
+ * unpublish; HMM_DELETE_EVICTION passes eviction's crash points (§12) and
+ * frees the chunk into its class, never keeping it as the stripe's spare.
+ * The caller clears (or gives back) the intent. */
+#define HMM_DELETE_LOGGED 1u
+#define HMM_DELETE_EVICTION 2u
+int hmm__delete_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *view, uint64_t hash, hmm_atomic_u64 *slot,
+                       uint64_t y, unsigned how);
+int hmm__trylock_stripe(hmm_t *m, uint32_t stripe);
 
 /* ---- read.c ---- */
 int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,

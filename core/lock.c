@@ -29,12 +29,15 @@ int hmm__lock_init_shared(pthread_mutex_t *mu)
     return -rc;
 }
 
-/* Lock mu; on EOWNERDEAD run repair(m, arg) before making it consistent. */
-static int lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
-                       const char *what)
+/* lock_robust() when the trylock did not take the lock at once: rc is its
+ * answer.  Out of line, so the uncontended lock is a call and a test. */
+static __attribute__((noinline)) int lock_robust_slow(hmm_t *m, pthread_mutex_t *mu, int rc,
+                                                      void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                                                      const char *what, bool wait)
 {
-    int rc = pthread_mutex_trylock(mu);
     if (rc == EBUSY) {
+        if (!wait)
+            return -EBUSY;
         metrics_add(m, HMM_C_LOCK_WAITS, 1);
         rc = pthread_mutex_lock(mu);
     }
@@ -51,10 +54,26 @@ static int lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, ui
     return hmm_fail(-rc, "%s: %s lock %u: %s", m->path, what, arg, strerror(rc));
 }
 
-int hmm__lock_stripe(hmm_t *m, uint32_t stripe)
+/* Lock mu (wait: block when busy, else -EBUSY); on EOWNERDEAD run
+ * repair(m, arg) before making it consistent. */
+static inline __attribute__((always_inline)) int lock_robust(hmm_t *m, pthread_mutex_t *mu,
+                                                             void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                                                             const char *what, bool wait)
+{
+    int rc = pthread_mutex_trylock(mu);
+    return __builtin_expect(rc == 0, 1) ? 0 : lock_robust_slow(m, mu, rc, repair, arg, what, wait);
+}
+
+int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                     const char *what)
+{
+    return lock_robust(m, mu, repair, arg, what, true);
+}
+
+static inline __attribute__((always_inline)) int lock_stripe_how(hmm_t *m, uint32_t stripe, bool wait)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
-    int rc = lock_robust(m, &s->lock, hmm__recover_stripe_locked, stripe, "stripe");
+    int rc = lock_robust(m, &s->lock, hmm__recover_stripe_locked, stripe, "stripe", wait);
     if (rc)
         return rc;
     atomic_store_explicit(&s->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
@@ -65,27 +84,16 @@ int hmm__lock_stripe(hmm_t *m, uint32_t stripe)
     return 0;
 }
 
+int hmm__lock_stripe(hmm_t *m, uint32_t stripe)
+{
+    return lock_stripe_how(m, stripe, true);
+}
+
 /* 0 locked, -EBUSY held by another.  A dead holder's work is repaired as
  * by hmm__lock_stripe(); the caller must hold no class or page lock. */
 int hmm__trylock_stripe(hmm_t *m, uint32_t stripe)
 {
-    struct hmm_stripe *s = &m->stripes[stripe];
-    int rc = pthread_mutex_trylock(&s->lock);
-    if (rc == EBUSY)
-        return -EBUSY;
-    if (rc == EOWNERDEAD) {
-        hmm__recover_stripe_locked(m, stripe);
-        atomic_fetch_add(&m->hdr->recoveries, 1);
-        pthread_mutex_consistent(&s->lock);
-        rc = 0;
-    }
-    if (rc)
-        return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: stripe lock %u: %s", m->path, stripe,
-                        strerror(rc));
-    atomic_store_explicit(&s->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
-    if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)
-        hmm__seq_end_free(s);
-    return 0;
+    return lock_stripe_how(m, stripe, false);
 }
 
 void hmm__unlock_stripe(hmm_t *m, uint32_t stripe)
@@ -98,7 +106,7 @@ void hmm__unlock_stripe(hmm_t *m, uint32_t stripe)
 int hmm__lock_class(hmm_t *m, uint32_t cls)
 {
     struct hmm_class *c = &m->classes[cls];
-    int rc = lock_robust(m, &c->lock, hmm__recover_class_locked, cls, "class");
+    int rc = lock_robust(m, &c->lock, hmm__recover_class_locked, cls, "class", true);
     if (rc == 0)
         atomic_store_explicit(&c->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
     return rc;
@@ -119,7 +127,7 @@ static void repair_pages(hmm_t *m, uint32_t unused)
 
 int hmm__lock_pages(hmm_t *m)
 {
-    int rc = lock_robust(m, &m->hdr->pages_lock, repair_pages, 0, "page table");
+    int rc = lock_robust(m, &m->hdr->pages_lock, repair_pages, 0, "page table", true);
     if (rc == 0)
         atomic_store_explicit(&m->hdr->pages_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
     return rc;
@@ -142,7 +150,7 @@ static void repair_grow(hmm_t *m, uint32_t unused)
 
 int hmm__lock_grow(hmm_t *m)
 {
-    int rc = lock_robust(m, &m->hdr->grow_lock, repair_grow, 0, "growth");
+    int rc = lock_robust(m, &m->hdr->grow_lock, repair_grow, 0, "growth", true);
     if (rc == 0)
         atomic_store_explicit(&m->hdr->grow_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
     return rc;

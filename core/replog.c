@@ -298,25 +298,18 @@ static void repair_append_locked(hmm_t *m)
         atomic_store(&h->first_seq, seq_from(m, tail, atomic_load(&h->head)));
 }
 
+static void repair_append(hmm_t *m, uint32_t unused)
+{
+    (void)unused;
+    repair_append_locked(m);
+}
+
 static int lock_append(hmm_t *m)
 {
-    pthread_mutex_t *mu = &m->rhdr->lock;
-    int rc = pthread_mutex_trylock(mu);
-    if (rc == EBUSY) {
-        metrics_add(m, HMM_C_LOCK_WAITS, 1);
-        rc = pthread_mutex_lock(mu);
-    }
-    if (rc == EOWNERDEAD) {
-        repair_append_locked(m);
-        atomic_fetch_add(&m->hdr->recoveries, 1);
-        pthread_mutex_consistent(mu);
-        rc = 0;
-    }
-    if (rc)
-        return hmm_fail(rc == ENOTRECOVERABLE ? HMM_CORRUPT : -rc, "%s: replication log lock: %s", m->path,
-                        strerror(rc));
-    atomic_store_explicit(&m->rhdr->lock_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
-    return 0;
+    int rc = hmm__lock_robust(m, &m->rhdr->lock, repair_append, 0, "replication log");
+    if (rc == 0)
+        atomic_store_explicit(&m->rhdr->lock_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
+    return rc;
 }
 
 static void unlock_append(hmm_t *m)
@@ -574,10 +567,14 @@ int hmm__replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned t
     r->epoch = (uint32_t)HMM_EPOCH_OF(hmm__role_word(m)); /* ≤ HMM_EPOCH_MAX (hmm_role_set) */
     r->expire_ms = expire_ms;
     uint8_t *data = (uint8_t *)r + HMM_REPLOG_REC_HDR;
+    /* The zero padding (under 8 bytes, len is a multiple of 8) is the last
+     * word's tail: zero that word, then copy over its head.  It lies past
+     * the header, as the key has at least one byte. */
+    static const uint64_t zero_word;
+    memcpy((uint8_t *)r + len - sizeof zero_word, &zero_word, sizeof zero_word);
     memcpy(data, key, klen);
     if (vlen)
         memcpy(data + klen, val, vlen);
-    memset(data + klen + vlen, 0, len - HMM_REPLOG_REC_HDR - klen - vlen);
     r->checksum = hmm__replog_checksum(r, seq);
     HMM_CRASHPOINT("log_written");
     return 0;

@@ -2,10 +2,12 @@
  * update.c - put, delete, incr and cas: the update protocol of FORMAT.md §8.
  *
  * All four are one function, write_locked(), run under the key's stripe
- * lock: decide (NX/XX/CAS/counter), write the new entry whole into a fresh
- * chunk, retire the old one, publish with one atomic store, free the old
- * one inside the seq-odd window.  The HMM_CRASHPOINT() lines are the crash
- * points whose recovery FORMAT.md §9 specifies.
+ * lock in steps: find and decide (NX/XX/CAS/counter), write the new entry
+ * whole into a fresh chunk and fill its log record, retire the old one,
+ * publish with one atomic store, commit the record, free the old one inside
+ * the seq-odd window.  A delete's last steps are hmm__delete_locked(),
+ * which eviction (cache/evict.c) runs too.  The HMM_CRASHPOINT() lines are
+ * the crash points whose recovery FORMAT.md §9 specifies.
  */
 #include "config.h"
 
@@ -40,7 +42,7 @@ struct write_req {
     uint64_t version;      /* move: the version the entry keeps */
     int64_t delta;         /* incr */
     int64_t result;        /* incr */
-    char numbuf[24];       /* incr: the new value as text */
+    char *numbuf;          /* incr: room for the new value as text (INCR_TEXT_MAX) */
     bool index_full;       /* no slot within reach: grow the index and retry */
     bool want_growth;      /* the index is getting full: grow it after unlocking */
 };
@@ -50,10 +52,12 @@ struct write_req {
 #define GROW_FILL_PCT 85u
 #define GROW_MIN_STRIPE_ITEMS 32
 
-/* A counter's value is a decimal int64 in ASCII (FORMAT.md §6, vtype). */
+/* A counter's value is a decimal int64 in ASCII (FORMAT.md §6, vtype):
+ * at most 20 characters ("-9223372036854775808") and a NUL. */
+#define INCR_TEXT_MAX 24
 static int parse_counter(const uint8_t *p, size_t len, int64_t *out)
 {
-    char buf[24];
+    char buf[INCR_TEXT_MAX];
     if (len == 0 || len >= sizeof buf)
         return HMM_NOTNUM;
     memcpy(buf, p, len);
@@ -94,7 +98,7 @@ static int write_decide(hmm_t *m, struct write_req *r, struct hmm_entry *cur)
             return hmm_fail(HMM_NOTNUM, "value is not a decimal 64-bit integer");
         if (__builtin_add_overflow(old, r->delta, &r->result))
             return hmm_fail(HMM_NOTNUM, "counter would overflow 64 bits");
-        int n = snprintf(r->numbuf, sizeof r->numbuf, "%" PRId64, r->result);
+        int n = snprintf(r->numbuf, INCR_TEXT_MAX, "%" PRId64, r->result);
         r->val = r->numbuf;
         r->vlen = (size_t)n;
         r->vtype = HMM_TAG_COUNTER;
@@ -104,6 +108,7 @@ static int write_decide(hmm_t *m, struct write_req *r, struct hmm_entry *cur)
     return -EINVAL;
 }
 
+/* now: the time the write read, 0 if it read none yet. */
 static uint64_t expiry_for(hmm_t *m, const struct write_req *r, const struct hmm_entry *cur, uint64_t now)
 {
     if ((r->kind == WRITE_INCR || r->kind == WRITE_MOVE) && cur)
@@ -113,6 +118,8 @@ static uint64_t expiry_for(hmm_t *m, const struct write_req *r, const struct hmm
     uint64_t ttl = r->ttl_ms ? r->ttl_ms : m->default_ttl_ms;
     if (!ttl)
         return 0;
+    if (!now)
+        now = hmm_now_ms();
     /* Saturate: now + a huge TTL would wrap to a time in the past and
      * store an entry that is expired at birth.  UINT64_MAX ms is 584
      * million years away, as good as "never" while keeping a TTL. */
@@ -141,13 +148,40 @@ static uint64_t write_entry(hmm_t *m, struct hmm_stripe *s, uint64_t off, const 
     return entry_bytes(r->klen, r->vlen);
 }
 
-static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
+/* What a write found and made, handed from one step to the next. */
+struct write_state {
+    hmm_atomic_u64 *slot;  /* the key's index slot, when it has an entry */
+    struct hmm_ix yin;     /* the index (current or draining) that holds slot */
+    uint64_t y;            /* the old entry's chunk, 0 none */
+    struct hmm_entry *ye;
+    bool expired;          /* y has expired: the write sees the key as absent */
+    uint64_t x;            /* the new entry's chunk, 0 for a delete */
+    uint64_t xbytes;
+    uint64_t expire_ms;
+    uint64_t now;          /* ms, read once when needed; 0 not yet */
+    bool logged;           /* a log record is reserved: commit or void it */
+};
+
+/* An insert that walked past this many full buckets makes the index grow
+ * whatever its fill: a quarter of the HMM_MAX_PROBE (64) buckets an insert
+ * may reach, so growth starts while three quarters of the reach are left,
+ * long before an insert finds no slot; and every bucket passed is one more
+ * cache line for each lookup of the keys that probe past it (FORMAT.md §7). */
+#define GROW_AFTER_PASSED_BUCKETS 16u
+/* A write that found the index full grows it and retries; full again after
+ * two growths means growth cannot make room (max_size reached, or other
+ * writers fill each new index first): HMM_FULL rather than a loop. */
+#define WRITE_FULL_RETRIES 2
+
+/* Step 1 of FORMAT.md §8 and the decision: name the operation in the
+ * stripe's intent, find the key's entry and decide whether the write
+ * applies: 0, or why not (HMM_NOTFOUND also for a delete whose entry has
+ * expired: the caller still reclaims it). */
+static int write_find_locked(hmm_t *m, uint32_t si, struct write_req *r, struct write_state *w)
 {
     struct hmm_stripe *s = &m->stripes[si];
-    struct hmm_intent *in = &s->intent;
-    atomic_store_explicit(&in->hash, r->hash, memory_order_relaxed);
-    atomic_store_explicit(&in->op, r->kind == WRITE_DEL ? HMM_OP_DEL : HMM_OP_PUT, memory_order_release);
-
+    atomic_store_explicit(&s->intent.hash, r->hash, memory_order_relaxed);
+    atomic_store_explicit(&s->intent.op, r->kind == WRITE_DEL ? HMM_OP_DEL : HMM_OP_PUT, memory_order_release);
     /* The spare (FORMAT.md §8) is likely the chunk this write fills: start
      * its miss now, to overlap with the lookup's. */
     uint64_t spare = atomic_load_explicit(&s->spare, memory_order_relaxed);
@@ -155,95 +189,169 @@ static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
         __builtin_prefetch(hmm_at(m, HMM_SPARE_OFF(spare), HMM_ENTRY_HDR), 1);
 
     int rc = 0;
-    hmm_atomic_u64 *slot = NULL;
-    struct hmm_ix yin, cur, old;
-    uint64_t y = index_find(m, r->hash, r->key, r->klen, &slot, &yin, &rc);
+    w->y = index_find(m, r->hash, r->key, r->klen, &w->slot, &w->yin, &rc);
     if (rc)
         return hmm_fail(rc, "%s: an index slot points outside the map", m->path);
-    struct hmm_entry *ye = y ? hmm__entry_whole_at(m, y) : NULL;
-    if (y && !ye)
-        return hmm_fail(HMM_CORRUPT, "%s: entry at %" PRIu64 " is out of bounds", m->path, y);
-    uint64_t now = hmm_now_ms();
-    bool expired = ye && hmm__entry_expired(ye, now);
+    w->ye = w->y ? hmm__entry_whole_at(m, w->y) : NULL;
+    if (w->y && !w->ye)
+        return hmm_fail(HMM_CORRUPT, "%s: entry at %" PRIu64 " is out of bounds", m->path, w->y);
+    /* The clock is read only for an entry with an expiry (and a TTL'd
+     * put, expiry_for): most writes never need it. */
+    w->now = w->ye && w->ye->expire_ms ? hmm_now_ms() : 0;
+    w->expired = w->ye && hmm__entry_expired(w->ye, w->now);
     if (r->kind == WRITE_MOVE) {
-        if (y != r->expected || !ye)
+        if (w->y != r->expected || !w->ye)
             return HMM_NOTFOUND; /* replaced or deleted since the evacuator looked */
-        r->version = ye->version;
+        r->version = w->ye->version;
     }
-    rc = write_decide(m, r, expired ? NULL : ye);
-    if (rc && !(rc == HMM_NOTFOUND && r->kind == WRITE_DEL && expired))
-        return rc;
-    /* A delete of an expired entry reclaims it and still says "not found". */
+    return write_decide(m, r, w->expired ? NULL : w->ye);
+}
 
-    uint64_t x = 0, xbytes = 0, expire_ms = 0;
+/* Steps 2-3 (and the log record, filled before the publish: FORMAT.md
+ * §13): allocate the new chunk, write the entry whole, reserve and fill
+ * the change's log record. */
+static int write_new_entry_locked(hmm_t *m, uint32_t si, struct write_req *r, struct write_state *w)
+{
+    struct hmm_stripe *s = &m->stripes[si];
     if (r->kind != WRITE_DEL) {
-        int arc = hmm__slab_alloc(m, si, entry_bytes(r->klen, r->vlen), &x);
-        if (arc)
-            return arc;
-        expire_ms = expiry_for(m, r, expired ? NULL : ye, now);
-        xbytes = write_entry(m, s, x, r, expire_ms);
+        int rc = hmm__slab_alloc(m, si, entry_bytes(r->klen, r->vlen), &w->x);
+        if (rc)
+            return rc;
+        w->expire_ms = expiry_for(m, r, w->expired ? NULL : w->ye, w->now);
+        w->xbytes = write_entry(m, s, w->x, r, w->expire_ms);
         HMM_CRASHPOINT("written");
     }
-    /* Every change but a move (and the reclaim of an expired entry, rc
-     * HMM_NOTFOUND here) is logged, filled before the publish and
-     * committed after it (FORMAT.md §13). */
-    bool logged = m->rhdr && rc == 0 && r->kind != WRITE_MOVE;
-    if (logged) {
-        int lrc = hmm__replog_append_locked(m, si, r->kind == WRITE_DEL ? HMM_REC_DEL : HMM_REC_PUT, r->vtype,
-                                       expire_ms, r->key, r->klen, r->val, r->kind == WRITE_DEL ? 0 : r->vlen);
-        if (lrc) {
-            if (x)
-                hmm__slab_free(m, si, x, &in->new_off);
-            return lrc;
-        }
+    if (!w->logged)
+        return 0;
+    int rc = hmm__replog_append_locked(m, si, r->kind == WRITE_DEL ? HMM_REC_DEL : HMM_REC_PUT, r->vtype,
+                                       w->expire_ms, r->key, r->klen, r->val,
+                                       r->kind == WRITE_DEL ? 0 : r->vlen);
+    if (rc && w->x)
+        hmm__slab_free(m, si, w->x, &s->intent.new_off);
+    return rc;
+}
+
+/* Step 4: name y as the chunk being retired and mark it so. */
+static void retire_old_locked(hmm_t *m, uint32_t si, uint64_t y, const char *point)
+{
+    atomic_store_explicit(&m->stripes[si].intent.old_off, y, memory_order_release);
+    hmm__entry_mark(m, y, si, HMM_CHUNK_RETIRING);
+    HMM_CRASHPOINT(point);
+}
+
+/* Step 6: free the retired chunk y inside the seq-odd window (a reader that
+ * copied from it retries).  keep_spare: it may stay as the stripe's spare. */
+static int free_retired_locked(hmm_t *m, uint32_t si, uint64_t y, bool keep_spare)
+{
+    struct hmm_stripe *s = &m->stripes[si];
+    hmm__seq_begin_free(s);
+    int rc = keep_spare ? hmm__slab_retire(m, si, y) : hmm__slab_free(m, si, y, &s->intent.old_off);
+    HMM_CRASHPOINT("freed");
+    hmm__seq_end_free(s);
+    return rc;
+}
+
+/* A new key's slot: claim an empty one and publish x in it.  On failure
+ * the change is undone (its record voided, x freed). */
+static int write_insert_locked(hmm_t *m, uint32_t si, struct write_req *r, struct write_state *w)
+{
+    struct hmm_ix cur, old;
+    unsigned passed = 0;
+    int rc = index_views(m, &cur, &old);
+    if (rc == 0)
+        rc = hmm__index_insert_locked(m, &cur, r->hash, w->x, &passed);
+    if (rc) {
+        if (w->logged)
+            hmm__replog_void_locked(m, si);
+        hmm__slab_free(m, si, w->x, &m->stripes[si].intent.new_off);
+        r->index_full = rc == HMM_FULL;
+        return hmm_fail(rc, "%s: no free index slot within reach of the key's home bucket", m->path);
     }
-    uint64_t ybytes = ye ? entry_bytes(ye->klen, ye->vlen) : 0;
-    if (y) {
-        atomic_store_explicit(&in->old_off, y, memory_order_release);
-        hmm__entry_mark(m, y, si, HMM_CHUNK_RETIRING);
-        HMM_CRASHPOINT("retired");
-        if (x) /* the publish: readers see the old entry or the new one */
-            atomic_store_explicit(slot, HMM_SLOT_MAKE(hash_tag(r->hash), x), memory_order_release);
-        else
-            hmm__index_remove_locked(m, &yin, r->hash, slot);
+    uint64_t items = (uint64_t)(m->stripes[si].items + 1);
+    r->want_growth = passed >= GROW_AFTER_PASSED_BUCKETS ||
+                     (items >= GROW_MIN_STRIPE_ITEMS &&
+                      items * (m->stripe_mask + 1) * 100 > cur.nb * HMM_BUCKET_SLOTS * GROW_FILL_PCT);
+    return 0;
+}
+
+/* Steps 4-6 of a put: retire the old entry, publish the new one with one
+ * atomic store (or claim a new key's slot), commit the log record, free
+ * the old entry. */
+static int write_replace_locked(hmm_t *m, uint32_t si, struct write_req *r, struct write_state *w)
+{
+    struct hmm_stripe *s = &m->stripes[si];
+    uint64_t ybytes = w->ye ? entry_bytes(w->ye->klen, w->ye->vlen) : 0;
+    if (!w->y) {
+        int rc = write_insert_locked(m, si, r, w);
+        if (rc)
+            return rc;
     } else {
-        unsigned passed = 0;
-        int irc = index_views(m, &cur, &old);
-        if (irc == 0)
-            irc = hmm__index_insert_locked(m, &cur, r->hash, x, &passed);
-        if (irc) {
-            if (logged)
-                hmm__replog_void_locked(m, si);
-            hmm__slab_free(m, si, x, &in->new_off);
-            r->index_full = irc == HMM_FULL;
-            return hmm_fail(irc, "%s: no free index slot within reach of the key's home bucket", m->path);
-        }
-        uint64_t items = (uint64_t)(s->items + 1);
-        r->want_growth = passed >= 16 || (items >= GROW_MIN_STRIPE_ITEMS &&
-                                         items * (m->stripe_mask + 1) * 100 >
-                                             cur.nb * HMM_BUCKET_SLOTS * GROW_FILL_PCT);
+        retire_old_locked(m, si, w->y, "retired");
+        /* The publish: readers see the old entry or the new one. */
+        atomic_store_explicit(w->slot, HMM_SLOT_MAKE(hash_tag(r->hash), w->x), memory_order_release);
     }
     HMM_CRASHPOINT("published");
-    if (logged) {
+    if (w->logged) {
         hmm__replog_commit_locked(m, si);
         HMM_CRASHPOINT("log_committed");
     }
-    if (expired)
-        metrics_add(m, HMM_C_EXPIRATIONS, 1);
-    if (y) {
-        hmm__seq_begin_free(s);
-        int frc = hmm__slab_retire(m, si, y);
-        HMM_CRASHPOINT("freed");
-        hmm__seq_end_free(s);
-        if (frc)
-            rc = frc;
+    int rc = w->y ? free_retired_locked(m, si, w->y, true) : 0;
+    s->items += 1 - (w->y ? 1 : 0);
+    s->bytes_used += (int64_t)w->xbytes - (int64_t)ybytes;
+    return rc;
+}
+
+int hmm__delete_locked(hmm_t *m, uint32_t si, const struct hmm_ix *view, uint64_t hash, hmm_atomic_u64 *slot,
+                       uint64_t y, unsigned how)
+{
+    struct hmm_stripe *s = &m->stripes[si];
+    const struct hmm_entry *e = (const struct hmm_entry *)(m->base + y);
+    int64_t bytes = (int64_t)entry_bytes(e->klen, e->vlen);
+    bool evicting = how & HMM_DELETE_EVICTION;
+    retire_old_locked(m, si, y, evicting ? "evict_retired" : "retired");
+    hmm__index_remove_locked(m, view, hash, slot);
+    HMM_CRASHPOINT(evicting ? "evicted" : "published");
+    if (how & HMM_DELETE_LOGGED) {
+        hmm__replog_commit_locked(m, si);
+        HMM_CRASHPOINT("log_committed");
     }
-    s->items += (x ? 1 : 0) - (y ? 1 : 0);
-    s->bytes_used += (int64_t)xbytes - (int64_t)ybytes;
+    /* An evicted chunk goes back to its class: the evictor needs it there. */
+    int rc = free_retired_locked(m, si, y, !evicting);
+    s->items--;
+    s->bytes_used -= bytes;
+    return rc;
+}
+
+/* The update protocol (FORMAT.md §8) for one write, its stripe locked. */
+static int write_locked(hmm_t *m, uint32_t si, struct write_req *r)
+{
+    struct write_state w; /* write_find_locked() sets what it found, the rest is here */
+    w.x = w.xbytes = w.expire_ms = 0;
+    w.expired = false;
+    int rc = write_find_locked(m, si, r, &w);
+    /* A delete of an expired entry reclaims it and still says "not found". */
+    bool reclaim_only = rc == HMM_NOTFOUND && r->kind == WRITE_DEL && w.expired;
+    if (rc && !reclaim_only)
+        return rc;
+    /* Every change but a move and the reclaim of an expired entry is
+     * logged, filled before the publish and committed after it (§13). */
+    w.logged = m->rhdr && !reclaim_only && r->kind != WRITE_MOVE;
+    int wrc = write_new_entry_locked(m, si, r, &w);
+    if (wrc)
+        return wrc;
+    if (r->kind == WRITE_DEL)
+        wrc = hmm__delete_locked(m, si, &w.yin, r->hash, w.slot, w.y, w.logged ? HMM_DELETE_LOGGED : 0);
+    else
+        wrc = write_replace_locked(m, si, r, &w);
+    if (wrc && !w.y && r->kind != WRITE_DEL)
+        return wrc; /* no slot for a new key: undone, nothing to clear */
+    if (w.expired)
+        metrics_add(m, HMM_C_EXPIRATIONS, 1);
     HMM_CRASHPOINT("done");
+    struct hmm_intent *in = &m->stripes[si].intent;
     atomic_store_explicit(&in->new_off, 0, memory_order_relaxed);
     atomic_store_explicit(&in->op, HMM_OP_NONE, memory_order_release);
-    return rc;
+    return wrc ? wrc : rc;
 }
 
 int hmm__relocate_entry_locked(hmm_t *m, uint32_t stripe, uint64_t off)
@@ -310,7 +418,7 @@ static int write_run(hmm_t *m, struct write_req *r)
         if (r->index_full || r->want_growth)
             hmm__grow_index_start(m);
         hmm__grow_index_help(m);
-        if (!r->index_full || attempt == 2)
+        if (!r->index_full || attempt == WRITE_FULL_RETRIES)
             break;
     }
     static const enum hmm_counter done_counter[] = {
@@ -325,6 +433,17 @@ static int write_run(hmm_t *m, struct write_req *r)
     return hmm__result(rc); /* no detail of a growth or eviction step that made room */
 }
 
+/* put and cas: store val under key (cas: only over expected_version). */
+static inline __attribute__((always_inline)) int write_value(hmm_t *m, enum write_kind kind, const void *key, size_t klen, const void *val, size_t vlen,
+                       uint64_t ttl_ms, unsigned flags, uint64_t expected_version, unsigned tag)
+{
+    if (tag > HMM_TAG_MAX)
+        return hmm_fail(-EINVAL, "the tag must be 0..255");
+    struct write_req r = {.kind = kind, .key = key, .klen = klen, .val = val, .vlen = vlen, .ttl_ms = ttl_ms,
+                          .flags = flags, .expected = expected_version, .vtype = (uint8_t)tag};
+    return write_run(m, &r);
+}
+
 HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, unsigned flags)
 {
@@ -335,11 +454,9 @@ HMM_EXPORT int hmm_put_tagged(hmm_t *m, const void *key, size_t klen, const void
                               uint64_t ttl_ms, unsigned flags, unsigned tag)
 {
     hmm__error_clear();
-    if ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX) || tag > HMM_TAG_MAX)
-        return hmm_fail(-EINVAL, "put flags must be 0, HMM_NX or HMM_XX, and the tag 0..255");
-    struct write_req r = {.kind = WRITE_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen,
-                          .ttl_ms = ttl_ms, .flags = flags, .vtype = (uint8_t)tag};
-    return write_run(m, &r);
+    if ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX))
+        return hmm_fail(-EINVAL, "put flags must be 0, HMM_NX or HMM_XX");
+    return write_value(m, WRITE_PUT, key, klen, val, vlen, ttl_ms, flags, 0, tag);
 }
 
 HMM_EXPORT int hmm_del(hmm_t *m, const void *key, size_t klen)
@@ -357,7 +474,8 @@ HMM_EXPORT int hmm_del_version(hmm_t *m, const void *key, size_t klen, uint64_t 
 
 HMM_EXPORT int hmm_incr(hmm_t *m, const void *key, size_t klen, int64_t delta, int64_t *result)
 {
-    struct write_req r = {.kind = WRITE_INCR, .key = key, .klen = klen, .delta = delta};
+    char text[INCR_TEXT_MAX];
+    struct write_req r = {.kind = WRITE_INCR, .key = key, .klen = klen, .delta = delta, .numbuf = text};
     int rc = write_run(m, &r);
     if (rc == 0 && result)
         *result = r.result;
@@ -374,11 +492,7 @@ HMM_EXPORT int hmm_cas_tagged(hmm_t *m, const void *key, size_t klen, const void
                               uint64_t ttl_ms, uint64_t expected_version, unsigned tag)
 {
     hmm__error_clear();
-    if (tag > HMM_TAG_MAX)
-        return hmm_fail(-EINVAL, "the tag must be 0..255");
-    struct write_req r = {.kind = WRITE_CAS, .key = key, .klen = klen, .val = val, .vlen = vlen,
-                          .ttl_ms = ttl_ms, .expected = expected_version, .vtype = (uint8_t)tag};
-    return write_run(m, &r);
+    return write_value(m, WRITE_CAS, key, klen, val, vlen, ttl_ms, 0, expected_version, tag);
 }
 
 HMM_EXPORT int hmm_apply(hmm_t *m, const hmm_replog_record *rec)
