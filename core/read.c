@@ -245,9 +245,98 @@ int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *v
     return read_entry_inline(m, key, klen, val, vlen, info, count);
 }
 
-HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
+/* ---- hmm_get ----
+ *
+ * The common case, on one path with no call: the key's stripe is quiet,
+ * the cached index view is current and no index is being drained, and
+ * the key is in its home bucket or provably absent (no match there and an
+ * overflow count of 0).  Everything else (a writer in the way, growth, a
+ * key past its home bucket, a bounds check that fails, which may only mean
+ * another process grew the file) returns GET_GENERAL and the get starts
+ * over on the general path above, which decides. */
+#define GET_GENERAL 1
+
+static __attribute__((noinline)) int get_general(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
     return read_entry_inline(m, key, klen, val, vlen, NULL, true);
+}
+
+static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *key, size_t klen, void *val,
+                                                         size_t *vlen)
+{
+    uint64_t hash = key_hash(key, klen);
+    uint16_t tag = hash_tag(hash);
+    struct hmm_stripe *s = &m->stripes[tag & m->stripe_mask];
+    uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
+    /* The view as in hmm__index_cached(): current word first. */
+    uint64_t wc = atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire);
+    uint64_t wo = atomic_load_explicit(&m->hdr->index_old, memory_order_acquire);
+    const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
+    if (__builtin_expect((s0 & 1) || !v, 0))
+        return GET_GENERAL;
+    if (__builtin_expect(v->word_cur != wc || v->word_old != wo || v->old.nb, 0))
+        return GET_GENERAL;
+    struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
+    uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    struct hmm_entry *e = NULL;
+    uint64_t off = 0;
+    uint32_t n = 0;
+    for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
+        /* Acquire pairs with the publisher's release (index_lookup). */
+        uint64_t sj = atomic_load_explicit(&bk->slot[bucket_slot(mask)], memory_order_acquire);
+        if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
+            continue;
+        off = HMM_SLOT_OFF(sj); /* 8-aligned by construction */
+        if (__builtin_expect(off < m->data_off || off > limit || HMM_ENTRY_HDR + klen > limit - off, 0))
+            return GET_GENERAL;
+        if (lookup_entry_holds((struct hmm_entry *)(m->base + off), key, klen)) {
+            e = (struct hmm_entry *)(m->base + off);
+            break;
+        }
+    }
+    int rc;
+    if (e) {
+        /* As read_value(): every length read once, checked before use. */
+        n = *(volatile uint32_t *)&e->vlen;
+        if (__builtin_expect(n > m->max_value || HMM_ENTRY_HDR + klen + n > limit - off, 0))
+            return GET_GENERAL;
+        uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
+        if (__builtin_expect(expire != 0, 0) && expire <= hmm_now_ms()) {
+            rc = HMM_NOTFOUND;
+        } else if (n > *vlen) {
+            rc = HMM_TOOSMALL;
+        } else {
+            copy_value(val, (uint8_t *)e + HMM_ENTRY_HDR + klen, n);
+            /* Cache mode's recency mark, as read_value(). */
+            if (__builtin_expect((m->flags & (HMM_CACHE | HMM_RDONLY)) == HMM_CACHE, 0) &&
+                !atomic_load_explicit(&e->access, memory_order_relaxed))
+                atomic_store_explicit(&e->access, 1, memory_order_relaxed);
+            rc = 0;
+        }
+    } else {
+        /* Keys that probed past this bucket may be further on. */
+        if (atomic_load_explicit(&bk->meta, memory_order_relaxed) != 0)
+            return GET_GENERAL;
+        rc = HMM_NOTFOUND;
+    }
+    /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
+    atomic_thread_fence(memory_order_acquire);
+    if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) != s0, 0))
+        return GET_GENERAL; /* with *vlen untouched: it is the general path's capacity */
+    if (e && rc != HMM_NOTFOUND)
+        *vlen = n;
+    return rc;
+}
+
+HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
+{
+    if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY || !vlen || (*vlen && !val), 0))
+        return get_general(m, key, klen, val, vlen); /* says what is wrong */
+    int rc = get_fast(m, key, klen, val, vlen);
+    if (__builtin_expect(rc == GET_GENERAL, 0))
+        return get_general(m, key, klen, val, vlen);
+    metrics_count_get(m, rc == HMM_NOTFOUND);
+    return rc;
 }
 
 HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
@@ -310,7 +399,7 @@ static inline void batch_probe(hmm_t *m, const struct hmm__view *v, struct batch
         return;
     }
     /* Acquire pairs with the publisher's release (as in index_lookup). */
-    uint64_t sj = atomic_load_explicit(&b->home->slot[__builtin_ctz(mask)], memory_order_acquire);
+    uint64_t sj = atomic_load_explicit(&b->home->slot[bucket_slot(mask)], memory_order_acquire);
     if (sj != 0 && HMM_SLOT_TAG(sj) == hash_tag(b->hash)) {
         b->off = HMM_SLOT_OFF(sj);
         /* A prefetch never faults: inside the reservation is enough here,
