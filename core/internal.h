@@ -67,7 +67,7 @@ struct hmm {
     _Atomic(struct hmm_metrics_slot *) mslot; /* where this process counts, NULL: nowhere */
     /* The thread that counts into mslot with plain (unlocked) adds: its
      * hmm__thread_id, claimed by the first thread that counts after a
-     * bind (0: nobody yet); every other thread adds atomically into slot
+     * bind (never 0, which is a thread's number before it has one); every other thread adds atomically into slot
      * HMM_METRICS_UNOWNED (metrics.c says why). */
     _Atomic uint64_t counting_thread;
 

@@ -189,6 +189,10 @@ void hmm__metrics_close(hmm_t *m)
 }
 
 _Thread_local uint64_t hmm__thread_id __attribute__((tls_model("initial-exec")));
+/* counting_thread when the slot has no owner yet: no thread's number (they
+ * count up from 1, and 0 is a thread's before it has one, which must match
+ * no slot); UINT64_MAX: the slot may never be owned. */
+#define COUNTING_UNCLAIMED (UINT64_MAX - 1)
 static _Atomic uint64_t last_thread_id;
 
 void hmm__metrics_bind(hmm_t *m, uint32_t proc_slot_tag)
@@ -200,7 +204,7 @@ void hmm__metrics_bind(hmm_t *m, uint32_t proc_slot_tag)
      * the next thread that counts claims it.  Slot HMM_METRICS_UNOWNED is
      * shared between processes: nobody may own it (UINT64_MAX is no
      * thread's number), all add atomically. */
-    atomic_store_explicit(&m->counting_thread, slot == HMM_METRICS_UNOWNED ? UINT64_MAX : 0,
+    atomic_store_explicit(&m->counting_thread, slot == HMM_METRICS_UNOWNED ? UINT64_MAX : COUNTING_UNCLAIMED,
                           memory_order_relaxed);
     atomic_store_explicit(&m->mslot, &m->mslots[slot], memory_order_relaxed);
 }
@@ -220,7 +224,7 @@ void hmm__metrics_add_other(hmm_t *m, enum hmm_counter c, uint64_t n)
     struct hmm_metrics_slot *s = atomic_load_explicit(&m->mslot, memory_order_relaxed);
     if (!s)
         return;
-    uint64_t none = 0;
+    uint64_t none = COUNTING_UNCLAIMED;
     if (atomic_compare_exchange_strong_explicit(&m->counting_thread, &none, hmm__thread_id, memory_order_relaxed,
                                                 memory_order_relaxed)) {
         metrics_add(m, c, n);
