@@ -71,6 +71,11 @@ struct hmm {
     int mfd;                    /* metrics file (or memfd), -1 when none */
     struct hmm_metrics_slot *mslots; /* HMM_METRICS_SLOTS slots, NULL when none */
     _Atomic(struct hmm_metrics_slot *) mslot; /* where this process counts, NULL: nowhere */
+    /* The thread that counts into mslot with plain (unlocked) adds: its
+     * hmm__thread_id, claimed by the first thread that counts after a
+     * bind (never 0, which is a thread's number before it has one); every other thread adds atomically into slot
+     * HMM_METRICS_UNOWNED (metrics.c says why). */
+    _Atomic uint64_t counting_thread;
 
     int rfd;                    /* replication log file (or memfd), -1 when none */
     struct hmm_replog_header *rhdr; /* NULL: no log (HMM_NOREPLOG, or it could not be opened) */
@@ -205,12 +210,47 @@ int hmm__metrics_adopt(hmm_t *m, int fd); /* hmm_open_fd: map a received metrics
 void hmm__metrics_bind(hmm_t *m, uint32_t proc_slot_tag); /* count into this process's slot */
 void hmm__metrics_fold(hmm_t *m, uint32_t proc_slot_index); /* a closed or dead process's counts into the totals */
 void hmm__metrics_sum(hmm_t *m, uint64_t *counters);
-/* Counting is one relaxed add on a line only this process writes. */
+/* This thread's number for counting_thread, 0 until it first counts; a
+ * fork's child starts again at 0 (proc.c), so it never passes for the
+ * parent's thread.  initial-exec: one %fs-relative load, no call. */
+extern _Thread_local uint64_t hmm__thread_id __attribute__((tls_model("initial-exec")));
+void hmm__metrics_add_other(hmm_t *m, enum hmm_counter c, uint64_t n);
+void hmm__metrics_forget_thread(void); /* fork's child (proc.c) */
+/* Counting, usually a plain add on a line only this process writes (no
+ * lock prefix: a locked add is a full barrier that keeps the next get's
+ * loads from starting; metrics.c). */
 static inline void metrics_add(hmm_t *m, enum hmm_counter c, uint64_t n)
 {
     struct hmm_metrics_slot *s = atomic_load_explicit(&m->mslot, memory_order_relaxed);
-    if (s)
-        atomic_fetch_add_explicit(&s->c[c], n, memory_order_relaxed);
+    if (!s)
+        return;
+    if (__builtin_expect(atomic_load_explicit(&m->counting_thread, memory_order_relaxed) == hmm__thread_id, 1)) {
+        /* Only this thread writes this word while it is bound (or a
+         * folder after this process died or closed): a relaxed load and
+         * store is a plain add, and loses nothing. */
+        atomic_store_explicit(&s->c[c], atomic_load_explicit(&s->c[c], memory_order_relaxed) + n,
+                              memory_order_relaxed);
+        return;
+    }
+    hmm__metrics_add_other(m, c, n);
+}
+/* A get: gets + 1, misses + miss, with one look at the slot. */
+static inline void metrics_count_get(hmm_t *m, bool miss)
+{
+    struct hmm_metrics_slot *s = atomic_load_explicit(&m->mslot, memory_order_relaxed);
+    if (!s)
+        return;
+    if (__builtin_expect(atomic_load_explicit(&m->counting_thread, memory_order_relaxed) == hmm__thread_id, 1)) {
+        atomic_store_explicit(&s->c[HMM_C_GETS], atomic_load_explicit(&s->c[HMM_C_GETS], memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        atomic_store_explicit(&s->c[HMM_C_MISSES],
+                              atomic_load_explicit(&s->c[HMM_C_MISSES], memory_order_relaxed) + miss,
+                              memory_order_relaxed);
+        return;
+    }
+    hmm__metrics_add_other(m, HMM_C_GETS, 1);
+    if (miss)
+        hmm__metrics_add_other(m, HMM_C_MISSES, 1);
 }
 
 /* ---- replog.c (FORMAT.md §13) ---- */
@@ -355,8 +395,13 @@ void hmm__entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state);
  * repair): the owner field keeps stripe + 1, so this stores 0, "nobody". */
 #define HMM__NO_STRIPE UINT32_MAX
 bool hmm__entry_expired(const struct hmm_entry *e, uint64_t now_ms);
-static inline uint64_t key_hash(const void *key, size_t klen)
+/* XXH3_64bits (the index's hash: part of the format), with the branch for
+ * short keys inline: the call and XXH3's dispatch on length were a third
+ * of hashing a 16-byte key. */
+static inline __attribute__((always_inline)) uint64_t key_hash(const void *key, size_t klen)
 {
+    if (__builtin_expect(klen <= 16, 1))
+        return XXH3_len_0to16_64b((const xxh_u8 *)key, klen, XXH3_kSecret, 0);
     return XXH3_64bits(key, klen);
 }
 

@@ -14,37 +14,44 @@
 #include <emmintrin.h>
 #endif
 
-/* The slots of a bucket whose tag matches, as a bit mask (bit j for slot
- * j).  Computed without a branch per slot: which slot holds a key is
- * random, so such branches mispredict about once a lookup, and the
- * misprediction resolves only when the bucket's line arrives from memory,
- * squashing the work (the next lookup's loads) the CPU had started past it.
- * An empty slot (0) matches tag 0 too; the caller loads each matching slot
- * and skips it.  Only a hint: the caller's load of the slot decides. */
+/* The slots of a bucket whose tag matches, as a bit mask: bit 2j + 3 for
+ * slot j (bucket_slot() turns the lowest set bit back into j; the bits are
+ * where the compare leaves them, which saves gathering them).  Computed
+ * without a branch per slot: which slot holds a key is random, so such
+ * branches mispredict about once a lookup, and the misprediction resolves
+ * only when the bucket's line arrives from memory, squashing the work (the
+ * next lookup's loads) the CPU had started past it.  An empty slot (0)
+ * matches tag 0 too; the caller loads each matching slot and skips it.
+ * Only a hint: the caller's load of the slot decides. */
 static inline unsigned bucket_match(const struct hmm_bucket *bk, uint16_t tag)
 {
 #if defined(__SSE2__)
     /* The bucket is one aligned line: four 16-byte loads, each 8-byte half
-     * read whole.  A word's tag is its top 16-bit lane, whose high byte's
-     * bit is bit 8w+7 of the four movemasks laid end to end (w: the word,
-     * 0 being meta); the multiply gathers those eight bits into a byte. */
+     * read whole, compared as 16-bit lanes; a word's tag is its top lane
+     * (3 and 7 of each load).  Two saturating packs fold each such lane
+     * into the sign of an odd byte: the first keeps lanes as bytes (0 or
+     * -1), the second reads byte pairs as 16-bit lanes, whose sign is the
+     * odd byte's.  So word w (0 being meta) lands on bit 2w + 1. */
     const __m128i *line = (const __m128i *)(const void *)bk;
     __m128i want = _mm_set1_epi16((short)tag);
-    uint64_t bits = (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_load_si128(line), want)) |
-                    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_load_si128(line + 1), want)) << 16 |
-                    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_load_si128(line + 2), want)) << 32 |
-                    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_load_si128(line + 3), want)) << 48;
-    unsigned words = (unsigned)(((bits & UINT64_C(0x8080808080808080)) * UINT64_C(0x0002040810204081)) >> 56);
-    return words >> 1; /* drop meta */
+    __m128i p01 = _mm_packs_epi16(_mm_cmpeq_epi16(_mm_load_si128(line), want),
+                                  _mm_cmpeq_epi16(_mm_load_si128(line + 1), want));
+    __m128i p23 = _mm_packs_epi16(_mm_cmpeq_epi16(_mm_load_si128(line + 2), want),
+                                  _mm_cmpeq_epi16(_mm_load_si128(line + 3), want));
+    return (unsigned)_mm_movemask_epi8(_mm_packs_epi16(p01, p23)) & 0xaaa8u; /* drop meta */
 #else
     uint64_t want = (uint64_t)tag << 48;
     unsigned mask = 0;
 #pragma GCC unroll 8
     for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
-        mask |= (unsigned)((atomic_load_explicit(&bk->slot[j], memory_order_relaxed) ^ want) >> 48 == 0) << j;
+        mask |= (unsigned)((atomic_load_explicit(&bk->slot[j], memory_order_relaxed) ^ want) >> 48 == 0) << (2 * j + 3);
     return mask;
 #endif
 }
+_Static_assert(HMM_BUCKET_SLOTS == 7 && sizeof(struct hmm_bucket) == 64, "bucket_match reads one 64-byte line");
+
+/* The slot of a bucket_match() mask's lowest bit. */
+static inline unsigned bucket_slot(unsigned mask) { return ((unsigned)__builtin_ctz(mask) - 3) >> 1; }
 
 /* Keys are short (16 bytes is the common case): two overlapping 8-byte
  * loads per side instead of a call to memcmp. */
@@ -89,7 +96,7 @@ static inline __attribute__((always_inline)) uint64_t index_lookup(hmm_t *m, con
     for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++) {
         struct hmm_bucket *bk = &ix->bk[b];
         for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
-            unsigned j = (unsigned)__builtin_ctz(mask);
+            unsigned j = bucket_slot(mask);
             /* Acquire pairs with the publisher's release: the entry's
              * bytes are visible once its slot is. */
             uint64_t sj = atomic_load_explicit(&bk->slot[j], memory_order_acquire);

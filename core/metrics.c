@@ -1,10 +1,22 @@
 /*
  * metrics.c - event counters in DIR/hashmmap.metrics (FORMAT.md §11).
  *
- * Each process counts into the slot of its process-table entry with relaxed
- * atomic adds: the line is written by that process alone, so counting never
- * bounces a cache line between processes (threads of one process share
- * it).  When a process closes the map, or is found dead, its slot is folded
+ * Each process counts into the slot of its process-table entry: the line is
+ * written by that process alone, so counting never bounces a cache line
+ * between processes.  Within the process, one thread of a handle (the
+ * first that counts after the slot is bound) owns the slot and adds with
+ * a plain load and store: a locked add (lock xadd) costs ~20 cycles and,
+ * being a full barrier, holds back the next get's loads, which is what
+ * lets consecutive gets overlap their cache misses.  A plain add is still
+ * exact across SIGKILL: the store is in the coherent cache once the
+ * instruction retires, and the killed process executes no half of it.
+ * Other threads of a handle shared between threads add atomically into
+ * slot HMM_METRICS_UNOWNED (never folded, written only with atomic adds),
+ * so no count is lost to a race with the owner; they pay the lock and a
+ * line shared with other processes' such threads, which a handle used by
+ * one thread (the common case: a process per core) never does.  Counting
+ * in per-thread lanes of the file would avoid that, at the cost of a
+ * format change (more slots per process).  When a process closes the map, or is found dead, its slot is folded
  * into the totals slot with atomic exchanges, so nothing counted is lost and
  * a reader that sums every slot sees each count once (a fold in progress may
  * hide a process's counts from a concurrent reader for an instant, never
@@ -177,12 +189,56 @@ void hmm__metrics_close(hmm_t *m)
     atomic_store(&m->mslot, NULL);
 }
 
+_Thread_local uint64_t hmm__thread_id __attribute__((tls_model("initial-exec")));
+/* counting_thread when the slot has no owner yet: no thread's number (they
+ * count up from 1, and 0 is a thread's before it has one, which must match
+ * no slot); UINT64_MAX: the slot may never be owned. */
+#define COUNTING_UNCLAIMED (UINT64_MAX - 1)
+static _Atomic uint64_t last_thread_id;
+
 void hmm__metrics_bind(hmm_t *m, uint32_t proc_slot_tag)
 {
     if (!m->mslots || m->rdonly || m->nometrics)
         return;
     uint32_t slot = proc_slot_tag ? 2 + proc_slot_tag - 1 : HMM_METRICS_UNOWNED;
+    /* A new slot (first open, or the child's after fork) has no owner yet:
+     * the next thread that counts claims it.  Slot HMM_METRICS_UNOWNED is
+     * shared between processes: nobody may own it (UINT64_MAX is no
+     * thread's number), all add atomically. */
+    atomic_store_explicit(&m->counting_thread, slot == HMM_METRICS_UNOWNED ? UINT64_MAX : COUNTING_UNCLAIMED,
+                          memory_order_relaxed);
     atomic_store_explicit(&m->mslot, &m->mslots[slot], memory_order_relaxed);
+}
+
+/* metrics_add() from a thread that does not own the slot.  In a fork's
+ * child (whose threads all start without a number) the handle still names
+ * the parent's slot: take the child's own first, which unbinds the owner.
+ * Then claim the slot if nobody owns it (a CAS: never two owners), else
+ * add atomically into the unowned slot.  A thread that exits keeps the
+ * slot owned; later threads count through the unowned slot, exact still. */
+void hmm__metrics_add_other(hmm_t *m, enum hmm_counter c, uint64_t n)
+{
+    if (hmm__thread_id == 0) {
+        hmm__thread_id = atomic_fetch_add_explicit(&last_thread_id, 1, memory_order_relaxed) + 1;
+        hmm__proc_slot_ensure(m);
+    }
+    struct hmm_metrics_slot *s = atomic_load_explicit(&m->mslot, memory_order_relaxed);
+    if (!s)
+        return;
+    uint64_t none = COUNTING_UNCLAIMED;
+    if (atomic_compare_exchange_strong_explicit(&m->counting_thread, &none, hmm__thread_id, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+        metrics_add(m, c, n);
+        return;
+    }
+    atomic_fetch_add_explicit(&m->mslots[HMM_METRICS_UNOWNED].c[c], n, memory_order_relaxed);
+}
+
+/* The child of a fork: its one thread is a copy of the forking one, whose
+ * number may own a handle's slot in the parent. */
+void hmm__metrics_forget_thread(void)
+{
+    hmm__thread_id = 0;
 }
 
 void hmm__metrics_fold(hmm_t *m, uint32_t proc_slot_index)

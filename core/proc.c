@@ -26,6 +26,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void on_fork_child(void)
 {
     atomic_fetch_add(&fork_epoch, 1);
+    hmm__metrics_forget_thread();
 }
 
 static void register_atfork(void)

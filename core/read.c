@@ -245,10 +245,99 @@ int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *v
     return read_entry_inline(m, key, klen, val, vlen, info, count);
 }
 
-HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
+/* ---- hmm_get ----
+ *
+ * The common case, on one path with no call: the key's stripe is quiet,
+ * the cached index view is current and no index is being drained, and
+ * the key is in its home bucket or provably absent (no match there and an
+ * overflow count of 0).  Everything else (a writer in the way, growth, a
+ * key past its home bucket, a bounds check that fails, which may only mean
+ * another process grew the file) returns GET_GENERAL and the get starts
+ * over on the general path above, which decides. */
+#define GET_GENERAL 1
+
+static __attribute__((noinline)) int get_general(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
     hmm__error_clear();
     return read_entry_inline(m, key, klen, val, vlen, NULL, true);
+}
+
+static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *key, size_t klen, void *val,
+                                                         size_t *vlen)
+{
+    uint64_t hash = key_hash(key, klen);
+    uint16_t tag = hash_tag(hash);
+    struct hmm_stripe *s = &m->stripes[tag & m->stripe_mask];
+    uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
+    /* The view as in hmm__index_cached(): current word first. */
+    uint64_t wc = atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire);
+    uint64_t wo = atomic_load_explicit(&m->hdr->index_old, memory_order_acquire);
+    const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
+    if (__builtin_expect((s0 & 1) || !v, 0))
+        return GET_GENERAL;
+    if (__builtin_expect(v->word_cur != wc || v->word_old != wo || v->old.nb, 0))
+        return GET_GENERAL;
+    struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
+    uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    struct hmm_entry *e = NULL;
+    uint64_t off = 0;
+    uint32_t n = 0;
+    for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
+        /* Acquire pairs with the publisher's release (index_lookup). */
+        uint64_t sj = atomic_load_explicit(&bk->slot[bucket_slot(mask)], memory_order_acquire);
+        if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
+            continue;
+        off = HMM_SLOT_OFF(sj); /* 8-aligned by construction */
+        if (__builtin_expect(off < m->data_off || off > limit || HMM_ENTRY_HDR + klen > limit - off, 0))
+            return GET_GENERAL;
+        if (lookup_entry_holds((struct hmm_entry *)(m->base + off), key, klen)) {
+            e = (struct hmm_entry *)(m->base + off);
+            break;
+        }
+    }
+    int rc;
+    if (e) {
+        /* As read_value(): every length read once, checked before use. */
+        n = *(volatile uint32_t *)&e->vlen;
+        if (__builtin_expect(n > m->max_value || HMM_ENTRY_HDR + klen + n > limit - off, 0))
+            return GET_GENERAL;
+        uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
+        if (__builtin_expect(expire != 0, 0) && expire <= hmm_now_ms()) {
+            rc = HMM_NOTFOUND;
+        } else if (n > *vlen) {
+            rc = HMM_TOOSMALL;
+        } else {
+            copy_value(val, (uint8_t *)e + HMM_ENTRY_HDR + klen, n);
+            /* Cache mode's recency mark, as read_value(). */
+            if (__builtin_expect((m->flags & (HMM_CACHE | HMM_RDONLY)) == HMM_CACHE, 0) &&
+                !atomic_load_explicit(&e->access, memory_order_relaxed))
+                atomic_store_explicit(&e->access, 1, memory_order_relaxed);
+            rc = 0;
+        }
+    } else {
+        /* Keys that probed past this bucket may be further on. */
+        if (atomic_load_explicit(&bk->meta, memory_order_relaxed) != 0)
+            return GET_GENERAL;
+        rc = HMM_NOTFOUND;
+    }
+    /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
+    atomic_thread_fence(memory_order_acquire);
+    if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) != s0, 0))
+        return GET_GENERAL; /* with *vlen untouched: it is the general path's capacity */
+    if (e && rc != HMM_NOTFOUND)
+        *vlen = n;
+    return rc;
+}
+
+HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
+{
+    if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY || !vlen || (*vlen && !val), 0))
+        return get_general(m, key, klen, val, vlen); /* says what is wrong */
+    int rc = get_fast(m, key, klen, val, vlen);
+    if (__builtin_expect(rc == GET_GENERAL, 0))
+        return get_general(m, key, klen, val, vlen);
+    metrics_count_get(m, rc == HMM_NOTFOUND);
+    return rc;
 }
 
 HMM_EXPORT int hmm_getv(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen,
@@ -283,103 +372,110 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
  * changed, is looked up again the way hmm_get does it. */
 #define BATCH_GROUP 16
 
+enum batch_state { BATCH_ALONE, BATCH_CANDIDATE, BATCH_ABSENT };
+
 struct batch_key {
     uint64_t hash;
     uint64_t s0;                /* the stripe's seq at pass 2 */
-    uint64_t off;               /* the candidate entry, 0 none */
+    uint64_t off;               /* BATCH_CANDIDATE: the entry */
     struct hmm_stripe *s;
     struct hmm_bucket *home;
-    bool absent;                /* pass 2 proved the key absent */
-    bool single;                /* look it up the slow way */
 };
 
-/* Pass 2 for one key: which slot of the home bucket may hold it. */
-static inline void batch_probe(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
+/* A key of the batch the general way, as hmm_get but filling info. */
+static __attribute__((noinline)) int batch_alone(hmm_t *m, uint64_t hash, const void *key, size_t klen,
+                                                 struct read_out *out, bool want_info)
+{
+    return read_validated(m, hash, key, klen, out, want_info);
+}
+
+/* Pass 2 for one key: which slot of the home bucket may hold it, or that
+ * none does.  The view was loaded before s0: absence counts only if the
+ * header still names it after s0 (as a get loads the words after s0), else
+ * a growth begun in between may have moved the key where v does not look. */
+static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
 {
     b->s0 = atomic_load_explicit(&b->s->seq, memory_order_acquire);
-    b->off = 0;
-    b->absent = false;
-    b->single = (b->s0 & 1) != 0;
-    if (b->single)
-        return;
-    unsigned mask = bucket_match(b->home, hash_tag(b->hash));
+    if (__builtin_expect(b->s0 & 1, 0))
+        return BATCH_ALONE;
+    uint16_t tag = hash_tag(b->hash);
+    unsigned mask = bucket_match(b->home, tag);
     if (mask == 0) {
-        /* No tag here.  Not proof of absence: the view was taken before
-         * s0, and a growth that started in between may have moved the key
-         * to an index this view does not know (the move's seq bump is then
-         * older than s0).  A miss is looked up the way hmm_get does. */
-        (void)v;
-        b->single = true;
-        return;
+        if (atomic_load_explicit(&b->home->meta, memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire) != v->word_cur ||
+            atomic_load_explicit(&m->hdr->index_old, memory_order_acquire) != v->word_old)
+            return BATCH_ALONE;
+        return BATCH_ABSENT;
     }
     /* Acquire pairs with the publisher's release (as in index_lookup). */
-    uint64_t sj = atomic_load_explicit(&b->home->slot[__builtin_ctz(mask)], memory_order_acquire);
-    if (sj != 0 && HMM_SLOT_TAG(sj) == hash_tag(b->hash)) {
-        b->off = HMM_SLOT_OFF(sj);
-        /* A prefetch never faults: inside the reservation is enough here,
-         * pass 3 checks the entry against the validated part. */
-        if (b->off + 64 <= m->reserve) {
-            __builtin_prefetch(m->base + b->off);
-            __builtin_prefetch(m->base + b->off + 56); /* a small entry's end */
-        }
-    } else {
-        b->single = true;
+    uint64_t sj = atomic_load_explicit(&b->home->slot[bucket_slot(mask)], memory_order_acquire);
+    if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
+        return BATCH_ALONE;
+    b->off = HMM_SLOT_OFF(sj);
+    /* A prefetch never faults: inside the reservation is enough here,
+     * pass 3 checks the entry against the validated part. */
+    if (b->off + 64 <= m->reserve) {
+        __builtin_prefetch(m->base + b->off);
+        __builtin_prefetch(m->base + b->off + 56); /* a small entry's end */
     }
+    return BATCH_CANDIDATE;
 }
 
 /* Pass 3 for one key: 0 / HMM_NOTFOUND / HMM_TOOSMALL / HMM_CORRUPT as
- * hmm_get; 1 when it must be looked up the slow way. */
-static inline int batch_finish(hmm_t *m, struct batch_key *b, const void *key, size_t klen, struct read_out *out,
-                               bool want_info)
+ * hmm_get; GET_GENERAL when it must be looked up alone. */
+static inline int batch_finish(hmm_t *m, struct batch_key *b, enum batch_state st, const void *key, size_t klen,
+                               struct read_out *out, bool want_info)
 {
-    int rc;
-    if (b->single)
-        return 1;
-    if (b->absent) {
-        rc = HMM_NOTFOUND;
-    } else {
+    int rc = HMM_NOTFOUND;
+    if (st == BATCH_CANDIDATE) {
         struct hmm_entry *e = lookup_entry_at(m, b->off, klen);
         if (!e || !lookup_entry_holds(e, key, klen))
-            return 1; /* a tag collision, or out of bounds: the slow way decides */
+            return GET_GENERAL; /* a tag collision, or out of bounds: alone decides */
         rc = read_value(m, b->off, klen, out, want_info, false);
     }
     /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
     atomic_thread_fence(memory_order_acquire);
-    return atomic_load_explicit(&b->s->seq, memory_order_relaxed) == b->s0 ? rc : 1;
+    return atomic_load_explicit(&b->s->seq, memory_order_relaxed) == b->s0 ? rc : GET_GENERAL;
 }
 
 static void batch_group(hmm_t *m, size_t n, const void *const keys[], const size_t klens[], void *const vals[],
                         size_t vlens[], int rcs[], hmm_entry_info *infos, uint64_t *gets, uint64_t *misses)
 {
     struct batch_key b[BATCH_GROUP];
+    uint8_t st[BATCH_GROUP];
     struct hmm__view scratch;
     int vrc = 0;
     const struct hmm__view *v = hmm__index_cached(m, &scratch, &vrc);
+    /* While an index is drained a key may be in either: each alone. */
+    bool passes = v && v->old.nb == 0;
     for (size_t i = 0; i < n; i++) {
-        b[i].single = true;
+        st[i] = BATCH_ALONE;
         rcs[i] = check_key(m, keys[i], klens[i]);
         if (rcs[i] == 0 && vlens[i] && !vals[i])
             rcs[i] = hmm_fail(-EINVAL, "NULL value buffer with a capacity");
-        if (rcs[i] || !v)
+        if (rcs[i])
             continue;
         b[i].hash = key_hash(keys[i], klens[i]);
+        if (!passes)
+            continue;
         b[i].s = &m->stripes[hash_stripe(m, b[i].hash)];
         b[i].home = &v->cur.bk[hash_home(&v->cur, b[i].hash)];
-        b[i].single = false;
+        st[i] = BATCH_CANDIDATE;
         __builtin_prefetch(b[i].home);
         __builtin_prefetch(&b[i].s->seq);
     }
     for (size_t i = 0; i < n; i++)
-        if (!b[i].single)
-            batch_probe(m, v, &b[i]);
+        if (st[i] == BATCH_CANDIDATE)
+            st[i] = (uint8_t)batch_probe(m, v, &b[i]);
     for (size_t i = 0; i < n; i++) {
         if (rcs[i])
             continue;
         struct read_out out = {.val = vals[i], .cap = vlens[i]};
-        int rc = batch_finish(m, &b[i], keys[i], klens[i], &out, infos != NULL);
-        if (rc == 1)
-            rc = read_validated(m, key_hash(keys[i], klens[i]), keys[i], klens[i], &out, infos != NULL);
-        if (rc == HMM_CORRUPT)
+        int rc = st[i] == BATCH_ALONE ? GET_GENERAL
+                                      : batch_finish(m, &b[i], st[i], keys[i], klens[i], &out, infos != NULL);
+        if (rc == GET_GENERAL)
+            rc = batch_alone(m, b[i].hash, keys[i], klens[i], &out, infos != NULL);
+        if (__builtin_expect(rc == HMM_CORRUPT, 0))
             rc = read_corrupt(m);
         if (rc == 0 || rc == HMM_TOOSMALL) {
             vlens[i] = out.len;

@@ -98,6 +98,7 @@ struct map_cursor {
     hmm_cursor *scan;   /* PLAN_SCAN */
     struct keylist in;  /* PLAN_KEY_IN: the keys still to look up from in_pos on */
     size_t in_pos;
+    struct in_group *group; /* PLAN_KEY_IN: the last hmm_get_batch's answers, allocated on first use */
     /* the current row: pointers into the scan cursor's copy or into buf */
     const void *key, *val;
     size_t klen, vlen;
@@ -107,6 +108,19 @@ struct map_cursor {
     /* Most rows fit here: a lookup then allocates nothing (SQLite opens a
      * cursor per execution of a statement, so this is the hot path). */
     char small[512];
+};
+
+/* key IN (...) looks its keys up IN_GROUP at a time with hmm_get_batch,
+ * which overlaps their cache misses; a value over IN_VALUE_CAP bytes
+ * answers HMM_TOOSMALL and is read again alone (lookup_bytes). */
+#define IN_GROUP 32
+#define IN_VALUE_CAP 256
+struct in_group {
+    size_t first, n, at;    /* items[first..first+n) of the list; at: the next to return */
+    int rcs[IN_GROUP];
+    size_t vlens[IN_GROUP];
+    hmm_entry_info infos[IN_GROUP];
+    char vals[IN_GROUP][IN_VALUE_CAP];
 };
 
 /* Set the table's error message from a library code and return the SQLite
@@ -293,6 +307,7 @@ static int map_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
         /* key IN (...) arrives here as EQ too.  We take the whole list in
          * one xFilter, so that keys with the same bytes ('abc' and
          * x'616263') give one row, then look the keys up one per row. */
+#if SQLITE_VERSION_NUMBER >= 3038000 /* sqlite3_vtab_in() and its iterators */
         if (c->op == SQLITE_INDEX_CONSTRAINT_EQ && sqlite3_vtab_in(info, i, 1)) {
             info->idxNum = PLAN_KEY_IN;
             info->idxStr = "key IN (...)";
@@ -300,6 +315,7 @@ static int map_best_index(sqlite3_vtab *base, sqlite3_index_info *info)
             info->estimatedRows = 10;
             return SQLITE_OK;
         }
+#endif
         info->idxNum = PLAN_KEY_EQ;
         info->idxStr = "key=?";
         info->estimatedCost = 1.0;
@@ -339,6 +355,7 @@ static int map_close(sqlite3_vtab_cursor *base)
     struct map_cursor *c = (struct map_cursor *)base;
     hmm_cursor_close(c->scan);
     keylist_free(&c->in);
+    sqlite3_free(c->group);
     if (c->buf != c->small)
         sqlite3_free(c->buf);
     sqlite3_free(c);
@@ -405,28 +422,88 @@ static int lookup_key(struct map_cursor *c, struct map_vtab *vt, sqlite3_value *
     return rc;
 }
 
+/* Look up the next IN_GROUP keys of the IN list in one hmm_get_batch. */
+static int in_group_fill(struct map_cursor *c, struct map_vtab *vt)
+{
+    struct in_group *g = c->group;
+    const void *keys[IN_GROUP];
+    size_t klens[IN_GROUP];
+    void *vals[IN_GROUP];
+    size_t n = c->in.n - c->in_pos < IN_GROUP ? c->in.n - c->in_pos : IN_GROUP;
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = c->in.items[c->in_pos + i].bytes;
+        klens[i] = c->in.items[c->in_pos + i].len;
+        vals[i] = g->vals[i];
+        g->vlens[i] = IN_VALUE_CAP;
+    }
+    int rc = hmm_get_batch(vt->link.map, n, keys, klens, vals, g->vlens, g->rcs, g->infos);
+    if (rc)
+        return map_error(&vt->base, rc, "lookup");
+    g->first = c->in_pos;
+    g->n = n;
+    g->at = 0;
+    c->in_pos += n;
+    return SQLITE_OK;
+}
+
 /* The next key of the IN list that is present, or eof. */
 static int next_in_key(struct map_cursor *c, struct map_vtab *vt)
 {
     c->eof = true;
-    while (c->in_pos < c->in.n) {
-        const struct keylist_item *k = &c->in.items[c->in_pos++];
-        int rc = lookup_bytes(c, vt, k->bytes, k->len);
-        if (rc != SQLITE_OK)
-            return rc;
-        if (!c->eof && row_key_in(c, k->classes))
+    if (!c->group) {
+        if (!(c->group = sqlite3_malloc(sizeof *c->group)))
+            return SQLITE_NOMEM;
+        c->group->n = c->group->at = 0;
+    }
+    struct in_group *g = c->group;
+    for (;;) {
+        if (g->at == g->n) {
+            if (c->in_pos == c->in.n)
+                return SQLITE_OK;
+            int rc = in_group_fill(c, vt);
+            if (rc != SQLITE_OK)
+                return rc;
+        }
+        size_t i = g->at++;
+        const struct keylist_item *k = &c->in.items[g->first + i];
+        int rc = g->rcs[i];
+        if (k->len == 0 || k->len > HMM_MAX_KEY || rc == HMM_NOTFOUND)
+            continue; /* '' or an oversize key: no such row, as for key = v */
+        if (rc == HMM_TOOSMALL) {
+            rc = lookup_bytes(c, vt, k->bytes, k->len);
+            if (rc != SQLITE_OK)
+                return rc;
+            if (c->eof)
+                continue; /* deleted meanwhile */
+        } else if (rc) {
+            return map_error(&vt->base, rc, "lookup");
+        } else {
+            c->key = k->bytes;
+            c->klen = k->len;
+            c->val = g->vals[i];
+            c->vlen = g->vlens[i];
+            c->info = g->infos[i];
+        }
+        if (row_key_in(c, k->classes)) {
+            c->eof = false;
             return SQLITE_OK;
+        }
         c->eof = true;
     }
-    return SQLITE_OK;
 }
 
 /* Collect the right-hand side of key IN (...); NULLs match nothing. */
 static int collect_in_keys(struct map_cursor *c, struct map_vtab *vt, sqlite3_value *list)
 {
+#if SQLITE_VERSION_NUMBER < 3038000
+    (void)c, (void)vt, (void)list;
+    return SQLITE_INTERNAL; /* never planned (map_best_index) */
+#else
     sqlite3_value *v;
     keylist_clear(&c->in);
     c->in_pos = 0;
+    if (c->group)
+        c->group->n = c->group->at = 0;
     int rc;
     for (rc = sqlite3_vtab_in_first(list, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(list, &v)) {
         struct sqlkey k;
@@ -437,6 +514,7 @@ static int collect_in_keys(struct map_cursor *c, struct map_vtab *vt, sqlite3_va
         return rc;
     keylist_finish(&c->in);
     return next_in_key(c, vt);
+#endif
 }
 
 static int map_next(sqlite3_vtab_cursor *base)

@@ -8,6 +8,7 @@
 
 #include "tests/testutil.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -153,12 +154,59 @@ static void test_class_statistics_follow_the_entries(void **state)
     hmm_close(m);
 }
 
+/* n gets of which every other one misses. */
+static void *gets_half_missing(void *p)
+{
+    hmm_t *m = p;
+    char buf[16];
+    for (int i = 0; i < 5000; i++) {
+        size_t len = sizeof buf;
+        int rc = hmm_get(m, i % 2 ? "absent" : "present", i % 2 ? 6 : 7, buf, &len);
+        if (rc != (i % 2 ? HMM_NOTFOUND : 0))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static int child_gets_then_dies(void *p)
+{
+    if (gets_half_missing(p))
+        return 1;
+    kill(getpid(), SIGKILL); /* counted, never closed */
+    return 0;
+}
+
+/* One thread of a handle counts with plain adds (metrics.c); the others,
+ * and a child that inherited the handle, must lose nothing to it. */
+static void test_threads_sharing_a_handle_and_a_forked_child_count_exactly(void **state)
+{
+    hmm_t *m = tu_open(tu_tmpdir(), 1 << 20, 0, 0);
+    TU_OK(hmm_put(m, "present", 7, "v", 1, 0, 0));
+    assert_null(gets_half_missing(m)); /* this thread first: it owns the slot */
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, gets_half_missing, m), 0);
+    assert_null(gets_half_missing(m)); /* meanwhile */
+    for (int i = 0; i < 4; i++) {
+        void *rc;
+        assert_int_equal(pthread_join(t[i], &rc), 0);
+        assert_null(rc);
+    }
+    int status = tu_wait(tu_fork(child_gets_then_dies, m), 20000);
+    assert_true(WIFSIGNALED(status));
+    assert_null(gets_half_missing(m));
+    assert_int_equal(counter(m, HMM_C_GETS), 8 * 5000);
+    assert_int_equal(counter(m, HMM_C_MISSES), 8 * 2500);
+    hmm_close(m);
+}
+
 int main(void)
 {
     tu_watchdog(120);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_are_exact_across_processes_including_a_killed_one),
         cmocka_unit_test(test_read_only_and_nometrics_handles_count_nothing),
+        cmocka_unit_test(test_threads_sharing_a_handle_and_a_forked_child_count_exactly),
         cmocka_unit_test(test_growth_expiration_and_full_are_counted),
         cmocka_unit_test(test_class_statistics_follow_the_entries),
     };
