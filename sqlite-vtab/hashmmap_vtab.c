@@ -70,6 +70,8 @@
 #include "sqlite-vtab/sqlkey.h"
 #include "sqlite-vtab/sqlvalue.h"
 #include "sqlite-vtab/vtab.h"
+#include "tools/clock.h"
+#include "tools/errtext.h"
 
 SQLITE_EXTENSION_INIT1
 
@@ -113,10 +115,9 @@ struct map_cursor {
  * code that fits it. */
 static int map_error(sqlite3_vtab *vt, int rc, const char *what)
 {
+    char text[ERRTEXT_MAX];
     sqlite3_free(vt->zErrMsg);
-    const char *detail = hmm_last_error();
-    vt->zErrMsg = sqlite3_mprintf("hashmmap: %s: %s%s%s%s", what, hmm_strerror(rc),
-                                  *detail ? " (" : "", detail, *detail ? ")" : "");
+    vt->zErrMsg = sqlite3_mprintf("hashmmap: %s: %s", what, errtext(rc, text, sizeof text));
     switch (rc) {
     case HMM_FULL: return SQLITE_FULL;
     case HMM_TOOBIG: return SQLITE_TOOBIG;
@@ -126,13 +127,6 @@ static int map_error(sqlite3_vtab *vt, int rc, const char *what)
     case -ENOMEM: return SQLITE_NOMEM;
     default: return SQLITE_ERROR;
     }
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ---- connecting ---- */
@@ -503,7 +497,7 @@ static int map_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
         break;
     case COL_TTL_MS:
         if (c->info.expire_ms) {
-            uint64_t now = now_ms();
+            uint64_t now = wall_clock_ms();
             /* Expired since it was read: it still is this row, with 0 left. */
             sqlite3_result_int64(ctx, c->info.expire_ms > now ? (sqlite3_int64)(c->info.expire_ms - now) : 0);
         }

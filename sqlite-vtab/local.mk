@@ -19,7 +19,8 @@ hashmmap_la_SOURCES = \
 	%reldir%/incr.c \
 	%reldir%/sqlvalue.c \
 	%reldir%/sqlvalue.h \
-	%reldir%/vtab.h
+	%reldir%/vtab.h \
+	tools/units.c tools/units.h tools/errtext.c tools/errtext.h tools/clock.h
 hashmmap_la_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) -fvisibility=hidden
 hashmmap_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared
 hashmmap_la_LIBADD = libhashmmap.la -lm

@@ -5,6 +5,7 @@ bin_PROGRAMS += hashmmap-replicate
 hashmmap_replicate_SOURCES = \
 	%reldir%/replicate/hashmmap-replicate.c \
 	%reldir%/open_regular.c %reldir%/open_regular.h \
+	%reldir%/errtext.c %reldir%/errtext.h %reldir%/clock.h \
 	%reldir%/replicate/repl.h \
 	%reldir%/replicate/repl_frame.c %reldir%/replicate/repl_frame.h \
 	%reldir%/replicate/repl_auth.c \

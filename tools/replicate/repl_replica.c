@@ -25,6 +25,7 @@
 #include <hashmmap.h>
 
 #include "repl.h"
+#include "tools/errtext.h"
 #include "repl_keyset.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -177,7 +178,8 @@ static int open_or_create_map(struct replica *r, const struct repl_frame *f)
     };
     int rc = hmm_open(&r->m, r->o->dir, &cfg);
     if (rc) {
-        log_error("%s: cannot create the replica map: %s", r->o->dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
+        char text[ERRTEXT_MAX];
+        log_error("%s: cannot create the replica map: %s", r->o->dir, errtext(rc, text, sizeof text));
         return -1;
     }
     log_info("%s: replica map created (size %" PRIu64 ", max size %" PRIu64 "%s)", r->o->dir, f->size, f->max_size,
@@ -404,7 +406,7 @@ static int on_frame(struct replica *r, const struct repl_frame *f)
     return -1;
 heartbeat:
     r->status.primary_seq = f->seq;
-    r->status.last_heartbeat_ms = repl_now_ms();
+    r->status.last_heartbeat_ms = wall_clock_ms();
     r->last_ack_ms = 0; /* answer every heartbeat: it is also our keep-alive */
     return 0;
 }
@@ -414,7 +416,7 @@ static void publish_status(struct replica *r, int connected)
     if (!r->m)
         return;
     hmm_repl_status *st = &r->status;
-    uint64_t now = repl_now_ms();
+    uint64_t now = wall_clock_ms();
     st->role = HMM_REPL_ROLE_REPLICA;
     st->pid = getpid();
     st->updated_ms = now;
@@ -457,10 +459,10 @@ static int run_session(struct replica *r, int fd, const char *host)
                 lost = 1;
         if (r->m && r->position_dirty && save_position(r))
             lost = 1;
-        uint64_t mono = repl_mono_ms();
+        uint64_t mono = monotonic_ms();
         if (!lost && r->state >= R_SNAPSHOT && (r->acked != r->next_seq || r->last_ack_ms == 0) &&
             mono - r->last_ack_ms >= ACK_EVERY_MS) {
-            if (repl_put_ack(&r->conn.out, r->next_seq, repl_now_ms()))
+            if (repl_put_ack(&r->conn.out, r->next_seq, wall_clock_ms()))
                 lost = 1;
             r->acked = r->next_seq;
             r->last_ack_ms = mono;
@@ -474,7 +476,7 @@ static int run_session(struct replica *r, int fd, const char *host)
         (void)repl_conn_pump(&r->conn); /* flush acks and errors, also on the way out */
         r->status.bytes_received += r->conn.bytes_in - in0;
         r->status.bytes_sent += r->conn.bytes_out - out0;
-        uint64_t now = repl_now_ms();
+        uint64_t now = wall_clock_ms();
         if (lost || now - last_status >= STATUS_EVERY_MS) {
             publish_status(r, !lost);
             last_status = now;
@@ -491,8 +493,8 @@ out:
 /* Sleep ms, cut short by SIGTERM. */
 static void pause_ms(unsigned ms)
 {
-    uint64_t end = repl_mono_ms() + ms;
-    while (!repl_stop && repl_mono_ms() < end) {
+    uint64_t end = monotonic_ms() + ms;
+    while (!repl_stop && monotonic_ms() < end) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -505,7 +507,8 @@ int repl_replica_run(const struct repl_options *o)
     hmm_config cfg = {.flags = HMM_REPLICA_WRITER}; /* open if it exists; else it is made on the first START */
     int rc = hmm_open(&r.m, o->dir, &cfg);
     if (rc && rc != -ENOENT) {
-        log_error("%s: %s", o->dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
+        char text[ERRTEXT_MAX];
+        log_error("%s: %s", o->dir, errtext(rc, text, sizeof text));
         goto fail;
     }
     if (r.m && take_replica_role(&r, 0))
