@@ -22,7 +22,8 @@ HMM_CMOCKA_TESTS = \
 	tests/test_prefork \
 	tests/test_replog \
 	tests/test_hardening \
-	tests/test_hostile
+	tests/test_hostile \
+	tests/test_units
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -67,6 +68,9 @@ tests_test_hardening_LDADD = $(HMM_TEST_LIBS)
 tests_test_hostile_SOURCES = %reldir%/test_hostile.c
 tests_test_hostile_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_hostile_LDADD = $(HMM_TEST_LIBS)
+tests_test_units_SOURCES = %reldir%/test_units.c tools/units.c tools/units.h
+tests_test_units_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_units_LDADD = $(CMOCKA_LIBS)
 endif
 
 # Fuzzing (clang's libFuzzer): a short bounded run in `make check`, long
