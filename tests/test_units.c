@@ -137,6 +137,22 @@ static void test_duration_refuses_junk_signs_and_overflow(void **state)
     assert_int_equal(duration_refusal("18446744073709551616ms"), -ERANGE);
 }
 
+static void test_interval_is_over_zero_and_up_to_a_day(void **state)
+{
+    (void)state;
+    uint64_t v = 0;
+    assert_int_equal(units_parse_interval_ms("0.1", &v), 0);
+    assert_int_equal(v, 100);
+    assert_int_equal(units_parse_interval_ms("1d", &v), 0);
+    assert_int_equal(v, 86400000);
+    v = 7;
+    assert_int_equal(units_parse_interval_ms("0", &v), -ERANGE);
+    assert_int_equal(units_parse_interval_ms("0.0001", &v), -ERANGE);
+    assert_int_equal(units_parse_interval_ms("86401", &v), -ERANGE);
+    assert_int_equal(units_parse_interval_ms("x", &v), -EINVAL);
+    assert_int_equal(v, 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +162,7 @@ int main(void)
         cmocka_unit_test(test_size_refuses_what_is_outside_the_grammar),
         cmocka_unit_test(test_duration_units_and_a_bare_number_of_seconds),
         cmocka_unit_test(test_duration_refuses_junk_signs_and_overflow),
+        cmocka_unit_test(test_interval_is_over_zero_and_up_to_a_day),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

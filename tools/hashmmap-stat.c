@@ -24,6 +24,7 @@
 
 #include "tools/clock.h"
 #include "tools/errtext.h"
+#include "tools/units.h"
 
 enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_ERROR = 3 };
 enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_PROMETHEUS };
@@ -393,21 +394,20 @@ static int parse_stat_options(int argc, char **argv, struct stat_options *o)
         {NULL, 0, NULL, 0},
     };
     int opt;
+    uint64_t interval_ms;
     while ((opt = getopt_long(argc, argv, "jpw:c:hV", options, NULL)) != -1) {
         char *end;
         switch (opt) {
         case 'j':
-            o->format = FORMAT_JSON;
-            break;
         case 'p':
-            o->format = FORMAT_PROMETHEUS;
+            o->format = opt == 'j' ? FORMAT_JSON : FORMAT_PROMETHEUS;
             break;
         case 'w':
-            o->interval = strtod(optarg, &end);
-            if (*end || !(o->interval > 0) || o->interval > 86400) {
-                fprintf(stderr, "hashmmap-stat: --watch: '%s' is not a number of seconds\n", optarg);
+            if (units_parse_interval_ms(optarg, &interval_ms) != 0) {
+                fprintf(stderr, "hashmmap-stat: --watch: '%s' is not a number of seconds up to a day\n", optarg);
                 return EXIT_USAGE;
             }
+            o->interval = (double)interval_ms / 1e3;
             break;
         case 'c':
             o->count = strtol(optarg, &end, 10);

@@ -4,7 +4,7 @@ hashmmap_SOURCES = %reldir%/hashmmap.c %reldir%/jsonl.c %reldir%/jsonl.h
 hashmmap_SOURCES += %reldir%/units.c %reldir%/units.h %reldir%/errtext.c %reldir%/errtext.h %reldir%/clock.h
 hashmmap_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
 hashmmap_stat_SOURCES = %reldir%/hashmmap-stat.c
-hashmmap_stat_SOURCES += %reldir%/errtext.c %reldir%/errtext.h %reldir%/clock.h
+hashmmap_stat_SOURCES += %reldir%/errtext.c %reldir%/errtext.h %reldir%/clock.h %reldir%/units.c %reldir%/units.h
 hashmmap_stat_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
 dist_man_MANS += %reldir%/hashmmap.1 %reldir%/hashmmap-stat.1
 

@@ -29,8 +29,10 @@ static const struct unit size_units[] = {
     {NULL, 0},
 };
 
+#define UNITS_DAY_MS UINT64_C(86400000)
+
 static const struct unit duration_units_ms[] = {
-    {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {NULL, 0},
+    {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", UNITS_DAY_MS}, {NULL, 0},
 };
 
 static bool is_digit(char c)
@@ -108,4 +110,16 @@ int units_parse_size(const char *s, uint64_t *bytes)
 int units_parse_duration_ms(const char *s, uint64_t *ms)
 {
     return parse_with_units(s, duration_units_ms, ms);
+}
+
+int units_parse_interval_ms(const char *s, uint64_t *ms)
+{
+    uint64_t v;
+    int rc = units_parse_duration_ms(s, &v);
+    if (rc)
+        return rc;
+    if (v == 0 || v > UNITS_DAY_MS)
+        return -ERANGE;
+    *ms = v;
+    return 0;
 }

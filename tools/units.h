@@ -21,5 +21,8 @@
 
 int units_parse_size(const char *s, uint64_t *bytes);
 int units_parse_duration_ms(const char *s, uint64_t *ms);
+/* A pause between passes (hashmmap-stat --watch, hashmmap-tail
+ * --sleep-interval): a duration over 0 and up to a day, else -ERANGE. */
+int units_parse_interval_ms(const char *s, uint64_t *ms);
 
 #endif
