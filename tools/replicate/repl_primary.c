@@ -543,86 +543,116 @@ static void publish_status(struct primary *p, uint64_t now)
         log_debug("cannot publish the status: %s", hmm_strerror(rc));
 }
 
+/* Open the map to serve (it must exist, with a log), and listen.  0, or
+ * -1 (logged). */
+static int primary_start(struct primary *p)
+{
+    const struct repl_options *o = p->o;
+    hmm_config cfg = {0}; /* open only: the map to serve must exist */
+    int rc = hmm_open(&p->m, o->dir, &cfg);
+    if (rc) {
+        char text[ERRTEXT_MAX];
+        log_error("%s: %s", o->dir, errtext(rc, text, sizeof text));
+        return -1;
+    }
+    rc = hmm_replog_info(p->m, &p->log);
+    if (rc) {
+        log_error("%s: no replication log: %s", o->dir, hmm_strerror(rc));
+        return -1;
+    }
+    if (repl_tls_context(o, 1, &p->tls))
+        return -1;
+    p->listen_fd = listen_on(o->listen);
+    if (p->listen_fd < 0)
+        return -1;
+    log_info("serving %s on %s%s (log seq %" PRIu64 "..%" PRIu64 ")", o->dir, o->listen, p->tls ? " with TLS" : "",
+             p->log.first_seq, p->log.last_seq);
+    return 0;
+}
+
+/* Wait for the listening socket and the sessions' (*pfds grows with
+ * them).  0, or -1 (logged). */
+static int wait_for_sockets(struct primary *p, struct pollfd **pfds)
+{
+    struct pollfd *grown = realloc(*pfds, (p->nsessions + 1) * sizeof **pfds);
+    if (!grown)
+        return -1;
+    *pfds = grown;
+    grown[0] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
+    int busy = 0;
+    for (size_t i = 0; i < p->nsessions; i++) {
+        grown[i + 1] = (struct pollfd){.fd = p->sessions[i]->conn.fd, .events = repl_conn_events(&p->sessions[i]->conn)};
+        busy |= p->sessions[i]->state >= S_SNAPSHOT;
+    }
+    /* With replicas streaming we poll the log every tick; idle, we wait for sockets. */
+    if (poll(grown, p->nsessions + 1, busy ? TICK_MS : 200) < 0 && errno != EINTR) {
+        log_error("poll: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* One round of every session; the finished ones are dropped. */
+static void serve_sessions(struct primary *p)
+{
+    uint64_t mono = monotonic_ms();
+    for (size_t i = 0; i < p->nsessions;) {
+        struct session *s = p->sessions[i];
+        uint64_t in0 = s->conn.bytes_in, out0 = s->conn.bytes_out;
+        int drop = session_round(p, s, mono);
+        p->status.bytes_received += s->conn.bytes_in - in0;
+        p->status.bytes_sent += s->conn.bytes_out - out0;
+        if (drop) {
+            log_info("%s: disconnected", s->conn.peer);
+            session_free(s);
+            p->sessions[i] = p->sessions[--p->nsessions];
+            continue;
+        }
+        i++;
+    }
+}
+
+/* Close every session, publish the last status, release everything. */
+static void primary_stop(struct primary *p)
+{
+    for (size_t i = 0; i < p->nsessions; i++)
+        session_free(p->sessions[i]);
+    p->nsessions = 0;
+    if (p->m) {
+        publish_status(p, wall_clock_ms());
+        hmm_close(p->m);
+    }
+    free(p->sessions);
+    if (p->listen_fd >= 0)
+        close(p->listen_fd);
+    repl_tls_context_free(p->tls);
+}
+
 int repl_primary_run(const struct repl_options *o)
 {
     struct primary p = {.o = o, .listen_fd = -1};
     struct pollfd *pfds = NULL;
-    int ret = -1;
-    hmm_config cfg = {0}; /* open only: the map to serve must exist */
-    int rc = hmm_open(&p.m, o->dir, &cfg);
-    if (rc) {
-        char text[ERRTEXT_MAX];
-        log_error("%s: %s", o->dir, errtext(rc, text, sizeof text));
-        goto fail;
-    }
-    rc = hmm_replog_info(p.m, &p.log);
-    if (rc) {
-        log_error("%s: no replication log: %s", o->dir, hmm_strerror(rc));
-        goto fail;
-    }
-    if (repl_tls_context(o, 1, &p.tls))
-        goto fail;
-    p.listen_fd = listen_on(o->listen);
-    if (p.listen_fd < 0)
-        goto fail;
-    log_info("serving %s on %s%s (log seq %" PRIu64 "..%" PRIu64 ")", o->dir, o->listen, p.tls ? " with TLS" : "",
-             p.log.first_seq, p.log.last_seq);
+    int ret = primary_start(&p);
     uint64_t last_status = 0;
-    while (!repl_stop) {
-        struct pollfd *grown = realloc(pfds, (p.nsessions + 1) * sizeof *pfds);
-        if (!grown)
-            goto fail;
-        pfds = grown;
-        pfds[0] = (struct pollfd){.fd = p.listen_fd, .events = POLLIN};
-        int busy = 0;
-        for (size_t i = 0; i < p.nsessions; i++) {
-            pfds[i + 1] = (struct pollfd){.fd = p.sessions[i]->conn.fd, .events = repl_conn_events(&p.sessions[i]->conn)};
-            busy |= p.sessions[i]->state >= S_SNAPSHOT;
-        }
-        /* With replicas streaming we poll the log every tick; idle, we wait for sockets. */
-        if (poll(pfds, p.nsessions + 1, busy ? TICK_MS : 200) < 0 && errno != EINTR) {
-            log_error("poll: %s", strerror(errno));
-            goto fail;
+    while (ret == 0 && !repl_stop) {
+        if (wait_for_sockets(&p, &pfds)) {
+            ret = -1;
+            break;
         }
         if (pfds[0].revents & POLLIN)
             accept_replicas(&p);
         if (hmm_replog_info(p.m, &p.log) == 0)
             p.status.primary_seq = p.log.last_seq;
-        uint64_t mono = monotonic_ms();
-        for (size_t i = 0; i < p.nsessions;) {
-            struct session *s = p.sessions[i];
-            uint64_t in0 = s->conn.bytes_in, out0 = s->conn.bytes_out;
-            int drop = session_round(&p, s, mono);
-            p.status.bytes_received += s->conn.bytes_in - in0;
-            p.status.bytes_sent += s->conn.bytes_out - out0;
-            if (drop) {
-                log_info("%s: disconnected", s->conn.peer);
-                session_free(s);
-                p.sessions[i] = p.sessions[--p.nsessions];
-                continue;
-            }
-            i++;
-        }
+        serve_sessions(&p);
         uint64_t now = wall_clock_ms();
         if (now - last_status >= STATUS_EVERY_MS) {
             publish_status(&p, now);
             last_status = now;
         }
     }
-    log_info("shutting down (%zu replicas connected)", p.nsessions);
-    ret = 0;
-fail:
-    for (size_t i = 0; i < p.nsessions; i++)
-        session_free(p.sessions[i]);
-    p.nsessions = 0;
-    if (p.m) {
-        publish_status(&p, wall_clock_ms());
-        hmm_close(p.m);
-    }
-    free(p.sessions);
+    if (ret == 0)
+        log_info("shutting down (%zu replicas connected)", p.nsessions);
+    primary_stop(&p);
     free(pfds);
-    if (p.listen_fd >= 0)
-        close(p.listen_fd);
-    repl_tls_context_free(p.tls);
     return ret;
 }
