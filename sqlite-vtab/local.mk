@@ -13,6 +13,7 @@ hashmmap_la_SOURCES = \
 	%reldir%/keylist.h \
 	%reldir%/readset.c \
 	%reldir%/readset.h \
+	%reldir%/bytebuf.c %reldir%/bytebuf.h \
 	%reldir%/sqlkey.c \
 	%reldir%/sqlkey.h \
 	%reldir%/mapopen.c \

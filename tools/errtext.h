@@ -5,9 +5,8 @@
  *   "Permission denied (open of /var/lib/app/offsets/map: ...)"
  *
  * the sentence of hmm_strerror(rc), then hmm_last_error()'s detail in
- * parentheses when the calling thread has one; the detail alone when it
- * already contains the sentence, the sentence alone when it contains the
- * detail.  Call it right after the failing call: the next call to the
+ * parentheses when the calling thread has one the sentence does not
+ * already say.  Call it right after the failing call: the next call to the
  * library replaces the detail.
  */
 #ifndef TOOLS_ERRTEXT_H
