@@ -105,13 +105,29 @@ int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g)
     return 0;
 }
 
-/* Write a complete, fresh map into fd (already sized). */
-static int init_map(int fd, const struct hmm_geometry *g, const hmm_config *cfg)
+/* What hmm__plan_geometry decided, as header.c checks it again at every
+ * open (FORMAT.md §3). */
+static void header_write_geometry(struct hmm_header *h, const struct hmm_geometry *g)
 {
-    uint8_t *base = mmap(NULL, g->file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED)
-        return hmm_fail(-errno, "mmap of new map: %s", strerror(errno));
-    struct hmm_header *h = (struct hmm_header *)base;
+    h->page_size = g->page_size;
+    h->size = g->size;
+    h->max_size = g->max_size;
+    h->max_value = g->max_value;
+    h->slab_factor_pct = g->factor_pct;
+    h->nstripes = HMM_NSTRIPES;
+    h->nclasses = hmm__slab_compute_classes(g->page_size, g->factor_pct, h->class_size);
+    h->proc_off = g->proc_off;
+    h->stripe_off = g->stripe_off;
+    h->class_off = g->class_off;
+    h->pagetab_off = g->pagetab_off;
+    h->pagetab_cap = g->pagetab_cap;
+    h->data_off = g->data_off;
+}
+
+/* The header of a new map: what it is, its identity, its geometry, the
+ * settings it was created with, and the run-time fields' first values. */
+static void header_write(struct hmm_header *h, const struct hmm_geometry *g, const hmm_config *cfg)
+{
     memcpy(h->magic, HMM_MAGIC, 8);
     h->format_version = HMM_FORMAT_VERSION;
     h->byte_order = HMM_BYTE_ORDER_MARK;
@@ -122,27 +138,20 @@ static int init_map(int fd, const struct hmm_geometry *g, const hmm_config *cfg)
         memcpy(h->map_id, &t, sizeof t);
     }
     h->created_ms = hmm_now_ms();
+    header_write_geometry(h, g);
     h->flags = cfg->flags & (HMM_CACHE | HMM_NOREPLOG);
-    h->page_size = g->page_size;
-    h->size = g->size;
-    h->max_size = g->max_size;
     h->default_ttl_ms = cfg->default_ttl_ms;
     h->replog_size = cfg->replog_size;
-    h->max_value = g->max_value;
-    h->nstripes = HMM_NSTRIPES;
-    h->nclasses = hmm__slab_compute_classes(g->page_size, g->factor_pct, h->class_size);
-    h->slab_factor_pct = g->factor_pct;
-    h->proc_off = g->proc_off;
-    h->stripe_off = g->stripe_off;
-    h->class_off = g->class_off;
-    h->pagetab_off = g->pagetab_off;
-    h->pagetab_cap = g->pagetab_cap;
-    h->data_off = g->data_off;
     atomic_store(&h->npages, g->index_pages + g->entry_pages);
     atomic_store(&h->generation, 1);
     atomic_store(&h->index_cur, HMM_INDEX_MAKE(0, g->index_buckets));
     atomic_store(&h->index_pages, g->index_pages);
+}
 
+/* The process-shared locks (header, stripes, size classes) and each
+ * class's chunk size.  0, or the first lock's error. */
+static int init_locks(uint8_t *base, struct hmm_header *h, const struct hmm_geometry *g)
+{
     int rc = hmm__lock_init_shared(&h->pages_lock);
     if (rc == 0)
         rc = hmm__lock_init_shared(&h->grow_lock);
@@ -154,6 +163,18 @@ static int init_map(int fd, const struct hmm_geometry *g, const hmm_config *cfg)
         rc = hmm__lock_init_shared(&classes[i].lock);
         classes[i].size = h->class_size[i];
     }
+    return rc;
+}
+
+/* Write a complete, fresh map into fd (already sized). */
+static int init_map(int fd, const struct hmm_geometry *g, const hmm_config *cfg)
+{
+    uint8_t *base = mmap(NULL, g->file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED)
+        return hmm_fail(-errno, "mmap of new map: %s", strerror(errno));
+    struct hmm_header *h = (struct hmm_header *)base;
+    header_write(h, g, cfg);
+    int rc = init_locks(base, h, g);
     /* The index is a run of pages at the start of the data area. */
     hmm_atomic_u64 *pagetab = (hmm_atomic_u64 *)(base + g->pagetab_off);
     atomic_store(&pagetab[0], HMM_PAGE_MAKE(HMM_PAGE_INDEX_HEAD, g->index_pages));

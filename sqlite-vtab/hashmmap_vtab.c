@@ -18,11 +18,12 @@
  *                    (of the current directory for an in-memory database)
  *                    on every connection, so it names the same map wherever
  *                    the database is opened from.
- *     size=64M       bytes for entries when the map is created (K, M, G, T)
+ *     size=64M       bytes for entries when the map is created (64M, 1.5GiB, ...:
+ *                    the grammar of tools/units.h, as for the hashmmap tool)
  *     max_size=1G    growth limit when the map is created (not below size)
  *     max_value=4M   largest value when the map is created (1M..2G)
  *     cache=1        create the map in cache mode (evicts instead of "full")
- *     ttl=30s        default TTL of the map when created (ms, s, m, h, d; bare = s)
+ *     ttl=30s        default TTL of the map when created (500ms, 1.5h, ...; bare = s)
  *     readonly=1     open an existing map read-only (writes fail with SQLITE_READONLY)
  * Only CREATE VIRTUAL TABLE creates a map (in a missing or empty
  * directory); on an existing map the creation options given must be what
@@ -70,6 +71,8 @@
 #include "sqlite-vtab/sqlkey.h"
 #include "sqlite-vtab/sqlvalue.h"
 #include "sqlite-vtab/vtab.h"
+#include "tools/clock.h"
+#include "tools/errtext.h"
 
 SQLITE_EXTENSION_INIT1
 
@@ -127,10 +130,9 @@ struct in_group {
  * code that fits it. */
 static int map_error(sqlite3_vtab *vt, int rc, const char *what)
 {
+    char text[ERRTEXT_MAX];
     sqlite3_free(vt->zErrMsg);
-    const char *detail = hmm_last_error();
-    vt->zErrMsg = sqlite3_mprintf("hashmmap: %s: %s%s%s%s", what, hmm_strerror(rc),
-                                  *detail ? " (" : "", detail, *detail ? ")" : "");
+    vt->zErrMsg = sqlite3_mprintf("hashmmap: %s: %s", what, errtext(rc, text, sizeof text));
     switch (rc) {
     case HMM_FULL: return SQLITE_FULL;
     case HMM_TOOBIG: return SQLITE_TOOBIG;
@@ -140,13 +142,6 @@ static int map_error(sqlite3_vtab *vt, int rc, const char *what)
     case -ENOMEM: return SQLITE_NOMEM;
     default: return SQLITE_ERROR;
     }
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ---- connecting ---- */
@@ -581,7 +576,7 @@ static int map_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
         break;
     case COL_TTL_MS:
         if (c->info.expire_ms) {
-            uint64_t now = now_ms();
+            uint64_t now = wall_clock_ms();
             /* Expired since it was read: it still is this row, with 0 left. */
             sqlite3_result_int64(ctx, c->info.expire_ms > now ? (sqlite3_int64)(c->info.expire_ms - now) : 0);
         }

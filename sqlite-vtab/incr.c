@@ -19,6 +19,7 @@
 
 #include "sqlite-vtab/sqlkey.h"
 #include "sqlite-vtab/vtab.h"
+#include "tools/errtext.h"
 
 SQLITE_EXTENSION_INIT3
 
@@ -167,10 +168,9 @@ static void incr_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_result_int64(ctx, result);
         return;
     }
-    const char *detail = hmm_last_error();
+    char text[ERRTEXT_MAX];
     incr_error(ctx, rc == HMM_FULL ? SQLITE_FULL : rc == -EBADF ? SQLITE_READONLY : SQLITE_ERROR,
-               sqlite3_mprintf("hashmmap_incr: %s%s%s%s", hmm_strerror(rc), *detail ? " (" : "", detail,
-                               *detail ? ")" : ""));
+               sqlite3_mprintf("hashmmap_incr: %s", errtext(rc, text, sizeof text)));
 }
 
 int incr_function_register(sqlite3 *db, struct vtab_registry *reg)

@@ -22,21 +22,11 @@ int keylist_add(struct keylist *l, const void *key, size_t len, unsigned cls)
         l->items = p;
         l->capn = capn;
     }
-    if (len > l->cap - l->used) {
-        size_t cap = l->cap ? l->cap : 256;
-        while (len > cap - l->used)
-            cap *= 2;
-        void *p = sqlite3_realloc64(l->buf, cap);
-        if (!p)
-            return -1;
-        l->buf = p;
-        l->cap = cap;
-    }
-    if (len)
-        memcpy(l->buf + l->used, key, len);
+    size_t off;
+    if (bytebuf_append(&l->keys, 256, key, len, &off))
+        return -1;
     /* Offsets, not pointers, until the buffer stops moving (keylist_finish). */
-    l->items[l->n++] = (struct keylist_item){NULL, l->used, len, cls};
-    l->used += len;
+    l->items[l->n++] = (struct keylist_item){NULL, off, len, cls};
     return 0;
 }
 
@@ -50,7 +40,7 @@ static int item_cmp(const void *a, const void *b)
 void keylist_finish(struct keylist *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        l->items[i].bytes = l->buf + l->items[i].off;
+        l->items[i].bytes = l->keys.data + l->items[i].off;
     if (l->n < 2)
         return; /* qsort on fewer is pointless (and UBSan dislikes a NULL base) */
     qsort(l->items, l->n, sizeof *l->items, item_cmp);
@@ -66,13 +56,13 @@ void keylist_finish(struct keylist *l)
 
 void keylist_clear(struct keylist *l)
 {
-    l->used = 0;
+    bytebuf_clear(&l->keys);
     l->n = 0;
 }
 
 void keylist_free(struct keylist *l)
 {
-    sqlite3_free(l->buf);
+    bytebuf_free(&l->keys);
     sqlite3_free(l->items);
     memset(l, 0, sizeof *l);
 }

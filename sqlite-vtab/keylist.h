@@ -8,15 +8,16 @@
 
 #include <stddef.h>
 
+#include "sqlite-vtab/bytebuf.h"
+
 struct keylist_item {
-    const char *bytes;  /* into keylist.buf, set by keylist_finish */
+    const char *bytes;  /* into keylist.keys, set by keylist_finish */
     size_t off, len;
     unsigned classes;   /* the sqlkey classes asked for with these bytes (a mask) */
 };
 
 struct keylist {
-    char *buf;          /* all keys, back to back */
-    size_t used, cap;
+    struct bytebuf keys; /* all keys, back to back */
     struct keylist_item *items;
     size_t n, capn;
 };

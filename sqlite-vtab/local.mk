@@ -13,13 +13,15 @@ hashmmap_la_SOURCES = \
 	%reldir%/keylist.h \
 	%reldir%/readset.c \
 	%reldir%/readset.h \
+	%reldir%/bytebuf.c %reldir%/bytebuf.h \
 	%reldir%/sqlkey.c \
 	%reldir%/sqlkey.h \
 	%reldir%/mapopen.c \
 	%reldir%/incr.c \
 	%reldir%/sqlvalue.c \
 	%reldir%/sqlvalue.h \
-	%reldir%/vtab.h
+	%reldir%/vtab.h \
+	tools/units.c tools/units.h tools/errtext.c tools/errtext.h tools/clock.h
 hashmmap_la_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) -fvisibility=hidden
 hashmmap_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared
 hashmmap_la_LIBADD = libhashmmap.la -lm

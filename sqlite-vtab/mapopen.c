@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sqlite-vtab/vtab.h"
+#include "tools/errtext.h"
 
 SQLITE_EXTENSION_INIT3
 
@@ -63,9 +64,8 @@ static int dir_is_free(const char *dir, char **err)
 
 static char *open_error(const char *what, const char *dir, int rc)
 {
-    const char *detail = hmm_last_error();
-    return sqlite3_mprintf("hashmmap: %s '%s': %s%s%s%s", what, dir, hmm_strerror(rc), *detail ? " (" : "", detail,
-                           *detail ? ")" : "");
+    char text[ERRTEXT_MAX];
+    return sqlite3_mprintf("hashmmap: %s '%s': %s", what, dir, errtext(rc, text, sizeof text));
 }
 
 /* CREATE VIRTUAL TABLE on an existing map: creation options must agree. */

@@ -2,59 +2,24 @@
  * options.c - the arguments of CREATE VIRTUAL TABLE t USING hashmmap(...).
  *
  * SQLite hands each argument over as the raw text between the commas, so
- * quoting is ours to undo.  Sizes and durations go through one parser,
- * with the unit suffixes of the hashmmap command-line tool (K, M, G, T,
- * optionally followed by i and B; ms, s, m, h, d, a bare number being
- * seconds).  An option that would not do what it says is an error, never
+ * quoting is ours to undo.  Sizes and durations go through the parser of
+ * the command-line tools (tools/units.h: 64M, 1.5GiB, 500ms, 30s, a bare
+ * duration being seconds), so an option means what the tools' flag means.  An option that would not do what it says is an error, never
  * silently adjusted: the library's own clamps (size at least 256K,
  * max_value at least 1M) are refused here with the reason.
  */
 #include "config.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sqlite-vtab/vtab.h"
+#include "tools/units.h"
 
 #define MIN_SIZE_BYTES (256u << 10) /* the library's smallest data area */
 
 SQLITE_EXTENSION_INIT3
-
-struct unit {
-    const char *suffix;
-    double factor;
-};
-
-static const struct unit size_units[] = {
-    {"", 1}, {"B", 1},
-    {"K", 0x1p10}, {"KB", 0x1p10}, {"KiB", 0x1p10}, {"M", 0x1p20}, {"MB", 0x1p20}, {"MiB", 0x1p20},
-    {"G", 0x1p30}, {"GB", 0x1p30}, {"GiB", 0x1p30}, {"T", 0x1p40}, {"TB", 0x1p40}, {"TiB", 0x1p40},
-    {NULL, 0}};
-static const struct unit duration_units_ms[] = {
-    {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60e3}, {"h", 3600e3}, {"d", 86400e3}, {NULL, 0}};
-
-/* A non-negative number with one of units' suffixes (case-insensitive). */
-static int parse_with_unit(const char *s, const struct unit *units, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || !(v >= 0))
-        return -1;
-    for (const struct unit *u = units; u->suffix; u++) {
-        if (strcasecmp(end, u->suffix) != 0)
-            continue;
-        double x = v * u->factor;
-        if (x >= 1.8e19)
-            return -1;
-        *out = (uint64_t)llround(x);
-        return 0;
-    }
-    return -1;
-}
 
 static int parse_bool(const char *s, bool *out)
 {
@@ -118,10 +83,10 @@ static int apply_option(unsigned bit, const char *value, struct vtab_options *op
             return -1;
         opt->path = sqlite3_mprintf("%s", value);
         return opt->path ? 0 : -1;
-    case OPT_SIZE: return parse_with_unit(value, size_units, &opt->size);
-    case OPT_MAX_SIZE: return parse_with_unit(value, size_units, &opt->max_size);
-    case OPT_MAX_VALUE: return parse_with_unit(value, size_units, &opt->max_value);
-    case OPT_TTL: return parse_with_unit(value, duration_units_ms, &opt->ttl_ms);
+    case OPT_SIZE: return units_parse_size(value, &opt->size);
+    case OPT_MAX_SIZE: return units_parse_size(value, &opt->max_size);
+    case OPT_MAX_VALUE: return units_parse_size(value, &opt->max_value);
+    case OPT_TTL: return units_parse_duration_ms(value, &opt->ttl_ms);
     case OPT_CACHE: return parse_bool(value, &opt->cache);
     default: return parse_bool(value, &opt->readonly);
     }

@@ -27,7 +27,7 @@ static struct readset_slot *slot_for(const struct readset *rs, uint64_t h, const
     size_t mask = rs->nslots - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         struct readset_slot *s = &rs->slots[i];
-        if (!s->hash || (s->hash == h && s->len == len && memcmp(rs->keys + s->off, key, len) == 0))
+        if (!s->hash || (s->hash == h && s->len == len && memcmp(rs->keys.data + s->off, key, len) == 0))
             return s; /* the load stays under 1/2: an empty slot is always reached */
     }
 }
@@ -44,26 +44,8 @@ static int grow_slots(struct readset *rs)
     rs->nslots = nslots;
     for (size_t i = 0; i < old_n; i++)
         if (old[i].hash)
-            *slot_for(rs, old[i].hash, rs->keys + old[i].off, old[i].len) = old[i];
+            *slot_for(rs, old[i].hash, rs->keys.data + old[i].off, old[i].len) = old[i];
     sqlite3_free(old);
-    return 0;
-}
-
-static int copy_key(struct readset *rs, const void *key, size_t len, size_t *off)
-{
-    if (len > rs->cap - rs->used) {
-        size_t cap = rs->cap ? rs->cap : 4096;
-        while (len > cap - rs->used)
-            cap *= 2;
-        char *p = sqlite3_realloc64(rs->keys, cap);
-        if (!p)
-            return -1;
-        rs->keys = p;
-        rs->cap = cap;
-    }
-    memcpy(rs->keys + rs->used, key, len);
-    *off = rs->used;
-    rs->used += len;
     return 0;
 }
 
@@ -75,7 +57,7 @@ int readset_note(struct readset *rs, const void *key, size_t len, uint64_t versi
     struct readset_slot *s = slot_for(rs, h, key, len);
     if (!s->hash) {
         size_t off;
-        if (copy_key(rs, key, len, &off) != 0)
+        if (bytebuf_append(&rs->keys, 4096, key, len, &off) != 0)
             return -1;
         *s = (struct readset_slot){h, off, len, 0};
         rs->n++;
@@ -100,12 +82,12 @@ void readset_clear(struct readset *rs)
     if (rs->n)
         memset(rs->slots, 0, rs->nslots * sizeof *rs->slots);
     rs->n = 0;
-    rs->used = 0;
+    bytebuf_clear(&rs->keys);
 }
 
 void readset_free(struct readset *rs)
 {
     sqlite3_free(rs->slots);
-    sqlite3_free(rs->keys);
+    bytebuf_free(&rs->keys);
     memset(rs, 0, sizeof *rs);
 }

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sqlite-vtab/bytebuf.h"
+
 struct readset_slot {
     uint64_t hash;      /* 0: empty */
     size_t off, len;    /* the key in readset.keys */
@@ -22,8 +24,7 @@ struct readset_slot {
 struct readset {
     struct readset_slot *slots;
     size_t nslots, n;   /* nslots a power of two (or 0), n used */
-    char *keys;         /* every key noted, back to back */
-    size_t used, cap;
+    struct bytebuf keys; /* every key noted, back to back */
 };
 
 /* Remember that key was read with version (a later read replaces it).

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "sqlite-vtab/sqlkey.h"
+#include "sqlite-vtab/sqlvalue.h"
 
 SQLITE_EXTENSION_INIT3
 
@@ -98,7 +99,8 @@ static void encode_real(double d, struct sqlkey *k)
 
 int sqlkey_encode(sqlite3_value *v, struct sqlkey *k)
 {
-    switch (sqlite3_value_type(v)) {
+    int type = sqlite3_value_type(v);
+    switch (type) {
     case SQLITE_NULL:
         return -1;
     case SQLITE_INTEGER:
@@ -110,20 +112,12 @@ int sqlkey_encode(sqlite3_value *v, struct sqlkey *k)
     case SQLITE_FLOAT:
         encode_real(sqlite3_value_double(v), k);
         return 0;
-    case SQLITE_TEXT:
-        k->bytes = sqlite3_value_text(v);
-        k->len = (size_t)sqlite3_value_bytes(v);
-        k->cls = SQLKEY_CLASS_TEXT;
-        break;
     default:
-        k->bytes = sqlite3_value_blob(v);
-        k->len = (size_t)sqlite3_value_bytes(v);
-        k->cls = SQLKEY_CLASS_BLOB;
         break;
     }
-    if (!k->bytes)
-        k->bytes = ""; /* an empty blob has no pointer */
-    int want = k->cls == SQLKEY_CLASS_TEXT ? SQLITE_TEXT : SQLITE_BLOB;
+    int want = type == SQLITE_TEXT ? SQLITE_TEXT : SQLITE_BLOB;
+    sqlvalue_raw(v, want, &k->bytes, &k->len);
+    k->cls = want == SQLITE_TEXT ? SQLKEY_CLASS_TEXT : SQLKEY_CLASS_BLOB;
     /* The bits only where the bytes alone would read as another type. */
     k->type_bits = inferred_type(k->bytes, k->len) == want ? SQLKEY_INFERRED
                    : want == SQLITE_TEXT                  ? SQLKEY_TEXT

@@ -23,9 +23,18 @@
 
 SQLITE_EXTENSION_INIT3
 
+void sqlvalue_raw(sqlite3_value *v, int type, const void **bytes, size_t *len)
+{
+    /* The pointer first, then the length: SQLite's documented order. */
+    const void *p = type == SQLITE_TEXT ? (const void *)sqlite3_value_text(v) : sqlite3_value_blob(v);
+    *len = (size_t)sqlite3_value_bytes(v);
+    *bytes = p ? p : "";
+}
+
 void sqlvalue_encode(sqlite3_value *v, struct sqlvalue_bytes *out)
 {
-    switch (sqlite3_value_type(v)) {
+    int type = sqlite3_value_type(v);
+    switch (type) {
     case SQLITE_INTEGER:
         out->len = (size_t)snprintf(out->num, sizeof out->num, "%lld", sqlite3_value_int64(v));
         out->bytes = out->num;
@@ -38,14 +47,9 @@ void sqlvalue_encode(sqlite3_value *v, struct sqlvalue_bytes *out)
         out->tag = SQLVALUE_TAG_REAL;
         return;
     case SQLITE_TEXT:
-        out->bytes = sqlite3_value_text(v);
-        out->len = (size_t)sqlite3_value_bytes(v);
-        out->tag = SQLVALUE_TAG_TEXT;
-        return;
     case SQLITE_BLOB:
-        out->bytes = sqlite3_value_blob(v);
-        out->len = (size_t)sqlite3_value_bytes(v);
-        out->tag = SQLVALUE_TAG_BLOB;
+        sqlvalue_raw(v, type, &out->bytes, &out->len);
+        out->tag = type == SQLITE_TEXT ? SQLVALUE_TAG_TEXT : SQLVALUE_TAG_BLOB;
         return;
     default:
         out->bytes = "";

@@ -28,6 +28,10 @@ struct sqlvalue_bytes {
     char num[32];
 };
 
+/* The bytes of v, a TEXT (as UTF-8) or a BLOB: never NULL ("" for an
+ * empty blob, which SQLite hands over without a pointer). */
+void sqlvalue_raw(sqlite3_value *v, int type, const void **bytes, size_t *len);
+
 /* Encode v as a value.  Never fails: every SQL type has a form. */
 void sqlvalue_encode(sqlite3_value *v, struct sqlvalue_bytes *out);
 

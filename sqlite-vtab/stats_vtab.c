@@ -17,6 +17,7 @@
 
 #include <hashmmap.h>
 #include "sqlite-vtab/vtab.h"
+#include "tools/errtext.h"
 
 SQLITE_EXTENSION_INIT3
 
@@ -206,10 +207,9 @@ static int stats_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_st
     if (hrc == 0)
         hrc = hmm_stat(m, &st);
     if (hrc) {
-        const char *detail = hmm_last_error();
+        char text[ERRTEXT_MAX];
         sqlite3_free(vt->zErrMsg);
-        vt->zErrMsg = sqlite3_mprintf("hashmmap_stats: cannot read map '%s': %s%s%s%s", dir,
-                                      hmm_strerror(hrc), *detail ? " (" : "", detail, *detail ? ")" : "");
+        vt->zErrMsg = sqlite3_mprintf("hashmmap_stats: cannot read map '%s': %s", dir, errtext(hrc, text, sizeof text));
         hmm_close(m);
         sqlite3_free(dir);
         return SQLITE_ERROR;

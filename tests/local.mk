@@ -26,7 +26,8 @@ HMM_CMOCKA_TESTS = \
 	tests/test_hardening \
 	tests/test_hostile \
 	tests/test_offsets \
-	tests/test_fdpass
+	tests/test_fdpass \
+	tests/test_units
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
@@ -92,6 +93,10 @@ tests_test_dnscache_codec_LDADD = $(CMOCKA_LIBS)
 tests_test_repl_frames_SOURCES = %reldir%/test_repl_frames.c tools/replicate/repl_frame.c
 tests_test_repl_frames_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_repl_frames_LDADD = $(CMOCKA_LIBS)
+# The one size/duration grammar of the tools and the SQLite extension.
+tests_test_units_SOURCES = %reldir%/test_units.c tools/units.c tools/units.h
+tests_test_units_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_units_LDADD = $(CMOCKA_LIBS)
 endif
 
 # The command-line tools end to end.

@@ -23,6 +23,9 @@
 #include <hashmmap.h>
 
 #include "tools/bus_error.h"
+#include "tools/clock.h"
+#include "tools/errtext.h"
+#include "tools/units.h"
 
 enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_ERROR = 3 };
 enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_PROMETHEUS };
@@ -322,9 +325,7 @@ static void on_signal(int sig)
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)monotonic_ms() / 1e3;
 }
 
 /* vmstat-style: a header, then one line of rates per interval. */
@@ -374,7 +375,18 @@ static int watch(hmm_t *m, double interval, long count)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* What to show, from the command line. */
+struct stat_options {
+    enum format format;
+    double interval; /* --watch: seconds between lines; 0 = once */
+    long count;      /* --count: lines, 0 = until interrupted */
+    const char *dir;
+};
+
+/* CONTINUE, or the exit status to stop with. */
+#define CONTINUE (-1)
+
+static int parse_stat_options(int argc, char **argv, struct stat_options *o)
 {
     static const struct option options[] = {
         {"json", no_argument, NULL, 'j'},    {"prometheus", no_argument, NULL, 'p'},
@@ -382,30 +394,25 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},    {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    tool_report_bus_errors("hashmmap-stat");
-    enum format format = FORMAT_TABLE;
-    double interval = 0;
-    long count = 0;
     int opt;
+    uint64_t interval_ms;
     while ((opt = getopt_long(argc, argv, "jpw:c:hV", options, NULL)) != -1) {
         char *end;
         switch (opt) {
         case 'j':
-            format = FORMAT_JSON;
-            break;
         case 'p':
-            format = FORMAT_PROMETHEUS;
+            o->format = opt == 'j' ? FORMAT_JSON : FORMAT_PROMETHEUS;
             break;
         case 'w':
-            interval = strtod(optarg, &end);
-            if (*end || !(interval > 0) || interval > 86400) {
-                fprintf(stderr, "hashmmap-stat: --watch: '%s' is not a number of seconds\n", optarg);
+            if (units_parse_interval_ms(optarg, &interval_ms) != 0) {
+                fprintf(stderr, "hashmmap-stat: --watch: '%s' is not a number of seconds up to a day\n", optarg);
                 return EXIT_USAGE;
             }
+            o->interval = (double)interval_ms / 1e3;
             break;
         case 'c':
-            count = strtol(optarg, &end, 10);
-            if (*end || count <= 0) {
+            o->count = strtol(optarg, &end, 10);
+            if (*end || o->count <= 0) {
                 fprintf(stderr, "hashmmap-stat: --count: '%s' is not a positive number\n", optarg);
                 return EXIT_USAGE;
             }
@@ -425,36 +432,53 @@ int main(int argc, char **argv)
         fprintf(stderr, "hashmmap-stat: expected one map directory (try --help)\n");
         return EXIT_USAGE;
     }
-    const char *dir = argv[optind];
+    o->dir = argv[optind];
+    return CONTINUE;
+}
+
+/* One snapshot in the format asked for. */
+static int show_once(hmm_t *m, const struct stat_options *o)
+{
+    struct snapshot s;
+    int rc = take_snapshot(m, &s);
+    if (rc)
+        return rc;
+    if (o->format == FORMAT_JSON)
+        print_json(o->dir, &s);
+    else if (o->format == FORMAT_PROMETHEUS)
+        print_prometheus(o->dir, &s);
+    else
+        print_table(o->dir, &s);
+    return 0;
+}
+
+/* The map's failure as one line that names DIR once. */
+static int fail(const char *dir, int rc)
+{
+    char text[ERRTEXT_MAX];
+    errtext(rc, text, sizeof text);
+    if (strstr(text, dir))
+        fprintf(stderr, "hashmmap-stat: %s\n", text);
+    else
+        fprintf(stderr, "hashmmap-stat: %s: %s\n", dir, text);
+    return EXIT_ERROR;
+}
+
+int main(int argc, char **argv)
+{
+    tool_report_bus_errors("hashmmap-stat");
+    struct stat_options o = {.format = FORMAT_TABLE};
+    int status = parse_stat_options(argc, argv, &o);
+    if (status != CONTINUE)
+        return status;
     hmm_config cfg = {.flags = HMM_RDONLY};
     hmm_t *m;
-    int rc = hmm_open(&m, dir, &cfg);
-    if (rc) {
-        const char *detail = hmm_last_error();
-        if (*detail)
-            fprintf(stderr, "hashmmap-stat: %s (%s)\n", detail, hmm_errname(rc));
-        else
-            fprintf(stderr, "hashmmap-stat: %s: %s\n", dir, hmm_strerror(rc));
-        return EXIT_ERROR;
-    }
-    if (interval > 0) {
-        rc = watch(m, interval, count);
-    } else {
-        struct snapshot s;
-        rc = take_snapshot(m, &s);
-        if (rc == 0) {
-            if (format == FORMAT_JSON)
-                print_json(dir, &s);
-            else if (format == FORMAT_PROMETHEUS)
-                print_prometheus(dir, &s);
-            else
-                print_table(dir, &s);
-        }
-    }
+    int rc = hmm_open(&m, o.dir, &cfg);
+    if (rc)
+        return fail(o.dir, rc);
+    rc = o.interval > 0 ? watch(m, o.interval, o.count) : show_once(m, &o);
     hmm_close(m);
-    if (rc) {
-        fprintf(stderr, "hashmmap-stat: %s: %s\n", dir, hmm_strerror(rc));
-        return EXIT_ERROR;
-    }
+    if (rc)
+        return fail(o.dir, rc);
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_ERROR;
 }

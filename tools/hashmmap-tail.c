@@ -39,6 +39,7 @@
 
 #include "tools/open_regular.h"
 #include "tools/tail_state.h"
+#include "tools/units.h"
 
 #define EXIT_NOTFOUND 1
 #define EXIT_USAGE 2
@@ -494,6 +495,7 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
     };
     int c;
     char *end;
+    uint64_t interval_ms;
     while ((c = getopt_long(argc, argv, "S:Fs:nL:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'S':
@@ -503,11 +505,11 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
             o->follow = true;
             break;
         case 's':
-            o->interval_s = strtod(optarg, &end);
-            if (*end || end == optarg || !(o->interval_s > 0 && o->interval_s <= 86400)) {
+            if (units_parse_interval_ms(optarg, &interval_ms) != 0) {
                 fprintf(stderr, "%s: bad --sleep-interval '%s' (seconds, > 0)\n", progname, optarg);
                 return EXIT_USAGE;
             }
+            o->interval_s = (double)interval_ms / 1e3;
             break;
         case 'n':
             o->dry_run = true;

@@ -15,8 +15,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,10 @@
 #include <hashmmap.h>
 
 #include "tools/bus_error.h"
+#include "tools/clock.h"
+#include "tools/errtext.h"
 #include "tools/jsonl.h"
+#include "tools/units.h"
 
 enum { EXIT_OK = 0, EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_ERROR = 3 };
 
@@ -38,107 +43,25 @@ struct options {
     bool cache, nx, xx, json, repair, no_replog;
 };
 
-static void usage(FILE *out)
+static void usage(FILE *out);
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
-    fprintf(out,
-            "Usage: hashmmap COMMAND DIR [ARGS] [OPTIONS]\n"
-            "Use the hashmmap map kept in directory DIR.\n"
-            "\n"
-            "Commands:\n"
-            "  create DIR [--size 64M] [--max-size 1G] [--cache] [--ttl 30s] [--mode 0600] [--max-value 1M]\n"
-            "             [--replog-size 16M | --no-replog]\n"
-            "                          create a map (sizes take K, M, G; TTLs ms, s, m, h, d; bare = seconds)\n"
-            "  put DIR KEY VALUE [--ttl 10s] [--nx | --xx]   store a value (--nx: only if absent, --xx: only if present)\n"
-            "  get DIR KEY...          print the value; with several keys (looked up in one batch),\n"
-            "                          a line KEY<tab>VALUE per key found\n"
-            "  del DIR KEY             delete a key\n"
-            "  incr DIR KEY [DELTA]    add DELTA (default 1) to a counter and print it\n"
-            "  dump DIR                print every entry as a JSON line {\"key\":...,\"value\":...}\n"
-            "  load DIR                store the JSON lines of a dump read from standard input\n"
-            "  info DIR [--json]       sizes, fill, format, and the processes that have the map open\n"
-            "  check DIR [--repair]    verify every entry; --repair drops damaged ones\n"
-            "\n"
-            "Examples:\n"
-            "  hashmmap create /var/lib/app/offsets --size 16M --max-size 1G\n"
-            "  hashmmap put /var/lib/app/offsets orders/3 1042\n"
-            "  hashmmap incr /var/lib/app/offsets hits\n"
-            "  hashmmap get /var/lib/app/offsets orders/1 orders/2 orders/3\n"
-            "  hashmmap dump /var/lib/app/offsets | hashmmap load /srv/copy\n"
-            "\n"
-            "Exit status: 0 success, 1 key not found or problems found, 2 usage error, 3 other errors.\n");
-}
-
-static int usage_error(const char *fmt, const char *arg)
-{
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "hashmmap: %s: ", command);
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (try 'hashmmap --help')\n");
+    va_end(ap);
     return EXIT_USAGE;
 }
 
 /* One line: what failed, the library's sentence and its detail. */
 static int fail(const char *what, int rc)
 {
-    const char *detail = hmm_last_error();
-    fprintf(stderr, "hashmmap: %s: %s: %s", command, what, hmm_strerror(rc));
-    if (*detail && !strstr(hmm_strerror(rc), detail))
-        fprintf(stderr, " (%s)", detail);
-    fputc('\n', stderr);
+    char text[ERRTEXT_MAX];
+    fprintf(stderr, "hashmmap: %s: %s: %s\n", command, what, errtext(rc, text, sizeof text));
     return rc == HMM_NOTFOUND ? EXIT_NOTFOUND : EXIT_ERROR;
-}
-
-static bool parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return false;
-    uint64_t mult = 1;
-    switch (*end) {
-    case 'k': case 'K': mult = 1ULL << 10; end++; break;
-    case 'm': case 'M': mult = 1ULL << 20; end++; break;
-    case 'g': case 'G': mult = 1ULL << 30; end++; break;
-    case 't': case 'T': mult = 1ULL << 40; end++; break;
-    default: break;
-    }
-    if (*end == 'i' || *end == 'I')
-        end++;
-    if (*end == 'b' || *end == 'B')
-        end++;
-    if (*end || (v && mult > UINT64_MAX / v))
-        return false;
-    *out = v * mult;
-    return true;
-}
-
-static bool parse_ttl(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return false;
-    double mult = 1000; /* bare number: seconds */
-    if (strcmp(end, "ms") == 0)
-        mult = 1;
-    else if (strcmp(end, "s") == 0 || *end == '\0')
-        mult = 1000;
-    else if (strcmp(end, "m") == 0)
-        mult = 60e3;
-    else if (strcmp(end, "h") == 0)
-        mult = 3600e3;
-    else if (strcmp(end, "d") == 0)
-        mult = 86400e3;
-    else
-        return false;
-    /* inf, nan and anything past 2^64 ms have no uint64_t value: the cast
-     * would be undefined behaviour, so they are refused before it. */
-    double ms = v * mult + 0.5;
-    if (!isfinite(ms) || ms >= 18446744073709551616.0)
-        return false;
-    *out = (uint64_t)ms;
-    return true;
 }
 
 static int open_map(hmm_t **m, const char *dir, bool rdonly)
@@ -152,7 +75,66 @@ static int open_map(hmm_t **m, const char *dir, bool rdonly)
     return rc;
 }
 
-/* ---- dump and load (the JSON lines format is in jsonl.c) ---- */
+/* What a command works on: the map (opened by the table's access; create
+ * opens its own), DIR and the arguments after it, and the options. */
+struct invocation {
+    hmm_t *m;
+    const char *dir;
+    char **args; /* args[0] is DIR */
+    int nargs;
+    struct options o;
+};
+
+/* The value of key, however long, in a buffer of its own (free it): tried
+ * first with *vlen bytes of room, then with the room the value needs. */
+static int get_whole_value(hmm_t *m, const char *key, char **val, size_t *vlen)
+{
+    char *buf = NULL;
+    int rc;
+    do {
+        char *nb = realloc(buf, *vlen ? *vlen : 1);
+        if (!nb) {
+            rc = -ENOMEM;
+            break;
+        }
+        buf = nb;
+        rc = hmm_get(m, key, strlen(key), buf, vlen);
+    } while (rc == HMM_TOOSMALL);
+    if (rc) {
+        free(buf);
+        buf = NULL;
+    }
+    *val = buf;
+    return rc;
+}
+
+static int cmd_get_one(hmm_t *m, const char *key)
+{
+    char *val;
+    size_t len = 4096;
+    int rc = get_whole_value(m, key, &val, &len);
+    if (rc)
+        return fail(key, rc);
+    fwrite(val, 1, len, stdout);
+    putchar('\n');
+    free(val);
+    return EXIT_OK;
+}
+
+/* One key's line of a batch: KEY<tab>VALUE, or its failure on stderr. */
+static int print_batch_result(hmm_t *m, const char *key, int rc, const void *val, size_t vlen)
+{
+    char *big = NULL;
+    if (rc == HMM_TOOSMALL) /* larger than the batch's room: again, alone */
+        rc = get_whole_value(m, key, &big, &vlen);
+    if (rc)
+        return fail(key, rc);
+    printf("%s\t", key);
+    fwrite(big ? big : val, 1, vlen, stdout);
+    putchar('\n');
+    free(big);
+    return EXIT_OK;
+}
 
 /* get DIR KEY KEY...: one hmm_get_batch, then a line KEY<tab>VALUE per key
  * found, in the order given; a missing key is a line on stderr and makes
@@ -174,26 +156,9 @@ static int cmd_get_many(hmm_t *m, char **keys, size_t n)
         rc = hmm_get_batch(m, n, (const void *const *)keys, klens, vals, vlens, rcs, NULL);
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *big = NULL;
-        while (rcs[i] == HMM_TOOSMALL) { /* larger than CAP: again, alone, with room */
-            char *nb = realloc(big, vlens[i]);
-            if (!nb) {
-                rcs[i] = -ENOMEM;
-                break;
-            }
-            big = nb;
-            rcs[i] = hmm_get(m, keys[i], klens[i], big, &vlens[i]);
-        }
-        if (rcs[i] == 0) {
-            printf("%s\t", keys[i]);
-            fwrite(big ? big : vals[i], 1, vlens[i], stdout);
-            putchar('\n');
-        } else {
-            int st = fail(keys[i], rcs[i]);
-            if (status != EXIT_ERROR)
-                status = st;
-        }
-        free(big);
+        int st = print_batch_result(m, keys[i], rcs[i], vals[i], vlens[i]);
+        if (status != EXIT_ERROR && st != EXIT_OK)
+            status = st;
     }
     if (rc)
         status = fail("get", rc);
@@ -205,15 +170,77 @@ static int cmd_get_many(hmm_t *m, char **keys, size_t n)
     return status;
 }
 
-static int cmd_dump(hmm_t *m)
+static int cmd_get(const struct invocation *in)
 {
+    if (in->nargs > 2)
+        return cmd_get_many(in->m, in->args + 1, (size_t)in->nargs - 1);
+    return cmd_get_one(in->m, in->args[1]);
+}
+
+static int cmd_create(const struct invocation *in)
+{
+    const struct options *o = &in->o;
+    hmm_config cfg = {.size = o->size, .max_size = o->max_size, .mode = o->mode, .default_ttl_ms = o->ttl_ms,
+                      .max_value = (uint32_t)o->max_value, .replog_size = o->replog_size,
+                      .flags = HMM_CREATE | HMM_EXCL | (o->cache ? HMM_CACHE : 0) | (o->no_replog ? HMM_NOREPLOG : 0)};
+    hmm_t *m;
+    int rc = hmm_open(&m, in->dir, &cfg);
+    if (rc)
+        return fail(in->dir, rc);
+    hmm_stats st;
+    hmm_stat(m, &st);
+    printf("created %s: %" PRIu64 " bytes for entries%s%s\n", in->dir, st.size,
+           st.max_size > st.size ? ", growing as needed" : "", o->cache ? ", cache mode" : "");
+    hmm_close(m);
+    return EXIT_OK;
+}
+
+static int cmd_put(const struct invocation *in)
+{
+    const char *key = in->args[1], *val = in->args[2];
+    int rc = hmm_put(in->m, key, strlen(key), val, strlen(val), in->o.ttl_ms,
+                     in->o.nx ? HMM_NX : in->o.xx ? HMM_XX : 0);
+    if (rc == 0)
+        return EXIT_OK;
+    int status = fail(key, rc);
+    return rc == HMM_EXISTS ? EXIT_NOTFOUND : status; /* --nx meeting a key exits as --xx meeting none */
+}
+
+static int cmd_del(const struct invocation *in)
+{
+    int rc = hmm_del(in->m, in->args[1], strlen(in->args[1]));
+    return rc ? fail(in->args[1], rc) : EXIT_OK;
+}
+
+static int cmd_incr(const struct invocation *in)
+{
+    int64_t delta = 1, result;
+    if (in->nargs == 3) {
+        char *end;
+        errno = 0;
+        delta = strtoll(in->args[2], &end, 10);
+        if (errno || *end || end == in->args[2])
+            return usage_error("DELTA '%s' is not a 64-bit integer", in->args[2]);
+    }
+    int rc = hmm_incr(in->m, in->args[1], strlen(in->args[1]), delta, &result);
+    if (rc)
+        return fail(in->args[1], rc);
+    printf("%" PRId64 "\n", result);
+    return EXIT_OK;
+}
+
+/* ---- dump and load (the JSON lines format is in jsonl.c) ---- */
+
+static int cmd_dump(const struct invocation *in)
+{
+    hmm_t *m = in->m;
     hmm_cursor *c;
     int rc = hmm_cursor_open(m, &c);
     if (rc)
         return fail("dump", rc);
     const void *k, *v;
     size_t kl, vl;
-    uint64_t now_ms = (uint64_t)time(NULL) * 1000;
+    uint64_t now_ms = wall_clock_ms();
     while ((rc = hmm_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
         hmm_entry_info info;
         hmm_cursor_info(c, &info);
@@ -233,8 +260,9 @@ static int cmd_dump(hmm_t *m)
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_ERROR;
 }
 
-static int cmd_load(hmm_t *m)
+static int cmd_load(const struct invocation *in)
 {
+    hmm_t *m = in->m;
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -272,8 +300,11 @@ static int cmd_load(hmm_t *m)
 /* Processes `info` lists: a screenful (the map's table holds 512). */
 #define INFO_PROCS_MAX 64
 
-static int cmd_info(hmm_t *m, const char *dir, bool json)
+static int cmd_info(const struct invocation *in)
 {
+    hmm_t *m = in->m;
+    const char *dir = in->dir;
+    bool json = in->o.json;
     hmm_stats st;
     int rc = hmm_stat(m, &st);
     if (rc)
@@ -340,8 +371,10 @@ static int cmd_info(hmm_t *m, const char *dir, bool json)
     return EXIT_OK;
 }
 
-static int cmd_check(hmm_t *m, bool repair)
+static int cmd_check(const struct invocation *in)
 {
+    hmm_t *m = in->m;
+    bool repair = in->o.repair;
     hmm_check_result r;
     int rc = hmm_check(m, repair ? HMM_CHECK_REPAIR : 0, &r);
     printf("entries        %" PRIu64 "\nbad entries    %" PRIu64 "\nbad slots      %" PRIu64
@@ -358,20 +391,201 @@ static int cmd_check(hmm_t *m, bool repair)
     return fail("check", rc);
 }
 
-int main(int argc, char **argv)
+
+/* ---- the command table ---- */
+
+enum access {
+    ACCESS_NONE,      /* the command opens the map itself (create) */
+    ACCESS_READ,      /* opened read-only: never writes a byte of the files */
+    ACCESS_WRITE,
+    ACCESS_REPAIR,    /* read-only, unless --repair asks to drop damaged entries */
+};
+
+static const struct command {
+    const char *name;
+    const char *synopsis, *summary; /* for --help */
+    int min_args, max_args;         /* DIR included */
+    enum access access;
+    int (*run)(const struct invocation *in);
+} commands[] = {
+    {"create", "create DIR [--size 64M] [--max-size 1G] [--cache] [--ttl 30s] [--mode 0600] [--max-value 1M]\n"
+               "             [--replog-size 16M | --no-replog]",
+     "create a map (sizes like 64M or 1.5GiB, durations like 30s or 500ms, bare = seconds)", 1, 1, ACCESS_NONE,
+     cmd_create},
+    {"put", "put DIR KEY VALUE [--ttl 10s] [--nx | --xx]",
+     "store a value (--nx: only if absent, --xx: only if present)", 3, 3, ACCESS_WRITE, cmd_put},
+    {"get", "get DIR KEY...",
+     "print the value; with several keys (looked up in one batch),\n"
+     "                          a line KEY<tab>VALUE per key found", 2, INT_MAX, ACCESS_READ, cmd_get},
+    {"del", "del DIR KEY", "delete a key", 2, 2, ACCESS_WRITE, cmd_del},
+    {"incr", "incr DIR KEY [DELTA]", "add DELTA (default 1) to a counter and print it", 2, 3, ACCESS_WRITE, cmd_incr},
+    {"dump", "dump DIR", "print every entry as a JSON line {\"key\":...,\"value\":...}", 1, 1, ACCESS_READ, cmd_dump},
+    {"load", "load DIR", "store the JSON lines of a dump read from standard input", 1, 1, ACCESS_WRITE, cmd_load},
+    {"info", "info DIR [--json]", "sizes, fill, format, and the processes that have the map open", 1, 1,
+     ACCESS_READ, cmd_info},
+    {"check", "check DIR [--repair]", "verify every entry; --repair drops damaged ones", 1, 1, ACCESS_REPAIR,
+     cmd_check},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
 {
-    static const struct option long_options[] = {
-        {"size", required_argument, NULL, 's'},  {"max-size", required_argument, NULL, 'S'},
-        {"cache", no_argument, NULL, 'c'},       {"ttl", required_argument, NULL, 't'},
-        {"mode", required_argument, NULL, 'm'},  {"max-value", required_argument, NULL, 'V'},
-        {"nx", no_argument, NULL, 'n'},          {"xx", no_argument, NULL, 'x'},
-        {"json", no_argument, NULL, 'j'},        {"repair", no_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'v'},
-        {"replog-size", required_argument, NULL, 'L'}, {"no-replog", no_argument, NULL, 'N'},
-        {NULL, 0, NULL, 0},
-    };
-    tool_report_bus_errors("hashmmap");
-    struct options o = {0};
+    fprintf(out, "Usage: hashmmap COMMAND DIR [ARGS] [OPTIONS]\n"
+                 "Use the hashmmap map kept in directory DIR.\n"
+                 "\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct command *c = &commands[i];
+        if (strlen(c->synopsis) < 24)
+            fprintf(out, "  %-23s %s\n", c->synopsis, c->summary);
+        else
+            fprintf(out, "  %s\n%26s%s\n", c->synopsis, "", c->summary);
+    }
+    fprintf(out, "\n"
+                 "Examples:\n"
+                 "  hashmmap create /var/lib/app/offsets --size 16M --max-size 1G\n"
+                 "  hashmmap put /var/lib/app/offsets orders/3 1042\n"
+                 "  hashmmap incr /var/lib/app/offsets hits\n"
+                 "  hashmmap get /var/lib/app/offsets orders/1 orders/2 orders/3\n"
+                 "  hashmmap dump /var/lib/app/offsets | hashmmap load /srv/copy\n"
+                 "\n"
+                 "Exit status: 0 success, 1 key not found or problems found, 2 usage error, 3 other errors.\n");
+}
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Open DIR as the command needs it, run the command, close. */
+static int run_command(const struct command *c, struct invocation *in)
+{
+    if (c->access == ACCESS_NONE)
+        return c->run(in);
+    bool rdonly = c->access == ACCESS_READ || (c->access == ACCESS_REPAIR && !in->o.repair);
+    if (open_map(&in->m, in->dir, rdonly) != 0)
+        return EXIT_ERROR;
+    int status = c->run(in);
+    hmm_close(in->m);
+    in->m = NULL;
+    if (fflush(stdout) != 0 && status == EXIT_OK)
+        status = EXIT_ERROR;
+    return status;
+}
+
+/* ---- the command line ---- */
+
+/* What apply_option and the parsers return to go on; anything else is the
+ * exit status to stop with. */
+#define CONTINUE (-1)
+
+static const struct option long_options[] = {
+    {"size", required_argument, NULL, 's'},  {"max-size", required_argument, NULL, 'S'},
+    {"cache", no_argument, NULL, 'c'},       {"ttl", required_argument, NULL, 't'},
+    {"mode", required_argument, NULL, 'm'},  {"max-value", required_argument, NULL, 'V'},
+    {"nx", no_argument, NULL, 'n'},          {"xx", no_argument, NULL, 'x'},
+    {"json", no_argument, NULL, 'j'},        {"repair", no_argument, NULL, 'r'},
+    {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'v'},
+    {"replog-size", required_argument, NULL, 'L'}, {"no-replog", no_argument, NULL, 'N'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The options that take a size (units.h): where each goes, its largest
+ * value, and the example its error suggests. */
+static const struct size_option {
+    int opt;
+    const char *name, *example;
+    size_t offset;
+    uint64_t max;
+} size_options[] = {
+    {'s', "--size", "64M", offsetof(struct options, size), UINT64_MAX},
+    {'S', "--max-size", "1G", offsetof(struct options, max_size), UINT64_MAX},
+    {'V', "--max-value", "1M", offsetof(struct options, max_value), UINT32_MAX},
+    {'L', "--replog-size", "16M", offsetof(struct options, replog_size), UINT64_MAX},
+};
+
+static int parse_size_option(const struct size_option *so, const char *arg, struct options *o)
+{
+    uint64_t v;
+    if (units_parse_size(arg, &v) != 0 || v > so->max)
+        return usage_error("%s: '%s' is not a size like %s", so->name, arg, so->example);
+    memcpy((char *)o + so->offset, &v, sizeof v);
+    return CONTINUE;
+}
+
+static int parse_mode(const char *arg, struct options *o)
+{
+    char *end;
+    unsigned long v = strtoul(arg, &end, 8);
+    if (*end || v > 07777)
+        return usage_error("--mode: '%s' is not an octal mode like 0600", arg);
+    o->mode = (unsigned)v;
+    return CONTINUE;
+}
+
+static int apply_option(int opt, const char *arg, struct options *o)
+{
+    for (size_t i = 0; i < sizeof size_options / sizeof size_options[0]; i++)
+        if (size_options[i].opt == opt)
+            return parse_size_option(&size_options[i], arg, o);
+    switch (opt) {
+    case 't':
+        if (units_parse_duration_ms(arg, &o->ttl_ms) != 0)
+            return usage_error("--ttl: '%s' is not a duration like 30s or 500ms", arg);
+        return CONTINUE;
+    case 'm': return parse_mode(arg, o);
+    case 'N': o->no_replog = true; return CONTINUE;
+    case 'c': o->cache = true; return CONTINUE;
+    case 'n': o->nx = true; return CONTINUE;
+    case 'x': o->xx = true; return CONTINUE;
+    case 'j': o->json = true; return CONTINUE;
+    case 'r': o->repair = true; return CONTINUE;
+    case 'h':
+        usage(stdout);
+        return EXIT_OK;
+    default:
+        return usage_error("%s", "unknown option");
+    }
+}
+
+/* The arguments of the command (DIR first) into in->args, its options into
+ * in->o.  argv[0] is the command.  Options may come before or after the
+ * arguments; "--" ends them. */
+static int parse_command_line(int argc, char **argv, struct invocation *in)
+{
+    bool options_ended = false;
+    optind = 1;
+    while (optind < argc) {
+        const char *a = argv[optind];
+        if (!options_ended && strcmp(a, "--") == 0) {
+            options_ended = true;
+            optind++;
+            continue;
+        }
+        /* "-17" is a value or a delta, not an option: keys and values
+         * may be negative numbers without needing "--". */
+        bool is_arg = options_ended || a[0] != '-' || a[1] == '\0' || (a[1] >= '0' && a[1] <= '9');
+        int opt = is_arg ? -1 : getopt_long(argc, argv, "+h", long_options, NULL);
+        if (opt == -1) {
+            if (optind >= argc)
+                break;
+            in->args[in->nargs++] = argv[optind++];
+            continue;
+        }
+        int status = apply_option(opt, optarg, &in->o);
+        if (status != CONTINUE)
+            return status;
+    }
+    return CONTINUE;
+}
+
+/* The options before the command: only --help and --version. */
+static int parse_leading_options(int argc, char **argv)
+{
     int opt;
     while ((opt = getopt_long(argc, argv, "+hv", long_options, NULL)) != -1 && opt != '?') {
         if (opt == 'h') {
@@ -388,171 +602,28 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    command = argv[optind++];
-    /* Options may come before or after the arguments of the command. */
-    char *args[argc > 4 ? argc : 4]; /* get takes any number of keys */
-    int nargs = 0;
-    optind--;
-    argv[optind] = (char *)command;
-    int sub_argc = argc - optind;
-    char **sub_argv = argv + optind;
-    optind = 1;
-    bool options_ended = false;
-    while (optind < sub_argc) {
-        const char *a = sub_argv[optind];
-        if (!options_ended && strcmp(a, "--") == 0) {
-            options_ended = true;
-            optind++;
-            continue;
-        }
-        /* "-17" is a value or a delta, not an option: keys and values
-         * may be negative numbers without needing "--". */
-        bool is_arg = options_ended || a[0] != '-' || a[1] == '\0' || (a[1] >= '0' && a[1] <= '9');
-        opt = is_arg ? -1 : getopt_long(sub_argc, sub_argv, "+h", long_options, NULL);
-        if (opt == -1) {
-            if (optind >= sub_argc)
-                break;
-            args[nargs++] = sub_argv[optind++];
-            continue;
-        }
-        switch (opt) {
-        case 's':
-            if (!parse_size(optarg, &o.size))
-                return usage_error("--size: '%s' is not a size like 64M", optarg);
-            break;
-        case 'S':
-            if (!parse_size(optarg, &o.max_size))
-                return usage_error("--max-size: '%s' is not a size like 1G", optarg);
-            break;
-        case 'V':
-            if (!parse_size(optarg, &o.max_value) || o.max_value > UINT32_MAX)
-                return usage_error("--max-value: '%s' is not a size like 1M", optarg);
-            break;
-        case 't':
-            if (!parse_ttl(optarg, &o.ttl_ms))
-                return usage_error("--ttl: '%s' is not a duration like 30s or 500ms", optarg);
-            break;
-        case 'm': {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 8);
-            if (*end || v > 07777)
-                return usage_error("--mode: '%s' is not an octal mode like 0600", optarg);
-            o.mode = (unsigned)v;
-            break;
-        }
-        case 'L':
-            if (!parse_size(optarg, &o.replog_size))
-                return usage_error("--replog-size: '%s' is not a size like 16M", optarg);
-            break;
-        case 'N': o.no_replog = true; break;
-        case 'c': o.cache = true; break;
-        case 'n': o.nx = true; break;
-        case 'x': o.xx = true; break;
-        case 'j': o.json = true; break;
-        case 'r': o.repair = true; break;
-        case 'h':
-            usage(stdout);
-            return EXIT_OK;
-        default:
-            return usage_error("%s", "unknown option");
-        }
-    }
-    static const struct {
-        const char *name;
-        int min, max;
-        bool writes;
-    } commands[] = {
-        {"create", 1, 1, true}, {"put", 3, 3, true},  {"get", 2, 1 << 20, false},  {"del", 2, 2, true},
-        {"incr", 2, 3, true},   {"dump", 1, 1, false}, {"load", 1, 1, true}, {"info", 1, 1, false},
-        {"check", 1, 1, false},
-    };
-    int which = -1;
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(command, commands[i].name) == 0)
-            which = (int)i;
-    if (which < 0)
-        return usage_error("unknown command '%s'", command);
-    if (nargs < commands[which].min || nargs > commands[which].max)
-        return usage_error("wrong number of arguments (%s)", nargs < commands[which].min ? "too few" : "too many");
-    if (o.nx && o.xx)
-        return usage_error("%s", "--nx and --xx exclude each other");
-    const char *dir = args[0];
+    return CONTINUE;
+}
 
-    if (strcmp(command, "create") == 0) {
-        hmm_config cfg = {.size = o.size, .max_size = o.max_size, .mode = o.mode, .default_ttl_ms = o.ttl_ms,
-                          .max_value = (uint32_t)o.max_value, .replog_size = o.replog_size,
-                          .flags = HMM_CREATE | HMM_EXCL | (o.cache ? HMM_CACHE : 0) |
-                                   (o.no_replog ? HMM_NOREPLOG : 0)};
-        hmm_t *m;
-        int rc = hmm_open(&m, dir, &cfg);
-        if (rc)
-            return fail(dir, rc);
-        hmm_stats st;
-        hmm_stat(m, &st);
-        printf("created %s: %" PRIu64 " bytes for entries%s%s\n", dir, st.size,
-               st.max_size > st.size ? ", growing as needed" : "", o.cache ? ", cache mode" : "");
-        hmm_close(m);
-        return EXIT_OK;
-    }
-    bool rdonly = !commands[which].writes && !(strcmp(command, "check") == 0 && o.repair);
-    hmm_t *m;
-    if (open_map(&m, dir, rdonly) != 0)
-        return EXIT_ERROR;
-    int status = EXIT_OK, rc = 0;
-    if (strcmp(command, "put") == 0) {
-        rc = hmm_put(m, args[1], strlen(args[1]), args[2], strlen(args[2]), o.ttl_ms,
-                     o.nx ? HMM_NX : o.xx ? HMM_XX : 0);
-        if (rc)
-            status = rc == HMM_EXISTS ? (fail(args[1], rc), EXIT_NOTFOUND) : fail(args[1], rc);
-    } else if (strcmp(command, "get") == 0 && nargs > 2) {
-        status = cmd_get_many(m, args + 1, (size_t)nargs - 1);
-    } else if (strcmp(command, "get") == 0) {
-        size_t len = 4096;
-        char *buf = malloc(len);
-        while (buf && (rc = hmm_get(m, args[1], strlen(args[1]), buf, &len)) == HMM_TOOSMALL) {
-            char *nb = realloc(buf, len);
-            if (!nb)
-                break;
-            buf = nb;
-        }
-        if (rc == 0) {
-            fwrite(buf, 1, len, stdout);
-            putchar('\n');
-        } else {
-            status = fail(args[1], rc);
-        }
-        free(buf);
-    } else if (strcmp(command, "del") == 0) {
-        rc = hmm_del(m, args[1], strlen(args[1]));
-        if (rc)
-            status = fail(args[1], rc);
-    } else if (strcmp(command, "incr") == 0) {
-        int64_t delta = 1, result;
-        if (nargs == 3) {
-            char *end;
-            errno = 0;
-            delta = strtoll(args[2], &end, 10);
-            if (errno || *end || end == args[2]) {
-                hmm_close(m);
-                return usage_error("DELTA '%s' is not a 64-bit integer", args[2]);
-            }
-        }
-        rc = hmm_incr(m, args[1], strlen(args[1]), delta, &result);
-        if (rc == 0)
-            printf("%" PRId64 "\n", result);
-        else
-            status = fail(args[1], rc);
-    } else if (strcmp(command, "dump") == 0) {
-        status = cmd_dump(m);
-    } else if (strcmp(command, "load") == 0) {
-        status = cmd_load(m);
-    } else if (strcmp(command, "info") == 0) {
-        status = cmd_info(m, dir, o.json);
-    } else {
-        status = cmd_check(m, o.repair);
-    }
-    hmm_close(m);
-    if (fflush(stdout) != 0 && status == EXIT_OK)
-        status = EXIT_ERROR;
-    return status;
+int main(int argc, char **argv)
+{
+    tool_report_bus_errors("hashmmap");
+    int status = parse_leading_options(argc, argv);
+    if (status != CONTINUE)
+        return status;
+    command = argv[optind];
+    char *args[argc]; /* get takes any number of keys */
+    struct invocation in = {.args = args};
+    status = parse_command_line(argc - optind, argv + optind, &in);
+    if (status != CONTINUE)
+        return status;
+    const struct command *c = find_command(command);
+    if (!c)
+        return usage_error("unknown command '%s'", command);
+    if (in.nargs < c->min_args || in.nargs > c->max_args)
+        return usage_error("wrong number of arguments (%s)", in.nargs < c->min_args ? "too few" : "too many");
+    if (in.o.nx && in.o.xx)
+        return usage_error("%s", "--nx and --xx exclude each other");
+    in.dir = args[0];
+    return run_command(c, &in);
 }

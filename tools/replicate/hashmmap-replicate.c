@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,104 +136,118 @@ static int parse_number(const char *opt, const char *arg, unsigned min, unsigned
     return 0;
 }
 
-int main(int argc, char **argv)
+enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_HEARTBEAT, OPT_TIMEOUT, OPT_MAX_REPLICAS,
+       OPT_BACKOFF_MAX, OPT_LOG_LEVEL, OPT_PROMOTE, OPT_AUTH_TIMEOUT };
+
+static const struct option long_options[] = {
+    {"serve", required_argument, NULL, 's'},      {"listen", required_argument, NULL, 'l'},
+    {"replica", required_argument, NULL, 'r'},    {"primary", required_argument, NULL, 'p'},
+    {"secret-file", required_argument, NULL, 'k'}, {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY}, {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT}, {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"max-replicas", required_argument, NULL, OPT_MAX_REPLICAS},
+    {"backoff-max", required_argument, NULL, OPT_BACKOFF_MAX},
+    {"promote", required_argument, NULL, OPT_PROMOTE},
+    {"auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL}, {"verbose", no_argument, NULL, 'v'},
+    {"foreground", no_argument, NULL, 'f'},       {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
+};
+
+/* The command line: the options of the role, and which role. */
+struct command_line {
+    struct repl_options o;
+    const char *serve, *replica, *secret_file, *promote;
+};
+
+/* What the option parsers return to go on; anything else is the exit
+ * status to stop with. */
+#define CONTINUE (-1)
+
+/* The numeric options: name, range, where each goes. */
+static int parse_numeric_option(int opt, const char *arg, struct repl_options *o)
 {
-    enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_HEARTBEAT, OPT_TIMEOUT, OPT_MAX_REPLICAS,
-           OPT_BACKOFF_MAX, OPT_LOG_LEVEL, OPT_PROMOTE, OPT_AUTH_TIMEOUT };
-    static const struct option options[] = {
-        {"serve", required_argument, NULL, 's'},      {"listen", required_argument, NULL, 'l'},
-        {"replica", required_argument, NULL, 'r'},    {"primary", required_argument, NULL, 'p'},
-        {"secret-file", required_argument, NULL, 'k'}, {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
-        {"tls-key", required_argument, NULL, OPT_TLS_KEY}, {"tls-ca", required_argument, NULL, OPT_TLS_CA},
-        {"heartbeat", required_argument, NULL, OPT_HEARTBEAT}, {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"max-replicas", required_argument, NULL, OPT_MAX_REPLICAS},
-        {"backoff-max", required_argument, NULL, OPT_BACKOFF_MAX},
-        {"promote", required_argument, NULL, OPT_PROMOTE},
-        {"auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL}, {"verbose", no_argument, NULL, 'v'},
-        {"foreground", no_argument, NULL, 'f'},       {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
+    const struct { int opt; const char *name; unsigned min, max; unsigned *dst; } numeric[] = {
+        {OPT_HEARTBEAT, "heartbeat", 10, 60000, &o->heartbeat_ms},
+        {OPT_TIMEOUT, "timeout", 100, 3600000, &o->timeout_ms},
+        {OPT_MAX_REPLICAS, "max-replicas", 1, 1024, &o->max_replicas},
+        {OPT_BACKOFF_MAX, "backoff-max", 200, 3600000, &o->backoff_max_ms},
+        {OPT_AUTH_TIMEOUT, "auth-timeout", 100, 60000, &o->auth_timeout_ms},
     };
-    tool_report_bus_errors("hashmmap-replicate");
-    struct repl_options o = {.heartbeat_ms = 1000, .timeout_ms = 10000, .max_replicas = 16, .backoff_max_ms = 10000,
-                             .auth_timeout_ms = 3000};
-    const char *serve = NULL, *replica = NULL, *secret_file = NULL, *promote = NULL;
-    int opt, level;
-    while ((opt = getopt_long(argc, argv, "s:l:r:p:k:vfhV", options, NULL)) != -1) {
-        switch (opt) {
-        case 's': serve = optarg; break;
-        case 'l': o.listen = optarg; break;
-        case 'r': replica = optarg; break;
-        case 'p': o.primary = optarg; break;
-        case 'k': secret_file = optarg; break;
-        case OPT_PROMOTE: promote = optarg; break;
-        case OPT_TLS_CERT: o.tls_cert = optarg; break;
-        case OPT_TLS_KEY: o.tls_key = optarg; break;
-        case OPT_TLS_CA: o.tls_ca = optarg; break;
-        case OPT_HEARTBEAT:
-        case OPT_TIMEOUT:
-        case OPT_MAX_REPLICAS:
-        case OPT_AUTH_TIMEOUT:
-        case OPT_BACKOFF_MAX: {
-            /* The numeric options: name, range, where it goes. */
-            const struct { int opt; const char *name; unsigned min, max; unsigned *dst; } numeric[] = {
-                {OPT_HEARTBEAT, "heartbeat", 10, 60000, &o.heartbeat_ms},
-                {OPT_TIMEOUT, "timeout", 100, 3600000, &o.timeout_ms},
-                {OPT_MAX_REPLICAS, "max-replicas", 1, 1024, &o.max_replicas},
-                {OPT_BACKOFF_MAX, "backoff-max", 200, 3600000, &o.backoff_max_ms},
-                {OPT_AUTH_TIMEOUT, "auth-timeout", 100, 60000, &o.auth_timeout_ms},
-            };
-            for (unsigned i = 0; i < sizeof numeric / sizeof numeric[0]; i++)
-                if (numeric[i].opt == opt &&
-                    parse_number(numeric[i].name, optarg, numeric[i].min, numeric[i].max, numeric[i].dst))
-                    return EXIT_USAGE;
-            break;
-        }
-        case OPT_LOG_LEVEL:
-            level = repl_log_level_parse(optarg);
-            if (level < 0) {
-                fprintf(stderr, "hashmmap-replicate: --log-level: '%s' is not error, warning, info or debug\n", optarg);
-                return EXIT_USAGE;
-            }
-            repl_log_threshold = level;
-            break;
-        case 'v': repl_log_threshold = REPL_LOG_DEBUG; break;
-        case 'f': break; /* the foreground is the only mode: systemd supervises, no double fork */
-        case 'h': usage(stdout); return EXIT_OK;
-        case 'V': printf("hashmmap-replicate %s\n", hmm_version(NULL, NULL, NULL)); return EXIT_OK;
-        default: usage(stderr); return EXIT_USAGE;
-        }
-    }
-    if (promote) {
-        if (optind != argc || serve || replica) {
-            fprintf(stderr, "hashmmap-replicate: --promote DIR goes alone (try --help)\n");
+    for (unsigned i = 0; i < sizeof numeric / sizeof numeric[0]; i++)
+        if (numeric[i].opt == opt &&
+            parse_number(numeric[i].name, arg, numeric[i].min, numeric[i].max, numeric[i].dst))
             return EXIT_USAGE;
-        }
-        return repl_promote(promote) ? EXIT_ERROR : EXIT_OK;
-    }
-    if (optind != argc || !!serve == !!replica) {
-        fprintf(stderr, "hashmmap-replicate: give either --serve DIR or --replica DIR (try --help)\n");
+    return CONTINUE;
+}
+
+static int parse_log_level(const char *arg)
+{
+    int level = repl_log_level_parse(arg);
+    if (level < 0) {
+        fprintf(stderr, "hashmmap-replicate: --log-level: '%s' is not error, warning, info or debug\n", arg);
         return EXIT_USAGE;
     }
-    if (serve && (!o.listen || o.primary)) {
-        fprintf(stderr, "hashmmap-replicate: --serve needs --listen ADDR:PORT (and no --primary)\n");
-        return EXIT_USAGE;
+    repl_log_threshold = level;
+    return CONTINUE;
+}
+
+static int apply_option(int opt, const char *arg, struct command_line *cl)
+{
+    switch (opt) {
+    case 's': cl->serve = arg; return CONTINUE;
+    case 'l': cl->o.listen = arg; return CONTINUE;
+    case 'r': cl->replica = arg; return CONTINUE;
+    case 'p': cl->o.primary = arg; return CONTINUE;
+    case 'k': cl->secret_file = arg; return CONTINUE;
+    case OPT_PROMOTE: cl->promote = arg; return CONTINUE;
+    case OPT_TLS_CERT: cl->o.tls_cert = arg; return CONTINUE;
+    case OPT_TLS_KEY: cl->o.tls_key = arg; return CONTINUE;
+    case OPT_TLS_CA: cl->o.tls_ca = arg; return CONTINUE;
+    case OPT_HEARTBEAT:
+    case OPT_TIMEOUT:
+    case OPT_MAX_REPLICAS:
+    case OPT_AUTH_TIMEOUT:
+    case OPT_BACKOFF_MAX: return parse_numeric_option(opt, arg, &cl->o);
+    case OPT_LOG_LEVEL: return parse_log_level(arg);
+    case 'v': repl_log_threshold = REPL_LOG_DEBUG; return CONTINUE;
+    case 'f': return CONTINUE; /* the foreground is the only mode: systemd supervises, no double fork */
+    case 'h': usage(stdout); return EXIT_OK;
+    case 'V': printf("hashmmap-replicate %s\n", hmm_version(NULL, NULL, NULL)); return EXIT_OK;
+    default: usage(stderr); return EXIT_USAGE;
     }
-    if (replica && (!o.primary || o.listen)) {
-        fprintf(stderr, "hashmmap-replicate: --replica needs --primary HOST:PORT (and no --listen)\n");
-        return EXIT_USAGE;
-    }
-    if (!secret_file) {
-        fprintf(stderr, "hashmmap-replicate: --secret-file FILE is required\n");
-        return EXIT_USAGE;
-    }
-    if (o.timeout_ms <= o.heartbeat_ms) {
-        fprintf(stderr, "hashmmap-replicate: --timeout must exceed --heartbeat\n");
-        return EXIT_USAGE;
-    }
-    if (read_secret(secret_file, &o))
+}
+
+/* A usage error: the line, then exit status 2. */
+static int refuse(const char *why)
+{
+    fprintf(stderr, "hashmmap-replicate: %s\n", why);
+    return EXIT_USAGE;
+}
+
+/* The options of --serve and --replica, which exclude each other. */
+static int check_role_options(const struct command_line *cl, bool extra_args)
+{
+    if (extra_args || !!cl->serve == !!cl->replica)
+        return refuse("give either --serve DIR or --replica DIR (try --help)");
+    if (cl->serve && (!cl->o.listen || cl->o.primary))
+        return refuse("--serve needs --listen ADDR:PORT (and no --primary)");
+    if (cl->replica && (!cl->o.primary || cl->o.listen))
+        return refuse("--replica needs --primary HOST:PORT (and no --listen)");
+    if (!cl->secret_file)
+        return refuse("--secret-file FILE is required");
+    if (cl->o.timeout_ms <= cl->o.heartbeat_ms)
+        return refuse("--timeout must exceed --heartbeat");
+    return CONTINUE;
+}
+
+/* Run the role until SIGTERM or SIGINT. */
+static int run_role(struct command_line *cl)
+{
+    struct repl_options *o = &cl->o;
+    if (read_secret(cl->secret_file, o))
         return EXIT_ERROR;
-    o.dir = serve ? serve : replica;
+    o->dir = cl->serve ? cl->serve : cl->replica;
 
     struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: poll returns at once */
     sigemptyset(&sa.sa_mask);
@@ -241,7 +256,27 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* SSL_write uses write(): a closed peer is an error code, not a death */
     srand((unsigned)(getpid() ^ time(NULL)));
 
-    int rc = serve ? repl_primary_run(&o) : repl_replica_run(&o);
-    OPENSSL_cleanse(o.secret, sizeof o.secret);
+    int rc = cl->serve ? repl_primary_run(o) : repl_replica_run(o);
+    OPENSSL_cleanse(o->secret, sizeof o->secret);
     return rc ? EXIT_ERROR : EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    tool_report_bus_errors("hashmmap-replicate");
+    struct command_line cl = {.o = {.heartbeat_ms = 1000, .timeout_ms = 10000, .max_replicas = 16,
+                                    .backoff_max_ms = 10000, .auth_timeout_ms = 3000}};
+    int opt, status;
+    while ((opt = getopt_long(argc, argv, "s:l:r:p:k:vfhV", long_options, NULL)) != -1)
+        if ((status = apply_option(opt, optarg, &cl)) != CONTINUE)
+            return status;
+    if (cl.promote) {
+        if (optind != argc || cl.serve || cl.replica)
+            return refuse("--promote DIR goes alone (try --help)");
+        return repl_promote(cl.promote) ? EXIT_ERROR : EXIT_OK;
+    }
+    status = check_role_options(&cl, optind != argc);
+    if (status != CONTINUE)
+        return status;
+    return run_role(&cl);
 }

@@ -6,6 +6,7 @@ hashmmap_replicate_SOURCES = \
 	%reldir%/hashmmap-replicate.c \
 	tools/open_regular.c tools/open_regular.h \
 	tools/bus_error.c tools/bus_error.h \
+	tools/errtext.c tools/errtext.h tools/clock.h \
 	%reldir%/repl.h \
 	%reldir%/repl_frame.c %reldir%/repl_frame.h \
 	%reldir%/repl_auth.c \

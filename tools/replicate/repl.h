@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "repl_frame.h"
+#include "tools/clock.h"
 
 /* ---- logging (repl_log.c) ---- */
 enum repl_level { REPL_LOG_ERROR = 3, REPL_LOG_WARN = 4, REPL_LOG_INFO = 6, REPL_LOG_DEBUG = 7 };
@@ -23,8 +24,7 @@ void repl_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 #define log_debug(...) repl_log(REPL_LOG_DEBUG, __VA_ARGS__)
 int repl_log_level_parse(const char *name); /* level, or -1 */
 
-uint64_t repl_now_ms(void);  /* wall clock, ms since the epoch */
-uint64_t repl_mono_ms(void); /* monotonic ms, for timeouts */
+/* Clocks: wall_clock_ms() and monotonic_ms() (tools/clock.h). */
 
 /* ---- options (hashmmap-replicate.c) ---- */
 struct repl_options {

@@ -88,7 +88,7 @@ int repl_conn_init(struct repl_conn *c, int fd, SSL_CTX *ctx, int server, const 
 {
     c->fd = fd;
     c->max_body = REPL_MAX_BODY_UNAUTH;
-    c->last_rx_ms = repl_mono_ms();
+    c->last_rx_ms = monotonic_ms();
     if (!ctx)
         return 0;
     c->ssl = SSL_new(ctx);
@@ -210,7 +210,7 @@ static int conn_read(struct repl_conn *c)
         }
         c->in.len += (size_t)r;
         c->bytes_in += (uint64_t)r;
-        c->last_rx_ms = repl_mono_ms();
+        c->last_rx_ms = monotonic_ms();
         total += (size_t)r;
         /* Stop reading while more than one whole frame (sealed: one whole
          * sealed chunk) is buffered: the caller consumes frames first

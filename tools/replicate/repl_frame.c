@@ -107,15 +107,6 @@ long repl_frame_split(const uint8_t *in, size_t n, uint32_t max_body, const uint
     return (long)len + 4;
 }
 
-/* Key and value of RECORD / SNAP_ENTRY: u32 klen, key, u32 vlen, val. */
-static void rd_key_value(struct rd *r, struct repl_frame *f)
-{
-    f->klen = (uint32_t)rd_uint(r, 4);
-    f->key = rd_take(r, f->klen);
-    f->vlen = (uint32_t)rd_uint(r, 4);
-    f->val = rd_take(r, f->vlen);
-}
-
 static int check_key_value(const struct repl_frame *f, const char **why)
 {
     if (f->klen == 0 || f->klen > 65535u) {
@@ -133,115 +124,176 @@ static int check_key_value(const struct repl_frame *f, const char **why)
     return 0;
 }
 
+/* Where a RESUME or START stands in a log: map id, seq, epoch. */
+static void rd_position(struct rd *r, struct repl_frame *f)
+{
+    rd_copy(r, f->map_id, REPL_ID_LEN);
+    f->seq = rd_uint(r, 8);
+    f->epoch = (uint32_t)rd_uint(r, 4);
+}
+
+/* The decoders, one per frame type: each reads the fields after the type
+ * byte and checks what the layout alone cannot.  0, or -EPROTO with *why.
+ * A read past the end only sets r->bad, and a field read from a short
+ * frame is not checked: repl_frame_decode refuses the frame as truncated. */
+
+static int decode_challenge(struct rd *r, struct repl_frame *f, const char **why)
+{
+    (void)why;
+    f->version = (uint16_t)rd_uint(r, 2);
+    rd_copy(r, f->nonce, REPL_NONCE_LEN);
+    return 0;
+}
+
+static int decode_auth(struct rd *r, struct repl_frame *f, const char **why)
+{
+    decode_challenge(r, f, why);
+    rd_copy(r, f->mac, REPL_MAC_LEN);
+    return 0;
+}
+
+static int decode_auth_ok(struct rd *r, struct repl_frame *f, const char **why)
+{
+    (void)why;
+    rd_copy(r, f->mac, REPL_MAC_LEN);
+    return 0;
+}
+
+static int decode_seal(struct rd *r, struct repl_frame *f, const char **why)
+{
+    (void)why;
+    f->seq = rd_uint(r, 8);
+    rd_copy(r, f->mac, REPL_MAC_LEN);
+    return 0;
+}
+
+static int decode_resume(struct rd *r, struct repl_frame *f, const char **why)
+{
+    f->has_position = (uint8_t)rd_uint(r, 1);
+    rd_position(r, f);
+    if (!r->bad && f->has_position > 1) {
+        *why = "bad RESUME flag";
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static int decode_start(struct rd *r, struct repl_frame *f, const char **why)
+{
+    f->mode = (uint8_t)rd_uint(r, 1);
+    rd_position(r, f);
+    f->size = rd_uint(r, 8);
+    f->max_size = rd_uint(r, 8);
+    f->flags = (uint32_t)rd_uint(r, 4);
+    f->max_value = (uint32_t)rd_uint(r, 4);
+    f->default_ttl_ms = rd_uint(r, 8);
+    f->replog_capacity = rd_uint(r, 8);
+    if (!r->bad && f->mode != REPL_START_STREAM && f->mode != REPL_START_SNAPSHOT) {
+        *why = "bad START mode";
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* Tag, expiry, key and value: the tail of RECORD and SNAP_ENTRY. */
+static int decode_entry(struct rd *r, struct repl_frame *f, const char **why)
+{
+    f->tag = (uint32_t)rd_uint(r, 4);
+    f->expire_ms = rd_uint(r, 8);
+    f->klen = (uint32_t)rd_uint(r, 4);
+    f->key = rd_take(r, f->klen);
+    f->vlen = (uint32_t)rd_uint(r, 4);
+    f->val = rd_take(r, f->vlen);
+    return r->bad ? 0 : check_key_value(f, why);
+}
+
+/* Checks in the order of the fields, so a frame wrong in several ways is
+ * named for its first fault. */
+static int decode_record(struct rd *r, struct repl_frame *f, const char **why)
+{
+    f->seq = rd_uint(r, 8);
+    f->skipped = (uint32_t)rd_uint(r, 4);
+    f->epoch = (uint32_t)rd_uint(r, 4);
+    f->op = (uint8_t)rd_uint(r, 1);
+    const char *entry_why = NULL;
+    int entry_rc = decode_entry(r, f, &entry_why);
+    if (r->bad)
+        return 0;
+    if (f->op != REPL_OP_PUT && f->op != REPL_OP_DEL)
+        *why = "bad RECORD op";
+    else if (f->seq == 0 || f->skipped >= f->seq)
+        *why = "RECORD seq 0 or more voids than seqs before it";
+    else if (f->op == REPL_OP_DEL && f->vlen != 0)
+        *why = "DEL record with a value";
+    else if (entry_rc)
+        *why = entry_why;
+    else
+        return 0;
+    return -EPROTO;
+}
+
+static int decode_snap_entry(struct rd *r, struct repl_frame *f, const char **why)
+{
+    f->op = REPL_OP_PUT;
+    return decode_entry(r, f, why);
+}
+
+static int decode_snap_end(struct rd *r, struct repl_frame *f, const char **why)
+{
+    (void)why;
+    f->seq = rd_uint(r, 8);
+    f->count = rd_uint(r, 8);
+    return 0;
+}
+
+static int decode_heartbeat(struct rd *r, struct repl_frame *f, const char **why)
+{
+    (void)why;
+    f->seq = rd_uint(r, 8);
+    f->time_ms = rd_uint(r, 8);
+    return 0;
+}
+
+static int decode_error(struct rd *r, struct repl_frame *f, const char **why)
+{
+    f->code = (uint16_t)rd_uint(r, 2);
+    f->text_len = (uint32_t)rd_uint(r, 4);
+    if (!r->bad && f->text_len > REPL_MAX_ERROR_TEXT) {
+        *why = "ERROR text too long";
+        return -EPROTO;
+    }
+    f->text = (const char *)rd_take(r, f->text_len);
+    for (uint32_t i = 0; !r->bad && i < f->text_len; i++)
+        if (f->text[i] < 0x20 || f->text[i] > 0x7e) {
+            *why = "ERROR text not printable";
+            return -EPROTO;
+        }
+    return 0;
+}
+
+typedef int (*frame_decoder)(struct rd *r, struct repl_frame *f, const char **why);
+
+static const frame_decoder decoders[] = {
+    [REPL_CHALLENGE] = decode_challenge, [REPL_AUTH] = decode_auth,
+    [REPL_AUTH_OK] = decode_auth_ok,     [REPL_RESUME] = decode_resume,
+    [REPL_START] = decode_start,         [REPL_RECORD] = decode_record,
+    [REPL_SNAP_ENTRY] = decode_snap_entry, [REPL_SNAP_END] = decode_snap_end,
+    [REPL_HEARTBEAT] = decode_heartbeat, [REPL_ACK] = decode_heartbeat,
+    [REPL_ERROR] = decode_error,         [REPL_SEAL] = decode_seal,
+};
+
 int repl_frame_decode(const uint8_t *body, uint32_t body_len, struct repl_frame *f, const char **why)
 {
     struct rd r = {body, body_len, 0};
     memset(f, 0, sizeof *f);
     *why = "truncated or oversized frame";
     f->type = (uint8_t)rd_uint(&r, 1);
-    switch (f->type) {
-    case REPL_CHALLENGE:
-        f->version = (uint16_t)rd_uint(&r, 2);
-        rd_copy(&r, f->nonce, REPL_NONCE_LEN);
-        break;
-    case REPL_AUTH:
-        f->version = (uint16_t)rd_uint(&r, 2);
-        rd_copy(&r, f->nonce, REPL_NONCE_LEN);
-        rd_copy(&r, f->mac, REPL_MAC_LEN);
-        break;
-    case REPL_AUTH_OK:
-        rd_copy(&r, f->mac, REPL_MAC_LEN);
-        break;
-    case REPL_SEAL:
-        f->seq = rd_uint(&r, 8);
-        rd_copy(&r, f->mac, REPL_MAC_LEN);
-        break;
-    case REPL_RESUME:
-        f->has_position = (uint8_t)rd_uint(&r, 1);
-        rd_copy(&r, f->map_id, REPL_ID_LEN);
-        f->seq = rd_uint(&r, 8);
-        f->epoch = (uint32_t)rd_uint(&r, 4);
-        if (!r.bad && f->has_position > 1) {
-            *why = "bad RESUME flag";
-            return -EPROTO;
-        }
-        break;
-    case REPL_START:
-        f->mode = (uint8_t)rd_uint(&r, 1);
-        rd_copy(&r, f->map_id, REPL_ID_LEN);
-        f->seq = rd_uint(&r, 8);
-        f->epoch = (uint32_t)rd_uint(&r, 4);
-        f->size = rd_uint(&r, 8);
-        f->max_size = rd_uint(&r, 8);
-        f->flags = (uint32_t)rd_uint(&r, 4);
-        f->max_value = (uint32_t)rd_uint(&r, 4);
-        f->default_ttl_ms = rd_uint(&r, 8);
-        f->replog_capacity = rd_uint(&r, 8);
-        if (!r.bad && f->mode != REPL_START_STREAM && f->mode != REPL_START_SNAPSHOT) {
-            *why = "bad START mode";
-            return -EPROTO;
-        }
-        break;
-    case REPL_RECORD:
-        f->seq = rd_uint(&r, 8);
-        f->skipped = (uint32_t)rd_uint(&r, 4);
-        f->epoch = (uint32_t)rd_uint(&r, 4);
-        f->op = (uint8_t)rd_uint(&r, 1);
-        f->tag = (uint32_t)rd_uint(&r, 4);
-        f->expire_ms = rd_uint(&r, 8);
-        rd_key_value(&r, f);
-        if (r.bad)
-            break;
-        if (f->op != REPL_OP_PUT && f->op != REPL_OP_DEL) {
-            *why = "bad RECORD op";
-            return -EPROTO;
-        }
-        if (f->seq == 0 || f->skipped >= f->seq) {
-            *why = "RECORD seq 0 or more voids than seqs before it";
-            return -EPROTO;
-        }
-        if (f->op == REPL_OP_DEL && f->vlen != 0) {
-            *why = "DEL record with a value";
-            return -EPROTO;
-        }
-        if (check_key_value(f, why))
-            return -EPROTO;
-        break;
-    case REPL_SNAP_ENTRY:
-        f->op = REPL_OP_PUT;
-        f->tag = (uint32_t)rd_uint(&r, 4);
-        f->expire_ms = rd_uint(&r, 8);
-        rd_key_value(&r, f);
-        if (!r.bad && check_key_value(f, why))
-            return -EPROTO;
-        break;
-    case REPL_SNAP_END:
-        f->seq = rd_uint(&r, 8);
-        f->count = rd_uint(&r, 8);
-        break;
-    case REPL_HEARTBEAT:
-    case REPL_ACK:
-        f->seq = rd_uint(&r, 8);
-        f->time_ms = rd_uint(&r, 8);
-        break;
-    case REPL_ERROR:
-        f->code = (uint16_t)rd_uint(&r, 2);
-        f->text_len = (uint32_t)rd_uint(&r, 4);
-        if (!r.bad && f->text_len > REPL_MAX_ERROR_TEXT) {
-            *why = "ERROR text too long";
-            return -EPROTO;
-        }
-        f->text = (const char *)rd_take(&r, f->text_len);
-        for (uint32_t i = 0; !r.bad && i < f->text_len; i++)
-            if (f->text[i] < 0x20 || f->text[i] > 0x7e) {
-                *why = "ERROR text not printable";
-                return -EPROTO;
-            }
-        break;
-    default:
+    if (f->type >= sizeof decoders / sizeof decoders[0] || !decoders[f->type]) {
         *why = "unknown frame type";
         return -EPROTO;
     }
+    if (decoders[f->type](&r, f, why))
+        return -EPROTO;
     /* Exactly the bytes the layout says: no short frame, no trailing junk. */
     if (r.bad || r.left != 0)
         return -EPROTO;
@@ -283,14 +335,21 @@ static uint8_t *frame_begin(struct repl_buf *b, uint8_t type, size_t body_len)
     return p;
 }
 
-int repl_put_challenge(struct repl_buf *b, const uint8_t nonce[REPL_NONCE_LEN])
+/* A frame of one integer (ubytes wide) and n bytes: CHALLENGE, SEAL. */
+static int put_uint_bytes(struct repl_buf *b, uint8_t type, uint64_t v, unsigned ubytes, const uint8_t *bytes,
+                          size_t n)
 {
-    uint8_t *p = frame_begin(b, REPL_CHALLENGE, 1 + 2 + REPL_NONCE_LEN);
+    uint8_t *p = frame_begin(b, type, 1 + ubytes + n);
     if (!p)
         return -ENOMEM;
-    wr_uint(&p, REPL_PROTOCOL_VERSION, 2);
-    wr_bytes(&p, nonce, REPL_NONCE_LEN);
+    wr_uint(&p, v, ubytes);
+    wr_bytes(&p, bytes, n);
     return 0;
+}
+
+int repl_put_challenge(struct repl_buf *b, const uint8_t nonce[REPL_NONCE_LEN])
+{
+    return put_uint_bytes(b, REPL_CHALLENGE, REPL_PROTOCOL_VERSION, 2, nonce, REPL_NONCE_LEN);
 }
 
 int repl_put_auth(struct repl_buf *b, const uint8_t nonce[REPL_NONCE_LEN], const uint8_t mac[REPL_MAC_LEN])
@@ -417,12 +476,7 @@ int repl_put_error(struct repl_buf *b, uint16_t code, const char *text)
 
 int repl_put_seal(struct repl_buf *b, uint64_t counter, const uint8_t mac[REPL_MAC_LEN])
 {
-    uint8_t *p = frame_begin(b, REPL_SEAL, 1 + 8 + REPL_MAC_LEN);
-    if (!p)
-        return -ENOMEM;
-    wr_uint(&p, counter, 8);
-    wr_bytes(&p, mac, REPL_MAC_LEN);
-    return 0;
+    return put_uint_bytes(b, REPL_SEAL, counter, 8, mac, REPL_MAC_LEN);
 }
 
 const char *repl_frame_name(unsigned type)

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include "repl.h"
@@ -52,26 +51,12 @@ void repl_log(int level, const char *fmt, ...)
     if (journal) {
         fprintf(stderr, "<%d>%s\n", level, line);
     } else {
-        struct timeval tv;
-        gettimeofday(&tv, NULL);
+        uint64_t now_ms = wall_clock_ms();
+        time_t sec = (time_t)(now_ms / 1000);
         struct tm tm;
         char when[32];
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", gmtime_r(&tv.tv_sec, &tm));
-        fprintf(stderr, "%s.%03ldZ hashmmap-replicate %s: %s\n", when, (long)tv.tv_usec / 1000, level_name(level),
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", gmtime_r(&sec, &tm));
+        fprintf(stderr, "%s.%03uZ hashmmap-replicate %s: %s\n", when, (unsigned)(now_ms % 1000), level_name(level),
                 line);
     }
-}
-
-uint64_t repl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t repl_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

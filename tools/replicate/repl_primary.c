@@ -25,6 +25,7 @@
 #include <hashmmap.h>
 
 #include "repl.h"
+#include "tools/errtext.h"
 
 #define OUT_HIGH_WATER (1u << 20) /* bytes queued per session before we stop producing */
 /* Connections that have not proved the secret yet are cheap and limited on
@@ -201,7 +202,7 @@ static void accept_replicas(struct primary *p)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         snprintf(s->conn.peer, sizeof s->conn.peer, "%s", name);
         snprintf(s->addr, sizeof s->addr, "%s", addr);
-        s->accepted_ms = repl_mono_ms();
+        s->accepted_ms = monotonic_ms();
         if (repl_conn_init(&s->conn, fd, p->tls, 1, NULL) || repl_random(s->nonce, sizeof s->nonce) ||
             repl_put_challenge(&s->conn.out, s->nonce)) {
             session_free(s);
@@ -218,7 +219,7 @@ static void session_refuse(struct session *s, uint16_t code, const char *why)
 {
     repl_conn_send_error(&s->conn, code, why);
     s->state = S_CLOSING;
-    s->closing_ms = repl_mono_ms();
+    s->closing_ms = monotonic_ms();
 }
 
 static int fill_start(struct primary *p, struct repl_frame *st, unsigned mode, uint64_t seq)
@@ -274,7 +275,7 @@ static void session_resume(struct primary *p, struct session *s, const struct re
             s->next_seq = f->seq;
             s->acked_next = f->seq;
             s->state = S_STREAMING;
-            s->caught_up_ms = repl_now_ms();
+            s->caught_up_ms = wall_clock_ms();
             log_info("%s: streaming the log from seq %" PRIu64, s->conn.peer, f->seq);
             return;
         }
@@ -296,7 +297,7 @@ static void session_resume(struct primary *p, struct session *s, const struct re
     }
     s->acked_next = 0;
     s->state = S_SNAPSHOT;
-    s->caught_up_ms = repl_now_ms();
+    s->caught_up_ms = wall_clock_ms();
     p->status.snapshots++;
     log_info("%s: %s: sending a full snapshot at seq %" PRIu64, s->conn.peer,
              !f->has_position  ? "new replica"
@@ -362,13 +363,13 @@ static void session_on_frame(struct primary *p, struct session *s, const struct 
             }
             if (f->seq > s->acked_next)
                 s->acked_next = f->seq;
-            p->status.last_heartbeat_ms = repl_now_ms(); /* acks are the replicas' heartbeats */
+            p->status.last_heartbeat_ms = wall_clock_ms(); /* acks are the replicas' heartbeats */
             return;
         }
         if (f->type == REPL_ERROR) {
             log_warn("%s: replica reports error %u: %.*s", s->conn.peer, f->code, (int)f->text_len, f->text);
             s->state = S_CLOSING;
-            s->closing_ms = repl_mono_ms();
+            s->closing_ms = monotonic_ms();
             return;
         }
         log_warn("%s: unexpected %s; closing", s->conn.peer, repl_frame_name(f->type));
@@ -468,7 +469,7 @@ static int session_round(struct primary *p, struct session *s, uint64_t mono)
     /* Now, not the round's start: the pump stamps last_rx_ms, and a stamp
      * newer than mono would wrap mono - last_rx_ms into "silent for ages"
      * (it dropped live replicas on a loaded machine). */
-    mono = repl_mono_ms();
+    mono = monotonic_ms();
     /* A closing peer gets a moment to read why, not forever. */
     if (s->state == S_CLOSING)
         return repl_buf_pending(&s->conn.out) == 0 || mono - s->closing_ms > 2000 ? -1 : 0;
@@ -493,7 +494,7 @@ static int session_round(struct primary *p, struct session *s, uint64_t mono)
     if (s->state == S_STREAMING && produce_stream(s))
         return -1;
     if ((s->state == S_SNAPSHOT || s->state == S_STREAMING) && mono - s->last_hb_ms >= p->o->heartbeat_ms) {
-        if (repl_put_heartbeat(&s->conn.out, p->log.last_seq, repl_now_ms()))
+        if (repl_put_heartbeat(&s->conn.out, p->log.last_seq, wall_clock_ms()))
             return -1;
         s->last_hb_ms = mono;
     }
@@ -542,85 +543,116 @@ static void publish_status(struct primary *p, uint64_t now)
         log_debug("cannot publish the status: %s", hmm_strerror(rc));
 }
 
+/* Open the map to serve (it must exist, with a log), and listen.  0, or
+ * -1 (logged). */
+static int primary_start(struct primary *p)
+{
+    const struct repl_options *o = p->o;
+    hmm_config cfg = {0}; /* open only: the map to serve must exist */
+    int rc = hmm_open(&p->m, o->dir, &cfg);
+    if (rc) {
+        char text[ERRTEXT_MAX];
+        log_error("%s: %s", o->dir, errtext(rc, text, sizeof text));
+        return -1;
+    }
+    rc = hmm_replog_info(p->m, &p->log);
+    if (rc) {
+        log_error("%s: no replication log: %s", o->dir, hmm_strerror(rc));
+        return -1;
+    }
+    if (repl_tls_context(o, 1, &p->tls))
+        return -1;
+    p->listen_fd = listen_on(o->listen);
+    if (p->listen_fd < 0)
+        return -1;
+    log_info("serving %s on %s%s (log seq %" PRIu64 "..%" PRIu64 ")", o->dir, o->listen, p->tls ? " with TLS" : "",
+             p->log.first_seq, p->log.last_seq);
+    return 0;
+}
+
+/* Wait for the listening socket and the sessions' (*pfds grows with
+ * them).  0, or -1 (logged). */
+static int wait_for_sockets(struct primary *p, struct pollfd **pfds)
+{
+    struct pollfd *grown = realloc(*pfds, (p->nsessions + 1) * sizeof **pfds);
+    if (!grown)
+        return -1;
+    *pfds = grown;
+    grown[0] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
+    int busy = 0;
+    for (size_t i = 0; i < p->nsessions; i++) {
+        grown[i + 1] = (struct pollfd){.fd = p->sessions[i]->conn.fd, .events = repl_conn_events(&p->sessions[i]->conn)};
+        busy |= p->sessions[i]->state >= S_SNAPSHOT;
+    }
+    /* With replicas streaming we poll the log every tick; idle, we wait for sockets. */
+    if (poll(grown, p->nsessions + 1, busy ? TICK_MS : 200) < 0 && errno != EINTR) {
+        log_error("poll: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* One round of every session; the finished ones are dropped. */
+static void serve_sessions(struct primary *p)
+{
+    uint64_t mono = monotonic_ms();
+    for (size_t i = 0; i < p->nsessions;) {
+        struct session *s = p->sessions[i];
+        uint64_t in0 = s->conn.bytes_in, out0 = s->conn.bytes_out;
+        int drop = session_round(p, s, mono);
+        p->status.bytes_received += s->conn.bytes_in - in0;
+        p->status.bytes_sent += s->conn.bytes_out - out0;
+        if (drop) {
+            log_info("%s: disconnected", s->conn.peer);
+            session_free(s);
+            p->sessions[i] = p->sessions[--p->nsessions];
+            continue;
+        }
+        i++;
+    }
+}
+
+/* Close every session, publish the last status, release everything. */
+static void primary_stop(struct primary *p)
+{
+    for (size_t i = 0; i < p->nsessions; i++)
+        session_free(p->sessions[i]);
+    p->nsessions = 0;
+    if (p->m) {
+        publish_status(p, wall_clock_ms());
+        hmm_close(p->m);
+    }
+    free(p->sessions);
+    if (p->listen_fd >= 0)
+        close(p->listen_fd);
+    repl_tls_context_free(p->tls);
+}
+
 int repl_primary_run(const struct repl_options *o)
 {
     struct primary p = {.o = o, .listen_fd = -1};
     struct pollfd *pfds = NULL;
-    int ret = -1;
-    hmm_config cfg = {0}; /* open only: the map to serve must exist */
-    int rc = hmm_open(&p.m, o->dir, &cfg);
-    if (rc) {
-        log_error("%s: %s", o->dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
-        goto fail;
-    }
-    rc = hmm_replog_info(p.m, &p.log);
-    if (rc) {
-        log_error("%s: no replication log: %s", o->dir, hmm_strerror(rc));
-        goto fail;
-    }
-    if (repl_tls_context(o, 1, &p.tls))
-        goto fail;
-    p.listen_fd = listen_on(o->listen);
-    if (p.listen_fd < 0)
-        goto fail;
-    log_info("serving %s on %s%s (log seq %" PRIu64 "..%" PRIu64 ")", o->dir, o->listen, p.tls ? " with TLS" : "",
-             p.log.first_seq, p.log.last_seq);
+    int ret = primary_start(&p);
     uint64_t last_status = 0;
-    while (!repl_stop) {
-        struct pollfd *grown = realloc(pfds, (p.nsessions + 1) * sizeof *pfds);
-        if (!grown)
-            goto fail;
-        pfds = grown;
-        pfds[0] = (struct pollfd){.fd = p.listen_fd, .events = POLLIN};
-        int busy = 0;
-        for (size_t i = 0; i < p.nsessions; i++) {
-            pfds[i + 1] = (struct pollfd){.fd = p.sessions[i]->conn.fd, .events = repl_conn_events(&p.sessions[i]->conn)};
-            busy |= p.sessions[i]->state >= S_SNAPSHOT;
-        }
-        /* With replicas streaming we poll the log every tick; idle, we wait for sockets. */
-        if (poll(pfds, p.nsessions + 1, busy ? TICK_MS : 200) < 0 && errno != EINTR) {
-            log_error("poll: %s", strerror(errno));
-            goto fail;
+    while (ret == 0 && !repl_stop) {
+        if (wait_for_sockets(&p, &pfds)) {
+            ret = -1;
+            break;
         }
         if (pfds[0].revents & POLLIN)
             accept_replicas(&p);
         if (hmm_replog_info(p.m, &p.log) == 0)
             p.status.primary_seq = p.log.last_seq;
-        uint64_t mono = repl_mono_ms();
-        for (size_t i = 0; i < p.nsessions;) {
-            struct session *s = p.sessions[i];
-            uint64_t in0 = s->conn.bytes_in, out0 = s->conn.bytes_out;
-            int drop = session_round(&p, s, mono);
-            p.status.bytes_received += s->conn.bytes_in - in0;
-            p.status.bytes_sent += s->conn.bytes_out - out0;
-            if (drop) {
-                log_info("%s: disconnected", s->conn.peer);
-                session_free(s);
-                p.sessions[i] = p.sessions[--p.nsessions];
-                continue;
-            }
-            i++;
-        }
-        uint64_t now = repl_now_ms();
+        serve_sessions(&p);
+        uint64_t now = wall_clock_ms();
         if (now - last_status >= STATUS_EVERY_MS) {
             publish_status(&p, now);
             last_status = now;
         }
     }
-    log_info("shutting down (%zu replicas connected)", p.nsessions);
-    ret = 0;
-fail:
-    for (size_t i = 0; i < p.nsessions; i++)
-        session_free(p.sessions[i]);
-    p.nsessions = 0;
-    if (p.m) {
-        publish_status(&p, repl_now_ms());
-        hmm_close(p.m);
-    }
-    free(p.sessions);
+    if (ret == 0)
+        log_info("shutting down (%zu replicas connected)", p.nsessions);
+    primary_stop(&p);
     free(pfds);
-    if (p.listen_fd >= 0)
-        close(p.listen_fd);
-    repl_tls_context_free(p.tls);
     return ret;
 }

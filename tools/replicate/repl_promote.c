@@ -21,6 +21,7 @@
 #include <hashmmap.h>
 
 #include "repl.h"
+#include "tools/errtext.h"
 
 /* The pid of a replica daemon that still runs on the map, or 0.  The
  * status names the daemon; its pid must be alive and still a
@@ -50,7 +51,8 @@ int repl_promote(const char *dir)
     hmm_config cfg = {.flags = HMM_REPLICA_WRITER}; /* open only: a missing map is an error */
     int rc = hmm_open(&m, dir, &cfg);
     if (rc) {
-        fprintf(stderr, "hashmmap-replicate: %s: %s\n", dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
+        char text[ERRTEXT_MAX];
+        fprintf(stderr, "hashmmap-replicate: %s: %s\n", dir, errtext(rc, text, sizeof text));
         return -1;
     }
     hmm_role_info ri;
@@ -77,8 +79,9 @@ int repl_promote(const char *dir)
     if (rc == 0)
         rc = hmm_sync(m);
     if (rc) {
+        char text[ERRTEXT_MAX];
         fprintf(stderr, "hashmmap-replicate: %s: cannot promote: %s\n", dir,
-                *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
+                errtext(rc, text, sizeof text));
         goto out;
     }
     printf("%s: promoted to primary at epoch %" PRIu64 " (was a replica of %s at epoch %" PRIu64 ")\n", dir,

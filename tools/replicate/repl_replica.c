@@ -25,6 +25,7 @@
 #include <hashmmap.h>
 
 #include "repl.h"
+#include "tools/errtext.h"
 #include "repl_keyset.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -177,7 +178,8 @@ static int open_or_create_map(struct replica *r, const struct repl_frame *f)
     };
     int rc = hmm_open(&r->m, r->o->dir, &cfg);
     if (rc) {
-        log_error("%s: cannot create the replica map: %s", r->o->dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
+        char text[ERRTEXT_MAX];
+        log_error("%s: cannot create the replica map: %s", r->o->dir, errtext(rc, text, sizeof text));
         return -1;
     }
     log_info("%s: replica map created (size %" PRIu64 ", max size %" PRIu64 "%s)", r->o->dir, f->size, f->max_size,
@@ -289,124 +291,155 @@ fail:
     return -1;
 }
 
+/* The handlers of the frames a primary sends, one per (state, frame type)
+ * that the protocol allows (docs/PROTOCOL.md §7); each returns 0, or -1
+ * to close the connection. */
+
+/* R_CHALLENGE: answer with our nonce and proof of the secret. */
+static int on_challenge(struct replica *r, const struct repl_frame *f)
+{
+    if (f->version != REPL_PROTOCOL_VERSION) {
+        log_error("%s: speaks protocol version %u, we speak %u", r->conn.peer, f->version, REPL_PROTOCOL_VERSION);
+        return -1;
+    }
+    uint8_t mac[REPL_MAC_LEN];
+    memcpy(r->nonce_primary, f->nonce, REPL_NONCE_LEN);
+    if (repl_random(r->nonce_own, REPL_NONCE_LEN) || repl_auth_mac(r->o, 0, r->nonce_primary, r->nonce_own, mac) ||
+        repl_put_auth(&r->conn.out, r->nonce_own, mac))
+        return -1;
+    r->state = R_AUTH_OK;
+    return 0;
+}
+
+/* R_AUTH_OK: the primary's proof; then seal and ask to resume. */
+static int on_auth_ok(struct replica *r, const struct repl_frame *f)
+{
+    if (!repl_auth_check(r->o, 1, r->nonce_own, r->nonce_primary, f->mac)) {
+        log_error("%s: the primary failed authentication (wrong secret, or not our primary); closing", r->conn.peer);
+        return -1;
+    }
+    /* Only now may the primary send big frames: it proved the secret.
+     * From here on every frame either way is sealed. */
+    r->conn.max_body = REPL_MAX_BODY;
+    uint8_t to_replica[REPL_MAC_LEN], to_primary[REPL_MAC_LEN];
+    if (repl_auth_session_keys(r->o, r->nonce_primary, r->nonce_own, to_replica, to_primary))
+        return -1;
+    repl_conn_start_sealing(&r->conn, to_primary, to_replica);
+    load_position(r);
+    if (repl_put_resume(&r->conn.out, r->has_position, r->primary_id, r->next_seq, (uint32_t)r->epoch))
+        return -1;
+    log_info("%s: authenticated; asking to continue from seq %" PRIu64 "%s", r->conn.peer, r->next_seq,
+             r->has_position ? "" : " (no position yet)");
+    r->state = R_START;
+    return 0;
+}
+
+/* START in stream mode: the log from exactly our position. */
+static int start_streaming(struct replica *r, const struct repl_frame *f)
+{
+    if (!r->has_position || memcmp(f->map_id, r->primary_id, REPL_ID_LEN) != 0 || f->seq != r->next_seq) {
+        log_error("%s: offers the log from seq %" PRIu64 ", which is not our position; closing", r->conn.peer,
+                  f->seq);
+        return -1;
+    }
+    r->state = R_STREAMING;
+    log_info("%s: streaming from seq %" PRIu64, r->conn.peer, f->seq);
+    return 0;
+}
+
+/* START in snapshot mode: until its end our position is (id, 0), so a
+ * restart in the middle asks for a new snapshot instead of resuming. */
+static int start_snapshot(struct replica *r, const struct repl_frame *f)
+{
+    memcpy(r->primary_id, f->map_id, REPL_ID_LEN);
+    r->next_seq = 0;
+    r->snap_seq = f->seq;
+    repl_keyset_free(&r->seen);
+    if (save_position(r))
+        return -1;
+    r->status.snapshots++;
+    r->state = R_SNAPSHOT;
+    log_info("%s: receiving a full snapshot at seq %" PRIu64, r->conn.peer, f->seq);
+    return 0;
+}
+
+/* R_START: the map made like the primary's when missing, then the mode. */
+static int on_start(struct replica *r, const struct repl_frame *f)
+{
+    if (open_or_create_map(r, f) || check_primary_epoch(r, f))
+        return -1;
+    return f->mode == REPL_START_STREAM ? start_streaming(r, f) : start_snapshot(r, f);
+}
+
+/* R_SNAPSHOT: one entry, applied and remembered for the end. */
+static int on_snap_entry(struct replica *r, const struct repl_frame *f)
+{
+    if (apply(r, f))
+        return -1;
+    if (repl_keyset_add(&r->seen, f->key, f->klen)) {
+        log_error("out of memory for the snapshot's key set");
+        return -1;
+    }
+    return 0;
+}
+
+/* R_SNAPSHOT: the end; what the snapshot did not carry goes, then the
+ * log follows from the snapshot's seq. */
+static int on_snap_end(struct replica *r, const struct repl_frame *f)
+{
+    const char *peer = r->conn.peer;
+    size_t dropped = 0;
+    if (f->seq != r->snap_seq) {
+        log_error("%s: snapshot ends at seq %" PRIu64 ", began at %" PRIu64 "; closing", peer, f->seq, r->snap_seq);
+        return -1;
+    }
+    if (f->count != r->seen.count)
+        log_warn("%s: snapshot announced %" PRIu64 " entries, %zu distinct received", peer, f->count, r->seen.count);
+    if (drop_keys_not_in_snapshot(r, &dropped))
+        return -1;
+    repl_keyset_free(&r->seen);
+    r->next_seq = f->seq + 1;
+    if (save_position(r))
+        return -1;
+    r->state = R_STREAMING;
+    log_info("%s: snapshot applied (%" PRIu64 " entries, %zu stale keys dropped); streaming from seq %" PRIu64, peer,
+             f->count, dropped, r->next_seq);
+    return 0;
+}
+
+/* R_SNAPSHOT, R_STREAMING: the primary's last seq, for the lag. */
+static int on_heartbeat(struct replica *r, const struct repl_frame *f)
+{
+    r->status.primary_seq = f->seq;
+    r->status.last_heartbeat_ms = wall_clock_ms();
+    r->last_ack_ms = 0; /* answer every heartbeat: it is also our keep-alive */
+    return 0;
+}
+
+static const struct replica_transition {
+    enum replica_state state;
+    uint8_t type;
+    int (*handle)(struct replica *r, const struct repl_frame *f);
+} transitions[] = {
+    {R_CHALLENGE, REPL_CHALLENGE, on_challenge},  {R_AUTH_OK, REPL_AUTH_OK, on_auth_ok},
+    {R_START, REPL_START, on_start},              {R_SNAPSHOT, REPL_SNAP_ENTRY, on_snap_entry},
+    {R_SNAPSHOT, REPL_SNAP_END, on_snap_end},     {R_SNAPSHOT, REPL_HEARTBEAT, on_heartbeat},
+    {R_STREAMING, REPL_RECORD, on_record},        {R_STREAMING, REPL_HEARTBEAT, on_heartbeat},
+};
+
 /* A frame from an authenticated or authenticating primary.  -1 closes. */
 static int on_frame(struct replica *r, const struct repl_frame *f)
 {
-    const char *peer = r->conn.peer;
     if (f->type == REPL_ERROR) {
-        log_warn("%s: refused us: %.*s (code %u)", peer, (int)f->text_len, f->text, f->code);
+        log_warn("%s: refused us: %.*s (code %u)", r->conn.peer, (int)f->text_len, f->text, f->code);
         return -1;
     }
-    switch (r->state) {
-    case R_CHALLENGE: {
-        if (f->type != REPL_CHALLENGE)
-            break;
-        if (f->version != REPL_PROTOCOL_VERSION) {
-            log_error("%s: speaks protocol version %u, we speak %u", peer, f->version, REPL_PROTOCOL_VERSION);
-            return -1;
-        }
-        uint8_t mac[REPL_MAC_LEN];
-        memcpy(r->nonce_primary, f->nonce, REPL_NONCE_LEN);
-        if (repl_random(r->nonce_own, REPL_NONCE_LEN) || repl_auth_mac(r->o, 0, r->nonce_primary, r->nonce_own, mac) ||
-            repl_put_auth(&r->conn.out, r->nonce_own, mac))
-            return -1;
-        r->state = R_AUTH_OK;
-        return 0;
-    }
-    case R_AUTH_OK:
-        if (f->type != REPL_AUTH_OK)
-            break;
-        if (!repl_auth_check(r->o, 1, r->nonce_own, r->nonce_primary, f->mac)) {
-            log_error("%s: the primary failed authentication (wrong secret, or not our primary); closing", peer);
-            return -1;
-        }
-        /* Only now may the primary send big frames: it proved the secret.
-         * From here on every frame either way is sealed. */
-        r->conn.max_body = REPL_MAX_BODY;
-        uint8_t to_replica[REPL_MAC_LEN], to_primary[REPL_MAC_LEN];
-        if (repl_auth_session_keys(r->o, r->nonce_primary, r->nonce_own, to_replica, to_primary))
-            return -1;
-        repl_conn_start_sealing(&r->conn, to_primary, to_replica);
-        load_position(r);
-        if (repl_put_resume(&r->conn.out, r->has_position, r->primary_id, r->next_seq, (uint32_t)r->epoch))
-            return -1;
-        log_info("%s: authenticated; asking to continue from seq %" PRIu64 "%s", peer, r->next_seq,
-                 r->has_position ? "" : " (no position yet)");
-        r->state = R_START;
-        return 0;
-    case R_START:
-        if (f->type != REPL_START)
-            break;
-        if (open_or_create_map(r, f) || check_primary_epoch(r, f))
-            return -1;
-        if (f->mode == REPL_START_STREAM) {
-            if (!r->has_position || memcmp(f->map_id, r->primary_id, REPL_ID_LEN) != 0 || f->seq != r->next_seq) {
-                log_error("%s: offers the log from seq %" PRIu64 ", which is not our position; closing", peer, f->seq);
-                return -1;
-            }
-            r->state = R_STREAMING;
-            log_info("%s: streaming from seq %" PRIu64, peer, f->seq);
-            return 0;
-        }
-        /* A snapshot: until its end our position is (id, 0), so a restart
-         * in the middle asks for a new snapshot instead of resuming. */
-        memcpy(r->primary_id, f->map_id, REPL_ID_LEN);
-        r->next_seq = 0;
-        r->snap_seq = f->seq;
-        repl_keyset_free(&r->seen);
-        if (save_position(r))
-            return -1;
-        r->status.snapshots++;
-        r->state = R_SNAPSHOT;
-        log_info("%s: receiving a full snapshot at seq %" PRIu64, peer, f->seq);
-        return 0;
-    case R_SNAPSHOT:
-        if (f->type == REPL_HEARTBEAT)
-            goto heartbeat;
-        if (f->type == REPL_SNAP_ENTRY) {
-            if (apply(r, f))
-                return -1;
-            if (repl_keyset_add(&r->seen, f->key, f->klen)) {
-                log_error("out of memory for the snapshot's key set");
-                return -1;
-            }
-            return 0;
-        }
-        if (f->type == REPL_SNAP_END) {
-            size_t dropped = 0;
-            if (f->seq != r->snap_seq) {
-                log_error("%s: snapshot ends at seq %" PRIu64 ", began at %" PRIu64 "; closing", peer, f->seq, r->snap_seq);
-                return -1;
-            }
-            if (f->count != r->seen.count)
-                log_warn("%s: snapshot announced %" PRIu64 " entries, %zu distinct received", peer, f->count, r->seen.count);
-            if (drop_keys_not_in_snapshot(r, &dropped))
-                return -1;
-            repl_keyset_free(&r->seen);
-            r->next_seq = f->seq + 1;
-            if (save_position(r))
-                return -1;
-            r->state = R_STREAMING;
-            log_info("%s: snapshot applied (%" PRIu64 " entries, %zu stale keys dropped); streaming from seq %" PRIu64,
-                     peer, f->count, dropped, r->next_seq);
-            return 0;
-        }
-        break;
-    case R_STREAMING:
-        if (f->type == REPL_HEARTBEAT)
-            goto heartbeat;
-        if (f->type == REPL_RECORD)
-            return on_record(r, f);
-        break;
-    }
-    log_warn("%s: unexpected %s frame; closing", peer, repl_frame_name(f->type));
+    for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++)
+        if (transitions[i].state == r->state && transitions[i].type == f->type)
+            return transitions[i].handle(r, f);
+    log_warn("%s: unexpected %s frame; closing", r->conn.peer, repl_frame_name(f->type));
     repl_conn_send_error(&r->conn, 2, "unexpected frame");
     return -1;
-heartbeat:
-    r->status.primary_seq = f->seq;
-    r->status.last_heartbeat_ms = repl_now_ms();
-    r->last_ack_ms = 0; /* answer every heartbeat: it is also our keep-alive */
-    return 0;
 }
 
 static void publish_status(struct replica *r, int connected)
@@ -414,7 +447,7 @@ static void publish_status(struct replica *r, int connected)
     if (!r->m)
         return;
     hmm_repl_status *st = &r->status;
-    uint64_t now = repl_now_ms();
+    uint64_t now = wall_clock_ms();
     st->role = HMM_REPL_ROLE_REPLICA;
     st->pid = getpid();
     st->updated_ms = now;
@@ -457,10 +490,10 @@ static int run_session(struct replica *r, int fd, const char *host)
                 lost = 1;
         if (r->m && r->position_dirty && save_position(r))
             lost = 1;
-        uint64_t mono = repl_mono_ms();
+        uint64_t mono = monotonic_ms();
         if (!lost && r->state >= R_SNAPSHOT && (r->acked != r->next_seq || r->last_ack_ms == 0) &&
             mono - r->last_ack_ms >= ACK_EVERY_MS) {
-            if (repl_put_ack(&r->conn.out, r->next_seq, repl_now_ms()))
+            if (repl_put_ack(&r->conn.out, r->next_seq, wall_clock_ms()))
                 lost = 1;
             r->acked = r->next_seq;
             r->last_ack_ms = mono;
@@ -474,7 +507,7 @@ static int run_session(struct replica *r, int fd, const char *host)
         (void)repl_conn_pump(&r->conn); /* flush acks and errors, also on the way out */
         r->status.bytes_received += r->conn.bytes_in - in0;
         r->status.bytes_sent += r->conn.bytes_out - out0;
-        uint64_t now = repl_now_ms();
+        uint64_t now = wall_clock_ms();
         if (lost || now - last_status >= STATUS_EVERY_MS) {
             publish_status(r, !lost);
             last_status = now;
@@ -491,8 +524,8 @@ out:
 /* Sleep ms, cut short by SIGTERM. */
 static void pause_ms(unsigned ms)
 {
-    uint64_t end = repl_mono_ms() + ms;
-    while (!repl_stop && repl_mono_ms() < end) {
+    uint64_t end = monotonic_ms() + ms;
+    while (!repl_stop && monotonic_ms() < end) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -505,7 +538,8 @@ int repl_replica_run(const struct repl_options *o)
     hmm_config cfg = {.flags = HMM_REPLICA_WRITER}; /* open if it exists; else it is made on the first START */
     int rc = hmm_open(&r.m, o->dir, &cfg);
     if (rc && rc != -ENOENT) {
-        log_error("%s: %s", o->dir, *hmm_last_error() ? hmm_last_error() : hmm_strerror(rc));
+        char text[ERRTEXT_MAX];
+        log_error("%s: %s", o->dir, errtext(rc, text, sizeof text));
         goto fail;
     }
     if (r.m && take_replica_role(&r, 0))
