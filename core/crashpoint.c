@@ -12,6 +12,7 @@ const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT] = {
     "log_locked", "log_reserved", "log_written", "log_committed",
     "reclaim_marked", "reclaim_named", "reclaim_taken",
     "page_leaving", "page_unlinked", "page_returned",
+    "cold_rebuilt",
 };
 
 #ifdef HMM_CRASHPOINTS

@@ -40,11 +40,14 @@
  *   page_leaving    the class's evac_page names the page, list untouched
  *   page_unlinked   free list rebuilt without the page(s), class lock held
  *   page_returned   the first page's table entry cleared (the commit)
+ * and of a cold start (FORMAT.md §10), the only writer of the map:
+ *   cold_rebuilt    lock words rebuilt and process table cleared, no
+ *                   intent repaired yet
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
 
-#define HMM_CRASHPOINT_COUNT 23
+#define HMM_CRASHPOINT_COUNT 24
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 /* In libhashmmap-crash.la only: */

@@ -334,7 +334,15 @@ struct hmm_role_block {
     uint8_t pad[8];
 };
 _Static_assert(sizeof(struct hmm_role_block) == 128, "role block is two lines");
+
+/* §10: the cold-start mark, the line before the role block (outside
+ * struct hmm_header: zero, "none", in maps made before it).  The pid of a
+ * cold starter, set before it rebuilds any lock and cleared when every
+ * repair is done: found set by a writer holding its shared lock, it says
+ * that the cold start it waited for died half done. */
+#define HMM_COLD_OFF (HMM_ROLE_OFF - 64u)
 _Static_assert(sizeof(struct hmm_header) <= HMM_ROLE_OFF, "role block is outside the header struct");
+_Static_assert(sizeof(struct hmm_header) <= HMM_COLD_OFF, "cold-start mark is outside the header struct");
 _Static_assert(sizeof(struct hmm_header) <= HMM_REPLICA_POS_OFF, "replica position is outside the header struct");
 _Static_assert(sizeof(struct hmm_metrics_slot) == 256, "metrics slot is four cache lines");
 _Static_assert(sizeof(union hmm_header_block) == HMM_HEADER_SIZE, "header is one 4 KiB block");

@@ -278,6 +278,12 @@ uint64_t hmm__replog_checksum(const struct hmm_replog_rec *r, uint64_t seq);
  * it is decided now, -EBUSY while a live writer holds the stripe. */
 int hmm__replog_settle(hmm_t *m, uint32_t stripe, uint64_t pos, uint64_t seq);
 
+/* The cold-start mark (FORMAT.md §10): a cold starter's pid while it runs. */
+static inline hmm_atomic_u64 *hmm__cold_mark(const hmm_t *m)
+{
+    return (hmm_atomic_u64 *)((uint8_t *)m->hdr + HMM_COLD_OFF);
+}
+
 /* ---- repl_state.c (FORMAT.md §3, role block) ---- */
 /* The role word, HMM_ROLE_MAKE(role, epoch): one relaxed load, since a
  * role changes only while no writer but the daemon runs (a promotion

@@ -379,17 +379,41 @@ static int ofd_lock(int fd, short type, off_t byte, bool wait)
 #define OPENER_BYTE 1 /* every opener, readers too: freeing retired index runs waits for none */
 #define WRITER_BYTE 0 /* every writable opener */
 
+/* A writer that gets its shared lock and finds the cold-start mark set
+ * (FORMAT.md §10) was let in by the death of a cold starter that had
+ * rebuilt the lock words but not repaired every intent: the dead owners'
+ * locks no longer say EOWNERDEAD, so nothing else would repair them.  No
+ * writer runs (every one let in since saw the mark), so it lets go and
+ * tries to become the cold starter again, after a backoff that keeps two
+ * such writers from taking turns in lockstep.  A mark that never clears
+ * (a damaged file while writers run) ends in HMM_BUSY after ~10 s. */
+#define COLD_REDO_TRIES 20000u
+
+static int join_as_writer(hmm_t *m)
+{
+    for (unsigned tries = 0;; tries++) {
+        if (ofd_lock(m->fd, F_WRLCK, WRITER_BYTE, false) == 0) {
+            bool alone = ofd_lock(m->fd, F_WRLCK, OPENER_BYTE, false) == 0;
+            hmm__recover_cold_start(m, alone);
+        }
+        int rc = ofd_lock(m->fd, F_RDLCK, WRITER_BYTE, true);
+        if (rc || atomic_load_explicit(hmm__cold_mark(m), memory_order_acquire) == 0)
+            return rc;
+        ofd_lock(m->fd, F_UNLCK, WRITER_BYTE, false);
+        if (tries == COLD_REDO_TRIES)
+            return hmm_fail(HMM_BUSY, "%s: a cold start (pid %llu) did not finish and the map stays busy", m->path,
+                            (unsigned long long)atomic_load(hmm__cold_mark(m)));
+        usleep(100 + ((unsigned)getpid() * 7919u + tries * 104729u) % 900u);
+    }
+}
+
 static int join_openers(hmm_t *m)
 {
     if (m->anon)
         return 0;
     int rc = 0;
-    if (!m->rdonly && ofd_lock(m->fd, F_WRLCK, WRITER_BYTE, false) == 0) {
-        bool alone = ofd_lock(m->fd, F_WRLCK, OPENER_BYTE, false) == 0;
-        hmm__recover_cold_start(m, alone);
-    }
-    if (!m->rdonly)
-        rc = ofd_lock(m->fd, F_RDLCK, WRITER_BYTE, true);
+    if (!m->rdonly && (rc = join_as_writer(m)) == HMM_BUSY)
+        return rc;
     if (rc == 0)
         rc = ofd_lock(m->fd, F_RDLCK, OPENER_BYTE, true);
     if (rc)

@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 
@@ -154,6 +155,10 @@ static void recover_grow_cold(hmm_t *m, bool alone)
 void hmm__recover_cold_start(hmm_t *m, bool alone)
 {
     bool repaired = false;
+    /* Rebuilding the lock words erases the EOWNERDEAD of dead owners, so
+     * from here until the last repair only this cold start knows what to
+     * repair: the mark tells a writer let in by our death (map.c). */
+    atomic_store(hmm__cold_mark(m), (uint64_t)getpid());
     hmm__lock_init_shared(&m->hdr->pages_lock);
     atomic_store(&m->hdr->pages_owner_proc, 0);
     for (uint32_t c = 0; c < m->nclasses; c++) {
@@ -167,6 +172,9 @@ void hmm__recover_cold_start(hmm_t *m, bool alone)
     for (uint32_t i = 0; i < HMM_PROCS; i++)
         hmm__metrics_fold(m, i);
     memset(m->procs, 0, HMM_PROCS * sizeof *m->procs);
+    /* From here the dead owners' locks no longer say EOWNERDEAD: only this
+     * cold start (or the next one) repairs their intents. */
+    HMM_CRASHPOINT("cold_rebuilt");
     hmm__replog_cold_start(m);
     hmm__recover_pages_locked(m);
     for (uint32_t c = 0; c < m->nclasses; c++)
@@ -188,6 +196,7 @@ void hmm__recover_cold_start(hmm_t *m, bool alone)
     recover_grow_cold(m, alone);
     if (repaired)
         atomic_fetch_add(&m->hdr->recoveries, 1);
+    atomic_store_explicit(hmm__cold_mark(m), 0, memory_order_release);
 }
 
 /* ---- the allocator's locks (slab.c, FORMAT.md §6, §9) ---- */

@@ -13,6 +13,7 @@
 #include "core/crashpoint.h"
 #include "core/internal.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,6 +548,83 @@ static void test_eviction_crash_points_leave_no_dangling_entry(void **state)
             run_fill_point(points[p], nth * 97 + (p == 2 ? 20000 : 0), true);
 }
 
+/* ---- a cold start killed before it finished (FORMAT.md §10) ---- */
+
+static int cold_start_until_killed(void *dir)
+{
+    hmm_crashpoint_arm("cold_rebuilt", 1);
+    hmm_t *m;
+    if (hmm_open(&m, dir, NULL) != 0)
+        return 10;
+    return 11; /* not killed: no cold start ran */
+}
+
+struct waiter {
+    const char *dir;
+    int fd; /* the parent's descriptor holding the shared lock: not ours to keep */
+};
+
+/* The dead put's new chunk must have been freed and "k" must still read 7. */
+static int open_and_check(void *p)
+{
+    struct waiter *w = p;
+    close(w->fd);
+    hmm_t *m;
+    if (hmm_open(&m, w->dir, NULL) != 0)
+        return 10;
+    hmm_check_result r;
+    if (hmm_check(m, 0, &r) != 0 || r.unreachable)
+        return 11;
+    char buf[8];
+    size_t len = sizeof buf;
+    if (hmm_get(m, "k", 1, buf, &len) != 0 || len != 1 || buf[0] != '7')
+        return 12;
+    hmm_close(m);
+    return 0;
+}
+
+/* A writer dies in a put; the next opener, alone, starts the cold start,
+ * which rebuilds the lock words (the dead writer's lock no longer says
+ * EOWNERDEAD) and is killed before it repairs the intent.  A writer that
+ * was waiting for the cold starter's exclusive lock gets its shared one at
+ * that moment (simulated: this process holds the shared lock while it
+ * opens, and lets go later).  It must not take the map as repaired: the
+ * cold start has to be done again before anyone writes. */
+static void test_a_cold_start_killed_midway_is_done_again_by_the_next_writer(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    TU_OK(hmm_put(m, "k", 1, "7", 1, 0, 0));
+    struct scenario s = {m, OP_PUT, "written"};
+    int status = tu_wait(tu_fork(run_op, &s), 10000);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    hmm_close(m);
+    status = tu_wait(tu_fork(cold_start_until_killed, (void *)dir), 10000);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        fail_msg("the cold start was not killed at cold_rebuilt (exit %d)", tu_exit_code(status));
+    char path[4096];
+    tu_path(path, sizeof path, dir, "hashmmap.map");
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+    struct waiter w = {dir, fd};
+    pid_t waiter = tu_fork(open_and_check, &w);
+    usleep(200 * 1000);
+    close(fd);
+    status = tu_wait(waiter, 20000);
+    static const char *const why[] = {"", "", "", "", "", "", "", "", "", "", "its open failed",
+                                      "the dead put's chunk leaked", "the old value is gone"};
+    int code = tu_exit_code(status);
+    if (code != 0)
+        fail_msg("the writer that waited for the killed cold start: %s (status %d)",
+                 code >= 10 && code <= 12 ? why[code] : "died", code);
+    m = tu_open(dir, 0, 0, 0);
+    check_outcome(m, OP_PUT, false, "cold_rebuilt");
+    check_clean(m, "cold start", "cold_rebuilt");
+    hmm_close(m);
+}
+
 int main(void)
 {
     tu_watchdog(300);
@@ -561,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_eviction_crash_points_leave_no_dangling_entry),
         cmocka_unit_test(test_handing_pages_back_recovers_at_each_crash_point),
         cmocka_unit_test(test_moving_entries_out_of_a_page_recovers_when_killed),
+        cmocka_unit_test(test_a_cold_start_killed_midway_is_done_again_by_the_next_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
