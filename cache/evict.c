@@ -59,11 +59,6 @@
  * few chunks (bench/README.md). */
 #define HAND_WALK_MAX 512u
 
-static inline struct hmm_entry *chunk(hmm_t *m, uint64_t off)
-{
-    return (struct hmm_entry *)(m->base + off);
-}
-
 static uint32_t chunks_per_page(const hmm_t *m, uint32_t cls)
 {
     return m->page_size / m->class_size[cls];
@@ -95,7 +90,7 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
     }
     /* A rescue runs inside a page move (compact.c), which has set this
      * thread's relocating flag for the move's allocation. */
-    if (!own && rescue && !expired && atomic_load(&chunk(m, x)->access)) {
+    if (!own && rescue && !expired && atomic_load(&hmm__chunk(m, x)->access)) {
         int moved = hmm__relocate_entry_locked(m, t, x);
         if (moved == 0) {
             metrics_add(m, HMM_C_ENTRIES_MOVED, 1);
@@ -196,7 +191,7 @@ static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *
     uint8_t fallback_credit = UINT8_MAX;
     uint64_t carve = atomic_load(&c->carve_off);
     for (uint64_t n = 0; x && n < budget && !victim; n++) {
-        struct hmm_entry *e = chunk(m, x);
+        struct hmm_entry *e = hmm__chunk(m, x);
         uint64_t at = x;
         x = hand_next(m, cls, x);
         if (carve && at >= carve && hmm__slab_page_of(m, at) == hmm__slab_page_of(m, carve))
@@ -221,7 +216,7 @@ static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *
     }
     atomic_store(&c->hand, x);
     if (victim) {
-        struct hmm_entry *v = chunk(m, victim);
+        struct hmm_entry *v = hmm__chunk(m, victim);
         *hash = key_hash(entry_key(v), v->klen);
     }
     return victim;

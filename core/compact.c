@@ -54,11 +54,6 @@ bool hmm__relocating(void)
     return relocating;
 }
 
-static inline struct hmm_entry *chunk(hmm_t *m, uint64_t off)
-{
-    return (struct hmm_entry *)(m->base + off);
-}
-
 static inline uint32_t chunks_per_page(const hmm_t *m, uint32_t cls)
 {
     return m->page_size / m->class_size[cls];
@@ -115,7 +110,7 @@ static void rebuild_free_list_locked(hmm_t *m, uint32_t cls, const uint64_t *ski
         uint64_t start, end = page_chunks_end(m, cls, p, &start);
         bool skipped = in_list(p, skip, nskip);
         for (uint64_t x = start; x + size <= end; x += size) {
-            if (!class_free(chunk(m, x))) {
+            if (!class_free(hmm__chunk(m, x))) {
                 used++; /* live, in flight, or a stripe's spare */
             } else if (!skipped) {
                 atomic_store(chunk_next(m, x), head);
@@ -184,7 +179,7 @@ static bool page_empty_locked(hmm_t *m, uint32_t cls, uint64_t p)
     uint32_t size = m->class_size[cls];
     uint64_t start, end = page_chunks_end(m, cls, p, &start);
     for (uint64_t x = start; x + size <= end; x += size)
-        if (!class_free(chunk(m, x)))
+        if (!class_free(hmm__chunk(m, x)))
             return false;
     return true;
 }
@@ -277,7 +272,7 @@ static int vacate_by_moving(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash)
  * < 0: it cannot be vacated now. */
 static int vacate_chunk(hmm_t *m, uint32_t held, uint64_t x)
 {
-    struct hmm_entry *e = chunk(m, x);
+    struct hmm_entry *e = hmm__chunk(m, x);
     uint8_t state = atomic_load_explicit(&e->state, memory_order_acquire);
     uint16_t owner = atomic_load_explicit(&e->owner, memory_order_relaxed);
     if (state == HMM_CHUNK_FREE)
@@ -300,7 +295,7 @@ static bool vacate_page(hmm_t *m, uint32_t held, uint32_t cls, uint64_t p)
     for (uint64_t x = start; ok && x + size <= end; x += size) {
         for (int tries = 0;; tries++) {
             int rc = vacate_chunk(m, held, x);
-            if (rc == 1 && class_free(chunk(m, x)))
+            if (rc == 1 && class_free(hmm__chunk(m, x)))
                 break;
             if (rc < 0 || tries >= VACATE_TRIES) {
                 ok = false;
@@ -371,7 +366,7 @@ static uint64_t pick_sparsest_page(hmm_t *m, uint32_t needy, uint32_t *donor)
         uint32_t size = m->class_size[d], cpp = chunks_per_page(m, d);
         uint64_t live = 0, start, end = page_chunks_end(m, d, p, &start);
         for (uint64_t x = start; x + size <= end; x += size)
-            live += !class_free(chunk(m, x));
+            live += !class_free(hmm__chunk(m, x));
         /* The fewest live chunks for the page's capacity: live/cpp below best's. */
         if (best == UINT64_MAX || live * best_cpp < best_live * cpp) {
             best = p;

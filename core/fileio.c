@@ -194,3 +194,16 @@ int hmm__file_allocate(int fd, uint64_t size)
         return -errno;
     return -rc;
 }
+
+int hmm__adopt_fd(hmm_t *m, int fd, const char *what, int (*map)(hmm_t *m, int fd, uint64_t arg), uint64_t arg)
+{
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return hmm_fail(-errno, "dup of the %s fd: %s", what, strerror(errno));
+    int rc = map(m, own, arg);
+    if (rc) {
+        close(own);
+        return hmm_fail(rc, "mmap of the %s fd: %s", what, strerror(-rc));
+    }
+    return 0;
+}

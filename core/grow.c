@@ -23,8 +23,9 @@
 #define HELP_BUCKETS 4u         /* old buckets a writer drains per operation */
 
 /* Repair of the growth lock's dead holder (lock.c calls it on EOWNERDEAD). */
-void hmm__grow_recover_locked(hmm_t *m)
+void hmm__grow_recover_locked(hmm_t *m, uint32_t unused)
 {
+    (void)unused;
     /* Died between publishing the old index and the new current one. */
     if (atomic_load(&m->hdr->index_old) == atomic_load(&m->hdr->index_cur))
         atomic_store(&m->hdr->index_old, 0);

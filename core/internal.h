@@ -191,6 +191,10 @@ int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g);
 uint32_t hmm__layout_signature(void);
 
 /* ---- fileio.c ---- */
+/* Keep a received descriptor of one of the map's files (hmm_open_fd): a
+ * close-on-exec copy of fd, mapped by map(m, copy, arg); the caller has
+ * checked the file is the right one.  0 or a failure naming what. */
+int hmm__adopt_fd(hmm_t *m, int fd, const char *what, int (*map)(hmm_t *m, int fd, uint64_t arg), uint64_t arg);
 /* Make fd size bytes long with every block allocated (posix_fallocate):
  * 0, or -ENOSPC (or another -errno) with the file's size unchanged. */
 int hmm__file_allocate(int fd, uint64_t size);
@@ -390,6 +394,9 @@ static inline struct hmm_entry *entry_at(hmm_t *m, uint64_t off)
         return NULL;
     return hmm_at(m, off, HMM_ENTRY_HDR);
 }
+/* The chunk at off, unchecked: for offsets the allocator itself keeps
+ * (free lists, page walks, the eviction hand), never ones read from the index. */
+static inline struct hmm_entry *hmm__chunk(hmm_t *m, uint64_t off) { return (struct hmm_entry *)(m->base + off); }
 /* Entry with key and value in bounds, or NULL. */
 struct hmm_entry *hmm__entry_whole_at(hmm_t *m, uint64_t off);
 static inline uint8_t *entry_key(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR; }
@@ -491,8 +498,9 @@ int hmm__grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *o
 void hmm__grow_recover_move_locked(hmm_t *m, uint32_t stripe);
 /* Drain all of the old index now (cold start, or a growth whose helpers died). */
 int hmm__grow_index_finish(hmm_t *m);
-/* Repair of the growth lock's dead holder (lock held). */
-void hmm__grow_recover_locked(hmm_t *m);
+/* Repair of the growth lock's dead holder (lock held; the second argument,
+ * unused, makes it a lock repair like the others, lock.c). */
+void hmm__grow_recover_locked(hmm_t *m, uint32_t unused);
 
 /* ---- cache/evict.c ---- */
 /* Cache mode: make room in class cls by evicting (CLOCK) or by taking a page
@@ -527,7 +535,7 @@ int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *v
 void hmm__recover_stripe_locked(hmm_t *m, uint32_t stripe);
 /* Repair of the allocator's locks after EOWNERDEAD (lock held). */
 void hmm__recover_class_locked(hmm_t *m, uint32_t cls);
-void hmm__recover_pages_locked(hmm_t *m);
+void hmm__recover_pages_locked(hmm_t *m, uint32_t unused); /* unused: as the others (lock.c) */
 void hmm__recount_stripe_locked(hmm_t *m, uint32_t stripe);
 void hmm__recover_cold_start(hmm_t *m, bool alone);
 

@@ -103,63 +103,56 @@ void hmm__unlock_stripe(hmm_t *m, uint32_t stripe)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* The class, page-table and growth locks name their holder's process
+ * (owner: slot + 1) so a check or repair can tell a dead holder's work. */
+static int lock_owned(hmm_t *m, pthread_mutex_t *mu, hmm_atomic_u32 *owner, void (*repair)(hmm_t *, uint32_t),
+                      uint32_t arg, const char *what)
+{
+    int rc = lock_robust(m, mu, repair, arg, what, true);
+    if (rc == 0)
+        atomic_store_explicit(owner, hmm__proc_self_tag(m), memory_order_relaxed);
+    return rc;
+}
+
+static void unlock_owned(pthread_mutex_t *mu, hmm_atomic_u32 *owner)
+{
+    atomic_store_explicit(owner, 0, memory_order_relaxed);
+    pthread_mutex_unlock(mu);
+}
+
 int hmm__lock_class(hmm_t *m, uint32_t cls)
 {
     struct hmm_class *c = &m->classes[cls];
-    int rc = lock_robust(m, &c->lock, hmm__recover_class_locked, cls, "class", true);
-    if (rc == 0)
-        atomic_store_explicit(&c->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
-    return rc;
+    return lock_owned(m, &c->lock, &c->owner_proc, hmm__recover_class_locked, cls, "class");
 }
 
 void hmm__unlock_class(hmm_t *m, uint32_t cls)
 {
-    struct hmm_class *c = &m->classes[cls];
-    atomic_store_explicit(&c->owner_proc, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&c->lock);
-}
-
-static void repair_pages(hmm_t *m, uint32_t unused)
-{
-    (void)unused;
-    hmm__recover_pages_locked(m);
+    unlock_owned(&m->classes[cls].lock, &m->classes[cls].owner_proc);
 }
 
 int hmm__lock_pages(hmm_t *m)
 {
-    int rc = lock_robust(m, &m->hdr->pages_lock, repair_pages, 0, "page table", true);
-    if (rc == 0)
-        atomic_store_explicit(&m->hdr->pages_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
-    return rc;
+    return lock_owned(m, &m->hdr->pages_lock, &m->hdr->pages_owner_proc, hmm__recover_pages_locked, 0,
+                      "page table");
 }
 
 void hmm__unlock_pages(hmm_t *m)
 {
-    atomic_store_explicit(&m->hdr->pages_owner_proc, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&m->hdr->pages_lock);
+    unlock_owned(&m->hdr->pages_lock, &m->hdr->pages_owner_proc);
 }
 
 /* The growth lock (grow.c, lock order: grow, stripe, class, pages).  A
  * dead holder's half-published index is repaired before the lock is made
  * consistent. */
-static void repair_grow(hmm_t *m, uint32_t unused)
+void hmm__unlock_grow(hmm_t *m)
 {
-    (void)unused;
-    hmm__grow_recover_locked(m);
+    unlock_owned(&m->hdr->grow_lock, &m->hdr->grow_owner_proc);
 }
 
 int hmm__lock_grow(hmm_t *m)
 {
-    int rc = lock_robust(m, &m->hdr->grow_lock, repair_grow, 0, "growth", true);
-    if (rc == 0)
-        atomic_store_explicit(&m->hdr->grow_owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
-    return rc;
-}
-
-void hmm__unlock_grow(hmm_t *m)
-{
-    atomic_store_explicit(&m->hdr->grow_owner_proc, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&m->hdr->grow_lock);
+    return lock_owned(m, &m->hdr->grow_lock, &m->hdr->grow_owner_proc, hmm__grow_recover_locked, 0, "growth");
 }
 
 /* seq odd: a chunk reachable through this stripe may be freed (and reused

@@ -101,10 +101,11 @@ static int create_metrics_file(hmm_t *m, const char *dir, const char *path, unsi
     return rc;
 }
 
-static int map_metrics(hmm_t *m, int fd)
+/* Map the metrics file (len: HMM_METRICS_SIZE) into the handle. */
+static int map_metrics(hmm_t *m, int fd, uint64_t len)
 {
     int prot = m->rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
-    void *p = mmap(NULL, HMM_METRICS_SIZE, prot, MAP_SHARED, fd, 0);
+    void *p = mmap(NULL, len, prot, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
         return -errno;
     m->mfd = fd;
@@ -123,7 +124,7 @@ int hmm__metrics_open(hmm_t *m, const char *dir, unsigned mode)
         struct hmm_metrics_header h;
         init_metrics(&h, m->hdr->map_id);
         if (fd < 0 || hmm__file_allocate(fd, HMM_METRICS_SIZE) != 0 ||
-            pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || map_metrics(m, fd) != 0) {
+            pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || map_metrics(m, fd, HMM_METRICS_SIZE) != 0) {
             if (fd >= 0)
                 close(fd);
             return 0;
@@ -141,7 +142,7 @@ int hmm__metrics_open(hmm_t *m, const char *dir, unsigned mode)
         struct hmm_metrics_header h;
         if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size >= HMM_METRICS_SIZE &&
             pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && metrics_valid(&h, m->hdr->map_id) &&
-            map_metrics(m, fd) == 0)
+            map_metrics(m, fd, HMM_METRICS_SIZE) == 0)
             return 0;
         if (fd >= 0)
             close(fd);
@@ -167,15 +168,7 @@ int hmm__metrics_adopt(hmm_t *m, int fd)
     if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < HMM_METRICS_SIZE ||
         pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || !metrics_valid(&h, m->hdr->map_id))
         return hmm_fail(-EINVAL, "fd %d is not the metrics of this map", fd);
-    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (own < 0)
-        return hmm_fail(-errno, "dup of the metrics fd: %s", strerror(errno));
-    int rc = map_metrics(m, own);
-    if (rc) {
-        close(own);
-        return hmm_fail(rc, "mmap of the metrics fd: %s", strerror(-rc));
-    }
-    return 0;
+    return hmm__adopt_fd(m, fd, "metrics", map_metrics, HMM_METRICS_SIZE);
 }
 
 void hmm__metrics_close(hmm_t *m)

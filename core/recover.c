@@ -176,7 +176,7 @@ void hmm__recover_cold_start(hmm_t *m, bool alone)
      * cold start (or the next one) repairs their intents. */
     HMM_CRASHPOINT("cold_rebuilt");
     hmm__replog_cold_start(m);
-    hmm__recover_pages_locked(m);
+    hmm__recover_pages_locked(m, 0);
     for (uint32_t c = 0; c < m->nclasses; c++)
         hmm__recover_class_locked(m, c);
     for (uint32_t s = 0; s <= m->stripe_mask; s++) {
@@ -202,8 +202,9 @@ void hmm__recover_cold_start(hmm_t *m, bool alone)
 /* ---- the allocator's locks (slab.c, FORMAT.md §6, §9) ---- */
 
 /* Page table lock held after EOWNERDEAD. */
-void hmm__recover_pages_locked(hmm_t *m)
+void hmm__recover_pages_locked(hmm_t *m, uint32_t unused)
 {
+    (void)unused;
     /* A run is committed by its head, written after its tails: tails
      * without a head covering them belong to an allocation that died. */
     uint64_t npages = map_npages(m);

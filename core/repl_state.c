@@ -68,6 +68,18 @@ static int seq_read(hmm_atomic_u64 *seq, hmm_atomic_u64 *words, uint64_t *out, s
     return HMM_BUSY;
 }
 
+/* The start of every setter below: the last error cleared, the handle and
+ * the other pointer arguments present (args_ok), the handle writable. */
+static int setter_begin(hmm_t *m, bool args_ok, const char *fn, const char *what)
+{
+    hmm__error_clear();
+    if (!m || !args_ok)
+        return hmm_fail(-EINVAL, "%s: NULL %s", fn, what);
+    if (m->rdonly)
+        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    return 0;
+}
+
 /* ---- replica position ---- */
 
 static struct hmm_replica_pos *position(hmm_t *m)
@@ -94,11 +106,9 @@ HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64
 
 HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq)
 {
-    hmm__error_clear();
-    if (!m || !primary_id)
-        return hmm_fail(-EINVAL, "hmm_replica_position_set: NULL handle or primary id");
-    if (m->rdonly)
-        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    int rc = setter_begin(m, primary_id != NULL, "hmm_replica_position_set", "handle or primary id");
+    if (rc)
+        return rc;
     struct hmm_replica_pos *p = position(m);
     uint64_t id[2];
     memcpy(id, primary_id, 16);
@@ -112,11 +122,9 @@ HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], 
 }
 HMM_EXPORT int hmm_replica_position_clear(hmm_t *m)
 {
-    hmm__error_clear();
-    if (!m)
-        return hmm_fail(-EINVAL, "hmm_replica_position_clear: NULL handle");
-    if (m->rdonly)
-        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    int rc = setter_begin(m, true, "hmm_replica_position_clear", "handle");
+    if (rc)
+        return rc;
     struct hmm_replica_pos *p = position(m);
     seq_write_begin(&p->seq);
     atomic_store_explicit(&p->valid, 0, memory_order_relaxed);
@@ -158,13 +166,11 @@ HMM_EXPORT int hmm_role_get(hmm_t *m, hmm_role_info *ri)
 
 HMM_EXPORT int hmm_role_set(hmm_t *m, unsigned role, uint64_t epoch, const char *primary)
 {
-    hmm__error_clear();
-    if (!m)
-        return hmm_fail(-EINVAL, "hmm_role_set: NULL handle");
+    int rc = setter_begin(m, true, "hmm_role_set", "handle");
+    if (rc)
+        return rc;
     if (role != HMM_ROLE_PRIMARY && role != HMM_ROLE_REPLICA)
         return hmm_fail(-EINVAL, "%s: role %u is neither HMM_ROLE_PRIMARY nor HMM_ROLE_REPLICA", m->path, role);
-    if (m->rdonly)
-        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
     size_t len = primary ? strlen(primary) : 0;
     if (len >= HMM_ROLE_ADDR_LEN)
         return hmm_fail(-EINVAL, "primary address of %zu bytes is over %u", len, HMM_ROLE_ADDR_LEN - 1);
@@ -208,11 +214,9 @@ static struct hmm_metrics_header *metrics_header(hmm_t *m)
 
 HMM_EXPORT int hmm_repl_status_set(hmm_t *m, const hmm_repl_status *st)
 {
-    hmm__error_clear();
-    if (!m || !st)
-        return hmm_fail(-EINVAL, "hmm_repl_status_set: NULL handle or status");
-    if (m->rdonly)
-        return hmm_fail(-EBADF, "%s: the map is open read-only", m->path);
+    int rc = setter_begin(m, st != NULL, "hmm_repl_status_set", "handle or status");
+    if (rc)
+        return rc;
     struct hmm_metrics_header *h = metrics_header(m);
     if (!h)
         return hmm_fail(-ENOENT, "%s: no metrics file to keep the status in", m->path);

@@ -227,15 +227,7 @@ int hmm__replog_adopt(hmm_t *m, int fd)
     if (fstat(fd, &st) != 0 || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
         !header_valid(m, &h, cap, (uint64_t)st.st_size))
         return hmm_fail(-EINVAL, "fd %d is not the replication log of this map", fd);
-    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (own < 0)
-        return hmm_fail(-errno, "dup of the replication log fd: %s", strerror(errno));
-    int rc = map_file(m, own, cap);
-    if (rc) {
-        close(own);
-        return hmm_fail(rc, "mmap of the replication log fd: %s", strerror(-rc));
-    }
-    return 0;
+    return hmm__adopt_fd(m, fd, "replication log", map_file, cap);
 }
 
 void hmm__replog_close(hmm_t *m)

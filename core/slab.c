@@ -58,11 +58,6 @@ uint32_t hmm__slab_class_for_size(const hmm_t *m, uint64_t bytes)
     return HMM_CLASS_RUN;
 }
 
-static inline struct hmm_entry *chunk(hmm_t *m, uint64_t off)
-{
-    return (struct hmm_entry *)(m->base + off);
-}
-
 
 /* Page number of a data offset, or UINT64_MAX outside the data area. */
 uint64_t hmm__slab_page_of(hmm_t *m, uint64_t off)
@@ -271,7 +266,7 @@ static bool spare_take(hmm_t *m, uint32_t stripe, uint32_t cls, uint64_t *off)
     if (w == 0 || HMM_SPARE_CLASS(w) != cls)
         return false;
     uint64_t x = HMM_SPARE_OFF(w);
-    if (!spare_usable(m, w) || atomic_load_explicit(&chunk(m, x)->state, memory_order_relaxed) != HMM_CHUNK_FREE) {
+    if (!spare_usable(m, w) || atomic_load_explicit(&hmm__chunk(m, x)->state, memory_order_relaxed) != HMM_CHUNK_FREE) {
         atomic_store_explicit(&s->spare, 0, memory_order_relaxed); /* damaged: leak it rather than trust it */
         return false;
     }
@@ -331,7 +326,7 @@ void hmm__slab_spare_settle_locked(hmm_t *m, uint32_t stripe)
     }
     /* FREE and owned by this stripe; a spare kept by an older build (owner
      * 0) is marked too, so page compaction never takes it for class-free. */
-    struct hmm_entry *e = chunk(m, HMM_SPARE_OFF(w));
+    struct hmm_entry *e = hmm__chunk(m, HMM_SPARE_OFF(w));
     if (atomic_load(&e->state) != HMM_CHUNK_FREE || atomic_load(&e->owner) != stripe + 1)
         hmm__entry_mark(m, HMM_SPARE_OFF(w), stripe, HMM_CHUNK_FREE);
 }
@@ -490,7 +485,7 @@ static int free_checked(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states
             return rc;
         bool ok = hmm__slab_valid_chunk(m, cls, off);
         if (ok && states_mask) {
-            struct hmm_entry *e = chunk(m, off);
+            struct hmm_entry *e = hmm__chunk(m, off);
             ok = (states_mask & CHUNK_STATE_BIT(atomic_load(&e->state))) &&
                  atomic_load(&e->owner) == stripe + 1;
         }
@@ -507,7 +502,7 @@ static int free_checked(hmm_t *m, uint32_t stripe, uint64_t off, unsigned states
     v = atomic_load(&m->pagetab[p]);
     bool ok = HMM_PAGE_KIND(v) == HMM_PAGE_RUN_HEAD && off == map_page_off(m, p);
     if (ok && states_mask) {
-        struct hmm_entry *e = chunk(m, off);
+        struct hmm_entry *e = hmm__chunk(m, off);
         ok = (states_mask & CHUNK_STATE_BIT(atomic_load(&e->state))) && atomic_load(&e->owner) == stripe + 1;
     }
     if (ok)

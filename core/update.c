@@ -433,10 +433,14 @@ static int write_run(hmm_t *m, struct write_req *r)
     return hmm__result(rc); /* no detail of a growth or eviction step that made room */
 }
 
-/* put and cas: store val under key (cas: only over expected_version). */
+/* put and cas: store val under key (cas: only over expected_version). A
+ * public entry: the last error is cleared here. */
 static inline __attribute__((always_inline)) int write_value(hmm_t *m, enum write_kind kind, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, unsigned flags, uint64_t expected_version, unsigned tag)
 {
+    hmm__error_clear();
+    if (kind == WRITE_PUT && ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX)))
+        return hmm_fail(-EINVAL, "put flags must be 0, HMM_NX or HMM_XX");
     if (tag > HMM_TAG_MAX)
         return hmm_fail(-EINVAL, "the tag must be 0..255");
     struct write_req r = {.kind = kind, .key = key, .klen = klen, .val = val, .vlen = vlen, .ttl_ms = ttl_ms,
@@ -453,9 +457,6 @@ HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, 
 HMM_EXPORT int hmm_put_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                               uint64_t ttl_ms, unsigned flags, unsigned tag)
 {
-    hmm__error_clear();
-    if ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX))
-        return hmm_fail(-EINVAL, "put flags must be 0, HMM_NX or HMM_XX");
     return write_value(m, WRITE_PUT, key, klen, val, vlen, ttl_ms, flags, 0, tag);
 }
 
@@ -485,13 +486,12 @@ HMM_EXPORT int hmm_incr(hmm_t *m, const void *key, size_t klen, int64_t delta, i
 HMM_EXPORT int hmm_cas(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, uint64_t expected_version)
 {
-    return hmm_cas_tagged(m, key, klen, val, vlen, ttl_ms, expected_version, HMM_TAG_RAW);
+    return write_value(m, WRITE_CAS, key, klen, val, vlen, ttl_ms, 0, expected_version, HMM_TAG_RAW);
 }
 
 HMM_EXPORT int hmm_cas_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                               uint64_t ttl_ms, uint64_t expected_version, unsigned tag)
 {
-    hmm__error_clear();
     return write_value(m, WRITE_CAS, key, klen, val, vlen, ttl_ms, 0, expected_version, tag);
 }
 
