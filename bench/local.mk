@@ -1,4 +1,4 @@
-# Benchmarks (issue 9): never part of `make check` (a benchmark must not fail
+# Benchmarks: never part of `make check` (a benchmark must not fail
 # a build on a slow machine).  See bench/README.md.
 #   make bench             build bench/hmmbench, run it, write bench/results.csv and bench/results.png,
 #                          then the instruction counts of bench-callgrind (when valgrind is installed)
@@ -53,7 +53,7 @@ bench-callgrind: bench/hmmbench
 
 .PHONY: bench bench-quick bench-callgrind
 
-# ---- hit ratio of cache mode (issue 17, bench/hitratio.c) ----
+# ---- hit ratio of cache mode (bench/hitratio.c) ----
 # Traces and reference policies live in bench/hitsim.c, shared with
 # tests/test_evict_policy.c.
 EXTRA_PROGRAMS += bench/hitratio
@@ -77,7 +77,7 @@ bench-callgrind-cache: bench/hitratio
 .PHONY: bench-hitratio bench-callgrind-cache
 # ---- end of hit ratio ----
 
-# ---- SQL point lookups (issue 7, bench/sqlbench.c) ----
+# ---- SQL point lookups (bench/sqlbench.c) ----
 # make bench-sql: the hashmmap virtual table against a plain SQLite table.
 if HAVE_SQLITE3_EXT
 EXTRA_PROGRAMS += bench/sqlbench
@@ -92,7 +92,7 @@ CLEANFILES += bench/sqlbench
 .PHONY: bench-sql
 # ---- end of SQL point lookups ----
 
-# ---- DNS cache shim latency (issue 8, bench/dnsbench.c) ----
+# ---- DNS cache shim latency (bench/dnsbench.c) ----
 # make bench-dns: getaddrinfo through libc against the shim's warm cache.
 EXTRA_PROGRAMS += bench/dnsbench
 bench_dnsbench_SOURCES = %reldir%/dnsbench.c
@@ -103,7 +103,7 @@ bench-dns: bench/dnsbench libhashmmap-dnscache.la
 .PHONY: bench-dns
 # ---- end of DNS cache shim latency ----
 
-# ---- replication throughput and lag (issue 19, bench/replbench.c) ----
+# ---- replication throughput and lag (bench/replbench.c) ----
 # make bench-repl: a primary, two replicas and a replica of a replica on
 # loopback under phases of sustained writes; bench/repl_lag.csv and .png.
 if HAVE_OPENSSL

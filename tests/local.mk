@@ -56,7 +56,7 @@ tests_test_metrics_LDADD = $(HMM_TEST_LIBS)
 tests_test_cache_SOURCES = %reldir%/test_cache.c
 tests_test_cache_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_cache_LDADD = $(HMM_TEST_LIBS)
-# The traces and reference policies are the hit-ratio benchmark's (issue 17).
+# The traces and reference policies are the hit-ratio benchmark's (bench/hitratio.c).
 tests_test_evict_policy_SOURCES = %reldir%/test_evict_policy.c bench/hitsim.c bench/hitsim.h
 tests_test_evict_policy_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_evict_policy_LDADD = $(HMM_TEST_LIBS) -lm
