@@ -258,7 +258,6 @@ int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *v
 
 static __attribute__((noinline)) int get_general(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
-    hmm__error_clear();
     return read_entry_inline(m, key, klen, val, vlen, NULL, true);
 }
 
@@ -331,6 +330,7 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
 
 HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
+    hmm__error_clear(); /* one store into initial-exec TLS, on the fast path too */
     if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY || !vlen || (*vlen && !val), 0))
         return get_general(m, key, klen, val, vlen); /* says what is wrong */
     int rc = get_fast(m, key, klen, val, vlen);

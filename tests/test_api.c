@@ -866,6 +866,26 @@ static void test_answers_leave_no_detail(void **state)
     hmm_close(m);
 }
 
+/* hmm_get's fast path (a warm handle, a quiet stripe) is a public entry too. */
+static void test_a_get_on_a_warm_handle_clears_an_older_failure(void **state)
+{
+    hmm_t *m = fresh();
+    char buf[8];
+    size_t len = sizeof buf;
+    TU_OK(hmm_put(m, "k", 1, "value", 5, 0, 0));
+    TU_OK(hmm_get(m, "k", 1, buf, &len)); /* the index view is cached from here */
+    assert_int_equal(hmm_put(m, "", 0, "v", 1, 0, 0), -EINVAL);
+    assert_string_not_equal(hmm_last_error(), "");
+    len = sizeof buf;
+    TU_OK(hmm_get(m, "k", 1, buf, &len));
+    assert_string_equal(hmm_last_error(), "");
+    assert_int_equal(hmm_put(m, "", 0, "v", 1, 0, 0), -EINVAL);
+    len = sizeof buf;
+    assert_int_equal(hmm_get(m, "absent", 6, buf, &len), HMM_NOTFOUND);
+    assert_string_equal(hmm_last_error(), "");
+    hmm_close(m);
+}
+
 static void *succeed_in_a_thread(void *arg)
 {
     hmm_t *m = arg;
@@ -957,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_every_code_has_a_sentence_and_a_name),
         cmocka_unit_test(test_last_error_describes_the_latest_failure_only),
         cmocka_unit_test(test_last_error_names_the_map_of_a_failing_write),
+        cmocka_unit_test(test_a_get_on_a_warm_handle_clears_an_older_failure),
         cmocka_unit_test(test_answers_leave_no_detail),
         cmocka_unit_test(test_last_error_is_per_thread_and_empty_after_success_on_a_fresh_thread),
         cmocka_unit_test(test_cache_puts_that_evict_leave_no_detail),
