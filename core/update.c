@@ -435,8 +435,10 @@ static int write_run(hmm_t *m, struct write_req *r)
 
 /* put and cas: store val under key (cas: only over expected_version). A
  * public entry: the last error is cleared here. */
-static inline __attribute__((always_inline)) int write_value(hmm_t *m, enum write_kind kind, const void *key, size_t klen, const void *val, size_t vlen,
-                       uint64_t ttl_ms, unsigned flags, uint64_t expected_version, unsigned tag)
+static inline __attribute__((always_inline)) int write_value(hmm_t *m, enum write_kind kind, const void *key,
+                                                             size_t klen, const void *val, size_t vlen,
+                                                             uint64_t ttl_ms, unsigned flags,
+                                                             uint64_t expected_version, unsigned tag)
 {
     hmm__error_clear();
     if (kind == WRITE_PUT && ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX)))
