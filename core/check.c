@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 
@@ -217,21 +218,9 @@ static void check_spares(struct check_ctx *cx)
     }
 }
 
-HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
+/* One walk of the whole map; the caller has cleared res. */
+static int check_walk(hmm_t *m, bool repair, hmm_check_result *res)
 {
-    hmm_check_result scratch;
-    hmm__error_clear();
-    if (!m)
-        return hmm_fail(-EINVAL, "hmm_check: NULL handle");
-    if (!res)
-        res = &scratch;
-    memset(res, 0, sizeof *res);
-    bool repair = (flags & HMM_CHECK_REPAIR) != 0;
-    if (repair && m->rdonly)
-        return hmm_fail(-EBADF, "%s: repair needs a writable map", m->path);
-    int size_rc = hmm__map_refresh_limit(m); /* a truncated file: refuse, not SIGBUS */
-    if (size_rc)
-        return size_rc;
     uint32_t nstripes = m->stripe_mask + 1;
     struct check_ctx cx = {.m = m, .repair = repair, .res = res};
     cx.stripe_items = calloc(nstripes, sizeof *cx.stripe_items);
@@ -281,9 +270,70 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
     free(cx.listed);
     free(cx.stripe_items);
     free(cx.stripe_bytes);
+    return rc;
+}
+
+/* What a write changes, summed: a stripe's seq (every free), gauges
+ * (every insert, delete or resize) and intent (a write in flight), the
+ * index words, the drain position (slots moving from the old index to the
+ * new one) and the page count (growth).  A read-only check cannot lock
+ * the writers out, so it trusts what it found only if this did not move
+ * while it walked and no write was in flight at its end (in_flight: some
+ * stripe's intent names an operation; a writer paused mid-write by the
+ * scheduler moves nothing, yet its new chunk is not reachable yet). */
+static uint64_t write_stamp(hmm_t *m, bool *in_flight)
+{
+    *in_flight = false;
+    uint64_t h = atomic_load(&m->hdr->index_cur) * 31 + atomic_load(&m->hdr->index_old) * 7 +
+                 atomic_load(&m->hdr->migrate_next) * 17 + atomic_load(&m->hdr->generation) * 19 +
+                 atomic_load(&m->hdr->npages);
+    for (uint32_t s = 0; s <= m->stripe_mask; s++) {
+        struct hmm_stripe *st = &m->stripes[s];
+        h = h * 1000003 + atomic_load(&st->seq) + (uint64_t)*(volatile int64_t *)&st->items * 3 +
+            (uint64_t)*(volatile int64_t *)&st->bytes_used * 5 + atomic_load(&st->intent.hash) +
+            atomic_load(&st->intent.new_off) * 11 + atomic_load(&st->intent.old_off) * 13;
+        *in_flight |= atomic_load(&st->intent.op) != HMM_OP_NONE;
+    }
+    return h;
+}
+
+/* Read-only walks tried before a busy map is called busy. */
+#define CHECK_RDONLY_TRIES 5
+
+HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
+{
+    hmm_check_result scratch;
+    hmm__error_clear();
+    if (!m)
+        return hmm_fail(-EINVAL, "hmm_check: NULL handle");
+    if (!res)
+        res = &scratch;
+    bool repair = (flags & HMM_CHECK_REPAIR) != 0;
+    if (repair && m->rdonly)
+        return hmm_fail(-EBADF, "%s: repair needs a writable map", m->path);
+    int rc = hmm__map_refresh_limit(m); /* a truncated file: refuse, not SIGBUS */
     if (rc)
         return rc;
-    uint64_t problems = res->bad_entries + res->bad_slots + res->unreachable;
+    uint64_t problems = 0;
+    for (int attempt = 1;; attempt++) {
+        memset(res, 0, sizeof *res);
+        bool in_flight = false;
+        uint64_t before = m->rdonly ? write_stamp(m, &in_flight) : 0;
+        if ((rc = check_walk(m, repair, res)) != 0)
+            return rc;
+        problems = res->bad_entries + res->bad_slots + res->unreachable;
+        if (!m->rdonly || problems == 0 || (write_stamp(m, &in_flight) == before && !in_flight))
+            break;
+        /* Writers moved under the walk: what it found may be writes in
+         * flight (a chunk allocated, not yet published), not damage. */
+        if (attempt == CHECK_RDONLY_TRIES)
+            return hmm_fail(HMM_BUSY, "%s: writers changed the map during each of %d read-only checks, which saw "
+                            "%llu problems that may be writes in flight (or the work of a writer that died "
+                            "mid-write); check on a writable handle (it holds the writers off and repairs "
+                            "the dead) or when the map is idle", m->path, CHECK_RDONLY_TRIES,
+                            (unsigned long long)problems);
+        usleep(1000u * (unsigned)attempt);
+    }
     if (problems > res->repaired)
         return hmm_fail(HMM_CORRUPT, "%s: %llu problems found", m->path,
                         (unsigned long long)(problems - res->repaired));

@@ -245,10 +245,13 @@ void *hmm_at_slow(hmm_t *m, uint64_t off, uint64_t len)
 
 int hmm__map_refresh_limit(hmm_t *m)
 {
+    /* The page count first: a grower makes the file longer before it
+     * publishes the count (grow.c), so the size read after it covers it.
+     * The other order calls a file that grew in between truncated. */
+    uint64_t npages = map_npages(m);
     struct stat st;
     if (m->fd < 0 || fstat(m->fd, &st) != 0)
         return -EIO;
-    uint64_t npages = map_npages(m);
     uint64_t need = m->data_off + (npages << m->page_shift);
     if (npages > m->pagetab_cap || need > m->reserve)
         return hmm_fail(HMM_CORRUPT, "%s: the header's page count %llu is beyond the map's limits", m->path,

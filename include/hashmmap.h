@@ -411,8 +411,10 @@ HMM_EXPORT int hmm_stat_classes(hmm_t *m, hmm_class_stats *out, size_t cap, size
 HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n);
 /* Verify every index slot and every allocated chunk.  With HMM_CHECK_REPAIR
  * (needs a writable handle) bad entries are dropped and leaked chunks freed;
- * writers wait meanwhile.  Returns 0 when the map is sound (or was made
- * sound), HMM_CORRUPT when problems remain. */
+ * writers wait meanwhile (a writable handle always holds them off).  A
+ * read-only handle cannot: it walks again while writers move under it and
+ * returns HMM_BUSY when they did during each of its walks.  Returns 0 when
+ * the map is sound (or was made sound), HMM_CORRUPT when problems remain. */
 HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res);
 
 /* ---- replication (docs/FORMAT.md, replication log; docs/PROTOCOL.md) ----
