@@ -81,6 +81,8 @@ struct hmm {
     struct hmm_replog_header *rhdr; /* NULL: no log (HMM_NOREPLOG, or it could not be opened) */
     uint8_t *ring;              /* the log's ring, rcap bytes */
     uint64_t rcap;              /* validated copy of rhdr->capacity */
+    _Atomic uint64_t rpopulated;/* replog.c: the first window of the log (absolute position / HMM_REPLOG_WINDOW)
+                                 * this handle has not populated ahead of its appends; UINT64_MAX: cannot */
 
     /* The decoded index words last seen (index.c, hmm__index_cached): each
      * of views[] is written once, before it is published through view,

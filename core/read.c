@@ -362,24 +362,49 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
  *
  * A get spends most of its time waiting for two dependent lines: the
  * key's bucket, then its entry.  hmm_get_batch looks keys up in groups of
- * BATCH_GROUP and walks each group in three passes, so that each pass's
- * misses are all in flight together instead of one after the other:
+ * BATCH_GROUP, each group in three stages:
  *   1. hash every key; prefetch its home bucket and its stripe's seq;
  *   2. load seq, match the bucket's tags, prefetch the candidate entry;
  *   3. compare the key, copy the value, check seq.
+ * The stages of consecutive groups are software-pipelined: while group g
+ * is finished (stage 3), group g+1 is probed (stage 2) and group g+2
+ * hashed (stage 1), so a line prefetched in one stage has a whole step of
+ * other groups' work to arrive before it is read, instead of the first
+ * key of the next stage waiting for it.
  * A key whose candidate is not it (a tag collision, a key past its home
  * bucket or in the index being drained), or whose stripe a writer
  * changed, is looked up again the way hmm_get does it. */
 #define BATCH_GROUP 16
+#define BATCH_DEPTH 3 /* groups in flight: one per stage */
 
 enum batch_state { BATCH_ALONE, BATCH_CANDIDATE, BATCH_ABSENT };
 
 struct batch_key {
     uint64_t hash;
-    uint64_t s0;                /* the stripe's seq at pass 2 */
+    uint64_t s0;                /* the stripe's seq at stage 2 */
     uint64_t off;               /* BATCH_CANDIDATE: the entry */
     struct hmm_stripe *s;
     struct hmm_bucket *home;
+};
+
+/* One group in flight: keys [first, first + n) of the call. */
+struct batch_group {
+    size_t first, n;
+    const struct hmm__view *v;  /* as loaded at stage 1; NULL: every key alone */
+    struct hmm__view scratch;
+    struct batch_key b[BATCH_GROUP];
+    uint8_t st[BATCH_GROUP];
+};
+
+/* The call's arrays, as hmm_get_batch received them. */
+struct batch_call {
+    const void *const *keys;
+    const size_t *klens;
+    void *const *vals;
+    size_t *vlens;
+    int *rcs;
+    hmm_entry_info *infos;
+    uint64_t gets, misses;
 };
 
 /* A key of the batch the general way, as hmm_get but filling info. */
@@ -389,7 +414,34 @@ static __attribute__((noinline)) int batch_alone(hmm_t *m, uint64_t hash, const 
     return read_validated(m, hash, key, klen, out, want_info);
 }
 
-/* Pass 2 for one key: which slot of the home bucket may hold it, or that
+/* Stage 1: check and hash each key, prefetch its home bucket and seq. */
+static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group *g)
+{
+    int vrc = 0;
+    g->v = hmm__index_cached(m, &g->scratch, &vrc);
+    /* While an index is drained a key may be in either: each alone. */
+    bool passes = g->v && g->v->old.nb == 0;
+    for (size_t i = 0; i < g->n; i++) {
+        size_t k = g->first + i;
+        struct batch_key *b = &g->b[i];
+        g->st[i] = BATCH_ALONE;
+        c->rcs[k] = check_key(m, c->keys[k], c->klens[k]);
+        if (c->rcs[k] == 0 && c->vlens[k] && !c->vals[k])
+            c->rcs[k] = hmm_fail(-EINVAL, "NULL value buffer with a capacity");
+        if (c->rcs[k])
+            continue;
+        b->hash = key_hash(c->keys[k], c->klens[k]);
+        if (!passes)
+            continue;
+        b->s = &m->stripes[hash_stripe(m, b->hash)];
+        b->home = &g->v->cur.bk[hash_home(&g->v->cur, b->hash)];
+        g->st[i] = BATCH_CANDIDATE;
+        __builtin_prefetch(b->home);
+        __builtin_prefetch(&b->s->seq);
+    }
+}
+
+/* Stage 2 for one key: which slot of the home bucket may hold it, or that
  * none does.  The view was loaded before s0: absence counts only if the
  * header still names it after s0 (as a get loads the words after s0), else
  * a growth begun in between may have moved the key where v does not look. */
@@ -413,7 +465,7 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
         return BATCH_ALONE;
     b->off = HMM_SLOT_OFF(sj);
     /* A prefetch never faults: inside the reservation is enough here,
-     * pass 3 checks the entry against the validated part. */
+     * stage 3 checks the entry against the validated part. */
     if (b->off + 64 <= m->reserve) {
         __builtin_prefetch(m->base + b->off);
         __builtin_prefetch(m->base + b->off + 56); /* a small entry's end */
@@ -421,7 +473,14 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
     return BATCH_CANDIDATE;
 }
 
-/* Pass 3 for one key: 0 / HMM_NOTFOUND / HMM_TOOSMALL / HMM_CORRUPT as
+static void batch_stage_probe(hmm_t *m, struct batch_group *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->st[i] == BATCH_CANDIDATE)
+            g->st[i] = (uint8_t)batch_probe(m, g->v, &g->b[i]);
+}
+
+/* Stage 3 for one key: 0 / HMM_NOTFOUND / HMM_TOOSMALL / HMM_CORRUPT as
  * hmm_get; GET_GENERAL when it must be looked up alone. */
 static inline int batch_finish(hmm_t *m, struct batch_key *b, enum batch_state st, const void *key, size_t klen,
                                struct read_out *out, bool want_info)
@@ -438,53 +497,28 @@ static inline int batch_finish(hmm_t *m, struct batch_key *b, enum batch_state s
     return atomic_load_explicit(&b->s->seq, memory_order_relaxed) == b->s0 ? rc : GET_GENERAL;
 }
 
-static void batch_group(hmm_t *m, size_t n, const void *const keys[], const size_t klens[], void *const vals[],
-                        size_t vlens[], int rcs[], hmm_entry_info *infos, uint64_t *gets, uint64_t *misses)
+static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_group *g)
 {
-    struct batch_key b[BATCH_GROUP];
-    uint8_t st[BATCH_GROUP];
-    struct hmm__view scratch;
-    int vrc = 0;
-    const struct hmm__view *v = hmm__index_cached(m, &scratch, &vrc);
-    /* While an index is drained a key may be in either: each alone. */
-    bool passes = v && v->old.nb == 0;
-    for (size_t i = 0; i < n; i++) {
-        st[i] = BATCH_ALONE;
-        rcs[i] = check_key(m, keys[i], klens[i]);
-        if (rcs[i] == 0 && vlens[i] && !vals[i])
-            rcs[i] = hmm_fail(-EINVAL, "NULL value buffer with a capacity");
-        if (rcs[i])
+    for (size_t i = 0; i < g->n; i++) {
+        size_t k = g->first + i;
+        if (c->rcs[k])
             continue;
-        b[i].hash = key_hash(keys[i], klens[i]);
-        if (!passes)
-            continue;
-        b[i].s = &m->stripes[hash_stripe(m, b[i].hash)];
-        b[i].home = &v->cur.bk[hash_home(&v->cur, b[i].hash)];
-        st[i] = BATCH_CANDIDATE;
-        __builtin_prefetch(b[i].home);
-        __builtin_prefetch(&b[i].s->seq);
-    }
-    for (size_t i = 0; i < n; i++)
-        if (st[i] == BATCH_CANDIDATE)
-            st[i] = (uint8_t)batch_probe(m, v, &b[i]);
-    for (size_t i = 0; i < n; i++) {
-        if (rcs[i])
-            continue;
-        struct read_out out = {.val = vals[i], .cap = vlens[i]};
-        int rc = st[i] == BATCH_ALONE ? GET_GENERAL
-                                      : batch_finish(m, &b[i], st[i], keys[i], klens[i], &out, infos != NULL);
+        struct read_out out = {.val = c->vals[k], .cap = c->vlens[k]};
+        int rc = g->st[i] == BATCH_ALONE ? GET_GENERAL
+                                         : batch_finish(m, &g->b[i], g->st[i], c->keys[k], c->klens[k], &out,
+                                                        c->infos != NULL);
         if (rc == GET_GENERAL)
-            rc = batch_alone(m, b[i].hash, keys[i], klens[i], &out, infos != NULL);
+            rc = batch_alone(m, g->b[i].hash, c->keys[k], c->klens[k], &out, c->infos != NULL);
         if (__builtin_expect(rc == HMM_CORRUPT, 0))
             rc = read_corrupt(m);
         if (rc == 0 || rc == HMM_TOOSMALL) {
-            vlens[i] = out.len;
-            if (infos)
-                infos[i] = out.info;
+            c->vlens[k] = out.len;
+            if (c->infos)
+                c->infos[k] = out.info;
         }
-        rcs[i] = rc;
-        *gets += 1;
-        *misses += rc == HMM_NOTFOUND;
+        c->rcs[k] = rc;
+        c->gets += 1;
+        c->misses += rc == HMM_NOTFOUND;
     }
 }
 
@@ -494,16 +528,27 @@ HMM_EXPORT int hmm_get_batch(hmm_t *m, size_t n, const void *const keys[], const
     hmm__error_clear();
     if (!m || (n && (!keys || !klens || !vals || !vlens || !rcs)))
         return hmm_fail(-EINVAL, "hmm_get_batch: NULL handle or array");
-    uint64_t gets = 0, misses = 0;
-    for (size_t i = 0; i < n; i += BATCH_GROUP) {
-        size_t g = n - i < BATCH_GROUP ? n - i : BATCH_GROUP;
-        batch_group(m, g, keys + i, klens + i, vals + i, vlens + i, rcs + i, infos ? infos + i : NULL, &gets,
-                    &misses);
+    struct batch_call c = {.keys = keys, .klens = klens, .vals = vals, .vlens = vlens, .rcs = rcs,
+                           .infos = infos};
+    struct batch_group g[BATCH_DEPTH];
+    size_t groups = (n + BATCH_GROUP - 1) / BATCH_GROUP;
+    /* Step t hashes group t, probes group t - 1 and finishes group t - 2. */
+    for (size_t t = 0; t < groups + BATCH_DEPTH - 1; t++) {
+        if (t < groups) {
+            struct batch_group *h = &g[t % BATCH_DEPTH];
+            h->first = t * BATCH_GROUP;
+            h->n = n - h->first < BATCH_GROUP ? n - h->first : BATCH_GROUP;
+            batch_stage_hash(m, &c, h);
+        }
+        if (t >= 1 && t - 1 < groups && g[(t - 1) % BATCH_DEPTH].v)
+            batch_stage_probe(m, &g[(t - 1) % BATCH_DEPTH]);
+        if (t >= 2)
+            batch_stage_finish(m, &c, &g[(t - 2) % BATCH_DEPTH]);
     }
     /* One add per counter per call: the batch also saves the counting. */
-    if (gets)
-        metrics_add(m, HMM_C_GETS, gets);
-    if (misses)
-        metrics_add(m, HMM_C_MISSES, misses);
+    if (c.gets)
+        metrics_add(m, HMM_C_GETS, c.gets);
+    if (c.misses)
+        metrics_add(m, HMM_C_MISSES, c.misses);
     return 0;
 }

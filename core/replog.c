@@ -69,6 +69,58 @@ static struct hmm_replog_rec *rec_at(hmm_t *m, uint64_t pos)
     return (struct hmm_replog_rec *)(m->ring + pos % m->rcap);
 }
 
+/* ---- populating ahead of the head ----
+ *
+ * Appends walk the ring page by page, and each page a process has not
+ * written since it mapped the log (or since writeback cleaned it) costs a
+ * write fault: a trap and the filesystem's page_mkwrite, 5-25 us in a VM,
+ * several puts' worth each.  On a fresh log every append of the first lap
+ * paid that once per 4 KiB (a put then cost 3-4x its later self).  So the
+ * appender that enters a window of the ring makes the next window present
+ * and writable in this process with one madvise(MADV_POPULATE_WRITE): the
+ * same kernel work, one trap per window instead of one per page.  Per
+ * handle, since page tables are per process; advice only: a kernel without
+ * it (before 5.14) just faults as before. */
+#define HMM_REPLOG_WINDOW (UINT64_C(256) << 10)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older C libraries lack the name */
+#endif
+
+static void populate_ring(hmm_t *m, uint64_t window)
+{
+    uint64_t off = window * HMM_REPLOG_WINDOW % m->rcap;
+    uint64_t len = HMM_REPLOG_WINDOW < m->rcap ? HMM_REPLOG_WINDOW : m->rcap;
+    while (len) {
+        uint64_t part = len < m->rcap - off ? len : m->rcap - off;
+        if (madvise(m->ring + off, part, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
+            atomic_store_explicit(&m->rpopulated, UINT64_MAX, memory_order_relaxed);
+            return;
+        }
+        len -= part;
+        off = 0; /* a window across the ring's end goes on at its start */
+    }
+}
+
+/* The record at [pos, pos + len) was reserved: make sure the window after
+ * it is populated.  One thread of the handle wins each window. */
+static inline void populate_ahead(hmm_t *m, uint64_t pos, uint64_t len)
+{
+    uint64_t next = (pos + len) / HMM_REPLOG_WINDOW + 1;
+    uint64_t have = atomic_load_explicit(&m->rpopulated, memory_order_relaxed);
+    if (__builtin_expect(have > next, 1))
+        return;
+    /* have == UINT64_MAX never gets here.  A handle that wrote nothing for
+     * a while starts at the head's window, not at the ones it skipped. */
+    uint64_t from = have;
+    if (from + 1 < next)
+        from = next - 1;
+    if (!atomic_compare_exchange_strong_explicit(&m->rpopulated, &have, next + 1, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return; /* another thread of this handle does it */
+    for (uint64_t w = from; w <= next; w++)
+        populate_ring(m, w);
+}
+
 /* ---- the file ---- */
 
 static void init_header(struct hmm_replog_header *h, const uint8_t *map_id, uint64_t cap, uint64_t first_seq)
@@ -550,6 +602,7 @@ int hmm__replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned t
             return rc;
     }
     HMM_CRASHPOINT("log_reserved");
+    populate_ahead(m, pos, len);
     struct hmm_replog_rec *r = rec_at(m, pos);
     r->op = (uint8_t)op;
     r->tag = (uint8_t)tag;
