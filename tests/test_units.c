@@ -76,7 +76,8 @@ static void test_size_fraction_rounds_to_the_nearest_byte(void **state)
     assert_int_equal(size_of("1.5M"), 3 * MiB / 2);
     assert_int_equal(size_of("0.25G"), GiB / 4);
     assert_int_equal(size_of("1.0005K"), 1025); /* 1024.512 */
-    assert_int_equal(size_of("0.0001K"), 0);    /* 0.1024 */
+    assert_int_equal(size_of("0.0001K"), 1);    /* 0.1024: a nonzero amount is never 0 */
+    assert_int_equal(size_of("0.0"), 0);
     assert_int_equal(size_of("2.5"), 3);
     assert_int_equal(size_of("007.50000000000000000000001k"), 7680);
 }
@@ -119,7 +120,9 @@ static void test_duration_units_and_a_bare_number_of_seconds(void **state)
     assert_int_equal(ms_of("10MS"), 10);
     assert_int_equal(ms_of("1.5s"), 1500);
     assert_int_equal(ms_of("0.5ms"), 1);
-    assert_int_equal(ms_of("0.0004"), 0);
+    assert_int_equal(ms_of("0.0004"), 1); /* a 0.4 ms TTL must expire: not 0, "never" */
+    assert_int_equal(ms_of("0.3ms"), 1);
+    assert_int_equal(ms_of("0"), 0);
     assert_int_equal(ms_of("18446744000000000000ms"), UINT64_C(18446744000000000000));
 }
 
@@ -147,7 +150,10 @@ static void test_interval_is_over_zero_and_up_to_a_day(void **state)
     assert_int_equal(v, 86400000);
     v = 7;
     assert_int_equal(units_parse_interval_ms("0", &v), -ERANGE);
-    assert_int_equal(units_parse_interval_ms("0.0001", &v), -ERANGE);
+    assert_int_equal(v, 7);
+    assert_int_equal(units_parse_interval_ms("0.0001", &v), 0); /* 0.1 ms: one, not zero */
+    assert_int_equal(v, 1);
+    v = 7;
     assert_int_equal(units_parse_interval_ms("86401", &v), -ERANGE);
     assert_int_equal(units_parse_interval_ms("x", &v), -EINVAL);
     assert_int_equal(v, 7);

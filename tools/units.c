@@ -71,8 +71,8 @@ static int parse_number(const char **s, uint64_t *whole, double *fraction)
     return 0;
 }
 
-/* whole.fraction * factor, rounded to the nearest integer, without passing
- * 2^64 - 1. */
+/* whole.fraction * factor, rounded to the nearest integer (but never from
+ * a nonzero amount to 0), without passing 2^64 - 1. */
 static int scale_checked(uint64_t whole, double fraction, uint64_t factor, uint64_t *out)
 {
     if (whole && factor > UINT64_MAX / whole)
@@ -83,6 +83,10 @@ static int scale_checked(uint64_t whole, double fraction, uint64_t factor, uint6
     uint64_t extra = (uint64_t)(fraction * (double)factor + 0.5);
     if (extra > UINT64_MAX - v)
         return -ERANGE;
+    /* Zero means "none" to every caller (a TTL that never expires, the
+     * default size): a nonzero amount rounds up to one unit, never to 0. */
+    if (v + extra == 0 && fraction > 0)
+        extra = 1;
     *out = v + extra;
     return 0;
 }
