@@ -421,16 +421,20 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
     g->v = hmm__index_cached(m, &g->scratch, &vrc);
     /* While an index is drained a key may be in either: each alone. */
     bool passes = g->v && g->v->old.nb == 0;
+    /* This group's slices of the call's arrays, in locals: stores through
+     * them cannot alias the call struct's fields for the compiler. */
+    const void *const *keys = c->keys + g->first;
+    const size_t *klens = c->klens + g->first;
+    int *rcs = c->rcs + g->first;
     for (size_t i = 0; i < g->n; i++) {
-        size_t k = g->first + i;
         struct batch_key *b = &g->b[i];
         g->st[i] = BATCH_ALONE;
-        c->rcs[k] = check_key(m, c->keys[k], c->klens[k]);
-        if (c->rcs[k] == 0 && c->vlens[k] && !c->vals[k])
-            c->rcs[k] = hmm_fail(-EINVAL, "NULL value buffer with a capacity");
-        if (c->rcs[k])
+        rcs[i] = check_key(m, keys[i], klens[i]);
+        if (rcs[i] == 0 && c->vlens[g->first + i] && !c->vals[g->first + i])
+            rcs[i] = hmm_fail(-EINVAL, "NULL value buffer with a capacity");
+        if (rcs[i])
             continue;
-        b->hash = key_hash(c->keys[k], c->klens[k]);
+        b->hash = key_hash(keys[i], klens[i]);
         if (!passes)
             continue;
         b->s = &m->stripes[hash_stripe(m, b->hash)];
@@ -499,27 +503,35 @@ static inline int batch_finish(hmm_t *m, struct batch_key *b, enum batch_state s
 
 static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_group *g)
 {
+    const void *const *keys = c->keys + g->first;
+    const size_t *klens = c->klens + g->first;
+    void *const *vals = c->vals + g->first;
+    size_t *vlens = c->vlens + g->first;
+    int *rcs = c->rcs + g->first;
+    hmm_entry_info *infos = c->infos ? c->infos + g->first : NULL;
+    uint64_t gets = 0, misses = 0;
     for (size_t i = 0; i < g->n; i++) {
-        size_t k = g->first + i;
-        if (c->rcs[k])
+        if (rcs[i])
             continue;
-        struct read_out out = {.val = c->vals[k], .cap = c->vlens[k]};
-        int rc = g->st[i] == BATCH_ALONE ? GET_GENERAL
-                                         : batch_finish(m, &g->b[i], g->st[i], c->keys[k], c->klens[k], &out,
-                                                        c->infos != NULL);
+        struct read_out out = {.val = vals[i], .cap = vlens[i]};
+        int rc = g->st[i] == BATCH_ALONE
+                     ? GET_GENERAL
+                     : batch_finish(m, &g->b[i], g->st[i], keys[i], klens[i], &out, infos != NULL);
         if (rc == GET_GENERAL)
-            rc = batch_alone(m, g->b[i].hash, c->keys[k], c->klens[k], &out, c->infos != NULL);
+            rc = batch_alone(m, g->b[i].hash, keys[i], klens[i], &out, infos != NULL);
         if (__builtin_expect(rc == HMM_CORRUPT, 0))
             rc = read_corrupt(m);
         if (rc == 0 || rc == HMM_TOOSMALL) {
-            c->vlens[k] = out.len;
-            if (c->infos)
-                c->infos[k] = out.info;
+            vlens[i] = out.len;
+            if (infos)
+                infos[i] = out.info;
         }
-        c->rcs[k] = rc;
-        c->gets += 1;
-        c->misses += rc == HMM_NOTFOUND;
+        rcs[i] = rc;
+        gets++;
+        misses += rc == HMM_NOTFOUND;
     }
+    c->gets += gets;
+    c->misses += misses;
 }
 
 HMM_EXPORT int hmm_get_batch(hmm_t *m, size_t n, const void *const keys[], const size_t klens[],
