@@ -203,6 +203,25 @@ static void wl_get(struct run *r, size_t n)
     }
 }
 
+/* Gets that cannot overlap: the next key's position depends on the
+ * value the last get returned (through a zero the compiler cannot see),
+ * so this is the latency of one get, where "get" is the throughput of
+ * many in flight.  At 1 M keys it counts dependent cache misses: the
+ * local table has one per get, a hashmmap get two (bucket, then entry). */
+static void wl_get_chain(struct run *r, size_t n)
+{
+    char out[VAL_MAX];
+    size_t zero = 0;
+    __asm__("" : "+r"(zero));
+    for (size_t i = 0; i < n; i++) {
+        size_t len = sizeof out;
+        out[0] = 0;
+        r->errors += r->k->get(r->h, next_key(r), out, &len) != 0;
+        size_t step = (unsigned char)out[0] & zero;
+        r->pos = (r->pos + step) % r->st->n;
+    }
+}
+
 /* Batches of BATCH_MAX keys through the store's get_batch; n keys in all. */
 static void wl_mget(struct run *r, size_t n)
 {
@@ -248,7 +267,7 @@ struct workload {
     bool small_only;  /* only with 8-byte values (incr: a counter is a short number) */
     bool batched;     /* only stores with a get_batch; the ratio is to the local table's single get */
 };
-enum { W_GET, W_PUT, W_INSERT, W_INCR, W_MIXED, W_MGET };
+enum { W_GET, W_PUT, W_INSERT, W_INCR, W_MIXED, W_MGET, W_CHAIN };
 static const struct workload workloads[] = {
     [W_GET] = {"get", wl_get, UNIFORM, false, false},
     [W_PUT] = {"put (overwrite)", wl_put, UNIFORM, false, false},
@@ -256,6 +275,7 @@ static const struct workload workloads[] = {
     [W_INCR] = {"incr", wl_incr, UNIFORM, true, false},
     [W_MIXED] = {"mixed 90/10", wl_mixed, UNIFORM, false, false},
     [W_MGET] = {"batched get (per key)", wl_mget, UNIFORM, false, true},
+    [W_CHAIN] = {"get latency (chained)", wl_get_chain, UNIFORM, false, false},
 };
 #define NWORK (sizeof workloads / sizeof workloads[0])
 
@@ -744,6 +764,8 @@ static void targets(const struct table *t, const struct table *const tabs[3], co
         target(what, ratio(cell_ns(tabs[i], &store_hmm_file, W_GET), cell_ns(tabs[i], &store_local, W_GET)), 1.1,
                true, "x");
     }
+    info("get latency (chained): x local table (dependent misses)",
+         ratio(cell_ns(t, &store_hmm_file, W_CHAIN), cell_ns(t, &store_local, W_CHAIN)), "x");
     target("batched get, per key: x local table's single get", ratio(cell_ns(t, &store_hmm_file, W_MGET), local_get),
            0.5, true, "x");
     double put_nolog = cell_ns(t, &store_hmm_noreplog, W_PUT);
