@@ -72,13 +72,13 @@ static struct hmm_replog_rec *rec_at(hmm_t *m, uint64_t pos)
 /* ---- populating ahead of the head ----
  *
  * Appends walk the ring page by page, and each page a process has not
- * written since it mapped the log (or since writeback cleaned it) costs a
- * write fault: a trap and the filesystem's page_mkwrite, 5-25 us in a VM,
- * several puts' worth each.  On a fresh log every append of the first lap
- * paid that once per 4 KiB (a put then cost 3-4x its later self).  So the
- * appender that enters a window of the ring makes the next window present
- * and writable in this process with one madvise(MADV_POPULATE_WRITE): the
- * same kernel work, one trap per window instead of one per page.  Per
+ * written since it mapped the log (or since writeback cleaned it) takes a
+ * write fault: a trap and the filesystem's page_mkwrite, once per 4 KiB,
+ * so on a fresh log once every ~50 puts.  The appender that enters a
+ * window of the ring makes the next window present and writable in this
+ * process with one madvise(MADV_POPULATE_WRITE): the same kernel work, one
+ * trap per window instead of one per page (bench/README.md has what it
+ * saves, and what the first lap of a ring still costs on our VMs).  Per
  * handle, since page tables are per process; advice only: a kernel without
  * it (before 5.14) just faults as before. */
 #define HMM_REPLOG_WINDOW (UINT64_C(256) << 10)
