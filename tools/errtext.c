@@ -12,11 +12,15 @@
 const char *errtext(int rc, char *buf, size_t cap)
 {
     const char *sentence = hmm_strerror(rc), *detail = hmm_last_error();
-    /* Some details are the sentence again ("no such key"): once is enough. */
-    if (*detail && !strstr(sentence, detail))
-        snprintf(buf, cap, "%s (%s)", sentence, detail);
-    else
+    /* Some details are the sentence again ("no such key"), some the
+     * sentence with what it is about ("DIR: No such file or directory"):
+     * once is enough. */
+    if (!*detail || strstr(sentence, detail))
         snprintf(buf, cap, "%s", sentence);
+    else if (strstr(detail, sentence))
+        snprintf(buf, cap, "%s", detail);
+    else
+        snprintf(buf, cap, "%s (%s)", sentence, detail);
     return buf;
 }
 
