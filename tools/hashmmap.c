@@ -206,8 +206,8 @@ static int check_create_options(const struct options *o)
     if (o->no_replog && o->replog_size)
         return usage_error("%s", "--no-replog and --replog-size exclude each other");
     if (o->max_value && o->max_value < HMM_MIN_MAX_VALUE)
-        fprintf(stderr, "hashmmap: create: note: --max-value %" PRIu64 " bytes is under the minimum: values may be up to %u bytes\n",
-                o->max_value, HMM_MIN_MAX_VALUE);
+        fprintf(stderr, "hashmmap: create: note: --max-value %" PRIu64
+                        " bytes is under the minimum: values may be up to %u bytes\n", o->max_value, HMM_MIN_MAX_VALUE);
     return CONTINUE;
 }
 
@@ -253,26 +253,23 @@ static int cmd_del(const struct invocation *in)
     return rc ? fail_key(in->args[1], rc) : EXIT_OK;
 }
 
-/* The counter under key, when its value is one (the decimal int64 that
- * hmm_incr takes: a sign or a digit first, nothing after the digits). */
+/* The counter under key, when its value is one: the decimal int64 in
+ * ASCII that hmm_incr takes (hashmmap.h), a sign or a digit first and
+ * nothing after the digits, so at most 20 characters. */
 static bool read_counter(hmm_t *m, const char *key, int64_t *value)
 {
-    char *text;
-    size_t len = 32;
-    if (get_whole_value(m, key, &text, &len) != 0)
+    char text[24], *end;
+    size_t len = sizeof text - 1; /* a longer value (HMM_TOOSMALL) is no counter */
+    if (hmm_get(m, key, strlen(key), text, &len) != 0)
         return false;
-    char *nul = realloc(text, len + 1), *end;
-    bool ok = nul != NULL;
-    if (ok) {
-        text = nul;
-        text[len] = '\0';
-        errno = 0;
-        long long v = strtoll(text, &end, 10);
-        ok = (text[0] == '-' || text[0] == '+' || (text[0] >= '0' && text[0] <= '9')) && !errno && !*end;
-        *value = v;
-    }
-    free(text);
-    return ok;
+    text[len] = '\0';
+    bool signed_or_digit = text[0] == '-' || text[0] == '+' || (text[0] >= '0' && text[0] <= '9');
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (!signed_or_digit || errno || *end)
+        return false;
+    *value = v;
+    return true;
 }
 
 /* hmm_incr says HMM_NOTNUM both for a value that is no counter and for a
@@ -497,8 +494,10 @@ static const struct command {
      "print the value; with several keys (looked up in one batch),\n"
      "                          a line KEY<tab>VALUE per key found", 2, INT_MAX, INT_MAX, ACCESS_READ, cmd_get},
     {"del", "del DIR KEY", "delete a key", 2, 2, 1, ACCESS_WRITE, cmd_del},
-    {"incr", "incr DIR KEY [DELTA]", "add DELTA (default 1) to a counter and print it", 2, 3, 1, ACCESS_WRITE, cmd_incr},
-    {"dump", "dump DIR", "print every entry as a JSON line {\"key\":...,\"value\":...}", 1, 1, 0, ACCESS_READ, cmd_dump},
+    {"incr", "incr DIR KEY [DELTA]", "add DELTA (default 1) to a counter and print it", 2, 3, 1, ACCESS_WRITE,
+     cmd_incr},
+    {"dump", "dump DIR", "print every entry as a JSON line {\"key\":...,\"value\":...}", 1, 1, 0, ACCESS_READ,
+     cmd_dump},
     {"load", "load DIR", "store the JSON lines of a dump read from standard input", 1, 1, 0, ACCESS_WRITE, cmd_load},
     {"info", "info DIR [--json]", "sizes, fill, format, and the processes that have the map open", 1, 1,
      0, ACCESS_READ, cmd_info},
@@ -658,9 +657,11 @@ static int option_error(int opt, char **argv, int at)
 {
     const char *written = argv[at];
     int len = (int)strcspn(written, "="); /* "--ttl=5s": the name alone */
-    char shortopt[3] = {'-', (char)optopt, '\0'};
-    if (written[1] != '-' && optopt) /* "-xZ": the letter refused, not the cluster */
-        written = shortopt, len = 2;
+    char letter[3] = {'-', (char)optopt, '\0'};
+    if (written[1] != '-' && optopt) { /* "-xZ": the letter refused, not the cluster */
+        written = letter;
+        len = 2;
+    }
     if (opt == ':')
         return usage_error("%.*s needs an argument", len, written);
     return usage_error("unknown option '%.*s'", len, written);
