@@ -8,6 +8,9 @@
  * parentheses when the calling thread has one the sentence does not
  * already say.  Call it right after the failing call: the next call to the
  * library replaces the detail.
+ *
+ * A key echoed in a message is shortened by errtext_key: a key may be
+ * 64 KiB, and a message is one line a person reads.
  */
 #ifndef TOOLS_ERRTEXT_H
 #define TOOLS_ERRTEXT_H
@@ -19,5 +22,14 @@
 
 /* The text for rc in buf (cap bytes, truncated to fit); returns buf. */
 const char *errtext(int rc, char *buf, size_t cap);
+
+/* Bytes of a key a message shows; a longer key is shown as its first
+ * ERRTEXT_KEY_SHOWN bytes, then "... (N bytes)". */
+#define ERRTEXT_KEY_SHOWN 64
+#define ERRTEXT_KEY_MAX (ERRTEXT_KEY_SHOWN + 40)
+
+/* The key (klen bytes) as a message shows it, in buf (cap bytes, room for
+ * ERRTEXT_KEY_MAX); returns buf. */
+const char *errtext_key(const void *key, size_t klen, char *buf, size_t cap);
 
 #endif

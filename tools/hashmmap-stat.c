@@ -47,8 +47,9 @@ static void usage(FILE *out)
             "\n"
             "  -j, --json           one JSON object\n"
             "  -p, --prometheus     Prometheus text exposition format (names prefixed hashmmap_)\n"
-            "  -w, --watch SECONDS  a line of rates per second every SECONDS, like vmstat\n"
-            "  -c, --count N        with --watch: stop after N lines\n"
+            "  -w, --watch SECONDS  a line of rates per second every SECONDS, like vmstat;\n"
+            "                       with --json, a JSON object (the snapshot) per line\n"
+            "  -c, --count N        with --watch: stop after N lines (1 to 1000000000)\n"
             "  -h, --help           this help\n"
             "  -V, --version        the library version\n"
             "\n"
@@ -316,6 +317,14 @@ static void print_prometheus(const char *dir, const struct snapshot *s)
     }
 }
 
+/* What to show, from the command line. */
+struct stat_options {
+    enum format format;
+    double interval; /* --watch: seconds between lines; 0 = once */
+    long count;      /* --count: lines, 0 = until interrupted (COUNT_MAX at most) */
+    const char *dir;
+};
+
 static volatile sig_atomic_t stop;
 static void on_signal(int sig)
 {
@@ -328,29 +337,52 @@ static double now_s(void)
     return (double)monotonic_ms() / 1e3;
 }
 
-/* vmstat-style: a header, then one line of rates per interval. */
-static int watch(hmm_t *m, double interval, long count)
+/* The counters a --watch line shows as rates. */
+static const int watch_cols[] = {HMM_C_GETS, HMM_C_HITS, HMM_C_MISSES, HMM_C_PUTS, HMM_C_DELETES,
+                                 HMM_C_INCRS, HMM_C_EVICTIONS, HMM_C_EXPIRATIONS};
+#define WATCH_NCOLS (sizeof watch_cols / sizeof watch_cols[0])
+
+static void print_rates_header(void)
 {
-    static const int cols[] = {HMM_C_GETS, HMM_C_HITS, HMM_C_MISSES, HMM_C_PUTS, HMM_C_DELETES,
-                               HMM_C_INCRS, HMM_C_EVICTIONS, HMM_C_EXPIRATIONS};
-    const size_t ncols = sizeof cols / sizeof cols[0];
+    printf("%8s", "time");
+    char name[32];
+    for (size_t i = 0; i < WATCH_NCOLS; i++) {
+        snprintf(name, sizeof name, "%s/s", hmm_counter_name(watch_cols[i]));
+        printf(" %13s", name);
+    }
+    printf(" %11s %6s\n", "items", "used%");
+}
+
+/* One line of rates per second between prev and cur, dt seconds apart. */
+static void print_rates(const struct snapshot *prev, const struct snapshot *cur, double dt)
+{
+    time_t wall = time(NULL);
+    struct tm tm;
+    char clock[16];
+    strftime(clock, sizeof clock, "%H:%M:%S", localtime_r(&wall, &tm));
+    printf("%8s", clock);
+    for (size_t i = 0; i < WATCH_NCOLS; i++) {
+        uint64_t a = prev->st.counters[watch_cols[i]], b = cur->st.counters[watch_cols[i]];
+        printf(" %13.0f", b >= a ? (double)(b - a) / dt : 0.0);
+    }
+    printf(" %11" PRIu64 " %6.1f\n", cur->st.items, percent(cur->st.bytes_used, cur->st.bytes_total));
+}
+
+/* vmstat-style: a header, then one line of rates per interval; with
+ * --json, the whole snapshot as one JSON object per line instead (a
+ * consumer takes the rates from the counters). */
+static int watch(hmm_t *m, const struct stat_options *o)
+{
     struct snapshot prev, cur;
     int rc = take_snapshot(m, &prev);
     if (rc)
         return rc;
-    double t0 = now_s();
+    double t0 = now_s(), interval = o->interval;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    for (long line = 0; !stop && (count <= 0 || line < count); line++) {
-        if (line % 20 == 0) {
-            printf("%8s", "time");
-            char name[32];
-            for (size_t i = 0; i < ncols; i++) {
-                snprintf(name, sizeof name, "%s/s", hmm_counter_name(cols[i]));
-                printf(" %13s", name);
-            }
-            printf(" %11s %6s\n", "items", "used%");
-        }
+    for (long line = 0; !stop && (o->count <= 0 || line < o->count); line++) {
+        if (line % 20 == 0 && o->format != FORMAT_JSON)
+            print_rates_header();
         struct timespec pause = {(time_t)interval, (long)((interval - (double)(time_t)interval) * 1e9)};
         while (nanosleep(&pause, &pause) != 0 && errno == EINTR && !stop)
             ;
@@ -358,16 +390,10 @@ static int watch(hmm_t *m, double interval, long count)
         if (rc)
             return rc;
         double t1 = now_s(), dt = t1 - t0 > 0 ? t1 - t0 : interval;
-        time_t wall = time(NULL);
-        struct tm tm;
-        char clock[16];
-        strftime(clock, sizeof clock, "%H:%M:%S", localtime_r(&wall, &tm));
-        printf("%8s", clock);
-        for (size_t i = 0; i < ncols; i++) {
-            uint64_t a = prev.st.counters[cols[i]], b = cur.st.counters[cols[i]];
-            printf(" %13.0f", b >= a ? (double)(b - a) / dt : 0.0);
-        }
-        printf(" %11" PRIu64 " %6.1f\n", cur.st.items, percent(cur.st.bytes_used, cur.st.bytes_total));
+        if (o->format == FORMAT_JSON)
+            print_json(o->dir, &cur);
+        else
+            print_rates(&prev, &cur, dt);
         fflush(stdout);
         prev = cur;
         t0 = t1;
@@ -375,16 +401,40 @@ static int watch(hmm_t *m, double interval, long count)
     return 0;
 }
 
-/* What to show, from the command line. */
-struct stat_options {
-    enum format format;
-    double interval; /* --watch: seconds between lines; 0 = once */
-    long count;      /* --count: lines, 0 = until interrupted */
-    const char *dir;
-};
-
 /* CONTINUE, or the exit status to stop with. */
 #define CONTINUE (-1)
+
+/* --count's largest N: a billion lines is 31 years at --watch 1; more is
+ * no count at all, which is what leaving --count out says. */
+#define COUNT_MAX 1000000000L
+
+static int parse_count(const char *arg, struct stat_options *o)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (arg[0] < '0' || arg[0] > '9' || errno || *end || n < 1 || n > COUNT_MAX) {
+        fprintf(stderr, "hashmmap-stat: --count: '%s' is not a number from 1 to %ld\n", arg, COUNT_MAX);
+        return EXIT_USAGE;
+    }
+    o->count = n;
+    return CONTINUE;
+}
+
+/* The options that only make sense together, checked once all are read. */
+static int check_stat_options(const struct stat_options *o)
+{
+    if (o->count && o->interval <= 0) {
+        fprintf(stderr, "hashmmap-stat: --count goes with --watch (try --help)\n");
+        return EXIT_USAGE;
+    }
+    if (o->interval > 0 && o->format == FORMAT_PROMETHEUS) {
+        fprintf(stderr, "hashmmap-stat: --watch prints lines of rates or, with --json, of JSON objects: "
+                        "not Prometheus text\n");
+        return EXIT_USAGE;
+    }
+    return CONTINUE;
+}
 
 static int parse_stat_options(int argc, char **argv, struct stat_options *o)
 {
@@ -397,7 +447,6 @@ static int parse_stat_options(int argc, char **argv, struct stat_options *o)
     int opt;
     uint64_t interval_ms;
     while ((opt = getopt_long(argc, argv, "jpw:c:hV", options, NULL)) != -1) {
-        char *end;
         switch (opt) {
         case 'j':
         case 'p':
@@ -411,11 +460,8 @@ static int parse_stat_options(int argc, char **argv, struct stat_options *o)
             o->interval = (double)interval_ms / 1e3;
             break;
         case 'c':
-            o->count = strtol(optarg, &end, 10);
-            if (*end || o->count <= 0) {
-                fprintf(stderr, "hashmmap-stat: --count: '%s' is not a positive number\n", optarg);
+            if (parse_count(optarg, o) != CONTINUE)
                 return EXIT_USAGE;
-            }
             break;
         case 'h':
             usage(stdout);
@@ -433,7 +479,7 @@ static int parse_stat_options(int argc, char **argv, struct stat_options *o)
         return EXIT_USAGE;
     }
     o->dir = argv[optind];
-    return CONTINUE;
+    return check_stat_options(o);
 }
 
 /* One snapshot in the format asked for. */
@@ -476,7 +522,7 @@ int main(int argc, char **argv)
     int rc = hmm_open(&m, o.dir, &cfg);
     if (rc)
         return fail(o.dir, rc);
-    rc = o.interval > 0 ? watch(m, o.interval, o.count) : show_once(m, &o);
+    rc = o.interval > 0 ? watch(m, &o) : show_once(m, &o);
     hmm_close(m);
     if (rc)
         return fail(o.dir, rc);

@@ -81,7 +81,7 @@ static void usage(FILE *out)
             "  -F, --follow               keep reading like tail -F, recording as it goes\n"
             "  -s, --sleep-interval SEC   --follow: seconds between passes (default 1)\n"
             "  -n, --dry-run              print, but do not record the positions\n"
-            "  -L, --max-line BYTES       print longer lines in pieces of BYTES (default 1048576)\n"
+            "  -L, --max-line SIZE        print longer lines in pieces of SIZE bytes (default 1M)\n"
             "  -h, --help                 this text\n"
             "Examples:\n"
             "  %s --state /var/lib/logcheck/tail /var/log/syslog /var/log/auth.log\n"
@@ -494,7 +494,6 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
         {NULL, 0, NULL, 0},
     };
     int c;
-    char *end;
     uint64_t interval_ms;
     while ((c = getopt_long(argc, argv, "S:Fs:nL:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -515,11 +514,10 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
             o->dry_run = true;
             break;
         case 'L': {
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (errno || *end || end == optarg || optarg[0] == '-' || v < MIN_MAX_LINE || v > MAX_MAX_LINE) {
-                fprintf(stderr, "%s: bad --max-line '%s' (bytes, %u to %u)\n", progname, optarg, MIN_MAX_LINE,
-                        MAX_MAX_LINE);
+            uint64_t v;
+            if (units_parse_size(optarg, &v) != 0 || v < MIN_MAX_LINE || v > MAX_MAX_LINE) {
+                fprintf(stderr, "%s: bad --max-line '%s' (a size from %u bytes to %uM)\n", progname, optarg,
+                        MIN_MAX_LINE, MAX_MAX_LINE >> 20);
                 return EXIT_USAGE;
             }
             o->max_line = (size_t)v;

@@ -35,7 +35,12 @@
 
 enum { EXIT_OK = 0, EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_ERROR = 3 };
 
-static const char *command = "hashmmap";
+/* What the checks and parsers return to go on; anything else is the exit
+ * status to stop with. */
+#define CONTINUE (-1)
+
+/* The command being run, for messages; NULL before it is known. */
+static const char *command;
 
 struct options {
     uint64_t size, max_size, ttl_ms, max_value, replog_size;
@@ -49,7 +54,9 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "hashmmap: %s: ", command);
+    fputs("hashmmap: ", stderr);
+    if (command)
+        fprintf(stderr, "%s: ", command);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (try 'hashmmap --help')\n");
     va_end(ap);
@@ -62,6 +69,13 @@ static int fail(const char *what, int rc)
     char text[ERRTEXT_MAX];
     fprintf(stderr, "hashmmap: %s: %s: %s\n", command, what, errtext(rc, text, sizeof text));
     return rc == HMM_NOTFOUND ? EXIT_NOTFOUND : EXIT_ERROR;
+}
+
+/* fail() about a key, shortened to what a message line can show. */
+static int fail_key(const char *key, int rc)
+{
+    char shown[ERRTEXT_KEY_MAX];
+    return fail(errtext_key(key, strlen(key), shown, sizeof shown), rc);
 }
 
 static int open_map(hmm_t **m, const char *dir, bool rdonly)
@@ -114,7 +128,7 @@ static int cmd_get_one(hmm_t *m, const char *key)
     size_t len = 4096;
     int rc = get_whole_value(m, key, &val, &len);
     if (rc)
-        return fail(key, rc);
+        return fail_key(key, rc);
     fwrite(val, 1, len, stdout);
     putchar('\n');
     free(val);
@@ -128,7 +142,7 @@ static int print_batch_result(hmm_t *m, const char *key, int rc, const void *val
     if (rc == HMM_TOOSMALL) /* larger than the batch's room: again, alone */
         rc = get_whole_value(m, key, &big, &vlen);
     if (rc)
-        return fail(key, rc);
+        return fail_key(key, rc);
     printf("%s\t", key);
     fwrite(big ? big : val, 1, vlen, stdout);
     putchar('\n');
@@ -177,14 +191,41 @@ static int cmd_get(const struct invocation *in)
     return cmd_get_one(in->m, in->args[1]);
 }
 
+/* hmm_config.size when --size is left out (hashmmap.h: "0 = 64 MiB"). */
+#define CREATE_DEFAULT_SIZE (UINT64_C(64) << 20)
+
+/* What the library would silently replace or ignore is refused rather
+ * than done behind the user's back; a --max-value under the minimum, which
+ * hashmmap.h documents as raised, is done and said. */
+static int check_create_options(const struct options *o)
+{
+    uint64_t size = o->size ? o->size : CREATE_DEFAULT_SIZE;
+    if (o->max_size && o->max_size < size) /* the library would make it the size */
+        return usage_error("--max-size (%" PRIu64 " bytes) is smaller than %s (%" PRIu64 " bytes)", o->max_size,
+                           o->size ? "--size" : "the default size", size);
+    if (o->no_replog && o->replog_size)
+        return usage_error("%s", "--no-replog and --replog-size exclude each other");
+    if (o->max_value && o->max_value < HMM_MIN_MAX_VALUE)
+        fprintf(stderr, "hashmmap: create: note: --max-value %" PRIu64
+                        " bytes is under the minimum: values may be up to %u bytes\n", o->max_value, HMM_MIN_MAX_VALUE);
+    return CONTINUE;
+}
+
 static int cmd_create(const struct invocation *in)
 {
     const struct options *o = &in->o;
+    int status = check_create_options(o);
+    if (status != CONTINUE)
+        return status;
     hmm_config cfg = {.size = o->size, .max_size = o->max_size, .mode = o->mode, .default_ttl_ms = o->ttl_ms,
                       .max_value = (uint32_t)o->max_value, .replog_size = o->replog_size,
                       .flags = HMM_CREATE | HMM_EXCL | (o->cache ? HMM_CACHE : 0) | (o->no_replog ? HMM_NOREPLOG : 0)};
     hmm_t *m;
     int rc = hmm_open(&m, in->dir, &cfg);
+    if (rc == HMM_EXISTS) { /* its sentence, "key already exists", is about keys */
+        fprintf(stderr, "hashmmap: create: %s already holds a map\n", in->dir);
+        return EXIT_ERROR;
+    }
     if (rc)
         return fail(in->dir, rc);
     hmm_stats st;
@@ -202,14 +243,48 @@ static int cmd_put(const struct invocation *in)
                      in->o.nx ? HMM_NX : in->o.xx ? HMM_XX : 0);
     if (rc == 0)
         return EXIT_OK;
-    int status = fail(key, rc);
+    int status = fail_key(key, rc);
     return rc == HMM_EXISTS ? EXIT_NOTFOUND : status; /* --nx meeting a key exits as --xx meeting none */
 }
 
 static int cmd_del(const struct invocation *in)
 {
     int rc = hmm_del(in->m, in->args[1], strlen(in->args[1]));
-    return rc ? fail(in->args[1], rc) : EXIT_OK;
+    return rc ? fail_key(in->args[1], rc) : EXIT_OK;
+}
+
+/* The counter under key, when its value is one: the decimal int64 in
+ * ASCII that hmm_incr takes (hashmmap.h), a sign or a digit first and
+ * nothing after the digits, so at most 20 characters. */
+static bool read_counter(hmm_t *m, const char *key, int64_t *value)
+{
+    char text[24], *end;
+    size_t len = sizeof text - 1; /* a longer value (HMM_TOOSMALL) is no counter */
+    if (hmm_get(m, key, strlen(key), text, &len) != 0)
+        return false;
+    text[len] = '\0';
+    bool signed_or_digit = text[0] == '-' || text[0] == '+' || (text[0] >= '0' && text[0] <= '9');
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (!signed_or_digit || errno || *end)
+        return false;
+    *value = v;
+    return true;
+}
+
+/* hmm_incr says HMM_NOTNUM both for a value that is no counter and for a
+ * sum past 64 bits; the value, read again, tells which.  (A writer in
+ * between can make the wording stale, never the exit status.) */
+static int fail_incr(const struct invocation *in, int64_t delta, int rc)
+{
+    char shown[ERRTEXT_KEY_MAX];
+    int64_t old;
+    if (rc != HMM_NOTNUM || !read_counter(in->m, in->args[1], &old))
+        return fail_key(in->args[1], rc);
+    fprintf(stderr, "hashmmap: incr: %s: the counter would overflow: %" PRId64 " %s %" PRIu64
+            " is outside the 64-bit range\n", errtext_key(in->args[1], strlen(in->args[1]), shown, sizeof shown),
+            old, delta < 0 ? "-" : "+", delta < 0 ? -(uint64_t)delta : (uint64_t)delta);
+    return EXIT_ERROR;
 }
 
 static int cmd_incr(const struct invocation *in)
@@ -224,7 +299,7 @@ static int cmd_incr(const struct invocation *in)
     }
     int rc = hmm_incr(in->m, in->args[1], strlen(in->args[1]), delta, &result);
     if (rc)
-        return fail(in->args[1], rc);
+        return fail_incr(in, delta, rc);
     printf("%" PRId64 "\n", result);
     return EXIT_OK;
 }
@@ -405,25 +480,28 @@ static const struct command {
     const char *name;
     const char *synopsis, *summary; /* for --help */
     int min_args, max_args;         /* DIR included */
+    int nkeys;                      /* arguments after DIR that are keys */
     enum access access;
     int (*run)(const struct invocation *in);
 } commands[] = {
     {"create", "create DIR [--size 64M] [--max-size 1G] [--cache] [--ttl 30s] [--mode 0600] [--max-value 1M]\n"
                "             [--replog-size 16M | --no-replog]",
-     "create a map (sizes like 64M or 1.5GiB, durations like 30s or 500ms, bare = seconds)", 1, 1, ACCESS_NONE,
+     "create a map (sizes like 64M or 1.5GiB, durations like 30s or 500ms, bare = seconds)", 1, 1, 0, ACCESS_NONE,
      cmd_create},
     {"put", "put DIR KEY VALUE [--ttl 10s] [--nx | --xx]",
-     "store a value (--nx: only if absent, --xx: only if present)", 3, 3, ACCESS_WRITE, cmd_put},
+     "store a value (--nx: only if absent, --xx: only if present)", 3, 3, 1, ACCESS_WRITE, cmd_put},
     {"get", "get DIR KEY...",
      "print the value; with several keys (looked up in one batch),\n"
-     "                          a line KEY<tab>VALUE per key found", 2, INT_MAX, ACCESS_READ, cmd_get},
-    {"del", "del DIR KEY", "delete a key", 2, 2, ACCESS_WRITE, cmd_del},
-    {"incr", "incr DIR KEY [DELTA]", "add DELTA (default 1) to a counter and print it", 2, 3, ACCESS_WRITE, cmd_incr},
-    {"dump", "dump DIR", "print every entry as a JSON line {\"key\":...,\"value\":...}", 1, 1, ACCESS_READ, cmd_dump},
-    {"load", "load DIR", "store the JSON lines of a dump read from standard input", 1, 1, ACCESS_WRITE, cmd_load},
+     "                          a line KEY<tab>VALUE per key found", 2, INT_MAX, INT_MAX, ACCESS_READ, cmd_get},
+    {"del", "del DIR KEY", "delete a key", 2, 2, 1, ACCESS_WRITE, cmd_del},
+    {"incr", "incr DIR KEY [DELTA]", "add DELTA (default 1) to a counter and print it", 2, 3, 1, ACCESS_WRITE,
+     cmd_incr},
+    {"dump", "dump DIR", "print every entry as a JSON line {\"key\":...,\"value\":...}", 1, 1, 0, ACCESS_READ,
+     cmd_dump},
+    {"load", "load DIR", "store the JSON lines of a dump read from standard input", 1, 1, 0, ACCESS_WRITE, cmd_load},
     {"info", "info DIR [--json]", "sizes, fill, format, and the processes that have the map open", 1, 1,
-     ACCESS_READ, cmd_info},
-    {"check", "check DIR [--repair]", "verify every entry; --repair drops damaged ones", 1, 1, ACCESS_REPAIR,
+     0, ACCESS_READ, cmd_info},
+    {"check", "check DIR [--repair]", "verify every entry; --repair drops damaged ones", 1, 1, 0, ACCESS_REPAIR,
      cmd_check},
 };
 
@@ -461,6 +539,16 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+/* An empty key is bad input: the library refuses it, but as a failure
+ * (-EINVAL, exit 3) and in words about NULL pointers. */
+static int check_keys(const struct command *c, const struct invocation *in)
+{
+    for (int i = 1; i <= c->nkeys && i < in->nargs; i++)
+        if (in->args[i][0] == '\0')
+            return usage_error("the key is empty: keys are 1 to %u bytes", HMM_MAX_KEY);
+    return CONTINUE;
+}
+
 /* Open DIR as the command needs it, run the command, close. */
 static int run_command(const struct command *c, struct invocation *in)
 {
@@ -479,14 +567,11 @@ static int run_command(const struct command *c, struct invocation *in)
 
 /* ---- the command line ---- */
 
-/* What apply_option and the parsers return to go on; anything else is the
- * exit status to stop with. */
-#define CONTINUE (-1)
 
 static const struct option long_options[] = {
     {"size", required_argument, NULL, 's'},  {"max-size", required_argument, NULL, 'S'},
     {"cache", no_argument, NULL, 'c'},       {"ttl", required_argument, NULL, 't'},
-    {"mode", required_argument, NULL, 'm'},  {"max-value", required_argument, NULL, 'V'},
+    {"mode", required_argument, NULL, 'm'},  {"max-value", required_argument, NULL, 'M'},
     {"nx", no_argument, NULL, 'n'},          {"xx", no_argument, NULL, 'x'},
     {"json", no_argument, NULL, 'j'},        {"repair", no_argument, NULL, 'r'},
     {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'v'},
@@ -494,25 +579,39 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* The options that take a size (units.h): where each goes, its largest
- * value, and the example its error suggests. */
+/* The options that take a size (units.h): where each goes, the example its
+ * error suggests, and the largest value hmm_open takes (core/map.c's
+ * hmm__plan_geometry; docs/FORMAT.md §3's range table), so that a value
+ * past it is refused as bad input naming the limit, before anything is
+ * created.  --size stops where the hash index would pass 2^32 buckets (7
+ * slots each, 80% full, a slot per 64 bytes), below the 4 TiB of the
+ * range table.  Zero is refused: the library reads it as "the default". */
 static const struct size_option {
     int opt;
     const char *name, *example;
     size_t offset;
     uint64_t max;
+    const char *max_text;
 } size_options[] = {
-    {'s', "--size", "64M", offsetof(struct options, size), UINT64_MAX},
-    {'S', "--max-size", "1G", offsetof(struct options, max_size), UINT64_MAX},
-    {'V', "--max-value", "1M", offsetof(struct options, max_value), UINT32_MAX},
-    {'L', "--replog-size", "16M", offsetof(struct options, replog_size), UINT64_MAX},
+    {'s', "--size", "64M", offsetof(struct options, size), UINT64_C(1539316278527),
+     "1.4 TiB (1539316278527 bytes)"},
+    {'S', "--max-size", "1G", offsetof(struct options, max_size), UINT64_C(1) << 42, "4 TiB"},
+    {'M', "--max-value", "1M", offsetof(struct options, max_value), UINT32_MAX >> 1,
+     "2 GiB - 1 byte (2147483647 bytes)"},
+    {'L', "--replog-size", "16M", offsetof(struct options, replog_size), UINT64_C(64) << 30, "64 GiB"},
 };
 
 static int parse_size_option(const struct size_option *so, const char *arg, struct options *o)
 {
     uint64_t v;
-    if (units_parse_size(arg, &v) != 0 || v > so->max)
+    int rc = units_parse_size(arg, &v);
+    if (rc == -ERANGE || (rc == 0 && v > so->max))
+        return usage_error("%s: '%s' is too large: the limit is %s", so->name, arg, so->max_text);
+    if (rc)
         return usage_error("%s: '%s' is not a size like %s", so->name, arg, so->example);
+    if (v == 0)
+        return usage_error("%s: '%s' is zero: give a size over 0, or leave %s out for the default", so->name, arg,
+                           so->name);
     memcpy((char *)o + so->offset, &v, sizeof v);
     return CONTINUE;
 }
@@ -547,9 +646,25 @@ static int apply_option(int opt, const char *arg, struct options *o)
     case 'h':
         usage(stdout);
         return EXIT_OK;
-    default:
-        return usage_error("%s", "unknown option");
+    default: /* --version, known but only before the command */
+        return usage_error("%s", "--version goes before the command");
     }
+}
+
+/* getopt's refusal (opterr off) as one line naming the option as written:
+ * at is the argv index getopt_long was called at. */
+static int option_error(int opt, char **argv, int at)
+{
+    const char *written = argv[at];
+    int len = (int)strcspn(written, "="); /* "--ttl=5s": the name alone */
+    char letter[3] = {'-', (char)optopt, '\0'};
+    if (written[1] != '-' && optopt) { /* "-xZ": the letter refused, not the cluster */
+        written = letter;
+        len = 2;
+    }
+    if (opt == ':')
+        return usage_error("%.*s needs an argument", len, written);
+    return usage_error("unknown option '%.*s'", len, written);
 }
 
 /* The arguments of the command (DIR first) into in->args, its options into
@@ -559,6 +674,7 @@ static int parse_command_line(int argc, char **argv, struct invocation *in)
 {
     bool options_ended = false;
     optind = 1;
+    opterr = 0; /* its messages are two lines and name the command as the program */
     while (optind < argc) {
         const char *a = argv[optind];
         if (!options_ended && strcmp(a, "--") == 0) {
@@ -569,13 +685,16 @@ static int parse_command_line(int argc, char **argv, struct invocation *in)
         /* "-17" is a value or a delta, not an option: keys and values
          * may be negative numbers without needing "--". */
         bool is_arg = options_ended || a[0] != '-' || a[1] == '\0' || (a[1] >= '0' && a[1] <= '9');
-        int opt = is_arg ? -1 : getopt_long(argc, argv, "+h", long_options, NULL);
+        int at = optind;
+        int opt = is_arg ? -1 : getopt_long(argc, argv, "+:h", long_options, NULL);
         if (opt == -1) {
             if (optind >= argc)
                 break;
             in->args[in->nargs++] = argv[optind++];
             continue;
         }
+        if (opt == '?' || opt == ':')
+            return option_error(opt, argv, at);
         int status = apply_option(opt, optarg, &in->o);
         if (status != CONTINUE)
             return status;
@@ -583,21 +702,24 @@ static int parse_command_line(int argc, char **argv, struct invocation *in)
     return CONTINUE;
 }
 
-/* The options before the command: only --help and --version. */
+/* The options before the command: only --help and --version (-V, as
+ * in hashmmap-stat, or -v). */
 static int parse_leading_options(int argc, char **argv)
 {
-    int opt;
-    while ((opt = getopt_long(argc, argv, "+hv", long_options, NULL)) != -1 && opt != '?') {
-        if (opt == 'h') {
-            usage(stdout);
-            return EXIT_OK;
-        }
-        if (opt == 'v') {
-            printf("hashmmap %s\n", hmm_version(NULL, NULL, NULL));
-            return EXIT_OK;
-        }
-        return usage_error("options go after the command: %s", argv[optind - 1]);
+    opterr = 0;
+    int at = optind, opt = getopt_long(argc, argv, "+:hvV", long_options, NULL);
+    if (opt == 'h') {
+        usage(stdout);
+        return EXIT_OK;
     }
+    if (opt == 'v' || opt == 'V') {
+        printf("hashmmap %s\n", hmm_version(NULL, NULL, NULL));
+        return EXIT_OK;
+    }
+    if (opt == '?' || opt == ':')
+        return option_error(opt, argv, at);
+    if (opt != -1)
+        return usage_error("options go after the command: %.*s", (int)strcspn(argv[at], "="), argv[at]);
     if (optind >= argc) {
         usage(stderr);
         return EXIT_USAGE;
@@ -624,6 +746,8 @@ int main(int argc, char **argv)
         return usage_error("wrong number of arguments (%s)", in.nargs < c->min_args ? "too few" : "too many");
     if (in.o.nx && in.o.xx)
         return usage_error("%s", "--nx and --xx exclude each other");
+    if ((status = check_keys(c, &in)) != CONTINUE)
+        return status;
     in.dir = args[0];
     return run_command(c, &in);
 }
