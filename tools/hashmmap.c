@@ -539,13 +539,17 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
-/* An empty key is bad input: the library refuses it, but as a failure
- * (-EINVAL, exit 3) and in words about NULL pointers. */
+/* An empty or overlong key is bad input: the library refuses it, but as
+ * a failure (exit 3), and an empty one in words about NULL pointers. */
 static int check_keys(const struct command *c, const struct invocation *in)
 {
-    for (int i = 1; i <= c->nkeys && i < in->nargs; i++)
-        if (in->args[i][0] == '\0')
+    for (int i = 1; i <= c->nkeys && i < in->nargs; i++) {
+        size_t len = strlen(in->args[i]);
+        if (len == 0)
             return usage_error("the key is empty: keys are 1 to %u bytes", HMM_MAX_KEY);
+        if (len > HMM_MAX_KEY)
+            return usage_error("the key is %zu bytes: keys are 1 to %u bytes", len, HMM_MAX_KEY);
+    }
     return CONTINUE;
 }
 
@@ -590,15 +594,16 @@ static const struct size_option {
     int opt;
     const char *name, *example;
     size_t offset;
-    uint64_t max;
+    uint64_t min, max;          /* min 0: any size over 0 */
     const char *max_text;
 } size_options[] = {
-    {'s', "--size", "64M", offsetof(struct options, size), UINT64_C(1539316278527),
+    /* The library raises a smaller --size to 256 KiB without a word. */
+    {'s', "--size", "64M", offsetof(struct options, size), UINT64_C(256) << 10, UINT64_C(1539316278527),
      "1.4 TiB (1539316278527 bytes)"},
-    {'S', "--max-size", "1G", offsetof(struct options, max_size), UINT64_C(1) << 42, "4 TiB"},
-    {'M', "--max-value", "1M", offsetof(struct options, max_value), UINT32_MAX >> 1,
+    {'S', "--max-size", "1G", offsetof(struct options, max_size), 0, UINT64_C(1) << 42, "4 TiB"},
+    {'M', "--max-value", "1M", offsetof(struct options, max_value), 0, UINT32_MAX >> 1,
      "2 GiB - 1 byte (2147483647 bytes)"},
-    {'L', "--replog-size", "16M", offsetof(struct options, replog_size), UINT64_C(64) << 30, "64 GiB"},
+    {'L', "--replog-size", "16M", offsetof(struct options, replog_size), 0, UINT64_C(64) << 30, "64 GiB"},
 };
 
 static int parse_size_option(const struct size_option *so, const char *arg, struct options *o)
@@ -612,6 +617,8 @@ static int parse_size_option(const struct size_option *so, const char *arg, stru
     if (v == 0)
         return usage_error("%s: '%s' is zero: give a size over 0, or leave %s out for the default", so->name, arg,
                            so->name);
+    if (v < so->min)
+        return usage_error("%s: '%s' is too small: the minimum is %" PRIu64 " KiB", so->name, arg, so->min >> 10);
     memcpy((char *)o + so->offset, &v, sizeof v);
     return CONTINUE;
 }
