@@ -543,7 +543,7 @@ HMM_EXPORT int hmm_get_batch(hmm_t *m, size_t n, const void *const keys[], const
     struct batch_call c = {.keys = keys, .klens = klens, .vals = vals, .vlens = vlens, .rcs = rcs,
                            .infos = infos};
     struct batch_group g[BATCH_DEPTH];
-    size_t groups = (n + BATCH_GROUP - 1) / BATCH_GROUP;
+    size_t groups = n / BATCH_GROUP + (n % BATCH_GROUP != 0); /* n + BATCH_GROUP - 1 could wrap */
     /* Step t hashes group t, probes group t - 1 and finishes group t - 2. */
     for (size_t t = 0; t < groups + BATCH_DEPTH - 1; t++) {
         if (t < groups) {
