@@ -249,9 +249,10 @@ static inline void metrics_count_get(hmm_t *m, bool miss)
     if (__builtin_expect(atomic_load_explicit(&m->counting_thread, memory_order_relaxed) == hmm__thread_id, 1)) {
         atomic_store_explicit(&s->c[HMM_C_GETS], atomic_load_explicit(&s->c[HMM_C_GETS], memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        atomic_store_explicit(&s->c[HMM_C_MISSES],
-                              atomic_load_explicit(&s->c[HMM_C_MISSES], memory_order_relaxed) + miss,
-                              memory_order_relaxed);
+        if (miss)
+            atomic_store_explicit(&s->c[HMM_C_MISSES],
+                                  atomic_load_explicit(&s->c[HMM_C_MISSES], memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
         return;
     }
     hmm__metrics_add_other(m, HMM_C_GETS, 1);

@@ -268,42 +268,48 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     uint16_t tag = hash_tag(hash);
     struct hmm_stripe *s = &m->stripes[tag & m->stripe_mask];
     uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
-    /* The view as in hmm__index_cached(): current word first. */
+    /* The view as in hmm__index_cached(): current word first.  A view
+     * with an index being drained has old.nb != 0 and goes general. */
     uint64_t wc = atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire);
     uint64_t wo = atomic_load_explicit(&m->hdr->index_old, memory_order_acquire);
     const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
     if (__builtin_expect((s0 & 1) || !v, 0))
         return GET_GENERAL;
-    if (__builtin_expect(v->word_cur != wc || v->word_old != wo || v->old.nb, 0))
+    if (__builtin_expect(((v->word_cur ^ wc) | (v->word_old ^ wo) | v->old.nb) != 0, 0))
         return GET_GENERAL;
-    struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
-    uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    const struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
+    /* Bounds, each checked before the bytes it covers are read (a writer
+     * may be reusing the chunk; the seq check discards what a race let
+     * through): the header within [data_off, limit - header], then key
+     * and value within limit.  A failure may only mean that another
+     * process grew the file: the general path decides. */
+    uint64_t lh = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR;
+    uint64_t span = lh - m->data_off; /* the data area is larger than a header */
     struct hmm_entry *e = NULL;
-    uint64_t off = 0;
     uint32_t n = 0;
     for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
         /* Acquire pairs with the publisher's release (index_lookup). */
         uint64_t sj = atomic_load_explicit(&bk->slot[bucket_slot(mask)], memory_order_acquire);
         if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
             continue;
-        off = HMM_SLOT_OFF(sj); /* 8-aligned by construction */
-        if (__builtin_expect(off < m->data_off || off > limit || HMM_ENTRY_HDR + klen > limit - off, 0))
+        uint64_t off = HMM_SLOT_OFF(sj);
+        if (__builtin_expect(off - m->data_off > span, 0)) /* below data_off wraps: fails too */
             return GET_GENERAL;
-        if (lookup_entry_holds((struct hmm_entry *)(m->base + off), key, klen)) {
-            e = (struct hmm_entry *)(m->base + off);
+        struct hmm_entry *c = (struct hmm_entry *)(m->base + off);
+        n = *(volatile uint32_t *)&c->vlen; /* read once: checked, then used */
+        if (__builtin_expect(n > m->max_value || klen + n > lh - off, 0))
+            return GET_GENERAL;
+        if (lookup_entry_holds(c, key, klen)) {
+            e = c;
             break;
         }
     }
-    int rc;
+    int rc = HMM_NOTFOUND;
     if (e) {
-        /* As read_value(): every length read once, checked before use. */
-        n = *(volatile uint32_t *)&e->vlen;
-        if (__builtin_expect(n > m->max_value || HMM_ENTRY_HDR + klen + n > limit - off, 0))
-            return GET_GENERAL;
         uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
         if (__builtin_expect(expire != 0, 0) && expire <= hmm_now_ms()) {
             rc = HMM_NOTFOUND;
-        } else if (n > *vlen) {
+        } else if (__builtin_expect(n > *vlen, 0)) {
             rc = HMM_TOOSMALL;
         } else {
             copy_value(val, (uint8_t *)e + HMM_ENTRY_HDR + klen, n);
@@ -313,17 +319,14 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
                 atomic_store_explicit(&e->access, 1, memory_order_relaxed);
             rc = 0;
         }
-    } else {
-        /* Keys that probed past this bucket may be further on. */
-        if (atomic_load_explicit(&bk->meta, memory_order_relaxed) != 0)
-            return GET_GENERAL;
-        rc = HMM_NOTFOUND;
+    } else if (atomic_load_explicit(&bk->meta, memory_order_relaxed) != 0) {
+        return GET_GENERAL; /* keys that probed past this bucket may be further on */
     }
     /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
     atomic_thread_fence(memory_order_acquire);
     if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) != s0, 0))
         return GET_GENERAL; /* with *vlen untouched: it is the general path's capacity */
-    if (e && rc != HMM_NOTFOUND)
+    if (rc != HMM_NOTFOUND)
         *vlen = n;
     return rc;
 }
