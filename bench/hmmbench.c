@@ -38,7 +38,7 @@
 static const struct store_kind *const stores[] = {
     &store_local,     &store_hmm_file, &store_hmm_anon,  &store_hmm_cache,
     &store_hmm_noreplog, &store_hmm_nometrics, &store_lmdb, &store_kyoto,
-    &store_tkrzw,     &store_sqlite,   &store_redis,     &store_memcached,
+    &store_tkrzw,     &store_sqlite,   &store_redis,     &store_memcached, &store_inline,
 };
 #define NSTORES (sizeof stores / sizeof stores[0])
 
@@ -337,8 +337,10 @@ static void fill_store(const struct store_kind *k, void *h, uint64_t keys, const
 static bool wanted(const struct store_kind *k)
 {
     const char *list = getenv("HMMBENCH_STORES");
-    if (!list || k == &store_local)
+    if (k == &store_local)
         return true;
+    if (!list)
+        return !k->opt_in;
     size_t n = strlen(k->id);
     for (const char *p = list; (p = strstr(p, k->id)); p += n)
         if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
@@ -377,7 +379,7 @@ static void measure_all(struct table *t, uint64_t max_inserts)
         fill_store(k, h, t->keys, fillval, t->vlen);
         for (size_t w = 0; w < NWORK; w++) {
             const struct workload *wl = &workloads[w];
-            if ((wl->small_only && t->vlen > 8) || (wl->batched && !k->get_batch))
+            if ((wl->small_only && t->vlen > 8) || (wl->batched && !k->get_batch) || (w == W_INCR && !k->incr))
                 continue;
             for (int d = UNIFORM; d <= ZIPF; d++) {
                 enum dist dist = wl->dist == FRESH ? FRESH : (enum dist)d;
@@ -415,6 +417,8 @@ static void print_table(const struct table *t)
             printf("  %-21s", workloads[w].name);
         printf("\n");
         for (size_t s = 0; s < NSTORES; s++) {
+            if (stores[s]->opt_in && !wanted(stores[s]))
+                continue; /* an experiment nobody asked for is not a peer that is missing */
             printf("%-26s", stores[s]->name);
             if (t->skipped[s]) {
                 printf("  skipped: %s\n", t->skipped[s]);
@@ -861,7 +865,7 @@ int main(int argc, char **argv)
            budget_s * 1e3);
     printf("notes:\n");
     for (size_t s = 0; s < NSTORES; s++)
-        if (stores[s]->note)
+        if (stores[s]->note && (!stores[s]->opt_in || wanted(stores[s])))
             printf("  %s\n", stores[s]->note);
     printf("  incr: counters are decimal text (hmm_incr's contract), measured with 8-byte values only;"
            " put (insert) stores fresh keys, measured last\n");

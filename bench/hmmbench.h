@@ -30,7 +30,7 @@ struct store_kind {
     /* 0 on success, anything else is counted as an error by the driver. */
     int (*get)(void *h, const char *key, void *val, size_t *vlen); /* *vlen in: capacity */
     int (*put)(void *h, const char *key, const void *val, size_t vlen);
-    int (*incr)(void *h, const char *key); /* add 1 to a decimal counter */
+    int (*incr)(void *h, const char *key); /* add 1 to a decimal counter; NULL: not measured */
     void (*close)(void *h);                /* also removes the store's files, stops its server */
     /* Optional (NULL: the driver calls put n times).  Store keys[0..n) with
      * val in bulk (one transaction, a pipeline): setup, never timed. */
@@ -40,6 +40,7 @@ struct store_kind {
      * vlens[i]; returns how many keys failed. */
     int (*get_batch)(void *h, const char *const keys[], size_t n, char (*vals)[VAL_MAX], size_t vlens[]);
     uint32_t arg; /* the adapter's own parameter (hashmmap: hmm_config flags) */
+    bool opt_in;  /* run only when HMMBENCH_STORES names it (an experiment, not a peer) */
 };
 
 /* The stores, in the order of the table (store_*.c).  A kind whose
@@ -50,6 +51,7 @@ extern const struct store_kind store_hmm_file, store_hmm_anon, store_hmm_cache, 
     store_hmm_nometrics;
 extern const struct store_kind store_lmdb, store_sqlite, store_kyoto, store_tkrzw;
 extern const struct store_kind store_redis, store_memcached;
+extern const struct store_kind store_inline; /* store_inline.c: a design experiment (opt_in) */
 
 /* The run's private temporary directory (hmmbench.c); adapters put their
  * files and sockets under it. */

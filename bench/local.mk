@@ -10,6 +10,7 @@ bench_hmmbench_SOURCES = \
 	%reldir%/hmmbench.c \
 	%reldir%/hmmbench.h \
 	%reldir%/store_local.c \
+	%reldir%/store_inline.c \
 	%reldir%/store_hmm.c \
 	%reldir%/store_db.c \
 	%reldir%/store_kvfile.c \
