@@ -46,6 +46,7 @@ HMM_EXPORT int hmm_replog_info(hmm_t *m, struct hmm_replog_info *info)
     info->first_seq = atomic_load_explicit(&m->rhdr->first_seq, memory_order_acquire);
     info->last_seq = atomic_load_explicit(&m->rhdr->last_seq, memory_order_acquire);
     info->capacity = m->rcap;
+    info->created_ms = m->rhdr->created_ms;
     return 0;
 }
 

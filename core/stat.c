@@ -48,6 +48,7 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
     hmm_procs(m, NULL, 0, &nprocs);
     st->nprocs = (uint32_t)nprocs;
     st->format_version = m->hdr->format_version;
+    st->created_ms = m->hdr->created_ms;
     st->flags = m->flags;
     hmm__metrics_sum(m, st->counters);
     /* hits are not counted on the hot path; recoveries live in the map header. */

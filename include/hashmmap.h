@@ -172,7 +172,8 @@ typedef struct hmm_stats {
     uint32_t format_version; /* version of the file format (docs/FORMAT.md) */
     uint32_t flags;          /* HMM_CACHE, HMM_NOREPLOG as created; HMM_RDONLY for this handle */
     uint64_t counters[HMM_COUNTERS_MAX]; /* indexed by enum hmm_counter */
-    uint64_t reserved[16];   /* zero; room for later fields without an ABI break */
+    uint64_t created_ms;     /* when the map was made (ms since the epoch) */
+    uint64_t reserved[15];   /* zero; room for later fields without an ABI break */
 } hmm_stats;
 
 /* Use of one slab size class, as listed by hmm_stat_classes(). */
@@ -436,7 +437,10 @@ struct hmm_replog_info {
     uint64_t first_seq;      /* oldest record still in the ring */
     uint64_t last_seq;       /* newest committed (or voided) sequence number */
     uint64_t capacity;       /* bytes of the ring */
-    uint64_t reserved[5];
+    uint64_t created_ms;     /* when this log was made (ms since the epoch): later than the map's
+                              * (hmm_stats.created_ms) when a writer replaced a lost or damaged
+                              * log, and replicas must then resync (HMM_MISMATCH) */
+    uint64_t reserved[4];
 };
 HMM_EXPORT int hmm_replog_info(hmm_t *m, struct hmm_replog_info *info);
 

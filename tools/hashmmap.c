@@ -375,6 +375,35 @@ static int cmd_load(const struct invocation *in)
 /* Processes `info` lists: a screenful (the map's table holds 512). */
 #define INFO_PROCS_MAX 64
 
+/* ms since the epoch as "2026-12-03 10:05:07 UTC". */
+static const char *utc_text(char *buf, size_t cap, uint64_t ms)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!ms || !gmtime_r(&sec, &tm) || !strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        snprintf(buf, cap, "unknown");
+    return buf;
+}
+
+/* info's lines on when the map and its log were made. */
+static void print_replog(const hmm_stats *st, const struct hmm_replog_info *log)
+{
+    char made[32], log_made[32];
+    printf("created        %s\n", utc_text(made, sizeof made, st->created_ms));
+    if (log) {
+        printf("replog         sequence numbers %" PRIu64 "..%" PRIu64 " in a %" PRIu64 "-byte ring, made %s\n",
+               log->first_seq, log->last_seq, log->capacity, utc_text(log_made, sizeof log_made, log->created_ms));
+        /* A log made after its map replaced a lost or damaged one (FORMAT.md
+         * §13): a replica that was behind it cannot catch up from it. */
+        if (log->created_ms > st->created_ms + 1000)
+            printf("               made after the map: the log was replaced, and replicas behind it resync\n");
+    } else if (st->flags & HMM_NOREPLOG) {
+        printf("replog         none (created with HMM_NOREPLOG)\n");
+    } else {
+        printf("replog         missing or damaged: the next writer makes a new one, and replicas resync\n");
+    }
+}
+
 static int cmd_info(const struct invocation *in)
 {
     hmm_t *m = in->m;
@@ -411,10 +440,12 @@ static int cmd_info(const struct invocation *in)
             printf("%s{\"pid\":%" PRId64 ",\"alive\":%s}", i ? "," : "", procs[i].pid,
                    procs[i].alive ? "true" : "false");
         if (has_log)
-            printf("],\"replog\":{\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"capacity\":%" PRIu64 "}}\n",
-                   log.first_seq, log.last_seq, log.capacity);
+            printf("],\"created_ms\":%" PRIu64 ",\"replog\":{\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
+                   ",\"capacity\":%" PRIu64 ",\"created_ms\":%" PRIu64 "}}\n",
+                   st.created_ms, log.first_seq, log.last_seq, log.capacity, log.created_ms);
         else
-            printf("],\"replog\":null}\n");
+            printf("],\"created_ms\":%" PRIu64 ",\"replog\":null,\"replog_missing\":%s}\n", st.created_ms,
+                   st.flags & HMM_NOREPLOG ? "false" : "true");
         return EXIT_OK;
     }
     printf("map            %s\n", dir);
@@ -434,11 +465,7 @@ static int cmd_info(const struct invocation *in)
                role.primary[0] ? role.primary : "?", role.epoch);
     else
         printf("role           primary, epoch %" PRIu64 "\n", role.epoch);
-    if (has_log)
-        printf("replog         sequence numbers %" PRIu64 "..%" PRIu64 " in a %" PRIu64 "-byte ring\n", log.first_seq,
-               log.last_seq, log.capacity);
-    else
-        printf("replog         none%s\n", st.flags & HMM_NOREPLOG ? " (created with HMM_NOREPLOG)" : "");
+    print_replog(&st, has_log ? &log : NULL);
     printf("open by        %zu process%s", np, np == 1 ? "" : "es");
     for (size_t i = 0; i < np; i++)
         printf("%s %" PRId64 "%s", i ? "," : ":", procs[i].pid, procs[i].alive ? "" : " (dead)");
