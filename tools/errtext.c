@@ -2,6 +2,7 @@
  * errtext.c - the library's sentence plus detail, and keys as messages
  * echo them (errtext.h).
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,5 +38,20 @@ const char *errtext_key(const void *key, size_t klen, char *buf, size_t cap)
     while (cut > 0 && ((unsigned char)k[cut] & 0xC0) == 0x80)
         cut--;
     snprintf(buf, cap, "%.*s... (%zu bytes)", (int)cut, k, klen);
+    return buf;
+}
+
+const char *errtext_option(int opt, const char *written, char *buf, size_t cap)
+{
+    int len = (int)strcspn(written, "="); /* "--ttl=5s": the name alone */
+    char letter[3] = {'-', (char)optopt, '\0'};
+    if (strncmp(written, "--", 2) != 0) { /* "-xZ": the letter refused, not the cluster */
+        written = letter;
+        len = 2;
+    }
+    if (opt == ':')
+        snprintf(buf, cap, "%.*s needs an argument", len, written);
+    else
+        snprintf(buf, cap, "unknown option '%.*s'", len, written);
     return buf;
 }

@@ -446,7 +446,8 @@ static int parse_stat_options(int argc, char **argv, struct stat_options *o)
     };
     int opt;
     uint64_t interval_ms;
-    while ((opt = getopt_long(argc, argv, "jpw:c:hV", options, NULL)) != -1) {
+    opterr = 0; /* its message and our usage were two lines or more */
+    while ((opt = getopt_long(argc, argv, ":jpw:c:hV", options, NULL)) != -1) {
         switch (opt) {
         case 'j':
         case 'p':
@@ -469,9 +470,12 @@ static int parse_stat_options(int argc, char **argv, struct stat_options *o)
         case 'V':
             printf("hashmmap-stat %s\n", hmm_version(NULL, NULL, NULL));
             return EXIT_OK;
-        default:
-            usage(stderr);
+        default: {
+            char text[ERRTEXT_MAX];
+            fprintf(stderr, "hashmmap-stat: %s (try 'hashmmap-stat --help')\n",
+                    errtext_option(opt, ERRTEXT_REFUSED_ARG(opt, argv), text, sizeof text));
             return EXIT_USAGE;
+        }
         }
     }
     if (optind + 1 != argc) {

@@ -37,6 +37,7 @@
 
 #include <hashmmap.h>
 
+#include "tools/errtext.h"
 #include "tools/open_regular.h"
 #include "tools/tail_state.h"
 #include "tools/units.h"
@@ -495,7 +496,8 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
     };
     int c;
     uint64_t interval_ms;
-    while ((c = getopt_long(argc, argv, "S:Fs:nL:h", longopts, NULL)) != -1) {
+    opterr = 0; /* its message and our usage were two lines or more */
+    while ((c = getopt_long(argc, argv, ":S:Fs:nL:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'S':
             o->state_dir = optarg;
@@ -526,9 +528,12 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
         case 'h':
             usage(stdout);
             exit(0);
-        default:
-            usage(stderr);
+        default: {
+            char text[ERRTEXT_MAX];
+            fprintf(stderr, "%s: %s (try '%s --help')\n", progname,
+                    errtext_option(c, ERRTEXT_REFUSED_ARG(c, argv), text, sizeof text), progname);
             return EXIT_USAGE;
+        }
         }
     }
     if (!o->state_dir || optind >= argc) {

@@ -685,20 +685,11 @@ static int apply_option(int opt, const char *arg, struct options *o)
     }
 }
 
-/* getopt's refusal (opterr off) as one line naming the option as written:
- * at is the argv index getopt_long was called at. */
+/* getopt's refusal (opterr off) as one line: errtext_option(). */
 static int option_error(int opt, char **argv, int at)
 {
-    const char *written = argv[at];
-    int len = (int)strcspn(written, "="); /* "--ttl=5s": the name alone */
-    char letter[3] = {'-', (char)optopt, '\0'};
-    if (written[1] != '-' && optopt) { /* "-xZ": the letter refused, not the cluster */
-        written = letter;
-        len = 2;
-    }
-    if (opt == ':')
-        return usage_error("%.*s needs an argument", len, written);
-    return usage_error("unknown option '%.*s'", len, written);
+    char text[ERRTEXT_MAX];
+    return usage_error("%s", errtext_option(opt, argv[at], text, sizeof text));
 }
 
 /* The arguments of the command (DIR first) into in->args, its options into

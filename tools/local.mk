@@ -11,6 +11,7 @@ hashmmap_stat_SOURCES = %reldir%/hashmmap-stat.c $(HMM_TOOL_COMMON)
 hashmmap_stat_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
 # hashmmap-tail keeps its position record in tail_state.c.
 hashmmap_tail_SOURCES = %reldir%/hashmmap-tail.c %reldir%/tail_state.c %reldir%/tail_state.h \
-	%reldir%/open_regular.c %reldir%/open_regular.h %reldir%/units.c %reldir%/units.h
+	%reldir%/open_regular.c %reldir%/open_regular.h %reldir%/units.c %reldir%/units.h \
+	%reldir%/errtext.c %reldir%/errtext.h
 hashmmap_tail_LDADD = libhashmmap.la $(JEMALLOC_LIBS)
 dist_man_MANS += %reldir%/hashmmap.1 %reldir%/hashmmap-stat.1 %reldir%/hashmmap-tail.1
