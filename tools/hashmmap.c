@@ -97,6 +97,7 @@ struct invocation {
     char **args; /* args[0] is DIR */
     int nargs;
     struct options o;
+    const char *given[128]; /* by option letter: the argument that gave it, NULL not given */
 };
 
 /* The value of key, however long, in a buffer of its own (free it): tried
@@ -508,28 +509,30 @@ static const struct command {
     const char *synopsis, *summary; /* for --help */
     int min_args, max_args;         /* DIR included */
     int nkeys;                      /* arguments after DIR that are keys */
+    const char *options;            /* the letters of long_options it takes (--help: all) */
     enum access access;
     int (*run)(const struct invocation *in);
 } commands[] = {
     {"create", "create DIR [--size 64M] [--max-size 1G] [--cache] [--ttl 30s] [--mode 0600] [--max-value 1M]\n"
                "             [--replog-size 16M | --no-replog]",
-     "create a map (sizes like 64M or 1.5GiB, durations like 30s or 500ms, bare = seconds)", 1, 1, 0, ACCESS_NONE,
-     cmd_create},
+     "create a map (sizes like 64M or 1.5GiB, durations like 30s or 500ms, bare = seconds)", 1, 1, 0, "sSctmMLN",
+     ACCESS_NONE, cmd_create},
     {"put", "put DIR KEY VALUE [--ttl 10s] [--nx | --xx]",
-     "store a value (--nx: only if absent, --xx: only if present)", 3, 3, 1, ACCESS_WRITE, cmd_put},
+     "store a value (--nx: only if absent, --xx: only if present)", 3, 3, 1, "tnx", ACCESS_WRITE, cmd_put},
     {"get", "get DIR KEY...",
      "print the value; with several keys (looked up in one batch),\n"
-     "                          a line KEY<tab>VALUE per key found", 2, INT_MAX, INT_MAX, ACCESS_READ, cmd_get},
-    {"del", "del DIR KEY", "delete a key", 2, 2, 1, ACCESS_WRITE, cmd_del},
-    {"incr", "incr DIR KEY [DELTA]", "add DELTA (default 1) to a counter and print it", 2, 3, 1, ACCESS_WRITE,
+     "                          a line KEY<tab>VALUE per key found", 2, INT_MAX, INT_MAX, "", ACCESS_READ, cmd_get},
+    {"del", "del DIR KEY", "delete a key", 2, 2, 1, "", ACCESS_WRITE, cmd_del},
+    {"incr", "incr DIR KEY [DELTA]", "add DELTA (default 1) to a counter and print it", 2, 3, 1, "", ACCESS_WRITE,
      cmd_incr},
-    {"dump", "dump DIR", "print every entry as a JSON line {\"key\":...,\"value\":...}", 1, 1, 0, ACCESS_READ,
+    {"dump", "dump DIR", "print every entry as a JSON line {\"key\":...,\"value\":...}", 1, 1, 0, "", ACCESS_READ,
      cmd_dump},
-    {"load", "load DIR", "store the JSON lines of a dump read from standard input", 1, 1, 0, ACCESS_WRITE, cmd_load},
+    {"load", "load DIR", "store the JSON lines of a dump read from standard input", 1, 1, 0, "", ACCESS_WRITE,
+     cmd_load},
     {"info", "info DIR [--json]", "sizes, fill, format, and the processes that have the map open", 1, 1,
-     0, ACCESS_READ, cmd_info},
-    {"check", "check DIR [--repair]", "verify every entry; --repair drops damaged ones", 1, 1, 0, ACCESS_REPAIR,
-     cmd_check},
+     0, "j", ACCESS_READ, cmd_info},
+    {"check", "check DIR [--repair]", "verify every entry; --repair drops damaged ones", 1, 1, 0, "r",
+     ACCESS_REPAIR, cmd_check},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -720,6 +723,8 @@ static int parse_command_line(int argc, char **argv, struct invocation *in)
         }
         if (opt == '?' || opt == ':')
             return option_error(opt, argv, at);
+        if (opt > 0 && opt < 128)
+            in->given[opt] = argv[at];
         int status = apply_option(opt, optarg, &in->o);
         if (status != CONTINUE)
             return status;
@@ -752,6 +757,25 @@ static int parse_leading_options(int argc, char **argv)
     return CONTINUE;
 }
 
+/* An option the command does not use is refused, not ignored: "put --size
+ * 2M" would otherwise look as if it had done something. */
+static int check_options_taken(const struct command *c, const struct invocation *in)
+{
+    for (int opt = 1; opt < 128; opt++) {
+        if (!in->given[opt] || strchr(c->options, opt))
+            continue;
+        char list[160] = "";
+        for (const struct option *lo = long_options; lo->name; lo++)
+            if (strchr(c->options, lo->val))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s--%s", *list ? ", " : "", lo->name);
+        int len = (int)strcspn(in->given[opt], "=");
+        if (!*list)
+            return usage_error("%.*s: %s takes no options", len, in->given[opt], c->name);
+        return usage_error("%.*s: %s takes only %s", len, in->given[opt], c->name, list);
+    }
+    return CONTINUE;
+}
+
 int main(int argc, char **argv)
 {
     tool_report_bus_errors("hashmmap");
@@ -769,6 +793,8 @@ int main(int argc, char **argv)
         return usage_error("unknown command '%s'", command);
     if (in.nargs < c->min_args || in.nargs > c->max_args)
         return usage_error("wrong number of arguments (%s)", in.nargs < c->min_args ? "too few" : "too many");
+    if ((status = check_options_taken(c, &in)) != CONTINUE)
+        return status;
     if (in.o.nx && in.o.xx)
         return usage_error("%s", "--nx and --xx exclude each other");
     if ((status = check_keys(c, &in)) != CONTINUE)
