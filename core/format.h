@@ -247,7 +247,7 @@ _Static_assert(offsetof(struct hmm_metrics_header, repl_seq) == HMM_REPL_STATUS_
 #define HMM_REPLOG_HDR_SIZE 4096u
 #define HMM_REPLOG_LAST_SEQ_OFF 192u /* last_seq: the line after the append lock's fields */
 #define HMM_REPLOG_DEFAULT_CAPACITY (UINT64_C(16) << 20)
-#define HMM_REPLOG_MAX_CAPACITY (UINT64_C(64) << 30) /* replog_size above this is refused (§3 range table) */
+#define HMM_REPLOG_MAX_CAPACITY HMM_REPLOG_SIZE_MAX /* replog_size above this is refused (§3 range table) */
 struct hmm_replog_header {
     char magic[8];
     uint32_t version;

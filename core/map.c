@@ -25,11 +25,12 @@
 #include "core/internal.h"
 
 #define DEFAULT_SIZE (UINT64_C(64) << 20)
-#define MIN_SIZE (UINT64_C(256) << 10)
-#define MAX_SIZE (UINT64_C(1) << 42)
 /* Average entry the index is sized for: a 56-byte chunk plus slack. */
 #define INDEX_BYTES_PER_ENTRY 64u
 #define INDEX_FILL_PCT 80u
+#define INDEX_BUCKETS_FOR(size) ((size) / INDEX_BYTES_PER_ENTRY * 100 / (HMM_BUCKET_SLOTS * INDEX_FILL_PCT) + 1)
+_Static_assert(INDEX_BUCKETS_FOR(HMM_SIZE_MAX) <= UINT32_MAX && INDEX_BUCKETS_FOR(HMM_SIZE_MAX + 1) > UINT32_MAX,
+               "HMM_SIZE_MAX is the largest size whose index has at most 2^32 - 1 buckets");
 
 uint64_t hmm_now_ms(void)
 {
@@ -61,17 +62,19 @@ int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g)
 {
     memset(g, 0, sizeof *g);
     g->size = cfg->size ? cfg->size : DEFAULT_SIZE;
-    if (g->size < MIN_SIZE)
-        g->size = MIN_SIZE;
+    if (g->size < HMM_SIZE_MIN)
+        g->size = HMM_SIZE_MIN;
     g->max_size = cfg->max_size > g->size ? cfg->max_size : g->size;
-    if (g->size > MAX_SIZE || g->max_size > MAX_SIZE)
-        return hmm_fail(-EINVAL, "size or max_size over the 4 TiB limit");
+    if (g->size > HMM_SIZE_MAX)
+        return hmm_fail(-EINVAL, "size over the limit of %llu bytes (HMM_SIZE_MAX)",
+                        (unsigned long long)HMM_SIZE_MAX);
+    if (g->max_size > HMM_MAX_SIZE_MAX)
+        return hmm_fail(-EINVAL, "max_size over the 4 TiB limit (HMM_MAX_SIZE_MAX)");
     g->max_value = cfg->max_value > HMM_MIN_MAX_VALUE ? cfg->max_value : HMM_MIN_MAX_VALUE;
-    if (g->max_value > (UINT32_MAX >> 1))
-        return hmm_fail(-EINVAL, "max_value over 2 GiB");
-    if (cfg->replog_size > HMM_REPLOG_MAX_CAPACITY)
-        return hmm_fail(-EINVAL, "replog_size over the %llu GiB limit",
-                        (unsigned long long)(HMM_REPLOG_MAX_CAPACITY >> 30));
+    if (g->max_value > HMM_MAX_VALUE_MAX)
+        return hmm_fail(-EINVAL, "max_value over 2 GiB - 1 byte (HMM_MAX_VALUE_MAX)");
+    if (cfg->replog_size > HMM_REPLOG_SIZE_MAX)
+        return hmm_fail(-EINVAL, "replog_size over the 64 GiB limit (HMM_REPLOG_SIZE_MAX)");
     g->factor_pct = cfg->slab_factor_pct ? cfg->slab_factor_pct : 125;
     if (g->factor_pct < 105 || g->factor_pct > 400)
         return hmm_fail(-EINVAL, "slab_factor_pct must be within 105..400");
@@ -83,8 +86,7 @@ int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g)
         g->page_size *= 2;
     g->page_shift = (uint32_t)__builtin_ctz(g->page_size);
 
-    uint64_t entries = g->size / INDEX_BYTES_PER_ENTRY;
-    g->index_buckets = entries * 100 / (HMM_BUCKET_SLOTS * INDEX_FILL_PCT) + 1;
+    g->index_buckets = INDEX_BUCKETS_FOR(g->size);
     if (g->index_buckets < HMM_MAX_PROBE)
         g->index_buckets = HMM_MAX_PROBE;
     if (g->index_buckets > UINT32_MAX)

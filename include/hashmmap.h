@@ -103,6 +103,14 @@ enum hmm_error {
 /* Limits. */
 #define HMM_MAX_KEY 65535u
 #define HMM_MIN_MAX_VALUE (1u << 20)
+/* What hmm_open takes in hmm_config when it creates a map: over these it
+ * fails with -EINVAL, so tools can refuse bad input before they create
+ * anything. */
+#define HMM_SIZE_MIN (UINT64_C(256) << 10)       /* a smaller size is raised to this */
+#define HMM_SIZE_MAX UINT64_C(1539316278527)     /* ~1.4 TiB: the hash index stays under 2^32 buckets */
+#define HMM_MAX_SIZE_MAX (UINT64_C(1) << 42)     /* max_size: 4 TiB */
+#define HMM_MAX_VALUE_MAX (UINT32_MAX >> 1)      /* max_value: 2 GiB - 1 byte */
+#define HMM_REPLOG_SIZE_MAX (UINT64_C(64) << 30) /* replog_size: 64 GiB */
 
 typedef struct hmm hmm_t; /* opaque; one per process (thread-safe) */
 

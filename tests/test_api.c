@@ -171,6 +171,29 @@ static void test_rdonly_anonymous_map_is_refused(void **state)
     assert_int_equal(hmm_open_anon(&m, &cfg), -EINVAL);
 }
 
+/* hashmmap.h's creation limits are the ones hmm_open enforces: one over
+ * each is -EINVAL before anything is made (anonymous maps: no file to
+ * allocate), and a size under HMM_SIZE_MIN is raised to it. */
+static void test_creation_limits_are_the_headers(void **state)
+{
+    (void)state;
+    const hmm_config over[] = {
+        {.size = HMM_SIZE_MAX + 1},
+        {.size = HMM_SIZE_MIN, .max_size = HMM_MAX_SIZE_MAX + 1},
+        {.max_value = HMM_MAX_VALUE_MAX + 1u},
+        {.replog_size = HMM_REPLOG_SIZE_MAX + 1},
+    };
+    hmm_t *m;
+    for (size_t i = 0; i < sizeof over / sizeof over[0]; i++)
+        assert_int_equal(hmm_open_anon(&m, &over[i]), -EINVAL);
+    hmm_config small = {.size = HMM_SIZE_MIN - 1};
+    TU_OK(hmm_open_anon(&m, &small));
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(st.size, HMM_SIZE_MIN);
+    hmm_close(m);
+}
+
 /* ---- anonymous maps ---- */
 
 static hmm_t *anon_map;
@@ -933,6 +956,7 @@ int main(void)
     tu_watchdog(120);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_with_null_config_creates_map_and_directory),
+        cmocka_unit_test(test_creation_limits_are_the_headers),
         cmocka_unit_test(test_open_creates_files_with_config_mode),
         cmocka_unit_test(test_open_missing_map_without_create_returns_enoent),
         cmocka_unit_test(test_open_excl_on_existing_map_returns_exists),

@@ -614,12 +614,10 @@ static const struct option long_options[] = {
 };
 
 /* The options that take a size (units.h): where each goes, the example its
- * error suggests, and the largest value hmm_open takes (core/map.c's
- * hmm__plan_geometry; docs/FORMAT.md §3's range table), so that a value
- * past it is refused as bad input naming the limit, before anything is
- * created.  --size stops where the hash index would pass 2^32 buckets (7
- * slots each, 80% full, a slot per 64 bytes), below the 4 TiB of the
- * range table.  Zero is refused: the library reads it as "the default". */
+ * error suggests, and the largest value hmm_open takes (hashmmap.h's
+ * HMM_*_MAX), so that a value past it is refused as bad input naming the
+ * limit, before anything is created.  Zero is refused: the library reads
+ * it as "the default". */
 static const struct size_option {
     int opt;
     const char *name, *example;
@@ -627,14 +625,17 @@ static const struct size_option {
     uint64_t min, max;          /* min 0: any size over 0 */
     const char *max_text;
 } size_options[] = {
-    /* The library raises a smaller --size to 256 KiB without a word. */
-    {'s', "--size", "64M", offsetof(struct options, size), UINT64_C(256) << 10, UINT64_C(1539316278527),
-     "1.4 TiB (1539316278527 bytes)"},
-    {'S', "--max-size", "1G", offsetof(struct options, max_size), 0, UINT64_C(1) << 42, "4 TiB"},
-    {'M', "--max-value", "1M", offsetof(struct options, max_value), 0, UINT32_MAX >> 1,
+    /* The library raises a smaller --size to HMM_SIZE_MIN without a word. */
+    {'s', "--size", "64M", offsetof(struct options, size), HMM_SIZE_MIN, HMM_SIZE_MAX, "1.4 TiB (1539316278527 bytes)"},
+    {'S', "--max-size", "1G", offsetof(struct options, max_size), 0, HMM_MAX_SIZE_MAX, "4 TiB"},
+    {'M', "--max-value", "1M", offsetof(struct options, max_value), 0, HMM_MAX_VALUE_MAX,
      "2 GiB - 1 byte (2147483647 bytes)"},
-    {'L', "--replog-size", "16M", offsetof(struct options, replog_size), 0, UINT64_C(64) << 30, "64 GiB"},
+    {'L', "--replog-size", "16M", offsetof(struct options, replog_size), 0, HMM_REPLOG_SIZE_MAX, "64 GiB"},
 };
+/* The texts above name these values. */
+_Static_assert(HMM_SIZE_MAX == UINT64_C(1539316278527) && HMM_MAX_SIZE_MAX == UINT64_C(1) << 42 &&
+                   HMM_MAX_VALUE_MAX == 2147483647u && HMM_REPLOG_SIZE_MAX == UINT64_C(64) << 30,
+               "size_options' limit texts match hashmmap.h");
 
 static int parse_size_option(const struct size_option *so, const char *arg, struct options *o)
 {
