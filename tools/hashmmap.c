@@ -509,7 +509,7 @@ static const struct command {
     const char *synopsis, *summary; /* for --help */
     int min_args, max_args;         /* DIR included */
     int nkeys;                      /* arguments after DIR that are keys */
-    const char *options;            /* the letters of long_options it takes (--help: all) */
+    const char *options;            /* the letters of long_options it takes (--help ends the parse first) */
     enum access access;
     int (*run)(const struct invocation *in);
 } commands[] = {
