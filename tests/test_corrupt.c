@@ -108,6 +108,86 @@ static void test_inconsistent_geometry_is_corrupt(void **state)
     expect_open_fails(dir, path, HMM_CORRUPT);
 }
 
+/* A map holding one key, whose index slot (the only one set) is at *slot_at
+ * in the file and holds *slot. */
+static const char *one_key_map(char *path, size_t len, off_t *slot_at, uint64_t *slot, struct hmm_header *h)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    TU_OK(hmm_put(m, "the-key", 7, "12345678", 8, 0, 0));
+    hmm_close(m);
+    tu_path(path, len, dir, "hashmmap.map");
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, h, sizeof *h, 0), (ssize_t)sizeof *h);
+    uint64_t word = atomic_load(&h->index_cur);
+    off_t at = (off_t)(h->data_off + (HMM_INDEX_PAGE(word) << __builtin_ctz(h->page_size)));
+    *slot = 0;
+    for (uint64_t b = 0; b < HMM_INDEX_BUCKETS(word) && !*slot; b++) {
+        struct hmm_bucket bk;
+        assert_int_equal(pread(fd, &bk, sizeof bk, at + (off_t)(b * sizeof bk)), (ssize_t)sizeof bk);
+        for (unsigned j = 0; j < HMM_BUCKET_SLOTS && !*slot; j++) {
+            *slot = atomic_load(&bk.slot[j]);
+            *slot_at = at + (off_t)(b * sizeof bk + offsetof(struct hmm_bucket, slot) + j * 8);
+        }
+    }
+    close(fd);
+    assert_true(*slot != 0);
+    return dir;
+}
+
+/* A slot whose offset leads outside the data area, or to an entry whose
+ * header, key or value would run past the file's end, or whose value
+ * length is over the map's maximum: a get says HMM_CORRUPT, never reads
+ * past the mapping (a crash fails the test: it runs in a child). */
+static int get_says_corrupt(void *arg)
+{
+    hmm_t *m = NULL;
+    if (hmm_open(&m, arg, NULL) != 0)
+        return 2;
+    char val[16];
+    size_t len = sizeof val;
+    int rc = hmm_get(m, "the-key", 7, val, &len);
+    hmm_close(m);
+    return rc == HMM_CORRUPT ? 0 : 3;
+}
+
+static void test_slot_or_lengths_out_of_bounds_are_corrupt(void **state)
+{
+    char path[4200];
+    off_t slot_at = 0;
+    uint64_t slot;
+    struct hmm_header h;
+    const char *dir = one_key_map(path, sizeof path, &slot_at, &slot, &h);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    uint64_t tag = slot >> 48, entry = HMM_SLOT_OFF(slot), end = (uint64_t)st.st_size;
+    const uint64_t bad_offsets[] = {
+        h.data_off - 8,                /* below the data area */
+        end,                           /* at the end of the file */
+        end + 4096,                    /* past it */
+        end - 16,                      /* a header that runs past the end */
+        end - HMM_ENTRY_HDR - 8,       /* the entry copied here: header and key fit, the value does not */
+    };
+    uint8_t whole[HMM_ENTRY_HDR + 7];
+    int fd = open(path, O_RDONLY);
+    assert_int_equal(pread(fd, whole, sizeof whole, (off_t)entry), (ssize_t)sizeof whole);
+    close(fd);
+    patch(path, (off_t)(end - HMM_ENTRY_HDR - 8), whole, sizeof whole);
+    for (size_t i = 0; i < sizeof bad_offsets / sizeof bad_offsets[0]; i++) {
+        uint64_t bad = HMM_SLOT_MAKE(tag, bad_offsets[i]);
+        patch(path, slot_at, &bad, sizeof bad);
+        int status = tu_wait(tu_fork(get_says_corrupt, (void *)dir), 20000);
+        if (tu_exit_code(status) != 0)
+            fail_msg("offset %zu (%llu): status %d", i, (unsigned long long)bad_offsets[i], status);
+    }
+    patch(path, slot_at, &slot, sizeof slot);
+    uint32_t huge = UINT32_MAX >> 1; /* over max_value, and past the end */
+    patch(path, (off_t)(entry + offsetof(struct hmm_entry, vlen)), &huge, sizeof huge);
+    int status = tu_wait(tu_fork(get_says_corrupt, (void *)dir), 20000);
+    assert_int_equal(tu_exit_code(status), 0);
+}
+
 /* Open a damaged copy and use everything; any return code is fine, a crash
  * or a hang is not.  Runs in a child so a crash fails the test, not the run. */
 static int use_damaged_map(void *arg)
@@ -213,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_other_byte_order_is_incompatible),
         cmocka_unit_test(test_other_word_size_is_incompatible),
         cmocka_unit_test(test_inconsistent_geometry_is_corrupt),
+        cmocka_unit_test(test_slot_or_lengths_out_of_bounds_are_corrupt),
         cmocka_unit_test(test_randomly_damaged_maps_never_crash_or_hang),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
