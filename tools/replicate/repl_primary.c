@@ -39,6 +39,12 @@
 #define PREAUTH_PER_ADDR 8u
 #define TICK_MS 20
 #define STATUS_EVERY_MS 500u
+/* Out of descriptors (EMFILE, ENFILE) the pending connection stays in the
+ * backlog and the listening socket stays readable: polling it again at once
+ * spun the loop and logged a line per try (40 000 in 3 s).  Leave it out
+ * of the poll set this long instead, and say so at most every 10 s. */
+#define ACCEPT_PAUSE_MS 100u
+#define ACCEPT_WARN_EVERY_MS 10000u
 
 enum session_state { S_AUTH, S_RESUME, S_SNAPSHOT, S_STREAMING, S_CLOSING };
 
@@ -67,6 +73,8 @@ struct primary {
     size_t nsessions;
     struct hmm_replog_info log;
     hmm_repl_status status;
+    uint64_t accept_paused_until; /* monotonic; 0: accepting */
+    uint64_t accept_warned_ms;    /* monotonic, the last "out of descriptors" line */
 };
 
 static int listen_on(const char *spec)
@@ -180,8 +188,18 @@ static void accept_replicas(struct primary *p)
         socklen_t len = sizeof sa;
         int fd = accept4(p->listen_fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_warn("accept: %s", strerror(errno));
+            int err = errno;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                uint64_t mono = monotonic_ms();
+                p->accept_paused_until = mono + ACCEPT_PAUSE_MS;
+                if (!p->accept_warned_ms || mono - p->accept_warned_ms >= ACCEPT_WARN_EVERY_MS) {
+                    log_warn("accept: %s: new connections wait (%zu open; raise the descriptor limit, ulimit -n "
+                             "or LimitNOFILE, or lower --max-replicas)", strerror(err), p->nsessions);
+                    p->accept_warned_ms = mono;
+                }
+            } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+                log_warn("accept: %s", strerror(err));
+            }
             return;
         }
         char name[80], addr[64];
@@ -578,14 +596,20 @@ static int wait_for_sockets(struct primary *p, struct pollfd **pfds)
     if (!grown)
         return -1;
     *pfds = grown;
-    grown[0] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
+    uint64_t mono = monotonic_ms();
+    int paused = p->accept_paused_until > mono;
+    /* A negative fd is skipped by poll(): no wake-ups for a backlog we cannot take yet. */
+    grown[0] = (struct pollfd){.fd = paused ? -1 : p->listen_fd, .events = POLLIN};
     int busy = 0;
     for (size_t i = 0; i < p->nsessions; i++) {
         grown[i + 1] = (struct pollfd){.fd = p->sessions[i]->conn.fd, .events = repl_conn_events(&p->sessions[i]->conn)};
         busy |= p->sessions[i]->state >= S_SNAPSHOT;
     }
     /* With replicas streaming we poll the log every tick; idle, we wait for sockets. */
-    if (poll(grown, p->nsessions + 1, busy ? TICK_MS : 200) < 0 && errno != EINTR) {
+    int timeout = busy ? TICK_MS : 200;
+    if (paused && p->accept_paused_until - mono < (uint64_t)timeout)
+        timeout = (int)(p->accept_paused_until - mono);
+    if (poll(grown, p->nsessions + 1, timeout) < 0 && errno != EINTR) {
         log_error("poll: %s", strerror(errno));
         return -1;
     }
