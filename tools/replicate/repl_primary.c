@@ -81,7 +81,7 @@ static int listen_on(const char *spec)
 {
     char host[256], port[32];
     if (repl_split_hostport(spec, host, sizeof host, port, sizeof port)) {
-        log_error("--listen: '%s' is not ADDR:PORT", spec);
+        log_error("--listen: '%s' is not ADDR:PORT (PORT a number from 1 to 65535)", spec);
         return -1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;

@@ -59,7 +59,7 @@ static int connect_to(const char *spec, char *host, size_t hostcap, char *name, 
 {
     char port[32];
     if (repl_split_hostport(spec, host, hostcap, port, sizeof port)) {
-        log_error("--primary: '%s' is not HOST:PORT", spec);
+        log_error("--primary: '%s' is not HOST:PORT (PORT a number from 1 to 65535)", spec);
         return -2;
     }
     snprintf(name, namecap, "primary %s", spec);
