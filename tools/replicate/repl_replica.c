@@ -51,6 +51,7 @@ struct replica {
     struct repl_keyset seen;  /* keys the snapshot carried */
     uint64_t last_ack_ms, acked;
     uint64_t caught_up_ms;
+    int local_failure;        /* this connection failed on our side (map full, cannot store) */
     hmm_repl_status status;
 };
 
@@ -112,6 +113,7 @@ static int save_position(struct replica *r)
     int rc = hmm_replica_position_set(r->m, r->primary_id, r->next_seq);
     if (rc) {
         log_error("%s: cannot store the replica position: %s", r->o->dir, hmm_strerror(rc));
+        r->local_failure = 1;
         return -1;
     }
     r->position_dirty = 0;
@@ -197,6 +199,7 @@ static int apply(struct replica *r, const struct repl_frame *f)
     if (rc) {
         log_error("%s: cannot apply a change: %s", r->o->dir, hmm_strerror(rc));
         repl_conn_send_error(&r->conn, 6, "replica cannot apply a change");
+        r->local_failure = 1;
         return -1;
     }
     return 0;
@@ -469,12 +472,15 @@ static void publish_status(struct replica *r, int connected)
 }
 
 /* One connection, from connect to loss.  1 when it reached streaming (the
- * backoff starts over), 0 otherwise. */
+ * backoff starts over), 0 otherwise, also when it streamed but ended on a
+ * failure of ours: a full map failed the first record of every connection,
+ * and starting the backoff over made that 5 reconnects a second, forever. */
 static int run_session(struct replica *r, int fd, const char *host)
 {
     int streamed = 0;
     uint64_t last_status = 0;
     r->state = R_CHALLENGE;
+    r->local_failure = 0;
     if (repl_conn_init(&r->conn, fd, r->tls, 0, host))
         goto out;
     while (!repl_stop) {
@@ -518,7 +524,7 @@ static int run_session(struct replica *r, int fd, const char *host)
 out:
     repl_conn_close(&r->conn);
     repl_keyset_free(&r->seen);
-    return streamed;
+    return streamed && !r->local_failure;
 }
 
 /* Sleep ms, cut short by SIGTERM. */
