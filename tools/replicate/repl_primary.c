@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <hashmmap.h>
@@ -73,6 +74,11 @@ struct primary {
     size_t nsessions;
     struct hmm_replog_info log;
     hmm_repl_status status;
+    /* The files the handle maps (their names: hashmmap.h, hmm_open), to
+     * notice one replaced or deleted under us.  While mapped, their inodes
+     * cannot be reused by a new file, so (dev, ino) tells them apart. */
+    dev_t map_dev, log_dev;
+    ino_t map_ino, log_ino;
     uint64_t accept_paused_until; /* monotonic; 0: accepting */
     uint64_t accept_warned_ms;    /* monotonic, the last "out of descriptors" line */
 };
@@ -561,23 +567,76 @@ static void publish_status(struct primary *p, uint64_t now)
         log_debug("cannot publish the status: %s", hmm_strerror(rc));
 }
 
-/* Open the map to serve (it must exist, with a log), and listen.  0, or
- * -1 (logged). */
-static int primary_start(struct primary *p)
+/* stat DIR/name: 0, or -1 when it is not there. */
+static int file_id(const char *dir, const char *name, dev_t *dev, ino_t *ino)
 {
-    const struct repl_options *o = p->o;
+    char path[4096];
+    struct stat sb;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path || stat(path, &sb))
+        return -1;
+    *dev = sb.st_dev;
+    *ino = sb.st_ino;
+    return 0;
+}
+
+/* Open the map to serve (it must exist, with a log).  0, or -1 (logged). */
+static int open_map(struct primary *p)
+{
+    const char *dir = p->o->dir;
     hmm_config cfg = {0}; /* open only: the map to serve must exist */
-    int rc = hmm_open(&p->m, o->dir, &cfg);
+    int rc = hmm_open(&p->m, dir, &cfg);
     if (rc) {
         char text[ERRTEXT_MAX];
-        log_error("%s: %s", o->dir, errtext(rc, text, sizeof text));
+        log_error("%s: %s", dir, errtext(rc, text, sizeof text));
         return -1;
     }
     rc = hmm_replog_info(p->m, &p->log);
     if (rc) {
-        log_error("%s: no replication log: %s", o->dir, hmm_strerror(rc));
+        log_error("%s: no replication log: %s", dir, hmm_strerror(rc));
         return -1;
     }
+    if (file_id(dir, "hashmmap.map", &p->map_dev, &p->map_ino) ||
+        file_id(dir, "hashmmap.replog", &p->log_dev, &p->log_ino)) {
+        log_error("%s: the map's files went away while it was opened", dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* The map recreated (rm -r and create) or its log deleted while we serve:
+ * the handle still reads the old files, which no writer uses any more, so
+ * replicas got no change and looked caught up.  Then close every session
+ * and serve the files in DIR now (a new map has a new identity, a new log
+ * starts beyond the old numbers: replicas resync).  0, or -1 when DIR no
+ * longer holds a map to serve (logged). */
+static int check_files(struct primary *p)
+{
+    dev_t md, ld;
+    ino_t mi, li;
+    const char *dir = p->o->dir;
+    int map_same = file_id(dir, "hashmmap.map", &md, &mi) == 0 && md == p->map_dev && mi == p->map_ino;
+    int log_same = file_id(dir, "hashmmap.replog", &ld, &li) == 0 && ld == p->log_dev && li == p->log_ino;
+    if (map_same && log_same)
+        return 0;
+    log_warn("%s: the map %s was replaced or deleted while being served; closing %zu connections and opening "
+             "it again (replicas resync)", dir, map_same ? "log" : "file", p->nsessions);
+    for (size_t i = 0; i < p->nsessions; i++)
+        session_free(p->sessions[i]);
+    p->nsessions = 0;
+    hmm_close(p->m);
+    p->m = NULL;
+    if (open_map(p))
+        return -1;
+    log_info("serving %s again (log seq %" PRIu64 "..%" PRIu64 ")", dir, p->log.first_seq, p->log.last_seq);
+    return 0;
+}
+
+/* Open the map to serve, and listen.  0, or -1 (logged). */
+static int primary_start(struct primary *p)
+{
+    const struct repl_options *o = p->o;
+    if (open_map(p))
+        return -1;
     if (repl_tls_context(o, 1, &p->tls))
         return -1;
     p->listen_fd = listen_on(o->listen);
@@ -670,6 +729,10 @@ int repl_primary_run(const struct repl_options *o)
         serve_sessions(&p);
         uint64_t now = wall_clock_ms();
         if (now - last_status >= STATUS_EVERY_MS) {
+            if (check_files(&p)) {
+                ret = -1;
+                break;
+            }
             publish_status(&p, now);
             last_status = now;
         }
