@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <hashmmap.h>
@@ -74,11 +73,7 @@ struct primary {
     size_t nsessions;
     struct hmm_replog_info log;
     hmm_repl_status status;
-    /* The files the handle maps (their names: hashmmap.h, hmm_open), to
-     * notice one replaced or deleted under us.  While mapped, their inodes
-     * cannot be reused by a new file, so (dev, ino) tells them apart. */
-    dev_t map_dev, log_dev;
-    ino_t map_ino, log_ino;
+    struct repl_file_id map_file, log_file; /* what the handle maps (repl_file_id) */
     uint64_t accept_paused_until; /* monotonic; 0: accepting */
     uint64_t accept_warned_ms;    /* monotonic, the last "out of descriptors" line */
 };
@@ -567,18 +562,6 @@ static void publish_status(struct primary *p, uint64_t now)
         log_debug("cannot publish the status: %s", hmm_strerror(rc));
 }
 
-/* stat DIR/name: 0, or -1 when it is not there. */
-static int file_id(const char *dir, const char *name, dev_t *dev, ino_t *ino)
-{
-    char path[4096];
-    struct stat sb;
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path || stat(path, &sb))
-        return -1;
-    *dev = sb.st_dev;
-    *ino = sb.st_ino;
-    return 0;
-}
-
 /* Open the map to serve (it must exist, with a log).  0, or -1 (logged). */
 static int open_map(struct primary *p)
 {
@@ -595,8 +578,7 @@ static int open_map(struct primary *p)
         log_error("%s: no replication log: %s", dir, hmm_strerror(rc));
         return -1;
     }
-    if (file_id(dir, "hashmmap.map", &p->map_dev, &p->map_ino) ||
-        file_id(dir, "hashmmap.replog", &p->log_dev, &p->log_ino)) {
+    if (repl_file_id(dir, "hashmmap.map", &p->map_file) || repl_file_id(dir, "hashmmap.replog", &p->log_file)) {
         log_error("%s: the map's files went away while it was opened", dir);
         return -1;
     }
@@ -611,11 +593,10 @@ static int open_map(struct primary *p)
  * longer holds a map to serve (logged). */
 static int check_files(struct primary *p)
 {
-    dev_t md, ld;
-    ino_t mi, li;
+    struct repl_file_id now;
     const char *dir = p->o->dir;
-    int map_same = file_id(dir, "hashmmap.map", &md, &mi) == 0 && md == p->map_dev && mi == p->map_ino;
-    int log_same = file_id(dir, "hashmmap.replog", &ld, &li) == 0 && ld == p->log_dev && li == p->log_ino;
+    int map_same = repl_file_id(dir, "hashmmap.map", &now) == 0 && memcmp(&now, &p->map_file, sizeof now) == 0;
+    int log_same = repl_file_id(dir, "hashmmap.replog", &now) == 0 && memcmp(&now, &p->log_file, sizeof now) == 0;
     if (map_same && log_same)
         return 0;
     log_warn("%s: the map %s was replaced or deleted while being served; closing %zu connections and opening "

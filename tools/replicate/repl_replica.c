@@ -52,6 +52,8 @@ struct replica {
     uint64_t last_ack_ms, acked;
     uint64_t caught_up_ms;
     int local_failure;        /* this connection failed on our side (map full, cannot store) */
+    int fatal;                /* stop the daemon (logged) */
+    struct repl_file_id map_file; /* the file r->m maps (repl_file_id) */
     hmm_repl_status status;
 };
 
@@ -161,6 +163,8 @@ static int adopt_epoch(struct replica *r, uint64_t epoch)
     return 0;
 }
 
+static void publish_status(struct replica *r, int connected);
+
 /* The replica's map is made on the first START, alike the primary's. */
 static int open_or_create_map(struct replica *r, const struct repl_frame *f)
 {
@@ -186,7 +190,46 @@ static int open_or_create_map(struct replica *r, const struct repl_frame *f)
     }
     log_info("%s: replica map created (size %" PRIu64 ", max size %" PRIu64 "%s)", r->o->dir, f->size, f->max_size,
              f->flags & HMM_CACHE ? ", cache mode" : "");
+    (void)repl_file_id(r->o->dir, "hashmmap.map", &r->map_file);
     return take_replica_role(r, 1);
+}
+
+/* Open the replica map in DIR if there is one (else it is made on the
+ * first START) and take the replica role.  0, or -1 (logged). */
+static int open_existing_map(struct replica *r)
+{
+    hmm_config cfg = {.flags = HMM_REPLICA_WRITER};
+    int rc = hmm_open(&r->m, r->o->dir, &cfg);
+    if (rc && rc != -ENOENT) {
+        char text[ERRTEXT_MAX];
+        log_error("%s: %s", r->o->dir, errtext(rc, text, sizeof text));
+        return -1;
+    }
+    if (!r->m)
+        return 0;
+    (void)repl_file_id(r->o->dir, "hashmmap.map", &r->map_file);
+    return take_replica_role(r, 0);
+}
+
+/* The map in DIR deleted or recreated while we apply (rm -r; a reader's
+ * hmm_open then makes an empty writable map there): we went on writing the
+ * old file, which nobody reads, and readers never saw a change again.
+ * Then open what DIR holds now (none: made on the next START; a map that
+ * was a primary forgets its position) and reconnect.  1 when it was
+ * replaced, else 0; r->fatal when DIR cannot be opened. */
+static int map_replaced(struct replica *r)
+{
+    struct repl_file_id now;
+    if (!r->m || (repl_file_id(r->o->dir, "hashmmap.map", &now) == 0 &&
+                  memcmp(&now, &r->map_file, sizeof now) == 0))
+        return 0;
+    log_warn("%s: the replica map was replaced or deleted under the daemon; opening it again (it resyncs)", r->o->dir);
+    publish_status(r, 0);
+    hmm_close(r->m);
+    r->m = NULL;
+    if (open_existing_map(r))
+        r->fatal = 1;
+    return 1;
 }
 
 static int apply(struct replica *r, const struct repl_frame *f)
@@ -515,6 +558,8 @@ static int run_session(struct replica *r, int fd, const char *host)
         r->status.bytes_sent += r->conn.bytes_out - out0;
         uint64_t now = wall_clock_ms();
         if (lost || now - last_status >= STATUS_EVERY_MS) {
+            if (!lost && map_replaced(r))
+                lost = 1;
             publish_status(r, !lost);
             last_status = now;
         }
@@ -541,14 +586,7 @@ int repl_replica_run(const struct repl_options *o)
 {
     struct replica r = {.o = o, .conn = {.fd = -1}};
     int ret = -1;
-    hmm_config cfg = {.flags = HMM_REPLICA_WRITER}; /* open if it exists; else it is made on the first START */
-    int rc = hmm_open(&r.m, o->dir, &cfg);
-    if (rc && rc != -ENOENT) {
-        char text[ERRTEXT_MAX];
-        log_error("%s: %s", o->dir, errtext(rc, text, sizeof text));
-        goto fail;
-    }
-    if (r.m && take_replica_role(&r, 0))
+    if (open_existing_map(&r)) /* else it is made on the first START */
         goto fail;
     if (repl_tls_context(o, 0, &r.tls))
         goto fail;
@@ -565,6 +603,8 @@ int repl_replica_run(const struct repl_options *o)
             snprintf(r.conn.peer, sizeof r.conn.peer, "%s", name);
             if (run_session(&r, fd, host))
                 backoff = BACKOFF_FIRST_MS;
+            if (r.fatal)
+                goto fail;
             if (repl_stop)
                 break;
             r.status.reconnects++;
