@@ -211,6 +211,24 @@ static int open_existing_map(struct replica *r)
     return take_replica_role(r, 0);
 }
 
+/* --promote made our map a primary while we run (it refuses while our
+ * status names us, but a daemon that never reached its primary had not
+ * published one).  Applying on would put the deposed primary's snapshot
+ * over the new primary's writes: stop instead.  1 (r->fatal set, logged)
+ * or 0. */
+static int promoted_under_us(struct replica *r)
+{
+    hmm_role_info ri;
+    if (!r->m || hmm_role_get(r->m, &ri) != 0 || ri.role != HMM_ROLE_PRIMARY)
+        return 0;
+    log_error("%s: promoted to a primary (epoch %" PRIu64 ") while this replica daemon ran; stopping, so that "
+              "nothing of %s is applied over its writes", r->o->dir, ri.epoch, r->o->primary);
+    hmm_close(r->m); /* and no replica status over the new primary's */
+    r->m = NULL;
+    r->fatal = 1;
+    return 1;
+}
+
 /* The map in DIR deleted or recreated while we apply (rm -r; a reader's
  * hmm_open then makes an empty writable map there): we went on writing the
  * old file, which nobody reads, and readers never saw a change again.
@@ -412,7 +430,7 @@ static int start_snapshot(struct replica *r, const struct repl_frame *f)
 /* R_START: the map made like the primary's when missing, then the mode. */
 static int on_start(struct replica *r, const struct repl_frame *f)
 {
-    if (open_or_create_map(r, f) || check_primary_epoch(r, f))
+    if (promoted_under_us(r) || open_or_create_map(r, f) || check_primary_epoch(r, f))
         return -1;
     return f->mode == REPL_START_STREAM ? start_streaming(r, f) : start_snapshot(r, f);
 }
@@ -558,7 +576,7 @@ static int run_session(struct replica *r, int fd, const char *host)
         r->status.bytes_sent += r->conn.bytes_out - out0;
         uint64_t now = wall_clock_ms();
         if (lost || now - last_status >= STATUS_EVERY_MS) {
-            if (!lost && map_replaced(r))
+            if (!lost && (map_replaced(r) || promoted_under_us(r)))
                 lost = 1;
             publish_status(r, !lost);
             last_status = now;
@@ -588,6 +606,7 @@ int repl_replica_run(const struct repl_options *o)
     int ret = -1;
     if (open_existing_map(&r)) /* else it is made on the first START */
         goto fail;
+    publish_status(&r, 0); /* our pid, so --promote refuses while we run, also before a first connection */
     if (repl_tls_context(o, 0, &r.tls))
         goto fail;
     load_position(&r);
@@ -595,6 +614,8 @@ int repl_replica_run(const struct repl_options *o)
     unsigned backoff = BACKOFF_FIRST_MS;
     while (!repl_stop) {
         char host[256], name[80];
+        if (promoted_under_us(&r))
+            goto fail;
         int fd = connect_to(o->primary, host, sizeof host, name, sizeof name);
         if (fd == -2)
             goto fail;
