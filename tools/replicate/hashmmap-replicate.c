@@ -123,6 +123,17 @@ fail:
     return -1;
 }
 
+int repl_file_id(const char *dir, const char *name, struct repl_file_id *id)
+{
+    char path[4096];
+    struct stat sb;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path || stat(path, &sb))
+        return -1;
+    id->dev = (uint64_t)sb.st_dev;
+    id->ino = (uint64_t)sb.st_ino;
+    return 0;
+}
+
 static int parse_number(const char *opt, const char *arg, unsigned min, unsigned max, unsigned *out)
 {
     char *end;

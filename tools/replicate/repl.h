@@ -108,6 +108,16 @@ int repl_seal_mac(const uint8_t key[REPL_MAC_LEN], uint64_t counter, const uint8
 int repl_auth_check(const struct repl_options *o, int from_primary, const uint8_t first[REPL_NONCE_LEN],
                     const uint8_t second[REPL_NONCE_LEN], const uint8_t mac[REPL_MAC_LEN]);
 
+/* ---- the map's files (hashmmap-replicate.c) ---- */
+/* Which file DIR/name is now (dev, ino): 0, or -1 when it is not there.
+ * A file the handle maps keeps its inode, which no new file can reuse
+ * while mapped, so a change tells a map recreated or a log deleted under
+ * a running daemon (which would go on with the old files, unseen). */
+struct repl_file_id {
+    uint64_t dev, ino;
+};
+int repl_file_id(const char *dir, const char *name, struct repl_file_id *id);
+
 /* ---- the roles ---- */
 int repl_primary_run(const struct repl_options *o);  /* returns at SIGTERM: 0, or -1 */
 int repl_replica_run(const struct repl_options *o);

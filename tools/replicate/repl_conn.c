@@ -382,6 +382,17 @@ int repl_split_hostport(const char *s, char *host, size_t hostcap, char *port, s
     }
     if (hlen == 0 || hlen >= hostcap || strlen(colon + 1) == 0 || strlen(colon + 1) >= portcap)
         return -1;
+    /* A port is a number from 1 to 65535: getaddrinfo() takes 99999 as
+     * 99999 mod 65536 (34463) and 0 as "any free port", so the daemon
+     * listened or connected somewhere else than its log line said. */
+    unsigned long pn = 0;
+    for (const char *d = colon + 1; *d; d++) {
+        if (*d < '0' || *d > '9' || pn > 65535)
+            return -1;
+        pn = pn * 10 + (unsigned long)(*d - '0');
+    }
+    if (pn == 0 || pn > 65535)
+        return -1;
     memcpy(host, h, hlen);
     host[hlen] = '\0';
     strcpy(port, colon + 1);

@@ -39,6 +39,12 @@
 #define PREAUTH_PER_ADDR 8u
 #define TICK_MS 20
 #define STATUS_EVERY_MS 500u
+/* Out of descriptors (EMFILE, ENFILE) the pending connection stays in the
+ * backlog and the listening socket stays readable: polling it again at once
+ * spun the loop and logged a line per try (40 000 in 3 s).  Leave it out
+ * of the poll set this long instead, and say so at most every 10 s. */
+#define ACCEPT_PAUSE_MS 100u
+#define ACCEPT_WARN_EVERY_MS 10000u
 
 enum session_state { S_AUTH, S_RESUME, S_SNAPSHOT, S_STREAMING, S_CLOSING };
 
@@ -67,13 +73,16 @@ struct primary {
     size_t nsessions;
     struct hmm_replog_info log;
     hmm_repl_status status;
+    struct repl_file_id map_file, log_file; /* what the handle maps (repl_file_id) */
+    uint64_t accept_paused_until; /* monotonic; 0: accepting */
+    uint64_t accept_warned_ms;    /* monotonic, the last "out of descriptors" line */
 };
 
 static int listen_on(const char *spec)
 {
     char host[256], port[32];
     if (repl_split_hostport(spec, host, sizeof host, port, sizeof port)) {
-        log_error("--listen: '%s' is not ADDR:PORT", spec);
+        log_error("--listen: '%s' is not ADDR:PORT (PORT a number from 1 to 65535)", spec);
         return -1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
@@ -180,8 +189,18 @@ static void accept_replicas(struct primary *p)
         socklen_t len = sizeof sa;
         int fd = accept4(p->listen_fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_warn("accept: %s", strerror(errno));
+            int err = errno;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                uint64_t mono = monotonic_ms();
+                p->accept_paused_until = mono + ACCEPT_PAUSE_MS;
+                if (!p->accept_warned_ms || mono - p->accept_warned_ms >= ACCEPT_WARN_EVERY_MS) {
+                    log_warn("accept: %s: new connections wait (%zu open; raise the descriptor limit, ulimit -n "
+                             "or LimitNOFILE, or lower --max-replicas)", strerror(err), p->nsessions);
+                    p->accept_warned_ms = mono;
+                }
+            } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+                log_warn("accept: %s", strerror(err));
+            }
             return;
         }
         char name[80], addr[64];
@@ -543,23 +562,62 @@ static void publish_status(struct primary *p, uint64_t now)
         log_debug("cannot publish the status: %s", hmm_strerror(rc));
 }
 
-/* Open the map to serve (it must exist, with a log), and listen.  0, or
- * -1 (logged). */
-static int primary_start(struct primary *p)
+/* Open the map to serve (it must exist, with a log).  0, or -1 (logged). */
+static int open_map(struct primary *p)
 {
-    const struct repl_options *o = p->o;
+    const char *dir = p->o->dir;
     hmm_config cfg = {0}; /* open only: the map to serve must exist */
-    int rc = hmm_open(&p->m, o->dir, &cfg);
+    int rc = hmm_open(&p->m, dir, &cfg);
     if (rc) {
         char text[ERRTEXT_MAX];
-        log_error("%s: %s", o->dir, errtext(rc, text, sizeof text));
+        log_error("%s: %s", dir, errtext(rc, text, sizeof text));
         return -1;
     }
     rc = hmm_replog_info(p->m, &p->log);
     if (rc) {
-        log_error("%s: no replication log: %s", o->dir, hmm_strerror(rc));
+        log_error("%s: no replication log: %s", dir, hmm_strerror(rc));
         return -1;
     }
+    if (repl_file_id(dir, "hashmmap.map", &p->map_file) || repl_file_id(dir, "hashmmap.replog", &p->log_file)) {
+        log_error("%s: the map's files went away while it was opened", dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* The map recreated (rm -r and create) or its log deleted while we serve:
+ * the handle still reads the old files, which no writer uses any more, so
+ * replicas got no change and looked caught up.  Then close every session
+ * and serve the files in DIR now (a new map has a new identity, a new log
+ * starts beyond the old numbers: replicas resync).  0, or -1 when DIR no
+ * longer holds a map to serve (logged). */
+static int check_files(struct primary *p)
+{
+    struct repl_file_id now;
+    const char *dir = p->o->dir;
+    int map_same = repl_file_id(dir, "hashmmap.map", &now) == 0 && memcmp(&now, &p->map_file, sizeof now) == 0;
+    int log_same = repl_file_id(dir, "hashmmap.replog", &now) == 0 && memcmp(&now, &p->log_file, sizeof now) == 0;
+    if (map_same && log_same)
+        return 0;
+    log_warn("%s: the map %s was replaced or deleted while being served; closing %zu connections and opening "
+             "it again (replicas resync)", dir, map_same ? "log" : "file", p->nsessions);
+    for (size_t i = 0; i < p->nsessions; i++)
+        session_free(p->sessions[i]);
+    p->nsessions = 0;
+    hmm_close(p->m);
+    p->m = NULL;
+    if (open_map(p))
+        return -1;
+    log_info("serving %s again (log seq %" PRIu64 "..%" PRIu64 ")", dir, p->log.first_seq, p->log.last_seq);
+    return 0;
+}
+
+/* Open the map to serve, and listen.  0, or -1 (logged). */
+static int primary_start(struct primary *p)
+{
+    const struct repl_options *o = p->o;
+    if (open_map(p))
+        return -1;
     if (repl_tls_context(o, 1, &p->tls))
         return -1;
     p->listen_fd = listen_on(o->listen);
@@ -578,14 +636,20 @@ static int wait_for_sockets(struct primary *p, struct pollfd **pfds)
     if (!grown)
         return -1;
     *pfds = grown;
-    grown[0] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
+    uint64_t mono = monotonic_ms();
+    int paused = p->accept_paused_until > mono;
+    /* A negative fd is skipped by poll(): no wake-ups for a backlog we cannot take yet. */
+    grown[0] = (struct pollfd){.fd = paused ? -1 : p->listen_fd, .events = POLLIN};
     int busy = 0;
     for (size_t i = 0; i < p->nsessions; i++) {
         grown[i + 1] = (struct pollfd){.fd = p->sessions[i]->conn.fd, .events = repl_conn_events(&p->sessions[i]->conn)};
         busy |= p->sessions[i]->state >= S_SNAPSHOT;
     }
     /* With replicas streaming we poll the log every tick; idle, we wait for sockets. */
-    if (poll(grown, p->nsessions + 1, busy ? TICK_MS : 200) < 0 && errno != EINTR) {
+    int timeout = busy ? TICK_MS : 200;
+    if (paused && p->accept_paused_until - mono < (uint64_t)timeout)
+        timeout = (int)(p->accept_paused_until - mono);
+    if (poll(grown, p->nsessions + 1, timeout) < 0 && errno != EINTR) {
         log_error("poll: %s", strerror(errno));
         return -1;
     }
@@ -646,6 +710,10 @@ int repl_primary_run(const struct repl_options *o)
         serve_sessions(&p);
         uint64_t now = wall_clock_ms();
         if (now - last_status >= STATUS_EVERY_MS) {
+            if (check_files(&p)) {
+                ret = -1;
+                break;
+            }
             publish_status(&p, now);
             last_status = now;
         }

@@ -51,6 +51,9 @@ struct replica {
     struct repl_keyset seen;  /* keys the snapshot carried */
     uint64_t last_ack_ms, acked;
     uint64_t caught_up_ms;
+    int local_failure;        /* this connection failed on our side (map full, cannot store) */
+    int fatal;                /* stop the daemon (logged) */
+    struct repl_file_id map_file; /* the file r->m maps (repl_file_id) */
     hmm_repl_status status;
 };
 
@@ -59,7 +62,7 @@ static int connect_to(const char *spec, char *host, size_t hostcap, char *name, 
 {
     char port[32];
     if (repl_split_hostport(spec, host, hostcap, port, sizeof port)) {
-        log_error("--primary: '%s' is not HOST:PORT", spec);
+        log_error("--primary: '%s' is not HOST:PORT (PORT a number from 1 to 65535)", spec);
         return -2;
     }
     snprintf(name, namecap, "primary %s", spec);
@@ -112,6 +115,7 @@ static int save_position(struct replica *r)
     int rc = hmm_replica_position_set(r->m, r->primary_id, r->next_seq);
     if (rc) {
         log_error("%s: cannot store the replica position: %s", r->o->dir, hmm_strerror(rc));
+        r->local_failure = 1;
         return -1;
     }
     r->position_dirty = 0;
@@ -159,6 +163,8 @@ static int adopt_epoch(struct replica *r, uint64_t epoch)
     return 0;
 }
 
+static void publish_status(struct replica *r, int connected);
+
 /* The replica's map is made on the first START, alike the primary's. */
 static int open_or_create_map(struct replica *r, const struct repl_frame *f)
 {
@@ -184,7 +190,64 @@ static int open_or_create_map(struct replica *r, const struct repl_frame *f)
     }
     log_info("%s: replica map created (size %" PRIu64 ", max size %" PRIu64 "%s)", r->o->dir, f->size, f->max_size,
              f->flags & HMM_CACHE ? ", cache mode" : "");
+    (void)repl_file_id(r->o->dir, "hashmmap.map", &r->map_file);
     return take_replica_role(r, 1);
+}
+
+/* Open the replica map in DIR if there is one (else it is made on the
+ * first START) and take the replica role.  0, or -1 (logged). */
+static int open_existing_map(struct replica *r)
+{
+    hmm_config cfg = {.flags = HMM_REPLICA_WRITER};
+    int rc = hmm_open(&r->m, r->o->dir, &cfg);
+    if (rc && rc != -ENOENT) {
+        char text[ERRTEXT_MAX];
+        log_error("%s: %s", r->o->dir, errtext(rc, text, sizeof text));
+        return -1;
+    }
+    if (!r->m)
+        return 0;
+    (void)repl_file_id(r->o->dir, "hashmmap.map", &r->map_file);
+    return take_replica_role(r, 0);
+}
+
+/* --promote made our map a primary while we run (it refuses while our
+ * status names us, but a daemon that never reached its primary had not
+ * published one).  Applying on would put the deposed primary's snapshot
+ * over the new primary's writes: stop instead.  1 (r->fatal set, logged)
+ * or 0. */
+static int promoted_under_us(struct replica *r)
+{
+    hmm_role_info ri;
+    if (!r->m || hmm_role_get(r->m, &ri) != 0 || ri.role != HMM_ROLE_PRIMARY)
+        return 0;
+    log_error("%s: promoted to a primary (epoch %" PRIu64 ") while this replica daemon ran; stopping, so that "
+              "nothing of %s is applied over its writes", r->o->dir, ri.epoch, r->o->primary);
+    hmm_close(r->m); /* and no replica status over the new primary's */
+    r->m = NULL;
+    r->fatal = 1;
+    return 1;
+}
+
+/* The map in DIR deleted or recreated while we apply (rm -r; a reader's
+ * hmm_open then makes an empty writable map there): we went on writing the
+ * old file, which nobody reads, and readers never saw a change again.
+ * Then open what DIR holds now (none: made on the next START; a map that
+ * was a primary forgets its position) and reconnect.  1 when it was
+ * replaced, else 0; r->fatal when DIR cannot be opened. */
+static int map_replaced(struct replica *r)
+{
+    struct repl_file_id now;
+    if (!r->m || (repl_file_id(r->o->dir, "hashmmap.map", &now) == 0 &&
+                  memcmp(&now, &r->map_file, sizeof now) == 0))
+        return 0;
+    log_warn("%s: the replica map was replaced or deleted under the daemon; opening it again (it resyncs)", r->o->dir);
+    publish_status(r, 0);
+    hmm_close(r->m);
+    r->m = NULL;
+    if (open_existing_map(r))
+        r->fatal = 1;
+    return 1;
 }
 
 static int apply(struct replica *r, const struct repl_frame *f)
@@ -197,6 +260,7 @@ static int apply(struct replica *r, const struct repl_frame *f)
     if (rc) {
         log_error("%s: cannot apply a change: %s", r->o->dir, hmm_strerror(rc));
         repl_conn_send_error(&r->conn, 6, "replica cannot apply a change");
+        r->local_failure = 1;
         return -1;
     }
     return 0;
@@ -366,7 +430,7 @@ static int start_snapshot(struct replica *r, const struct repl_frame *f)
 /* R_START: the map made like the primary's when missing, then the mode. */
 static int on_start(struct replica *r, const struct repl_frame *f)
 {
-    if (open_or_create_map(r, f) || check_primary_epoch(r, f))
+    if (promoted_under_us(r) || open_or_create_map(r, f) || check_primary_epoch(r, f))
         return -1;
     return f->mode == REPL_START_STREAM ? start_streaming(r, f) : start_snapshot(r, f);
 }
@@ -469,12 +533,15 @@ static void publish_status(struct replica *r, int connected)
 }
 
 /* One connection, from connect to loss.  1 when it reached streaming (the
- * backoff starts over), 0 otherwise. */
+ * backoff starts over), 0 otherwise, also when it streamed but ended on a
+ * failure of ours: a full map failed the first record of every connection,
+ * and starting the backoff over made that 5 reconnects a second, forever. */
 static int run_session(struct replica *r, int fd, const char *host)
 {
     int streamed = 0;
     uint64_t last_status = 0;
     r->state = R_CHALLENGE;
+    r->local_failure = 0;
     if (repl_conn_init(&r->conn, fd, r->tls, 0, host))
         goto out;
     while (!repl_stop) {
@@ -509,6 +576,8 @@ static int run_session(struct replica *r, int fd, const char *host)
         r->status.bytes_sent += r->conn.bytes_out - out0;
         uint64_t now = wall_clock_ms();
         if (lost || now - last_status >= STATUS_EVERY_MS) {
+            if (!lost && (map_replaced(r) || promoted_under_us(r)))
+                lost = 1;
             publish_status(r, !lost);
             last_status = now;
         }
@@ -518,7 +587,7 @@ static int run_session(struct replica *r, int fd, const char *host)
 out:
     repl_conn_close(&r->conn);
     repl_keyset_free(&r->seen);
-    return streamed;
+    return streamed && !r->local_failure;
 }
 
 /* Sleep ms, cut short by SIGTERM. */
@@ -535,15 +604,9 @@ int repl_replica_run(const struct repl_options *o)
 {
     struct replica r = {.o = o, .conn = {.fd = -1}};
     int ret = -1;
-    hmm_config cfg = {.flags = HMM_REPLICA_WRITER}; /* open if it exists; else it is made on the first START */
-    int rc = hmm_open(&r.m, o->dir, &cfg);
-    if (rc && rc != -ENOENT) {
-        char text[ERRTEXT_MAX];
-        log_error("%s: %s", o->dir, errtext(rc, text, sizeof text));
+    if (open_existing_map(&r)) /* else it is made on the first START */
         goto fail;
-    }
-    if (r.m && take_replica_role(&r, 0))
-        goto fail;
+    publish_status(&r, 0); /* our pid, so --promote refuses while we run, also before a first connection */
     if (repl_tls_context(o, 0, &r.tls))
         goto fail;
     load_position(&r);
@@ -551,6 +614,8 @@ int repl_replica_run(const struct repl_options *o)
     unsigned backoff = BACKOFF_FIRST_MS;
     while (!repl_stop) {
         char host[256], name[80];
+        if (promoted_under_us(&r))
+            goto fail;
         int fd = connect_to(o->primary, host, sizeof host, name, sizeof name);
         if (fd == -2)
             goto fail;
@@ -559,6 +624,8 @@ int repl_replica_run(const struct repl_options *o)
             snprintf(r.conn.peer, sizeof r.conn.peer, "%s", name);
             if (run_session(&r, fd, host))
                 backoff = BACKOFF_FIRST_MS;
+            if (r.fatal)
+                goto fail;
             if (repl_stop)
                 break;
             r.status.reconnects++;
