@@ -51,3 +51,13 @@ INSERT INTO t(key, value) VALUES ('a', 1) ON CONFLICT(key) DO UPDATE SET value =
 -- version and expire_ms are assigned by the map afterwards, so NULL there.
 INSERT INTO t(key, value) VALUES ('r', 'x') RETURNING key, value, typeof(version);
 UPDATE t SET value = 'y' WHERE key = 'r' RETURNING value;
+-- hashmmap_incr keeps the type of a key: a REAL key, text that reads as a
+-- number, a blob that reads as text are found again by what was counted.
+INSERT INTO t(key, value) VALUES (2.5, 10), ('42', 1), (x'6869', 1);
+SELECT hashmmap_incr('t', 2.5), hashmmap_incr('t', '42'), hashmmap_incr('t', x'6869');
+SELECT quote(key), value FROM t WHERE key IN (2.5, '42', x'6869') ORDER BY 2, 1;
+-- A new counter's key has the type given, as an INSERT's would; an existing
+-- one keeps the type it was written with (7 is an INTEGER key, 7.0 finds it).
+SELECT hashmmap_incr('t', 3.5), hashmmap_incr('t', '43'), hashmmap_incr('t', x'6a69'), hashmmap_incr('t', 'n' || char(0));
+SELECT hex(key), typeof(key) FROM t WHERE key IN (3.5, '43', x'6a69', 'n' || char(0)) ORDER BY 1;
+SELECT hashmmap_incr('t', 7.0), (SELECT typeof(key) FROM t WHERE key = 7);
