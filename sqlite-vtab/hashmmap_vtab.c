@@ -585,6 +585,10 @@ static int map_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
         sqlite3_result_int64(ctx, (sqlite3_int64)c->info.version);
         break;
     case COL_EXPIRE_MS:
+        /* Left unset when an UPDATE only carries it along: xUpdate then
+         * knows the statement did not set it (column_was_set). */
+        if (sqlite3_vtab_nochange(ctx))
+            break;
         if (c->info.expire_ms)
             sqlite3_result_int64(ctx, (sqlite3_int64)c->info.expire_ms);
         break;
@@ -670,6 +674,29 @@ static int key_of(struct map_vtab *vt, sqlite3_value *v, struct sqlkey *k)
     return SQLITE_OK;
 }
 
+/* Did the statement give this column a value?  NULL counts as not set,
+ * and so does the marker SQLite passes for a column an UPDATE leaves alone
+ * (map_column answered nothing for it). */
+static bool column_was_set(sqlite3_value *v)
+{
+    return sqlite3_value_type(v) != SQLITE_NULL && !sqlite3_value_nochange(v);
+}
+
+/* expire_ms is read-only, version is the map's on INSERT: a statement that
+ * sets them would otherwise see its value silently dropped. */
+static int check_unsettable(struct map_vtab *vt, sqlite3_value **argv, bool is_insert)
+{
+    if (column_was_set(argv[2 + COL_EXPIRE_MS]))
+        return set_error(vt, SQLITE_CONSTRAINT,
+                         sqlite3_mprintf("hashmmap: %s.expire_ms cannot be set: it follows from ttl_ms (set that: "
+                                         "milliseconds from now)", vt->link.name));
+    if (is_insert && column_was_set(argv[2 + COL_VERSION]))
+        return set_error(vt, SQLITE_CONSTRAINT,
+                         sqlite3_mprintf("hashmmap: %s.version cannot be set by an INSERT: the map assigns it "
+                                         "(UPDATE ... SET version = ? makes an update conditional)", vt->link.name));
+    return SQLITE_OK;
+}
+
 #define ANY_VERSION UINT64_MAX /* store_row without a version check */
 
 /* Store the row of argv (argv[2 + COL_...]) under key: with expected !=
@@ -700,6 +727,8 @@ static int do_insert(struct map_vtab *vt, sqlite3_value **argv)
 {
     struct sqlkey key;
     int hrc, rc = key_of(vt, argv[2 + COL_KEY], &key);
+    if (rc == SQLITE_OK)
+        rc = check_unsettable(vt, argv, true);
     if (rc != SQLITE_OK)
         return rc;
     int mode = sqlite3_vtab_on_conflict(vt->db);
@@ -755,6 +784,8 @@ static int do_update(struct map_vtab *vt, sqlite3_value **argv)
         rc = key_of(vt, argv[2 + COL_KEY], &new_key);
     if (rc == SQLITE_OK)
         rc = expected_version(vt, argv[2 + COL_VERSION], &version);
+    if (rc == SQLITE_OK)
+        rc = check_unsettable(vt, argv, false);
     if (rc != SQLITE_OK)
         return rc;
     if (old_key.len == new_key.len && memcmp(old_key.bytes, new_key.bytes, old_key.len) == 0) {

@@ -75,4 +75,16 @@ SELECT hashmmap_incr('log', 'a');
 SELECT hashmmap_incr('nowhere', 'a');
 SELECT hashmmap_incr(NULL, 'a');
 SELECT hashmmap_incr('t_new', NULL);
+-- expire_ms follows from ttl_ms, version is the map's: setting them is an
+-- error, never silently ignored; leaving them alone or NULL is fine.
+INSERT INTO t_new(key, value, expire_ms) VALUES ('exp', 1, 4102444800000);
+INSERT INTO t_new(key, value, version) VALUES ('ver', 1, 5);
+UPDATE t_new SET expire_ms = 4102444800000 WHERE key = 'word';
+UPDATE t_new SET expire_ms = 4102444800000 WHERE +key = 'word';
+SELECT count(*) FROM t_new WHERE key IN ('exp', 'ver');
+SELECT value, expire_ms < 4102444800000 FROM t_new WHERE key = 'word';
+INSERT INTO t_new(key, value, version, expire_ms) VALUES ('nulls', 1, NULL, NULL);
+UPDATE t_new SET value = 'text2', expire_ms = NULL WHERE key = 'word';
+UPDATE t_new SET value = value || '!', ttl_ms = 600000 WHERE +key IN ('word', 'nulls');
+SELECT key, value, ttl_ms > 590000 FROM t_new WHERE key IN ('word', 'nulls') ORDER BY key;
 SELECT 'still alive';
