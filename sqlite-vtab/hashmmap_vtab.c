@@ -12,18 +12,19 @@
  *     DELETE FROM offsets WHERE key = 'lease';
  *     SELECT * FROM hashmmap_stats('/var/lib/app/offsets');
  *
- * Options of CREATE VIRTUAL TABLE (name=value, values optionally quoted):
+ * Options of CREATE VIRTUAL TABLE (name=value, values optionally quoted;
+ * a value with a unit must be, SQLite's tokenizer refuses 64M unquoted):
  *     path='DIR'     the map's directory (required).  A relative path is
  *                    resolved against the directory of the database file
  *                    (of the current directory for an in-memory database)
  *                    on every connection, so it names the same map wherever
  *                    the database is opened from.
- *     size=64M       bytes for entries when the map is created (64M, 1.5GiB, ...:
+ *     size='64M'     bytes for entries when the map is created (64M, 1.5GiB, ...:
  *                    the grammar of tools/units.h, as for the hashmmap tool)
- *     max_size=1G    growth limit when the map is created (not below size)
- *     max_value=4M   largest value when the map is created (1M..2G)
+ *     max_size='1G'  growth limit when the map is created (not below size)
+ *     max_value='4M' largest value when the map is created (1M..2G)
  *     cache=1        create the map in cache mode (evicts instead of "full")
- *     ttl=30s        default TTL of the map when created (500ms, 1.5h, ...; bare = s)
+ *     ttl='30s'      default TTL of the map when created (500ms, 1.5h, ...; bare = s)
  *     readonly=1     open an existing map read-only (writes fail with SQLITE_READONLY)
  * Only CREATE VIRTUAL TABLE creates a map (in a missing or empty
  * directory); on an existing map the creation options given must be what
