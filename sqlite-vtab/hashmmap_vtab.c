@@ -22,7 +22,7 @@
  *     size='64M'     bytes for entries when the map is created (64M, 1.5GiB, ...:
  *                    the grammar of tools/units.h, as for the hashmmap tool)
  *     max_size='1G'  growth limit when the map is created (not below size)
- *     max_value='4M' largest value when the map is created (1M..2G)
+ *     max_value='4M' largest value when the map is created (1M..2G-1)
  *     cache=1        create the map in cache mode (evicts instead of "full")
  *     ttl='30s'      default TTL of the map when created (500ms, 1.5h, ...; bare = s)
  *     readonly=1     open an existing map read-only (writes fail with SQLITE_READONLY)

@@ -19,6 +19,7 @@ CREATE VIRTUAL TABLE shrink USING hashmmap(path='e', size='4M', max_size='1M');
 CREATE VIRTUAL TABLE tiny USING hashmmap(path='e', size='100K');
 CREATE VIRTUAL TABLE smallval USING hashmmap(path='e', max_value='512K');
 CREATE VIRTUAL TABLE hugeval USING hashmmap(path='e', max_value='3G');
+CREATE VIRTUAL TABLE val2g USING hashmmap(path='e', max_value='2G');
 CREATE VIRTUAL TABLE rosize USING hashmmap(path='e', readonly=1, size='1M');
 CREATE VIRTUAL TABLE nottl USING hashmmap(path='e', ttl=0);
 -- Only CREATE VIRTUAL TABLE makes a map, and only where no other files are.
