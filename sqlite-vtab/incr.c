@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sqlite-vtab/sqlkey.h"
 #include "sqlite-vtab/vtab.h"
@@ -91,6 +92,15 @@ static int map_by_path(sqlite3 *db, struct vtab_registry *reg, const char *path,
         sqlite3_free(dir);
         *map = l->map;
         return SQLITE_OK;
+    }
+    /* Nothing by that name at all: most likely a mistyped table name, so
+     * say both what was looked for, not that a map was "removed". */
+    struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT) {
+        *err = sqlite3_mprintf("hashmmap_incr: '%s' is neither a hashmmap table of this connection nor a map "
+                               "directory ('%s' does not exist)", path, dir);
+        sqlite3_free(dir);
+        return *err ? SQLITE_ERROR : SQLITE_NOMEM;
     }
     struct vtab_options opt = {.path = dir};
     int rc = vtab_open_map(&opt, dir, false, map, err);
