@@ -775,7 +775,9 @@ static int expected_version(struct map_vtab *vt, sqlite3_value *v, uint64_t *ver
  * then delete the old one if it is still the one read.  Two steps, not
  * atomic: another process may see both keys for a moment, a crash between
  * them leaves both, and when the old row changed in between, both stay
- * (the statement then fails with SQLITE_BUSY and says so). */
+ * (the statement then fails with SQLITE_BUSY and says so).  An old row
+ * that changed or went before the first step is not renamed at all: the
+ * new key would carry the stale row (or bring back a deleted one). */
 static int do_update(struct map_vtab *vt, sqlite3_value **argv)
 {
     struct sqlkey old_key, new_key;
@@ -793,6 +795,13 @@ static int do_update(struct map_vtab *vt, sqlite3_value **argv)
         rc = store_row(vt, &new_key, argv, 0, version, false, &hrc);
         return rc == SQLITE_OK && hrc == HMM_MISMATCH ? row_changed(vt, &old_key, "it was not updated") : rc;
     }
+    hmm_entry_info now;
+    size_t no_value = 0; /* only the version: HMM_TOOSMALL still fills now */
+    rc = hmm_get_info(vt->link.map, old_key.bytes, old_key.len, NULL, &no_value, &now);
+    if (rc == HMM_NOTFOUND || ((rc == 0 || rc == HMM_TOOSMALL) && now.version != version))
+        return row_changed(vt, &old_key, "it was not renamed");
+    if (rc && rc != HMM_TOOSMALL)
+        return map_error(&vt->base, rc, "lookup");
     int mode = sqlite3_vtab_on_conflict(vt->db);
     rc = store_row(vt, &new_key, argv, mode == SQLITE_REPLACE ? 0 : HMM_NX, ANY_VERSION, false, &hrc);
     if (rc != SQLITE_OK)
@@ -800,8 +809,11 @@ static int do_update(struct map_vtab *vt, sqlite3_value **argv)
     if (hrc == HMM_EXISTS)
         return constraint_error(vt);
     rc = hmm_del_version(vt->link.map, old_key.bytes, old_key.len, version);
-    if (rc == HMM_MISMATCH || rc == HMM_NOTFOUND)
+    if (rc == HMM_MISMATCH)
         return row_changed(vt, &old_key, "the new key was written and the old row keeps the other writer's change");
+    if (rc == HMM_NOTFOUND)
+        return row_changed(vt, &old_key, "the new key was written and the old row is gone (deleted by the other "
+                                         "writer, or expired)");
     return rc ? map_error(&vt->base, rc, "delete") : SQLITE_OK;
 }
 

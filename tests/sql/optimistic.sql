@@ -14,8 +14,9 @@ SELECT value FROM t WHERE key = 'n';
 UPDATE t SET value = value + 100 WHERE +key = 'n' AND hashmmap_incr('t', 'n') > 0;
 DELETE FROM t WHERE +key = 'n' AND hashmmap_incr('t', 'n') > 0;
 SELECT value FROM t WHERE key = 'n';
--- Renaming a row that changed meanwhile: the new key is written, the old
--- row keeps the other writer's change, and the statement says so.
+-- Renaming a row that changed meanwhile: nothing is written (no new key
+-- with the stale row), the old row keeps the other writer's change, and
+-- the statement says so.
 UPDATE t SET key = 'n2' WHERE key = 'n' AND hashmmap_incr('t', 'n') > 0;
 SELECT key, value FROM t WHERE key IN ('n', 'n2') ORDER BY key;
 -- Retried, the statements apply.
