@@ -762,7 +762,12 @@ static int do_delete(struct map_vtab *vt, sqlite3_value *old_key)
  * the statement sets (UPDATE ... SET version = ?). */
 static int expected_version(struct map_vtab *vt, sqlite3_value *v, uint64_t *version)
 {
-    if (sqlite3_value_type(v) != SQLITE_INTEGER || sqlite3_value_int64(v) < 1)
+    /* The column is INTEGER, but SQLite applies no affinity on the way to
+     * xUpdate: take '5' and 5.0 as 5, as a normal table would store them. */
+    int t = sqlite3_value_numeric_type(v);
+    bool integral = t == SQLITE_INTEGER ||
+                    (t == SQLITE_FLOAT && sqlite3_value_double(v) == (double)sqlite3_value_int64(v));
+    if (!integral || sqlite3_value_int64(v) < 1)
         return set_error(vt, SQLITE_MISMATCH,
                          sqlite3_mprintf("hashmmap: %s: version must be the positive integer the row was read with",
                                          vt->link.name));

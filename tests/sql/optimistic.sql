@@ -32,6 +32,12 @@ SELECT value FROM t WHERE key = 'a';
 UPDATE t SET value = 20, version = (SELECT version FROM seen) WHERE key = 'a';
 SELECT value FROM t WHERE key = 'a';
 UPDATE t SET value = 20, version = NULL WHERE key = 'a';
+-- version is an INTEGER column: '5' and 5.0 are the integer 5, as in a
+-- normal table; 2.5 is no version at all.
+UPDATE t SET value = 11, version = CAST((SELECT version FROM t WHERE key = 'a') AS TEXT) WHERE key = 'a';
+UPDATE t SET value = 12, version = (SELECT version FROM t WHERE key = 'a') + 0.0 WHERE key = 'a';
+SELECT value FROM t WHERE key = 'a';
+UPDATE t SET value = 13, version = 2.5 WHERE key = 'a';
 -- hashmmap_incr: by table name or by map directory; a missing key starts at 0.
 SELECT hashmmap_incr('t', 'hits'), hashmmap_incr('t', 'hits', 41), hashmmap_incr('opt', 'hits', -2);
 SELECT value, typeof(value) FROM t WHERE key = 'hits';
