@@ -617,7 +617,9 @@ static int row_ttl(struct map_vtab *vt, sqlite3_value *v, bool is_insert, uint64
     double d = sqlite3_value_double(v);
     if ((t != SQLITE_INTEGER && t != SQLITE_FLOAT) || (is_insert && d < 1.0) || d > 9.0e15) {
         sqlite3_free(vt->base.zErrMsg);
-        vt->base.zErrMsg = sqlite3_mprintf("hashmmap: ttl_ms must be NULL or a positive number of milliseconds");
+        /* Name the upper bound too: 1e16 is a positive number of milliseconds. */
+        vt->base.zErrMsg = sqlite3_mprintf("hashmmap: ttl_ms must be NULL or a number of milliseconds from 1 to "
+                                           "9000000000000000");
         return SQLITE_MISMATCH;
     }
     *ttl_ms = d < 1.0 ? 1 : (uint64_t)d;

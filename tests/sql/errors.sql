@@ -31,6 +31,7 @@ INSERT INTO t(key, value) VALUES (NULL, 2);
 INSERT INTO t(key, value) VALUES ('', 2);
 INSERT INTO t(key, value, ttl_ms) VALUES ('b', 2, 0);
 INSERT INTO t(key, value, ttl_ms) VALUES ('b', 2, 'later');
+INSERT INTO t(key, value, ttl_ms) VALUES ('b', 2, 1e16);
 INSERT INTO t(key, value) VALUES ('c', 3);
 UPDATE t SET key = 'a' WHERE key = 'c';
 UPDATE t SET key = NULL WHERE key = 'c';
