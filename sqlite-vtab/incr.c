@@ -219,8 +219,11 @@ static void incr_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     struct sqlkey key = {.len = 0};
     sqlite3_int64 delta = 1;
     if (argc == 3) {
+        /* As an INTEGER column would take it: '2' and 2.0 are 2 (a float
+         * bound by Python, say), 2.5 is no delta. */
         int t = sqlite3_value_numeric_type(argv[2]);
-        if (t != SQLITE_INTEGER) {
+        if (t != SQLITE_INTEGER &&
+            !(t == SQLITE_FLOAT && sqlite3_value_double(argv[2]) == (double)sqlite3_value_int64(argv[2]))) {
             incr_error(ctx, SQLITE_MISMATCH, sqlite3_mprintf("hashmmap_incr: delta must be an integer"));
             return;
         }

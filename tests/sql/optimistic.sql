@@ -42,6 +42,9 @@ UPDATE t SET value = 13, version = 2.5 WHERE key = 'a';
 SELECT hashmmap_incr('t', 'hits'), hashmmap_incr('t', 'hits', 41), hashmmap_incr('opt', 'hits', -2);
 SELECT value, typeof(value) FROM t WHERE key = 'hits';
 SELECT hashmmap_incr('t', 7, 7);
+-- delta is an integer; '2' and 2.0 are that integer, 2.5 is not.
+SELECT hashmmap_incr('t', 'd', '2'), hashmmap_incr('t', 'd', 2.0);
+SELECT hashmmap_incr('t', 'd', 2.5);
 SELECT quote(key), value FROM t WHERE key = 7;
 -- An ignored INSERT OR IGNORE changes nothing, and changes() says so.
 INSERT OR IGNORE INTO t(key, value) VALUES ('a', 100);
