@@ -12,18 +12,19 @@
  *     DELETE FROM offsets WHERE key = 'lease';
  *     SELECT * FROM hashmmap_stats('/var/lib/app/offsets');
  *
- * Options of CREATE VIRTUAL TABLE (name=value, values optionally quoted):
+ * Options of CREATE VIRTUAL TABLE (name=value, values optionally quoted;
+ * a value with a unit must be, SQLite's tokenizer refuses 64M unquoted):
  *     path='DIR'     the map's directory (required).  A relative path is
  *                    resolved against the directory of the database file
  *                    (of the current directory for an in-memory database)
  *                    on every connection, so it names the same map wherever
  *                    the database is opened from.
- *     size=64M       bytes for entries when the map is created (64M, 1.5GiB, ...:
+ *     size='64M'     bytes for entries when the map is created (64M, 1.5GiB, ...:
  *                    the grammar of tools/units.h, as for the hashmmap tool)
- *     max_size=1G    growth limit when the map is created (not below size)
- *     max_value=4M   largest value when the map is created (1M..2G)
+ *     max_size='1G'  growth limit when the map is created (not below size)
+ *     max_value='4M' largest value when the map is created (1M..2G-1)
  *     cache=1        create the map in cache mode (evicts instead of "full")
- *     ttl=30s        default TTL of the map when created (500ms, 1.5h, ...; bare = s)
+ *     ttl='30s'      default TTL of the map when created (500ms, 1.5h, ...; bare = s)
  *     readonly=1     open an existing map read-only (writes fail with SQLITE_READONLY)
  * Only CREATE VIRTUAL TABLE creates a map (in a missing or empty
  * directory); on an existing map the creation options given must be what
@@ -585,6 +586,10 @@ static int map_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
         sqlite3_result_int64(ctx, (sqlite3_int64)c->info.version);
         break;
     case COL_EXPIRE_MS:
+        /* Left unset when an UPDATE only carries it along: xUpdate then
+         * knows the statement did not set it (column_was_set). */
+        if (sqlite3_vtab_nochange(ctx))
+            break;
         if (c->info.expire_ms)
             sqlite3_result_int64(ctx, (sqlite3_int64)c->info.expire_ms);
         break;
@@ -612,7 +617,9 @@ static int row_ttl(struct map_vtab *vt, sqlite3_value *v, bool is_insert, uint64
     double d = sqlite3_value_double(v);
     if ((t != SQLITE_INTEGER && t != SQLITE_FLOAT) || (is_insert && d < 1.0) || d > 9.0e15) {
         sqlite3_free(vt->base.zErrMsg);
-        vt->base.zErrMsg = sqlite3_mprintf("hashmmap: ttl_ms must be NULL or a positive number of milliseconds");
+        /* Name the upper bound too: 1e16 is a positive number of milliseconds. */
+        vt->base.zErrMsg = sqlite3_mprintf("hashmmap: ttl_ms must be NULL or a number of milliseconds from 1 to "
+                                           "9000000000000000");
         return SQLITE_MISMATCH;
     }
     *ttl_ms = d < 1.0 ? 1 : (uint64_t)d;
@@ -670,6 +677,29 @@ static int key_of(struct map_vtab *vt, sqlite3_value *v, struct sqlkey *k)
     return SQLITE_OK;
 }
 
+/* Did the statement give this column a value?  NULL counts as not set,
+ * and so does the marker SQLite passes for a column an UPDATE leaves alone
+ * (map_column answered nothing for it). */
+static bool column_was_set(sqlite3_value *v)
+{
+    return sqlite3_value_type(v) != SQLITE_NULL && !sqlite3_value_nochange(v);
+}
+
+/* expire_ms is read-only, version is the map's on INSERT: a statement that
+ * sets them would otherwise see its value silently dropped. */
+static int check_unsettable(struct map_vtab *vt, sqlite3_value **argv, bool is_insert)
+{
+    if (column_was_set(argv[2 + COL_EXPIRE_MS]))
+        return set_error(vt, SQLITE_CONSTRAINT,
+                         sqlite3_mprintf("hashmmap: %s.expire_ms cannot be set: it follows from ttl_ms (set that: "
+                                         "milliseconds from now)", vt->link.name));
+    if (is_insert && column_was_set(argv[2 + COL_VERSION]))
+        return set_error(vt, SQLITE_CONSTRAINT,
+                         sqlite3_mprintf("hashmmap: %s.version cannot be set by an INSERT: the map assigns it "
+                                         "(UPDATE ... SET version = ? makes an update conditional)", vt->link.name));
+    return SQLITE_OK;
+}
+
 #define ANY_VERSION UINT64_MAX /* store_row without a version check */
 
 /* Store the row of argv (argv[2 + COL_...]) under key: with expected !=
@@ -700,6 +730,8 @@ static int do_insert(struct map_vtab *vt, sqlite3_value **argv)
 {
     struct sqlkey key;
     int hrc, rc = key_of(vt, argv[2 + COL_KEY], &key);
+    if (rc == SQLITE_OK)
+        rc = check_unsettable(vt, argv, true);
     if (rc != SQLITE_OK)
         return rc;
     int mode = sqlite3_vtab_on_conflict(vt->db);
@@ -732,7 +764,12 @@ static int do_delete(struct map_vtab *vt, sqlite3_value *old_key)
  * the statement sets (UPDATE ... SET version = ?). */
 static int expected_version(struct map_vtab *vt, sqlite3_value *v, uint64_t *version)
 {
-    if (sqlite3_value_type(v) != SQLITE_INTEGER || sqlite3_value_int64(v) < 1)
+    /* The column is INTEGER, but SQLite applies no affinity on the way to
+     * xUpdate: take '5' and 5.0 as 5, as a normal table would store them. */
+    int t = sqlite3_value_numeric_type(v);
+    bool integral = t == SQLITE_INTEGER ||
+                    (t == SQLITE_FLOAT && sqlite3_value_double(v) == (double)sqlite3_value_int64(v));
+    if (!integral || sqlite3_value_int64(v) < 1)
         return set_error(vt, SQLITE_MISMATCH,
                          sqlite3_mprintf("hashmmap: %s: version must be the positive integer the row was read with",
                                          vt->link.name));
@@ -745,7 +782,9 @@ static int expected_version(struct map_vtab *vt, sqlite3_value *v, uint64_t *ver
  * then delete the old one if it is still the one read.  Two steps, not
  * atomic: another process may see both keys for a moment, a crash between
  * them leaves both, and when the old row changed in between, both stay
- * (the statement then fails with SQLITE_BUSY and says so). */
+ * (the statement then fails with SQLITE_BUSY and says so).  An old row
+ * that changed or went before the first step is not renamed at all: the
+ * new key would carry the stale row (or bring back a deleted one). */
 static int do_update(struct map_vtab *vt, sqlite3_value **argv)
 {
     struct sqlkey old_key, new_key;
@@ -755,12 +794,21 @@ static int do_update(struct map_vtab *vt, sqlite3_value **argv)
         rc = key_of(vt, argv[2 + COL_KEY], &new_key);
     if (rc == SQLITE_OK)
         rc = expected_version(vt, argv[2 + COL_VERSION], &version);
+    if (rc == SQLITE_OK)
+        rc = check_unsettable(vt, argv, false);
     if (rc != SQLITE_OK)
         return rc;
     if (old_key.len == new_key.len && memcmp(old_key.bytes, new_key.bytes, old_key.len) == 0) {
         rc = store_row(vt, &new_key, argv, 0, version, false, &hrc);
         return rc == SQLITE_OK && hrc == HMM_MISMATCH ? row_changed(vt, &old_key, "it was not updated") : rc;
     }
+    hmm_entry_info now;
+    size_t no_value = 0; /* only the version: HMM_TOOSMALL still fills now */
+    rc = hmm_get_info(vt->link.map, old_key.bytes, old_key.len, NULL, &no_value, &now);
+    if (rc == HMM_NOTFOUND || ((rc == 0 || rc == HMM_TOOSMALL) && now.version != version))
+        return row_changed(vt, &old_key, "it was not renamed");
+    if (rc && rc != HMM_TOOSMALL)
+        return map_error(&vt->base, rc, "lookup");
     int mode = sqlite3_vtab_on_conflict(vt->db);
     rc = store_row(vt, &new_key, argv, mode == SQLITE_REPLACE ? 0 : HMM_NX, ANY_VERSION, false, &hrc);
     if (rc != SQLITE_OK)
@@ -768,8 +816,11 @@ static int do_update(struct map_vtab *vt, sqlite3_value **argv)
     if (hrc == HMM_EXISTS)
         return constraint_error(vt);
     rc = hmm_del_version(vt->link.map, old_key.bytes, old_key.len, version);
-    if (rc == HMM_MISMATCH || rc == HMM_NOTFOUND)
+    if (rc == HMM_MISMATCH)
         return row_changed(vt, &old_key, "the new key was written and the old row keeps the other writer's change");
+    if (rc == HMM_NOTFOUND)
+        return row_changed(vt, &old_key, "the new key was written and the old row is gone (deleted by the other "
+                                         "writer, or expired)");
     return rc ? map_error(&vt->base, rc, "delete") : SQLITE_OK;
 }
 

@@ -15,10 +15,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sqlite-vtab/sqlkey.h"
 #include "sqlite-vtab/vtab.h"
+#include "tools/clock.h"
 #include "tools/errtext.h"
 
 SQLITE_EXTENSION_INIT3
@@ -89,6 +93,15 @@ static int map_by_path(sqlite3 *db, struct vtab_registry *reg, const char *path,
         *map = l->map;
         return SQLITE_OK;
     }
+    /* Nothing by that name at all: most likely a mistyped table name, so
+     * say both what was looked for, not that a map was "removed". */
+    struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT) {
+        *err = sqlite3_mprintf("hashmmap_incr: '%s' is neither a hashmmap table of this connection nor a map "
+                               "directory ('%s' does not exist)", path, dir);
+        sqlite3_free(dir);
+        return *err ? SQLITE_ERROR : SQLITE_NOMEM;
+    }
     struct vtab_options opt = {.path = dir};
     int rc = vtab_open_map(&opt, dir, false, map, err);
     if (rc == SQLITE_OK && !(l = sqlite3_malloc(sizeof *l))) {
@@ -141,14 +154,76 @@ static int incr_target(sqlite3_context *ctx, sqlite3_value *arg, hmm_t **map)
     return rc == SQLITE_OK ? rc : incr_error(ctx, rc, err);
 }
 
+/* hmm_incr writes the tag HMM_TAG_COUNTER, which clears the key type bits
+ * (sqlkey.h): a REAL key 2.5 would read back as TEXT '2.5', the text '42'
+ * as INTEGER 42, and `key = v` would no longer find what was counted.  So
+ * when the entry has key bits (or is new and its key needs them), count
+ * with an optimistic loop that writes them again.  An existing entry keeps
+ * its key's type; a new one gets the type given, as an INSERT would.  The
+ * loop keeps the entry's expiry to the millisecond it can (hmm_cas_tagged
+ * takes a TTL from now).  Entries without key bits take hmm_incr, exact
+ * and fast: only a writer storing the same bytes with another key type at
+ * that very moment could still lose its bits. */
+#define INCR_RETRIES 10000
+static int incr_typed(hmm_t *map, const struct sqlkey *key, int64_t delta, int64_t *result)
+{
+    for (int tries = 0; tries < INCR_RETRIES; tries++) {
+        char val[32], num[32];
+        size_t vlen = sizeof val - 1;
+        hmm_entry_info info;
+        int rc = hmm_get_info(map, key->bytes, key->len, val, &vlen, &info);
+        if (rc == HMM_NOTFOUND && key->type_bits == SQLKEY_INFERRED)
+            return hmm_incr(map, key->bytes, key->len, delta, result);
+        if (rc == HMM_NOTFOUND) {
+            int n = snprintf(num, sizeof num, "%lld", (long long)delta);
+            rc = hmm_put_tagged(map, key->bytes, key->len, num, (size_t)n, 0, HMM_NX,
+                                HMM_TAG_COUNTER | key->type_bits);
+            if (rc == HMM_EXISTS)
+                continue; /* another writer made it meanwhile: count on that one */
+            if (rc == 0)
+                *result = delta;
+            return rc;
+        }
+        /* No key bits to keep, or a value too long to be a number: the
+         * library's own increment (which reports the latter). */
+        if (rc == HMM_TOOSMALL || (rc == 0 && sqlkey_bits_of_tag(info.tag) == SQLKEY_INFERRED))
+            return hmm_incr(map, key->bytes, key->len, delta, result);
+        if (rc)
+            return rc;
+        /* The counter rule of hmm_incr: a decimal int64, nothing else. */
+        val[vlen] = '\0';
+        char *end;
+        errno = 0;
+        long long old = strtoll(val, &end, 10);
+        int64_t sum;
+        if (vlen == 0 || !(val[0] == '-' || val[0] == '+' || (val[0] >= '0' && val[0] <= '9')) || errno || *end ||
+            __builtin_add_overflow((int64_t)old, delta, &sum))
+            return hmm_incr(map, key->bytes, key->len, delta, result); /* fails with its HMM_NOTNUM and message */
+        int n = snprintf(num, sizeof num, "%lld", (long long)sum);
+        uint64_t now = wall_clock_ms();
+        uint64_t ttl = info.expire_ms == 0 ? 0 : info.expire_ms > now ? info.expire_ms - now : 1;
+        rc = hmm_cas_tagged(map, key->bytes, key->len, num, (size_t)n, ttl, info.version,
+                            HMM_TAG_COUNTER | sqlkey_bits_of_tag(info.tag));
+        if (rc == HMM_MISMATCH || rc == HMM_NOTFOUND)
+            continue; /* changed meanwhile: count on what is there now */
+        if (rc == 0)
+            *result = sum;
+        return rc;
+    }
+    return HMM_BUSY;
+}
+
 static void incr_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     hmm_t *map;
     struct sqlkey key = {.len = 0};
     sqlite3_int64 delta = 1;
     if (argc == 3) {
+        /* As an INTEGER column would take it: '2' and 2.0 are 2 (a float
+         * bound by Python, say), 2.5 is no delta. */
         int t = sqlite3_value_numeric_type(argv[2]);
-        if (t != SQLITE_INTEGER) {
+        if (t != SQLITE_INTEGER &&
+            !(t == SQLITE_FLOAT && sqlite3_value_double(argv[2]) == (double)sqlite3_value_int64(argv[2]))) {
             incr_error(ctx, SQLITE_MISMATCH, sqlite3_mprintf("hashmmap_incr: delta must be an integer"));
             return;
         }
@@ -163,7 +238,7 @@ static void incr_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (incr_target(ctx, argv[0], &map) != SQLITE_OK)
         return;
     int64_t result;
-    int rc = hmm_incr(map, key.bytes, key.len, delta, &result);
+    int rc = incr_typed(map, &key, delta, &result);
     if (rc == 0) {
         sqlite3_result_int64(ctx, result);
         return;

@@ -106,7 +106,11 @@ static char *options_conflict(const struct vtab_options *o)
                                (unsigned long long)o->max_size,
                                (unsigned long long)(o->given & OPT_SIZE ? o->size : MIN_SIZE_BYTES));
     if ((o->given & OPT_MAX_VALUE) && (o->max_value < HMM_MIN_MAX_VALUE || o->max_value > (UINT32_MAX >> 1)))
-        return sqlite3_mprintf("hashmmap: max_value=%llu is outside 1M..2G", (unsigned long long)o->max_value);
+        /* The library's limit is UINT32_MAX >> 1, one byte under 2G
+         * (core/map.c): say so exactly, or max_value='2G' would be refused
+         * as "outside 1M..2G". */
+        return sqlite3_mprintf("hashmmap: max_value=%llu is outside 1M..2G-1 (%u..%u bytes)",
+                               (unsigned long long)o->max_value, HMM_MIN_MAX_VALUE, UINT32_MAX >> 1);
     if ((o->given & OPT_TTL) && o->ttl_ms == 0)
         return sqlite3_mprintf("hashmmap: ttl=0 is no TTL: leave the option out");
     if (o->readonly && (o->given & OPT_CREATION))

@@ -37,6 +37,7 @@ struct stats_vtab {
 
 struct stats_cursor {
     sqlite3_vtab_cursor base;
+    char *path;                 /* the argument as given: the hidden column's value */
     struct stat_row *rows;
     size_t nrows, caprows, pos;
 };
@@ -109,6 +110,7 @@ static int stats_close(sqlite3_vtab_cursor *base)
     struct stats_cursor *c = (struct stats_cursor *)base;
     rows_clear(c);
     sqlite3_free(c->rows);
+    sqlite3_free(c->path);
     sqlite3_free(c);
     return SQLITE_OK;
 }
@@ -197,6 +199,12 @@ static int stats_filter(sqlite3_vtab_cursor *base, int plan, const char *plan_st
         vt->zErrMsg = sqlite3_mprintf("hashmmap_stats: the path must be a directory name, not NULL or ''");
         return SQLITE_ERROR;
     }
+    /* The hidden column answers with the argument, as the table-valued
+     * functions of SQLite do (json_each, generate_series): a query may
+     * select it or join on it. */
+    sqlite3_free(c->path);
+    if (!(c->path = sqlite3_mprintf("%s", path)))
+        return SQLITE_NOMEM;
     /* A relative path means what it means in a table's path=: beside the
      * main database file. */
     char *dir = vtab_resolve_path(((struct stats_vtab *)vt)->db, "main", path);
@@ -248,7 +256,7 @@ static int stats_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col
     case SCOL_VALUE: sqlite3_result_int64(ctx, r->value); break;
     case SCOL_KIND: sqlite3_result_text(ctx, r->kind, -1, SQLITE_STATIC); break;
     case SCOL_HELP: sqlite3_result_text(ctx, r->help, -1, SQLITE_STATIC); break;
-    default: break; /* path: hidden, the argument */
+    default: sqlite3_result_text(ctx, c->path, -1, SQLITE_TRANSIENT); break; /* path: hidden, the argument */
     }
     return SQLITE_OK;
 }

@@ -19,6 +19,7 @@ CREATE VIRTUAL TABLE shrink USING hashmmap(path='e', size='4M', max_size='1M');
 CREATE VIRTUAL TABLE tiny USING hashmmap(path='e', size='100K');
 CREATE VIRTUAL TABLE smallval USING hashmmap(path='e', max_value='512K');
 CREATE VIRTUAL TABLE hugeval USING hashmmap(path='e', max_value='3G');
+CREATE VIRTUAL TABLE val2g USING hashmmap(path='e', max_value='2G');
 CREATE VIRTUAL TABLE rosize USING hashmmap(path='e', readonly=1, size='1M');
 CREATE VIRTUAL TABLE nottl USING hashmmap(path='e', ttl=0);
 -- Only CREATE VIRTUAL TABLE makes a map, and only where no other files are.
@@ -30,6 +31,7 @@ INSERT INTO t(key, value) VALUES (NULL, 2);
 INSERT INTO t(key, value) VALUES ('', 2);
 INSERT INTO t(key, value, ttl_ms) VALUES ('b', 2, 0);
 INSERT INTO t(key, value, ttl_ms) VALUES ('b', 2, 'later');
+INSERT INTO t(key, value, ttl_ms) VALUES ('b', 2, 1e16);
 INSERT INTO t(key, value) VALUES ('c', 3);
 UPDATE t SET key = 'a' WHERE key = 'c';
 UPDATE t SET key = NULL WHERE key = 'c';
@@ -75,4 +77,16 @@ SELECT hashmmap_incr('log', 'a');
 SELECT hashmmap_incr('nowhere', 'a');
 SELECT hashmmap_incr(NULL, 'a');
 SELECT hashmmap_incr('t_new', NULL);
+-- expire_ms follows from ttl_ms, version is the map's: setting them is an
+-- error, never silently ignored; leaving them alone or NULL is fine.
+INSERT INTO t_new(key, value, expire_ms) VALUES ('exp', 1, 4102444800000);
+INSERT INTO t_new(key, value, version) VALUES ('ver', 1, 5);
+UPDATE t_new SET expire_ms = 4102444800000 WHERE key = 'word';
+UPDATE t_new SET expire_ms = 4102444800000 WHERE +key = 'word';
+SELECT count(*) FROM t_new WHERE key IN ('exp', 'ver');
+SELECT value, expire_ms < 4102444800000 FROM t_new WHERE key = 'word';
+INSERT INTO t_new(key, value, version, expire_ms) VALUES ('nulls', 1, NULL, NULL);
+UPDATE t_new SET value = 'text2', expire_ms = NULL WHERE key = 'word';
+UPDATE t_new SET value = value || '!', ttl_ms = 600000 WHERE +key IN ('word', 'nulls');
+SELECT key, value, ttl_ms > 590000 FROM t_new WHERE key IN ('word', 'nulls') ORDER BY key;
 SELECT 'still alive';

@@ -18,3 +18,7 @@ CREATE VIRTUAL TABLE c USING hashmmap(path='cachemap', size='2M', cache=1, ttl='
 SELECT name, value FROM hashmmap_stats('cachemap') WHERE name IN ('cache_mode', 'default_ttl_ms') ORDER BY name;
 INSERT INTO c(key, value) VALUES ('k', 'v');
 SELECT ttl_ms BETWEEN 89000 AND 90000 FROM c;
+-- The hidden path column holds the argument, as in SQLite's own table-valued
+-- functions, so a join on it can tell which map a row is from.
+SELECT DISTINCT path FROM hashmmap_stats('stats');
+SELECT s.path, s.value FROM maps JOIN hashmmap_stats AS s ON s.path = maps.dir WHERE s.name = 'items';
