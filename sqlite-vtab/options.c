@@ -17,7 +17,7 @@
 #include "sqlite-vtab/vtab.h"
 #include "tools/units.h"
 
-#define MIN_SIZE_BYTES (256u << 10) /* the library's smallest data area */
+#define MIN_SIZE_BYTES HMM_SIZE_MIN /* the library's smallest data area */
 
 SQLITE_EXTENSION_INIT3
 
@@ -105,12 +105,11 @@ static char *options_conflict(const struct vtab_options *o)
         return sqlite3_mprintf("hashmmap: max_size=%llu is below size=%llu (the map could never grow)",
                                (unsigned long long)o->max_size,
                                (unsigned long long)(o->given & OPT_SIZE ? o->size : MIN_SIZE_BYTES));
-    if ((o->given & OPT_MAX_VALUE) && (o->max_value < HMM_MIN_MAX_VALUE || o->max_value > (UINT32_MAX >> 1)))
-        /* The library's limit is UINT32_MAX >> 1, one byte under 2G
-         * (core/map.c): say so exactly, or max_value='2G' would be refused
-         * as "outside 1M..2G". */
+    if ((o->given & OPT_MAX_VALUE) && (o->max_value < HMM_MIN_MAX_VALUE || o->max_value > HMM_MAX_VALUE_MAX))
+        /* The library's limit is one byte under 2G: say so exactly, or
+         * max_value='2G' would be refused as "outside 1M..2G". */
         return sqlite3_mprintf("hashmmap: max_value=%llu is outside 1M..2G-1 (%u..%u bytes)",
-                               (unsigned long long)o->max_value, HMM_MIN_MAX_VALUE, UINT32_MAX >> 1);
+                               (unsigned long long)o->max_value, HMM_MIN_MAX_VALUE, HMM_MAX_VALUE_MAX);
     if ((o->given & OPT_TTL) && o->ttl_ms == 0)
         return sqlite3_mprintf("hashmmap: ttl=0 is no TTL: leave the option out");
     if (o->readonly && (o->given & OPT_CREATION))
