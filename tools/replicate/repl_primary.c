@@ -45,6 +45,9 @@
  * of the poll set this long instead, and say so at most every 10 s. */
 #define ACCEPT_PAUSE_MS 100u
 #define ACCEPT_WARN_EVERY_MS 10000u
+/* A map recreated as "rm -r DIR; hashmmap create DIR" is missing for a
+ * moment: wait this long for DIR to hold one again before giving up. */
+#define REOPEN_GRACE_MS 2000u
 
 enum session_state { S_AUTH, S_RESUME, S_SNAPSHOT, S_STREAMING, S_CLOSING };
 
@@ -606,6 +609,10 @@ static int check_files(struct primary *p)
     p->nsessions = 0;
     hmm_close(p->m);
     p->m = NULL;
+    /* A new map's file appears whole (linked in when complete, core/fileio.c). */
+    uint64_t give_up = monotonic_ms() + REOPEN_GRACE_MS;
+    while (repl_file_id(dir, "hashmmap.map", &now) != 0 && monotonic_ms() < give_up && !repl_stop)
+        usleep(50000);
     if (open_map(p))
         return -1;
     log_info("serving %s again (log seq %" PRIu64 "..%" PRIu64 ")", dir, p->log.first_seq, p->log.last_seq);
