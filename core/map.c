@@ -199,14 +199,20 @@ static int size_and_init(int fd, const struct hmm_geometry *g, const hmm_config 
 
 static int attach(hmm_t *m)
 {
+    /* The header first, then the size, as hmm__map_refresh_limit(): a
+     * grower makes the file longer before it publishes npages, so the size
+     * read after the header covers the pages it names.  The other order
+     * called a file that grew in between truncated, and an opener racing a
+     * growth failed with HMM_CORRUPT (seen once in test_multiproc). */
+    union hmm_header_block blk;
+    ssize_t got = pread(m->fd, &blk, sizeof blk, 0);
     struct stat st;
     if (fstat(m->fd, &st) != 0)
         return hmm_fail(-errno, "%s: %s", m->path, strerror(errno));
-    union hmm_header_block blk;
     if ((uint64_t)st.st_size < sizeof blk)
         return hmm_fail(HMM_CORRUPT, "%s: truncated: %lld bytes is shorter than a header", m->path,
                         (long long)st.st_size);
-    if (pread(m->fd, &blk, sizeof blk, 0) != (ssize_t)sizeof blk)
+    if (got != (ssize_t)sizeof blk)
         return hmm_fail(-EIO, "%s: cannot read the header", m->path);
     int rc = hmm__header_validate(m, &blk, (uint64_t)st.st_size);
     if (rc)
