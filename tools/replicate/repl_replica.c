@@ -165,6 +165,63 @@ static int adopt_epoch(struct replica *r, uint64_t epoch)
 
 static void publish_status(struct replica *r, int connected);
 
+/* "DIR: " before an error text that does not name DIR already (most of
+ * hmm_open's do, and "DIR: DIR: ..." read badly). */
+static const char *dir_unless_named(const char *dir, const char *text)
+{
+    static char prefix[4096 + 3];
+    if (strstr(text, dir))
+        return "";
+    snprintf(prefix, sizeof prefix, "%s: ", dir);
+    return prefix;
+}
+
+/* Errors of hmm_open that the next try would meet again: permissions, a
+ * read-only file system, a path that is not a directory. */
+static int creation_refused_for_good(int rc)
+{
+    switch (-rc) {
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case ENOTDIR:
+    case EISDIR:
+    case ENAMETOOLONG:
+    case ELOOP:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Before the first connection: DIR, or the directory that will hold it,
+ * must let us make files (else we would connect, take a snapshot's START
+ * and fail, over and over).  access() uses the real ids, as we run.  0, or
+ * -1 (logged). */
+static int dir_can_hold_a_map(const char *dir)
+{
+    char parent[4096];
+    const char *where = dir;
+    if (access(dir, F_OK) != 0) {
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/')
+            n--;
+        while (n > 0 && dir[n - 1] != '/')
+            n--;
+        while (n > 1 && dir[n - 1] == '/')
+            n--;
+        if (n == 0)
+            snprintf(parent, sizeof parent, ".");
+        else
+            snprintf(parent, sizeof parent, "%.*s", (int)n, dir);
+        where = parent;
+    }
+    if (access(where, W_OK | X_OK) == 0)
+        return 0;
+    log_error("%s: cannot create the replica map there: %s: %s; stopping", dir, where, strerror(errno));
+    return -1;
+}
+
 /* The replica's map is made on the first START, alike the primary's. */
 static int open_or_create_map(struct replica *r, const struct repl_frame *f)
 {
@@ -185,7 +242,12 @@ static int open_or_create_map(struct replica *r, const struct repl_frame *f)
     int rc = hmm_open(&r->m, r->o->dir, &cfg);
     if (rc) {
         char text[ERRTEXT_MAX];
-        log_error("%s: cannot create the replica map: %s", r->o->dir, errtext(rc, text, sizeof text));
+        /* Retrying cannot fix these; the man page promises exit 3 when the
+         * map cannot be used (a full disk, HMM_FULL, may clear: retry). */
+        r->fatal = creation_refused_for_good(rc);
+        errtext(rc, text, sizeof text);
+        log_error("%scannot create the replica map: %s%s", dir_unless_named(r->o->dir, text), text,
+                  r->fatal ? "; stopping" : "");
         return -1;
     }
     log_info("%s: replica map created (size %" PRIu64 ", max size %" PRIu64 "%s)", r->o->dir, f->size, f->max_size,
@@ -202,7 +264,8 @@ static int open_existing_map(struct replica *r)
     int rc = hmm_open(&r->m, r->o->dir, &cfg);
     if (rc && rc != -ENOENT) {
         char text[ERRTEXT_MAX];
-        log_error("%s: %s", r->o->dir, errtext(rc, text, sizeof text));
+        errtext(rc, text, sizeof text);
+        log_error("%s%s", dir_unless_named(r->o->dir, text), text);
         return -1;
     }
     if (!r->m)
@@ -605,6 +668,8 @@ int repl_replica_run(const struct repl_options *o)
     struct replica r = {.o = o, .conn = {.fd = -1}};
     int ret = -1;
     if (open_existing_map(&r)) /* else it is made on the first START */
+        goto fail;
+    if (!r.m && dir_can_hold_a_map(o->dir))
         goto fail;
     publish_status(&r, 0); /* our pid, so --promote refuses while we run, also before a first connection */
     if (repl_tls_context(o, 0, &r.tls))
