@@ -645,7 +645,7 @@ static int constraint_error(struct map_vtab *vt)
 static char *key_for_message(const struct sqlkey *k)
 {
     if (k->len <= 64 && sqlkey_is_clean_utf8(k->bytes, k->len))
-        return sqlite3_mprintf("'%.*s'", (int)k->len, (const char *)k->bytes);
+        return sqlite3_mprintf("'%.*q'", (int)k->len, (const char *)k->bytes); /* it's -> 'it''s' */
     return sqlite3_mprintf("of %lld bytes", (long long)k->len); /* SQLite's printf has no %zu */
 }
 
@@ -658,6 +658,25 @@ static int row_changed(struct map_vtab *vt, const struct sqlkey *k, const char *
                        sqlite3_mprintf("hashmmap: %s: the row with key %s changed since this statement read it "
                                        "(another writer); %s: run the statement again",
                                        vt->link.name, key ? key : "?", what_happened));
+    sqlite3_free(key);
+    return rc;
+}
+
+/* An UPDATE whose expected version did not match.  When the statement
+ * set that version itself (SET version = ?, other than the one it read),
+ * the row did not change under it: the version given is stale, and the
+ * message says so rather than blaming another writer. */
+static int version_mismatch(struct map_vtab *vt, const struct sqlkey *k, uint64_t expected, const char *what_happened)
+{
+    uint64_t read_version;
+    if (!readset_find(&vt->read, k->bytes, k->len, &read_version) || read_version == expected)
+        return row_changed(vt, k, what_happened);
+    char *key = key_for_message(k);
+    int rc = set_error(vt, SQLITE_BUSY,
+                       sqlite3_mprintf("hashmmap: %s: the row with key %s has version %llu, not the %llu this "
+                                       "statement set; %s",
+                                       vt->link.name, key ? key : "?", (unsigned long long)read_version,
+                                       (unsigned long long)expected, what_happened));
     sqlite3_free(key);
     return rc;
 }
@@ -800,13 +819,16 @@ static int do_update(struct map_vtab *vt, sqlite3_value **argv)
         return rc;
     if (old_key.len == new_key.len && memcmp(old_key.bytes, new_key.bytes, old_key.len) == 0) {
         rc = store_row(vt, &new_key, argv, 0, version, false, &hrc);
-        return rc == SQLITE_OK && hrc == HMM_MISMATCH ? row_changed(vt, &old_key, "it was not updated") : rc;
+        return rc == SQLITE_OK && hrc == HMM_MISMATCH ? version_mismatch(vt, &old_key, version, "it was not updated")
+                                                      : rc;
     }
     hmm_entry_info now;
     size_t no_value = 0; /* only the version: HMM_TOOSMALL still fills now */
     rc = hmm_get_info(vt->link.map, old_key.bytes, old_key.len, NULL, &no_value, &now);
-    if (rc == HMM_NOTFOUND || ((rc == 0 || rc == HMM_TOOSMALL) && now.version != version))
+    if (rc == HMM_NOTFOUND)
         return row_changed(vt, &old_key, "it was not renamed");
+    if ((rc == 0 || rc == HMM_TOOSMALL) && now.version != version)
+        return version_mismatch(vt, &old_key, version, "it was not renamed");
     if (rc && rc != HMM_TOOSMALL)
         return map_error(&vt->base, rc, "lookup");
     int mode = sqlite3_vtab_on_conflict(vt->db);

@@ -31,6 +31,11 @@ UPDATE t SET value = 10, version = (SELECT version FROM seen) WHERE key = 'a';
 SELECT value FROM t WHERE key = 'a';
 UPDATE t SET value = 20, version = (SELECT version FROM seen) WHERE key = 'a';
 SELECT value FROM t WHERE key = 'a';
+-- A stale version set by the statement is named as such (no other writer
+-- is to blame), for a rename too; a quote in the key is doubled.
+INSERT INTO t(key, value) VALUES ('it''s', 1);
+UPDATE t SET key = 'its', version = 99 WHERE key = 'it''s';
+SELECT key FROM t WHERE key IN ('it''s', 'its');
 UPDATE t SET value = 20, version = NULL WHERE key = 'a';
 -- version is an INTEGER column: '5' and 5.0 are the integer 5, as in a
 -- normal table; 2.5 is no version at all.
