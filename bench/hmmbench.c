@@ -808,10 +808,12 @@ static int callgrind(const char *what)
     const char *why = "";
     /* "put-nolog", "none-nolog": the same on a map made with HMM_NOREPLOG;
      * "get-local", "put-local", "none-local": the local table, the
-     * baseline of issue 22's ratios, counted the same way. */
-    const struct store_kind *k = strstr(what, "-nolog")   ? &store_hmm_noreplog
-                                 : strstr(what, "-local") ? &store_local
-                                                          : &store_hmm_file;
+     * baseline of issue 22's ratios, counted the same way; "get-inline",
+     * "none-inline": the inline-entries experiment (store_inline.c). */
+    const struct store_kind *k = strstr(what, "-nolog")    ? &store_hmm_noreplog
+                                 : strstr(what, "-local")  ? &store_local
+                                 : strstr(what, "-inline") ? &store_inline /* the experiment: get only */
+                                                           : &store_hmm_file;
     void *h = k->open(k, N, 8, &why);
     if (!h)
         return 1;
@@ -826,7 +828,7 @@ static int callgrind(const char *what)
     else if (strncmp(what, "put", 3) == 0)
         wl_put(&r, N);
     else if (strncmp(what, "none", 4) != 0)
-        fprintf(stderr, "hmmbench: --callgrind get|mget|put|none[-nolog|-local]\n");
+        fprintf(stderr, "hmmbench: --callgrind get|mget|put|none[-nolog|-local|-inline]\n");
     stream_free(&st);
     k->close(h);
     return r.errors ? 1 : 0;
