@@ -70,17 +70,32 @@ static PyObject *finish_open(int rc, hmm_t *m, int text)
     return o;
 }
 
-static int fill_config(hmm_config *cfg, unsigned long long size, unsigned long long max_size, int cache,
-                       PyObject *ttl, int replog, unsigned long long max_value)
+/* Byte counts are parsed signed ("L"): "K" took -5 as 2^64 - 5, which the
+ * library then called over its limit, naming a number nobody wrote. */
+static int bytes_arg(const char *name, long long v, uint64_t *out)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->size = size;
-    cfg->max_size = max_size;
-    if (max_value > UINT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "max_value too large");
+    if (v < 0) {
+        PyErr_Format(PyExc_ValueError, "%s must be a number of bytes, 0 or more (0: the default), not %lld", name, v);
         return -1;
     }
-    cfg->max_value = (uint32_t)max_value;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int fill_config(hmm_config *cfg, long long size, long long max_size, int cache, PyObject *ttl, int replog,
+                       long long max_value)
+{
+    memset(cfg, 0, sizeof *cfg);
+    uint64_t mv;
+    if (bytes_arg("size", size, &cfg->size) || bytes_arg("max_size", max_size, &cfg->max_size) ||
+        bytes_arg("max_value", max_value, &mv))
+        return -1;
+    if (mv > HMM_MAX_VALUE_MAX) {
+        PyErr_Format(PyExc_ValueError, "max_value must be at most %llu bytes (HMM_MAX_VALUE_MAX), not %lld",
+                     (unsigned long long)HMM_MAX_VALUE_MAX, max_value);
+        return -1;
+    }
+    cfg->max_value = (uint32_t)mv;
     cfg->flags = (cache ? HMM_CACHE : 0) | (replog ? 0 : HMM_NOREPLOG);
     return hmm__py_ttl_ms(ttl, &cfg->default_ttl_ms);
 }
@@ -101,14 +116,19 @@ static PyObject *py_open(PyObject *mod, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"path", "size", "max_size", "cache", "ttl", "readonly", "create",
                              "exclusive", "mode", "replog", "max_value", "text", NULL};
     PyObject *path = NULL, *ttl = Py_None;
-    unsigned long long size = 0, max_size = 0, max_value = 0;
+    long long size = 0, max_size = 0, max_value = 0;
     int cache = 0, readonly = 0, create = 1, exclusive = 0, replog = 1, text = 0;
-    unsigned int mode = 0600;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$KKpOpppIpKp:open", kwlist, PyUnicode_FSConverter, &path,
+    int mode = 0600;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$LLpOpppipLp:open", kwlist, PyUnicode_FSConverter, &path,
                                      &size, &max_size, &cache, &ttl, &readonly, &create, &exclusive, &mode,
                                      &replog, &max_value, &text))
         return NULL;
     hmm_config cfg;
+    if (mode < 0 || mode > 07777) { /* "I" took -1 as 0xffffffff */
+        PyErr_Format(PyExc_ValueError, "mode must be permission bits 0..0o7777, not %d", mode);
+        Py_DECREF(path);
+        return NULL;
+    }
     if (fill_config(&cfg, size, max_size, cache, ttl, replog, max_value) != 0) {
         Py_DECREF(path);
         return NULL;
@@ -135,9 +155,9 @@ static PyObject *py_anonymous(PyObject *mod, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"size", "max_size", "cache", "ttl", "replog", "max_value", "text", NULL};
     PyObject *ttl = Py_None;
-    unsigned long long size = 0, max_size = 0, max_value = 0;
+    long long size = 0, max_size = 0, max_value = 0;
     int cache = 0, replog = 1, text = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$KKpOpKp:anonymous", kwlist, &size, &max_size, &cache, &ttl,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$LLpOpLp:anonymous", kwlist, &size, &max_size, &cache, &ttl,
                                      &replog, &max_value, &text))
         return NULL;
     hmm_config cfg;

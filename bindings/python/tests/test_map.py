@@ -241,6 +241,21 @@ class TestLifecycle(MapTestCase):
         self.m = hashmmap.open(self.path)
         self.assertEqual(self.m[b"k"], b"v")
 
+    def test_negative_sizes_and_modes_are_value_errors_that_name_them(self):
+        # Parsed unsigned, -5 became 2**64 - 5 and the library called it
+        # over the size limit; -1 as a mode became 0xffffffff.
+        fresh = self.path + "-neg"
+        for kw, name in (({"size": -5}, "size"), ({"max_size": -1}, "max_size"),
+                         ({"max_value": -1}, "max_value"), ({"mode": -1}, "mode"),
+                         ({"mode": 0o10000}, "mode"), ({"max_value": 2**31}, "max_value")):
+            with self.assertRaises(ValueError) as cm:
+                hashmmap.open(fresh, **kw)
+            self.assertIn(name, str(cm.exception))
+        self.assertFalse(os.path.exists(fresh))
+        with self.assertRaises(ValueError) as cm:
+            hashmmap.anonymous(size=-1)
+        self.assertIn("size", str(cm.exception))
+
     def test_a_closed_map_raises_value_error_and_close_twice_is_harmless(self):
         self.m.close()
         self.assertTrue(self.m.closed)
