@@ -155,6 +155,20 @@ static PyObject *m_getv(hmm__MapObject *self, PyObject *key)
     return out;
 }
 
+/* "K" took version modulo 2^64, so 2**64 became 0 ("must be absent") and
+ * -1 a version no entry has: checked, as the version is an exact number. */
+static int version_converter(PyObject *o, void *out)
+{
+    unsigned long long v = PyLong_Check(o) ? PyLong_AsUnsignedLongLong(o) : (unsigned long long)-1;
+    if (!PyLong_Check(o) || (v == (unsigned long long)-1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "version must be an int from 0 to 2**64-1 (from getv), not %.100R", o);
+        return 0;
+    }
+    *(unsigned long long *)out = v;
+    return 1;
+}
+
 PyDoc_STRVAR(cas_doc,
 "cas(key, value, version, ttl=None) -> bool\n\n"
 "Store value only if the key's version is still version (from getv; 0: the\n"
@@ -165,7 +179,7 @@ static PyObject *m_cas(hmm__MapObject *self, PyObject *args, PyObject *kw)
     PyObject *key, *value, *ttl = Py_None;
     unsigned long long version;
     uint64_t ttl_ms;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOK|O:cas", kwlist, &key, &value, &version, &ttl) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO&|O:cas", kwlist, &key, &value, version_converter, &version, &ttl) ||
         hmm__py_ttl_ms(ttl, &ttl_ms) != 0)
         return NULL;
     hmm__pybuf k, v;

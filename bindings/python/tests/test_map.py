@@ -241,6 +241,15 @@ class TestLifecycle(MapTestCase):
         self.m = hashmmap.open(self.path)
         self.assertEqual(self.m[b"k"], b"v")
 
+    def test_a_cas_version_out_of_range_is_a_value_error(self):
+        # 2**64 wrapped to 0, "only if absent": the cas stored a new key.
+        for bad in (2**64, -1, 1.0, "1"):
+            with self.assertRaises(ValueError) as cm:
+                self.m.cas(b"fresh", b"v", bad)
+            self.assertIn("version", str(cm.exception))
+        self.assertNotIn(b"fresh", self.m)
+        self.assertTrue(self.m.cas(b"fresh", b"v", 0))
+
     def test_negative_sizes_and_modes_are_value_errors_that_name_them(self):
         # Parsed unsigned, -5 became 2**64 - 5 and the library called it
         # over the size limit; -1 as a mode became 0xffffffff.
