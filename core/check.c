@@ -2,8 +2,9 @@
  * check.c - hmm_check(): verify (and optionally repair) the whole map.
  *
  * With a writable handle every stripe lock is taken first, in order (writers
- * hold one stripe at a time, so this cannot deadlock), which makes the check
- * exact: no operation is in flight.  A read-only handle cannot lock; its
+ * hold one stripe at a time, so this cannot deadlock), then each class lock
+ * and the page-table lock once (repairing an allocator that died holding
+ * one), which makes the check exact: no operation is in flight.  A read-only handle cannot lock; its
  * check is a snapshot and may count a chunk of an in-flight put as
  * unreachable, or a free-list head or spare an in-flight put is taking as
  * a bad slot.
@@ -218,6 +219,29 @@ static void check_spares(struct check_ctx *cx)
     }
 }
 
+/* An allocator killed holding a class lock (or the page table's) can leave
+ * a chunk marked WRITING at the head of the free list, or at the carve
+ * pointer, that no intent names: only the repair that the lock's next
+ * holder runs (hmm__recover_class_locked) knows it is still free.  Taking
+ * each lock once runs those repairs before the pages are walked, or the
+ * walk takes that chunk for a leaked one, and a repair links it into the
+ * list it already heads (a loop: every later allocation of the class
+ * fails).  With every stripe lock held nobody allocates afterwards, so the
+ * states stay as repaired for the walk.  Lock order: stripe, class, pages. */
+static int repair_dead_allocators(hmm_t *m)
+{
+    for (uint32_t cls = 0; cls < m->nclasses; cls++) {
+        int rc = hmm__lock_class(m, cls);
+        if (rc)
+            return rc;
+        hmm__unlock_class(m, cls);
+    }
+    int rc = hmm__lock_pages(m);
+    if (rc == 0)
+        hmm__unlock_pages(m);
+    return rc;
+}
+
 /* One walk of the whole map; the caller has cleared res. */
 static int check_walk(hmm_t *m, bool repair, hmm_check_result *res)
 {
@@ -240,6 +264,8 @@ static int check_walk(hmm_t *m, bool repair, hmm_check_result *res)
             if (rc == 0)
                 locked++;
         }
+        if (rc == 0)
+            rc = repair_dead_allocators(m);
     }
     struct hmm_ix cur, old;
     if (rc == 0)

@@ -16,6 +16,7 @@ HMM_CMOCKA_TESTS = \
 	tests/test_multiproc \
 	tests/test_crash \
 	tests/test_crashpoints \
+	tests/test_torture \
 	tests/test_corrupt \
 	tests/test_growth \
 	tests/test_metrics \
@@ -44,6 +45,11 @@ tests_test_crash_LDADD = $(HMM_TEST_LIBS)
 tests_test_crashpoints_SOURCES = %reldir%/test_crashpoints.c
 tests_test_crashpoints_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_crashpoints_LDADD = $(HMM_CRASH_TEST_LIBS)
+# Every kind of writer killed at random and at crash points while readers,
+# openers and a log follower check the invariants (links the crash seams).
+tests_test_torture_SOURCES = %reldir%/test_torture.c
+tests_test_torture_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_torture_LDADD = $(HMM_CRASH_TEST_LIBS) -lpthread
 tests_test_corrupt_SOURCES = %reldir%/test_corrupt.c
 tests_test_corrupt_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_corrupt_LDADD = $(HMM_TEST_LIBS)
