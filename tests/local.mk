@@ -153,11 +153,12 @@ fuzz:
 	HMM_FUZZ_SECONDS=$${HMM_FUZZ_SECONDS:-600} srcdir=$(srcdir) builddir=$(abs_top_builddir) \
 	  $(SHELL) $(srcdir)/tests/fuzz.test
 
-torture: tests/test_crash
+torture: tests/test_crash tests/test_torture
 	HMM_TORTURE_KILLS=$${HMM_TORTURE_KILLS:-5000} HMM_TORTURE_SECONDS=$${HMM_TORTURE_SECONDS:-300} \
 	  $(builddir)/tests/test_crash
 	HMM_TORTURE_CACHE=1 HMM_TORTURE_KILLS=$${HMM_TORTURE_KILLS:-5000} HMM_TORTURE_SECONDS=$${HMM_TORTURE_SECONDS:-300} \
 	  $(builddir)/tests/test_crash
+	HMM_TORTURE_SECONDS=$${HMM_TORTURE_MAP_SECONDS:-100} $(builddir)/tests/test_torture # per map, 3 maps
 
 .PHONY: fuzz torture
 
