@@ -311,7 +311,9 @@ struct hmm_replica_pos {
     hmm_atomic_u64 primary_id[2];
     hmm_atomic_u64 next_seq;
     hmm_atomic_u64 valid;           /* 1 once set */
-    uint8_t pad[24];
+    hmm_atomic_u64 digest_seq;      /* newest record the map may hold (FORMAT.md §13) */
+    hmm_atomic_u64 digest;          /* its digest (PROTOCOL.md §2); 0 none, also in maps of older builds */
+    uint8_t pad[8];
 };
 _Static_assert(sizeof(struct hmm_replica_pos) == 64, "replica position is one line");
 

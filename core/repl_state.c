@@ -87,24 +87,38 @@ static struct hmm_replica_pos *position(hmm_t *m)
     return (struct hmm_replica_pos *)((uint8_t *)m->hdr + HMM_REPLICA_POS_OFF);
 }
 
-HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq)
+HMM_EXPORT int hmm_replica_position_get_with_digest(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq,
+                                                    uint64_t *digest_seq, uint64_t *digest)
 {
     hmm__error_clear();
-    if (!m || !primary_id || !next_seq)
+    if (!m || !primary_id || !next_seq || !digest_seq || !digest)
         return hmm_fail(-EINVAL, "hmm_replica_position_get: NULL handle or out-pointer");
     struct hmm_replica_pos *p = position(m);
-    uint64_t w[4];
-    /* primary_id[0..1], next_seq, valid are consecutive words after seq. */
-    if (seq_read(&p->seq, p->primary_id, w, 4) != 0)
+    uint64_t w[6];
+    /* primary_id[0..1], next_seq, valid, digest_seq, digest are consecutive
+     * words after seq: one seqlock read, so the proof belongs to next_seq. */
+    if (seq_read(&p->seq, p->primary_id, w, 6) != 0)
         return hmm_fail(HMM_BUSY, "%s: replica position is being rewritten", m->path);
     if (w[3] != 1)
         return HMM_NOTFOUND;
     memcpy(primary_id, w, 16);
     *next_seq = w[2];
+    *digest_seq = w[4];
+    *digest = w[5];
     return 0;
 }
 
-HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq)
+HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq)
+{
+    uint64_t digest_seq, digest;
+    return hmm_replica_position_get_with_digest(m, primary_id, next_seq, &digest_seq, &digest);
+}
+
+/* Every word of the position in one seqlock write (FORMAT.md §13, replica
+ * position, write order): a daemon killed in the middle leaves seq odd, and
+ * readers get HMM_BUSY rather than a next_seq with another write's proof. */
+HMM_EXPORT int hmm_replica_position_set_with_digest(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq,
+                                                    uint64_t digest_seq, uint64_t digest)
 {
     int rc = setter_begin(m, primary_id != NULL, "hmm_replica_position_set", "handle or primary id");
     if (rc)
@@ -117,9 +131,17 @@ HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], 
     atomic_store_explicit(&p->primary_id[1], id[1], memory_order_relaxed);
     atomic_store_explicit(&p->next_seq, next_seq, memory_order_relaxed);
     atomic_store_explicit(&p->valid, 1, memory_order_relaxed);
+    atomic_store_explicit(&p->digest_seq, digest_seq, memory_order_relaxed);
+    atomic_store_explicit(&p->digest, digest, memory_order_relaxed);
     seq_write_end(&p->seq);
     return 0;
 }
+
+HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq)
+{
+    return hmm_replica_position_set_with_digest(m, primary_id, next_seq, 0, 0);
+}
+
 HMM_EXPORT int hmm_replica_position_clear(hmm_t *m)
 {
     int rc = setter_begin(m, true, "hmm_replica_position_clear", "handle");
@@ -133,7 +155,10 @@ HMM_EXPORT int hmm_replica_position_clear(hmm_t *m)
 }
 
 _Static_assert(offsetof(struct hmm_replica_pos, primary_id) + 16 == offsetof(struct hmm_replica_pos, next_seq) &&
-                   offsetof(struct hmm_replica_pos, next_seq) + 8 == offsetof(struct hmm_replica_pos, valid),
+                   offsetof(struct hmm_replica_pos, next_seq) + 8 == offsetof(struct hmm_replica_pos, valid) &&
+                   offsetof(struct hmm_replica_pos, valid) + 8 == offsetof(struct hmm_replica_pos, digest_seq) &&
+                   offsetof(struct hmm_replica_pos, digest_seq) + 8 == offsetof(struct hmm_replica_pos, digest) &&
+                   offsetof(struct hmm_replica_pos, digest_seq) == 40,
                "position words are consecutive");
 
 /* ---- role and epoch ---- */

@@ -497,6 +497,22 @@ HMM_EXPORT int hmm_apply(hmm_t *m, const hmm_replog_record *rec);
  * set. */
 HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq);
 HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq);
+/* The position with the proof of the history it belongs to
+ * (docs/PROTOCOL.md §4): digest_seq is the newest record of the primary's
+ * log that the map may hold (next_seq - 1, or next_seq while that record
+ * is being applied), digest that record's digest as the replication
+ * protocol defines it ("Record digest").  A primary restored from a backup
+ * is then not resumed from a place where its new log holds other changes.
+ * All are stored in one write and read in one read, so a reader never pairs
+ * one position with another's proof; a writer killed in the middle makes
+ * get answer HMM_BUSY until the next set (docs/FORMAT.md, replica
+ * position).  digest 0 means none; the plain set above stores 0, and a
+ * position stored by a build before digests reads as 0.  get: HMM_NOTFOUND
+ * when never set. */
+HMM_EXPORT int hmm_replica_position_get_with_digest(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq,
+                                                    uint64_t *digest_seq, uint64_t *digest);
+HMM_EXPORT int hmm_replica_position_set_with_digest(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq,
+                                                    uint64_t digest_seq, uint64_t digest);
 /* Forget the position (a replica whose map was written locally, as a
  * primary, must take a full snapshot before it streams again). */
 HMM_EXPORT int hmm_replica_position_clear(hmm_t *m);

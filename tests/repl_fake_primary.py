@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A scripted primary for tests/replicate.test (docs/PROTOCOL.md, version 2).
+"""A scripted primary for tests/replicate.test (docs/PROTOCOL.md, version 3).
 
 It proves the secret and seals its frames like hashmmap-replicate, then
 sends what a broken or stale primary might: a gap in sequence numbers,
@@ -8,7 +8,8 @@ replica answers, one line per event, and what the replica asks on its next
 connection.
 
 usage: repl_fake_primary.py PORT SECRET_FILE SCENARIO
-scenario: gap | voids | old-record-epoch | stale-start
+scenario: gap | voids | old-record-epoch | stale-start | v2 (a primary of
+protocol version 2: the replica must close without answering its CHALLENGE)
 """
 import hashlib, hmac, os, socket, struct, sys
 
@@ -53,16 +54,21 @@ class Conn:
         self.seals += 1
 
 
-def handshake(c):
+def handshake(c, version=3):
     nonce_p = os.urandom(32)
-    c.s.sendall(frame(1, struct.pack(">H", 2) + nonce_p))
+    c.s.sendall(frame(1, struct.pack(">H", version) + nonce_p))
     auth = c.read_frame()
+    if version != 3:
+        print("answer", "auth" if auth else "closed", flush=True)
+        return
     nonce_r = auth[3:35]
     c.s.sendall(frame(3, mac(secret, b"hashmmap-replicate v1 primary\0" + nonce_r + nonce_p)))
     c.key_tx = mac(secret, b"seal to replica\0" + nonce_p + nonce_r)
     resume = c.read_unsealed()
     has, next_seq, epoch = resume[1], struct.unpack(">Q", resume[18:26])[0], struct.unpack(">I", resume[26:30])[0]
-    print("resume has_position=%d next_seq=%d epoch=%d" % (has, next_seq, epoch), flush=True)
+    digest_seq, digest = struct.unpack(">QQ", resume[30:46])
+    print("resume has_position=%d next_seq=%d epoch=%d digest_seq=%d digest=%s"
+          % (has, next_seq, epoch, digest_seq, "set" if digest else "0"), flush=True)
 
 
 def start(mode, seq, epoch):
@@ -99,13 +105,16 @@ srv.bind(("127.0.0.1", port))
 srv.listen(4)
 srv.settimeout(20)
 c = Conn(srv.accept()[0])
+if scenario == "v2":
+    handshake(c, 2)
+    sys.exit(0)
 handshake(c)
 epoch = 5 if scenario == "old-record-epoch" else 0
 if scenario == "stale-start":
     c.send_sealed(start(1, 1, 0))
     print("answer", answer(c), flush=True)
     sys.exit(0)
-c.send_sealed(start(2, 5, epoch) + frame(8, struct.pack(">QQ", 5, 0)))
+c.send_sealed(start(2, 5, epoch) + frame(8, struct.pack(">QQQ", 5, 0, 0)))
 if scenario == "gap":  # 6, then 50: seqs 7..49 never arrived
     c.send_sealed(record(6, 0, 0, b"k6") + record(50, 0, 0, b"k50"))
 elif scenario == "voids":  # 6, then 9 after two void ones: nothing is missing
@@ -114,7 +123,7 @@ elif scenario == "old-record-epoch":
     c.send_sealed(record(6, 0, 5, b"k6") + record(7, 0, 4, b"k7"))
 print("answer", answer(c), flush=True)
 c.s.close()
-if scenario != "voids":  # the next connection: what does it ask for?
-    c = Conn(srv.accept()[0])
-    handshake(c)
-    c.s.close()
+# The next connection: what does it ask for?
+c = Conn(srv.accept()[0])
+handshake(c)
+c.s.close()

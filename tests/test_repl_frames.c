@@ -232,9 +232,9 @@ static void test_sequence_numbers_beyond_the_log_range_are_refused(void **state)
             continue;
         struct repl_frame s = {.mode = REPL_START_STREAM, .seq = UINT64_MAX};
         uint8_t id[REPL_ID_LEN] = {0};
-        int rc = type == REPL_RESUME  ? repl_put_resume(&b, 1, id, UINT64_MAX, 0)
+        int rc = type == REPL_RESUME  ? repl_put_resume(&b, 1, id, UINT64_MAX, 0, 1, 1)
                  : type == REPL_START ? repl_put_start(&b, &s)
-                 : type == REPL_SNAP_END ? repl_put_snap_end(&b, UINT64_MAX, 1)
+                 : type == REPL_SNAP_END ? repl_put_snap_end(&b, UINT64_MAX, 1, 1)
                  : type == REPL_HEARTBEAT ? repl_put_heartbeat(&b, UINT64_MAX, 1)
                                           : repl_put_ack(&b, UINT64_MAX, 1);
         assert_int_equal(rc, 0);
@@ -251,11 +251,90 @@ static void test_resume_carries_the_replicas_epoch(void **state)
     const char *why;
     uint8_t id[REPL_ID_LEN];
     memset(id, 0x5a, sizeof id);
-    assert_int_equal(repl_put_resume(&b, 1, id, 1234, 77), 0);
+    assert_int_equal(repl_put_resume(&b, 1, id, 1234, 77, 1233, 0x0123456789abcdefull), 0);
     assert_int_equal(decode(&b, REPL_MAX_BODY_UNAUTH, &f, &why), 0);
     assert_true(f.type == REPL_RESUME && f.has_position == 1 && f.seq == 1234 && f.epoch == 77);
     assert_memory_equal(f.map_id, id, sizeof id);
     repl_buf_free(&b);
+}
+
+static void test_resume_carries_the_proof_of_the_replicas_history(void **state)
+{
+    struct repl_buf b = {0};
+    struct repl_frame f;
+    const char *why;
+    uint8_t id[REPL_ID_LEN] = {1};
+    assert_int_equal(repl_put_resume(&b, 1, id, 1234, 77, 1234, 0xfedcba9876543210ull), 0);
+    assert_int_equal(b.len, 4 + 1 + 1 + REPL_ID_LEN + 8 + 4 + 8 + 8);
+    assert_int_equal(decode(&b, REPL_MAX_BODY_UNAUTH, &f, &why), 0);
+    assert_true(f.digest == 0xfedcba9876543210ull && f.digest_seq == 1234 && f.seq == 1234);
+    repl_buf_free(&b);
+    b = (struct repl_buf){0};
+    assert_int_equal(repl_put_resume(&b, 1, id, 5, 0, UINT64_MAX, 1), 0);
+    assert_int_equal(decode(&b, REPL_MAX_BODY_UNAUTH, &f, &why), -EPROTO);
+    assert_string_equal(why, "sequence number beyond 2^62");
+    repl_buf_free(&b);
+}
+
+static void test_snap_end_carries_the_digest_of_its_record(void **state)
+{
+    struct repl_buf b = {0};
+    struct repl_frame f;
+    const char *why;
+    assert_int_equal(repl_put_snap_end(&b, 41, 7, 99), 0);
+    assert_int_equal(decode(&b, REPL_MAX_BODY_UNAUTH, &f, &why), 0);
+    assert_true(f.type == REPL_SNAP_END && f.seq == 41 && f.count == 7 && f.digest == 99);
+    repl_buf_free(&b);
+}
+
+/* A version 2 peer's RESUME (no proof) and SNAP_END (no digest) are 16 and
+ * 8 bytes short: refused as truncated, never read as something else.  The
+ * handshake refuses such a peer before (its CHALLENGE or AUTH says 2). */
+static void test_version_2_layouts_are_refused(void **state)
+{
+    struct repl_buf b = {0};
+    struct repl_frame f;
+    const char *why;
+    uint8_t id[REPL_ID_LEN] = {0}, nonce[REPL_NONCE_LEN] = {0};
+    assert_int_equal(repl_put_resume(&b, 1, id, 5, 0, 4, 1), 0);
+    assert_int_equal(repl_frame_decode(b.data + 4, (uint32_t)b.len - 4 - 16, &f, &why), -EPROTO);
+    assert_string_equal(why, "truncated or oversized frame");
+    repl_buf_free(&b);
+    b = (struct repl_buf){0};
+    assert_int_equal(repl_put_snap_end(&b, 5, 1, 1), 0);
+    assert_int_equal(repl_frame_decode(b.data + 4, (uint32_t)b.len - 4 - 8, &f, &why), -EPROTO);
+    repl_buf_free(&b);
+    b = (struct repl_buf){0};
+    /* A CHALLENGE says its version in its first field, whatever follows. */
+    assert_int_equal(repl_put_challenge(&b, nonce), 0);
+    b.data[5] = 0, b.data[6] = 2;
+    assert_int_equal(decode(&b, REPL_MAX_BODY_UNAUTH, &f, &why), 0);
+    assert_int_equal(f.version, 2);
+    assert_int_not_equal(f.version, REPL_PROTOCOL_VERSION);
+    repl_buf_free(&b);
+}
+
+/* The digest covers every field of the record that the replica applies
+ * (docs/PROTOCOL.md §2), not skipped, and is never 0 (which means none). */
+static void test_record_digest_covers_what_is_applied(void **state)
+{
+    const struct repl_record_head h = {3, 0, 1};
+    uint64_t d = repl_record_digest(&h, REPL_OP_PUT, 0, 0, "key", 3, "v1", 2);
+    assert_true(d != 0);
+    assert_true(d == repl_record_digest(&(struct repl_record_head){3, 2, 1}, REPL_OP_PUT, 0, 0, "key", 3, "v1", 2));
+    assert_true(d != repl_record_digest(&(struct repl_record_head){4, 0, 1}, REPL_OP_PUT, 0, 0, "key", 3, "v1", 2));
+    assert_true(d != repl_record_digest(&(struct repl_record_head){3, 0, 2}, REPL_OP_PUT, 0, 0, "key", 3, "v1", 2));
+    assert_true(d != repl_record_digest(&h, REPL_OP_PUT, 1, 0, "key", 3, "v1", 2));
+    assert_true(d != repl_record_digest(&h, REPL_OP_PUT, 0, 5, "key", 3, "v1", 2));
+    assert_true(d != repl_record_digest(&h, REPL_OP_PUT, 0, 0, "kez", 3, "v1", 2));
+    assert_true(d != repl_record_digest(&h, REPL_OP_PUT, 0, 0, "key", 3, "v2", 2));
+    /* Where the key ends and the value starts is part of it. */
+    assert_true(repl_record_digest(&h, REPL_OP_PUT, 0, 0, "ab", 2, "c", 1) !=
+                repl_record_digest(&h, REPL_OP_PUT, 0, 0, "a", 1, "bc", 2));
+    assert_true(d != repl_record_digest(&h, REPL_OP_DEL, 0, 0, "key", 3, NULL, 0));
+    /* A DEL's value is never part of it: the frame carries none. */
+    assert_true(repl_record_digest(&h, REPL_OP_DEL, 0, 0, "key", 3, NULL, 0) ==
+                repl_record_digest(&h, REPL_OP_DEL, 0, 0, "key", 3, "junk", 4));
 }
 
 int main(void)
@@ -274,6 +353,10 @@ int main(void)
         cmocka_unit_test(test_encoder_refuses_what_the_decoder_would),
         cmocka_unit_test(test_sequence_numbers_beyond_the_log_range_are_refused),
         cmocka_unit_test(test_resume_carries_the_replicas_epoch),
+        cmocka_unit_test(test_resume_carries_the_proof_of_the_replicas_history),
+        cmocka_unit_test(test_snap_end_carries_the_digest_of_its_record),
+        cmocka_unit_test(test_version_2_layouts_are_refused),
+        cmocka_unit_test(test_record_digest_covers_what_is_applied),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -537,6 +537,36 @@ static void test_replica_position_persists_across_reopen(void **state)
     hmm_close(m);
 }
 
+/* The proof is stored and read with the position, in one write; the plain
+ * set and a position of an older build (zero bytes there) say 0. */
+static void test_replica_position_keeps_the_proof_of_its_history(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = open_cfg(dir, 0, 0);
+    uint8_t id[16] = {7}, got[16];
+    uint64_t next = 0, dseq = 1, digest = 1;
+    assert_int_equal(hmm_replica_position_get_with_digest(m, got, &next, &dseq, &digest), HMM_NOTFOUND);
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 41, 41, 0xabcdef0123456789ull));
+    hmm_close(m);
+    m = open_cfg(dir, 0, 0);
+    TU_OK(hmm_replica_position_get_with_digest(m, got, &next, &dseq, &digest));
+    assert_memory_equal(got, id, 16);
+    assert_int_equal(next, 41);
+    assert_int_equal(dseq, 41);
+    assert_true(digest == 0xabcdef0123456789ull);
+    TU_OK(hmm_replica_position_get(m, got, &next));
+    assert_int_equal(next, 41);
+    TU_OK(hmm_replica_position_set(m, id, 42));
+    TU_OK(hmm_replica_position_get_with_digest(m, got, &next, &dseq, &digest));
+    assert_int_equal(next, 42);
+    assert_int_equal(dseq, 0);
+    assert_int_equal(digest, 0);
+    TU_OK(hmm_replica_position_clear(m));
+    assert_int_equal(hmm_replica_position_get_with_digest(m, got, &next, &dseq, &digest), HMM_NOTFOUND);
+    hmm_close(m);
+}
+
 /* ---- role and epoch (issue 19) ---- */
 
 static void test_a_map_made_before_roles_reads_as_primary_at_epoch_zero(void **state)
@@ -941,6 +971,7 @@ int main(void)
         cmocka_unit_test(test_read_only_handle_reads_the_log_and_writes_nothing),
         cmocka_unit_test(test_apply_makes_a_mirror_that_logs_its_own_changes),
         cmocka_unit_test(test_replica_position_persists_across_reopen),
+        cmocka_unit_test(test_replica_position_keeps_the_proof_of_its_history),
         cmocka_unit_test(test_repl_status_is_kept_in_the_metrics_file),
         cmocka_unit_test(test_a_map_made_before_roles_reads_as_primary_at_epoch_zero),
         cmocka_unit_test(test_a_replica_map_refuses_local_writes_but_not_reads_nor_its_daemon),

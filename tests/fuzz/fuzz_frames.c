@@ -33,6 +33,12 @@ static void reencode(const struct repl_frame *f)
     case REPL_AUTH:
         rc = repl_put_auth(&b, f->nonce, f->mac);
         break;
+    case REPL_RESUME:
+        rc = repl_put_resume(&b, f->has_position, f->map_id, f->seq, f->epoch, f->digest_seq, f->digest);
+        break;
+    case REPL_SNAP_END:
+        rc = repl_put_snap_end(&b, f->seq, f->count, f->digest);
+        break;
     default:
         return;
     }
@@ -46,7 +52,8 @@ static void reencode(const struct repl_frame *f)
     rc = repl_frame_decode(body, len, &g, &why);
     assert(rc == 0);
     assert(g.type == f->type && g.seq == f->seq && g.klen == f->klen && g.vlen == f->vlen && g.tag == f->tag &&
-           g.expire_ms == f->expire_ms && g.size == f->size && g.epoch == f->epoch && g.skipped == f->skipped);
+           g.expire_ms == f->expire_ms && g.size == f->size && g.epoch == f->epoch && g.skipped == f->skipped &&
+           g.digest == f->digest && g.digest_seq == f->digest_seq && g.count == f->count && g.has_position == f->has_position);
     assert(g.klen == 0 || memcmp(g.key, f->key, g.klen) == 0);
     assert(g.vlen == 0 || memcmp(g.val, f->val, g.vlen) == 0);
     repl_buf_free(&b);

@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 2: epochs (RESUME, START, RECORD) and the void count of RECORD (docs/PROTOCOL.md §2). */
-#define REPL_PROTOCOL_VERSION 2u
+/* 2: epochs (RESUME, START, RECORD) and the void count of RECORD; 3: record
+ * digests in RESUME and SNAP_END, the proof of a replica's history
+ * (docs/PROTOCOL.md §2, §4). */
+#define REPL_PROTOCOL_VERSION 3u
 #define REPL_NONCE_LEN 32u
 #define REPL_MAC_LEN 32u   /* HMAC-SHA256 */
 #define REPL_ID_LEN 16u
@@ -37,11 +39,11 @@ enum repl_frame_type {
     REPL_CHALLENGE = 1,  /* primary -> replica: version, nonce */
     REPL_AUTH = 2,       /* replica -> primary: version, nonce, mac */
     REPL_AUTH_OK = 3,    /* primary -> replica: mac */
-    REPL_RESUME = 4,     /* replica -> primary: has position, map id, next seq */
+    REPL_RESUME = 4,     /* replica -> primary: has position, map id, next seq, epoch, proof (digest seq, digest) */
     REPL_START = 5,      /* primary -> replica: mode, map id, seq, geometry */
     REPL_RECORD = 6,     /* primary -> replica: one log record */
     REPL_SNAP_ENTRY = 7, /* primary -> replica: one entry of a snapshot */
-    REPL_SNAP_END = 8,   /* primary -> replica: snapshot seq, entry count */
+    REPL_SNAP_END = 8,   /* primary -> replica: snapshot seq, entry count, digest of its record */
     REPL_HEARTBEAT = 9,  /* primary -> replica: last seq, wall clock */
     REPL_ACK = 10,       /* replica -> primary: next seq applied, wall clock */
     REPL_ERROR = 11,     /* either way, then close: code, text */
@@ -67,6 +69,8 @@ struct repl_frame {
     uint32_t epoch;       /* RESUME: the replica's; START: the primary's; RECORD: the record's */
     uint32_t skipped;     /* RECORD: void sequence numbers right before seq (never sent) */
     uint64_t count;       /* SNAP_END entries */
+    uint64_t digest_seq;  /* RESUME: the newest record the replica may hold */
+    uint64_t digest;      /* RESUME: of record digest_seq; SNAP_END: of record seq; 0 none */
     uint64_t time_ms;     /* HEARTBEAT, ACK */
     /* START: the primary's geometry, so a missing replica map is made alike */
     uint64_t size, max_size, default_ttl_ms, replog_capacity;
@@ -114,7 +118,7 @@ int repl_put_challenge(struct repl_buf *b, const uint8_t nonce[REPL_NONCE_LEN]);
 int repl_put_auth(struct repl_buf *b, const uint8_t nonce[REPL_NONCE_LEN], const uint8_t mac[REPL_MAC_LEN]);
 int repl_put_auth_ok(struct repl_buf *b, const uint8_t mac[REPL_MAC_LEN]);
 int repl_put_resume(struct repl_buf *b, int has_position, const uint8_t map_id[REPL_ID_LEN], uint64_t next_seq,
-                    uint32_t epoch);
+                    uint32_t epoch, uint64_t digest_seq, uint64_t digest);
 int repl_put_start(struct repl_buf *b, const struct repl_frame *start); /* mode, map_id, seq, epoch, geometry */
 /* A log record: its seq, how many void seqs precede it unsent, its epoch. */
 struct repl_record_head {
@@ -125,11 +129,18 @@ int repl_put_record(struct repl_buf *b, const struct repl_record_head *h, unsign
                     uint64_t expire_ms, const void *key, size_t klen, const void *val, size_t vlen);
 int repl_put_snap_entry(struct repl_buf *b, uint32_t tag, uint64_t expire_ms, const void *key, size_t klen,
                         const void *val, size_t vlen);
-int repl_put_snap_end(struct repl_buf *b, uint64_t seq, uint64_t count);
+int repl_put_snap_end(struct repl_buf *b, uint64_t seq, uint64_t count, uint64_t digest);
 int repl_put_heartbeat(struct repl_buf *b, uint64_t last_seq, uint64_t time_ms);
 int repl_put_ack(struct repl_buf *b, uint64_t next_seq, uint64_t time_ms);
 int repl_put_error(struct repl_buf *b, uint16_t code, const char *text);
 int repl_put_seal(struct repl_buf *b, uint64_t counter, const uint8_t mac[REPL_MAC_LEN]);
+
+/* The digest of a record (docs/PROTOCOL.md §2, "Record digest"): XXH3-64
+ * of its RECORD body without the type byte and skipped, never 0 (0 means
+ * "none").  The replica computes it from what it applies, the primary from
+ * its log, and RESUME compares the two at the replica's position. */
+uint64_t repl_record_digest(const struct repl_record_head *h, unsigned op, uint32_t tag, uint64_t expire_ms,
+                            const void *key, size_t klen, const void *val, size_t vlen);
 
 const char *repl_frame_name(unsigned type); /* "RECORD", or "?" */
 

@@ -59,6 +59,7 @@ struct session {
     uint64_t accepted_ms;
     hmm_cursor *cursor;          /* S_SNAPSHOT */
     uint64_t snap_seq, snap_count;
+    uint64_t snap_digest;        /* of record snap_seq, sent in SNAP_END (0: none) */
     hmm_replog_reader *reader;   /* S_STREAMING */
     uint64_t next_seq;           /* next record to send */
     uint64_t acked_next;         /* replica applied everything below this */
@@ -265,11 +266,120 @@ static int fill_start(struct primary *p, struct repl_frame *st, unsigned mode, u
     return 0;
 }
 
-/* The replica asked to continue from (id, next seq): stream from there if
- * the log still holds it, else a snapshot, then the log after it. */
-static void session_resume(struct primary *p, struct session *s, const struct repl_frame *f)
+/* The digest of record seq in our log (docs/PROTOCOL.md §2), read with a
+ * reader *rd opened at seq (the caller closes it).  0 and
+ * *digest: the record is there; HMM_MISMATCH: the log no longer holds seq
+ * (or never did); HMM_NOTFOUND: seq is void or not committed, so it cannot
+ * be the record a replica applied; another code: the log cannot be read. */
+static int log_record_digest(struct primary *p, uint64_t seq, hmm_replog_reader **rd, uint64_t *digest)
+{
+    hmm_replog_record rec;
+    int rc = hmm_replog_open(p->m, seq, rd);
+    if (rc == 0)
+        rc = hmm_replog_next(*rd, &rec);
+    if (rc == 0 && rec.seq != seq)
+        rc = HMM_NOTFOUND; /* seq was void: the reader passed it */
+    if (rc == 0) {
+        struct repl_record_head h = {rec.seq, 0, (uint32_t)hmm_replog_epoch(*rd)};
+        *digest = repl_record_digest(&h, rec.op, rec.tag, rec.expire_ms, rec.key, rec.klen, rec.val, rec.vlen);
+    }
+    return rc;
+}
+
+/* Whether the replica's proof (RESUME's digest_seq and digest) is in our
+ * log: 0 when our record digest_seq has that digest; else HMM_NOTFOUND (the
+ * histories differ, logged), HMM_MISMATCH (the log no longer holds it), 1
+ * (no proof to check) or another code (cannot read the log).  *why says
+ * why a snapshot follows. */
+static int check_history(struct primary *p, struct session *s, const struct repl_frame *f, const char **why)
+{
+    hmm_replog_reader *rd = NULL;
+    uint64_t digest = 0;
+    int rc;
+    /* Our replicas prove record next_seq - 1 (applied) or next_seq (being
+     * applied when it stopped); older proofs leave records unproven. */
+    if (f->digest == 0 || f->digest_seq + 1 < f->seq || f->digest_seq == 0) {
+        *why = "its position carries no proof of its history (a daemon before protocol 3?)";
+        return 1;
+    }
+    if (f->digest_seq > p->log.last_seq)
+        rc = HMM_NOTFOUND; /* it may hold a record we never wrote */
+    else
+        rc = log_record_digest(p, f->digest_seq, &rd, &digest);
+    hmm_replog_close(rd);
+    if (rc == 0 && digest != f->digest)
+        rc = HMM_NOTFOUND;
+    if (rc == HMM_NOTFOUND) {
+        log_warn("%s: replica's history differs from this map's (restored from a backup?): full resync", s->conn.peer);
+        *why = "history differs";
+    } else if (rc == HMM_MISMATCH) {
+        *why = "the log no longer covers its position";
+    }
+    return rc;
+}
+
+/* Stream from the replica's position if it is in this map's history
+ * (check_history).  1: streaming; 0: a snapshot is needed (*why says why);
+ * -1: the session was refused. */
+static int resume_stream(struct primary *p, struct session *s, const struct repl_frame *f, const char **why)
 {
     struct repl_frame st;
+    int rc = check_history(p, s, f, why);
+    if (rc == 0) {
+        rc = hmm_replog_open(p->m, f->seq, &s->reader);
+        if (rc == HMM_MISMATCH)
+            *why = "the log no longer covers its position";
+    }
+    if (rc == 1 || rc == HMM_NOTFOUND || rc == HMM_MISMATCH)
+        return 0;
+    if (rc) {
+        log_error("%s: cannot read the log at seq %" PRIu64 ": %s", s->conn.peer, f->seq, hmm_strerror(rc));
+        session_refuse(s, 1, "primary cannot read its log");
+        return -1;
+    }
+    if (fill_start(p, &st, REPL_START_STREAM, f->seq) || repl_put_start(&s->conn.out, &st)) {
+        session_refuse(s, 1, "primary cannot describe its map");
+        return -1;
+    }
+    s->next_seq = f->seq;
+    s->acked_next = f->seq;
+    s->state = S_STREAMING;
+    s->caught_up_ms = wall_clock_ms();
+    log_info("%s: streaming the log from seq %" PRIu64, s->conn.peer, f->seq);
+    return 1;
+}
+
+/* Snapshot: S first, then the cursor, so every change after S is in the
+ * log we stream afterwards and anything the cursor misses either was absent
+ * at S or changed after it (docs/PROTOCOL.md, "Snapshot").  The digest of
+ * record S goes with SNAP_END, the replica's proof of this history. */
+static void start_snapshot(struct primary *p, struct session *s, const char *why)
+{
+    struct repl_frame st;
+    hmm_replog_reader *rd = NULL;
+    s->snap_seq = p->log.last_seq;
+    s->snap_count = 0;
+    s->snap_digest = 0;
+    if (s->snap_seq == 0 || log_record_digest(p, s->snap_seq, &rd, &s->snap_digest) != 0)
+        s->snap_digest = 0; /* no record S (void, or none): the replica resyncs if it reconnects before a record */
+    hmm_replog_close(rd);
+    int rc = hmm_cursor_open(p->m, &s->cursor);
+    if (rc || fill_start(p, &st, REPL_START_SNAPSHOT, s->snap_seq) || repl_put_start(&s->conn.out, &st)) {
+        session_refuse(s, 1, "primary cannot start a snapshot");
+        return;
+    }
+    s->acked_next = 0;
+    s->state = S_SNAPSHOT;
+    s->caught_up_ms = wall_clock_ms();
+    p->status.snapshots++;
+    log_info("%s: %s: sending a full snapshot at seq %" PRIu64, s->conn.peer, why, s->snap_seq);
+}
+
+/* The replica asked to continue from (id, next seq, digest): stream from
+ * there if the log still holds it and the replica followed this history,
+ * else a snapshot, then the log after it (docs/PROTOCOL.md §4). */
+static void session_resume(struct primary *p, struct session *s, const struct repl_frame *f)
+{
     int rc = hmm_replog_info(p->m, &p->log);
     if (rc) {
         log_error("replication log: %s", hmm_strerror(rc));
@@ -286,48 +396,17 @@ static void session_resume(struct primary *p, struct session *s, const struct re
         return;
     }
     int same_map = f->has_position && memcmp(f->map_id, p->log.map_id, REPL_ID_LEN) == 0;
-    /* next_seq 0 marks a replica whose snapshot was cut short. */
-    if (same_map && f->seq > 0 && f->seq <= p->log.last_seq + 1) {
-        rc = hmm_replog_open(p->m, f->seq, &s->reader);
-        if (rc == 0) {
-            if (fill_start(p, &st, REPL_START_STREAM, f->seq) || repl_put_start(&s->conn.out, &st)) {
-                session_refuse(s, 1, "primary cannot describe its map");
-                return;
-            }
-            s->next_seq = f->seq;
-            s->acked_next = f->seq;
-            s->state = S_STREAMING;
-            s->caught_up_ms = wall_clock_ms();
-            log_info("%s: streaming the log from seq %" PRIu64, s->conn.peer, f->seq);
+    const char *why = !f->has_position ? "new replica"
+                      : !same_map      ? "replica of another map"
+                      : f->seq == 0    ? "interrupted snapshot" /* next_seq 0 marks a snapshot cut short */
+                      : f->seq > p->log.last_seq + 1 ? "replica ahead of the log"
+                                                     : NULL;
+    if (!why) {
+        rc = resume_stream(p, s, f, &why);
+        if (rc != 0)
             return;
-        }
-        if (rc != HMM_MISMATCH) {
-            log_error("%s: cannot read the log from seq %" PRIu64 ": %s", s->conn.peer, f->seq, hmm_strerror(rc));
-            session_refuse(s, 1, "primary cannot read its log");
-            return;
-        }
     }
-    /* Snapshot: S first, then the cursor, so every change after S is in
-     * the log we stream afterwards and anything the cursor misses either
-     * was absent at S or changed after it (docs/PROTOCOL.md, "Snapshot"). */
-    s->snap_seq = p->log.last_seq;
-    s->snap_count = 0;
-    rc = hmm_cursor_open(p->m, &s->cursor);
-    if (rc || fill_start(p, &st, REPL_START_SNAPSHOT, s->snap_seq) || repl_put_start(&s->conn.out, &st)) {
-        session_refuse(s, 1, "primary cannot start a snapshot");
-        return;
-    }
-    s->acked_next = 0;
-    s->state = S_SNAPSHOT;
-    s->caught_up_ms = wall_clock_ms();
-    p->status.snapshots++;
-    log_info("%s: %s: sending a full snapshot at seq %" PRIu64, s->conn.peer,
-             !f->has_position  ? "new replica"
-             : !same_map       ? "replica of another map"
-             : f->seq == 0     ? "interrupted snapshot"
-             : f->seq > p->log.last_seq + 1 ? "replica ahead of the log"
-                                            : "the log no longer covers its position",
-             s->snap_seq);
+    start_snapshot(p, s, why);
 }
 
 static void session_on_frame(struct primary *p, struct session *s, const struct repl_frame *f)
@@ -340,7 +419,8 @@ static void session_on_frame(struct primary *p, struct session *s, const struct 
             return;
         }
         if (f->version != REPL_PROTOCOL_VERSION) {
-            log_warn("%s: protocol version %u, we speak %u; closing", s->conn.peer, f->version, REPL_PROTOCOL_VERSION);
+            log_warn("%s: protocol version %u, we speak %u: run the same hashmmap-replicate release on both hosts; "
+                     "closing", s->conn.peer, f->version, REPL_PROTOCOL_VERSION);
             session_refuse(s, 3, "unsupported protocol version");
             return;
         }
@@ -413,7 +493,7 @@ static int produce_snapshot(struct primary *p, struct session *s)
         if (rc == HMM_NOTFOUND) {
             hmm_cursor_close(s->cursor);
             s->cursor = NULL;
-            if (repl_put_snap_end(&s->conn.out, s->snap_seq, s->snap_count))
+            if (repl_put_snap_end(&s->conn.out, s->snap_seq, s->snap_count, s->snap_digest))
                 return -1;
             rc = hmm_replog_open(p->m, s->snap_seq + 1, &s->reader);
             if (rc) {

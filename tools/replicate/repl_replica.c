@@ -45,6 +45,8 @@ struct replica {
     int has_position;
     uint8_t primary_id[REPL_ID_LEN];
     uint64_t next_seq;        /* first seq not applied yet */
+    uint64_t digest_seq;      /* the newest record the map may hold (docs/FORMAT.md §13) */
+    uint64_t digest;          /* its digest (docs/PROTOCOL.md §2); 0 none */
     uint64_t epoch;           /* the newest primary epoch seen (kept in the map) */
     int position_dirty;
     uint64_t snap_seq;
@@ -103,21 +105,33 @@ fail:
 
 static void load_position(struct replica *r)
 {
-    r->has_position = r->m && hmm_replica_position_get(r->m, r->primary_id, &r->next_seq) == 0;
+    /* HMM_BUSY (a daemon killed while it stored the position) is no
+     * position: a snapshot, never a guess (docs/FORMAT.md §13). */
+    r->has_position = r->m && hmm_replica_position_get_with_digest(r->m, r->primary_id, &r->next_seq,
+                                                                   &r->digest_seq, &r->digest) == 0;
     if (!r->has_position) {
         memset(r->primary_id, 0, sizeof r->primary_id);
-        r->next_seq = 0;
+        r->next_seq = r->digest_seq = r->digest = 0;
     }
 }
 
-static int save_position(struct replica *r)
+/* Position and proof in one write (docs/FORMAT.md §13): no interruption
+ * pairs a position with another history's proof. */
+static int store_position(struct replica *r, uint64_t next_seq, uint64_t digest_seq, uint64_t digest)
 {
-    int rc = hmm_replica_position_set(r->m, r->primary_id, r->next_seq);
+    int rc = hmm_replica_position_set_with_digest(r->m, r->primary_id, next_seq, digest_seq, digest);
     if (rc) {
         log_error("%s: cannot store the replica position: %s", r->o->dir, hmm_strerror(rc));
         r->local_failure = 1;
         return -1;
     }
+    return 0;
+}
+
+static int save_position(struct replica *r)
+{
+    if (store_position(r, r->next_seq, r->digest_seq, r->digest))
+        return -1;
     r->position_dirty = 0;
     r->has_position = 1;
     return 0;
@@ -335,6 +349,7 @@ static int force_resync(struct replica *r, const char *why)
 {
     log_error("%s: %s; resyncing with a full snapshot", r->conn.peer, why);
     r->next_seq = 0; /* (id, 0): the primary sends a snapshot */
+    r->digest_seq = r->digest = 0;
     r->position_dirty = 0;
     if (save_position(r))
         return -1;
@@ -359,8 +374,19 @@ static int on_record(struct replica *r, const struct repl_frame *f)
                  f->epoch, r->epoch);
         return force_resync(r, why);
     }
-    if (adopt_epoch(r, f->epoch) || apply(r, f))
+    if (adopt_epoch(r, f->epoch))
         return -1;
+    /* Written ahead: from here until the position after it is stored the
+     * map may hold this record, so the stored proof must be this record's.
+     * Killed in between, the primary re-sends it only if its own record
+     * there is the same; a restored primary whose log holds another change
+     * there sends a snapshot, which undoes ours (docs/FORMAT.md §13). */
+    struct repl_record_head h = {f->seq, f->skipped, f->epoch};
+    uint64_t digest = repl_record_digest(&h, f->op, f->tag, f->expire_ms, f->key, f->klen, f->val, f->vlen);
+    if (store_position(r, f->seq, f->seq, digest) || apply(r, f))
+        return -1;
+    r->digest_seq = f->seq;
+    r->digest = digest;
     r->next_seq = f->seq + 1; /* ≤ 2^62 + 1: the decoder refuses larger seqs */
     r->position_dirty = 1;
     return 0;
@@ -426,7 +452,8 @@ fail:
 static int on_challenge(struct replica *r, const struct repl_frame *f)
 {
     if (f->version != REPL_PROTOCOL_VERSION) {
-        log_error("%s: speaks protocol version %u, we speak %u", r->conn.peer, f->version, REPL_PROTOCOL_VERSION);
+        log_error("%s: speaks protocol version %u, we speak %u: run the same hashmmap-replicate release on both "
+                  "hosts", r->conn.peer, f->version, REPL_PROTOCOL_VERSION);
         return -1;
     }
     uint8_t mac[REPL_MAC_LEN];
@@ -453,7 +480,8 @@ static int on_auth_ok(struct replica *r, const struct repl_frame *f)
         return -1;
     repl_conn_start_sealing(&r->conn, to_primary, to_replica);
     load_position(r);
-    if (repl_put_resume(&r->conn.out, r->has_position, r->primary_id, r->next_seq, (uint32_t)r->epoch))
+    if (repl_put_resume(&r->conn.out, r->has_position, r->primary_id, r->next_seq, (uint32_t)r->epoch,
+                        r->digest_seq, r->digest))
         return -1;
     log_info("%s: authenticated; asking to continue from seq %" PRIu64 "%s", r->conn.peer, r->next_seq,
              r->has_position ? "" : " (no position yet)");
@@ -479,7 +507,7 @@ static int start_streaming(struct replica *r, const struct repl_frame *f)
 static int start_snapshot(struct replica *r, const struct repl_frame *f)
 {
     memcpy(r->primary_id, f->map_id, REPL_ID_LEN);
-    r->next_seq = 0;
+    r->next_seq = r->digest_seq = r->digest = 0;
     r->snap_seq = f->seq;
     repl_keyset_free(&r->seen);
     if (save_position(r))
@@ -526,6 +554,8 @@ static int on_snap_end(struct replica *r, const struct repl_frame *f)
         return -1;
     repl_keyset_free(&r->seen);
     r->next_seq = f->seq + 1;
+    r->digest_seq = f->seq; /* the primary's digest of record S: our proof until a record follows */
+    r->digest = f->digest;
     if (save_position(r))
         return -1;
     r->state = R_STREAMING;
