@@ -34,9 +34,10 @@
  * cannot rename or remove our directory, which is the property that
  * matters; a directory that someone else made first fails the ownership
  * check.  The map files inside must be ours and not writable by others
- * either.  In secure execution (setuid, setgid, capabilities: AT_SECURE)
- * the shim never uses the cache: the environment is the invoking user's,
- * not the program's.
+ * either, and the map there must be one the shim makes (cache mode, no
+ * replication log), never an application's map.  In secure execution
+ * (setuid, setgid, capabilities: AT_SECURE) the shim never uses the cache:
+ * the environment is the invoking user's, not the program's.
  *
  * Where the cache lives.  Never in /tmp by default: any local user can fill
  * /tmp (and take the name first).  $XDG_RUNTIME_DIR is a per-user tmpfs
@@ -280,6 +281,20 @@ static void open_cache(void)
     if (rc) {
         cache.map = NULL;
         step_aside("%s: cannot open the cache map: %s", dir, hmm_strerror(rc));
+        return;
+    }
+    /* HMM_CREATE opens a map that is already there as it is: pointed at an
+     * application's map (a HASHMMAP_DNSCACHE_DIR typo), the shim would
+     * store its answers among the application's entries, fill a map that
+     * never evicts and, through its replication log, ship them to the
+     * replicas.  Only a map made as the shim makes it is the cache. */
+    hmm_stats st;
+    rc = hmm_stat(cache.map, &st);
+    if (rc || (st.flags & (HMM_CACHE | HMM_NOREPLOG)) != (HMM_CACHE | HMM_NOREPLOG)) {
+        step_aside("%s: %s", dir, rc ? hmm_strerror(rc) :
+                   "the map there is not a DNS cache (a cache-mode map without a replication log): not touched");
+        hmm_close(cache.map);
+        cache.map = NULL;
     }
 }
 
