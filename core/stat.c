@@ -44,9 +44,7 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
     st->page_size = m->page_size;
     st->nstripes = m->stripe_mask + 1;
     st->nclasses = m->nclasses;
-    size_t nprocs = 0;
-    hmm_procs(m, NULL, 0, &nprocs);
-    st->nprocs = (uint32_t)nprocs;
+    st->nprocs = hmm__procs_alive(m); /* not the dead entries no open has reaped yet */
     st->format_version = m->hdr->format_version;
     st->created_ms = m->hdr->created_ms;
     st->flags = m->flags;

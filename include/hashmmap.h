@@ -176,7 +176,9 @@ typedef struct hmm_stats {
     uint32_t page_size;      /* bytes of a slab page */
     uint32_t nstripes;       /* writer lock stripes */
     uint32_t nclasses;       /* slab size classes */
-    uint32_t nprocs;         /* processes that have the map open now */
+    uint32_t nprocs;         /* processes that have the map open now (live ones: a
+                              * process that exited without hmm_close, not yet reaped
+                              * by an open, is listed by hmm_procs as dead, not counted) */
     uint32_t format_version; /* version of the file format (docs/FORMAT.md) */
     uint32_t flags;          /* HMM_CACHE, HMM_NOREPLOG as created; HMM_RDONLY for this handle */
     uint64_t counters[HMM_COUNTERS_MAX]; /* indexed by enum hmm_counter */
