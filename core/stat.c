@@ -48,6 +48,8 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
     st->format_version = m->hdr->format_version;
     st->created_ms = m->hdr->created_ms;
     st->flags = m->flags;
+    if (!m->mslots) /* hmm__metrics_open left counting off: the zeros below mean nothing */
+        st->flags |= HMM_STAT_NOMETRICS;
     hmm__metrics_sum(m, st->counters);
     /* hits are not counted on the hot path; recoveries live in the map header. */
     uint64_t gets = st->counters[HMM_C_GETS], misses = st->counters[HMM_C_MISSES];
