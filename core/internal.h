@@ -310,6 +310,9 @@ int hmm__proc_alive(int64_t pid, uint64_t start_time);
 uint64_t hmm__proc_start_time(int64_t pid);
 void hmm__proc_repair_dead(hmm_t *m);         /* open-time scan of the process table */
 uint32_t hmm__proc_self_tag(hmm_t *m);        /* our slot + 1 for owner_proc fields */
+/* Entries of live processes: one that exited without hmm_close (a program
+ * under the DNS shim always does) keeps its entry until an open reaps it. */
+uint32_t hmm__procs_alive(hmm_t *m);
 
 /* ---- lock.c ---- */
 int hmm__lock_init_shared(pthread_mutex_t *mu);

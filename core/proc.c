@@ -172,6 +172,18 @@ void hmm__proc_repair_dead(hmm_t *m)
     }
 }
 
+uint32_t hmm__procs_alive(hmm_t *m)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < HMM_PROCS; i++) {
+        struct hmm_proc *p = &m->procs[i];
+        uint64_t pid = atomic_load(&p->pid);
+        uint64_t start = atomic_load(&p->start_time);
+        count += pid != 0 && hmm__proc_alive((int64_t)pid, start == HMM_START_UNKNOWN ? 0 : start);
+    }
+    return count;
+}
+
 HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n)
 {
     hmm__error_clear();

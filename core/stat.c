@@ -44,12 +44,12 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
     st->page_size = m->page_size;
     st->nstripes = m->stripe_mask + 1;
     st->nclasses = m->nclasses;
-    size_t nprocs = 0;
-    hmm_procs(m, NULL, 0, &nprocs);
-    st->nprocs = (uint32_t)nprocs;
+    st->nprocs = hmm__procs_alive(m); /* not the dead entries no open has reaped yet */
     st->format_version = m->hdr->format_version;
     st->created_ms = m->hdr->created_ms;
     st->flags = m->flags;
+    if (!m->mslots) /* hmm__metrics_open left counting off: the zeros below mean nothing */
+        st->flags |= HMM_STAT_NOMETRICS;
     hmm__metrics_sum(m, st->counters);
     /* hits are not counted on the hot path; recoveries live in the map header. */
     uint64_t gets = st->counters[HMM_C_GETS], misses = st->counters[HMM_C_MISSES];

@@ -95,6 +95,11 @@ enum hmm_error {
  * A guard against mistakes, as Redis' replica-read-only, not access
  * control: file permissions are that. */
 #define HMM_REPLICA_WRITER 0x0040u
+/* In hmm_stats.flags only: this handle has no metrics file mapped (it is
+ * missing, truncated, of another format version or of another map; a
+ * writable open makes it anew, a read-only one never writes it).  The
+ * counters then read 0 but are unknown, not zero: show them as missing. */
+#define HMM_STAT_NOMETRICS 0x80000000u
 
 /* hmm_put flags */
 #define HMM_NX 0x1u /* store only if the key is absent, else HMM_EXISTS */
@@ -176,9 +181,12 @@ typedef struct hmm_stats {
     uint32_t page_size;      /* bytes of a slab page */
     uint32_t nstripes;       /* writer lock stripes */
     uint32_t nclasses;       /* slab size classes */
-    uint32_t nprocs;         /* processes that have the map open now */
+    uint32_t nprocs;         /* processes that have the map open now (live ones: a
+                              * process that exited without hmm_close, not yet reaped
+                              * by an open, is listed by hmm_procs as dead, not counted) */
     uint32_t format_version; /* version of the file format (docs/FORMAT.md) */
-    uint32_t flags;          /* HMM_CACHE, HMM_NOREPLOG as created; HMM_RDONLY for this handle */
+    uint32_t flags;          /* HMM_CACHE, HMM_NOREPLOG as created; HMM_RDONLY for this handle;
+                              * HMM_STAT_NOMETRICS when the counters are unknown */
     uint64_t counters[HMM_COUNTERS_MAX]; /* indexed by enum hmm_counter */
     uint64_t created_ms;     /* when the map was made (ms since the epoch) */
     uint64_t reserved[15];   /* zero; room for later fields without an ABI break */

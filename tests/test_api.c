@@ -787,6 +787,32 @@ static void test_stat_counts_items_and_bytes(void **state)
     hmm_close(m);
 }
 
+/* A process that exits without hmm_close (every program under the DNS
+ * shim) leaves its process-table entry until an open reaps it; it does
+ * not have the map open, so nprocs must not count it. */
+static void test_stat_nprocs_leaves_out_a_process_that_exited_without_close(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        hmm_t *child;
+        hmm_config cfg = {0};
+        _exit(hmm_open(&child, dir, &cfg) == 0 ? 0 : 1); /* no hmm_close */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(tu_exit_code(status), 0);
+    size_t listed = 0;
+    TU_OK(hmm_procs(m, NULL, 0, &listed));
+    assert_int_equal(listed, 2); /* the dead entry is still there... */
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(st.nprocs, 1); /* ...but only this process has the map open */
+    hmm_close(m);
+}
+
 static void test_check_on_healthy_map_returns_zero(void **state)
 {
     hmm_t *m = fresh();
@@ -1005,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_answers_leave_no_detail),
         cmocka_unit_test(test_last_error_is_per_thread_and_empty_after_success_on_a_fresh_thread),
         cmocka_unit_test(test_cache_puts_that_evict_leave_no_detail),
+        cmocka_unit_test(test_stat_nprocs_leaves_out_a_process_that_exited_without_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

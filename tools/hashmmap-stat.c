@@ -179,6 +179,21 @@ static void print_repl_prometheus(const char *dir, const hmm_repl_status *r)
 }
 /* ---- end of replication ---- */
 
+/* A map whose metrics file is missing or damaged has no counters: they are
+ * unknown, and shown as missing, never as zeros (a cache that looks unused). */
+static int counters_known(const struct snapshot *s)
+{
+    return !(s->st.flags & HMM_STAT_NOMETRICS);
+}
+
+/* Said once on stderr, so that a script reading stdout learns it too. */
+static void warn_no_counters(const char *dir, const struct snapshot *s)
+{
+    if (!counters_known(s))
+        fprintf(stderr, "hashmmap-stat: %s/hashmmap.metrics is missing or damaged: no counters shown "
+                        "(the next process that opens the map for writing makes it anew)\n", dir);
+}
+
 static void print_table(const char *dir, const struct snapshot *s)
 {
     const hmm_stats *st = &s->st;
@@ -196,9 +211,13 @@ static void print_table(const char *dir, const struct snapshot *s)
     printf("role         %s%s%s, epoch %" PRIu64 "\n", s->role.role == HMM_ROLE_REPLICA ? "replica" : "primary",
            s->role.role == HMM_ROLE_REPLICA ? " of " : "", s->role.role == HMM_ROLE_REPLICA ? s->role.primary : "",
            s->role.epoch);
-    printf("\ncounters\n");
-    for (int i = 0; i < HMM_COUNTER_COUNT; i++)
-        printf("  %-14s %14" PRIu64 "   %s\n", hmm_counter_name(i), st->counters[i], hmm_counter_help(i));
+    if (counters_known(s)) {
+        printf("\ncounters\n");
+        for (int i = 0; i < HMM_COUNTER_COUNT; i++)
+            printf("  %-14s %14" PRIu64 "   %s\n", hmm_counter_name(i), st->counters[i], hmm_counter_help(i));
+    } else {
+        printf("\ncounters     unknown: %s/hashmmap.metrics is missing or damaged\n", dir);
+    }
     printf("\nsize classes   chunk      pages     used chunks    of total\n");
     for (size_t i = 0; i < s->nclasses; i++) {
         const hmm_class_stats *k = &s->classes[i];
@@ -239,7 +258,8 @@ static void print_json(const char *dir, const struct snapshot *s)
     printf(",\"role\":\"%s\",\"epoch\":%" PRIu64 ",\"primary\":", s->role.role == HMM_ROLE_REPLICA ? "replica" : "primary",
            s->role.epoch);
     json_string(s->role.primary);
-    for (int i = 0; i < HMM_COUNTER_COUNT; i++)
+    printf(",\"metrics\":%s", counters_known(s) ? "true" : "false");
+    for (int i = 0; i < HMM_COUNTER_COUNT && counters_known(s); i++)
         printf(",\"%s\":%" PRIu64, hmm_counter_name(i), st->counters[i]);
     if (s->has_repl) /* replication (issue 6) */
         print_repl_json(&s->repl);
@@ -280,7 +300,7 @@ static void print_prometheus(const char *dir, const struct snapshot *s)
 {
     const hmm_stats *st = &s->st;
     char name[64];
-    for (int i = 0; i < HMM_COUNTER_COUNT; i++) {
+    for (int i = 0; i < HMM_COUNTER_COUNT && counters_known(s); i++) {
         snprintf(name, sizeof name, "%s_total", hmm_counter_name(i));
         prom_metric(dir, name, "counter", hmm_counter_help(i), st->counters[i]);
     }
@@ -363,7 +383,10 @@ static void print_rates(const struct snapshot *prev, const struct snapshot *cur,
     printf("%8s", clock);
     for (size_t i = 0; i < WATCH_NCOLS; i++) {
         uint64_t a = prev->st.counters[watch_cols[i]], b = cur->st.counters[watch_cols[i]];
-        printf(" %13.0f", b >= a ? (double)(b - a) / dt : 0.0);
+        if (!counters_known(prev) || !counters_known(cur))
+            printf(" %13s", "-");
+        else
+            printf(" %13.0f", b >= a ? (double)(b - a) / dt : 0.0);
     }
     printf(" %11" PRIu64 " %6.1f\n", cur->st.items, percent(cur->st.bytes_used, cur->st.bytes_total));
 }
@@ -377,6 +400,7 @@ static int watch(hmm_t *m, const struct stat_options *o)
     int rc = take_snapshot(m, &prev);
     if (rc)
         return rc;
+    warn_no_counters(o->dir, &prev);
     double t0 = now_s(), interval = o->interval;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -493,6 +517,7 @@ static int show_once(hmm_t *m, const struct stat_options *o)
     int rc = take_snapshot(m, &s);
     if (rc)
         return rc;
+    warn_no_counters(o->dir, &s);
     if (o->format == FORMAT_JSON)
         print_json(o->dir, &s);
     else if (o->format == FORMAT_PROMETHEUS)

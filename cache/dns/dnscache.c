@@ -27,15 +27,17 @@
  * Safety.  A cache that another user can write is a poisoning hole: they
  * would choose where our connections go.  So the shim steps aside (calls the
  * real resolver, touches nothing) unless the directory is a real directory
- * (not a symlink) owned by the effective user and writable by nobody else,
- * and its parent is owned by root or the user and either writable by nobody
- * else or sticky.  The sticky rule admits a HASHMMAP_DNSCACHE_DIR in /tmp:
- * in a sticky root-owned /tmp other users cannot rename or remove our
- * directory, which is the property that matters; a directory that someone
- * else made first fails the ownership check.  The map files inside must be
- * ours and not writable by others either.  In secure execution (setuid,
- * setgid, capabilities: AT_SECURE) the shim never uses the cache: the
- * environment is the invoking user's, not the program's.
+ * (not a symlink, also when written "link/") owned by the effective user and
+ * writable by nobody else, and its parent is owned by root or the user and
+ * either writable by nobody else or sticky.  The sticky rule admits a
+ * HASHMMAP_DNSCACHE_DIR in /tmp: in a sticky root-owned /tmp other users
+ * cannot rename or remove our directory, which is the property that
+ * matters; a directory that someone else made first fails the ownership
+ * check.  The map files inside must be ours and not writable by others
+ * either, and the map there must be one the shim makes (cache mode, no
+ * replication log), never an application's map.  In secure execution
+ * (setuid, setgid, capabilities: AT_SECURE) the shim never uses the cache:
+ * the environment is the invoking user's, not the program's.
  *
  * Where the cache lives.  Never in /tmp by default: any local user can fill
  * /tmp (and take the name first).  $XDG_RUNTIME_DIR is a per-user tmpfs
@@ -163,7 +165,21 @@ static int cache_dir_path(char *buf, size_t cap, bool *make_parent)
     } else {
         return -ENOENT;
     }
-    return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+    if (n <= 0 || (size_t)n >= cap)
+        return -ENAMETOOLONG;
+    /* The checks below look at the last component with lstat: with a
+     * trailing slash ("link/") or ending in "." or ".." ("link/.") the
+     * kernel resolves a symlink there, and the parent checked would be the
+     * link's, not the directory's.  So "dir/" is taken as "dir", and a path
+     * that does not end in the directory's own name is refused. */
+    size_t len = (size_t)n;
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
+    const char *slash = strrchr(buf, '/');
+    const char *last = slash ? slash + 1 : buf;
+    if (!*last || strcmp(last, ".") == 0 || strcmp(last, "..") == 0)
+        return -EINVAL;
+    return 0;
 }
 
 /* mkdir -m 0700 of path's parent (the user's cache directory). */
@@ -238,9 +254,11 @@ static void open_cache(void)
     bool make_parent;
     int where = cache_dir_path(dir, sizeof dir, &make_parent);
     if (where) {
-        step_aside(where == -ENOENT ? "no cache directory: none of HASHMMAP_DNSCACHE_DIR, XDG_RUNTIME_DIR, "
-                                      "XDG_CACHE_HOME or HOME is set to an absolute path"
-                                    : "the cache directory's path is too long");
+        step_aside("%s", where == -ENOENT ? "no cache directory: none of HASHMMAP_DNSCACHE_DIR, XDG_RUNTIME_DIR, "
+                                            "XDG_CACHE_HOME or HOME is set to an absolute path"
+                         : where == -EINVAL ? "the cache directory's path does not end in its name "
+                                              "(it is /, or ends in . or ..)"
+                                            : "the cache directory's path is too long");
         return;
     }
     if (make_parent)
@@ -263,6 +281,20 @@ static void open_cache(void)
     if (rc) {
         cache.map = NULL;
         step_aside("%s: cannot open the cache map: %s", dir, hmm_strerror(rc));
+        return;
+    }
+    /* HMM_CREATE opens a map that is already there as it is: pointed at an
+     * application's map (a HASHMMAP_DNSCACHE_DIR typo), the shim would
+     * store its answers among the application's entries, fill a map that
+     * never evicts and, through its replication log, ship them to the
+     * replicas.  Only a map made as the shim makes it is the cache. */
+    hmm_stats st;
+    rc = hmm_stat(cache.map, &st);
+    if (rc || (st.flags & (HMM_CACHE | HMM_NOREPLOG)) != (HMM_CACHE | HMM_NOREPLOG)) {
+        step_aside("%s: %s", dir, rc ? hmm_strerror(rc) :
+                   "the map there is not a DNS cache (a cache-mode map without a replication log): not touched");
+        hmm_close(cache.map);
+        cache.map = NULL;
     }
 }
 
