@@ -349,10 +349,13 @@ int hmm__slab_spare_give_back_locked(hmm_t *m, uint32_t t)
     return hmm__slab_free(m, t, x, &s->intent.old_off);
 }
 
-/* The map is out of pages: give the other stripes' spares of class cls
- * (any class with HMM_CLASS_RUN) back, so they can be allocated or their
- * pages emptied.  Only stripes whose lock is free: we hold our own, and
- * waiting for another could deadlock.  Returns how many came back. */
+/* The map is out of pages: give the stripes' spares of class cls (any
+ * class with HMM_CLASS_RUN) back, so they can be allocated or their pages
+ * emptied.  Only stripes whose lock is free: we hold our own, and waiting
+ * for another could deadlock.  Our own stripe's spare goes back too (its
+ * operation has named no chunk yet: the give-back's intent use is free):
+ * left out, that one chunk kept the last page of an emptied class from
+ * ever being handed back.  Returns how many came back. */
 static int spares_reclaim(hmm_t *m, uint32_t held, uint32_t cls)
 {
     int n = 0;
@@ -360,13 +363,14 @@ static int spares_reclaim(hmm_t *m, uint32_t held, uint32_t cls)
         struct hmm_stripe *s = &m->stripes[t];
         uint64_t w = atomic_load_explicit(&s->spare, memory_order_relaxed);
         bool wanted = cls == HMM_CLASS_RUN || HMM_SPARE_CLASS(w) == cls;
-        if (t == held || w == 0 || !wanted || hmm__trylock_stripe(m, t) != 0)
+        if (w == 0 || !wanted || (t != held && hmm__trylock_stripe(m, t) != 0))
             continue;
         w = atomic_load(&s->spare);
         wanted = cls == HMM_CLASS_RUN || HMM_SPARE_CLASS(w) == cls;
         if (w && wanted && hmm__slab_spare_give_back_locked(m, t) == 0)
             n++;
-        hmm__unlock_stripe(m, t);
+        if (t != held)
+            hmm__unlock_stripe(m, t);
     }
     return n;
 }
@@ -404,6 +408,13 @@ static int class_alloc_compacting(hmm_t *m, uint32_t stripe, uint32_t cls, uint6
     return full_rc;
 }
 
+/* A run of whole pages: a free run, then empty pages handed back, then a
+ * longer file; then (map at its size) as a class allocation does: the
+ * stripes' spares given back, which may be all that keeps a page from
+ * being empty (a map emptied by deletes leaves a spare in most stripes,
+ * spread over every page of the class), and the sparsest pages emptied by
+ * moving their entries, a page per attempt, until a run of free pages is
+ * there.  Not in cache mode, which keeps no spares and evicts instead. */
 static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
 {
     int rc = run_alloc(m, stripe, bytes, false, off);
@@ -412,7 +423,22 @@ static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint6
     if (!hmm__relocating() && hmm__pages_return_empty(m) > 0 &&
         (rc = run_alloc(m, stripe, bytes, false, off)) != HMM__NOPAGE)
         return rc;
-    return run_alloc(m, stripe, bytes, true, off);
+    rc = run_alloc(m, stripe, bytes, true, off);
+    if ((rc != HMM_FULL && rc != -ENOSPC) || (m->flags & HMM_CACHE) || hmm__relocating())
+        return rc;
+    int full_rc = rc;
+    if (spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 && hmm__pages_return_empty(m) > 0 &&
+        (rc = run_alloc(m, stripe, bytes, false, off)) != HMM__NOPAGE)
+        return rc;
+    uint64_t pages = (bytes + m->page_size - 1) >> m->page_shift;
+    for (uint64_t attempt = 0; attempt < COMPACT_ATTEMPTS + pages; attempt++) {
+        if (hmm__compact_for_class(m, stripe, HMM_CLASS_RUN) != 0)
+            break;
+        rc = run_alloc(m, stripe, bytes, false, off);
+        if (rc != HMM__NOPAGE)
+            return rc;
+    }
+    return full_rc;
 }
 
 int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
