@@ -509,6 +509,10 @@ void hmm__grow_recover_locked(hmm_t *m, uint32_t unused);
 /* Cache mode: make room in class cls by evicting (CLOCK) or by taking a page
  * from another class.  Called holding only the caller's stripe. */
 int hmm__evict_for_class(hmm_t *m, uint32_t held_stripe, uint32_t cls);
+/* Cache mode: make a run of n free pages by emptying a window of pages
+ * that hold entries (never the index).  0 when it did, else HMM_FULL.
+ * Called holding only the caller's stripe. */
+int hmm__evict_for_run(hmm_t *m, uint32_t held_stripe, uint64_t n);
 /* Evict the entry in chunk x if it still is hash's LIVE entry (with rescue:
  * move it instead when it was used lately).  1 done, 0 skipped, < 0 error. */
 int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool expired, bool rescue);

@@ -449,6 +449,21 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
         rc = 0;
     } else if (cls == HMM_CLASS_RUN) {
         rc = run_alloc_compacting(m, stripe, bytes, off);
+        /* A cache never says full for a value that fits: empty a window of
+         * pages (cache/evict.c); another writer may take the pages first. */
+        uint64_t pages = (bytes + m->page_size - 1) >> m->page_shift;
+        for (int attempt = 0; rc == HMM_FULL && (m->flags & HMM_CACHE) && !hmm__relocating() &&
+                              attempt < EVICT_RETRIES; attempt++) {
+            int erc = hmm__evict_for_run(m, stripe, pages);
+            if (erc != 0) {
+                if (erc != HMM_FULL)
+                    rc = erc;
+                break;
+            }
+            rc = run_alloc(m, stripe, bytes, false, off);
+            if (rc == HMM__NOPAGE)
+                rc = HMM_FULL;
+        }
     } else {
         rc = class_alloc_compacting(m, stripe, cls, off);
         /* A cache never says full: evict (holding only our stripe) and retry. */
