@@ -441,10 +441,18 @@ static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint6
     return full_rc;
 }
 
+/* A file that could not grow for want of disk space: a cache evicts
+ * instead, as when max_size is reached. */
+static bool disk_full(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT;
+}
+
 int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
 {
     uint32_t cls = hmm__slab_class_for_size(m, bytes);
-    int rc;
+    bool cache = m->flags & HMM_CACHE;
+    int rc, disk_rc = 0;
     if (cls != HMM_CLASS_RUN && !hmm__relocating() && spare_take(m, stripe, cls, off)) {
         rc = 0;
     } else if (cls == HMM_CLASS_RUN) {
@@ -452,8 +460,10 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
         /* A cache never says full for a value that fits: empty a window of
          * pages (cache/evict.c); another writer may take the pages first. */
         uint64_t pages = (bytes + m->page_size - 1) >> m->page_shift;
-        for (int attempt = 0; rc == HMM_FULL && (m->flags & HMM_CACHE) && !hmm__relocating() &&
+        for (int attempt = 0; (rc == HMM_FULL || disk_full(rc)) && cache && !hmm__relocating() &&
                               attempt < EVICT_RETRIES; attempt++) {
+            if (disk_full(rc))
+                disk_rc = rc;
             int erc = hmm__evict_for_run(m, stripe, pages);
             if (erc != 0) {
                 if (erc != HMM_FULL)
@@ -466,8 +476,11 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
         }
     } else {
         rc = class_alloc_compacting(m, stripe, cls, off);
-        /* A cache never says full: evict (holding only our stripe) and retry. */
-        for (int attempt = 0; rc == HMM_FULL && (m->flags & HMM_CACHE) && attempt < EVICT_RETRIES; attempt++) {
+        /* A cache never says full: evict (holding only our stripe) and
+         * retry; once the disk refused to grow the file, without growing. */
+        for (int attempt = 0; (rc == HMM_FULL || disk_full(rc)) && cache && attempt < EVICT_RETRIES; attempt++) {
+            if (disk_full(rc))
+                disk_rc = rc;
             int erc = hmm__evict_for_class(m, stripe, cls);
             if (erc != 0 && erc != HMM_FULL) {
                 rc = erc;
@@ -475,9 +488,12 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
             }
             if (erc == HMM_FULL && hmm__relocating())
                 break;
-            rc = class_alloc(m, stripe, cls, true, off);
+            rc = class_alloc(m, stripe, cls, disk_rc == 0, off);
         }
     }
+    if (disk_rc && (rc == HMM__NOPAGE || rc == HMM_FULL || disk_full(rc)))
+        rc = hmm_fail(disk_rc, "%s: no room for %llu bytes: the disk is full and nothing could be evicted",
+                      m->path, (unsigned long long)bytes);
     if (rc == HMM__NOPAGE || rc == HMM_FULL)
         rc = hmm_fail(HMM_FULL, "%s: no room for %llu bytes: the data area is full and the map at its max_size "
                       "(%llu bytes)", m->path, (unsigned long long)bytes, (unsigned long long)m->hdr->max_size);
