@@ -379,6 +379,9 @@ int hmm__compact_for_class(hmm_t *m, uint32_t held_stripe, uint32_t needy);
 /* Empty page p of class cls (moving, or in cache mode evicting, its
  * entries) and hand it back.  0, or HMM_FULL when it could not be emptied. */
 int hmm__page_evacuate(hmm_t *m, uint32_t held_stripe, uint32_t cls, uint64_t p);
+/* Reclaim expired entries (deleted on behalf of their stripes, not logged),
+ * a bounded sweep from the page hand; how many.  Holding only held_stripe. */
+size_t hmm__reclaim_expired(hmm_t *m, uint32_t held_stripe);
 /* Is off in the page leaving class cls?  (class lock held) */
 bool hmm__page_leaving(hmm_t *m, uint32_t cls, uint64_t off);
 /* Class repair of an interrupted page hand-back or move (class lock held). */

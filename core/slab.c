@@ -392,18 +392,28 @@ static int class_alloc_compacting(hmm_t *m, uint32_t stripe, uint32_t cls, uint6
     if ((rc != HMM_FULL && rc != -ENOSPC) || (m->flags & HMM_CACHE))
         return rc;
     int full_rc = rc;
-    if (spares_reclaim(m, stripe, cls) > 0 && (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
-        return rc;
-    /* Spares of other classes may be all that keeps a page from being empty. */
-    if (spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 && hmm__pages_return_empty(m) > 0 &&
-        (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
-        return rc;
-    for (int attempt = 0; attempt < COMPACT_ATTEMPTS; attempt++) {
-        if (hmm__compact_for_class(m, stripe, cls) != 0)
-            break;
-        rc = class_alloc(m, stripe, cls, false, off);
-        if (rc != HMM__NOPAGE)
+    /* Expired entries are not live: once reclaimed, their chunks serve and
+     * their pages empty (a second pass). */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            if (hmm__reclaim_expired(m, stripe) == 0)
+                break;
+            if ((rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
+                return rc;
+        }
+        if (spares_reclaim(m, stripe, cls) > 0 && (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
             return rc;
+        /* Spares of other classes may be all that keeps a page from being empty. */
+        if ((spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 || pass == 1) && hmm__pages_return_empty(m) > 0 &&
+            (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
+            return rc;
+        for (int attempt = 0; attempt < COMPACT_ATTEMPTS; attempt++) {
+            if (hmm__compact_for_class(m, stripe, cls) != 0)
+                break;
+            rc = class_alloc(m, stripe, cls, false, off);
+            if (rc != HMM__NOPAGE)
+                return rc;
+        }
     }
     return full_rc;
 }
@@ -427,16 +437,20 @@ static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint6
     if ((rc != HMM_FULL && rc != -ENOSPC) || (m->flags & HMM_CACHE) || hmm__relocating())
         return rc;
     int full_rc = rc;
-    if (spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 && hmm__pages_return_empty(m) > 0 &&
-        (rc = run_alloc(m, stripe, bytes, false, off)) != HMM__NOPAGE)
-        return rc;
     uint64_t pages = (bytes + m->page_size - 1) >> m->page_shift;
-    for (uint64_t attempt = 0; attempt < COMPACT_ATTEMPTS + pages; attempt++) {
-        if (hmm__compact_for_class(m, stripe, HMM_CLASS_RUN) != 0)
+    for (int pass = 0; pass < 2; pass++) { /* the second after reclaiming expired entries */
+        if (pass == 1 && hmm__reclaim_expired(m, stripe) == 0)
             break;
-        rc = run_alloc(m, stripe, bytes, false, off);
-        if (rc != HMM__NOPAGE)
+        if ((spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 || pass == 1) && hmm__pages_return_empty(m) > 0 &&
+            (rc = run_alloc(m, stripe, bytes, false, off)) != HMM__NOPAGE)
             return rc;
+        for (uint64_t attempt = 0; attempt < COMPACT_ATTEMPTS + pages; attempt++) {
+            if (hmm__compact_for_class(m, stripe, HMM_CLASS_RUN) != 0)
+                break;
+            rc = run_alloc(m, stripe, bytes, false, off);
+            if (rc != HMM__NOPAGE)
+                return rc;
+        }
     }
     return full_rc;
 }

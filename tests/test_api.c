@@ -808,6 +808,38 @@ static void test_emptied_map_stores_values_of_whole_pages_as_a_fresh_one(void **
     }
 }
 
+/* Expired entries read as absent and are not live: a persistent map full
+ * of them must take new keys (reclaiming them), not say HMM_FULL. */
+static void test_map_full_of_expired_entries_takes_new_keys(void **state)
+{
+    (void)state;
+    hmm_t *m = tu_open(tu_tmpdir(), 256 << 10, 0, 0);
+    char key[32], val[200];
+    memset(val, 'v', sizeof val);
+    int n = 0, rc = 0;
+    for (; n < 100000; n++) {
+        int kl = snprintf(key, sizeof key, "t%d", n);
+        if ((rc = hmm_put(m, key, (size_t)kl, val, sizeof val, 50, 0)) != 0)
+            break;
+    }
+    assert_int_equal(rc, HMM_FULL);
+    usleep(150 * 1000);
+    for (int i = 0; i < n; i++) {
+        int kl = snprintf(key, sizeof key, "new%d", i);
+        rc = hmm_put(m, key, (size_t)kl, val, sizeof val, 0, 0);
+        if (rc != 0)
+            fail_msg("new key %d of %d after every entry expired: %s (%s)", i, n, hmm_errname(rc), hmm_last_error());
+    }
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_true(st.counters[HMM_C_EXPIRATIONS] > 0);
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.unreachable + r.bad_slots, 0);
+    assert_int_equal(r.entries, (uint64_t)n);
+    hmm_close(m);
+}
+
 /* ---- stat, sync, check, procs, errors ---- */
 
 static void test_stat_counts_items_and_bytes(void **state)
@@ -1043,6 +1075,7 @@ int main(void)
         cmocka_unit_test(test_cursor_with_deletes_meanwhile_never_repeats_a_key),
         cmocka_unit_test(test_full_map_returns_full_and_deleting_makes_room),
         cmocka_unit_test(test_emptied_map_stores_values_of_whole_pages_as_a_fresh_one),
+        cmocka_unit_test(test_map_full_of_expired_entries_takes_new_keys),
         cmocka_unit_test(test_stat_counts_items_and_bytes),
         cmocka_unit_test(test_check_on_healthy_map_returns_zero),
         cmocka_unit_test(test_procs_lists_this_process),
