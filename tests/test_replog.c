@@ -829,7 +829,14 @@ static void test_a_remade_log_never_reuses_sequence_numbers(void **state)
 struct churner {
     const char *dir;
     unsigned seed;
+    unsigned max_ops; /* then wait to be killed; 0: no limit */
 };
+
+/* A round's cap for writers killed at random: two writers' worth (about
+ * 80 bytes a record) stay well inside the default 16 MiB ring, so a test
+ * that oversleeps its usleep on a loaded machine is not lapped by them
+ * ("the log wrapped past the reader"). */
+#define CHURN_ROUND_OPS 40000u
 
 /* Puts, deletes and incrs on a few shared keys until killed. */
 static int churn_main(void *p)
@@ -840,7 +847,7 @@ static int churn_main(void *p)
         return 10;
     srand(c->seed);
     char key[16], val[64];
-    for (unsigned i = 0;; i++) {
+    for (unsigned i = 0; c->max_ops == 0 || i < c->max_ops; i++) {
         snprintf(key, sizeof key, "k%d", rand() % 50);
         int what = rand() % 10, rc;
         if (what < 6) {
@@ -855,6 +862,8 @@ static int churn_main(void *p)
         if (rc != 0 && rc != HMM_NOTFOUND)
             return 11;
     }
+    for (;;)
+        pause();
 }
 
 /* Writers SIGKILLed at random instants, many times over: the log, applied
@@ -875,7 +884,7 @@ static void test_log_mirrors_the_map_after_writers_are_killed_at_random(void **s
     int rc;
     srand(7);
     for (unsigned round = 0; round < 30; round++) {
-        struct churner c[2] = {{dir, round * 2 + 1}, {dir, round * 2 + 2}};
+        struct churner c[2] = {{dir, round * 2 + 1, CHURN_ROUND_OPS}, {dir, round * 2 + 2, CHURN_ROUND_OPS}};
         pid_t pid[2] = {tu_fork(churn_main, &c[0]), tu_fork(churn_main, &c[1])};
         usleep(2000 + (useconds_t)(rand() % 20000));
         for (int i = 0; i < 2; i++) {
@@ -919,7 +928,7 @@ static void test_a_stopped_writer_never_blocks_readers(void **state)
     hmm_replog_reader *rw_r, *ro_r;
     TU_OK(hmm_replog_open(m, 1, &rw_r));
     TU_OK(hmm_replog_open(ro, 1, &ro_r));
-    struct churner c = {dir, 99};
+    struct churner c = {dir, 99, 0};
     pid_t pid = tu_fork(churn_main, &c);
     hmm_replog_record rec;
     for (int stop = 0; stop < 20; stop++) {
