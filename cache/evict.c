@@ -45,6 +45,10 @@
 /* Pages of other classes tried for a class that has none at all: each try
  * empties a whole page, so a few is enough when any page can be had. */
 #define DONOR_TRIES 8
+/* Windows of pages tried for a value that takes a run of whole pages: a
+ * window fails when a page of it is the index, is being emptied already,
+ * or holds the caller's own entry or one a busy stripe's writer holds. */
+#define RUN_WINDOW_TRIES 8
 /* The access byte (FORMAT.md §12): 0 not read since the hand passed, 1 read
  * (set by readers, only over 0), 2..CREDIT_MARK a credit of (value - 1)
  * passes.  A reader does not write over a credit, so reads during one are
@@ -275,13 +279,19 @@ static uint64_t pick_donor_page(hmm_t *m, uint32_t needy, uint32_t *donor)
     return UINT64_MAX;
 }
 
+static int empty_window(hmm_t *m, uint32_t held, uint64_t n, bool runs_only);
+
 /* Empty a page of another class (evicting its entries, rescuing those used
- * lately) and hand it back for the needy class to take (compact.c). */
+ * lately) and hand it back for the needy class to take (compact.c).  With
+ * no class page to take (a cache filled with values of whole pages), the
+ * entry of a run goes: before, such a cache refused every smaller value. */
 static int evacuate_page_for(hmm_t *m, uint32_t held, uint32_t needy)
 {
     uint32_t d;
     uint64_t p = pick_donor_page(m, needy, &d);
-    return p == UINT64_MAX ? HMM_FULL : hmm__page_evacuate(m, held, d, p);
+    if (p == UINT64_MAX)
+        return hmm__relocating() ? HMM_FULL : empty_window(m, held, 1, true);
+    return hmm__page_evacuate(m, held, d, p);
 }
 
 int hmm__evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)
@@ -314,4 +324,104 @@ int hmm__evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)
     if (rc == HMM_FULL)
         sched_yield(); /* let the holders of the busy stripes finish */
     return rc;
+}
+
+/* ---- room for a run of whole pages ----
+ *
+ * A value over the largest class takes a run of n free pages.  A cache
+ * whose pages all belong to classes (every full cache) has none, and no
+ * class eviction makes one: before this, such a cache refused every value
+ * over the largest class for good once it had filled.  So a window of n
+ * pages, chosen by the page hand among pages that hold entries (of classes
+ * or of other runs, never the index), is emptied: class pages as slab
+ * automove empties a donor page (entries read lately are moved elsewhere
+ * in their class, the others evicted), runs by evicting their entry. */
+
+/* Evict the entry that owns the run whose head is page h. */
+static bool run_vacate(hmm_t *m, uint32_t held, uint64_t h)
+{
+    uint64_t x = map_page_off(m, h);
+    struct hmm_entry *e = hmm__entry_whole_at(m, x);
+    if (!e || atomic_load(&e->state) != HMM_CHUNK_LIVE)
+        return false; /* being written or freed by its stripe: not now */
+    uint64_t hash = key_hash(entry_key(e), e->klen);
+    bool expired = e->expire_ms && e->expire_ms <= hmm_now_ms();
+    return hmm__evict_chunk(m, held, x, hash, expired, false) == 1;
+}
+
+/* Can page q be emptied for a run: free, a class page, or part of an
+ * entry's run (runs_only: only the last). */
+static bool run_window_page_ok(hmm_t *m, uint64_t q, bool runs_only)
+{
+    uint64_t v = atomic_load(&m->pagetab[q]);
+    switch (HMM_PAGE_KIND(v)) {
+    case HMM_PAGE_FREE:
+        return !runs_only;
+    case HMM_PAGE_RUN_HEAD:
+    case HMM_PAGE_RUN_TAIL:
+        return true;
+    case HMM_PAGE_CLASS:
+        return !runs_only && HMM_PAGE_ARG(v) < m->nclasses;
+    default:
+        return false; /* the index: never evicted */
+    }
+}
+
+/* Empty page q of a window; true when it is free afterwards. */
+static bool run_window_vacate_page(hmm_t *m, uint32_t held, uint64_t q)
+{
+    uint64_t v = atomic_load(&m->pagetab[q]);
+    switch (HMM_PAGE_KIND(v)) {
+    case HMM_PAGE_FREE:
+        return true;
+    case HMM_PAGE_CLASS:
+        if (HMM_PAGE_ARG(v) < m->nclasses)
+            hmm__page_evacuate(m, held, (uint32_t)HMM_PAGE_ARG(v), q);
+        break;
+    case HMM_PAGE_RUN_HEAD:
+        run_vacate(m, held, q);
+        break;
+    case HMM_PAGE_RUN_TAIL:
+        if (HMM_PAGE_ARG(v) < q)
+            run_vacate(m, held, HMM_PAGE_ARG(v));
+        break;
+    default:
+        break;
+    }
+    return atomic_load(&m->pagetab[q]) == 0;
+}
+
+/* Empty a window of n pages (runs_only: a page of a run); 0 or HMM_FULL. */
+static int empty_window(hmm_t *m, uint32_t held, uint64_t n, bool runs_only)
+{
+    uint64_t npages = map_npages(m);
+    if (n == 0 || n > npages)
+        return HMM_FULL;
+    uint64_t start = atomic_fetch_add(&m->hdr->page_hand, 1);
+    int tried = 0;
+    for (uint64_t i = 0; i < npages && tried < RUN_WINDOW_TRIES; i++) {
+        uint64_t p = (start + i) % npages;
+        if (p + n > npages)
+            continue;
+        bool usable = true;
+        for (uint64_t q = p; usable && q < p + n; q++)
+            usable = run_window_page_ok(m, q, runs_only);
+        if (!usable)
+            continue;
+        tried++;
+        bool emptied = true;
+        for (uint64_t q = p; emptied && q < p + n; q++)
+            emptied = run_window_vacate_page(m, held, q);
+        if (emptied) {
+            atomic_store(&m->hdr->page_hand, p + n);
+            return 0;
+        }
+        i += n - 1; /* the next window starts past this one */
+    }
+    return HMM_FULL;
+}
+
+int hmm__evict_for_run(hmm_t *m, uint32_t held, uint64_t n)
+{
+    return empty_window(m, held, n, false);
 }

@@ -386,3 +386,50 @@ int hmm__compact_for_class(hmm_t *m, uint32_t held, uint32_t needy)
         return HMM_FULL;
     return hmm__page_evacuate(m, held, donor, p);
 }
+
+/* ---- expired entries ----
+ *
+ * An expired entry reads as absent, but in a persistent map nothing but a
+ * write of its own key reclaimed it: a map whose entries had all expired
+ * said HMM_FULL to every new key.  Expired entries are not live, so before
+ * the allocator gives up it reclaims them (a delete on behalf of their
+ * stripe, as an eviction: not logged, a replica expires them by itself).
+ * The sweep is bounded and resumes where the last one stopped. */
+#define EXPIRED_SWEEP_CHUNKS 4096u
+
+/* Reclaim the entry in chunk x if it has expired by now; 1 if it did. */
+static int reclaim_if_expired(hmm_t *m, uint32_t held, uint64_t x, uint64_t now)
+{
+    struct hmm_entry *e = hmm__entry_whole_at(m, x);
+    if (!e || atomic_load_explicit(&e->state, memory_order_acquire) != HMM_CHUNK_LIVE)
+        return 0;
+    uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
+    /* klen read once and checked: no lock keeps the chunk from being reused
+     * meanwhile; hmm__evict_chunk checks everything again under the stripe. */
+    uint16_t klen = *(volatile uint16_t *)&e->klen;
+    uint32_t vlen = *(volatile uint32_t *)&e->vlen;
+    if (!expire || expire > now || klen == 0 || vlen > m->max_value || !hmm_at(m, x, entry_bytes(klen, vlen)))
+        return 0;
+    return hmm__evict_chunk(m, held, x, key_hash(entry_key(e), klen), true, false) == 1;
+}
+
+size_t hmm__reclaim_expired(hmm_t *m, uint32_t held)
+{
+    uint64_t now = hmm_now_ms(), npages = map_npages(m);
+    uint64_t start = atomic_load(&m->hdr->page_hand);
+    size_t reclaimed = 0, looked = 0;
+    for (uint64_t i = 0; i < npages && looked < EXPIRED_SWEEP_CHUNKS; i++) {
+        uint64_t p = (start + i) % npages, v = atomic_load(&m->pagetab[p]);
+        uint64_t first = map_page_off(m, p), size = 0, end = first;
+        if (HMM_PAGE_KIND(v) == HMM_PAGE_CLASS && HMM_PAGE_ARG(v) < m->nclasses) {
+            size = m->class_size[HMM_PAGE_ARG(v)];
+            end = first + chunks_per_page(m, (uint32_t)HMM_PAGE_ARG(v)) * size;
+        } else if (HMM_PAGE_KIND(v) == HMM_PAGE_RUN_HEAD) {
+            size = end = first + 1; /* one entry, at the head */
+        }
+        for (uint64_t x = first; x < end; x += size, looked++)
+            reclaimed += (size_t)reclaim_if_expired(m, held, x, now);
+        atomic_store(&m->hdr->page_hand, p + 1);
+    }
+    return reclaimed;
+}

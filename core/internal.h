@@ -382,6 +382,9 @@ int hmm__compact_for_class(hmm_t *m, uint32_t held_stripe, uint32_t needy);
 /* Empty page p of class cls (moving, or in cache mode evicting, its
  * entries) and hand it back.  0, or HMM_FULL when it could not be emptied. */
 int hmm__page_evacuate(hmm_t *m, uint32_t held_stripe, uint32_t cls, uint64_t p);
+/* Reclaim expired entries (deleted on behalf of their stripes, not logged),
+ * a bounded sweep from the page hand; how many.  Holding only held_stripe. */
+size_t hmm__reclaim_expired(hmm_t *m, uint32_t held_stripe);
 /* Is off in the page leaving class cls?  (class lock held) */
 bool hmm__page_leaving(hmm_t *m, uint32_t cls, uint64_t off);
 /* Class repair of an interrupted page hand-back or move (class lock held). */
@@ -512,6 +515,10 @@ void hmm__grow_recover_locked(hmm_t *m, uint32_t unused);
 /* Cache mode: make room in class cls by evicting (CLOCK) or by taking a page
  * from another class.  Called holding only the caller's stripe. */
 int hmm__evict_for_class(hmm_t *m, uint32_t held_stripe, uint32_t cls);
+/* Cache mode: make a run of n free pages by emptying a window of pages
+ * that hold entries (never the index).  0 when it did, else HMM_FULL.
+ * Called holding only the caller's stripe. */
+int hmm__evict_for_run(hmm_t *m, uint32_t held_stripe, uint64_t n);
 /* Evict the entry in chunk x if it still is hash's LIVE entry (with rescue:
  * move it instead when it was used lately).  1 done, 0 skipped, < 0 error. */
 int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool expired, bool rescue);

@@ -349,10 +349,13 @@ int hmm__slab_spare_give_back_locked(hmm_t *m, uint32_t t)
     return hmm__slab_free(m, t, x, &s->intent.old_off);
 }
 
-/* The map is out of pages: give the other stripes' spares of class cls
- * (any class with HMM_CLASS_RUN) back, so they can be allocated or their
- * pages emptied.  Only stripes whose lock is free: we hold our own, and
- * waiting for another could deadlock.  Returns how many came back. */
+/* The map is out of pages: give the stripes' spares of class cls (any
+ * class with HMM_CLASS_RUN) back, so they can be allocated or their pages
+ * emptied.  Only stripes whose lock is free: we hold our own, and waiting
+ * for another could deadlock.  Our own stripe's spare goes back too (its
+ * operation has named no chunk yet: the give-back's intent use is free):
+ * left out, that one chunk kept the last page of an emptied class from
+ * ever being handed back.  Returns how many came back. */
 static int spares_reclaim(hmm_t *m, uint32_t held, uint32_t cls)
 {
     int n = 0;
@@ -360,13 +363,14 @@ static int spares_reclaim(hmm_t *m, uint32_t held, uint32_t cls)
         struct hmm_stripe *s = &m->stripes[t];
         uint64_t w = atomic_load_explicit(&s->spare, memory_order_relaxed);
         bool wanted = cls == HMM_CLASS_RUN || HMM_SPARE_CLASS(w) == cls;
-        if (t == held || w == 0 || !wanted || hmm__trylock_stripe(m, t) != 0)
+        if (w == 0 || !wanted || (t != held && hmm__trylock_stripe(m, t) != 0))
             continue;
         w = atomic_load(&s->spare);
         wanted = cls == HMM_CLASS_RUN || HMM_SPARE_CLASS(w) == cls;
         if (w && wanted && hmm__slab_spare_give_back_locked(m, t) == 0)
             n++;
-        hmm__unlock_stripe(m, t);
+        if (t != held)
+            hmm__unlock_stripe(m, t);
     }
     return n;
 }
@@ -388,22 +392,39 @@ static int class_alloc_compacting(hmm_t *m, uint32_t stripe, uint32_t cls, uint6
     if ((rc != HMM_FULL && rc != -ENOSPC) || (m->flags & HMM_CACHE))
         return rc;
     int full_rc = rc;
-    if (spares_reclaim(m, stripe, cls) > 0 && (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
-        return rc;
-    /* Spares of other classes may be all that keeps a page from being empty. */
-    if (spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 && hmm__pages_return_empty(m) > 0 &&
-        (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
-        return rc;
-    for (int attempt = 0; attempt < COMPACT_ATTEMPTS; attempt++) {
-        if (hmm__compact_for_class(m, stripe, cls) != 0)
-            break;
-        rc = class_alloc(m, stripe, cls, false, off);
-        if (rc != HMM__NOPAGE)
+    /* Expired entries are not live: once reclaimed, their chunks serve and
+     * their pages empty (a second pass). */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            if (hmm__reclaim_expired(m, stripe) == 0)
+                break;
+            if ((rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
+                return rc;
+        }
+        if (spares_reclaim(m, stripe, cls) > 0 && (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
             return rc;
+        /* Spares of other classes may be all that keeps a page from being empty. */
+        if ((spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 || pass == 1) && hmm__pages_return_empty(m) > 0 &&
+            (rc = class_alloc(m, stripe, cls, false, off)) != HMM__NOPAGE)
+            return rc;
+        for (int attempt = 0; attempt < COMPACT_ATTEMPTS; attempt++) {
+            if (hmm__compact_for_class(m, stripe, cls) != 0)
+                break;
+            rc = class_alloc(m, stripe, cls, false, off);
+            if (rc != HMM__NOPAGE)
+                return rc;
+        }
     }
     return full_rc;
 }
 
+/* A run of whole pages: a free run, then empty pages handed back, then a
+ * longer file; then (map at its size) as a class allocation does: the
+ * stripes' spares given back, which may be all that keeps a page from
+ * being empty (a map emptied by deletes leaves a spare in most stripes,
+ * spread over every page of the class), and the sparsest pages emptied by
+ * moving their entries, a page per attempt, until a run of free pages is
+ * there.  Not in cache mode, which keeps no spares and evicts instead. */
 static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
 {
     int rc = run_alloc(m, stripe, bytes, false, off);
@@ -412,21 +433,68 @@ static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint6
     if (!hmm__relocating() && hmm__pages_return_empty(m) > 0 &&
         (rc = run_alloc(m, stripe, bytes, false, off)) != HMM__NOPAGE)
         return rc;
-    return run_alloc(m, stripe, bytes, true, off);
+    rc = run_alloc(m, stripe, bytes, true, off);
+    if ((rc != HMM_FULL && rc != -ENOSPC) || (m->flags & HMM_CACHE) || hmm__relocating())
+        return rc;
+    int full_rc = rc;
+    uint64_t pages = (bytes + m->page_size - 1) >> m->page_shift;
+    for (int pass = 0; pass < 2; pass++) { /* the second after reclaiming expired entries */
+        if (pass == 1 && hmm__reclaim_expired(m, stripe) == 0)
+            break;
+        if ((spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 || pass == 1) && hmm__pages_return_empty(m) > 0 &&
+            (rc = run_alloc(m, stripe, bytes, false, off)) != HMM__NOPAGE)
+            return rc;
+        for (uint64_t attempt = 0; attempt < COMPACT_ATTEMPTS + pages; attempt++) {
+            if (hmm__compact_for_class(m, stripe, HMM_CLASS_RUN) != 0)
+                break;
+            rc = run_alloc(m, stripe, bytes, false, off);
+            if (rc != HMM__NOPAGE)
+                return rc;
+        }
+    }
+    return full_rc;
+}
+
+/* A file that could not grow for want of disk space: a cache evicts
+ * instead, as when max_size is reached. */
+static bool disk_full(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT;
 }
 
 int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
 {
     uint32_t cls = hmm__slab_class_for_size(m, bytes);
-    int rc;
+    bool cache = m->flags & HMM_CACHE;
+    int rc, disk_rc = 0;
     if (cls != HMM_CLASS_RUN && !hmm__relocating() && spare_take(m, stripe, cls, off)) {
         rc = 0;
     } else if (cls == HMM_CLASS_RUN) {
         rc = run_alloc_compacting(m, stripe, bytes, off);
+        /* A cache never says full for a value that fits: empty a window of
+         * pages (cache/evict.c); another writer may take the pages first. */
+        uint64_t pages = (bytes + m->page_size - 1) >> m->page_shift;
+        for (int attempt = 0; (rc == HMM_FULL || disk_full(rc)) && cache && !hmm__relocating() &&
+                              attempt < EVICT_RETRIES; attempt++) {
+            if (disk_full(rc))
+                disk_rc = rc;
+            int erc = hmm__evict_for_run(m, stripe, pages);
+            if (erc != 0) {
+                if (erc != HMM_FULL)
+                    rc = erc;
+                break;
+            }
+            rc = run_alloc(m, stripe, bytes, false, off);
+            if (rc == HMM__NOPAGE)
+                rc = HMM_FULL;
+        }
     } else {
         rc = class_alloc_compacting(m, stripe, cls, off);
-        /* A cache never says full: evict (holding only our stripe) and retry. */
-        for (int attempt = 0; rc == HMM_FULL && (m->flags & HMM_CACHE) && attempt < EVICT_RETRIES; attempt++) {
+        /* A cache never says full: evict (holding only our stripe) and
+         * retry; once the disk refused to grow the file, without growing. */
+        for (int attempt = 0; (rc == HMM_FULL || disk_full(rc)) && cache && attempt < EVICT_RETRIES; attempt++) {
+            if (disk_full(rc))
+                disk_rc = rc;
             int erc = hmm__evict_for_class(m, stripe, cls);
             if (erc != 0 && erc != HMM_FULL) {
                 rc = erc;
@@ -434,9 +502,12 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
             }
             if (erc == HMM_FULL && hmm__relocating())
                 break;
-            rc = class_alloc(m, stripe, cls, true, off);
+            rc = class_alloc(m, stripe, cls, disk_rc == 0, off);
         }
     }
+    if (disk_rc && (rc == HMM__NOPAGE || rc == HMM_FULL || disk_full(rc)))
+        rc = hmm_fail(disk_rc, "%s: no room for %llu bytes: the disk is full and nothing could be evicted",
+                      m->path, (unsigned long long)bytes);
     if (rc == HMM__NOPAGE || rc == HMM_FULL)
         rc = hmm_fail(HMM_FULL, "%s: no room for %llu bytes: the data area is full and the map at its max_size "
                       "(%llu bytes)", m->path, (unsigned long long)bytes, (unsigned long long)m->hdr->max_size);

@@ -761,6 +761,85 @@ static void test_full_map_returns_full_and_deleting_makes_room(void **state)
     hmm_close(m);
 }
 
+/* Puts of vlen-byte values under prefix until the first refusal; how many. */
+static int fill_until_full(hmm_t *m, const char *prefix, size_t vlen)
+{
+    static char val[256 << 10];
+    char key[32];
+    memset(val, 'v', vlen);
+    int n = 0, rc = 0;
+    for (; n < 100000; n++) {
+        int kl = snprintf(key, sizeof key, "%s%d", prefix, n);
+        if ((rc = hmm_put(m, key, (size_t)kl, val, vlen, 0, 0)) != 0)
+            break;
+    }
+    assert_int_equal(rc, HMM_FULL);
+    return n;
+}
+
+/* FORMAT.md §6: freed space serves any later size, also values that take
+ * runs of whole pages.  Deletes leave a spare chunk in most stripes, spread
+ * over every page of the small values' class: they must be given back, the
+ * deleting process's own stripe's too, before a run is refused. */
+static void test_emptied_map_stores_values_of_whole_pages_as_a_fresh_one(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {30000, 200000}; /* a run of one page, of four */
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        hmm_t *fresh_map = tu_open(tu_tmpdir(), 256 << 10, 0, 0);
+        int fresh_n = fill_until_full(fresh_map, "b", sizes[i]);
+        hmm_close(fresh_map);
+        assert_true(fresh_n >= 1);
+
+        hmm_t *m = tu_open(tu_tmpdir(), 256 << 10, 0, 0);
+        int small = fill_until_full(m, "a", 40);
+        char key[32];
+        for (int k = 0; k < small; k++) {
+            int kl = snprintf(key, sizeof key, "a%d", k);
+            TU_OK(hmm_del(m, key, (size_t)kl));
+        }
+        int n = fill_until_full(m, "b", sizes[i]);
+        if (n < fresh_n)
+            fail_msg("%zu-byte values: %d in the emptied map, %d in a fresh one", sizes[i], n, fresh_n);
+        hmm_check_result r;
+        TU_OK(hmm_check(m, 0, &r));
+        assert_int_equal(r.unreachable + r.bad_slots, 0);
+        hmm_close(m);
+    }
+}
+
+/* Expired entries read as absent and are not live: a persistent map full
+ * of them must take new keys (reclaiming them), not say HMM_FULL. */
+static void test_map_full_of_expired_entries_takes_new_keys(void **state)
+{
+    (void)state;
+    hmm_t *m = tu_open(tu_tmpdir(), 256 << 10, 0, 0);
+    char key[32], val[200];
+    memset(val, 'v', sizeof val);
+    int n = 0, rc = 0;
+    for (; n < 100000; n++) {
+        int kl = snprintf(key, sizeof key, "t%d", n);
+        if ((rc = hmm_put(m, key, (size_t)kl, val, sizeof val, 50, 0)) != 0)
+            break;
+    }
+    assert_int_equal(rc, HMM_FULL);
+    usleep(150 * 1000);
+    for (int i = 0; i < n; i++) {
+        int kl = snprintf(key, sizeof key, "new%d", i);
+        rc = hmm_put(m, key, (size_t)kl, val, sizeof val, 0, 0);
+        if (rc != 0)
+            fail_msg("new key %d of %d after every entry expired: %s (%s)", i, n, hmm_errname(rc), hmm_last_error());
+    }
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    assert_true(st.counters[HMM_C_EXPIRATIONS] > 0);
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.unreachable + r.bad_slots, 0);
+    assert_int_equal(r.entries, (uint64_t)n);
+    hmm_close(m);
+}
+
 /* ---- stat, sync, check, procs, errors ---- */
 
 static void test_stat_counts_items_and_bytes(void **state)
@@ -1025,6 +1104,8 @@ int main(void)
         cmocka_unit_test(test_cursor_on_empty_map_ends_at_once),
         cmocka_unit_test(test_cursor_with_deletes_meanwhile_never_repeats_a_key),
         cmocka_unit_test(test_full_map_returns_full_and_deleting_makes_room),
+        cmocka_unit_test(test_emptied_map_stores_values_of_whole_pages_as_a_fresh_one),
+        cmocka_unit_test(test_map_full_of_expired_entries_takes_new_keys),
         cmocka_unit_test(test_stat_counts_items_and_bytes),
         cmocka_unit_test(test_check_on_healthy_map_returns_zero),
         cmocka_unit_test(test_procs_lists_this_process),

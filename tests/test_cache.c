@@ -122,6 +122,43 @@ static void test_value_size_shift_moves_pages_to_the_new_class(void **state)
     hmm_close(m);
 }
 
+/* Puts of n vlen-byte values under prefix into a cache: every one must be stored. */
+static void cache_puts_all(hmm_t *m, const char *prefix, int n, size_t vlen)
+{
+    static char val[256 << 10];
+    char key[32];
+    for (int i = 0; i < n; i++) {
+        int kl = snprintf(key, sizeof key, "%s%d", prefix, i);
+        tu_value(val, vlen, key, (uint64_t)i);
+        int rc = hmm_put(m, key, (size_t)kl, val, vlen, 0, 0);
+        if (rc != 0)
+            fail_msg("a %zu-byte value into a full cache: %s (%s)", vlen, hmm_errname(rc), hmm_last_error());
+    }
+    int kl = snprintf(key, sizeof key, "%s%d", prefix, n - 1);
+    size_t len = sizeof val;
+    TU_OK(hmm_get(m, key, (size_t)kl, val, &len));
+    assert_true(tu_value_ok(val, len, key, NULL));
+}
+
+/* FORMAT.md §12: a value over the largest class takes a run of whole
+ * pages.  A cache filled with such values has no class page to give a
+ * small value, and a cache full of small values has no free page for a
+ * run: both must evict, not refuse. */
+static void test_full_cache_takes_values_of_whole_pages_and_small_ones_after_them(void **state)
+{
+    hmm_t *m = cache_map(tu_tmpdir(), 4 << 20);
+    cache_puts_all(m, "first", 200, 65536);  /* runs of two pages fill the fresh cache */
+    cache_puts_all(m, "small", 20000, 64);   /* then small values must take pages back */
+    cache_puts_all(m, "one", 200, 30000);    /* and runs of one, two and four pages */
+    cache_puts_all(m, "two", 200, 65536);
+    cache_puts_all(m, "four", 100, 200000);
+    cache_puts_all(m, "again", 20000, 64);
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.unreachable + r.bad_entries + r.bad_slots, 0);
+    hmm_close(m);
+}
+
 static int flooder(void *arg)
 {
     const char *dir = arg;
@@ -202,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_flood_never_returns_full_and_hot_keys_survive),
         cmocka_unit_test(test_expired_entries_read_as_absent_and_count_as_expirations),
         cmocka_unit_test(test_value_size_shift_moves_pages_to_the_new_class),
+        cmocka_unit_test(test_full_cache_takes_values_of_whole_pages_and_small_ones_after_them),
         cmocka_unit_test(test_sigkill_during_eviction_leaves_no_dangling_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -372,6 +372,62 @@ static void test_full_filesystem_gives_enospc_and_loses_nothing_acknowledged(voi
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* A cache that may grow meets the full disk: it evicts within the file it
+ * has, as at max_size (FORMAT.md §12), instead of -ENOSPC for every put. */
+static int cache_fill_full_disk(void *arg)
+{
+    (void)arg;
+    hmm_config cfg = {.flags = HMM_CREATE | HMM_CACHE | HMM_NOREPLOG, .size = 256 << 10, .max_size = 64 << 20};
+    hmm_t *m;
+    if (hmm_open(&m, fs_dir, &cfg) != 0)
+        return 30;
+    char key[32], val[3000];
+    int refused = 0;
+    for (int i = 0; i < 20000; i++) {
+        int kl = snprintf(key, sizeof key, "key-%d", i);
+        size_t len = i % 3 == 0 ? 100 : i % 3 == 1 ? 1000 : sizeof val;
+        tu_value(val, len, key, (uint64_t)i);
+        int rc = hmm_put(m, key, (size_t)kl, val, len, 0, 0);
+        if (rc != 0 && rc != -ENOSPC)
+            return 31;
+        refused += rc != 0;
+    }
+    if (refused)
+        return 32; /* a put the cache could have made room for was refused */
+    hmm_stats st;
+    hmm_check_result res;
+    if (hmm_stat(m, &st) != 0 || st.counters[HMM_C_EVICTIONS] == 0)
+        return 33; /* never filled the disk */
+    if (hmm_check(m, 0, &res) != 0 || res.unreachable + res.bad_slots + res.bad_entries)
+        return 34;
+    for (int i = 19990; i < 20000; i++) { /* the latest puts are there */
+        int kl = snprintf(key, sizeof key, "key-%d", i);
+        size_t vl = sizeof val;
+        if (hmm_get(m, key, (size_t)kl, val, &vl) != 0 || !tu_value_ok(val, vl, key, NULL))
+            return 35;
+    }
+    hmm_close(m);
+    return 0;
+}
+
+static void test_cache_on_a_full_filesystem_evicts_instead_of_enospc(void **state)
+{
+    (void)state;
+    const char *base = tu_tmpdir();
+    snprintf(fs_dir, sizeof fs_dir, "%s/fs", base);
+    if (mkdir(fs_dir, 0700) != 0 || mount("hmm-test", fs_dir, "tmpfs", 0, "size=2m") != 0) {
+        printf("# skipped: cannot mount a tmpfs here (%s)\n", strerror(errno));
+        skip();
+    }
+    pid_t pid = tu_fork(cache_fill_full_disk, NULL);
+    int st = tu_wait(pid, 60000);
+    umount2(fs_dir, MNT_DETACH);
+    if (WIFSIGNALED(st))
+        fail_msg("cache on a full filesystem: killed by signal %d", WTERMSIG(st));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     tu_watchdog(600);
@@ -382,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_map_truncated_under_an_open_handle_is_refused_by_the_walkers),
         cmocka_unit_test(test_every_header_field_at_boundary_values_is_refused_or_harmless),
         cmocka_unit_test(test_full_filesystem_gives_enospc_and_loses_nothing_acknowledged),
+        cmocka_unit_test(test_cache_on_a_full_filesystem_evicts_instead_of_enospc),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_cleanup();
