@@ -344,8 +344,15 @@ static bool run_vacate(hmm_t *m, uint32_t held, uint64_t h)
     struct hmm_entry *e = hmm__entry_whole_at(m, x);
     if (!e || atomic_load(&e->state) != HMM_CHUNK_LIVE)
         return false; /* being written or freed by its stripe: not now */
-    uint64_t hash = key_hash(entry_key(e), e->klen);
-    bool expired = e->expire_ms && e->expire_ms <= hmm_now_ms();
+    /* No lock holds the entry still: klen read once and bounds-checked
+     * before the key is hashed (hmm__evict_chunk checks all again under
+     * the stripe's lock). */
+    uint16_t klen = *(volatile uint16_t *)&e->klen;
+    if (klen == 0 || !hmm_at(m, x, HMM_ENTRY_HDR + (uint64_t)klen))
+        return false;
+    uint64_t hash = key_hash(entry_key(e), klen);
+    uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
+    bool expired = expire && expire <= hmm_now_ms();
     return hmm__evict_chunk(m, held, x, hash, expired, false) == 1;
 }
 
