@@ -106,7 +106,12 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
     struct hmm_entry *e = hmm__entry_whole_at(m, x);
     struct hmm_ix cur, old, *in = NULL;
     hmm_atomic_u64 *slot = NULL;
-    if (e && atomic_load(&e->state) == HMM_CHUNK_LIVE && key_hash(entry_key(e), e->klen) == hash &&
+    /* A map that is not a cache loses an entry only when it has expired
+     * (hmm__reclaim_expired), checked again here under the stripe's lock:
+     * the caller looked without it, and the chunk may since hold another
+     * put of the key, one that has not expired. */
+    bool may_go = (m->flags & HMM_CACHE) || (e && hmm__entry_expired(e, hmm_now_ms()));
+    if (e && may_go && atomic_load(&e->state) == HMM_CHUNK_LIVE && key_hash(entry_key(e), e->klen) == hash &&
         index_views(m, &cur, &old) == 0) {
         if ((slot = hmm__index_slot_of_locked(&cur, hash, x)))
             in = &cur;
