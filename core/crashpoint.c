@@ -24,11 +24,19 @@ const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT] = {
 
 static char armed_name[32];
 static unsigned armed_left;
+static int armed_signal = SIGKILL;
 
 void hmm_crashpoint_arm(const char *name, unsigned nth)
 {
     snprintf(armed_name, sizeof armed_name, "%s", name ? name : "");
     armed_left = nth;
+    armed_signal = SIGKILL;
+}
+
+void hmm_crashpoint_stall(const char *name, unsigned nth)
+{
+    hmm_crashpoint_arm(name, nth);
+    armed_signal = SIGSTOP;
 }
 
 /* HASHMMAP_CRASHPOINT=name:nth arms a point in a process the test cannot
@@ -57,6 +65,6 @@ void hmm_crashpoint_pass(const char *name)
     if (!armed_left || strcmp(name, armed_name) != 0)
         return;
     if (--armed_left == 0)
-        kill(getpid(), SIGKILL);
+        kill(getpid(), armed_signal);
 }
 #endif

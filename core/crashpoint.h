@@ -43,6 +43,14 @@
  * and of a cold start (FORMAT.md §10), the only writer of the map:
  *   cold_rebuilt    lock words rebuilt and process table cleared, no
  *                   intent repaired yet
+ *
+ * Stall points: a reader stopped (SIGSTOP from inside, after
+ * hmm_crashpoint_stall) where the test then reuses the memory it read,
+ * before it goes on (SIGCONT).  Not crash points (a reader dies anywhere
+ * without a trace), so not in hmm_crashpoint_names:
+ *   read_copied     a get copied the value, its seq not yet checked
+ *   read_validated  the seq check passed, cache mode's recency mark not
+ *                   yet set (FORMAT.md §12)
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
@@ -52,6 +60,7 @@ extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 /* In libhashmmap-crash.la only: */
 void hmm_crashpoint_arm(const char *name, unsigned nth);
+void hmm_crashpoint_stall(const char *name, unsigned nth); /* SIGSTOP instead of SIGKILL */
 void hmm_crashpoint_pass(const char *name);
 
 #ifdef HMM_CRASHPOINTS

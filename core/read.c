@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/internal.h"
+#include "core/crashpoint.h"
 #include "core/lookup.h"
 
 #define OPTIMISTIC_TRIES 64
@@ -52,7 +53,49 @@ struct read_out {
     size_t cap;
     size_t len;
     hmm_entry_info info;
+    struct hmm_entry *mark;     /* entry to mark read once the read is validated, or NULL */
+    uint64_t mark_word;         /* its first word as the read saw it */
 };
+
+/* Cache mode's recency mark (FORMAT.md §12), in two halves.  The read
+ * notes the entry's first word (state, access, owner, checksum); only
+ * after the seq check has said the read was good does recency_mark() set
+ * the access byte, by a compare-and-swap of that whole word.  A reader
+ * stalled after its check, while the chunk was freed and its page given
+ * to another class, finds other bytes there and writes none: a plain
+ * store set one byte in the middle of another key's value (test_torture,
+ * cache map: "1 of 8880 bytes differ ... (0x77706901 there)").  Never by
+ * a read-only handle: its mapping is PROT_READ, and it promises not to
+ * write a byte of the files (FORMAT.md §12). */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ACCESS_SHIFT (8 * offsetof(struct hmm_entry, access))
+#else
+#define ACCESS_SHIFT (8 * (7 - offsetof(struct hmm_entry, access)))
+#endif
+#define ACCESS_MASK ((uint64_t)0xff << ACCESS_SHIFT)
+
+static inline hmm_atomic_u64 *entry_first_word(struct hmm_entry *e)
+{
+    return (hmm_atomic_u64 *)(void *)e; /* chunks are 8-byte aligned (FORMAT.md §6) */
+}
+
+/* The word to mark, or NULL: not a writable cache, or marked already (the
+ * load keeps a hot entry's line from being written on every read). */
+static inline struct hmm_entry *recency_note(hmm_t *m, struct hmm_entry *e, uint64_t *word)
+{
+    if (__builtin_expect((m->flags & (HMM_CACHE | HMM_RDONLY)) != HMM_CACHE, 1))
+        return NULL;
+    *word = atomic_load_explicit(entry_first_word(e), memory_order_relaxed);
+    return *word & ACCESS_MASK ? NULL : e;
+}
+
+static inline void recency_mark(struct hmm_entry *e, uint64_t word)
+{
+    HMM_CRASHPOINT("read_validated");
+    if (e)
+        atomic_compare_exchange_strong_explicit(entry_first_word(e), &word, word | ((uint64_t)1 << ACCESS_SHIFT),
+                                                memory_order_relaxed, memory_order_relaxed);
+}
 
 /* Copy the value of the entry at off, which a lookup found holding the key
  * (klen bytes, bounds-checked).  Everything read here may come from a chunk
@@ -80,13 +123,8 @@ static inline __attribute__((always_inline)) int read_value(hmm_t *m, uint64_t o
     if (vlen > out->cap)
         return HMM_TOOSMALL;
     copy_value(out->val, (uint8_t *)e + HMM_ENTRY_HDR + klen, vlen);
-    /* Cache mode's recency mark: relaxed, and only when clear, so a hot
-     * entry's line is not written on every read (cache/evict.c).  Never by
-     * a read-only handle: its mapping is PROT_READ, and it promises not to
-     * write a byte of the files (FORMAT.md §12). */
-    if ((m->flags & (HMM_CACHE | HMM_RDONLY)) == HMM_CACHE &&
-        !atomic_load_explicit(&e->access, memory_order_relaxed))
-        atomic_store_explicit(&e->access, 1, memory_order_relaxed);
+    HMM_CRASHPOINT("read_copied");
+    out->mark = recency_note(m, e, &out->mark_word); /* set by the caller once validated */
     return 0;
 }
 
@@ -172,6 +210,8 @@ static __attribute__((noinline)) int read_contended(hmm_t *m, uint64_t hash, con
         /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s0) {
+            if (attempt == 0)
+                recency_mark(out->mark, out->mark_word);
             rc = attempt;
             goto done;
         }
@@ -183,6 +223,8 @@ static __attribute__((noinline)) int read_contended(hmm_t *m, uint64_t hash, con
         rc = hmm__lock_stripe(m, stripe);
         if (rc == 0) {
             rc = read_attempt(m, hash, key, klen, out, false);
+            if (rc == 0)
+                recency_mark(out->mark, out->mark_word); /* the lock keeps the entry */
             hmm__unlock_stripe(m, stripe);
         }
     }
@@ -202,8 +244,11 @@ static inline __attribute__((always_inline)) int read_validated(hmm_t *m, uint64
         int rc = read_attempt_inline(m, hash, key, klen, out, want_info, false);
         /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
         atomic_thread_fence(memory_order_acquire);
-        if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) == s0, 1))
+        if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) == s0, 1)) {
+            if (rc == 0)
+                recency_mark(out->mark, out->mark_word);
             return rc;
+        }
     }
     return read_contended(m, hash, key, klen, out);
 }
@@ -285,7 +330,8 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
      * process grew the file: the general path decides. */
     uint64_t lh = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR;
     uint64_t span = lh - m->data_off; /* the data area is larger than a header */
-    struct hmm_entry *e = NULL;
+    struct hmm_entry *e = NULL, *mark = NULL;
+    uint64_t mark_word = 0;
     uint32_t n = 0;
     for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
         /* Acquire pairs with the publisher's release (index_lookup). */
@@ -313,10 +359,8 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
             rc = HMM_TOOSMALL;
         } else {
             copy_value(val, (uint8_t *)e + HMM_ENTRY_HDR + klen, n);
-            /* Cache mode's recency mark, as read_value(). */
-            if (__builtin_expect((m->flags & (HMM_CACHE | HMM_RDONLY)) == HMM_CACHE, 0) &&
-                !atomic_load_explicit(&e->access, memory_order_relaxed))
-                atomic_store_explicit(&e->access, 1, memory_order_relaxed);
+            HMM_CRASHPOINT("read_copied");
+            mark = recency_note(m, e, &mark_word);
             rc = 0;
         }
     } else if (atomic_load_explicit(&bk->meta, memory_order_relaxed) != 0) {
@@ -328,6 +372,7 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
         return GET_GENERAL; /* with *vlen untouched: it is the general path's capacity */
     if (rc != HMM_NOTFOUND)
         *vlen = n;
+    recency_mark(mark, mark_word);
     return rc;
 }
 
@@ -501,7 +546,11 @@ static inline int batch_finish(hmm_t *m, struct batch_key *b, enum batch_state s
     }
     /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
     atomic_thread_fence(memory_order_acquire);
-    return atomic_load_explicit(&b->s->seq, memory_order_relaxed) == b->s0 ? rc : GET_GENERAL;
+    if (atomic_load_explicit(&b->s->seq, memory_order_relaxed) != b->s0)
+        return GET_GENERAL;
+    if (rc == 0)
+        recency_mark(out->mark, out->mark_word);
+    return rc;
 }
 
 static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_group *g)

@@ -272,7 +272,7 @@ static void check_sound(hmm_t *m, const char *point, const char *when)
     hmm_check_result r;
     int rc = hmm_check(m, 0, &r);
     if (rc || r.unreachable || r.bad_slots || r.bad_entries)
-        fail_msg("reclaim at %s, %s: check %s, %llu unreachable, %llu owned twice, %llu bad", point, when,
+        fail_msg("at %s, %s: check %s, %llu unreachable, %llu owned twice, %llu bad", point, when,
                  hmm_errname(rc), (unsigned long long)r.unreachable, (unsigned long long)r.bad_slots,
                  (unsigned long long)r.bad_entries);
 }
@@ -548,6 +548,117 @@ static void test_eviction_crash_points_leave_no_dangling_entry(void **state)
             run_fill_point(points[p], nth * 97 + (p == 2 ? 20000 : 0), true);
 }
 
+/* ---- a reader stalled while its chunk is reused (FORMAT.md §12) ----
+ *
+ * A get reads without a lock: the chunk it copied from may be freed and
+ * its page given to another class while it is stopped.  Its seq check
+ * discards what it read then; it must also write nothing there (cache
+ * mode's recency mark), or a byte in the middle of another key's value
+ * changes.  Readers are stopped at a stall point (crashpoint.h) over
+ * small entries, every small key is deleted and zero-filled values of
+ * another class take the pages; then the readers go on. */
+
+#define STALLED_READERS 6
+#define SMALL_KEYS 3000
+#define ZERO_VALUE 4000
+#define ZERO_KEYS 400
+
+struct stalled_reader {
+    const char *dir, *point;
+    int key;
+    bool getv;
+};
+
+static int read_until_stalled(void *p)
+{
+    struct stalled_reader *r = p;
+    hmm_t *m = NULL;
+    if (hmm_open(&m, r->dir, NULL) != 0)
+        return 1;
+    char key[32], val[SMALL];
+    snprintf(key, sizeof key, "S%d", r->key);
+    size_t len = sizeof val;
+    uint64_t version;
+    hmm_crashpoint_stall(r->point, 1);
+    int rc = r->getv ? hmm_getv(m, key, strlen(key), val, &len, &version) : hmm_get(m, key, strlen(key), val, &len);
+    hmm_close(m);
+    return rc == 0 || rc == HMM_NOTFOUND ? 0 : 2;
+}
+
+static void wait_until_stopped(pid_t pid, const char *point)
+{
+    for (int waited = 0; waited < 10000; waited++) {
+        int status;
+        pid_t got = waitpid(pid, &status, WUNTRACED | WNOHANG);
+        if (got == pid && WIFSTOPPED(status))
+            return;
+        if (got == pid)
+            fail_msg("a reader armed at %s ended (0x%x) before it stopped there", point, status);
+        usleep(1000);
+    }
+    fail_msg("a reader armed at %s did not stop there within 10 s", point);
+}
+
+static void run_stalled_readers(const char *point, bool getv)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 1 << 20, HMM_CACHE);
+    char key[32], val[ZERO_VALUE];
+    for (int i = 0; i < SMALL_KEYS; i++) {
+        snprintf(key, sizeof key, "S%d", i);
+        tu_value(val, SMALL, key, 1);
+        TU_OK(hmm_put(m, key, strlen(key), val, SMALL, 0, 0));
+    }
+    struct stalled_reader rs[STALLED_READERS];
+    pid_t kids[STALLED_READERS];
+    for (int i = 0; i < STALLED_READERS; i++) {
+        rs[i] = (struct stalled_reader){dir, point, (i + 1) * SMALL_KEYS / (STALLED_READERS + 1), getv};
+        kids[i] = tu_fork(read_until_stalled, &rs[i]);
+        wait_until_stopped(kids[i], point);
+    }
+    for (int i = 0; i < SMALL_KEYS; i++) {
+        snprintf(key, sizeof key, "S%d", i);
+        int rc = hmm_del(m, key, strlen(key));
+        assert_true(rc == 0 || rc == HMM_NOTFOUND);
+    }
+    memset(val, 0, sizeof val);
+    for (int i = 0; i < ZERO_KEYS; i++) { /* more than the map holds: every page is taken */
+        snprintf(key, sizeof key, "Z%d", i);
+        TU_OK(hmm_put(m, key, strlen(key), val, ZERO_VALUE, 0, 0));
+    }
+    for (int i = 0; i < STALLED_READERS; i++) {
+        kill(kids[i], SIGCONT);
+        int status = tu_wait(kids[i], 10000);
+        if (tu_exit_code(status) != 0)
+            fail_msg("a reader stalled at %s ended with 0x%x", point, status);
+    }
+    int present = 0;
+    for (int i = 0; i < ZERO_KEYS; i++) {
+        snprintf(key, sizeof key, "Z%d", i);
+        size_t len = sizeof val;
+        int rc = hmm_get(m, key, strlen(key), val, &len);
+        if (rc == HMM_NOTFOUND)
+            continue; /* evicted */
+        TU_OK(rc);
+        present++;
+        for (size_t b = 0; b < len; b++)
+            if (val[b] != 0)
+                fail_msg("a reader stalled at %s (%s) wrote 0x%02x into byte %zu of key %s's value", point,
+                         getv ? "hmm_getv" : "hmm_get", (unsigned char)val[b], b, key);
+    }
+    assert_true(present > ZERO_KEYS / 4);
+    check_sound(m, point, "after the stalled readers went on");
+    hmm_close(m);
+}
+
+static void test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile(void **state)
+{
+    run_stalled_readers("read_copied", false);
+    run_stalled_readers("read_copied", true);
+    run_stalled_readers("read_validated", false);
+    run_stalled_readers("read_validated", true);
+}
+
 /* ---- a cold start killed before it finished (FORMAT.md §10) ---- */
 
 static int cold_start_until_killed(void *dir)
@@ -706,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_moving_entries_out_of_a_page_recovers_when_killed),
         cmocka_unit_test(test_a_cold_start_killed_midway_is_done_again_by_the_next_writer),
         cmocka_unit_test(test_check_after_an_allocator_died_holding_its_class_lock_frees_nothing_in_use),
+        cmocka_unit_test(test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
