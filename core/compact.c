@@ -410,6 +410,7 @@ static int reclaim_if_expired(hmm_t *m, uint32_t held, uint64_t x, uint64_t now)
     uint32_t vlen = *(volatile uint32_t *)&e->vlen;
     if (!expire || expire > now || klen == 0 || vlen > m->max_value || !hmm_at(m, x, entry_bytes(klen, vlen)))
         return 0;
+    HMM_CRASHPOINT("reclaim_looked");
     return hmm__evict_chunk(m, held, x, key_hash(entry_key(e), klen), true, false) == 1;
 }
 

@@ -26,7 +26,9 @@
  *   evict_retired victim marked RETIRING, still in the index
  *   evicted       victim out of the index, not yet freed
  * and of the replication log (FORMAT.md §13), between written and retired
- * (log_locked .. log_written) and right after published (log_committed):
+ * (log_numbered .. log_written) and right after published (log_committed):
+ *   log_numbered  append lock held, record RESERVED with next_seq taken,
+ *                 not yet named in the writer's stripe
  *   log_locked    append lock held, next_seq taken, head not yet advanced
  *   log_reserved  record reserved (RESERVED|seq), nothing copied
  *   log_written   record filled, change not yet published
@@ -44,18 +46,21 @@
  *   cold_rebuilt    lock words rebuilt and process table cleared, no
  *                   intent repaired yet
  *
- * Stall points: a reader stopped (SIGSTOP from inside, after
- * hmm_crashpoint_stall) where the test then reuses the memory it read,
- * before it goes on (SIGCONT).  Not crash points (a reader dies anywhere
- * without a trace), so not in hmm_crashpoint_names:
+ * Stall points: a process stopped (SIGSTOP from inside, after
+ * hmm_crashpoint_stall) where the test then changes what it looked at
+ * without a lock, before it goes on (SIGCONT).  Not crash points (dying
+ * there leaves nothing to repair), so not in hmm_crashpoint_names:
  *   read_copied     a get copied the value, its seq not yet checked
  *   read_validated  the seq check passed, cache mode's recency mark not
  *                   yet set (FORMAT.md §12)
+ * and a writer's sweep of expired entries (compact.c), its own stripe held:
+ *   reclaim_looked  found an expired entry without its stripe's lock, not
+ *                   yet locked to reclaim it
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
 
-#define HMM_CRASHPOINT_COUNT 24
+#define HMM_CRASHPOINT_COUNT 25
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 /* In libhashmmap-crash.la only: */

@@ -293,6 +293,31 @@ void hmm__replog_close(hmm_t *m)
     m->rfd = -1;
 }
 
+/* Move a RESERVED record's state on.  Whoever decides a record holds the
+ * stripe lock its writer held (the writer itself, the repair of a dead
+ * writer, a settler, an append of the same stripe), and a RESERVED record
+ * is never overwritten, so a load and a store suffice: no read-modify-write
+ * on the hot path.  One record is voided under the append lock instead: one
+ * its dead writer never named (repair_append_locked); a settler that voids
+ * it at the same time stores the same state. */
+static bool state_cas(struct hmm_replog_rec *r, uint64_t from, uint64_t to)
+{
+    if (atomic_load_explicit(&r->state, memory_order_relaxed) != from)
+        return false;
+    /* Release: a reader that acquires the committed state sees the bytes
+     * the writer copied before (replog_next's acquire load). */
+    atomic_store_explicit(&r->state, to, memory_order_release);
+    return true;
+}
+
+static void note_decided(hmm_t *m, uint64_t seq)
+{
+    uint64_t cur = atomic_load_explicit(&m->rhdr->last_seq, memory_order_relaxed);
+    while (cur < seq && !atomic_compare_exchange_weak_explicit(&m->rhdr->last_seq, &cur, seq,
+                                                                memory_order_release, memory_order_relaxed))
+        ;
+}
+
 /* ---- the append lock ---- */
 
 /* First non-pad record's sequence number at or after tail, or next_seq. */
@@ -323,8 +348,12 @@ static bool len_valid(hmm_t *m, const struct hmm_replog_rec *r, uint64_t pos)
 
 /* The holder of the append lock died.  It may have bumped next_seq and
  * written its record's header without advancing head: then advance head,
- * so the sequence number is not lost (the record stays RESERVED until the
- * repair of its stripe, or whoever holds that stripe next, settles it).
+ * so the sequence number is not lost.  If its stripe names the record, the
+ * stripe's repair settles it (the change may have been published); if not,
+ * the holder died before naming it, so before any publish: void it here.
+ * Left RESERVED, nothing but a writable reader or the ring's wrap would
+ * ever settle it, and every read-only reader of the log (hashmmap-tail, a
+ * follower) stopped at it for good.
  * It may have stored first_seq and not tail: recompute first_seq. */
 static void repair_append_locked(hmm_t *m)
 {
@@ -335,8 +364,13 @@ static void repair_append_locked(hmm_t *m)
     if (m->rcap - off >= HMM_REPLOG_REC_HDR && next > 1) {
         struct hmm_replog_rec *r = rec_at(m, head);
         uint64_t st = atomic_load(&r->state);
-        if (st != HMM__REC_PAD && HMM__REC_SEQ(st) == next - 1 && len_valid(m, r, head))
+        if (st != HMM__REC_PAD && HMM__REC_SEQ(st) == next - 1 && len_valid(m, r, head)) {
+            uint64_t seq = next - 1;
+            bool named = r->stripe <= m->stripe_mask && atomic_load(&m->stripes[r->stripe].replog_seq) == seq;
+            if ((st & HMM__REC_RESERVED) && !named && state_cas(r, st, HMM__REC_VOID | seq))
+                note_decided(m, seq);
             atomic_store_explicit(&h->head, head + r->len, memory_order_release);
+        }
     }
     if (tail <= head)
         atomic_store(&h->first_seq, seq_from(m, tail, atomic_load(&h->head)));
@@ -378,29 +412,6 @@ void hmm__replog_cold_start(hmm_t *m)
 }
 
 /* ---- settling a record whose writer is gone ---- */
-
-/* Move a RESERVED record's state on.  Whoever decides a record holds the
- * stripe lock its writer held (the writer itself, the repair of a dead
- * writer, a settler, an append of the same stripe), and a RESERVED record
- * is never overwritten, so a load and a store suffice: no read-modify-write
- * on the hot path. */
-static bool state_cas(struct hmm_replog_rec *r, uint64_t from, uint64_t to)
-{
-    if (atomic_load_explicit(&r->state, memory_order_relaxed) != from)
-        return false;
-    /* Release: a reader that acquires the committed state sees the bytes
-     * the writer copied before (replog_next's acquire load). */
-    atomic_store_explicit(&r->state, to, memory_order_release);
-    return true;
-}
-
-static void note_decided(hmm_t *m, uint64_t seq)
-{
-    uint64_t cur = atomic_load_explicit(&m->rhdr->last_seq, memory_order_relaxed);
-    while (cur < seq && !atomic_compare_exchange_weak_explicit(&m->rhdr->last_seq, &cur, seq,
-                                                                memory_order_release, memory_order_relaxed))
-        ;
-}
 
 /* The record at pos is RESERVED|seq and names stripe as its writer.  Take
  * that stripe's lock without waiting: a dead holder is repaired on the way
@@ -562,6 +573,7 @@ static int reserve_locked(hmm_t *m, uint32_t stripe, uint64_t len, uint64_t *pos
      * whose length or stripe is stale (repair_append_locked, settling). */
     atomic_store_explicit(&r->state, HMM__REC_RESERVED | seq, memory_order_release);
     atomic_store_explicit(&h->next_seq, seq + 1, memory_order_relaxed);
+    HMM_CRASHPOINT("log_numbered");
     /* Named in the stripe only now, after next_seq moved on: a seq the
      * stripe names is never handed out again (see repair_append_locked). */
     struct hmm_stripe *s = &m->stripes[stripe];

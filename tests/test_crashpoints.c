@@ -64,20 +64,21 @@ static int run_op(void *p)
 /* Does the operation pass this point, and is the point at or after its publish? */
 static bool passes(enum op op, const char *point, bool *after_publish)
 {
-    static const char *const order[] = {"alloc_marked", "alloc", "written", "log_locked", "log_reserved",
-                                        "log_written", "retired", "published", "log_committed",
+    static const char *const order[] = {"alloc_marked", "alloc", "written", "log_numbered", "log_locked",
+                                        "log_reserved", "log_written", "retired", "published", "log_committed",
                                         "free_linked", "freed", "done"};
+    enum { FIRST_LOG = 3, RETIRED = 7, PUBLISHED = 8, FREE_LINKED = 10, FREED = 11, ORDER = 13 };
     int at = -1;
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < ORDER; i++)
         if (strcmp(order[i], point) == 0)
             at = i;
-    *after_publish = at >= 7;
+    *after_publish = at >= PUBLISHED;
     if (at < 0)
         return false; /* growth and eviction points: not on this path */
     if (op == OP_INSERT)
-        return at != 6 && at != 9 && at != 10; /* nothing to retire or free */
+        return at != RETIRED && at != FREE_LINKED && at != FREED; /* nothing to retire or free */
     if (op == OP_DEL)
-        return at >= 3; /* allocates nothing */
+        return at >= FIRST_LOG; /* allocates nothing */
     return true;
 }
 
@@ -158,6 +159,31 @@ static void check_clean(hmm_t *m, const char *what, const char *point)
                  (unsigned long long)r.unreachable);
 }
 
+/* A read-only reader of the log (hashmmap-tail, a follower) settles
+ * nothing: it must still read through to check_clean's put, not stop at a
+ * record the dead writer left RESERVED. */
+static void check_log_read_only(const char *dir, enum op op, const char *point, uint64_t first_seq)
+{
+    hmm_t *ro = NULL;
+    hmm_config cfg = {.flags = HMM_RDONLY};
+    TU_OK(hmm_open(&ro, dir, &cfg));
+    hmm_replog_reader *r;
+    TU_OK(hmm_replog_open(ro, first_seq, &r));
+    hmm_replog_record rec;
+    int rc, n = 0;
+    bool clean_last = false;
+    while ((rc = hmm_replog_next(r, &rec)) == 0) {
+        n++;
+        clean_last = rec.op == HMM_REC_PUT && rec.klen == 1 && memcmp(rec.key, "k", 1) == 0 && rec.vlen == 1 &&
+                     memcmp(rec.val, "5", 1) == 0;
+    }
+    if (rc != HMM_NOTFOUND || !clean_last)
+        fail_msg("%s at %s: a read-only reader of the log stops after %d records (%s), short of the survivor's put",
+                 op_names[op], point, n, hmm_errname(rc));
+    hmm_replog_close(r);
+    hmm_close(ro);
+}
+
 enum path { PATH_SURVIVOR, PATH_OPEN_SCAN, PATH_COLD_START };
 
 /* with_spare: "k" is overwritten once before, so its stripe keeps the
@@ -190,6 +216,7 @@ static void run_point(enum op op, const char *point, enum path path, bool with_s
         reader = tu_open(dir, 0, 0, 0);
     check_outcome(reader, op, !passed || after_publish, point);
     check_clean(reader, op_names[op], point);
+    check_log_read_only(dir, op, point, with_spare ? 2 : 1);
     check_log(reader, op, !passed || after_publish, point, with_spare ? 2 : 1);
     hmm_stats after;
     TU_OK(hmm_stat(reader, &after));
@@ -659,6 +686,69 @@ static void test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile(v
     run_stalled_readers("read_validated", true);
 }
 
+/* ---- the sweep of expired entries (compact.c) ----
+ *
+ * A writer that finds a full map reclaims expired entries, looking at
+ * each chunk without its stripe's lock.  Stopped there, over key K's
+ * expired chunk x, while K is put twice without a TTL (the second put
+ * takes x back as its stripe's spare), it must not then delete K's live
+ * entry in x. */
+
+#define RECLAIM_VALUE 200 /* under HMM_SPARE_MAX_CHUNK: retired chunks stay as spares */
+
+static int put_until_stalled(void *p)
+{
+    const char *dir = p;
+    hmm_t *m = NULL;
+    if (hmm_open(&m, dir, NULL) != 0)
+        return 1;
+    char val[RECLAIM_VALUE];
+    tu_value(val, sizeof val, "N", 1);
+    hmm_crashpoint_stall("reclaim_looked", 1);
+    int rc = hmm_put(m, "N", 1, val, sizeof val, 0, 0);
+    hmm_close(m);
+    return rc == 0 || rc == HMM_FULL ? 0 : 2;
+}
+
+static void test_a_stalled_sweep_of_expired_entries_deletes_no_live_put(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 1 << 20, 0);
+    char key[32], val[RECLAIM_VALUE];
+    tu_value(val, sizeof val, "K", 1);
+    TU_OK(hmm_put(m, "K", 1, val, sizeof val, 30, 0)); /* the only entry that expires */
+    uint32_t ks = stripe_of(m, "K");
+    assert_int_not_equal(ks, stripe_of(m, "N")); /* the stalled writer holds N's stripe */
+    long n = fill_with(m, "F", RECLAIM_VALUE);
+    long d = 0;
+    for (char dk[32]; d < n; d++) { /* a filler of K's stripe: deleted, its chunk is the spare K's put takes */
+        snprintf(dk, sizeof dk, "F%ld", d);
+        if (stripe_of(m, dk) == ks)
+            break;
+    }
+    assert_true(d < n);
+    usleep(60 * 1000);
+    pid_t kid = tu_fork(put_until_stalled, (void *)dir);
+    wait_until_stopped(kid, "reclaim_looked");
+    snprintf(key, sizeof key, "F%ld", d);
+    TU_OK(hmm_del(m, key, strlen(key)));
+    tu_value(val, sizeof val, "K", 2);
+    TU_OK(hmm_put(m, "K", 1, val, sizeof val, 0, 0)); /* K's expired chunk x becomes the spare */
+    tu_value(val, sizeof val, "K", 3);
+    TU_OK(hmm_put(m, "K", 1, val, sizeof val, 0, 0)); /* and holds K again, live */
+    kill(kid, SIGCONT);
+    int status = tu_wait(kid, 10000);
+    if (tu_exit_code(status) != 0)
+        fail_msg("the stalled writer ended with 0x%x", status);
+    size_t len = sizeof val;
+    uint64_t seq = 0;
+    int rc = hmm_get(m, "K", 1, val, &len);
+    if (rc != 0 || !tu_value_ok(val, len, "K", &seq) || seq != 3)
+        fail_msg("K's last put (no TTL) is gone after the stalled sweep went on: %s", hmm_errname(rc));
+    check_sound(m, "reclaim_looked", "after the stalled sweep went on");
+    hmm_close(m);
+}
+
 /* ---- a cold start killed before it finished (FORMAT.md §10) ---- */
 
 static int cold_start_until_killed(void *dir)
@@ -818,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_a_cold_start_killed_midway_is_done_again_by_the_next_writer),
         cmocka_unit_test(test_check_after_an_allocator_died_holding_its_class_lock_frees_nothing_in_use),
         cmocka_unit_test(test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile),
+        cmocka_unit_test(test_a_stalled_sweep_of_expired_entries_deletes_no_live_put),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
