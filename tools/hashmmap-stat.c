@@ -497,7 +497,7 @@ static int parse_stat_options(int argc, char **argv, struct stat_options *o)
         default: {
             char text[ERRTEXT_MAX];
             fprintf(stderr, "hashmmap-stat: %s (try 'hashmmap-stat --help')\n",
-                    errtext_option(opt, ERRTEXT_REFUSED_ARG(opt, argv), text, sizeof text));
+                    errtext_option(opt, argv, options, text, sizeof text));
             return EXIT_USAGE;
         }
         }

@@ -531,7 +531,7 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
         default: {
             char text[ERRTEXT_MAX];
             fprintf(stderr, "%s: %s (try '%s --help')\n", progname,
-                    errtext_option(c, ERRTEXT_REFUSED_ARG(c, argv), text, sizeof text), progname);
+                    errtext_option(c, argv, longopts, text, sizeof text), progname);
             return EXIT_USAGE;
         }
         }

@@ -690,10 +690,10 @@ static int apply_option(int opt, const char *arg, struct options *o)
 }
 
 /* getopt's refusal (opterr off) as one line: errtext_option(). */
-static int option_error(int opt, char **argv, int at)
+static int option_error(int opt, char **argv)
 {
     char text[ERRTEXT_MAX];
-    return usage_error("%s", errtext_option(opt, argv[at], text, sizeof text));
+    return usage_error("%s", errtext_option(opt, argv, long_options, text, sizeof text));
 }
 
 /* The arguments of the command (DIR first) into in->args, its options into
@@ -723,7 +723,7 @@ static int parse_command_line(int argc, char **argv, struct invocation *in)
             continue;
         }
         if (opt == '?' || opt == ':')
-            return option_error(opt, argv, at);
+            return option_error(opt, argv);
         if (opt > 0 && opt < 128)
             in->given[opt] = argv[at];
         int status = apply_option(opt, optarg, &in->o);
@@ -748,7 +748,7 @@ static int parse_leading_options(int argc, char **argv)
         return EXIT_OK;
     }
     if (opt == '?' || opt == ':')
-        return option_error(opt, argv, at);
+        return option_error(opt, argv);
     if (opt != -1)
         return usage_error("options go after the command: %.*s", (int)strcspn(argv[at], "="), argv[at]);
     if (optind >= argc) {
