@@ -3,6 +3,7 @@
  * echo them (errtext.h).
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,17 +42,74 @@ const char *errtext_key(const void *key, size_t klen, char *buf, size_t cap)
     return buf;
 }
 
-const char *errtext_option(int opt, const char *written, char *buf, size_t cap)
+/* The word of argv that held the long option getopt_long just refused, or
+ * NULL when it refused a short one.  It has always stepped past a long
+ * option, so that is argv[optind - 1]; but a letter refused inside a
+ * cluster ("-Zj") leaves optind on the cluster, and argv[optind - 1] is then
+ * the word before it, which may be a long option given rightly.  What
+ * getopt_long says tells them apart: a refused letter sets optopt to itself
+ * and is never refused for a missing argument before its cluster ends, so a
+ * "--" word there is the refused option when the argument was missing,
+ * when optopt is 0 (unknown or ambiguous), or when it carries "=" that its
+ * option does not take (then optopt is that option's val). */
+static const char *refused_long_word(int opt, char *const argv[], const struct option *longopts,
+                                     const struct option **found)
 {
-    int len = (int)strcspn(written, "="); /* "--ttl=5s": the name alone */
-    char letter[3] = {'-', (char)optopt, '\0'};
-    if (strncmp(written, "--", 2) != 0) { /* "-xZ": the letter refused, not the cluster */
-        written = letter;
-        len = 2;
+    const char *word = optind > 0 ? argv[optind - 1] : NULL;
+    if (!word || strncmp(word, "--", 2) != 0)
+        return NULL;
+    size_t len = strcspn(word + 2, "=");
+    const struct option *exact = NULL, *first = NULL;
+    int prefixes = 0;
+    for (const struct option *o = longopts; o->name; o++) {
+        if (strncmp(o->name, word + 2, len) != 0)
+            continue;
+        if (strlen(o->name) == len)
+            exact = o;
+        if (!prefixes++)
+            first = o;
     }
+    *found = exact ? exact : prefixes == 1 ? first : NULL;
+    if (opt == ':' || optopt == 0)
+        return word;
+    bool refused_argument = word[2 + len] == '=' && *found && (*found)->has_arg == no_argument &&
+                            (*found)->val == optopt;
+    return refused_argument ? word : NULL;
+}
+
+/* ", --max-size, --max-value": the long options that name (len bytes)
+ * abbreviates, appended to buf. */
+static void list_abbreviated(const char *name, size_t len, const struct option *longopts, char *buf, size_t cap)
+{
+    for (const struct option *o = longopts; o->name; o++) {
+        size_t used = strlen(buf);
+        if (strncmp(o->name, name, len) == 0 && used < cap)
+            snprintf(buf + used, cap - used, "%s--%s", used ? ", " : "", o->name);
+    }
+}
+
+const char *errtext_option(int opt, char *const argv[], const struct option *longopts, char *buf, size_t cap)
+{
+    const struct option *found = NULL;
+    const char *word = refused_long_word(opt, argv, longopts, &found);
+    if (!word) { /* "-xZ": the letter refused, not the cluster */
+        if (opt == ':')
+            snprintf(buf, cap, "-%c needs an argument", optopt);
+        else
+            snprintf(buf, cap, "unknown option '-%c'", optopt);
+        return buf;
+    }
+    int len = (int)strcspn(word, "="); /* "--ttl=5s": the name alone */
+    char candidates[ERRTEXT_MAX / 2] = "";
+    if (!found)
+        list_abbreviated(word + 2, (size_t)len - 2, longopts, candidates, sizeof candidates);
     if (opt == ':')
-        snprintf(buf, cap, "%.*s needs an argument", len, written);
+        snprintf(buf, cap, "%.*s needs an argument", len, word);
+    else if (found && word[len] == '=' && found->has_arg == no_argument)
+        snprintf(buf, cap, "option '%.*s' takes no argument", len, word);
+    else if (strchr(candidates, ','))
+        snprintf(buf, cap, "option '%.*s' is ambiguous (%s)", len, word, candidates);
     else
-        snprintf(buf, cap, "unknown option '%.*s'", len, written);
+        snprintf(buf, cap, "unknown option '%.*s'", len, word);
     return buf;
 }

@@ -33,17 +33,19 @@ const char *errtext(int rc, char *buf, size_t cap);
  * ERRTEXT_KEY_MAX); returns buf. */
 const char *errtext_key(const void *key, size_t klen, char *buf, size_t cap);
 
-/* getopt_long's refusal, with opterr off, as one line naming the option:
- * opt is what it returned ('?' unknown, ':' argument missing: the optstring
- * starts with ':'), written the argument that held it.  A long option is
- * named as written, a short one by its letter (optopt), also in a cluster.
- * In buf (cap bytes); returns buf. */
-const char *errtext_option(int opt, const char *written, char *buf, size_t cap);
-
-/* The argument that held the option getopt_long just refused, for
- * errtext_option, when it may permute argv: it has stepped past a long
- * option (unknown: optopt is 0; or missing its argument), not always past a
- * short one still inside its cluster (then "-", which names the letter). */
-#define ERRTEXT_REFUSED_ARG(opt, argv) ((opt) == ':' || optopt == 0 ? (argv)[optind - 1] : "-")
+/* getopt_long's refusal, with opterr off, as one line naming the option
+ * as it was written: opt is what getopt_long returned ('?', or ':' for a
+ * missing argument, the optstring starting with ':'), argv and longopts what
+ * it was given.  Call it right after the refusal: it reads optind and
+ * optopt to find the word that held the option, also when getopt_long
+ * permutes argv.  One of
+ *
+ *   unknown option '--frob'                 unknown option '-Z' (also in "-jZ")
+ *   --ttl needs an argument                 -w needs an argument
+ *   option '--json' takes no argument       (written --json=1)
+ *   option '--max' is ambiguous (--max-size, --max-value)
+ *
+ * in buf (cap bytes); returns buf. */
+const char *errtext_option(int opt, char *const argv[], const struct option *longopts, char *buf, size_t cap);
 
 #endif

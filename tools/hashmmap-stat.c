@@ -42,7 +42,7 @@ struct snapshot {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: hashmmap-stat [OPTION]... DIR\n"
+            "Usage: hashmmap-stat [--json | --prometheus] [OPTION]... DIR\n"
             "Show the metrics of the hashmmap map kept in DIR (opened read-only).\n"
             "\n"
             "  -j, --json           one JSON object\n"
@@ -474,12 +474,18 @@ static int parse_stat_options(int argc, char **argv, struct stat_options *o)
     while ((opt = getopt_long(argc, argv, ":jpw:c:hV", options, NULL)) != -1) {
         switch (opt) {
         case 'j':
-        case 'p':
-            o->format = opt == 'j' ? FORMAT_JSON : FORMAT_PROMETHEUS;
+        case 'p': {
+            enum format asked = opt == 'j' ? FORMAT_JSON : FORMAT_PROMETHEUS;
+            if (o->format != FORMAT_TABLE && o->format != asked) { /* the last one won, silently */
+                fprintf(stderr, "hashmmap-stat: --json and --prometheus exclude each other (try --help)\n");
+                return EXIT_USAGE;
+            }
+            o->format = asked;
             break;
+        }
         case 'w':
             if (units_parse_interval_ms(optarg, &interval_ms) != 0) {
-                fprintf(stderr, "hashmmap-stat: --watch: '%s' is not a number of seconds up to a day\n", optarg);
+                fprintf(stderr, "hashmmap-stat: --watch: '%s' is not %s\n", optarg, UNITS_INTERVAL_TEXT);
                 return EXIT_USAGE;
             }
             o->interval = (double)interval_ms / 1e3;
@@ -497,13 +503,16 @@ static int parse_stat_options(int argc, char **argv, struct stat_options *o)
         default: {
             char text[ERRTEXT_MAX];
             fprintf(stderr, "hashmmap-stat: %s (try 'hashmmap-stat --help')\n",
-                    errtext_option(opt, ERRTEXT_REFUSED_ARG(opt, argv), text, sizeof text));
+                    errtext_option(opt, argv, options, text, sizeof text));
             return EXIT_USAGE;
         }
         }
     }
     if (optind + 1 != argc) {
-        fprintf(stderr, "hashmmap-stat: expected one map directory (try --help)\n");
+        if (optind + 1 < argc)
+            fprintf(stderr, "hashmmap-stat: expected one map directory, not also '%s' (try --help)\n", argv[optind + 1]);
+        else
+            fprintf(stderr, "hashmmap-stat: expected one map directory (try --help)\n");
         return EXIT_USAGE;
     }
     o->dir = argv[optind];

@@ -26,6 +26,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +76,7 @@ struct tail_file {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s --state DIR [--follow [-s SECONDS]] [--dry-run] FILE...\n"
+            "usage: %s --state DIR [--follow [-s SECONDS] | --dry-run] FILE...\n"
             "Print the lines appended to each FILE since the previous run and record\n"
             "the new positions in the map at DIR (created if missing).\n"
             "  -S, --state DIR            map that keeps the positions (required)\n"
@@ -483,6 +484,36 @@ static void sleep_interval(double seconds)
     nanosleep(&ts, NULL); /* EINTR from SIGTERM/SIGINT ends the wait early, as wanted */
 }
 
+/* A usage error: one line on stderr, then exit status 2. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", progname);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (try --help)\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* The options that only make sense together, checked once all are read. */
+static int check_tail_options(const struct tail_opts *o, bool interval_given, bool have_files)
+{
+    if (!o->state_dir)
+        return usage_error("--state DIR is required");
+    if (!have_files)
+        return usage_error("no FILE given");
+    /* A dry run records no position: each pass would start where the last
+     * recorded run ended and print the same lines again. */
+    if (o->dry_run && o->follow)
+        return usage_error("--dry-run and --follow exclude each other: a dry run records no position, "
+                           "so every pass would print the same lines again");
+    if (interval_given && !o->follow)
+        return usage_error("--sleep-interval goes with --follow");
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct tail_opts *o)
 {
     static const struct option longopts[] = {
@@ -495,7 +526,8 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
         {NULL, 0, NULL, 0},
     };
     int c;
-    uint64_t interval_ms;
+    uint64_t interval_ms, max_line;
+    bool interval_given = false;
     opterr = 0; /* its message and our usage were two lines or more */
     while ((c = getopt_long(argc, argv, ":S:Fs:nL:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -506,42 +538,32 @@ static int parse_args(int argc, char **argv, struct tail_opts *o)
             o->follow = true;
             break;
         case 's':
-            if (units_parse_interval_ms(optarg, &interval_ms) != 0) {
-                fprintf(stderr, "%s: bad --sleep-interval '%s' (seconds, > 0)\n", progname, optarg);
-                return EXIT_USAGE;
-            }
+            if (units_parse_interval_ms(optarg, &interval_ms) != 0)
+                return usage_error("--sleep-interval: '%s' is not %s", optarg, UNITS_INTERVAL_TEXT);
             o->interval_s = (double)interval_ms / 1e3;
+            interval_given = true;
             break;
         case 'n':
             o->dry_run = true;
             break;
-        case 'L': {
-            uint64_t v;
-            if (units_parse_size(optarg, &v) != 0 || v < MIN_MAX_LINE || v > MAX_MAX_LINE) {
-                fprintf(stderr, "%s: bad --max-line '%s' (a size from %u bytes to %uM)\n", progname, optarg,
-                        MIN_MAX_LINE, MAX_MAX_LINE >> 20);
-                return EXIT_USAGE;
-            }
-            o->max_line = (size_t)v;
+        case 'L':
+            if (units_parse_size(optarg, &max_line) != 0 || max_line < MIN_MAX_LINE || max_line > MAX_MAX_LINE)
+                return usage_error("--max-line: '%s' is not a size from %u bytes to %uM", optarg, MIN_MAX_LINE,
+                                   MAX_MAX_LINE >> 20);
+            o->max_line = (size_t)max_line;
             break;
-        }
         case 'h':
             usage(stdout);
             exit(0);
         default: {
             char text[ERRTEXT_MAX];
             fprintf(stderr, "%s: %s (try '%s --help')\n", progname,
-                    errtext_option(c, ERRTEXT_REFUSED_ARG(c, argv), text, sizeof text), progname);
+                    errtext_option(c, argv, longopts, text, sizeof text), progname);
             return EXIT_USAGE;
         }
         }
     }
-    if (!o->state_dir || optind >= argc) {
-        fprintf(stderr, "%s: %s (try --help)\n", progname,
-                o->state_dir ? "no FILE given" : "--state DIR is required");
-        return EXIT_USAGE;
-    }
-    return 0;
+    return check_tail_options(o, interval_given, optind < argc);
 }
 
 int main(int argc, char **argv)

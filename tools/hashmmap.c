@@ -292,10 +292,13 @@ static int cmd_incr(const struct invocation *in)
 {
     int64_t delta = 1, result;
     if (in->nargs == 3) {
+        const char *text = in->args[2];
         char *end;
         errno = 0;
-        delta = strtoll(in->args[2], &end, 10);
-        if (errno || *end || end == in->args[2])
+        delta = strtoll(text, &end, 10);
+        /* A sign or a digit first: strtoll also skips blanks. */
+        bool signed_or_digit = text[0] == '-' || text[0] == '+' || (text[0] >= '0' && text[0] <= '9');
+        if (!signed_or_digit || errno || *end || end == text)
             return usage_error("DELTA '%s' is not a 64-bit integer", in->args[2]);
     }
     int rc = hmm_incr(in->m, in->args[1], strlen(in->args[1]), delta, &result);
@@ -654,12 +657,15 @@ static int parse_size_option(const struct size_option *so, const char *arg, stru
     return CONTINUE;
 }
 
+/* Octal digits only: strtoul would take "", " 600" and "-0" as well.  A
+ * mode of 0 is refused: hmm_config reads it as "the default", 0600. */
 static int parse_mode(const char *arg, struct options *o)
 {
-    char *end;
-    unsigned long v = strtoul(arg, &end, 8);
-    if (*end || v > 07777)
+    unsigned long v = strtoul(arg, NULL, 8); /* past ULONG_MAX: ULONG_MAX */
+    if (!*arg || arg[strspn(arg, "01234567")] || v > 07777)
         return usage_error("--mode: '%s' is not an octal mode like 0600", arg);
+    if (v == 0)
+        return usage_error("--mode: '%s' gives no one access: give a mode like 0600, or leave --mode out for 0600", arg);
     o->mode = (unsigned)v;
     return CONTINUE;
 }
@@ -690,10 +696,10 @@ static int apply_option(int opt, const char *arg, struct options *o)
 }
 
 /* getopt's refusal (opterr off) as one line: errtext_option(). */
-static int option_error(int opt, char **argv, int at)
+static int option_error(int opt, char **argv)
 {
     char text[ERRTEXT_MAX];
-    return usage_error("%s", errtext_option(opt, argv[at], text, sizeof text));
+    return usage_error("%s", errtext_option(opt, argv, long_options, text, sizeof text));
 }
 
 /* The arguments of the command (DIR first) into in->args, its options into
@@ -723,7 +729,7 @@ static int parse_command_line(int argc, char **argv, struct invocation *in)
             continue;
         }
         if (opt == '?' || opt == ':')
-            return option_error(opt, argv, at);
+            return option_error(opt, argv);
         if (opt > 0 && opt < 128)
             in->given[opt] = argv[at];
         int status = apply_option(opt, optarg, &in->o);
@@ -748,13 +754,27 @@ static int parse_leading_options(int argc, char **argv)
         return EXIT_OK;
     }
     if (opt == '?' || opt == ':')
-        return option_error(opt, argv, at);
+        return option_error(opt, argv);
     if (opt != -1)
         return usage_error("options go after the command: %.*s", (int)strcspn(argv[at], "="), argv[at]);
     if (optind >= argc) {
         usage(stderr);
         return EXIT_USAGE;
     }
+    return CONTINUE;
+}
+
+/* Too few arguments, or too many (naming the first extra one), with what
+ * the command takes: its synopsis up to its options. */
+static int check_argument_count(const struct command *c, const struct invocation *in)
+{
+    const char *takes = c->synopsis + strlen(c->name) + 1, *options = strstr(takes, " [--");
+    int takes_len = options ? (int)(options - takes) : (int)strlen(takes);
+    if (in->nargs < c->min_args)
+        return usage_error("%s takes %.*s: too few arguments", c->name, takes_len, takes);
+    if (in->nargs > c->max_args)
+        return usage_error("%s takes %.*s: '%s' is one argument too many", c->name, takes_len, takes,
+                           in->args[c->max_args]);
     return CONTINUE;
 }
 
@@ -792,8 +812,8 @@ int main(int argc, char **argv)
     const struct command *c = find_command(command);
     if (!c)
         return usage_error("unknown command '%s'", command);
-    if (in.nargs < c->min_args || in.nargs > c->max_args)
-        return usage_error("wrong number of arguments (%s)", in.nargs < c->min_args ? "too few" : "too many");
+    if ((status = check_argument_count(c, &in)) != CONTINUE)
+        return status;
     if ((status = check_options_taken(c, &in)) != CONTINUE)
         return status;
     if (in.o.nx && in.o.xx)

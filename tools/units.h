@@ -24,5 +24,7 @@ int units_parse_duration_ms(const char *s, uint64_t *ms);
 /* A pause between passes (hashmmap-stat --watch, hashmmap-tail
  * --sleep-interval): a duration over 0 and up to a day, else -ERANGE. */
 int units_parse_interval_ms(const char *s, uint64_t *ms);
+/* What units_parse_interval_ms takes, as the tools' refusals say it. */
+#define UNITS_INTERVAL_TEXT "a duration over 0 and up to a day, like 0.5, 500ms or 2m"
 
 #endif

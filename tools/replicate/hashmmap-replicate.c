@@ -17,7 +17,6 @@
 #include <getopt.h>
 #include <openssl/crypto.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 
 #include "repl.h"
 #include "tools/bus_error.h"
+#include "tools/errtext.h"
 #include "tools/open_regular.h"
 
 enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_ERROR = 3 };
@@ -139,7 +139,9 @@ static int parse_number(const char *opt, const char *arg, unsigned min, unsigned
     char *end;
     errno = 0;
     unsigned long v = strtoul(arg, &end, 10);
-    if (errno || *end || end == arg || v < min || v > max) {
+    /* A digit first: strtoul skips blanks and negates a '-' number, so
+     * "-18446744073709551615" read as 1. */
+    if (arg[0] < '0' || arg[0] > '9' || errno || *end || v < min || v > max) {
         fprintf(stderr, "hashmmap-replicate: --%s: '%s' is not a number from %u to %u\n", opt, arg, min, max);
         return -1;
     }
@@ -169,6 +171,7 @@ static const struct option long_options[] = {
 struct command_line {
     struct repl_options o;
     const char *serve, *replica, *secret_file, *promote;
+    int other_than_promote; /* the first option given besides --promote (its val), 0 none */
 };
 
 /* What the option parsers return to go on; anything else is the exit
@@ -236,10 +239,41 @@ static int refuse(const char *why)
     return EXIT_USAGE;
 }
 
-/* The options of --serve and --replica, which exclude each other. */
-static int check_role_options(const struct command_line *cl, bool extra_args)
+/* getopt_long's refusal (opterr off) as one line: errtext_option(). */
+static int refuse_option(int opt, char **argv)
 {
-    if (extra_args || !!cl->serve == !!cl->replica)
+    char text[ERRTEXT_MAX];
+    fprintf(stderr, "hashmmap-replicate: %s (try --help)\n", errtext_option(opt, argv, long_options, text, sizeof text));
+    return EXIT_USAGE;
+}
+
+/* An argument that is no option's: every directory belongs to one. */
+static int refuse_argument(const char *arg)
+{
+    fprintf(stderr, "hashmmap-replicate: '%s' is not an option: a directory goes after --serve, --replica or "
+                    "--promote (try --help)\n", arg);
+    return EXIT_USAGE;
+}
+
+/* --promote DIR and nothing else: it runs no daemon, so any other option
+ * would be ignored, which is worse than refused. */
+static int check_promote_alone(const struct command_line *cl)
+{
+    if (!cl->other_than_promote)
+        return CONTINUE;
+    const struct option *lo = long_options;
+    while (lo->name && lo->val != cl->other_than_promote)
+        lo++;
+    fprintf(stderr, "hashmmap-replicate: --promote DIR goes alone, without --%s (try --help)\n", lo->name);
+    return EXIT_USAGE;
+}
+
+/* The options of --serve and --replica, which exclude each other. */
+static int check_role_options(const struct command_line *cl)
+{
+    if (cl->serve && cl->replica)
+        return refuse("--serve and --replica exclude each other (try --help)");
+    if (!cl->serve && !cl->replica)
         return refuse("give either --serve DIR or --replica DIR (try --help)");
     if (cl->serve && (!cl->o.listen || cl->o.primary))
         return refuse("--serve needs --listen ADDR:PORT (and no --primary)");
@@ -278,15 +312,23 @@ int main(int argc, char **argv)
     struct command_line cl = {.o = {.heartbeat_ms = 1000, .timeout_ms = 10000, .max_replicas = 16,
                                     .backoff_max_ms = 10000, .auth_timeout_ms = 3000}};
     int opt, status;
-    while ((opt = getopt_long(argc, argv, "s:l:r:p:k:vfhV", long_options, NULL)) != -1)
+    opterr = 0; /* its message, then the whole usage: forty lines */
+    while ((opt = getopt_long(argc, argv, ":s:l:r:p:k:vfhV", long_options, NULL)) != -1) {
+        if (opt == '?' || opt == ':')
+            return refuse_option(opt, argv);
+        if (opt != OPT_PROMOTE && !cl.other_than_promote)
+            cl.other_than_promote = opt;
         if ((status = apply_option(opt, optarg, &cl)) != CONTINUE)
             return status;
+    }
+    if (optind != argc)
+        return refuse_argument(argv[optind]);
     if (cl.promote) {
-        if (optind != argc || cl.serve || cl.replica)
-            return refuse("--promote DIR goes alone (try --help)");
+        if ((status = check_promote_alone(&cl)) != CONTINUE)
+            return status;
         return repl_promote(cl.promote) ? EXIT_ERROR : EXIT_OK;
     }
-    status = check_role_options(&cl, optind != argc);
+    status = check_role_options(&cl);
     if (status != CONTINUE)
         return status;
     return run_role(&cl);
