@@ -17,14 +17,20 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/internal.h"
 
 #define CHUNK_STATE_BIT(st) (1u << (st))
-/* Cache mode: evictions tried for one allocation.  A chunk an eviction
- * frees may be taken by another writer of the class first; the bound keeps
- * one put's work finite when that keeps happening (one try is the rule). */
+/* Cache mode: a chunk or the pages an eviction frees may be taken by
+ * another writer first, or be held by one in the middle of its put.  A
+ * cache never says full for a value that fits (DESIGN.md §1), so the
+ * allocation keeps evicting: EVICT_RETRIES tries at once (one is the rule),
+ * then with a pause between tries until EVICT_PATIENCE_MS have passed.
+ * The bound keeps a put's work finite: a cache whose every page a stopped
+ * writer holds still says full. */
 #define EVICT_RETRIES 64
+#define EVICT_PATIENCE_MS 250
 #define COMPACT_ATTEMPTS 8      /* pages emptied by moving entries for one allocation */
 
 uint32_t hmm__slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint32_t *sizes)
@@ -455,6 +461,29 @@ static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint6
     return full_rc;
 }
 
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Whether a cache's allocation evicts once more (EVICT_PATIENCE_MS);
+ * *since is 0 until the tries at once are used up. */
+static bool evict_again(unsigned attempt, uint64_t *since)
+{
+    if (attempt < EVICT_RETRIES)
+        return true;
+    uint64_t now = monotonic_ms();
+    if (!*since)
+        *since = now;
+    if (now - *since >= EVICT_PATIENCE_MS)
+        return false;
+    struct timespec pause = {0, 100000};
+    nanosleep(&pause, NULL); /* the holder of what we need runs meanwhile */
+    return true;
+}
+
 /* A file that could not grow for want of disk space: a cache evicts
  * instead, as when max_size is reached. */
 static bool disk_full(int rc)
@@ -467,6 +496,7 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
     uint32_t cls = hmm__slab_class_for_size(m, bytes);
     bool cache = m->flags & HMM_CACHE;
     int rc, disk_rc = 0;
+    uint64_t since = 0;
     if (cls != HMM_CLASS_RUN && !hmm__relocating() && spare_take(m, stripe, cls, off)) {
         rc = 0;
     } else if (cls == HMM_CLASS_RUN) {
@@ -474,14 +504,16 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
         /* A cache never says full for a value that fits: empty a window of
          * pages (cache/evict.c); another writer may take the pages first. */
         uint64_t pages = (bytes + m->page_size - 1) >> m->page_shift;
-        for (int attempt = 0; (rc == HMM_FULL || disk_full(rc)) && cache && !hmm__relocating() &&
-                              attempt < EVICT_RETRIES; attempt++) {
+        for (unsigned attempt = 0; (rc == HMM_FULL || disk_full(rc)) && cache && !hmm__relocating() &&
+                                   pages <= map_npages(m) && evict_again(attempt, &since);
+             attempt++) {
             if (disk_full(rc))
                 disk_rc = rc;
             int erc = hmm__evict_for_run(m, stripe, pages);
+            if (erc == HMM_FULL)
+                continue; /* every window held for now: again, patiently */
             if (erc != 0) {
-                if (erc != HMM_FULL)
-                    rc = erc;
+                rc = erc;
                 break;
             }
             rc = run_alloc(m, stripe, bytes, false, off);
@@ -492,7 +524,8 @@ int hmm__slab_alloc(hmm_t *m, uint32_t stripe, uint64_t bytes, uint64_t *off)
         rc = class_alloc_compacting(m, stripe, cls, off);
         /* A cache never says full: evict (holding only our stripe) and
          * retry; once the disk refused to grow the file, without growing. */
-        for (int attempt = 0; (rc == HMM_FULL || disk_full(rc)) && cache && attempt < EVICT_RETRIES; attempt++) {
+        for (unsigned attempt = 0; (rc == HMM_FULL || disk_full(rc)) && cache && evict_again(attempt, &since);
+             attempt++) {
             if (disk_full(rc))
                 disk_rc = rc;
             int erc = hmm__evict_for_class(m, stripe, cls);
