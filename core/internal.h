@@ -304,12 +304,32 @@ static inline uint64_t hmm__role_word(const hmm_t *m)
 int hmm__replica_refusal(hmm_t *m);
 
 /* ---- proc.c ---- */
-int hmm__proc_slot_ensure(hmm_t *m);          /* claim our slot (again after fork) */
+/* Bumped in a fork's child (proc.c); a handle whose slot_epoch equals it
+ * has its slot in this process. */
+extern _Atomic uint64_t hmm__fork_epoch;
+int hmm__proc_slot_claim(hmm_t *m);           /* hmm__proc_slot_ensure's slow path */
+/* Claim our slot (again after fork).  Inline, since every write asks: the
+ * usual answer is one compare.  Equal epochs mean this process claimed the
+ * slot, on the slow path, which registered the fork handler first. */
+static inline int hmm__proc_slot_ensure(hmm_t *m)
+{
+    /* Acquire pairs with the claimer's release store of slot_epoch: the
+     * slot it claimed (proc_slot, the metrics binding) is seen with it. */
+    if (__builtin_expect(atomic_load_explicit(&m->slot_epoch, memory_order_acquire) ==
+                             atomic_load_explicit(&hmm__fork_epoch, memory_order_relaxed),
+                         1))
+        return 0;
+    return hmm__proc_slot_claim(m);
+}
 void hmm__proc_slot_release(hmm_t *m);
 int hmm__proc_alive(int64_t pid, uint64_t start_time);
 uint64_t hmm__proc_start_time(int64_t pid);
 void hmm__proc_repair_dead(hmm_t *m);         /* open-time scan of the process table */
-uint32_t hmm__proc_self_tag(hmm_t *m);        /* our slot + 1 for owner_proc fields */
+/* Our slot + 1 for owner_proc fields (0: no slot). */
+static inline uint32_t hmm__proc_self_tag(hmm_t *m)
+{
+    return atomic_load_explicit(&m->proc_slot, memory_order_relaxed);
+}
 /* Entries of live processes: one that exited without hmm_close (a program
  * under the DNS shim always does) keeps its entry until an open reaps it. */
 uint32_t hmm__procs_alive(hmm_t *m);
