@@ -340,14 +340,41 @@ int hmm__lock_init_shared(pthread_mutex_t *mu);
  * repair(m, arg) first (what and arg name the lock in an error). */
 int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
                      const char *what);
-int hmm__lock_stripe(hmm_t *m, uint32_t stripe);
-void hmm__unlock_stripe(hmm_t *m, uint32_t stripe);
+int hmm__lock_stripe_slow(hmm_t *m, uint32_t stripe, int trylock_rc, bool wait);
+void hmm__seq_end_free(struct hmm_stripe *s);
+/* The stripe's lock was just taken: name the holder's process, and make
+ * sure seq is even (odd with the lock free is impossible unless the file
+ * was damaged; left so, every reader of the stripe would take the slow
+ * path). */
+static inline void hmm__stripe_locked(hmm_t *m, struct hmm_stripe *s)
+{
+    atomic_store_explicit(&s->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
+    if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) & 1, 0))
+        hmm__seq_end_free(s);
+}
+/* Lock a key's stripe, waiting; a dead holder's work is repaired first.
+ * Inline, as every write takes one: the uncontended lock is a trylock,
+ * two stores and a test; waiting, EOWNERDEAD and errors are lock.c's. */
+static inline int hmm__lock_stripe(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    int rc = pthread_mutex_trylock(&s->lock);
+    if (__builtin_expect(rc != 0, 0))
+        return hmm__lock_stripe_slow(m, stripe, rc, true);
+    hmm__stripe_locked(m, s);
+    return 0;
+}
+static inline void hmm__unlock_stripe(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    atomic_store_explicit(&s->owner_proc, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&s->lock);
+}
 int hmm__lock_class(hmm_t *m, uint32_t cls);
 void hmm__unlock_class(hmm_t *m, uint32_t cls);
 int hmm__lock_pages(hmm_t *m);
 void hmm__unlock_pages(hmm_t *m);
 void hmm__seq_begin_free(struct hmm_stripe *s);
-void hmm__seq_end_free(struct hmm_stripe *s);
 /* 0 locked, -EBUSY held by another (an evictor must not wait for a stripe). */
 int hmm__trylock_stripe(hmm_t *m, uint32_t stripe);
 /* The growth lock: one index growth runs at a time (grow.c). */
