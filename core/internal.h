@@ -435,9 +435,11 @@ bool hmm__page_leaving(hmm_t *m, uint32_t cls, uint64_t off);
 void hmm__compact_recover_class_locked(hmm_t *m, uint32_t cls);
 /* The same when the mover (named by pid) died outside the lock. */
 void hmm__compact_check_owner_locked(hmm_t *m, uint32_t cls);
-/* This thread is emptying a page (see compact.c). */
-void hmm__set_relocating(bool on);
-bool hmm__relocating(void);
+/* This thread is emptying a page (see compact.c).  Inline, one %fs-relative
+ * byte: the allocator asks three times a put. */
+extern _Thread_local bool hmm__relocating_flag __attribute__((tls_model("initial-exec")));
+static inline void hmm__set_relocating(bool on) { hmm__relocating_flag = on; }
+static inline bool hmm__relocating(void) { return hmm__relocating_flag; }
 
 /* ---- entry.c ---- */
 /* The entry header at off, bounds- and alignment-checked, or NULL. */
