@@ -336,10 +336,21 @@ uint32_t hmm__procs_alive(hmm_t *m);
 
 /* ---- lock.c ---- */
 int hmm__lock_init_shared(pthread_mutex_t *mu);
+/* hmm__lock_robust() when its trylock answered trylock_rc (lock.c). */
+int hmm__lock_robust_slow(hmm_t *m, pthread_mutex_t *mu, int trylock_rc, void (*repair)(hmm_t *, uint32_t),
+                          uint32_t arg, const char *what);
 /* Lock a robust mutex of the map, waiting; when its holder died, run
- * repair(m, arg) first (what and arg name the lock in an error). */
-int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
-                     const char *what);
+ * repair(m, arg) first (what and arg name the lock in an error).  Inline:
+ * the replication log's append lock is taken on every logged write, and
+ * uncontended it is a trylock and a test. */
+static inline int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                                   const char *what)
+{
+    int rc = pthread_mutex_trylock(mu);
+    if (__builtin_expect(rc != 0, 0))
+        return hmm__lock_robust_slow(m, mu, rc, repair, arg, what);
+    return 0;
+}
 int hmm__lock_stripe_slow(hmm_t *m, uint32_t stripe, int trylock_rc, bool wait);
 void hmm__seq_end_free(struct hmm_stripe *s);
 /* The stripe's lock was just taken: name the holder's process, and make

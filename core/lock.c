@@ -64,10 +64,10 @@ static inline __attribute__((always_inline)) int lock_robust(hmm_t *m, pthread_m
     return __builtin_expect(rc == 0, 1) ? 0 : lock_robust_slow(m, mu, rc, repair, arg, what, wait);
 }
 
-int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
-                     const char *what)
+int hmm__lock_robust_slow(hmm_t *m, pthread_mutex_t *mu, int trylock_rc, void (*repair)(hmm_t *, uint32_t),
+                          uint32_t arg, const char *what)
 {
-    return lock_robust(m, mu, repair, arg, what, true);
+    return lock_robust_slow(m, mu, trylock_rc, repair, arg, what, true);
 }
 
 /* hmm__lock_stripe() when its trylock answered rc: wait (or -EBUSY when
