@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Inlined: a get hashes its key once, and a call into the shared library
  * costs as much as hashing a short key. */
@@ -482,6 +483,29 @@ static inline __attribute__((always_inline)) uint64_t key_hash(const void *key, 
     if (__builtin_expect(klen <= 16, 1))
         return XXH3_len_0to16_64b((const xxh_u8 *)key, klen, XXH3_kSecret, 0);
     return XXH3_64bits(key, klen);
+}
+
+/* Keys and values are often short (a 16-byte key, a counter or an
+ * offset): inline copies up to 16 bytes (overlapping 8- or 4-byte moves),
+ * memcpy beyond.  A get copies the value out, a put the key and value
+ * into the entry and into its log record. */
+static inline void hmm__copy_small(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n) {
+        memcpy(dst, src, n);
+    }
 }
 
 /* ---- index.c ---- */

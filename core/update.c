@@ -136,9 +136,8 @@ static uint64_t write_entry(hmm_t *m, struct hmm_stripe *s, uint64_t off, const 
     e->vlen = (uint32_t)r->vlen;
     e->version = r->kind == WRITE_MOVE ? r->version : ++s->version;
     e->expire_ms = expire_ms;
-    memcpy(entry_key(e), r->key, r->klen);
-    if (r->vlen)
-        memcpy(entry_val(e), r->val, r->vlen);
+    hmm__copy_small(entry_key(e), r->key, r->klen);
+    hmm__copy_small(entry_val(e), r->val, r->vlen);
     e->checksum = hmm__entry_checksum(e);
     /* Cache mode (FORMAT.md §12): a new entry starts unread, so it must be read
      * before the hand comes by to stay; a moved one was kept for its reads. */
