@@ -456,7 +456,9 @@ static inline __attribute__((always_inline)) int write_value(hmm_t *m, enum writ
 HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, unsigned flags)
 {
-    return hmm_put_tagged(m, key, klen, val, vlen, ttl_ms, flags, HMM_TAG_RAW);
+    /* write_value() itself, not hmm_put_tagged(): a call from one exported
+     * function to another goes through the PLT (it may be interposed). */
+    return write_value(m, WRITE_PUT, key, klen, val, vlen, ttl_ms, flags, 0, HMM_TAG_RAW);
 }
 
 HMM_EXPORT int hmm_put_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
