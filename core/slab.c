@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -52,6 +53,17 @@ uint32_t hmm__slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint
 
 uint32_t hmm__slab_class_for_size(const hmm_t *m, uint64_t bytes)
 {
+    /* Up to 128 bytes the classes are 40, 48, ..., 128 (above; open
+     * checks the header's sizes equal these): the class is arithmetic,
+     * not a walk, for the small entries most puts write. */
+    const uint64_t first = HMM_ENTRY_HDR + 8;
+    if (bytes <= 128) {
+        uint32_t c = bytes <= first ? 0 : (uint32_t)((bytes - first + 7) >> 3);
+        if (c < m->nclasses) {
+            assert(bytes <= m->class_size[c] && (c == 0 || bytes > m->class_size[c - 1]));
+            return c;
+        }
+    }
     for (uint32_t c = 0; c < m->nclasses; c++)
         if (bytes <= m->class_size[c])
             return c;
