@@ -464,17 +464,42 @@ static inline struct hmm_entry *entry_at(hmm_t *m, uint64_t off)
 /* The chunk at off, unchecked: for offsets the allocator itself keeps
  * (free lists, page walks, the eviction hand), never ones read from the index. */
 static inline struct hmm_entry *hmm__chunk(hmm_t *m, uint64_t off) { return (struct hmm_entry *)(m->base + off); }
-/* Entry with key and value in bounds, or NULL. */
-struct hmm_entry *hmm__entry_whole_at(hmm_t *m, uint64_t off);
 static inline uint8_t *entry_key(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR; }
 static inline uint8_t *entry_val(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR + e->klen; }
 static inline uint64_t entry_bytes(uint64_t klen, uint64_t vlen) { return HMM_ENTRY_HDR + klen + vlen; }
+/* Entry with key and value in bounds, or NULL.  These small accessors are
+ * inline: a put uses each once or more, and their calls cost as much as
+ * their bodies. */
+static inline struct hmm_entry *hmm__entry_whole_at(hmm_t *m, uint64_t off)
+{
+    struct hmm_entry *e = entry_at(m, off);
+    if (!e)
+        return NULL;
+    /* klen and vlen are read once: a concurrent writer may change them, and
+     * the check must hold for the values the caller then uses. */
+    uint32_t vlen = *(volatile uint32_t *)&e->vlen;
+    uint16_t klen = *(volatile uint16_t *)&e->klen;
+    if (klen == 0 || vlen > m->max_value || !hmm_at(m, off, entry_bytes(klen, vlen)))
+        return NULL;
+    return e;
+}
 uint32_t hmm__entry_checksum(const struct hmm_entry *e);
-void hmm__entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state);
+/* Set a chunk's owner (stripe + 1; HMM__NO_STRIPE wraps to 0, "nobody") and
+ * state.  Release: the state is stored last, so whoever sees the state
+ * also sees the owner. */
+static inline void hmm__entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state)
+{
+    struct hmm_entry *e = (struct hmm_entry *)(m->base + off);
+    atomic_store_explicit(&e->owner, (uint16_t)(stripe + 1), memory_order_relaxed);
+    atomic_store_explicit(&e->state, state, memory_order_release);
+}
 /* The stripe of a chunk no operation holds (FREE, or LIVE again after a
  * repair): the owner field keeps stripe + 1, so this stores 0, "nobody". */
 #define HMM__NO_STRIPE UINT32_MAX
-bool hmm__entry_expired(const struct hmm_entry *e, uint64_t now_ms);
+static inline bool hmm__entry_expired(const struct hmm_entry *e, uint64_t now_ms)
+{
+    return e->expire_ms != 0 && e->expire_ms <= now_ms;
+}
 /* XXH3_64bits (the index's hash: part of the format), with the branch for
  * short keys inline: the call and XXH3's dispatch on length were a third
  * of hashing a 16-byte key. */
