@@ -21,7 +21,7 @@ bench_hmmbench_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) $(HIREDIS_CFLAGS) $(LIBME
 bench_hmmbench_LDADD = libhashmmap.la $(LMDB_LIBS) $(SQLITE3_LIBS) $(HIREDIS_LIBS) $(LIBMEMCACHED_LIBS) \
 	$(KYOTOCABINET_LIBS) $(TKRZW_LIBS) $(JEMALLOC_LIBS) -lm
 bench_hmmbench_LDFLAGS = $(AM_LDFLAGS) -no-install
-EXTRA_DIST += %reldir%/README.md %reldir%/plot.gp %reldir%/results-2026-11-25.png
+EXTRA_DIST += %reldir%/README.md %reldir%/plot.gp %reldir%/results-2026-11-25.png %reldir%/put_parts.py
 CLEANFILES += bench/hmmbench bench/results.csv bench/results.png bench/callgrind.out.*
 
 HMMBENCH_PLOT = if command -v gnuplot >/dev/null 2>&1; then \

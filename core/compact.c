@@ -42,17 +42,7 @@
 /* initial-exec: read on every allocation (three times a put), and the
  * default model for a shared library calls __tls_get_addr each time; one
  * byte of static TLS is available also when the library is dlopen'ed. */
-static _Thread_local bool relocating __attribute__((tls_model("initial-exec")));
-
-void hmm__set_relocating(bool on)
-{
-    relocating = on;
-}
-
-bool hmm__relocating(void)
-{
-    return relocating;
-}
+_Thread_local bool hmm__relocating_flag __attribute__((tls_model("initial-exec")));
 
 static inline uint32_t chunks_per_page(const hmm_t *m, uint32_t cls)
 {

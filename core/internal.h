@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Inlined: a get hashes its key once, and a call into the shared library
  * costs as much as hashing a short key. */
@@ -304,30 +305,88 @@ static inline uint64_t hmm__role_word(const hmm_t *m)
 int hmm__replica_refusal(hmm_t *m);
 
 /* ---- proc.c ---- */
-int hmm__proc_slot_ensure(hmm_t *m);          /* claim our slot (again after fork) */
+/* Bumped in a fork's child (proc.c); a handle whose slot_epoch equals it
+ * has its slot in this process. */
+extern _Atomic uint64_t hmm__fork_epoch;
+int hmm__proc_slot_claim(hmm_t *m);           /* hmm__proc_slot_ensure's slow path */
+/* Claim our slot (again after fork).  Inline, since every write asks: the
+ * usual answer is one compare.  Equal epochs mean this process claimed the
+ * slot, on the slow path, which registered the fork handler first. */
+static inline int hmm__proc_slot_ensure(hmm_t *m)
+{
+    /* Acquire pairs with the claimer's release store of slot_epoch: the
+     * slot it claimed (proc_slot, the metrics binding) is seen with it. */
+    if (__builtin_expect(atomic_load_explicit(&m->slot_epoch, memory_order_acquire) ==
+                             atomic_load_explicit(&hmm__fork_epoch, memory_order_relaxed),
+                         1))
+        return 0;
+    return hmm__proc_slot_claim(m);
+}
 void hmm__proc_slot_release(hmm_t *m);
 int hmm__proc_alive(int64_t pid, uint64_t start_time);
 uint64_t hmm__proc_start_time(int64_t pid);
 void hmm__proc_repair_dead(hmm_t *m);         /* open-time scan of the process table */
-uint32_t hmm__proc_self_tag(hmm_t *m);        /* our slot + 1 for owner_proc fields */
+/* Our slot + 1 for owner_proc fields (0: no slot). */
+static inline uint32_t hmm__proc_self_tag(hmm_t *m)
+{
+    return atomic_load_explicit(&m->proc_slot, memory_order_relaxed);
+}
 /* Entries of live processes: one that exited without hmm_close (a program
  * under the DNS shim always does) keeps its entry until an open reaps it. */
 uint32_t hmm__procs_alive(hmm_t *m);
 
 /* ---- lock.c ---- */
 int hmm__lock_init_shared(pthread_mutex_t *mu);
+/* hmm__lock_robust() when its trylock answered trylock_rc (lock.c). */
+int hmm__lock_robust_slow(hmm_t *m, pthread_mutex_t *mu, int trylock_rc, void (*repair)(hmm_t *, uint32_t),
+                          uint32_t arg, const char *what);
 /* Lock a robust mutex of the map, waiting; when its holder died, run
- * repair(m, arg) first (what and arg name the lock in an error). */
-int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
-                     const char *what);
-int hmm__lock_stripe(hmm_t *m, uint32_t stripe);
-void hmm__unlock_stripe(hmm_t *m, uint32_t stripe);
+ * repair(m, arg) first (what and arg name the lock in an error).  Inline:
+ * the replication log's append lock is taken on every logged write, and
+ * uncontended it is a trylock and a test. */
+static inline int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
+                                   const char *what)
+{
+    int rc = pthread_mutex_trylock(mu);
+    if (__builtin_expect(rc != 0, 0))
+        return hmm__lock_robust_slow(m, mu, rc, repair, arg, what);
+    return 0;
+}
+int hmm__lock_stripe_slow(hmm_t *m, uint32_t stripe, int trylock_rc, bool wait);
+void hmm__seq_end_free(struct hmm_stripe *s);
+/* The stripe's lock was just taken: name the holder's process, and make
+ * sure seq is even (odd with the lock free is impossible unless the file
+ * was damaged; left so, every reader of the stripe would take the slow
+ * path). */
+static inline void hmm__stripe_locked(hmm_t *m, struct hmm_stripe *s)
+{
+    atomic_store_explicit(&s->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
+    if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) & 1, 0))
+        hmm__seq_end_free(s);
+}
+/* Lock a key's stripe, waiting; a dead holder's work is repaired first.
+ * Inline, as every write takes one: the uncontended lock is a trylock,
+ * two stores and a test; waiting, EOWNERDEAD and errors are lock.c's. */
+static inline int hmm__lock_stripe(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    int rc = pthread_mutex_trylock(&s->lock);
+    if (__builtin_expect(rc != 0, 0))
+        return hmm__lock_stripe_slow(m, stripe, rc, true);
+    hmm__stripe_locked(m, s);
+    return 0;
+}
+static inline void hmm__unlock_stripe(hmm_t *m, uint32_t stripe)
+{
+    struct hmm_stripe *s = &m->stripes[stripe];
+    atomic_store_explicit(&s->owner_proc, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&s->lock);
+}
 int hmm__lock_class(hmm_t *m, uint32_t cls);
 void hmm__unlock_class(hmm_t *m, uint32_t cls);
 int hmm__lock_pages(hmm_t *m);
 void hmm__unlock_pages(hmm_t *m);
 void hmm__seq_begin_free(struct hmm_stripe *s);
-void hmm__seq_end_free(struct hmm_stripe *s);
 /* 0 locked, -EBUSY held by another (an evictor must not wait for a stripe). */
 int hmm__trylock_stripe(hmm_t *m, uint32_t stripe);
 /* The growth lock: one index growth runs at a time (grow.c). */
@@ -391,9 +450,11 @@ bool hmm__page_leaving(hmm_t *m, uint32_t cls, uint64_t off);
 void hmm__compact_recover_class_locked(hmm_t *m, uint32_t cls);
 /* The same when the mover (named by pid) died outside the lock. */
 void hmm__compact_check_owner_locked(hmm_t *m, uint32_t cls);
-/* This thread is emptying a page (see compact.c). */
-void hmm__set_relocating(bool on);
-bool hmm__relocating(void);
+/* This thread is emptying a page (see compact.c).  Inline, one %fs-relative
+ * byte: the allocator asks three times a put. */
+extern _Thread_local bool hmm__relocating_flag __attribute__((tls_model("initial-exec")));
+static inline void hmm__set_relocating(bool on) { hmm__relocating_flag = on; }
+static inline bool hmm__relocating(void) { return hmm__relocating_flag; }
 
 /* ---- entry.c ---- */
 /* The entry header at off, bounds- and alignment-checked, or NULL. */
@@ -406,17 +467,42 @@ static inline struct hmm_entry *entry_at(hmm_t *m, uint64_t off)
 /* The chunk at off, unchecked: for offsets the allocator itself keeps
  * (free lists, page walks, the eviction hand), never ones read from the index. */
 static inline struct hmm_entry *hmm__chunk(hmm_t *m, uint64_t off) { return (struct hmm_entry *)(m->base + off); }
-/* Entry with key and value in bounds, or NULL. */
-struct hmm_entry *hmm__entry_whole_at(hmm_t *m, uint64_t off);
 static inline uint8_t *entry_key(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR; }
 static inline uint8_t *entry_val(struct hmm_entry *e) { return (uint8_t *)e + HMM_ENTRY_HDR + e->klen; }
 static inline uint64_t entry_bytes(uint64_t klen, uint64_t vlen) { return HMM_ENTRY_HDR + klen + vlen; }
+/* Entry with key and value in bounds, or NULL.  These small accessors are
+ * inline: a put uses each once or more, and their calls cost as much as
+ * their bodies. */
+static inline struct hmm_entry *hmm__entry_whole_at(hmm_t *m, uint64_t off)
+{
+    struct hmm_entry *e = entry_at(m, off);
+    if (!e)
+        return NULL;
+    /* klen and vlen are read once: a concurrent writer may change them, and
+     * the check must hold for the values the caller then uses. */
+    uint32_t vlen = *(volatile uint32_t *)&e->vlen;
+    uint16_t klen = *(volatile uint16_t *)&e->klen;
+    if (klen == 0 || vlen > m->max_value || !hmm_at(m, off, entry_bytes(klen, vlen)))
+        return NULL;
+    return e;
+}
 uint32_t hmm__entry_checksum(const struct hmm_entry *e);
-void hmm__entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state);
+/* Set a chunk's owner (stripe + 1; HMM__NO_STRIPE wraps to 0, "nobody") and
+ * state.  Release: the state is stored last, so whoever sees the state
+ * also sees the owner. */
+static inline void hmm__entry_mark(hmm_t *m, uint64_t off, uint32_t stripe, uint8_t state)
+{
+    struct hmm_entry *e = (struct hmm_entry *)(m->base + off);
+    atomic_store_explicit(&e->owner, (uint16_t)(stripe + 1), memory_order_relaxed);
+    atomic_store_explicit(&e->state, state, memory_order_release);
+}
 /* The stripe of a chunk no operation holds (FREE, or LIVE again after a
  * repair): the owner field keeps stripe + 1, so this stores 0, "nobody". */
 #define HMM__NO_STRIPE UINT32_MAX
-bool hmm__entry_expired(const struct hmm_entry *e, uint64_t now_ms);
+static inline bool hmm__entry_expired(const struct hmm_entry *e, uint64_t now_ms)
+{
+    return e->expire_ms != 0 && e->expire_ms <= now_ms;
+}
 /* XXH3_64bits (the index's hash: part of the format), with the branch for
  * short keys inline: the call and XXH3's dispatch on length were a third
  * of hashing a 16-byte key. */
@@ -425,6 +511,29 @@ static inline __attribute__((always_inline)) uint64_t key_hash(const void *key, 
     if (__builtin_expect(klen <= 16, 1))
         return XXH3_len_0to16_64b((const xxh_u8 *)key, klen, XXH3_kSecret, 0);
     return XXH3_64bits(key, klen);
+}
+
+/* Keys and values are often short (a 16-byte key, a counter or an
+ * offset): inline copies up to 16 bytes (overlapping 8- or 4-byte moves),
+ * memcpy beyond.  A get copies the value out, a put the key and value
+ * into the entry and into its log record. */
+static inline void hmm__copy_small(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n) {
+        memcpy(dst, src, n);
+    }
 }
 
 /* ---- index.c ---- */

@@ -64,43 +64,34 @@ static inline __attribute__((always_inline)) int lock_robust(hmm_t *m, pthread_m
     return __builtin_expect(rc == 0, 1) ? 0 : lock_robust_slow(m, mu, rc, repair, arg, what, wait);
 }
 
-int hmm__lock_robust(hmm_t *m, pthread_mutex_t *mu, void (*repair)(hmm_t *, uint32_t), uint32_t arg,
-                     const char *what)
+int hmm__lock_robust_slow(hmm_t *m, pthread_mutex_t *mu, int trylock_rc, void (*repair)(hmm_t *, uint32_t),
+                          uint32_t arg, const char *what)
 {
-    return lock_robust(m, mu, repair, arg, what, true);
+    return lock_robust_slow(m, mu, trylock_rc, repair, arg, what, true);
 }
 
-static inline __attribute__((always_inline)) int lock_stripe_how(hmm_t *m, uint32_t stripe, bool wait)
+/* hmm__lock_stripe() when its trylock answered rc: wait (or -EBUSY when
+ * !wait), or repair a dead holder's work, then as the fast path. */
+int hmm__lock_stripe_slow(hmm_t *m, uint32_t stripe, int rc, bool wait)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
-    int rc = lock_robust(m, &s->lock, hmm__recover_stripe_locked, stripe, "stripe", wait);
+    rc = lock_robust_slow(m, &s->lock, rc, hmm__recover_stripe_locked, stripe, "stripe", wait);
     if (rc)
         return rc;
-    atomic_store_explicit(&s->owner_proc, hmm__proc_self_tag(m), memory_order_relaxed);
-    /* Odd with the lock free is impossible unless the file was damaged;
-     * left so, every reader of the stripe would take the slow path. */
-    if (atomic_load_explicit(&s->seq, memory_order_relaxed) & 1)
-        hmm__seq_end_free(s);
+    hmm__stripe_locked(m, s);
     return 0;
-}
-
-int hmm__lock_stripe(hmm_t *m, uint32_t stripe)
-{
-    return lock_stripe_how(m, stripe, true);
 }
 
 /* 0 locked, -EBUSY held by another.  A dead holder's work is repaired as
  * by hmm__lock_stripe(); the caller must hold no class or page lock. */
 int hmm__trylock_stripe(hmm_t *m, uint32_t stripe)
 {
-    return lock_stripe_how(m, stripe, false);
-}
-
-void hmm__unlock_stripe(hmm_t *m, uint32_t stripe)
-{
     struct hmm_stripe *s = &m->stripes[stripe];
-    atomic_store_explicit(&s->owner_proc, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&s->lock);
+    int rc = pthread_mutex_trylock(&s->lock);
+    if (rc)
+        return hmm__lock_stripe_slow(m, stripe, rc, false);
+    hmm__stripe_locked(m, s);
+    return 0;
 }
 
 /* The class, page-table and growth locks name their holder's process

@@ -20,12 +20,12 @@
 
 /* Bumped in every child after fork(), so a handle notices it is now used by
  * another process without a getpid() system call on every write. */
-static _Atomic uint64_t fork_epoch = 1;
+_Atomic uint64_t hmm__fork_epoch = 1;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void on_fork_child(void)
 {
-    atomic_fetch_add(&fork_epoch, 1);
+    atomic_fetch_add(&hmm__fork_epoch, 1);
     hmm__metrics_forget_thread();
 }
 
@@ -78,11 +78,6 @@ int hmm__proc_alive(int64_t pid, uint64_t start_time)
     return 1;
 }
 
-uint32_t hmm__proc_self_tag(hmm_t *m)
-{
-    return atomic_load_explicit(&m->proc_slot, memory_order_relaxed);
-}
-
 static int claim_slot_locked(hmm_t *m)
 {
     int64_t pid = getpid();
@@ -106,10 +101,11 @@ static int claim_slot_locked(hmm_t *m)
     return 0;
 }
 
-int hmm__proc_slot_ensure(hmm_t *m)
+int hmm__proc_slot_claim(hmm_t *m)
 {
+    /* Before the epoch is read: a fork after this bumps it in the child. */
     pthread_once(&atfork_once, register_atfork);
-    uint64_t epoch = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
+    uint64_t epoch = atomic_load_explicit(&hmm__fork_epoch, memory_order_relaxed);
     if (atomic_load_explicit(&m->slot_epoch, memory_order_acquire) == epoch)
         return 0;
     pthread_mutex_lock(&m->slot_mutex);
@@ -125,7 +121,7 @@ int hmm__proc_slot_ensure(hmm_t *m)
 void hmm__proc_slot_release(hmm_t *m)
 {
     uint32_t tag = atomic_load(&m->proc_slot);
-    if (tag == 0 || atomic_load(&m->slot_epoch) != atomic_load(&fork_epoch))
+    if (tag == 0 || atomic_load(&m->slot_epoch) != atomic_load(&hmm__fork_epoch))
         return;
     struct hmm_proc *p = &m->procs[tag - 1];
     uint64_t pid = (uint64_t)getpid();

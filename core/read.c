@@ -27,27 +27,6 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Values are often a counter or an offset: inline copies up to 16 bytes
- * (overlapping 8- or 4-byte moves), memcpy beyond. */
-static inline void copy_value(uint8_t *dst, const uint8_t *src, size_t n)
-{
-    if (n >= 8 && n <= 16) {
-        uint64_t a, b;
-        memcpy(&a, src, 8);
-        memcpy(&b, src + n - 8, 8);
-        memcpy(dst, &a, 8);
-        memcpy(dst + n - 8, &b, 8);
-    } else if (n >= 4 && n < 8) {
-        uint32_t a, b;
-        memcpy(&a, src, 4);
-        memcpy(&b, src + n - 4, 4);
-        memcpy(dst, &a, 4);
-        memcpy(dst + n - 4, &b, 4);
-    } else if (n) {
-        memcpy(dst, src, n);
-    }
-}
-
 struct read_out {
     void *val;
     size_t cap;
@@ -122,7 +101,7 @@ static inline __attribute__((always_inline)) int read_value(hmm_t *m, uint64_t o
     out->len = vlen;
     if (vlen > out->cap)
         return HMM_TOOSMALL;
-    copy_value(out->val, (uint8_t *)e + HMM_ENTRY_HDR + klen, vlen);
+    hmm__copy_small(out->val, (uint8_t *)e + HMM_ENTRY_HDR + klen, vlen);
     HMM_CRASHPOINT("read_copied");
     out->mark = recency_note(m, e, &out->mark_word); /* set by the caller once validated */
     return 0;
@@ -358,7 +337,7 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
         } else if (__builtin_expect(n > *vlen, 0)) {
             rc = HMM_TOOSMALL;
         } else {
-            copy_value(val, (uint8_t *)e + HMM_ENTRY_HDR + klen, n);
+            hmm__copy_small(val, (uint8_t *)e + HMM_ENTRY_HDR + klen, n);
             HMM_CRASHPOINT("read_copied");
             mark = recency_note(m, e, &mark_word);
             rc = 0;

@@ -629,9 +629,8 @@ int hmm__replog_append_locked(hmm_t *m, uint32_t stripe, unsigned op, unsigned t
      * the header, as the key has at least one byte. */
     static const uint64_t zero_word;
     memcpy((uint8_t *)r + len - sizeof zero_word, &zero_word, sizeof zero_word);
-    memcpy(data, key, klen);
-    if (vlen)
-        memcpy(data + klen, val, vlen);
+    hmm__copy_small(data, key, klen);
+    hmm__copy_small(data + klen, val, vlen);
     r->checksum = hmm__replog_checksum(r, seq);
     HMM_CRASHPOINT("log_written");
     return 0;

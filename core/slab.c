@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +59,17 @@ uint32_t hmm__slab_compute_classes(uint32_t page_size, uint32_t factor_pct, uint
 
 uint32_t hmm__slab_class_for_size(const hmm_t *m, uint64_t bytes)
 {
+    /* Up to 128 bytes the classes are 40, 48, ..., 128 (above; open
+     * checks the header's sizes equal these): the class is arithmetic,
+     * not a walk, for the small entries most puts write. */
+    const uint64_t first = HMM_ENTRY_HDR + 8;
+    if (bytes <= 128) {
+        uint32_t c = bytes <= first ? 0 : (uint32_t)((bytes - first + 7) >> 3);
+        if (c < m->nclasses) {
+            assert(bytes <= m->class_size[c] && (c == 0 || bytes > m->class_size[c - 1]));
+            return c;
+        }
+    }
     for (uint32_t c = 0; c < m->nclasses; c++)
         if (bytes <= m->class_size[c])
             return c;
@@ -66,7 +78,7 @@ uint32_t hmm__slab_class_for_size(const hmm_t *m, uint64_t bytes)
 
 
 /* Page number of a data offset, or UINT64_MAX outside the data area. */
-uint64_t hmm__slab_page_of(hmm_t *m, uint64_t off)
+static inline uint64_t page_of(hmm_t *m, uint64_t off)
 {
     if (off < m->data_off)
         return UINT64_MAX;
@@ -74,13 +86,16 @@ uint64_t hmm__slab_page_of(hmm_t *m, uint64_t off)
     return p < map_npages(m) ? p : UINT64_MAX;
 }
 
-/* Is off the start of a chunk of class cls (in bounds, on a boundary)? */
-bool hmm__slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off)
+uint64_t hmm__slab_page_of(hmm_t *m, uint64_t off)
 {
-    uint64_t p = hmm__slab_page_of(m, off);
-    if (p == UINT64_MAX || (off & (HMM_ALIGN - 1)))
-        return false;
-    if (atomic_load_explicit(&m->pagetab[p], memory_order_acquire) != HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls))
+    return page_of(m, off);
+}
+
+/* Is off the start of a chunk of class cls, given that it lies in page p
+ * and the page table gives p to cls (on a boundary, in bounds)? */
+static inline bool chunk_in_class_page(hmm_t *m, uint32_t cls, uint64_t off, uint64_t p)
+{
+    if (off & (HMM_ALIGN - 1))
         return false;
     uint64_t rel = off - map_page_off(m, p);
     uint32_t size = m->class_size[cls];
@@ -89,6 +104,23 @@ bool hmm__slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off)
      * exactly when size divides rel. */
     return rel + size <= m->page_size && rel * m->class_magic[cls] < m->class_magic[cls] &&
            hmm_at(m, off, size) != NULL;
+}
+
+/* Is off the start of a chunk of class cls (in bounds, on a boundary)?
+ * Inline here: a put checks its spare twice (taken, kept). */
+static inline bool valid_chunk(hmm_t *m, uint32_t cls, uint64_t off)
+{
+    uint64_t p = page_of(m, off);
+    if (p == UINT64_MAX)
+        return false;
+    if (atomic_load_explicit(&m->pagetab[p], memory_order_acquire) != HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls))
+        return false;
+    return chunk_in_class_page(m, cls, off, p);
+}
+
+bool hmm__slab_valid_chunk(hmm_t *m, uint32_t cls, uint64_t off)
+{
+    return valid_chunk(m, cls, off);
 }
 
 uint64_t hmm__slab_chunk_size(hmm_t *m, uint64_t off)
@@ -261,7 +293,7 @@ static bool spare_usable(hmm_t *m, uint64_t w)
 {
     uint32_t cls = HMM_SPARE_CLASS(w);
     uint64_t off = HMM_SPARE_OFF(w);
-    return cls < m->nclasses && hmm__slab_valid_chunk(m, cls, off);
+    return cls < m->nclasses && valid_chunk(m, cls, off);
 }
 
 /* Take the spare for a chunk of class cls; false when it has none of that class. */
@@ -288,11 +320,13 @@ int hmm__slab_retire(hmm_t *m, uint32_t stripe, uint64_t off)
 {
     struct hmm_stripe *s = &m->stripes[stripe];
     if (!(m->flags & HMM_CACHE) && !hmm__relocating() && atomic_load_explicit(&s->spare, memory_order_relaxed) == 0) {
-        uint64_t p = hmm__slab_page_of(m, off);
+        uint64_t p = page_of(m, off);
         uint64_t v = p == UINT64_MAX ? 0 : atomic_load_explicit(&m->pagetab[p], memory_order_acquire);
         uint32_t cls = (uint32_t)HMM_PAGE_ARG(v);
+        /* The page and its class are checked here: the rest of the
+         * chunk's check, not the page table again. */
         if (HMM_PAGE_KIND(v) == HMM_PAGE_CLASS && cls < m->nclasses &&
-            m->class_size[cls] <= HMM_SPARE_MAX_CHUNK && hmm__slab_valid_chunk(m, cls, off)) {
+            m->class_size[cls] <= HMM_SPARE_MAX_CHUNK && chunk_in_class_page(m, cls, off, p)) {
             atomic_store_explicit(&s->spare, HMM_SPARE_MAKE(cls, off), memory_order_release); /* commit */
             HMM_CRASHPOINT("free_linked");
             atomic_store_explicit(&s->intent.old_off, 0, memory_order_release);

@@ -136,9 +136,8 @@ static uint64_t write_entry(hmm_t *m, struct hmm_stripe *s, uint64_t off, const 
     e->vlen = (uint32_t)r->vlen;
     e->version = r->kind == WRITE_MOVE ? r->version : ++s->version;
     e->expire_ms = expire_ms;
-    memcpy(entry_key(e), r->key, r->klen);
-    if (r->vlen)
-        memcpy(entry_val(e), r->val, r->vlen);
+    hmm__copy_small(entry_key(e), r->key, r->klen);
+    hmm__copy_small(entry_val(e), r->val, r->vlen);
     e->checksum = hmm__entry_checksum(e);
     /* Cache mode (FORMAT.md §12): a new entry starts unread, so it must be read
      * before the hand comes by to stay; a moved one was kept for its reads. */
@@ -378,9 +377,13 @@ static void prefetch_for_write(hmm_t *m, uint32_t si, uint64_t hash)
     __builtin_prefetch(&s->seq, 1);
     __builtin_prefetch(&s->lock, 1);
     __builtin_prefetch(&s->intent, 1);
-    struct hmm_ix cur, old;
-    if (index_views(m, &cur, &old) == 0 && cur.nb)
-        __builtin_prefetch(&cur.bk[hash_home(&cur, hash)], 0);
+    /* The handle's cached view (the lookup under the lock uses it too),
+     * not a decode of the header's words. */
+    struct hmm__view scratch;
+    int rc = 0;
+    const struct hmm__view *v = hmm__index_cached(m, &scratch, &rc);
+    if (v && v->cur.nb)
+        __builtin_prefetch(&v->cur.bk[hash_home(&v->cur, hash)], 0);
 }
 
 static int write_run(hmm_t *m, struct write_req *r)
@@ -434,13 +437,13 @@ static int write_run(hmm_t *m, struct write_req *r)
 }
 
 /* put and cas: store val under key (cas: only over expected_version). A
- * public entry: the last error is cleared here. */
+ * public entry: its refusals here set the error (hmm_fail), and
+ * write_run() clears it first thing, so it is not cleared twice. */
 static inline __attribute__((always_inline)) int write_value(hmm_t *m, enum write_kind kind, const void *key,
                                                              size_t klen, const void *val, size_t vlen,
                                                              uint64_t ttl_ms, unsigned flags,
                                                              uint64_t expected_version, unsigned tag)
 {
-    hmm__error_clear();
     if (kind == WRITE_PUT && ((flags & ~(HMM_NX | HMM_XX)) || (flags & HMM_NX && flags & HMM_XX)))
         return hmm_fail(-EINVAL, "put flags must be 0, HMM_NX or HMM_XX");
     if (tag > HMM_TAG_MAX)
@@ -453,7 +456,9 @@ static inline __attribute__((always_inline)) int write_value(hmm_t *m, enum writ
 HMM_EXPORT int hmm_put(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms, unsigned flags)
 {
-    return hmm_put_tagged(m, key, klen, val, vlen, ttl_ms, flags, HMM_TAG_RAW);
+    /* write_value() itself, not hmm_put_tagged(): a call from one exported
+     * function to another goes through the PLT (it may be interposed). */
+    return write_value(m, WRITE_PUT, key, klen, val, vlen, ttl_ms, flags, 0, HMM_TAG_RAW);
 }
 
 HMM_EXPORT int hmm_put_tagged(hmm_t *m, const void *key, size_t klen, const void *val, size_t vlen,
