@@ -620,10 +620,10 @@ static void wait_until_stopped(pid_t pid, const char *point)
         if (got == pid && WIFSTOPPED(status))
             return;
         if (got == pid)
-            fail_msg("a reader armed at %s ended (0x%x) before it stopped there", point, status);
+            fail_msg("a process armed at %s ended (0x%x) before it stopped there", point, status);
         usleep(1000);
     }
-    fail_msg("a reader armed at %s did not stop there within 10 s", point);
+    fail_msg("a process armed at %s did not stop there within 10 s", point);
 }
 
 static void run_stalled_readers(const char *point, bool getv)
@@ -710,27 +710,38 @@ static int put_until_stalled(void *p)
     return rc == 0 || rc == HMM_FULL ? 0 : 2;
 }
 
+/* The n-th filler ("F<i>") of stripe st, of n_fill. */
+static long filler_of_stripe(hmm_t *m, uint32_t st, long n_fill, int nth)
+{
+    char key[32];
+    for (long i = 0; i < n_fill; i++) {
+        snprintf(key, sizeof key, "F%ld", i);
+        if (stripe_of(m, key) == st && nth-- == 0)
+            return i;
+    }
+    fail_msg("no filler %d of stripe %u among %ld", nth, st, n_fill);
+    return -1;
+}
+
 static void test_a_stalled_sweep_of_expired_entries_deletes_no_live_put(void **state)
 {
     const char *dir = tu_tmpdir();
     hmm_t *m = tu_open(dir, 1 << 20, 1 << 20, 0);
     char key[32], val[RECLAIM_VALUE];
-    tu_value(val, sizeof val, "K", 1);
-    TU_OK(hmm_put(m, "K", 1, val, sizeof val, 30, 0)); /* the only entry that expires */
     uint32_t ks = stripe_of(m, "K");
     assert_int_not_equal(ks, stripe_of(m, "N")); /* the stalled writer holds N's stripe */
+    /* Full, then K takes the place of a filler of its stripe: K expires
+     * only after the fill, which a slow machine may make long. */
     long n = fill_with(m, "F", RECLAIM_VALUE);
-    long d = 0;
-    for (char dk[32]; d < n; d++) { /* a filler of K's stripe: deleted, its chunk is the spare K's put takes */
-        snprintf(dk, sizeof dk, "F%ld", d);
-        if (stripe_of(m, dk) == ks)
-            break;
-    }
-    assert_true(d < n);
+    long d1 = filler_of_stripe(m, ks, n, 0), d2 = filler_of_stripe(m, ks, n, 1);
+    snprintf(key, sizeof key, "F%ld", d1);
+    TU_OK(hmm_del(m, key, strlen(key)));
+    tu_value(val, sizeof val, "K", 1);
+    TU_OK(hmm_put(m, "K", 1, val, sizeof val, 30, 0)); /* the only entry that expires */
     usleep(60 * 1000);
     pid_t kid = tu_fork(put_until_stalled, (void *)dir);
     wait_until_stopped(kid, "reclaim_looked");
-    snprintf(key, sizeof key, "F%ld", d);
+    snprintf(key, sizeof key, "F%ld", d2);
     TU_OK(hmm_del(m, key, strlen(key)));
     tu_value(val, sizeof val, "K", 2);
     TU_OK(hmm_put(m, "K", 1, val, sizeof val, 0, 0)); /* K's expired chunk x becomes the spare */
