@@ -395,6 +395,86 @@ static void test_giving_a_spare_back_recovers_at_each_crash_point(void **state)
     }
 }
 
+/* The same points when the spare given back is the writer's own stripe's
+ * (spares_reclaim): an insert in k's stripe of a value
+ * of a class that has no page, in a full map, gives back its own stripe's
+ * spare (k's old chunk) through its own intent.old_off while its put is in
+ * progress (intent.op PUT, intent.hash its key's). */
+#define MID 100 /* a class with no page in the filled map */
+
+static int insert_mid_until_killed(void *p)
+{
+    struct reclaimer *r = p;
+    char val[MID];
+    tu_value(val, MID, r->key, 1);
+    hmm_crashpoint_arm(r->point, 1);
+    int rc = hmm_put(r->m, r->key, strlen(r->key), val, MID, 0, 0);
+    return rc == 0 ? 0 : rc == HMM_FULL ? 2 : 1;
+}
+
+static void run_own_reclaim_point(const char *point, enum path path)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    char key[32], val[BIG];
+    TU_OK(hmm_put(m, "s", 1, "small", 5, 0, 0));
+    tu_value(val, BIG, "k", 1);
+    TU_OK(hmm_put(m, "k", 1, val, BIG, 0, 0));
+    int n = 0, rc = 0;
+    for (; n < 100000; n++) {
+        snprintf(key, sizeof key, "f%d", n);
+        tu_value(val, BIG, key, 1);
+        rc = hmm_put(m, key, strlen(key), val, BIG, 0, 0);
+        if (rc)
+            break;
+    }
+    assert_int_equal(rc, HMM_FULL);
+    TU_OK(hmm_put(m, "k", 1, "k2", 2, 0, 0)); /* k's big chunk: its stripe's spare */
+    uint32_t spare_stripe = stripe_of(m, "k");
+    char fresh[32];
+    for (int i = 0;; i++) {
+        snprintf(fresh, sizeof fresh, "n%d", i);
+        if (stripe_of(m, fresh) == spare_stripe && strcmp(fresh, "k") != 0)
+            break;
+    }
+    struct reclaimer r = {m, point, fresh};
+    int status = tu_wait(tu_fork(insert_mid_until_killed, &r), 10000);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        fail_msg("own reclaim at %s: the writer was not killed there (exit %d)", point, tu_exit_code(status));
+    if (path == PATH_COLD_START) {
+        hmm_close(m);
+        m = tu_open(dir, 0, 0, 0);
+    } else {
+        TU_OK(hmm_put(m, "k", 1, "k3", 2, 0, 0)); /* the dead writer's stripe */
+    }
+    check_sound(m, point, "after recovery (own spare)");
+    expect_stored(m, "s", "small", point);
+    expect_stored(m, "k", path == PATH_COLD_START ? "k2" : "k3", point);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "f%d", i);
+        expect_stored(m, key, NULL, point);
+    }
+    rc = hmm_get(m, fresh, strlen(fresh), val, &(size_t){sizeof val});
+    if (rc != HMM_NOTFOUND)
+        fail_msg("own reclaim at %s: the dead insert of %s left %s", point, fresh, hmm_errname(rc));
+    char mid[MID];
+    tu_value(mid, MID, fresh, 2);
+    rc = hmm_put(m, fresh, strlen(fresh), mid, MID, 0, 0);
+    if (rc != 0 && rc != HMM_FULL)
+        fail_msg("own reclaim at %s: insert after recovery: %s", point, hmm_errname(rc));
+    check_sound(m, point, "after the insert (own spare)");
+    hmm_close(m);
+}
+
+static void test_giving_the_own_stripes_spare_back_recovers_at_each_crash_point(void **state)
+{
+    static const char *const points[] = {"reclaim_marked", "reclaim_named", "reclaim_taken"};
+    for (size_t p = 0; p < 3; p++) {
+        run_own_reclaim_point(points[p], PATH_SURVIVOR);
+        run_own_reclaim_point(points[p], PATH_COLD_START);
+    }
+}
+
 /* ---- growth and eviction points: a writer fills the map until it dies ---- */
 
 struct filler {
@@ -905,6 +985,8 @@ static void test_a_cold_start_killed_midway_is_done_again_by_the_next_writer(voi
 int main(void)
 {
     tu_watchdog(300);
+    if (getenv("HMM_CRASHPOINTS_ONLY"))
+        cmocka_set_test_filter(getenv("HMM_CRASHPOINTS_ONLY"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_update_crash_point_recovers_through_a_survivors_lock),
         cmocka_unit_test(test_every_update_crash_point_recovers_when_another_process_opens),
@@ -912,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_every_crash_point_with_a_spare_chunk_recovers_through_a_survivors_lock),
         cmocka_unit_test(test_every_crash_point_with_a_spare_chunk_recovers_at_cold_start),
         cmocka_unit_test(test_giving_a_spare_back_recovers_at_each_crash_point),
+        cmocka_unit_test(test_giving_the_own_stripes_spare_back_recovers_at_each_crash_point),
         cmocka_unit_test(test_growth_crash_points_lose_no_acknowledged_put),
         cmocka_unit_test(test_eviction_crash_points_leave_no_dangling_entry),
         cmocka_unit_test(test_handing_pages_back_recovers_at_each_crash_point),
