@@ -503,11 +503,15 @@ static uint64_t monotonic_ms(void)
 }
 
 /* Whether a cache's allocation evicts once more (EVICT_PATIENCE_MS);
- * *since is 0 until the tries at once are used up. */
+ * *since is 0 until the tries at once are used up.  A move out of a page
+ * being emptied is not patient: it holds a second stripe's lock, and its
+ * entry is evicted instead (compact.c). */
 static bool evict_again(unsigned attempt, uint64_t *since)
 {
     if (attempt < EVICT_RETRIES)
         return true;
+    if (hmm__relocating())
+        return false;
     uint64_t now = monotonic_ms();
     if (!*since)
         *since = now;
