@@ -21,6 +21,12 @@ bench_hmmbench_CFLAGS = $(AM_CFLAGS) $(SQLITE3_CFLAGS) $(HIREDIS_CFLAGS) $(LIBME
 bench_hmmbench_LDADD = libhashmmap.la $(LMDB_LIBS) $(SQLITE3_LIBS) $(HIREDIS_LIBS) $(LIBMEMCACHED_LIBS) \
 	$(KYOTOCABINET_LIBS) $(TKRZW_LIBS) $(JEMALLOC_LIBS) -lm
 bench_hmmbench_LDFLAGS = $(AM_LDFLAGS) -no-install
+# A whole process of puts, for an A/B of two builds with farm-bench (README).
+EXTRA_PROGRAMS += bench/put_overwrites
+bench_put_overwrites_SOURCES = %reldir%/put_overwrites.c
+bench_put_overwrites_LDADD = libhashmmap.la
+bench_put_overwrites_LDFLAGS = $(AM_LDFLAGS) -no-install
+CLEANFILES += bench/put_overwrites
 EXTRA_DIST += %reldir%/README.md %reldir%/plot.gp %reldir%/results-2026-11-25.png %reldir%/put_parts.py
 CLEANFILES += bench/hmmbench bench/results.csv bench/results.png bench/callgrind.out.*
 
