@@ -326,12 +326,13 @@ static void expect_insert_fits(hmm_t *m, const char *key, const char *point)
         expect_stored(m, key, NULL, point);
 }
 
-static void run_reclaim_point(const char *point, enum path path)
+/* "s" gives the small class a page (so a small overwrite still fits), "k"
+ * a BIG chunk, fillers "f<i>" the rest until the map is full; then k's
+ * overwrite frees its big chunk into its stripe's spare, the only free
+ * chunk of the class.  Returns the number of fillers. */
+static int fill_leaving_one_spare(hmm_t *m)
 {
-    const char *dir = tu_tmpdir();
-    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
     char key[32], val[BIG];
-    /* "s" gives the small class a page, so the overwrite below still fits. */
     TU_OK(hmm_put(m, "s", 1, "small", 5, 0, 0));
     tu_value(val, BIG, "k", 1);
     TU_OK(hmm_put(m, "k", 1, val, BIG, 0, 0));
@@ -345,8 +346,45 @@ static void run_reclaim_point(const char *point, enum path path)
     }
     assert_int_equal(rc, HMM_FULL);
     assert_true(n > 1000);
-    /* The overwrite frees k's big chunk into its stripe's spare: the only free chunk of the class. */
     TU_OK(hmm_put(m, "k", 1, "k2", 2, 0, 0));
+    return n;
+}
+
+/* r's writer (fn) must die at r->point; then the path's recovery: a cold
+ * start reopens the map, a survivor meets the dead writer's lock of k's
+ * stripe by overwriting k.  Returns the handle to go on with. */
+static hmm_t *die_and_recover(const char *dir, struct reclaimer *r, int (*fn)(void *), enum path path,
+                              const char *what)
+{
+    int status = tu_wait(tu_fork(fn, r), 10000);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        fail_msg("%s at %s: the writer was not killed there (exit %d)", what, r->point, tu_exit_code(status));
+    if (path == PATH_COLD_START) {
+        hmm_close(r->m);
+        return tu_open(dir, 0, 0, 0);
+    }
+    TU_OK(hmm_put(r->m, "k", 1, "k3", 2, 0, 0));
+    return r->m;
+}
+
+/* What fill_leaving_one_spare stored, as the recovery must leave it. */
+static void expect_fill_kept(hmm_t *m, int n, enum path path, const char *point)
+{
+    char key[32];
+    expect_stored(m, "s", "small", point);
+    expect_stored(m, "k", path == PATH_COLD_START ? "k2" : "k3", point);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "f%d", i);
+        expect_stored(m, key, NULL, point);
+    }
+}
+
+static void run_reclaim_point(const char *point, enum path path)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    char val[BIG];
+    int n = fill_leaving_one_spare(m), rc = 0;
     uint32_t spare_stripe = stripe_of(m, "k");
     char fresh[32], helper[32];
     for (int i = 0;; i++) {
@@ -360,24 +398,11 @@ static void run_reclaim_point(const char *point, enum path path)
             break;
     }
     struct reclaimer r = {m, point, fresh};
-    int status = tu_wait(tu_fork(insert_until_killed, &r), 10000);
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
-        fail_msg("reclaim at %s: the writer was not killed there (exit %d)", point, tu_exit_code(status));
-    if (path == PATH_COLD_START) {
-        hmm_close(m);
-        m = tu_open(dir, 0, 0, 0);
-    } else {
-        /* A survivor meets the dead writer's locks: its own stripe and the one it took the spare of. */
-        TU_OK(hmm_put(m, "k", 1, "k3", 2, 0, 0));
+    m = die_and_recover(dir, &r, insert_until_killed, path, "reclaim");
+    if (path != PATH_COLD_START) /* and the stripe it took the spare of */
         TU_OK(hmm_put(m, helper, strlen(helper), "h", 1, 0, 0));
-    }
     check_sound(m, point, "after recovery");
-    expect_stored(m, "s", "small", point);
-    expect_stored(m, "k", path == PATH_COLD_START ? "k2" : "k3", point);
-    for (int i = 0; i < n; i++) {
-        snprintf(key, sizeof key, "f%d", i);
-        expect_stored(m, key, NULL, point);
-    }
+    expect_fill_kept(m, n, path, point);
     rc = hmm_get(m, fresh, strlen(fresh), val, &(size_t){sizeof val});
     if (rc != HMM_NOTFOUND)
         fail_msg("reclaim at %s: the dead insert of %s left %s", point, fresh, hmm_errname(rc));
@@ -416,20 +441,8 @@ static void run_own_reclaim_point(const char *point, enum path path)
 {
     const char *dir = tu_tmpdir();
     hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
-    char key[32], val[BIG];
-    TU_OK(hmm_put(m, "s", 1, "small", 5, 0, 0));
-    tu_value(val, BIG, "k", 1);
-    TU_OK(hmm_put(m, "k", 1, val, BIG, 0, 0));
-    int n = 0, rc = 0;
-    for (; n < 100000; n++) {
-        snprintf(key, sizeof key, "f%d", n);
-        tu_value(val, BIG, key, 1);
-        rc = hmm_put(m, key, strlen(key), val, BIG, 0, 0);
-        if (rc)
-            break;
-    }
-    assert_int_equal(rc, HMM_FULL);
-    TU_OK(hmm_put(m, "k", 1, "k2", 2, 0, 0)); /* k's big chunk: its stripe's spare */
+    char val[BIG];
+    int n = fill_leaving_one_spare(m), rc = 0;
     uint32_t spare_stripe = stripe_of(m, "k");
     char fresh[32];
     for (int i = 0;; i++) {
@@ -438,22 +451,9 @@ static void run_own_reclaim_point(const char *point, enum path path)
             break;
     }
     struct reclaimer r = {m, point, fresh};
-    int status = tu_wait(tu_fork(insert_mid_until_killed, &r), 10000);
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
-        fail_msg("own reclaim at %s: the writer was not killed there (exit %d)", point, tu_exit_code(status));
-    if (path == PATH_COLD_START) {
-        hmm_close(m);
-        m = tu_open(dir, 0, 0, 0);
-    } else {
-        TU_OK(hmm_put(m, "k", 1, "k3", 2, 0, 0)); /* the dead writer's stripe */
-    }
+    m = die_and_recover(dir, &r, insert_mid_until_killed, path, "own reclaim");
     check_sound(m, point, "after recovery (own spare)");
-    expect_stored(m, "s", "small", point);
-    expect_stored(m, "k", path == PATH_COLD_START ? "k2" : "k3", point);
-    for (int i = 0; i < n; i++) {
-        snprintf(key, sizeof key, "f%d", i);
-        expect_stored(m, key, NULL, point);
-    }
+    expect_fill_kept(m, n, path, point);
     rc = hmm_get(m, fresh, strlen(fresh), val, &(size_t){sizeof val});
     if (rc != HMM_NOTFOUND)
         fail_msg("own reclaim at %s: the dead insert of %s left %s", point, fresh, hmm_errname(rc));
