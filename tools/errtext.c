@@ -26,6 +26,15 @@ const char *errtext(int rc, char *buf, size_t cap)
     return buf;
 }
 
+const char *errtext_prefix(const char *what, const char *text, char *buf, size_t cap)
+{
+    if (strstr(text, what))
+        snprintf(buf, cap, "%s", "");
+    else
+        snprintf(buf, cap, "%s: ", what);
+    return buf;
+}
+
 const char *errtext_key(const void *key, size_t klen, char *buf, size_t cap)
 {
     const char *k = key;

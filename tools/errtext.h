@@ -33,6 +33,11 @@ const char *errtext(int rc, char *buf, size_t cap);
  * ERRTEXT_KEY_MAX); returns buf. */
 const char *errtext_key(const void *key, size_t klen, char *buf, size_t cap);
 
+/* "WHAT: " to put before text, or "" when text already names what (most
+ * errors of hmm_open start with the map's path): a message names the
+ * directory once.  In buf (cap bytes); returns buf. */
+const char *errtext_prefix(const char *what, const char *text, char *buf, size_t cap);
+
 /* getopt_long's refusal, with opterr off, as one line naming the option
  * as it was written: opt is what getopt_long returned ('?', or ':' for a
  * missing argument, the optstring starting with ':'), argv and longopts what

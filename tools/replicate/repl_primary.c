@@ -652,8 +652,9 @@ static int open_map(struct primary *p)
     hmm_config cfg = {0}; /* open only: the map to serve must exist */
     int rc = hmm_open(&p->m, dir, &cfg);
     if (rc) {
-        char text[ERRTEXT_MAX];
-        log_error("%s: %s", dir, errtext(rc, text, sizeof text));
+        char text[ERRTEXT_MAX], prefix[ERRTEXT_MAX];
+        errtext(rc, text, sizeof text);
+        log_error("%s%s", errtext_prefix(dir, text, prefix, sizeof prefix), text);
         return -1;
     }
     rc = hmm_replog_info(p->m, &p->log);

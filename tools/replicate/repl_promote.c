@@ -51,8 +51,9 @@ int repl_promote(const char *dir)
     hmm_config cfg = {.flags = HMM_REPLICA_WRITER}; /* open only: a missing map is an error */
     int rc = hmm_open(&m, dir, &cfg);
     if (rc) {
-        char text[ERRTEXT_MAX];
-        fprintf(stderr, "hashmmap-replicate: %s: %s\n", dir, errtext(rc, text, sizeof text));
+        char text[ERRTEXT_MAX], prefix[ERRTEXT_MAX];
+        errtext(rc, text, sizeof text);
+        fprintf(stderr, "hashmmap-replicate: %s%s\n", errtext_prefix(dir, text, prefix, sizeof prefix), text);
         return -1;
     }
     hmm_role_info ri;

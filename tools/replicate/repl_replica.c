@@ -179,17 +179,6 @@ static int adopt_epoch(struct replica *r, uint64_t epoch)
 
 static void publish_status(struct replica *r, int connected);
 
-/* "DIR: " before an error text that does not name DIR already (most of
- * hmm_open's do, and "DIR: DIR: ..." read badly). */
-static const char *dir_unless_named(const char *dir, const char *text)
-{
-    static char prefix[4096 + 3];
-    if (strstr(text, dir))
-        return "";
-    snprintf(prefix, sizeof prefix, "%s: ", dir);
-    return prefix;
-}
-
 /* Errors of hmm_open that the next try would meet again: permissions, a
  * read-only file system, a path that is not a directory. */
 static int creation_refused_for_good(int rc)
@@ -255,13 +244,13 @@ static int open_or_create_map(struct replica *r, const struct repl_frame *f)
     };
     int rc = hmm_open(&r->m, r->o->dir, &cfg);
     if (rc) {
-        char text[ERRTEXT_MAX];
+        char text[ERRTEXT_MAX], prefix[ERRTEXT_MAX];
         /* Retrying cannot fix these; the man page promises exit 3 when the
          * map cannot be used (a full disk, HMM_FULL, may clear: retry). */
         r->fatal = creation_refused_for_good(rc);
         errtext(rc, text, sizeof text);
-        log_error("%scannot create the replica map: %s%s", dir_unless_named(r->o->dir, text), text,
-                  r->fatal ? "; stopping" : "");
+        log_error("%scannot create the replica map: %s%s", errtext_prefix(r->o->dir, text, prefix, sizeof prefix),
+                  text, r->fatal ? "; stopping" : "");
         return -1;
     }
     log_info("%s: replica map created (size %" PRIu64 ", max size %" PRIu64 "%s)", r->o->dir, f->size, f->max_size,
@@ -277,9 +266,9 @@ static int open_existing_map(struct replica *r)
     hmm_config cfg = {.flags = HMM_REPLICA_WRITER};
     int rc = hmm_open(&r->m, r->o->dir, &cfg);
     if (rc && rc != -ENOENT) {
-        char text[ERRTEXT_MAX];
+        char text[ERRTEXT_MAX], prefix[ERRTEXT_MAX];
         errtext(rc, text, sizeof text);
-        log_error("%s%s", dir_unless_named(r->o->dir, text), text);
+        log_error("%s%s", errtext_prefix(r->o->dir, text, prefix, sizeof prefix), text);
         return -1;
     }
     if (!r->m)
