@@ -8,7 +8,7 @@
 
 const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT] = {
     "alloc_marked", "alloc", "written", "retired", "published", "free_linked", "freed", "done",
-    "grown", "index_grown", "moved", "evict_retired", "evicted",
+    "grown", "index_grown", "moved", "index_retired", "index_fenced", "evict_retired", "evicted",
     "log_numbered", "log_locked", "log_reserved", "log_written", "log_committed",
     "reclaim_marked", "reclaim_named", "reclaim_taken",
     "page_leaving", "page_unlinked", "page_returned",

@@ -22,6 +22,8 @@
  *   grown         file extended, new page count not yet published
  *   index_grown   old index published as draining, new one not yet current
  *   moved         key inserted into the new index, still in the old one
+ *   index_retired growth finished: index_old 0, the old run not yet freed
+ *   index_fenced  the second barrier's first stripe fenced, its lock held
  * and of eviction (FORMAT.md §12):
  *   evict_retired victim marked RETIRING, still in the index
  *   evicted       victim out of the index, not yet freed
@@ -56,11 +58,16 @@
  * and a writer's sweep of expired entries (compact.c), its own stripe held:
  *   reclaim_looked  found an expired entry without its stripe's lock, not
  *                   yet locked to reclaim it
+ * and of growth (FORMAT.md §10):
+ *   insert_viewed   a writer decoded the index words under its stripe lock,
+ *                   its new key not yet inserted
+ *   drain_viewed    a helper decoded the old index without a lock, not yet
+ *                   draining its buckets
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
 
-#define HMM_CRASHPOINT_COUNT 25
+#define HMM_CRASHPOINT_COUNT 27
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 /* In libhashmmap-crash.la only: */

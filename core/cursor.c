@@ -175,14 +175,16 @@ static int fill_batch(hmm_cursor *c)
         rc = read_range(c, &old, lo, hi);
         if (rc == 0)
             rc = read_range(c, &cur, lo, hi);
-        if (rc)
-            return rc;
         if (atomic_load(&m->hdr->index_cur) != wc || atomic_load(&m->hdr->index_old) != wo) {
             /* A growth started or ended under us: keys may have moved to an
-             * index we did not read.  Read the range again. */
+             * index we did not read, and the one we read may be freed and
+             * reused (FORMAT.md §10), which explains an error met there.
+             * Read the range again. */
             c->nkeys = c->keylen = 0;
             continue;
         }
+        if (rc)
+            return rc;
         c->next_h32 = hi;
     }
     /* Sort, so that a key met twice in one range (moved while we read) is dropped. */

@@ -117,8 +117,15 @@ int hmm__grow_index_start(hmm_t *m)
     return rc;
 }
 
-int hmm__grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, hmm_atomic_u64 *slot)
+int hmm__grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, uint64_t word_old,
+                               hmm_atomic_u64 *slot)
 {
+    /* A helper decoded the words without a lock: if the growth ended
+     * since, the old run may be freed and reused, and this "slot" is
+     * someone's data (FORMAT.md §10).  Holding the stripe lock, a word
+     * still current stays so until we let go (the second barrier). */
+    if (atomic_load(&m->hdr->index_old) != word_old)
+        return 0;
     uint64_t s = atomic_load(slot);
     /* Slots of the old index are only cleared or updated in place by their
      * key's stripe, so one that changed stripe is gone, not ours. */
@@ -165,7 +172,7 @@ void hmm__grow_recover_move_locked(hmm_t *m, uint32_t stripe)
     atomic_store(&in->new_off, 0);
 }
 
-static int drain_bucket(hmm_t *m, const struct hmm_ix *old, uint64_t b)
+static int drain_bucket(hmm_t *m, const struct hmm_ix *old, uint64_t word_old, uint64_t b)
 {
     for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
         hmm_atomic_u64 *slot = &old->bk[b].slot[j];
@@ -176,7 +183,7 @@ static int drain_bucket(hmm_t *m, const struct hmm_ix *old, uint64_t b)
         int rc = hmm__lock_stripe(m, stripe);
         if (rc)
             return rc;
-        rc = hmm__grow_move_slot_locked(m, stripe, old, slot);
+        rc = hmm__grow_move_slot_locked(m, stripe, old, word_old, slot);
         hmm__unlock_stripe(m, stripe);
         if (rc)
             return rc;
@@ -184,20 +191,69 @@ static int drain_bucket(hmm_t *m, const struct hmm_ix *old, uint64_t b)
     return 0;
 }
 
+/* Take and release every stripe lock in turn: whoever held one with the
+ * index words it had decoded has let go (FORMAT.md §10, growth steps 1 and
+ * 4).  With fence, also make each stripe's seq odd and even while holding
+ * it, so a lock-free reader whose get overlapped the retirement retries. */
+static int stripes_barrier(hmm_t *m, bool fence)
+{
+    for (uint32_t i = 0; i <= m->stripe_mask; i++) {
+        int rc = hmm__lock_stripe(m, i);
+        if (rc)
+            return rc;
+        if (fence) {
+            hmm__seq_begin_free(&m->stripes[i]);
+            hmm__seq_end_free(&m->stripes[i]);
+            if (i == 0)
+                HMM_CRASHPOINT("index_fenced");
+        }
+        hmm__unlock_stripe(m, i);
+    }
+    return 0;
+}
+
+void hmm__index_runs_free_retired_locked(hmm_t *m)
+{
+    uint64_t keep = HMM_INDEX_PAGE(atomic_load(&m->hdr->index_cur));
+    uint64_t wo = atomic_load(&m->hdr->index_old);
+    uint64_t npages = map_npages(m);
+    for (uint64_t p = 0; p < npages; p++) {
+        uint64_t v = atomic_load(&m->pagetab[p]);
+        if (HMM_PAGE_KIND(v) != HMM_PAGE_INDEX_HEAD || p == keep || (wo && p == HMM_INDEX_PAGE(wo)))
+            continue;
+        /* The head first: tails no head covers are the page lock's repair. */
+        uint64_t n = HMM_PAGE_ARG(v);
+        atomic_store(&m->pagetab[p], 0);
+        for (uint64_t i = 1; i < n && p + i < npages; i++)
+            atomic_store(&m->pagetab[p + i], 0);
+        atomic_fetch_sub(&m->hdr->index_pages, n);
+    }
+}
+
 int hmm__grow_index_finish(hmm_t *m)
 {
     int rc = hmm__lock_grow(m);
     if (rc)
         return rc;
-    struct hmm_ix cur, old;
-    rc = index_views(m, &cur, &old);
-    for (uint64_t b = 0; rc == 0 && b < old.nb; b++)
-        rc = drain_bucket(m, &old, b);
+    /* The grow lock keeps index_old as it is until we change it. */
+    struct hmm_ix old = {0};
+    uint64_t word_old = atomic_load(&m->hdr->index_old);
+    if (word_old && word_old != atomic_load(&m->hdr->index_cur))
+        rc = index_view(m, word_old, &old);
     if (rc == 0 && old.nb) {
-        /* The old run stays allocated: a reader may still be probing it.
-         * It is freed when the map is next opened by nobody else. */
-        atomic_store_explicit(&m->hdr->index_old, 0, memory_order_release);
-        atomic_fetch_add_explicit(&m->hdr->generation, 1, memory_order_release);
+        rc = stripes_barrier(m, false);
+        for (uint64_t b = 0; rc == 0 && b < old.nb; b++)
+            rc = drain_bucket(m, &old, word_old, b);
+        if (rc == 0) {
+            atomic_store_explicit(&m->hdr->index_old, 0, memory_order_release);
+            atomic_fetch_add_explicit(&m->hdr->generation, 1, memory_order_release);
+            HMM_CRASHPOINT("index_retired");
+            rc = stripes_barrier(m, true);
+        }
+        if (rc == 0 && (rc = hmm__lock_pages(m)) == 0) {
+            hmm__index_runs_free_retired_locked(m);
+            hmm__unlock_pages(m);
+        }
     }
     hmm__unlock_grow(m);
     return rc;
@@ -205,10 +261,11 @@ int hmm__grow_index_finish(hmm_t *m)
 
 void hmm__grow_index_help(hmm_t *m)
 {
-    struct hmm_ix cur, old;
-    if (atomic_load_explicit(&m->hdr->index_old, memory_order_relaxed) == 0 ||
-        index_views(m, &cur, &old) != 0 || old.nb == 0)
+    struct hmm_ix old;
+    uint64_t word_old = atomic_load(&m->hdr->index_old);
+    if (word_old == 0 || word_old == atomic_load(&m->hdr->index_cur) || index_view(m, word_old, &old) != 0)
         return;
+    HMM_CRASHPOINT("drain_viewed");
     for (unsigned i = 0; i < HELP_BUCKETS; i++) {
         uint64_t b = atomic_fetch_add(&m->hdr->migrate_next, 1);
         if (b >= old.nb) {
@@ -217,7 +274,7 @@ void hmm__grow_index_help(hmm_t *m)
             hmm__grow_index_finish(m);
             return;
         }
-        if (drain_bucket(m, &old, b) != 0)
+        if (drain_bucket(m, &old, word_old, b) != 0)
             return;
     }
 }

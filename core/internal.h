@@ -611,7 +611,11 @@ int hmm__grow_index_start(hmm_t *m);
 /* Move a few buckets of the index being drained; called holding no lock. */
 void hmm__grow_index_help(hmm_t *m);
 /* Move the key in old index slot (stripe lock held), FORMAT.md §10. */
-int hmm__grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, hmm_atomic_u64 *slot);
+int hmm__grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *old, uint64_t word_old,
+                               hmm_atomic_u64 *slot);
+/* Free every index run that is neither index_cur nor index_old (FORMAT.md
+ * §10, growth step 5).  Pages lock held. */
+void hmm__index_runs_free_retired_locked(hmm_t *m);
 /* Repair a move whose mover died (stripe lock held). */
 void hmm__grow_recover_move_locked(hmm_t *m, uint32_t stripe);
 /* Drain all of the old index now (cold start, or a growth whose helpers died). */

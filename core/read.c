@@ -163,7 +163,12 @@ static int read_rdonly_slow(hmm_t *m, struct hmm_stripe *s, uint64_t hash, const
             if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s0)
                 return rc;
         } else if (waited >= 10 && stripe_owner_dead(m, s)) {
-            return read_attempt(m, hash, key, klen, out, true);
+            int rc = read_attempt(m, hash, key, klen, out, true);
+            /* Unless a writable process repaired the stripe meanwhile (a
+             * growth's barrier does, FORMAT.md §10): then read again. */
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s0)
+                return rc;
         }
         nanosleep(&pause, NULL);
     }
@@ -473,23 +478,23 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
 }
 
 /* Stage 2 for one key: which slot of the home bucket may hold it, or that
- * none does.  The view was loaded before s0: absence counts only if the
- * header still names it after s0 (as a get loads the words after s0), else
- * a growth begun in between may have moved the key where v does not look. */
+ * none does.  The view was loaded before s0, so it counts only if the
+ * header still names it after s0 (a get loads the words after s0): else a
+ * growth begun in between may have moved the key where v does not look,
+ * or one that ended may have freed the run v reads (FORMAT.md §10), and
+ * the seq check would not tell. */
 static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
 {
     b->s0 = atomic_load_explicit(&b->s->seq, memory_order_acquire);
-    if (__builtin_expect(b->s0 & 1, 0))
+    if (__builtin_expect((b->s0 & 1) ||
+                             atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire) != v->word_cur ||
+                             atomic_load_explicit(&m->hdr->index_old, memory_order_acquire) != v->word_old,
+                         0))
         return BATCH_ALONE;
     uint16_t tag = hash_tag(b->hash);
     unsigned mask = bucket_match(b->home, tag);
-    if (mask == 0) {
-        if (atomic_load_explicit(&b->home->meta, memory_order_relaxed) != 0 ||
-            atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire) != v->word_cur ||
-            atomic_load_explicit(&m->hdr->index_old, memory_order_acquire) != v->word_old)
-            return BATCH_ALONE;
-        return BATCH_ABSENT;
-    }
+    if (mask == 0)
+        return atomic_load_explicit(&b->home->meta, memory_order_relaxed) != 0 ? BATCH_ALONE : BATCH_ABSENT;
     /* Acquire pairs with the publisher's release (as in index_lookup). */
     uint64_t sj = atomic_load_explicit(&b->home->slot[bucket_slot(mask)], memory_order_acquire);
     if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))

@@ -123,9 +123,9 @@ void hmm__recover_stripe_locked(hmm_t *m, uint32_t stripe)
     hmm__recount_stripe_locked(m, stripe);
 }
 
-/* Finish an index growth that was under way; when nobody at all has the
- * map open (alone), also free the index runs that no reader can be probing
- * any more. */
+/* Finish an index growth that was under way (which frees the old run);
+ * when nobody at all has the map open (alone), also free runs a finisher
+ * that died before freeing them left behind. */
 static void recover_grow_cold(hmm_t *m, bool alone)
 {
     if (atomic_load(&m->hdr->index_old) == atomic_load(&m->hdr->index_cur))
@@ -134,18 +134,7 @@ static void recover_grow_cold(hmm_t *m, bool alone)
         return;
     if (!alone)
         return;
-    uint64_t keep = HMM_INDEX_PAGE(atomic_load(&m->hdr->index_cur));
-    uint64_t npages = map_npages(m);
-    for (uint64_t p = 0; p < npages; p++) {
-        uint64_t v = atomic_load(&m->pagetab[p]);
-        if (HMM_PAGE_KIND(v) != HMM_PAGE_INDEX_HEAD || p == keep)
-            continue;
-        uint64_t n = HMM_PAGE_ARG(v);
-        atomic_store(&m->pagetab[p], 0);
-        for (uint64_t i = 1; i < n && p + i < npages; i++)
-            atomic_store(&m->pagetab[p + i], 0);
-        atomic_fetch_sub(&m->hdr->index_pages, n);
-    }
+    hmm__index_runs_free_retired_locked(m); /* the only writer: no lock to take */
 }
 
 /* No other writer has the map open (map.c's file lock says so): lock words
@@ -207,10 +196,11 @@ void hmm__recover_pages_locked(hmm_t *m, uint32_t unused)
     (void)unused;
     /* A run is committed by its head, written after its tails: tails
      * without a head covering them belong to an allocation that died. */
-    uint64_t npages = map_npages(m);
+    uint64_t npages = map_npages(m), index_pages = 0;
     for (uint64_t p = 0; p < npages; p++) {
         uint64_t v = atomic_load(&m->pagetab[p]);
         unsigned kind = HMM_PAGE_KIND(v);
+        index_pages += kind == HMM_PAGE_INDEX_HEAD;
         if (kind != HMM_PAGE_RUN_TAIL && kind != HMM_PAGE_INDEX_TAIL)
             continue;
         uint64_t h = HMM_PAGE_ARG(v);
@@ -222,7 +212,12 @@ void hmm__recover_pages_locked(hmm_t *m, uint32_t unused)
         }
         if (!ok)
             atomic_store(&m->pagetab[p], 0);
+        else
+            index_pages += kind == HMM_PAGE_INDEX_TAIL;
     }
+    /* A death between a run's table entries and this gauge (growth's
+     * allocation or freeing of an index run) left it off by the run. */
+    atomic_store(&m->hdr->index_pages, index_pages);
 }
 
 /* Class lock held after EOWNERDEAD: finish a page's carve-pointer update,

@@ -257,6 +257,7 @@ static int write_insert_locked(hmm_t *m, uint32_t si, struct write_req *r, struc
     struct hmm_ix cur, old;
     unsigned passed = 0;
     int rc = index_views(m, &cur, &old);
+    HMM_CRASHPOINT("insert_viewed");
     if (rc == 0)
         rc = hmm__index_insert_locked(m, &cur, r->hash, w->x, &passed);
     if (rc) {

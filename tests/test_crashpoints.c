@@ -541,8 +541,8 @@ static void run_fill_point(const char *point, unsigned nth, bool cache)
 
 static void test_growth_crash_points_lose_no_acknowledged_put(void **state)
 {
-    static const char *const points[] = {"grown", "index_grown", "moved"};
-    for (size_t p = 0; p < 3; p++)
+    static const char *const points[] = {"grown", "index_grown", "moved", "index_retired", "index_fenced"};
+    for (size_t p = 0; p < 5; p++)
         for (unsigned nth = 1; nth <= 3; nth++)
             run_fill_point(points[p], nth * (p == 2 ? 50 : 1), false);
 }
@@ -840,6 +840,157 @@ static void test_a_stalled_sweep_of_expired_entries_deletes_no_live_put(void **s
     hmm_close(m);
 }
 
+/* ---- growth's end: the old index freed, and the writers it waits for (FORMAT.md §10) ---- */
+
+/* Put keys "<prefix><i>" (i from *next on), skipping those of stripe
+ * avoid (UINT32_MAX: none), until the index has grown once more and that
+ * growth has ended: 0, or the failed put's code (-1: no growth ended
+ * within 4 M puts, which a doubling of keys always brings).  Forked
+ * children call it too, hence no cmocka assertion inside. */
+static int grow_once(hmm_t *m, const char *prefix, uint32_t *next, uint32_t avoid)
+{
+    uint64_t start = atomic_load(&m->hdr->index_cur);
+    char key[32], val[40];
+    for (uint32_t n = 0; n < 4000000; n++, (*next)++) {
+        if (atomic_load(&m->hdr->index_cur) != start && atomic_load(&m->hdr->index_old) == 0)
+            return 0;
+        snprintf(key, sizeof key, "%s%u", prefix, *next);
+        if (avoid != UINT32_MAX && stripe_of(m, key) == avoid)
+            continue;
+        tu_value(val, sizeof val, key, *next);
+        int rc = hmm_put(m, key, strlen(key), val, sizeof val, 0, 0);
+        if (rc)
+            return rc;
+    }
+    return -1;
+}
+
+/* Pages the page table gives to index runs, beside the current index's. */
+static void expect_index_pages(hmm_t *m, bool only_current, const char *when)
+{
+    uint64_t cur = atomic_load(&m->hdr->index_cur);
+    uint64_t want = HMM_PAGE_ARG(atomic_load(&m->pagetab[HMM_INDEX_PAGE(cur)]));
+    uint64_t in_table = 0, npages = map_npages(m);
+    for (uint64_t p = 0; p < npages; p++) {
+        unsigned kind = HMM_PAGE_KIND(atomic_load(&m->pagetab[p]));
+        in_table += kind == HMM_PAGE_INDEX_HEAD || kind == HMM_PAGE_INDEX_TAIL;
+    }
+    uint64_t gauge = atomic_load(&m->hdr->index_pages);
+    if (gauge != in_table)
+        fail_msg("%s: index_pages says %llu, the page table %llu", when, (unsigned long long)gauge,
+                 (unsigned long long)in_table);
+    if (only_current ? in_table != want : in_table <= want)
+        fail_msg("%s: %llu pages of index runs, the current index has %llu (%s)", when,
+                 (unsigned long long)in_table, (unsigned long long)want,
+                 only_current ? "a retired run was not freed" : "the dead finisher's run is gone already");
+}
+
+struct finisher {
+    const char *dir;
+    const char *point;
+};
+
+static int grow_until_killed(void *p)
+{
+    struct finisher *f = p;
+    hmm_t *m = NULL;
+    if (hmm_open(&m, f->dir, NULL) != 0)
+        return 10;
+    hmm_crashpoint_arm(f->point, 1);
+    uint32_t next = 0;
+    for (int g = 0; g < 8; g++)
+        if (grow_once(m, "D", &next, UINT32_MAX) != 0)
+            return 11;
+    return 0; /* not killed: the caller says so */
+}
+
+static void test_a_growth_frees_the_index_it_retires(void **state)
+{
+    static const char *const points[] = {"index_retired", "index_fenced"};
+    for (size_t p = 0; p < 2; p++) {
+        const char *dir = tu_tmpdir();
+        hmm_t *m = tu_open(dir, 1 << 20, 256 << 20, 0);
+        uint32_t next = 0;
+        for (int g = 0; g < 3; g++) {
+            assert_int_equal(grow_once(m, "P", &next, UINT32_MAX), 0);
+            expect_index_pages(m, true, "after a growth");
+        }
+        /* A finisher killed before it freed the run leaves it; the next
+         * growth's finisher (here, with the map open all along: no cold
+         * start) frees it. */
+        struct finisher f = {dir, points[p]};
+        int status = tu_wait(tu_fork(grow_until_killed, &f), 60000);
+        if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+            fail_msg("a finisher armed at %s was not killed there (0x%x)", points[p], status);
+        expect_index_pages(m, false, points[p]);
+        assert_int_equal(grow_once(m, "P", &next, UINT32_MAX), 0);
+        expect_index_pages(m, true, "after the growth that followed the dead finisher");
+        check_sound(m, points[p], "after the next growth");
+        hmm_close(m);
+    }
+}
+
+static int insert_k_until_stalled(void *dir)
+{
+    hmm_t *m = NULL;
+    if (hmm_open(&m, dir, NULL) != 0)
+        return 1;
+    hmm_crashpoint_stall("insert_viewed", 1);
+    int rc = hmm_put(m, "K", 1, "kept", 4, 0, 0);
+    hmm_close(m);
+    return rc == 0 ? 0 : 2;
+}
+
+static int grow_avoiding_stripe(void *p)
+{
+    const char *dir = p;
+    hmm_t *m = NULL;
+    if (hmm_open(&m, dir, NULL) != 0)
+        return 1;
+    uint32_t next = 0;
+    int rc = grow_once(m, "G", &next, stripe_of(m, "K"));
+    hmm_close(m);
+    return rc == 0 ? 0 : 2;
+}
+
+/* A writer holds K's stripe with the index words it decoded, stopped
+ * before it inserts K.  Meanwhile the index grows, from keys of every
+ * other stripe, so no drain needs K's stripe.  The growth must not end
+ * before the writer lets go: its insert goes into the index it decoded,
+ * now the old one, and a growth that ended (and freed that run) would
+ * lose K, whose put returned 0. */
+static void test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 256 << 20, 0);
+    pid_t writer = tu_fork(insert_k_until_stalled, (void *)dir);
+    wait_until_stopped(writer, "insert_viewed");
+    pid_t grower = tu_fork(grow_avoiding_stripe, (void *)dir);
+    /* Give the grower time to end its growth, if it can. */
+    int status = 0;
+    bool grower_done = false;
+    for (int waited = 0; waited < 1500 && !grower_done; waited += 10) {
+        grower_done = waitpid(grower, &status, WNOHANG) == grower;
+        if (!grower_done)
+            usleep(10 * 1000);
+    }
+    kill(writer, SIGCONT);
+    if (tu_exit_code(tu_wait(writer, 20000)) != 0)
+        fail_msg("the stalled writer's put of K failed");
+    if (!grower_done)
+        status = tu_wait(grower, 60000);
+    if (tu_exit_code(status) != 0)
+        fail_msg("the grower failed (0x%x)", status);
+    char buf[16];
+    size_t len = sizeof buf;
+    int rc = hmm_get(m, "K", 1, buf, &len);
+    if (rc != 0 || len != 4 || memcmp(buf, "kept", 4) != 0)
+        fail_msg("K, put by the writer that held the old index's words, is %s after the growth (the grower %s "
+                 "before the writer went on)", hmm_errname(rc), grower_done ? "had ended" : "had not ended");
+    check_sound(m, "insert_viewed", "after the growth");
+    hmm_close(m);
+}
+
 /* ---- a cold start killed before it finished (FORMAT.md §10) ---- */
 
 static int cold_start_until_killed(void *dir)
@@ -1003,6 +1154,8 @@ int main(void)
         cmocka_unit_test(test_check_after_an_allocator_died_holding_its_class_lock_frees_nothing_in_use),
         cmocka_unit_test(test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile),
         cmocka_unit_test(test_a_stalled_sweep_of_expired_entries_deletes_no_live_put),
+        cmocka_unit_test(test_a_growth_frees_the_index_it_retires),
+        cmocka_unit_test(test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
