@@ -21,6 +21,7 @@
 #include "core/internal.h"
 
 #define HELP_BUCKETS 4u         /* old buckets a writer drains per operation */
+#define GROW_FILE_DIVISOR 8u    /* the file grows by this fraction of its entry pages */
 
 /* Repair of the growth lock's dead holder (lock.c calls it on EOWNERDEAD). */
 void hmm__grow_recover_locked(hmm_t *m, uint32_t unused)
@@ -41,8 +42,11 @@ int hmm__grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
     if (!for_index) {
         if (entry_pages + n > max_entry_pages)
             return HMM_FULL;
-        /* Double, so a map filled from small size grows a logarithmic number of times. */
-        step = entry_pages < 16 ? 16 : entry_pages;
+        /* An eighth more: still a logarithmic number of steps for a map
+         * filled from small size, and the file stays within an eighth of
+         * what it holds (a doubling left up to half of it unused, and
+         * allocated on disk). */
+        step = entry_pages / GROW_FILE_DIVISOR < 16 ? 16 : entry_pages / GROW_FILE_DIVISOR;
         if (step < n)
             step = n;
         if (entry_pages + step > max_entry_pages)
