@@ -306,6 +306,7 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
         return GET_GENERAL;
     if (__builtin_expect(((v->word_cur ^ wc) | (v->word_old ^ wo) | v->old.nb) != 0, 0))
         return GET_GENERAL;
+    HMM_CRASHPOINT("read_viewed");
     const struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
     /* Bounds, each checked before the bytes it covers are read (a writer
      * may be reusing the chunk; the seq check discards what a race let

@@ -991,6 +991,80 @@ static void test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index
     hmm_close(m);
 }
 
+#define KEY_A "AAAAAAAA"  /* 8 bytes: the values after it stay 8-aligned */
+#define FORGED_VALUE 496    /* whole 8-byte words, a class away from A's */
+
+static int get_a_until_stalled(void *dir)
+{
+    hmm_t *m = NULL;
+    if (hmm_open(&m, dir, NULL) != 0)
+        return 1;
+    char buf[64];
+    size_t len = sizeof buf;
+    hmm_get(m, "warm", 4, buf, &len); /* caches the index view: A's get takes the fast path */
+    hmm_crashpoint_stall("read_viewed", 1);
+    len = sizeof buf;
+    int rc = hmm_get(m, KEY_A, 8, buf, &len);
+    hmm_close(m);
+    return rc == HMM_NOTFOUND ? 0 : rc == 0 ? 3 : 2;
+}
+
+/* A get stopped after it checked its cached view of index C, while C's
+ * growth ends, C is freed, and a size class takes C's pages for values
+ * someone forged: words that read as slots naming key A's deleted entry
+ * (its chunk, kept as the stripe's spare, still holds A and its value).
+ * Nothing changed A's stripe meanwhile, so only the growth's second
+ * barrier tells the get that what it is about to read is not an index. */
+static void test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 256 << 20, 0);
+    uint32_t sa = stripe_of(m, KEY_A);
+    assert_int_not_equal(sa, stripe_of(m, "warm"));
+    TU_OK(hmm_put(m, "warm", 4, "w", 1, 0, 0));
+    TU_OK(hmm_put(m, KEY_A, 8, "A-first", 7, 0, 0));
+    TU_OK(hmm_put(m, KEY_A, 8, "A-second", 8, 0, 0)); /* A's first chunk becomes the spare */
+    uint64_t dead = HMM_SPARE_OFF(atomic_load(&m->stripes[sa].spare));
+    assert_true(dead != 0);
+    TU_OK(hmm_del(m, KEY_A, 8));
+    pid_t reader = tu_fork(get_a_until_stalled, (void *)dir);
+    wait_until_stopped(reader, "read_viewed");
+
+    uint64_t c = atomic_load(&m->hdr->index_cur);
+    uint64_t hash = key_hash(KEY_A, 8);
+    struct hmm_ix cix;
+    TU_OK(index_view(m, c, &cix));
+    const struct hmm_bucket *home = &cix.bk[hash_home(&cix, hash)];
+    uint64_t forged = HMM_SLOT_MAKE(hash_tag(hash), dead);
+    uint64_t words[FORGED_VALUE / 8];
+    for (size_t i = 0; i < FORGED_VALUE / 8; i++)
+        words[i] = forged;
+    char key[16];
+    bool landed = false;
+    for (uint32_t i = 0; i < 400000 && !landed; i++) {
+        snprintf(key, sizeof key, "F%07u", i);
+        if (stripe_of(m, key) == sa)
+            continue;
+        TU_OK(hmm_put(m, key, 8, words, sizeof words, 0, 0));
+        if (atomic_load(&m->hdr->index_cur) == c || atomic_load(&m->hdr->index_old) != 0)
+            continue;
+        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
+            landed |= atomic_load(&home->slot[j]) == forged;
+    }
+    if (!landed) {
+        kill(reader, SIGKILL);
+        tu_wait(reader, 10000);
+        fail_msg("the forged values never reached A's home bucket in the retired index");
+    }
+    kill(reader, SIGCONT);
+    int code = tu_exit_code(tu_wait(reader, 10000));
+    if (code != 0)
+        fail_msg("the get of deleted key A, stopped over the retired index, %s", code == 3 ? "returned A's old value"
+                                                                                      : "failed");
+    check_sound(m, "read_viewed", "after the stalled get went on");
+    hmm_close(m);
+}
+
 /* ---- a cold start killed before it finished (FORMAT.md §10) ---- */
 
 static int cold_start_until_killed(void *dir)
@@ -1156,6 +1230,7 @@ int main(void)
         cmocka_unit_test(test_a_stalled_sweep_of_expired_entries_deletes_no_live_put),
         cmocka_unit_test(test_a_growth_frees_the_index_it_retires),
         cmocka_unit_test(test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index),
+        cmocka_unit_test(test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
