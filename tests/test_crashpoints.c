@@ -1065,6 +1065,105 @@ static void test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner(v
     hmm_close(m);
 }
 
+static int drain_until_stalled(void *dir)
+{
+    hmm_t *m = NULL;
+    if (hmm_open(&m, dir, NULL) != 0)
+        return 1;
+    hmm_crashpoint_stall("drain_viewed", 1);
+    uint32_t next = 0;
+    /* Stops in the first put that helps a growth (the helper's own, or
+     * the caller's, whichever starts first); then grows on. */
+    return grow_once(m, "H", &next, UINT32_MAX) == 0 ? 0 : 2;
+}
+
+/* Puts of forged values (each word reads as a slot naming entry E) until
+ * the growth of index c has ended and bucket b of c holds one. */
+static bool forge_into(hmm_t *m, uint64_t c, uint64_t b, uint64_t forged, uint32_t *next)
+{
+    uint64_t words[FORGED_VALUE / 8];
+    for (size_t i = 0; i < FORGED_VALUE / 8; i++)
+        words[i] = forged;
+    struct hmm_ix cix;
+    TU_OK(index_view(m, c, &cix));
+    char key[16];
+    for (uint32_t n = 0; n < 400000; n++, (*next)++) {
+        snprintf(key, sizeof key, "F%07u", *next);
+        TU_OK(hmm_put(m, key, 8, words, sizeof words, 0, 0));
+        if (atomic_load(&m->hdr->index_cur) == c || atomic_load(&m->hdr->index_old) != 0)
+            continue;
+        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
+            if (atomic_load(&cix.bk[b].slot[j]) == forged)
+                return true;
+    }
+    return false;
+}
+
+/* A writer helping a growth stopped after it decoded the old index C
+ * without a lock.  Meanwhile that growth ends, C is freed, its pages take
+ * forged values (words that read as slots naming entry E), and the next
+ * growth begins, so the helper's claim of buckets succeeds again.  It must
+ * find that C is no longer the index being drained, and move nothing out
+ * of someone's values. */
+static void test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 256 << 20, 0);
+    TU_OK(hmm_put(m, "E", 1, "e", 1, 0, 0));
+    pid_t helper = tu_fork(drain_until_stalled, (void *)dir);
+    wait_until_stopped(helper, "drain_viewed");
+    uint64_t c = atomic_load(&m->hdr->index_old); /* the helper's view */
+    assert_true(c != 0);
+    /* E's slot, for a forged copy of it. */
+    uint64_t he = key_hash("E", 1);
+    uint64_t forged = 0;
+    struct hmm_ix cur, old;
+    TU_OK(index_views(m, &cur, &old));
+    for (int pass = 0; pass < 2 && !forged; pass++) {
+        const struct hmm_ix *ix = pass ? &old : &cur;
+        for (uint64_t b = 0; b < ix->nb && !forged; b++)
+            for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
+                uint64_t sj = atomic_load(&ix->bk[b].slot[j]);
+                if (sj && HMM_SLOT_TAG(sj) == hash_tag(he) && !memcmp(entry_key(entry_at(m, HMM_SLOT_OFF(sj))), "E", 1))
+                    forged = sj;
+            }
+    }
+    assert_true(forged != 0);
+    uint32_t next = 0;
+    if (!forge_into(m, c, 4, forged, &next)) {
+        kill(helper, SIGKILL);
+        tu_wait(helper, 10000);
+        fail_msg("the forged values never reached bucket 4 of the retired index");
+    }
+    /* The next growth: the helper's claims land in its range again. */
+    uint64_t d = atomic_load(&m->hdr->index_cur);
+    char key[16];
+    uint64_t words[FORGED_VALUE / 8];
+    for (size_t i = 0; i < FORGED_VALUE / 8; i++)
+        words[i] = forged;
+    while (atomic_load(&m->hdr->index_cur) == d) {
+        snprintf(key, sizeof key, "F%07u", next++);
+        TU_OK(hmm_put(m, key, 8, words, sizeof words, 0, 0));
+        if (next > 2000000)
+            fail_msg("the index did not grow again within 2 M puts");
+    }
+    kill(helper, SIGCONT);
+    int code = tu_exit_code(tu_wait(helper, 60000));
+    if (code != 0)
+        fail_msg("the helper stopped over the retired index then failed (%d)", code);
+    /* Every forged value is as it was put, and E is where it was. */
+    uint64_t back[FORGED_VALUE / 8];
+    for (uint32_t i = 0; i < next; i++) {
+        snprintf(key, sizeof key, "F%07u", i);
+        size_t len = sizeof back;
+        TU_OK(hmm_get(m, key, 8, back, &len));
+        if (len != sizeof back || memcmp(back, words, sizeof back) != 0)
+            fail_msg("%s's value changed after the helper went on: it drained a retired index's new owner", key);
+    }
+    check_sound(m, "drain_viewed", "after the helper went on");
+    hmm_close(m);
+}
+
 /* ---- a cold start killed before it finished (FORMAT.md §10) ---- */
 
 static int cold_start_until_killed(void *dir)
@@ -1231,6 +1330,7 @@ int main(void)
         cmocka_unit_test(test_a_growth_frees_the_index_it_retires),
         cmocka_unit_test(test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index),
         cmocka_unit_test(test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner),
+        cmocka_unit_test(test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
