@@ -105,6 +105,15 @@ def enclosing(starts, lineno):
 
 def per_function(profile):
     """{(file, function): instructions} over the whole collected loop."""
+    cost = collections.Counter()
+    for (f, fn, _), v in per_line(profile).items():
+        cost[(f, fn)] += v
+    return cost
+
+
+def per_line(profile):
+    """{(file, function, source line): instructions} over the whole collected
+    loop; glibc's functions, which have no source here, with the line ''."""
     text = annotate(profile, '--auto=yes', '--threshold=100', '--context=0')
     cost = collections.Counter()
     starts, path, lineno, last = [], None, None, None
@@ -126,12 +135,13 @@ def per_function(profile):
         m = NUM.match(line)
         if not m or lineno is None or line[m.end():].startswith('=> '):
             continue
-        cost[(os.path.basename(path), enclosing(starts, lineno))] += int(m.group(1).replace(',', ''))
+        cost[(os.path.basename(path), enclosing(starts, lineno), line[m.end():].strip())] += \
+            int(m.group(1).replace(',', ''))
         lineno = None
     for line in annotate(profile).splitlines():
         m = re.match(r'^\s*([\d,]+) \(\s*[\d.]+%\)\s+\S+:(\S+) \[(/usr/lib[^\]]*)\]$', line)
         if m:
-            cost[('libc', m.group(2))] += int(m.group(1).replace(',', ''))
+            cost[('libc', m.group(2), '')] += int(m.group(1).replace(',', ''))
     return cost
 
 
