@@ -53,19 +53,34 @@ _Static_assert(HMM_BUCKET_SLOTS == 7 && sizeof(struct hmm_bucket) == 64, "bucket
 /* The slot of a bucket_match() mask's lowest bit. */
 static inline unsigned bucket_slot(unsigned mask) { return ((unsigned)__builtin_ctz(mask) - 3) >> 1; }
 
-/* Keys are short (16 bytes is the common case): two overlapping 8-byte
- * loads per side instead of a call to memcmp. */
+/* Keys are short (16 bytes is the common case): up to 16 bytes are
+ * compared inline, by two overlapping loads from each end (8 or 4 bytes),
+ * or for 1 to 3 bytes the first, middle and last, which cover them all:
+ * no call to memcmp, whose registers the caller would have to keep.  Each
+ * way leaves the bits that differ in one word, tested once. */
 static inline bool key_equal(const uint8_t *a, const uint8_t *b, size_t n)
 {
-    if (n >= 8 && n <= 16) {
+    if (__builtin_expect(n - 1 >= 16, 0)) /* 0 too: memcmp says equal */
+        return memcmp(a, b, n) == 0;
+    uint64_t diff;
+    if (__builtin_expect(n >= 8, 1)) {
         uint64_t a0, a1, b0, b1;
         memcpy(&a0, a, 8);
         memcpy(&a1, a + n - 8, 8);
         memcpy(&b0, b, 8);
         memcpy(&b1, b + n - 8, 8);
-        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+        diff = (a0 ^ b0) | (a1 ^ b1);
+    } else if (n >= 4) {
+        uint32_t a0, a1, b0, b1;
+        memcpy(&a0, a, 4);
+        memcpy(&a1, a + n - 4, 4);
+        memcpy(&b0, b, 4);
+        memcpy(&b1, b + n - 4, 4);
+        diff = (a0 ^ b0) | (a1 ^ b1);
+    } else {
+        diff = (unsigned)(a[0] ^ b[0]) | (unsigned)(a[n / 2] ^ b[n / 2]) | (unsigned)(a[n - 1] ^ b[n - 1]);
     }
-    return memcmp(a, b, n) == 0;
+    return diff == 0;
 }
 
 /* The entry at a slot's offset with room for its header and a key of klen

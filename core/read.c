@@ -355,11 +355,29 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     return rc;
 }
 
+/* A get of any key: get_fast with the calls a longer key needs (XXH3's
+ * long path, memcmp). */
+static __attribute__((noinline)) int get_any_key(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
+{
+    if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY || !vlen || (*vlen && !val), 0))
+        return get_general(m, key, klen, val, vlen); /* says what is wrong */
+    int rc = get_fast(m, key, klen, val, vlen);
+    if (__builtin_expect(rc == GET_GENERAL, 0))
+        return get_general(m, key, klen, val, vlen);
+    metrics_count_get(m, rc == HMM_NOTFOUND);
+    return rc;
+}
+
+/* Keys of 1 to 16 bytes, the common case, take a copy of get_fast in
+ * which the compiler knows the length is one of those: XXH3's long path
+ * and memcmp drop out of it, and with them the branches that chose them
+ * and the registers kept across their calls. */
 HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
     hmm__error_clear(); /* one store into initial-exec TLS, on the fast path too */
-    if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY || !vlen || (*vlen && !val), 0))
-        return get_general(m, key, klen, val, vlen); /* says what is wrong */
+    /* val is tested first: it is rarely NULL, and then *vlen need not be read */
+    if (__builtin_expect(klen - 1 >= 16 || !m || !key || !vlen || (!val && *vlen), 0))
+        return get_any_key(m, key, klen, val, vlen); /* which also says what is wrong */
     int rc = get_fast(m, key, klen, val, vlen);
     if (__builtin_expect(rc == GET_GENERAL, 0))
         return get_general(m, key, klen, val, vlen);
