@@ -40,7 +40,7 @@ PARTS = [
      ['internal.h:hmm__index_cached']),
     ('home bucket (`hash_home`)', ['internal.h:hash_home', 'internal.h:hash_tag']),
     ('tag match and slot loop (`bucket_match`, slot load and tag check)',
-     ['lookup.h:bucket_match', 'lookup.h:bucket_slot', 'emmintrin.h:*']),
+     ['lookup.h:bucket_match', 'lookup.h:bucket_slot', 'lookup.h:bucket_word', 'emmintrin.h:*']),
     ('bounds checks (slot offset, value length)', ['internal.h:hmm_at', 'lookup.h:lookup_entry_at']),
     ('key compare', ['lookup.h:lookup_entry_holds', 'lookup.h:key_equal', 'lookup.h:key_equal_short',
                      'internal.h:entry_key', 'libc:__memcmp_avx2_movbe']),

@@ -53,6 +53,16 @@ _Static_assert(HMM_BUCKET_SLOTS == 7 && sizeof(struct hmm_bucket) == 64, "bucket
 /* The slot of a bucket_match() mask's lowest bit. */
 static inline unsigned bucket_slot(unsigned mask) { return ((unsigned)__builtin_ctz(mask) - 3) >> 1; }
 
+/* The same slot as a pointer: bit 2w + 1 stands for the line's word w
+ * (meta being word 0), at byte 8w = 4 * (bit - 1), so the address is one
+ * scaled add of the bit's index, where &bk->slot[bucket_slot(mask)] takes
+ * four more instructions. */
+static inline hmm_atomic_u64 *bucket_word(const struct hmm_bucket *bk, unsigned mask)
+{
+    return (hmm_atomic_u64 *)(void *)((uint8_t *)(uintptr_t)bk + 4 * (size_t)(unsigned)__builtin_ctz(mask) - 4);
+}
+_Static_assert(offsetof(struct hmm_bucket, slot) == 8 && sizeof(hmm_atomic_u64) == 8, "bucket_word's arithmetic");
+
 /* Keys are short (16 bytes is the common case): up to 16 bytes are
  * compared inline, by two overlapping loads from each end (8 or 4 bytes),
  * or for 1 to 3 bytes the first, middle and last, which cover them all:

@@ -294,8 +294,9 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
     /* The view as in hmm__index_cached(): current word first.  A view
      * with an index being drained has old.nb != 0 and goes general. */
-    uint64_t wc = atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire);
-    uint64_t wo = atomic_load_explicit(&m->hdr->index_old, memory_order_acquire);
+    struct hmm_header *h = m->hdr; /* fixed at open: loaded once, not after each acquire */
+    uint64_t wc = atomic_load_explicit(&h->index_cur, memory_order_acquire);
+    uint64_t wo = atomic_load_explicit(&h->index_old, memory_order_acquire);
     const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
     if (__builtin_expect((s0 & 1) || !v, 0))
         return GET_GENERAL;
@@ -314,12 +315,15 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     uint32_t n = 0;
     for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
         /* Acquire pairs with the publisher's release (index_lookup). */
-        uint64_t sj = atomic_load_explicit(&bk->slot[bucket_slot(mask)], memory_order_acquire);
-        if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
+        uint64_t sj = atomic_load_explicit(bucket_word(bk, mask), memory_order_acquire);
+        if (__builtin_expect(HMM_SLOT_TAG(sj) != tag, 0))
             continue;
         uint64_t off = HMM_SLOT_OFF(sj);
-        if (__builtin_expect(off - m->data_off > span, 0)) /* below data_off wraps: fails too */
+        if (__builtin_expect(off - m->data_off > span, 0)) { /* below data_off wraps: fails too */
+            if (sj == 0)
+                continue; /* an empty slot, matched by a tag of 0: tested only here, off being 0 */
             return GET_GENERAL;
+        }
         struct hmm_entry *c = (struct hmm_entry *)(m->base + off);
         n = *(volatile uint32_t *)&c->vlen; /* read once: checked, then used */
         if (__builtin_expect(n > m->max_value || klen + n > lh - off, 0))
