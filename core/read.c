@@ -305,11 +305,12 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     const struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
     /* Bounds, each checked before the bytes it covers are read (a writer
      * may be reusing the chunk; the seq check discards what a race let
-     * through): the header within [data_off, limit - header], then key
-     * and value within limit.  A failure may only mean that another
-     * process grew the file: the general path decides. */
-    uint64_t lh = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR;
-    uint64_t span = lh - m->data_off; /* the data area is larger than a header */
+     * through): the header within [data_off, limit - header], that is
+     * its place in the data area, at, within span; then key and value
+     * within limit, at + klen + n within span (no overflow: n has 32 bits,
+     * klen 16).  A failure may only mean that another process grew the
+     * file: the general path decides. */
+    uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
     struct hmm_entry *e = NULL, *mark = NULL;
     uint64_t mark_word = 0;
     uint32_t n = 0;
@@ -319,14 +320,15 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
         if (__builtin_expect(HMM_SLOT_TAG(sj) != tag, 0))
             continue;
         uint64_t off = HMM_SLOT_OFF(sj);
-        if (__builtin_expect(off - m->data_off > span, 0)) { /* below data_off wraps: fails too */
+        uint64_t at = off - m->data_off; /* below data_off wraps: fails too */
+        if (__builtin_expect(at > span, 0)) {
             if (sj == 0)
                 continue; /* an empty slot, matched by a tag of 0: tested only here, off being 0 */
             return GET_GENERAL;
         }
         struct hmm_entry *c = (struct hmm_entry *)(m->base + off);
         n = *(volatile uint32_t *)&c->vlen; /* read once: checked, then used */
-        if (__builtin_expect(n > m->max_value || klen + n > lh - off, 0))
+        if (__builtin_expect(n > m->max_value || at + klen + n > span, 0))
             return GET_GENERAL;
         if (lookup_entry_holds(c, key, klen)) {
             e = c;
