@@ -58,11 +58,12 @@ static inline hmm_atomic_u64 *entry_first_word(struct hmm_entry *e)
     return (hmm_atomic_u64 *)(void *)e; /* chunks are 8-byte aligned (FORMAT.md §6) */
 }
 
-/* The word to mark, or NULL: not a writable cache, or marked already (the
- * load keeps a hot entry's line from being written on every read). */
+/* The word to mark, or NULL: not a writable cache (one byte of the
+ * handle, set at open), or marked already (the load keeps a hot entry's
+ * line from being written on every read). */
 static inline struct hmm_entry *recency_note(hmm_t *m, struct hmm_entry *e, uint64_t *word)
 {
-    if (__builtin_expect((m->flags & (HMM_CACHE | HMM_RDONLY)) != HMM_CACHE, 1))
+    if (__builtin_expect(!m->recency_marks, 1))
         return NULL;
     *word = atomic_load_explicit(entry_first_word(e), memory_order_relaxed);
     return *word & ACCESS_MASK ? NULL : e;
