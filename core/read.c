@@ -482,7 +482,7 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
         struct batch_key *b = &g->b[i];
         g->st[i] = BATCH_ALONE;
         rcs[i] = check_key(m, keys[i], klens[i]);
-        if (rcs[i] == 0 && c->vlens[g->first + i] && !c->vals[g->first + i])
+        if (rcs[i] == 0 && !c->vals[g->first + i] && c->vlens[g->first + i])
             rcs[i] = hmm_fail(-EINVAL, "NULL value buffer with a capacity");
         if (rcs[i])
             continue;
@@ -516,10 +516,10 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
         return BATCH_ABSENT;
     }
     /* Acquire pairs with the publisher's release (as in index_lookup). */
-    uint64_t sj = atomic_load_explicit(&b->home->slot[bucket_slot(mask)], memory_order_acquire);
-    if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
+    uint64_t sj = atomic_load_explicit(bucket_word(b->home, mask), memory_order_acquire);
+    if (__builtin_expect(HMM_SLOT_TAG(sj) != tag, 0))
         return BATCH_ALONE;
-    b->off = HMM_SLOT_OFF(sj);
+    b->off = HMM_SLOT_OFF(sj); /* 0 for an empty slot (matched by a tag of 0): stage 3's bounds check sends it alone */
     /* A prefetch never faults: inside the reservation is enough here,
      * stage 3 checks the entry against the validated part. */
     if (b->off + 64 <= m->reserve) {
@@ -566,10 +566,14 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
     int *rcs = c->rcs + g->first;
     hmm_entry_info *infos = c->infos ? c->infos + g->first : NULL;
     uint64_t gets = 0, misses = 0;
+    /* Not cleared per key: what a read leaves in it is read only when it
+     * says so (len and info for 0 and HMM_TOOSMALL, mark for 0). */
+    struct read_out out;
     for (size_t i = 0; i < g->n; i++) {
         if (rcs[i])
             continue;
-        struct read_out out = {.val = vals[i], .cap = vlens[i]};
+        out.val = vals[i];
+        out.cap = vlens[i];
         int rc = g->st[i] == BATCH_ALONE
                      ? GET_GENERAL
                      : batch_finish(m, &g->b[i], g->st[i], keys[i], klens[i], &out, infos != NULL);
