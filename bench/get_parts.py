@@ -24,7 +24,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from put_parts import per_line  # noqa: E402
+from put_parts import per_line, print_table  # noqa: E402
 
 GETS = 100000
 
@@ -93,24 +93,8 @@ def parts(profile):
             out[part] += v
     out['other'] = sum(other.values())
     out['**whole get, loop included**'] = sum(cost.values())
-    return out, {k: v / GETS for k, v in other.items() if v >= GETS / 20}  # the general path's rare runs: left out
-
-
-def main(argv):
-    if len(argv) not in (2, 3):
-        sys.stderr.write(__doc__)
-        return 2
-    columns = [parts(p) for p in argv[1:]]
-    heads = ['before', 'after'] if len(columns) == 2 else ['instructions']
-    print('| part of a get | ' + ' | '.join(heads) + ' |')
-    print('| --- |' + ' ---: |' * len(heads))
-    for name in columns[0][0]:
-        print(f'| {name} | ' + ' | '.join(f'{c[0][name] / GETS:.0f}' for c in columns) + ' |')
-    for p, (_, other) in zip(argv[1:], columns):
-        for k, v in sorted(other.items(), key=lambda kv: -kv[1]):
-            print(f'{p}: in "other": {k} {v:.1f}', file=sys.stderr)
-    return 0
+    return out, {k: v / GETS for k, v in other.items() if v >= GETS / 20}  # not the general path's few runs
 
 
 if __name__ == '__main__':
-    sys.exit(main(sys.argv))
+    sys.exit(print_table(sys.argv, parts, 'get', GETS, __doc__))

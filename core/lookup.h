@@ -61,6 +61,20 @@ static inline hmm_atomic_u64 *bucket_word(const struct hmm_bucket *bk, unsigned 
 }
 _Static_assert(offsetof(struct hmm_bucket, slot) == 8 && sizeof(hmm_atomic_u64) == 8, "bucket_word's arithmetic");
 
+/* The bits that differ between a and b (n bytes) in their first and in
+ * their last w bytes (w is 8 or 4, n at least w): the two loads overlap
+ * when n < 2w. */
+static inline __attribute__((always_inline)) uint64_t key_ends_diff(const uint8_t *a, const uint8_t *b, size_t n,
+                                                                    size_t w)
+{
+    uint64_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    memcpy(&a0, a, w);
+    memcpy(&a1, a + n - w, w);
+    memcpy(&b0, b, w);
+    memcpy(&b1, b + n - w, w);
+    return (a0 ^ b0) | (a1 ^ b1);
+}
+
 /* Keys are short (16 bytes is the common case): up to 16 bytes are
  * compared inline, by two overlapping loads from each end (8 or 4 bytes),
  * or for 1 to 3 bytes the first, middle and last, which cover them all:
@@ -69,25 +83,14 @@ _Static_assert(offsetof(struct hmm_bucket, slot) == 8 && sizeof(hmm_atomic_u64) 
 static inline bool key_equal(const uint8_t *a, const uint8_t *b, size_t n)
 {
     uint64_t diff;
-    if (__builtin_expect(n - 8 <= 8, 1)) { /* 8 to 16 bytes */
-        uint64_t a0, a1, b0, b1;
-        memcpy(&a0, a, 8);
-        memcpy(&a1, a + n - 8, 8);
-        memcpy(&b0, b, 8);
-        memcpy(&b1, b + n - 8, 8);
-        diff = (a0 ^ b0) | (a1 ^ b1);
-    } else if (n - 4 < 4) {
-        uint32_t a0, a1, b0, b1;
-        memcpy(&a0, a, 4);
-        memcpy(&a1, a + n - 4, 4);
-        memcpy(&b0, b, 4);
-        memcpy(&b1, b + n - 4, 4);
-        diff = (a0 ^ b0) | (a1 ^ b1);
-    } else if (n - 1 < 3) {
+    if (__builtin_expect(n - 8 <= 8, 1)) /* 8 to 16 bytes */
+        diff = key_ends_diff(a, b, n, 8);
+    else if (n - 4 < 4)
+        diff = key_ends_diff(a, b, n, 4);
+    else if (n - 1 < 3)
         diff = (unsigned)(a[0] ^ b[0]) | (unsigned)(a[n / 2] ^ b[n / 2]) | (unsigned)(a[n - 1] ^ b[n - 1]);
-    } else {
+    else
         return memcmp(a, b, n) == 0; /* longer, or 0 bytes */
-    }
     return diff == 0;
 }
 
