@@ -42,7 +42,7 @@ PARTS = [
     ('tag match and slot loop (`bucket_match`, slot load and tag check)',
      ['lookup.h:bucket_match', 'lookup.h:bucket_slot', 'lookup.h:bucket_word', 'emmintrin.h:*']),
     ('bounds checks (slot offset, value length)', ['internal.h:hmm_at', 'lookup.h:lookup_entry_at']),
-    ('key compare', ['lookup.h:lookup_entry_holds', 'lookup.h:key_equal', 'lookup.h:key_equal_short',
+    ('key compare', ['lookup.h:lookup_entry_holds', 'lookup.h:key_equal', 'lookup.h:key_ends_diff',
                      'internal.h:entry_key', 'libc:__memcmp_avx2_movbe']),
     ('expiry and capacity checks', ['internal.h:hmm_now_ms']),
     ('value copy (`hmm__copy_small`)', ['internal.h:hmm__copy_small', 'libc:__memcpy_avx_unaligned_erms']),
