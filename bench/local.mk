@@ -27,7 +27,14 @@ bench_put_overwrites_SOURCES = %reldir%/put_overwrites.c
 bench_put_overwrites_LDADD = libhashmmap.la
 bench_put_overwrites_LDFLAGS = $(AM_LDFLAGS) -no-install
 CLEANFILES += bench/put_overwrites
-EXTRA_DIST += %reldir%/README.md %reldir%/plot.gp %reldir%/results-2026-11-25.png %reldir%/put_parts.py
+# The same for gets (bench/README.md, "get, by part (fifth stop)").
+EXTRA_PROGRAMS += bench/get_loop
+bench_get_loop_SOURCES = %reldir%/get_loop.c
+bench_get_loop_LDADD = libhashmmap.la
+bench_get_loop_LDFLAGS = $(AM_LDFLAGS) -no-install
+CLEANFILES += bench/get_loop
+EXTRA_DIST += %reldir%/README.md %reldir%/plot.gp %reldir%/results-2026-11-25.png %reldir%/put_parts.py \
+	%reldir%/get_parts.py
 CLEANFILES += bench/hmmbench bench/results.csv bench/results.png bench/callgrind.out.*
 
 HMMBENCH_PLOT = if command -v gnuplot >/dev/null 2>&1; then \

@@ -105,6 +105,15 @@ def enclosing(starts, lineno):
 
 def per_function(profile):
     """{(file, function): instructions} over the whole collected loop."""
+    cost = collections.Counter()
+    for (f, fn, _), v in per_line(profile).items():
+        cost[(f, fn)] += v
+    return cost
+
+
+def per_line(profile):
+    """{(file, function, source line): instructions} over the whole collected
+    loop; glibc's functions, which have no source here, with the line ''."""
     text = annotate(profile, '--auto=yes', '--threshold=100', '--context=0')
     cost = collections.Counter()
     starts, path, lineno, last = [], None, None, None
@@ -126,12 +135,13 @@ def per_function(profile):
         m = NUM.match(line)
         if not m or lineno is None or line[m.end():].startswith('=> '):
             continue
-        cost[(os.path.basename(path), enclosing(starts, lineno))] += int(m.group(1).replace(',', ''))
+        cost[(os.path.basename(path), enclosing(starts, lineno), line[m.end():].strip())] += \
+            int(m.group(1).replace(',', ''))
         lineno = None
     for line in annotate(profile).splitlines():
         m = re.match(r'^\s*([\d,]+) \(\s*[\d.]+%\)\s+\S+:(\S+) \[(/usr/lib[^\]]*)\]$', line)
         if m:
-            cost[('libc', m.group(2))] += int(m.group(1).replace(',', ''))
+            cost[('libc', m.group(2), '')] += int(m.group(1).replace(',', ''))
     return cost
 
 
@@ -180,16 +190,19 @@ def parts(profile):
     return out, {f'{k[0]}:{k[1]}': v / PUTS for k, v in cost.items() if k not in used and v}
 
 
-def main(argv):
+def print_table(argv, parts_of, what, ops, doc):
+    """The table of parts_of(profile) for the one or two profiles named in
+    argv (instructions per operation: ops were collected), and on stderr
+    what no part took.  bench/get_parts.py uses it too."""
     if len(argv) not in (2, 3):
-        sys.stderr.write(__doc__)
+        sys.stderr.write(doc)
         return 2
-    columns = [parts(p) for p in argv[1:]]
+    columns = [parts_of(p) for p in argv[1:]]
     heads = ['before', 'after'] if len(columns) == 2 else ['instructions']
-    print('| part of a put | ' + ' | '.join(heads) + ' |')
+    print(f'| part of a {what} | ' + ' | '.join(heads) + ' |')
     print('| --- |' + ' ---: |' * len(heads))
     for name in columns[0][0]:
-        print(f'| {name} | ' + ' | '.join(f'{c[0][name] / PUTS:.0f}' for c in columns) + ' |')
+        print(f'| {name} | ' + ' | '.join(f'{c[0][name] / ops:.0f}' for c in columns) + ' |')
     for p, (_, other) in zip(argv[1:], columns):
         if other:
             print(f'{p}: in "other": ' + ', '.join(f'{k} {v:.1f}' for k, v in sorted(other.items())), file=sys.stderr)
@@ -197,4 +210,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    sys.exit(main(sys.argv))
+    sys.exit(print_table(sys.argv, parts, 'put', PUTS, __doc__))

@@ -67,6 +67,7 @@ struct hmm {
     uint64_t class_magic[HMM_MAX_CLASSES]; /* UINT64_MAX / class_size + 1: hmm__slab_valid_chunk's divisibility test */
     uint32_t max_value;
     uint32_t flags;             /* header flags | HMM_RDONLY for this handle */
+    bool recency_marks;         /* a writable cache-mode handle: gets mark what they read (read.c) */
     uint64_t default_ttl_ms;
 
     int mfd;                    /* metrics file (or memfd), -1 when none */

@@ -15,7 +15,7 @@
 #endif
 
 /* The slots of a bucket whose tag matches, as a bit mask: bit 2j + 3 for
- * slot j (bucket_slot() turns the lowest set bit back into j; the bits are
+ * slot j (bucket_word() turns the lowest set bit into the slot; the bits are
  * where the compare leaves them, which saves gathering them).  Computed
  * without a branch per slot: which slot holds a key is random, so such
  * branches mispredict about once a lookup, and the misprediction resolves
@@ -50,22 +50,48 @@ static inline unsigned bucket_match(const struct hmm_bucket *bk, uint16_t tag)
 }
 _Static_assert(HMM_BUCKET_SLOTS == 7 && sizeof(struct hmm_bucket) == 64, "bucket_match reads one 64-byte line");
 
-/* The slot of a bucket_match() mask's lowest bit. */
-static inline unsigned bucket_slot(unsigned mask) { return ((unsigned)__builtin_ctz(mask) - 3) >> 1; }
+/* The slot of a bucket_match() mask's lowest bit, as a pointer: bit
+ * 2w + 1 stands for the line's word w (meta being word 0), at byte
+ * 8w = 4 * (bit - 1), so the address is one scaled add of the bit's
+ * index (turning the bit into the slot's number j first took four more
+ * instructions). */
+static inline hmm_atomic_u64 *bucket_word(const struct hmm_bucket *bk, unsigned mask)
+{
+    return (hmm_atomic_u64 *)(void *)((uint8_t *)(uintptr_t)bk + 4 * (size_t)(unsigned)__builtin_ctz(mask) - 4);
+}
+_Static_assert(offsetof(struct hmm_bucket, slot) == 8 && sizeof(hmm_atomic_u64) == 8, "bucket_word's arithmetic");
 
-/* Keys are short (16 bytes is the common case): two overlapping 8-byte
- * loads per side instead of a call to memcmp. */
+/* The bits that differ between a and b (n bytes) in their first and in
+ * their last w bytes (w is 8 or 4, n at least w): the two loads overlap
+ * when n < 2w. */
+static inline __attribute__((always_inline)) uint64_t key_ends_diff(const uint8_t *a, const uint8_t *b, size_t n,
+                                                                    size_t w)
+{
+    uint64_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    memcpy(&a0, a, w);
+    memcpy(&a1, a + n - w, w);
+    memcpy(&b0, b, w);
+    memcpy(&b1, b + n - w, w);
+    return (a0 ^ b0) | (a1 ^ b1);
+}
+
+/* Keys are short (16 bytes is the common case): up to 16 bytes are
+ * compared inline, by two overlapping loads from each end (8 or 4 bytes),
+ * or for 1 to 3 bytes the first, middle and last, which cover them all:
+ * no call to memcmp, whose registers the caller would have to keep.  Each
+ * way leaves the bits that differ in one word, tested once. */
 static inline bool key_equal(const uint8_t *a, const uint8_t *b, size_t n)
 {
-    if (n >= 8 && n <= 16) {
-        uint64_t a0, a1, b0, b1;
-        memcpy(&a0, a, 8);
-        memcpy(&a1, a + n - 8, 8);
-        memcpy(&b0, b, 8);
-        memcpy(&b1, b + n - 8, 8);
-        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-    }
-    return memcmp(a, b, n) == 0;
+    uint64_t diff;
+    if (__builtin_expect(n - 8 <= 8, 1)) /* 8 to 16 bytes */
+        diff = key_ends_diff(a, b, n, 8);
+    else if (n - 4 < 4)
+        diff = key_ends_diff(a, b, n, 4);
+    else if (n - 1 < 3)
+        diff = (unsigned)(a[0] ^ b[0]) | (unsigned)(a[n / 2] ^ b[n / 2]) | (unsigned)(a[n - 1] ^ b[n - 1]);
+    else
+        return memcmp(a, b, n) == 0; /* longer, or 0 bytes */
+    return diff == 0;
 }
 
 /* The entry at a slot's offset with room for its header and a key of klen
@@ -96,10 +122,10 @@ static inline __attribute__((always_inline)) uint64_t index_lookup(hmm_t *m, con
     for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++) {
         struct hmm_bucket *bk = &ix->bk[b];
         for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
-            unsigned j = bucket_slot(mask);
+            hmm_atomic_u64 *word = bucket_word(bk, mask);
             /* Acquire pairs with the publisher's release: the entry's
              * bytes are visible once its slot is. */
-            uint64_t sj = atomic_load_explicit(&bk->slot[j], memory_order_acquire);
+            uint64_t sj = atomic_load_explicit(word, memory_order_acquire);
             if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
                 continue;
             uint64_t off = HMM_SLOT_OFF(sj);
@@ -112,7 +138,7 @@ static inline __attribute__((always_inline)) uint64_t index_lookup(hmm_t *m, con
             }
             if (!lookup_entry_holds(e, key, klen))
                 continue;
-            *slot = &bk->slot[j];
+            *slot = word;
             return off;
         }
         if (atomic_load_explicit(&bk->meta, memory_order_relaxed) == 0)

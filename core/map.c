@@ -443,6 +443,7 @@ static int register_opener(hmm_t *m, int rc)
     }
     if (m->rdonly)
         m->flags |= HMM_RDONLY;
+    m->recency_marks = (m->flags & (HMM_CACHE | HMM_RDONLY)) == HMM_CACHE;
     return rc;
 }
 

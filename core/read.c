@@ -58,11 +58,12 @@ static inline hmm_atomic_u64 *entry_first_word(struct hmm_entry *e)
     return (hmm_atomic_u64 *)(void *)e; /* chunks are 8-byte aligned (FORMAT.md §6) */
 }
 
-/* The word to mark, or NULL: not a writable cache, or marked already (the
- * load keeps a hot entry's line from being written on every read). */
+/* The word to mark, or NULL: not a writable cache (one byte of the
+ * handle, set at open), or marked already (the load keeps a hot entry's
+ * line from being written on every read). */
 static inline struct hmm_entry *recency_note(hmm_t *m, struct hmm_entry *e, uint64_t *word)
 {
-    if (__builtin_expect((m->flags & (HMM_CACHE | HMM_RDONLY)) != HMM_CACHE, 1))
+    if (__builtin_expect(!m->recency_marks, 1))
         return NULL;
     *word = atomic_load_explicit(entry_first_word(e), memory_order_relaxed);
     return *word & ACCESS_MASK ? NULL : e;
@@ -299,8 +300,9 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
     /* The view as in hmm__index_cached(): current word first.  A view
      * with an index being drained has old.nb != 0 and goes general. */
-    uint64_t wc = atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire);
-    uint64_t wo = atomic_load_explicit(&m->hdr->index_old, memory_order_acquire);
+    struct hmm_header *h = m->hdr; /* fixed at open: loaded once, not after each acquire */
+    uint64_t wc = atomic_load_explicit(&h->index_cur, memory_order_acquire);
+    uint64_t wo = atomic_load_explicit(&h->index_old, memory_order_acquire);
     const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
     if (__builtin_expect((s0 & 1) || !v, 0))
         return GET_GENERAL;
@@ -310,25 +312,30 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     const struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
     /* Bounds, each checked before the bytes it covers are read (a writer
      * may be reusing the chunk; the seq check discards what a race let
-     * through): the header within [data_off, limit - header], then key
-     * and value within limit.  A failure may only mean that another
-     * process grew the file: the general path decides. */
-    uint64_t lh = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR;
-    uint64_t span = lh - m->data_off; /* the data area is larger than a header */
+     * through): the header within [data_off, limit - header], that is
+     * its place in the data area, at, within span; then key and value
+     * within limit, at + klen + n within span (no overflow: n has 32 bits,
+     * klen 16).  A failure may only mean that another process grew the
+     * file: the general path decides. */
+    uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
     struct hmm_entry *e = NULL, *mark = NULL;
     uint64_t mark_word = 0;
     uint32_t n = 0;
     for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
         /* Acquire pairs with the publisher's release (index_lookup). */
-        uint64_t sj = atomic_load_explicit(&bk->slot[bucket_slot(mask)], memory_order_acquire);
-        if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
+        uint64_t sj = atomic_load_explicit(bucket_word(bk, mask), memory_order_acquire);
+        if (__builtin_expect(HMM_SLOT_TAG(sj) != tag, 0))
             continue;
         uint64_t off = HMM_SLOT_OFF(sj);
-        if (__builtin_expect(off - m->data_off > span, 0)) /* below data_off wraps: fails too */
+        uint64_t at = off - m->data_off; /* below data_off wraps: fails too */
+        if (__builtin_expect(at > span, 0)) {
+            if (sj == 0)
+                continue; /* an empty slot, matched by a tag of 0: tested only here, off being 0 */
             return GET_GENERAL;
+        }
         struct hmm_entry *c = (struct hmm_entry *)(m->base + off);
         n = *(volatile uint32_t *)&c->vlen; /* read once: checked, then used */
-        if (__builtin_expect(n > m->max_value || klen + n > lh - off, 0))
+        if (__builtin_expect(n > m->max_value || at + klen + n > span, 0))
             return GET_GENERAL;
         if (lookup_entry_holds(c, key, klen)) {
             e = c;
@@ -361,11 +368,29 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     return rc;
 }
 
+/* A get of any key: get_fast with the calls a longer key needs (XXH3's
+ * long path, memcmp). */
+static __attribute__((noinline)) int get_any_key(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
+{
+    if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY || !vlen || (*vlen && !val), 0))
+        return get_general(m, key, klen, val, vlen); /* says what is wrong */
+    int rc = get_fast(m, key, klen, val, vlen);
+    if (__builtin_expect(rc == GET_GENERAL, 0))
+        return get_general(m, key, klen, val, vlen);
+    metrics_count_get(m, rc == HMM_NOTFOUND);
+    return rc;
+}
+
+/* Keys of 1 to 16 bytes, the common case, take a copy of get_fast in
+ * which the compiler knows the length is one of those: XXH3's long path
+ * and memcmp drop out of it, and with them the branches that chose them
+ * and the registers kept across their calls. */
 HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
     hmm__error_clear(); /* one store into initial-exec TLS, on the fast path too */
-    if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY || !vlen || (*vlen && !val), 0))
-        return get_general(m, key, klen, val, vlen); /* says what is wrong */
+    /* val is tested first: it is rarely NULL, and then *vlen need not be read */
+    if (__builtin_expect(klen - 1 >= 16 || !m || !key || !vlen || (!val && *vlen), 0))
+        return get_any_key(m, key, klen, val, vlen); /* which also says what is wrong */
     int rc = get_fast(m, key, klen, val, vlen);
     if (__builtin_expect(rc == GET_GENERAL, 0))
         return get_general(m, key, klen, val, vlen);
@@ -463,7 +488,7 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
         struct batch_key *b = &g->b[i];
         g->st[i] = BATCH_ALONE;
         rcs[i] = check_key(m, keys[i], klens[i]);
-        if (rcs[i] == 0 && c->vlens[g->first + i] && !c->vals[g->first + i])
+        if (rcs[i] == 0 && !c->vals[g->first + i] && c->vlens[g->first + i])
             rcs[i] = hmm_fail(-EINVAL, "NULL value buffer with a capacity");
         if (rcs[i])
             continue;
@@ -497,10 +522,10 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
     if (mask == 0)
         return atomic_load_explicit(&b->home->meta, memory_order_relaxed) != 0 ? BATCH_ALONE : BATCH_ABSENT;
     /* Acquire pairs with the publisher's release (as in index_lookup). */
-    uint64_t sj = atomic_load_explicit(&b->home->slot[bucket_slot(mask)], memory_order_acquire);
-    if (__builtin_expect(sj == 0 || HMM_SLOT_TAG(sj) != tag, 0))
+    uint64_t sj = atomic_load_explicit(bucket_word(b->home, mask), memory_order_acquire);
+    if (__builtin_expect(HMM_SLOT_TAG(sj) != tag, 0))
         return BATCH_ALONE;
-    b->off = HMM_SLOT_OFF(sj);
+    b->off = HMM_SLOT_OFF(sj); /* 0 for an empty slot (matched by a tag of 0): stage 3's bounds check sends it alone */
     /* A prefetch never faults: inside the reservation is enough here,
      * stage 3 checks the entry against the validated part. */
     if (b->off + 64 <= m->reserve) {
@@ -547,10 +572,14 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
     int *rcs = c->rcs + g->first;
     hmm_entry_info *infos = c->infos ? c->infos + g->first : NULL;
     uint64_t gets = 0, misses = 0;
+    /* Not cleared per key: what a read leaves in it is read only when it
+     * says so (len and info for 0 and HMM_TOOSMALL, mark for 0). */
+    struct read_out out;
     for (size_t i = 0; i < g->n; i++) {
         if (rcs[i])
             continue;
-        struct read_out out = {.val = vals[i], .cap = vlens[i]};
+        out.val = vals[i];
+        out.cap = vlens[i];
         int rc = g->st[i] == BATCH_ALONE
                      ? GET_GENERAL
                      : batch_finish(m, &g->b[i], g->st[i], keys[i], klens[i], &out, infos != NULL);
