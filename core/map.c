@@ -561,13 +561,9 @@ HMM_EXPORT void hmm_close(hmm_t *m)
     handle_free(m);
 }
 
-HMM_EXPORT int hmm_sync(hmm_t *m)
+/* msync and fsync the map, then its replication log.  0 or -errno (set). */
+static int sync_files(hmm_t *m)
 {
-    hmm__error_clear();
-    if (!m)
-        return hmm_fail(-EINVAL, "hmm_sync: NULL handle");
-    if (m->anon || m->rdonly)
-        return 0;
     uint64_t len = atomic_load(&m->limit);
     if (msync(m->base, len, MS_SYNC) != 0)
         return hmm_fail(-errno, "%s: msync: %s", m->path, strerror(errno));
@@ -577,6 +573,25 @@ HMM_EXPORT int hmm_sync(hmm_t *m)
     if (m->rhdr && (msync(m->rhdr, HMM_REPLOG_HDR_SIZE + m->rcap, MS_SYNC) != 0 || fsync(m->rfd) != 0))
         return hmm_fail(-errno, "%s: replication log sync: %s", m->path, strerror(errno));
     return 0;
+}
+
+HMM_EXPORT int hmm_sync(hmm_t *m)
+{
+    hmm__error_clear();
+    if (!m)
+        return hmm_fail(-EINVAL, "hmm_sync: NULL handle");
+    if (m->anon || m->rdonly)
+        return 0;
+    /* Cleared before the flush: a change applied by another thread while
+     * it runs sets it again, so it never hides one the flush missed.  A
+     * failed flush puts it back. */
+    bool was_unsynced = atomic_exchange_explicit(&m->applied_unsynced, false, memory_order_relaxed);
+    int rc = sync_files(m);
+    if (rc && was_unsynced)
+        atomic_store_explicit(&m->applied_unsynced, true, memory_order_relaxed);
+    if (rc == 0)
+        metrics_add(m, HMM_C_SYNCS, 1);
+    return rc;
 }
 
 /* ---- passing an anonymous map to another process (issue 20) ----
