@@ -48,6 +48,10 @@ struct hmm {
     bool anon;
     bool nometrics;             /* HMM_NOMETRICS: never bind a counting slot */
     bool replica_writer;        /* HMM_REPLICA_WRITER: may write while the map is a replica */
+    /* hmm_apply changed the map since this handle's last hmm_sync began:
+     * a replica position stored now may name changes not on disk yet
+     * (repl_state.c counts such stores).  Process-local. */
+    atomic_bool applied_unsynced;
     char *path;                 /* the map file, for messages; "(anonymous)" */
     uint8_t *base;              /* start of this process's mapping */
     size_t reserve;             /* bytes of address space reserved for the file */

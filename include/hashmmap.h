@@ -153,7 +153,10 @@ typedef struct hmm_config {
     XX(GROWTH_STEPS, growth_steps, "file and index growth steps")                       \
     XX(FULL_ERRORS, full_errors, "writes refused with HMM_FULL")                       \
     XX(PAGES_RETURNED, pages_returned, "slab pages handed back to the free pages")       \
-    XX(ENTRIES_MOVED, entries_moved, "entries moved out of pages being emptied")
+    XX(ENTRIES_MOVED, entries_moved, "entries moved out of pages being emptied")         \
+    XX(SYNCS, syncs, "hmm_sync calls that flushed the map to stable storage")           \
+    XX(UNSYNCED_POSITIONS, unsynced_positions,                                          \
+       "replica positions stored ahead of changes applied but not yet synced")
 
 enum hmm_counter {
 #define HMM_COUNTER_ENUM(id, name, help) HMM_C_##id,
@@ -414,7 +417,11 @@ HMM_EXPORT int  hmm_cursor_info(hmm_cursor *c, hmm_entry_info *info);
  * (items, bytes_used) are each a recent value, not one snapshot.  0, or
  * -EINVAL for a NULL argument. */
 HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st);
-/* Flush the map to stable storage (msync + fsync).  No-op for anonymous maps. */
+/* Flush the map to stable storage (msync + fsync of the map, then of its
+ * replication log).  No-op for anonymous maps and read-only handles.  The
+ * cost is that of writing every page dirtied since the last flush, plus a
+ * journal commit: a replica daemon calls it once per position it stores,
+ * not once per change.  Counted in the "syncs" counter. */
 HMM_EXPORT int hmm_sync(hmm_t *m);
 /* Name ("gets") and one-line meaning of counter id (enum hmm_counter);
  * NULL for an id out of range. */
@@ -516,7 +523,17 @@ HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], 
  * get answer HMM_BUSY until the next set (docs/FORMAT.md, replica
  * position).  digest 0 means none; the plain set above stores 0, and a
  * position stored by a build before digests reads as 0.  get: HMM_NOTFOUND
- * when never set. */
+ * when never set.
+ *
+ * Durability (docs/FORMAT.md §13, replica position): the position lives in
+ * the map file, whose pages reach the disk in any order, so a position may
+ * name only changes already on stable storage: call hmm_sync() after the
+ * hmm_apply() calls it covers and before a set that raises next_seq.  A set
+ * that raises next_seq while changes applied through this handle since its
+ * last hmm_sync() are not synced is still stored, and counted in the
+ * "unsynced_positions" counter (after a power loss it could be on disk
+ * without them).  A set that keeps next_seq (a proof written ahead) or
+ * lowers it names nothing new and is never counted. */
 HMM_EXPORT int hmm_replica_position_get_with_digest(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq,
                                                     uint64_t *digest_seq, uint64_t *digest);
 HMM_EXPORT int hmm_replica_position_set_with_digest(hmm_t *m, const uint8_t primary_id[16], uint64_t next_seq,

@@ -567,6 +567,43 @@ static void test_replica_position_keeps_the_proof_of_its_history(void **state)
     hmm_close(m);
 }
 
+static uint64_t counter_of(hmm_t *m, enum hmm_counter c)
+{
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    return st.counters[c];
+}
+
+/* A position that raises next_seq over changes applied and not synced could
+ * reach the disk before them (docs/FORMAT.md §13, replica position,
+ * durability): it is counted.  After hmm_sync it is not; nor is a store
+ * that keeps next_seq (the proof written ahead) or lowers it. */
+static void test_a_position_stored_ahead_of_unsynced_changes_is_counted(void **state)
+{
+    (void)state;
+    hmm_t *m = open_cfg(tu_tmpdir(), 0, 0);
+    uint8_t id[16] = {9};
+    hmm_replog_record rec = {.op = HMM_REC_PUT, .key = "k", .klen = 1, .val = "v", .vlen = 1};
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 1, 0, 0)); /* nothing applied yet */
+    rec.seq = 1;
+    TU_OK(hmm_apply(m, &rec));
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 1, 1, 11)); /* proof ahead, next_seq kept */
+    assert_int_equal(counter_of(m, HMM_C_UNSYNCED_POSITIONS), 0);
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 2, 1, 11)); /* names record 1, not synced */
+    assert_int_equal(counter_of(m, HMM_C_UNSYNCED_POSITIONS), 1);
+    uint64_t syncs = counter_of(m, HMM_C_SYNCS);
+    rec.seq = 2;
+    TU_OK(hmm_apply(m, &rec));
+    TU_OK(hmm_sync(m));
+    assert_int_equal(counter_of(m, HMM_C_SYNCS), syncs + 1);
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 3, 2, 22)); /* synced first */
+    rec.seq = 3;
+    TU_OK(hmm_apply(m, &rec));
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 0, 0, 0)); /* a snapshot's start names nothing */
+    assert_int_equal(counter_of(m, HMM_C_UNSYNCED_POSITIONS), 1);
+    hmm_close(m);
+}
+
 /* ---- role and epoch (issue 19) ---- */
 
 static void test_a_map_made_before_roles_reads_as_primary_at_epoch_zero(void **state)
@@ -981,6 +1018,7 @@ int main(void)
         cmocka_unit_test(test_apply_makes_a_mirror_that_logs_its_own_changes),
         cmocka_unit_test(test_replica_position_persists_across_reopen),
         cmocka_unit_test(test_replica_position_keeps_the_proof_of_its_history),
+        cmocka_unit_test(test_a_position_stored_ahead_of_unsynced_changes_is_counted),
         cmocka_unit_test(test_repl_status_is_kept_in_the_metrics_file),
         cmocka_unit_test(test_a_map_made_before_roles_reads_as_primary_at_epoch_zero),
         cmocka_unit_test(test_a_replica_map_refuses_local_writes_but_not_reads_nor_its_daemon),

@@ -296,8 +296,10 @@ static int check_history(struct primary *p, struct session *s, const struct repl
     hmm_replog_reader *rd = NULL;
     uint64_t digest = 0;
     int rc;
-    /* Our replicas prove record next_seq - 1 (applied) or next_seq (being
-     * applied when it stopped); older proofs leave records unproven. */
+    /* Our replicas prove record next_seq - 1 (applied), next_seq (being
+     * applied when it stopped), or a later one: a replica stores next_seq
+     * only after a sync, so it may hold records up to a second past it
+     * (FORMAT.md §13).  Older proofs leave records unproven. */
     if (f->digest == 0 || f->digest_seq + 1 < f->seq || f->digest_seq == 0) {
         *why = "its position carries no proof of its history (a daemon before protocol 3?)";
         return 1;

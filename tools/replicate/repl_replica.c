@@ -32,6 +32,16 @@
 #define BACKOFF_FIRST_MS 200u
 #define ACK_EVERY_MS 100u
 #define STATUS_EVERY_MS 500u
+/* How often the applied changes are synced and the position naming them
+ * stored (docs/FORMAT.md §13, replica position, durability): at most one
+ * msync + fsync per interval while changes flow, one more when they stop.
+ * A replica killed (or its host lost) resumes at most this much behind
+ * what it had applied; the records are sent again, so the primary's log
+ * must hold a second of changes.  Why not shorter: each sync cleans the
+ * pages, and the next change to each faults again; a catch-up of 575 000
+ * records ran at 128 000/s with 1 s, 29 000/s with 200 ms (250 000/s
+ * without syncs; docs/PROTOCOL.md §9). */
+#define SYNC_EVERY_MS 1000u
 
 enum replica_state { R_CHALLENGE, R_AUTH_OK, R_START, R_SNAPSHOT, R_STREAMING };
 
@@ -45,10 +55,13 @@ struct replica {
     int has_position;
     uint8_t primary_id[REPL_ID_LEN];
     uint64_t next_seq;        /* first seq not applied yet */
+    uint64_t stored_next_seq; /* the next_seq stored in the map: all before it is synced */
     uint64_t digest_seq;      /* the newest record the map may hold (docs/FORMAT.md §13) */
     uint64_t digest;          /* its digest (docs/PROTOCOL.md §2); 0 none */
     uint64_t epoch;           /* the newest primary epoch seen (kept in the map) */
-    int position_dirty;
+    int position_dirty;       /* applied changes that no stored position names yet */
+    int position_unsynced;    /* a position stored since the last sync */
+    uint64_t last_sync_ms;    /* monotonic_ms of the last sync */
     uint64_t snap_seq;
     struct repl_keyset seen;  /* keys the snapshot carried */
     uint64_t last_ack_ms, acked;
@@ -113,6 +126,7 @@ static void load_position(struct replica *r)
         memset(r->primary_id, 0, sizeof r->primary_id);
         r->next_seq = r->digest_seq = r->digest = 0;
     }
+    r->stored_next_seq = r->next_seq;
 }
 
 /* Position and proof in one write (docs/FORMAT.md §13): no interruption
@@ -125,9 +139,13 @@ static int store_position(struct replica *r, uint64_t next_seq, uint64_t digest_
         r->local_failure = 1;
         return -1;
     }
+    r->stored_next_seq = next_seq;
+    r->position_unsynced = 1;
     return 0;
 }
 
+/* Store the position as it is in memory.  Callers make sure it names
+ * nothing unsynced: it follows sync_applied, or its next_seq is 0. */
 static int save_position(struct replica *r)
 {
     if (store_position(r, r->next_seq, r->digest_seq, r->digest))
@@ -135,6 +153,48 @@ static int save_position(struct replica *r)
     r->position_dirty = 0;
     r->has_position = 1;
     return 0;
+}
+
+/* Everything applied so far, and the position stored before, to stable
+ * storage (hmm_sync: msync + fsync of the map and its log).  0, or -1
+ * (logged; the connection ends and the position stays where it was). */
+static int sync_applied(struct replica *r)
+{
+    int rc = hmm_sync(r->m);
+    r->last_sync_ms = monotonic_ms();
+    if (rc) {
+        log_error("%s: cannot sync the replica map: %s", r->o->dir, hmm_strerror(rc));
+        r->local_failure = 1;
+        return -1;
+    }
+    r->position_unsynced = 0;
+    return 0;
+}
+
+/* Sync what was applied, then store the position that names it (docs/
+ * FORMAT.md §13, replica position, durability).  The stored position
+ * reaches the disk with the next sync, or with the page's writeback,
+ * whichever comes first: either way after the changes it names. */
+static int checkpoint(struct replica *r)
+{
+    if (sync_applied(r))
+        return -1;
+    return r->position_dirty ? save_position(r) : 0;
+}
+
+/* A checkpoint is due every SYNC_EVERY_MS while changes are applied, and
+ * once more after they stop, so the last position stored is synced too. */
+static int checkpoint_due(const struct replica *r, uint64_t mono_ms)
+{
+    return (r->position_dirty || r->position_unsynced) && mono_ms - r->last_sync_ms >= SYNC_EVERY_MS;
+}
+
+/* Before the connection ends (lost, SIGTERM): the position names all that
+ * was applied and is on disk, so a restart resumes exactly. */
+static void checkpoint_at_end(struct replica *r)
+{
+    if (r->m && (r->position_dirty || r->position_unsynced) && checkpoint(r) == 0 && r->position_unsynced)
+        (void)sync_applied(r);
 }
 
 /* Record in the map that it is a replica of o->primary, so local writers
@@ -153,6 +213,10 @@ static int take_replica_role(struct replica *r, int fresh)
     }
     if (rc == 0)
         rc = hmm_role_set(r->m, HMM_ROLE_REPLICA, ri.epoch, r->o->primary);
+    /* On disk before anything of the primary is applied: after a power
+     * loss the map must not come back a primary holding the snapshot. */
+    if (rc == 0)
+        rc = hmm_sync(r->m);
     if (rc) {
         log_error("%s: cannot record the replica role: %s", r->o->dir, hmm_strerror(rc));
         return -1;
@@ -172,6 +236,11 @@ static int adopt_epoch(struct replica *r, uint64_t epoch)
         log_error("%s: cannot record epoch %" PRIu64 ": %s", r->o->dir, epoch, hmm_strerror(rc));
         return -1;
     }
+    /* Durable before a record of the new epoch can be (rule 1 of
+     * docs/PROTOCOL.md §11 also after a power loss); epochs change only at
+     * promotions, so this sync is rare. */
+    if (sync_applied(r))
+        return -1;
     log_info("%s: now at epoch %" PRIu64 " (was %" PRIu64 ")", r->o->dir, epoch, r->epoch);
     r->epoch = epoch;
     return 0;
@@ -311,6 +380,7 @@ static int map_replaced(struct replica *r)
     publish_status(r, 0);
     hmm_close(r->m);
     r->m = NULL;
+    r->position_dirty = r->position_unsynced = 0; /* they were the old file's */
     if (open_existing_map(r))
         r->fatal = 1;
     return 1;
@@ -337,13 +407,33 @@ static int apply(struct replica *r, const struct repl_frame *f)
 static int force_resync(struct replica *r, const char *why)
 {
     log_error("%s: %s; resyncing with a full snapshot", r->conn.peer, why);
-    r->next_seq = 0; /* (id, 0): the primary sends a snapshot */
+    r->next_seq = 0; /* (id, 0): the primary sends a snapshot; it names nothing, so no sync first */
     r->digest_seq = r->digest = 0;
     r->position_dirty = 0;
     if (save_position(r))
         return -1;
     repl_conn_send_error(&r->conn, 8, "replica needs a resync");
     return -1;
+}
+
+/* Written ahead of applying record f: from here on the map may hold it, so
+ * the stored proof must be its own.  Killed after, the primary re-sends it
+ * only if its own record there is the same; a restored primary whose log
+ * holds another change there sends a snapshot, which undoes ours
+ * (docs/FORMAT.md §13).  next_seq stays the stored one: it may name only
+ * synced changes, and this one is not.  A record the proof already covers
+ * (sent again after a resume from behind it) keeps the newer proof. */
+static int write_proof_ahead(struct replica *r, const struct repl_frame *f)
+{
+    if (f->seq <= r->digest_seq)
+        return 0;
+    struct repl_record_head h = {f->seq, f->skipped, f->epoch};
+    uint64_t digest = repl_record_digest(&h, f->op, f->tag, f->expire_ms, f->key, f->klen, f->val, f->vlen);
+    if (store_position(r, r->stored_next_seq, f->seq, digest))
+        return -1;
+    r->digest_seq = f->seq;
+    r->digest = digest;
+    return 0;
 }
 
 /* A RECORD while streaming: exactly the next seq (void ones counted in
@@ -363,19 +453,8 @@ static int on_record(struct replica *r, const struct repl_frame *f)
                  f->epoch, r->epoch);
         return force_resync(r, why);
     }
-    if (adopt_epoch(r, f->epoch))
+    if (adopt_epoch(r, f->epoch) || write_proof_ahead(r, f) || apply(r, f))
         return -1;
-    /* Written ahead: from here until the position after it is stored the
-     * map may hold this record, so the stored proof must be this record's.
-     * Killed in between, the primary re-sends it only if its own record
-     * there is the same; a restored primary whose log holds another change
-     * there sends a snapshot, which undoes ours (docs/FORMAT.md §13). */
-    struct repl_record_head h = {f->seq, f->skipped, f->epoch};
-    uint64_t digest = repl_record_digest(&h, f->op, f->tag, f->expire_ms, f->key, f->klen, f->val, f->vlen);
-    if (store_position(r, f->seq, f->seq, digest) || apply(r, f))
-        return -1;
-    r->digest_seq = f->seq;
-    r->digest = digest;
     r->next_seq = f->seq + 1; /* ≤ 2^62 + 1: the decoder refuses larger seqs */
     r->position_dirty = 1;
     return 0;
@@ -394,10 +473,12 @@ static int check_primary_epoch(struct replica *r, const struct repl_frame *f)
     return adopt_epoch(r, f->epoch);
 }
 
+/* Through hmm_apply, as every change of the replica: the library then
+ * knows the map holds changes no sync has covered (hmm_sync). */
 static int delete_key(void *ctx, const void *key, size_t klen)
 {
-    int rc = hmm_del(ctx, key, klen);
-    return rc == HMM_NOTFOUND ? 0 : rc;
+    hmm_replog_record rec = {.op = HMM_REC_DEL, .key = key, .klen = klen};
+    return hmm_apply(ctx, &rec);
 }
 
 /* End of a snapshot: whatever the replica holds that the snapshot did not
@@ -499,7 +580,10 @@ static int start_snapshot(struct replica *r, const struct repl_frame *f)
     r->next_seq = r->digest_seq = r->digest = 0;
     r->snap_seq = f->seq;
     repl_keyset_free(&r->seen);
-    if (save_position(r))
+    /* (id, 0) names nothing, so no sync before it; one after it, so that
+     * after a power loss too no entry of the snapshot lies under the old
+     * position (FORMAT.md §13, replica position, durability). */
+    if (save_position(r) || sync_applied(r))
         return -1;
     r->status.snapshots++;
     r->state = R_SNAPSHOT;
@@ -545,7 +629,8 @@ static int on_snap_end(struct replica *r, const struct repl_frame *f)
     r->next_seq = f->seq + 1;
     r->digest_seq = f->seq; /* the primary's digest of record S: our proof until a record follows */
     r->digest = f->digest;
-    if (save_position(r))
+    r->position_dirty = 1;
+    if (checkpoint(r)) /* the snapshot's entries synced before the position names them */
         return -1;
     r->state = R_STREAMING;
     log_info("%s: snapshot applied (%" PRIu64 " entries, %zu stale keys dropped); streaming from seq %" PRIu64, peer,
@@ -637,9 +722,9 @@ static int run_session(struct replica *r, int fd, const char *host)
         while (!lost && (got = repl_conn_next_frame(&r->conn, &f)) != 0)
             if (got < 0 || on_frame(r, &f))
                 lost = 1;
-        if (r->m && r->position_dirty && save_position(r))
-            lost = 1;
         uint64_t mono = monotonic_ms();
+        if (!lost && r->m && checkpoint_due(r, mono) && checkpoint(r))
+            lost = 1;
         if (!lost && r->state >= R_SNAPSHOT && (r->acked != r->next_seq || r->last_ack_ms == 0) &&
             mono - r->last_ack_ms >= ACK_EVERY_MS) {
             if (repl_put_ack(&r->conn.out, r->next_seq, wall_clock_ms()))
@@ -667,6 +752,7 @@ static int run_session(struct replica *r, int fd, const char *host)
             break;
     }
 out:
+    checkpoint_at_end(r);
     repl_conn_close(&r->conn);
     repl_keyset_free(&r->seen);
     return streamed && !r->local_failure;
