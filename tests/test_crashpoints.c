@@ -994,6 +994,39 @@ static void test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index
 #define KEY_A "AAAAAAAA"  /* 8 bytes: the values after it stay 8-aligned */
 #define FORGED_VALUE 496    /* whole 8-byte words, a class away from A's */
 
+/* Fill forged: FORGED_VALUE bytes, every word forged (a slot naming some
+ * entry). */
+static void forge_words(uint64_t words[FORGED_VALUE / 8], uint64_t forged)
+{
+    for (size_t i = 0; i < FORGED_VALUE / 8; i++)
+        words[i] = forged;
+}
+
+/* Put forged values under keys "F<n>" (n from *next on; none of stripe
+ * avoid, UINT32_MAX: any) until the growth of index c has ended and bucket
+ * b of c, freed by it, holds a forged word: true, or false if 400 000
+ * puts did not get there. */
+static bool forge_into(hmm_t *m, uint64_t c, uint64_t b, uint64_t forged, uint32_t avoid, uint32_t *next)
+{
+    uint64_t words[FORGED_VALUE / 8];
+    forge_words(words, forged);
+    struct hmm_ix cix;
+    TU_OK(index_view(m, c, &cix));
+    char key[16];
+    for (uint32_t n = 0; n < 400000; n++, (*next)++) {
+        snprintf(key, sizeof key, "F%07u", *next);
+        if (avoid != UINT32_MAX && stripe_of(m, key) == avoid)
+            continue;
+        TU_OK(hmm_put(m, key, 8, words, sizeof words, 0, 0));
+        if (atomic_load(&m->hdr->index_cur) == c || atomic_load(&m->hdr->index_old) != 0)
+            continue;
+        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
+            if (atomic_load(&cix.bk[b].slot[j]) == forged)
+                return true;
+    }
+    return false;
+}
+
 static int get_a_until_stalled(void *dir)
 {
     hmm_t *m = NULL;
@@ -1034,23 +1067,8 @@ static void test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner(v
     uint64_t hash = key_hash(KEY_A, 8);
     struct hmm_ix cix;
     TU_OK(index_view(m, c, &cix));
-    const struct hmm_bucket *home = &cix.bk[hash_home(&cix, hash)];
-    uint64_t forged = HMM_SLOT_MAKE(hash_tag(hash), dead);
-    uint64_t words[FORGED_VALUE / 8];
-    for (size_t i = 0; i < FORGED_VALUE / 8; i++)
-        words[i] = forged;
-    char key[16];
-    bool landed = false;
-    for (uint32_t i = 0; i < 400000 && !landed; i++) {
-        snprintf(key, sizeof key, "F%07u", i);
-        if (stripe_of(m, key) == sa)
-            continue;
-        TU_OK(hmm_put(m, key, 8, words, sizeof words, 0, 0));
-        if (atomic_load(&m->hdr->index_cur) == c || atomic_load(&m->hdr->index_old) != 0)
-            continue;
-        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
-            landed |= atomic_load(&home->slot[j]) == forged;
-    }
+    uint32_t next = 0;
+    bool landed = forge_into(m, c, hash_home(&cix, hash), HMM_SLOT_MAKE(hash_tag(hash), dead), sa, &next);
     if (!landed) {
         kill(reader, SIGKILL);
         tu_wait(reader, 10000);
@@ -1075,28 +1093,6 @@ static int drain_until_stalled(void *dir)
     /* Stops in the first put that helps a growth (the helper's own, or
      * the caller's, whichever starts first); then grows on. */
     return grow_once(m, "H", &next, UINT32_MAX) == 0 ? 0 : 2;
-}
-
-/* Puts of forged values (each word reads as a slot naming entry E) until
- * the growth of index c has ended and bucket b of c holds one. */
-static bool forge_into(hmm_t *m, uint64_t c, uint64_t b, uint64_t forged, uint32_t *next)
-{
-    uint64_t words[FORGED_VALUE / 8];
-    for (size_t i = 0; i < FORGED_VALUE / 8; i++)
-        words[i] = forged;
-    struct hmm_ix cix;
-    TU_OK(index_view(m, c, &cix));
-    char key[16];
-    for (uint32_t n = 0; n < 400000; n++, (*next)++) {
-        snprintf(key, sizeof key, "F%07u", *next);
-        TU_OK(hmm_put(m, key, 8, words, sizeof words, 0, 0));
-        if (atomic_load(&m->hdr->index_cur) == c || atomic_load(&m->hdr->index_old) != 0)
-            continue;
-        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
-            if (atomic_load(&cix.bk[b].slot[j]) == forged)
-                return true;
-    }
-    return false;
 }
 
 /* A writer helping a growth stopped after it decoded the old index C
@@ -1130,7 +1126,7 @@ static void test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it(voi
     }
     assert_true(forged != 0);
     uint32_t next = 0;
-    if (!forge_into(m, c, 4, forged, &next)) {
+    if (!forge_into(m, c, 4, forged, UINT32_MAX, &next)) {
         kill(helper, SIGKILL);
         tu_wait(helper, 10000);
         fail_msg("the forged values never reached bucket 4 of the retired index");
@@ -1139,8 +1135,7 @@ static void test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it(voi
     uint64_t d = atomic_load(&m->hdr->index_cur);
     char key[16];
     uint64_t words[FORGED_VALUE / 8];
-    for (size_t i = 0; i < FORGED_VALUE / 8; i++)
-        words[i] = forged;
+    forge_words(words, forged);
     while (atomic_load(&m->hdr->index_cur) == d) {
         snprintf(key, sizeof key, "F%07u", next++);
         TU_OK(hmm_put(m, key, 8, words, sizeof words, 0, 0));
