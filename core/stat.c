@@ -8,24 +8,30 @@
 
 #include "core/internal.h"
 
+uint64_t hmm__items_total(hmm_t *m)
+{
+    int64_t items = 0;
+    for (uint32_t i = 0; i <= m->stripe_mask; i++)
+        items += *(volatile int64_t *)&m->stripes[i].items;
+    return items > 0 ? (uint64_t)items : 0;
+}
+
 HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
 {
     hmm__error_clear();
     if (!m || !st)
         return hmm_fail(-EINVAL, "hmm_stat: NULL handle or stats");
     memset(st, 0, sizeof *st);
-    int64_t items = 0, bytes = 0;
-    for (uint32_t i = 0; i <= m->stripe_mask; i++) {
-        items += m->stripes[i].items;
+    int64_t bytes = 0;
+    for (uint32_t i = 0; i <= m->stripe_mask; i++)
         bytes += m->stripes[i].bytes_used;
-    }
     uint64_t npages = map_npages(m);
     uint64_t index_pages = 0;
     for (uint64_t p = 0; p < npages; p++) {
         unsigned kind = HMM_PAGE_KIND(atomic_load_explicit(&m->pagetab[p], memory_order_relaxed));
         index_pages += kind == HMM_PAGE_INDEX_HEAD || kind == HMM_PAGE_INDEX_TAIL;
     }
-    st->items = items > 0 ? (uint64_t)items : 0;
+    st->items = hmm__items_total(m);
     st->bytes_used = bytes > 0 ? (uint64_t)bytes : 0;
     st->bytes_total = (npages - index_pages) << m->page_shift;
     st->size = m->hdr->size;

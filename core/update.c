@@ -47,10 +47,6 @@ struct write_req {
     bool want_growth;      /* the index is getting full: grow it after unlocking */
 };
 
-/* Grow the index once its fill, estimated from this stripe's share
- * (keys spread evenly over stripes), passes 85% of its slots. */
-#define GROW_FILL_PCT 85u
-#define GROW_MIN_STRIPE_ITEMS 32
 
 /* A counter's value is a decimal int64 in ASCII (FORMAT.md §6, vtype):
  * at most 20 characters ("-9223372036854775808") and a NUL. */
@@ -161,12 +157,28 @@ struct write_state {
     bool logged;           /* a log record is reserved: commit or void it */
 };
 
-/* An insert that walked past this many full buckets makes the index grow
- * whatever its fill: a quarter of the HMM_MAX_PROBE (64) buckets an insert
- * may reach, so growth starts while three quarters of the reach are left,
- * long before an insert finds no slot; and every bucket passed is one more
- * cache line for each lookup of the keys that probe past it (FORMAT.md §7). */
-#define GROW_AFTER_PASSED_BUCKETS 16u
+/* When the index grows (FORMAT.md §10).  It is sized for 80% of its
+ * slots (map.c), and grows there: fuller, and lookups walk further (a
+ * present key costs 1.19 buckets on average at 80%, 1.30 at 85%: linear
+ * probing over 7-slot buckets); emptier, and each entry pays for more
+ * index (64 / (7 x fill) bytes).
+ *
+ * The fill is known exactly only by summing the 1024 stripes' counts, too
+ * dear for every insert, so an insert sums them only after it walked past
+ * GROW_CHECK_PASSED full buckets: that starts at about 70% fill and grows
+ * more frequent with the fill (~1 insert in 5 000 at 80%).  A stripe's
+ * own count, scaled, is no measure: the fullest of 1024 stripes holds
+ * about 3 standard deviations more than the mean, and taking it for the
+ * mean grew 20 000-key indexes at 52%.  Growing on the walk alone was no
+ * better: the first walk past 16 buckets came at 67-72% fill in every
+ * fill simulated or measured, so indexes grew at 70% and a map sized for
+ * 80% grew before it was full.  A walk past GROW_AFTER_PASSED_BUCKETS
+ * grows the index whatever the count says: keys bunched in one region,
+ * caught long before an insert finds no slot within its HMM_MAX_PROBE
+ * (64) buckets (the longest walk at 85% fill is about 50). */
+#define GROW_FILL_PCT 80u
+#define GROW_CHECK_PASSED 16u
+#define GROW_AFTER_PASSED_BUCKETS 48u
 /* A write that found the index full grows it and retries; full again after
  * two growths means growth cannot make room (max_size reached, or other
  * writers fill each new index first): HMM_FULL rather than a loop. */
@@ -267,10 +279,9 @@ static int write_insert_locked(hmm_t *m, uint32_t si, struct write_req *r, struc
         r->index_full = rc == HMM_FULL;
         return hmm_fail(rc, "%s: no free index slot within reach of the key's home bucket", m->path);
     }
-    uint64_t items = (uint64_t)(m->stripes[si].items + 1);
     r->want_growth = passed >= GROW_AFTER_PASSED_BUCKETS ||
-                     (items >= GROW_MIN_STRIPE_ITEMS &&
-                      items * (m->stripe_mask + 1) * 100 > cur.nb * HMM_BUCKET_SLOTS * GROW_FILL_PCT);
+                     (passed >= GROW_CHECK_PASSED &&
+                      hmm__items_total(m) * 100 >= cur.nb * HMM_BUCKET_SLOTS * GROW_FILL_PCT);
     return 0;
 }
 
