@@ -91,10 +91,11 @@ static int space_of(hmm_t *m, const char *dir, struct space *sp)
     return 0;
 }
 
-static int fill(hmm_t *m, uint64_t entries)
+/* Keys from..to-1. */
+static int fill(hmm_t *m, uint64_t from, uint64_t to)
 {
     char k[KEY_LEN];
-    for (uint64_t i = 0; i < entries; i++) {
+    for (uint64_t i = from; i < to; i++) {
         make_key(k, i);
         int rc = hmm_put(m, k, KEY_LEN, "10000000", VLEN, 0, 0);
         if (rc) {
@@ -123,7 +124,7 @@ static int space_row(FILE *csv, const char *label, const char *dir, const hmm_co
         printf("  %-24s cannot be opened: %s\n", label, hmm_strerror(rc));
         return rc;
     }
-    if ((rc = fill(m, entries)) != 0 || (rc = space_of(m, dir, sp)) != 0) {
+    if ((rc = fill(m, 0, entries)) != 0 || (rc = space_of(m, dir, sp)) != 0) {
         hmm_close(m);
         return rc ? rc : -1;
     }
@@ -143,6 +144,33 @@ static int space_row(FILE *csv, const char *label, const char *dir, const hmm_co
             (unsigned long long)entries, VLEN, label, index, (unsigned long long)sp->items);
     *out = m;
     return 0;
+}
+
+/* The file's bytes per entry as the grown map goes on growing, from
+ * `entries` to twice as many: the figure at `entries` alone depends on
+ * where that count falls between two doublings of the index (12 bytes an
+ * entry just before one, 24 just after), so the curve says what a map
+ * pays on average. */
+static void space_curve(FILE *csv, hmm_t *m, const char *dir, uint64_t entries)
+{
+    enum { STEPS = 8 };
+    double sum = 0;
+    int n = 0;
+    printf("  %-24s", "the same map, growing on:");
+    for (int i = 1; i <= STEPS; i++) {
+        uint64_t from = entries + entries * (uint64_t)(i - 1) / STEPS, to = entries + entries * (uint64_t)i / STEPS;
+        struct space sp;
+        if (fill(m, from, to) != 0 || space_of(m, dir, &sp) != 0)
+            break;
+        double file = per_entry(sp.file, sp.items);
+        printf(" %.2fM %.1f", (double)to / 1e6, file);
+        fprintf(csv, "space,bytes per entry beyond key and value (file),%llu,%d,fresh,hmm_file,map grown from 1 MiB,0,0,"
+                     "%.2f,%llu,0\n",
+                (unsigned long long)to, VLEN, file, (unsigned long long)sp.items);
+        sum += file;
+        n++;
+    }
+    printf("   (file, bytes per entry; mean %.1f)\n", n ? sum / n : NAN);
 }
 
 /* ---- timings ---- */
@@ -406,6 +434,7 @@ void footprint(FILE *csv, uint64_t entries, unsigned kills, struct footprint_fig
                " no size class took yet; live: chunks in use (header, key, value) plus the index, no fixed part."
                "  Not counted: hashmmap.replog, %llu KiB, and hashmmap.metrics, %llu KiB, both fixed-size)\n",
                (unsigned long long)(replog >> 10), (unsigned long long)(metrics >> 10));
+        space_curve(csv, g, gdir, entries);
         hmm_close(g);
     }
     bench_remove(gdir);
