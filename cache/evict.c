@@ -147,7 +147,7 @@ int hmm__evict_chunk(hmm_t *m, uint32_t held, uint64_t x, uint64_t hash, bool ex
 /* First chunk of the next page of class cls at or after page p (wrapping), 0 if none. */
 static uint64_t first_chunk_from(hmm_t *m, uint32_t cls, uint64_t p)
 {
-    uint64_t npages = map_npages(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
+    uint64_t npages = map_npages_mapped(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
     for (uint64_t i = 0; i < npages; i++) {
         uint64_t q = (p + i) % npages;
         if (atomic_load_explicit(&m->pagetab[q], memory_order_relaxed) == want)
@@ -266,7 +266,7 @@ static uint64_t usable_pages(hmm_t *m, uint32_t cls)
  * every size can be stored even when there are more classes than pages. */
 static uint64_t pick_donor_page(hmm_t *m, uint32_t needy, uint32_t *donor)
 {
-    uint64_t npages = map_npages(m);
+    uint64_t npages = map_npages_mapped(m);
     uint64_t keep = usable_pages(m, needy) == 0 ? 1 : 2;
     uint64_t start = atomic_fetch_add(&m->hdr->page_hand, 1);
     for (uint64_t i = 0; i < npages; i++) {
@@ -406,7 +406,7 @@ static bool run_window_vacate_page(hmm_t *m, uint32_t held, uint64_t q)
 /* Empty a window of n pages (runs_only: a page of a run); 0 or HMM_FULL. */
 static int empty_window(hmm_t *m, uint32_t held, uint64_t n, bool runs_only)
 {
-    uint64_t npages = map_npages(m);
+    uint64_t npages = map_npages_mapped(m);
     if (n == 0 || n > npages)
         return HMM_FULL;
     uint64_t start = atomic_fetch_add(&m->hdr->page_hand, 1);

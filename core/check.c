@@ -113,7 +113,7 @@ static void check_chunk(struct check_ctx *cx, uint64_t off)
 static void check_pages(struct check_ctx *cx)
 {
     hmm_t *m = cx->m;
-    uint64_t npages = map_npages(m);
+    uint64_t npages = map_npages_mapped(m);
     for (uint64_t p = 0; p < npages; p++) {
         uint64_t v = atomic_load(&m->pagetab[p]);
         uint64_t start = map_page_off(m, p);

@@ -91,7 +91,7 @@ static void rebuild_free_list_locked(hmm_t *m, uint32_t cls, const uint64_t *ski
 {
     struct hmm_class *c = &m->classes[cls];
     uint32_t size = m->class_size[cls];
-    uint64_t npages = map_npages(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
+    uint64_t npages = map_npages_mapped(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
     uint64_t head = 0, pages = 0, used = 0;
     for (uint64_t p = 0; p < npages; p++) {
         if (atomic_load(&m->pagetab[p]) != want)
@@ -178,7 +178,7 @@ static bool page_empty_locked(hmm_t *m, uint32_t cls, uint64_t p)
 static size_t return_empty_pages_locked(hmm_t *m, uint32_t cls)
 {
     struct hmm_class *c = &m->classes[cls];
-    uint64_t pages[RETURN_BATCH], npages = map_npages(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
+    uint64_t pages[RETURN_BATCH], npages = map_npages_mapped(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
     size_t n = 0;
     for (uint64_t p = 0; p < npages && n < RETURN_BATCH; p++)
         if (atomic_load(&m->pagetab[p]) == want && page_empty_locked(m, cls, p))
@@ -346,7 +346,7 @@ static uint64_t pick_sparsest_page(hmm_t *m, uint32_t needy, uint32_t *donor)
                        atomic_load(&m->classes[d].evac_page) == 0;
         hmm__unlock_class(m, d);
     }
-    uint64_t best = UINT64_MAX, best_live = 0, best_cpp = 1, npages = map_npages(m);
+    uint64_t best = UINT64_MAX, best_live = 0, best_cpp = 1, npages = map_npages_mapped(m);
     for (uint64_t p = 0; p < npages; p++) {
         uint64_t v = atomic_load(&m->pagetab[p]);
         uint32_t d = (uint32_t)HMM_PAGE_ARG(v);
@@ -406,7 +406,7 @@ static int reclaim_if_expired(hmm_t *m, uint32_t held, uint64_t x, uint64_t now)
 
 size_t hmm__reclaim_expired(hmm_t *m, uint32_t held)
 {
-    uint64_t now = hmm_now_ms(), npages = map_npages(m);
+    uint64_t now = hmm_now_ms(), npages = map_npages_mapped(m);
     uint64_t start = atomic_load(&m->hdr->page_hand);
     size_t reclaimed = 0, looked = 0;
     for (uint64_t i = 0; i < npages && looked < EXPIRED_SWEEP_CHUNKS; i++) {

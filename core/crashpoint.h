@@ -65,6 +65,8 @@
  *                   its new key not yet inserted
  *   drain_viewed    a helper decoded the old index without a lock, not yet
  *                   draining its buckets
+ *   open_viewed     an opener loaded the index words, not yet checked
+ *                   against the page table
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H

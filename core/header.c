@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/crashpoint.h"
 
 /* Creation flags a header may carry (FORMAT.md §3). */
 #define HEADER_FLAGS (HMM_CACHE | HMM_NOREPLOG)
@@ -132,15 +133,31 @@ static bool index_word_sane(hmm_t *m, uint64_t word)
            HMM_PAGE_ARG(head) >= pages;
 }
 
+/* Index words the page table may no longer back: a growth that ended
+ * after they were loaded freed their runs (FORMAT.md §10).  Words never
+ * repeat, so words found unchanged after a failed check are damage. */
+#define OPEN_INDEX_TRIES 64
+
 int hmm__header_validate_mapped(hmm_t *m)
 {
-    uint64_t cur = atomic_load(&m->hdr->index_cur), old = atomic_load(&m->hdr->index_old);
-    if (cur == 0 || !index_word_sane(m, cur))
-        return hmm_fail(HMM_CORRUPT, "%s: header field index_cur 0x%llx names no index run", m->path,
-                        (unsigned long long)cur);
-    if (old != 0 && !index_word_sane(m, old))
+    for (int tries = 1;; tries++) {
+        uint64_t cur = atomic_load(&m->hdr->index_cur), old = atomic_load(&m->hdr->index_old);
+        HMM_CRASHPOINT("open_viewed");
+        bool cur_ok = cur != 0 && index_word_sane(m, cur);
+        bool old_ok = old == 0 || index_word_sane(m, old);
+        if (cur_ok && old_ok)
+            break;
+        /* A run is freed only after the header stopped naming it (seq_cst
+         * loads: a table entry seen freed comes with the words' change). */
+        bool changed = atomic_load(&m->hdr->index_cur) != cur || atomic_load(&m->hdr->index_old) != old;
+        if (changed && tries < OPEN_INDEX_TRIES)
+            continue;
+        if (!cur_ok)
+            return hmm_fail(HMM_CORRUPT, "%s: header field index_cur 0x%llx names no index run", m->path,
+                            (unsigned long long)cur);
         return hmm_fail(HMM_CORRUPT, "%s: header field index_old 0x%llx names no index run", m->path,
                         (unsigned long long)old);
+    }
     for (uint32_t c = 0; c < m->nclasses; c++)
         if (m->classes[c].size != m->class_size[c])
             return hmm_fail(HMM_CORRUPT, "%s: class %u records chunk size %u, the header says %u", m->path, c,

@@ -186,6 +186,26 @@ static inline uint64_t map_npages(const hmm_t *m)
 {
     return atomic_load_explicit(&m->hdr->npages, memory_order_acquire);
 }
+/* The page count, for a walk of the page table that touches the pages
+ * themselves (allocation, compaction, eviction, check): another process may
+ * have grown the file past what this handle has validated, and such a page
+ * is met through the table, not through hmm_at, so the limit is raised
+ * first (under valgrind that also makes the new pages memory again, map.c).
+ * Only pages within the limit are counted: a file cut short under the map
+ * is not walked past its end. */
+static inline uint64_t map_npages_mapped(hmm_t *m)
+{
+    uint64_t n = map_npages(m);
+    uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    if (__builtin_expect(map_page_off(m, n) > limit, 0)) {
+        (void)hmm__map_refresh_limit(m); /* on failure, the limit stays and bounds the walk */
+        limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+        uint64_t within = limit > m->data_off ? (limit - m->data_off) >> m->page_shift : 0;
+        if (n > within)
+            n = within;
+    }
+    return n;
+}
 
 /* Geometry of a map, computed from its creation parameters alone: creation
  * lays the file out by it, and every open recomputes it to check the header. */

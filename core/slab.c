@@ -153,7 +153,7 @@ static bool run_is_free(hmm_t *m, uint64_t first, uint64_t n)
 
 static bool find_free_run(hmm_t *m, uint64_t n, uint64_t *page)
 {
-    uint64_t npages = map_npages(m);
+    uint64_t npages = map_npages_mapped(m);
     for (uint64_t p = 0; p + n <= npages; p++) {
         if (run_is_free(m, p, n)) {
             *page = p;

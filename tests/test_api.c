@@ -16,6 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+#include <valgrind/memcheck.h>
+#endif
+
 static hmm_t *fresh(void)
 {
     return tu_open(tu_tmpdir(), 1 << 20, 0, 0);
@@ -896,6 +900,56 @@ static void test_stat_nprocs_leaves_out_a_process_that_exited_without_close(void
     hmm_close(m);
 }
 
+/* Under valgrind a handle marks its reservation past the file's end as no
+ * memory, and takes it back as it meets pages beyond what it has checked
+ * (core/map.c).  Another handle (here in the same process, the same as in
+ * another) grows the file with runs of whole pages; the first then puts
+ * small values, whose class takes a page the growth added, checks the map
+ * and walks it: memcheck must find nothing.  Meaningful only under
+ * valgrind (make check-valgrind), skipped otherwise. */
+static void test_pages_another_handle_added_are_memory_to_memcheck(void **state)
+{
+#ifdef HAVE_VALGRIND_MEMCHECK_H
+    if (!RUNNING_ON_VALGRIND)
+        skip();
+    const char *dir = tu_tmpdir();
+    hmm_t *a = tu_open(dir, 1 << 20, 64 << 20, 0);
+    hmm_t *b = tu_open(dir, 1 << 20, 64 << 20, 0);
+    static char val[20000];
+    char key[32];
+    hmm_stats before, after;
+    TU_OK(hmm_stat(b, &before));
+    for (int i = 0; i < 60; i++) { /* about 1.5 times the entry pages of 1 MiB */
+        snprintf(key, sizeof key, "run%d", i);
+        TU_OK(hmm_put(b, key, strlen(key), val, sizeof val, 0, 0));
+    }
+    TU_OK(hmm_stat(b, &after));
+    assert_true(after.file_size > before.file_size);
+    unsigned errors = VALGRIND_COUNT_ERRORS;
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "small%d", i);
+        TU_OK(hmm_put(a, key, strlen(key), val, 100, 0, 0));
+    }
+    TU_OK(hmm_check(a, 0, NULL));
+    hmm_cursor *c;
+    TU_OK(hmm_cursor_open(a, &c));
+    const void *k, *v;
+    size_t kl, vl;
+    int n = 0;
+    while (hmm_cursor_next(c, &k, &kl, &v, &vl) == 0)
+        n++;
+    hmm_cursor_close(c);
+    assert_int_equal(n, 80);
+    if (VALGRIND_COUNT_ERRORS != errors)
+        fail_msg("memcheck found %u errors in a handle's use of pages another handle added",
+                 VALGRIND_COUNT_ERRORS - errors);
+    hmm_close(b);
+    hmm_close(a);
+#else
+    skip();
+#endif
+}
+
 static void test_check_on_healthy_map_returns_zero(void **state)
 {
     hmm_t *m = fresh();
@@ -1117,6 +1171,7 @@ int main(void)
         cmocka_unit_test(test_last_error_is_per_thread_and_empty_after_success_on_a_fresh_thread),
         cmocka_unit_test(test_cache_puts_that_evict_leave_no_detail),
         cmocka_unit_test(test_stat_nprocs_leaves_out_a_process_that_exited_without_close),
+        cmocka_unit_test(test_pages_another_handle_added_are_memory_to_memcheck),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

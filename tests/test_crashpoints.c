@@ -1159,6 +1159,60 @@ static void test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it(voi
     hmm_close(m);
 }
 
+static int open_until_stalled(void *dir)
+{
+    hmm_crashpoint_stall("open_viewed", 1);
+    hmm_t *m = NULL;
+    int rc = hmm_open(&m, dir, NULL);
+    if (rc) {
+        fprintf(stderr, "open: %s (%s)\n", hmm_errname(rc), hmm_last_error());
+        return 2;
+    }
+    hmm_close(m);
+    return 0;
+}
+
+/* An opener stopped after it loaded the index words, before it checked
+ * that the page table holds index runs where they point, while the growth
+ * of those indexes ends and frees their runs (with no growth under way
+ * when it loaded them, and with one being drained).  A run freed by growth
+ * is not damage: the open must succeed. */
+static void test_an_open_that_loaded_the_index_words_before_a_growth_ended_succeeds(void **state)
+{
+    for (int draining = 0; draining < 2; draining++) {
+        const char *dir = tu_tmpdir();
+        hmm_t *m = tu_open(dir, 1 << 20, 256 << 20, 0);
+        uint32_t next = 0;
+        char key[32], val[40];
+        while (draining && atomic_load(&m->hdr->index_old) == 0) { /* a growth begins */
+            snprintf(key, sizeof key, "P%u", next);
+            tu_value(val, sizeof val, key, next++);
+            TU_OK(hmm_put(m, key, strlen(key), val, sizeof val, 0, 0));
+            if (next > 4000000)
+                fail_msg("no growth began within 4 M puts");
+        }
+        pid_t opener = tu_fork(open_until_stalled, (void *)dir);
+        wait_until_stopped(opener, "open_viewed");
+        /* Ends the growth under way (the opener's index_old is freed), or
+         * grows once (its index_cur is). */
+        while (draining && atomic_load(&m->hdr->index_old) != 0) {
+            snprintf(key, sizeof key, "P%u", next);
+            tu_value(val, sizeof val, key, next++);
+            TU_OK(hmm_put(m, key, strlen(key), val, sizeof val, 0, 0));
+        }
+        if (!draining)
+            assert_int_equal(grow_once(m, "P", &next, UINT32_MAX), 0);
+        expect_index_pages(m, true, "after the growth under the stalled opener");
+        kill(opener, SIGCONT);
+        int code = tu_exit_code(tu_wait(opener, 20000));
+        if (code != 0)
+            fail_msg("an open stopped over index words a growth then retired (%s) failed (%d)",
+                     draining ? "one being drained" : "none being drained", code);
+        check_sound(m, "open_viewed", "after the stalled open went on");
+        hmm_close(m);
+    }
+}
+
 /* ---- a cold start killed before it finished (FORMAT.md §10) ---- */
 
 static int cold_start_until_killed(void *dir)
@@ -1326,6 +1380,7 @@ int main(void)
         cmocka_unit_test(test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index),
         cmocka_unit_test(test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner),
         cmocka_unit_test(test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it),
+        cmocka_unit_test(test_an_open_that_loaded_the_index_words_before_a_growth_ended_succeeds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
