@@ -47,8 +47,8 @@
  * last seq (its latest heartbeat), a catch-up after a restart or a lost
  * connection, the interval is longer: the faults after each sync, not the
  * sync, were what a catch-up of 575 000 records still paid once the sync
- * had its own thread (155 000-240 000 records/s with 1 s, 270 000-320 000
- * with 3 s, 300 000-370 000 without syncs: bench/README.md).  What it
+ * had its own thread (110 000-240 000 records/s with 1 s, 200 000-330 000
+ * with 3 s, 280 000-370 000 without syncs: bench/README.md).  What it
  * costs: a daemon killed during a catch-up resumes up to 3 s of applying
  * (and a sync) back; those records are in the primary's log, which the
  * catch-up is reading. */
