@@ -48,10 +48,18 @@ struct hmm {
     bool anon;
     bool nometrics;             /* HMM_NOMETRICS: never bind a counting slot */
     bool replica_writer;        /* HMM_REPLICA_WRITER: may write while the map is a replica */
-    /* hmm_apply changed the map since this handle's last hmm_sync began:
-     * a replica position stored now may name changes not on disk yet
-     * (repl_state.c counts such stores).  Process-local. */
-    atomic_bool applied_unsynced;
+    /* sync.c: the changes hmm_apply made through this handle that no
+     * completed hmm_sync covers, as the lowest record seq among them
+     * (UINT64_MAX: none); repl_state.c counts a replica position stored
+     * past one (FORMAT.md §13, replica position).  open: made since the
+     * latest sync began; flushing: noted by a sync that has not ended
+     * well yet.  Under mutex, held for a few instructions, never across a
+     * flush (a sync thread flushes while another thread applies). */
+    struct {
+        pthread_mutex_t mutex;
+        uint64_t open_low, flushing_low;
+        uint64_t flushes_begun; /* numbers the syncs: only the latest clears */
+    } unsynced;
     char *path;                 /* the map file, for messages; "(anonymous)" */
     uint8_t *base;              /* start of this process's mapping */
     size_t reserve;             /* bytes of address space reserved for the file */
@@ -181,6 +189,11 @@ static inline void *hmm_at(hmm_t *m, uint64_t off, uint64_t len)
  * the file is shorter than its pages (truncated under the mapping: the
  * walkers call it first, so they refuse instead of taking SIGBUS). */
 int hmm__map_refresh_limit(hmm_t *m);
+
+/* sync.c: an hmm_apply of record seq made a change no sync covers yet;
+ * whether such a change of a record below seq is still uncovered. */
+void hmm__unsynced_note_apply(hmm_t *m, uint64_t seq);
+bool hmm__unsynced_below(hmm_t *m, uint64_t seq);
 static inline uint64_t map_page_off(const hmm_t *m, uint64_t page) { return m->data_off + (page << m->page_shift); }
 static inline uint64_t map_npages(const hmm_t *m)
 {

@@ -25,6 +25,7 @@ HMM_CORE_SOURCES = \
 	%reldir%/cursor.c \
 	%reldir%/check.c \
 	%reldir%/stat.c \
+	%reldir%/sync.c \
 	%reldir%/grow.c \
 	%reldir%/metrics.c \
 	%reldir%/replog.c \

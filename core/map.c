@@ -304,6 +304,8 @@ static hmm_t *handle_new(const char *path, uint32_t flags, bool anon)
     m->anon = anon;
     m->path = strdup(path);
     pthread_mutex_init(&m->slot_mutex, NULL);
+    pthread_mutex_init(&m->unsynced.mutex, NULL);
+    m->unsynced.open_low = m->unsynced.flushing_low = UINT64_MAX;
     if (!m->path) {
         free(m);
         return NULL;
@@ -320,6 +322,7 @@ static void handle_free(hmm_t *m)
     if (m->fd >= 0)
         close(m->fd);
     pthread_mutex_destroy(&m->slot_mutex);
+    pthread_mutex_destroy(&m->unsynced.mutex);
     free(m->path);
     free(m);
 }
@@ -576,39 +579,6 @@ HMM_EXPORT void hmm_close(hmm_t *m)
     if (!m->rdonly)
         hmm__proc_slot_release(m);
     handle_free(m);
-}
-
-/* msync and fsync the map, then its replication log.  0 or -errno (set). */
-static int sync_files(hmm_t *m)
-{
-    uint64_t len = atomic_load(&m->limit);
-    if (msync(m->base, len, MS_SYNC) != 0)
-        return hmm_fail(-errno, "%s: msync: %s", m->path, strerror(errno));
-    if (fsync(m->fd) != 0)
-        return hmm_fail(-errno, "%s: fsync: %s", m->path, strerror(errno));
-    /* The replication log too: a replica resumes from its sequence numbers. */
-    if (m->rhdr && (msync(m->rhdr, HMM_REPLOG_HDR_SIZE + m->rcap, MS_SYNC) != 0 || fsync(m->rfd) != 0))
-        return hmm_fail(-errno, "%s: replication log sync: %s", m->path, strerror(errno));
-    return 0;
-}
-
-HMM_EXPORT int hmm_sync(hmm_t *m)
-{
-    hmm__error_clear();
-    if (!m)
-        return hmm_fail(-EINVAL, "hmm_sync: NULL handle");
-    if (m->anon || m->rdonly)
-        return 0;
-    /* Cleared before the flush: a change applied by another thread while
-     * it runs sets it again, so it never hides one the flush missed.  A
-     * failed flush puts it back. */
-    bool was_unsynced = atomic_exchange_explicit(&m->applied_unsynced, false, memory_order_relaxed);
-    int rc = sync_files(m);
-    if (rc && was_unsynced)
-        atomic_store_explicit(&m->applied_unsynced, true, memory_order_relaxed);
-    if (rc == 0)
-        metrics_add(m, HMM_C_SYNCS, 1);
-    return rc;
 }
 
 /* ---- passing an anonymous map to another process (issue 20) ----

@@ -114,21 +114,19 @@ HMM_EXPORT int hmm_replica_position_get(hmm_t *m, uint8_t primary_id[16], uint64
     return hmm_replica_position_get_with_digest(m, primary_id, next_seq, &digest_seq, &digest);
 }
 
-/* Whether storing next_seq for primary id raises the stored position
- * while changes applied through m are not synced (FORMAT.md §13, replica
- * position, durability): such a position may reach the disk before them.
- * Keeping or lowering next_seq names nothing new (a proof written ahead,
- * a snapshot's start).  Only the daemon writes the position, so the
- * relaxed reads of the words it wrote last are its own. */
+/* Whether storing next_seq for primary id raises the stored position past
+ * a change applied through m that no completed sync covers (FORMAT.md §13,
+ * replica position, what the library checks): such a position may reach
+ * the disk before it.  Keeping or lowering next_seq names nothing new (a
+ * proof written ahead, a snapshot's start).  Only the daemon writes the
+ * position, so the relaxed reads of the words it wrote last are its own. */
 static bool names_unsynced_changes(hmm_t *m, struct hmm_replica_pos *p, const uint64_t id[2], uint64_t next_seq)
 {
-    if (!atomic_load_explicit(&m->applied_unsynced, memory_order_relaxed))
-        return false;
     bool same = atomic_load_explicit(&p->valid, memory_order_relaxed) == 1 &&
                 atomic_load_explicit(&p->primary_id[0], memory_order_relaxed) == id[0] &&
                 atomic_load_explicit(&p->primary_id[1], memory_order_relaxed) == id[1];
     uint64_t stored = same ? atomic_load_explicit(&p->next_seq, memory_order_relaxed) : 0;
-    return next_seq > stored;
+    return next_seq > stored && hmm__unsynced_below(m, next_seq);
 }
 
 /* Every word of the position in one seqlock write (FORMAT.md §13, replica

@@ -514,14 +514,12 @@ HMM_EXPORT int hmm_cas_tagged(hmm_t *m, const void *key, size_t klen, const void
     return write_value(m, WRITE_CAS, key, klen, val, vlen, ttl_ms, 0, expected_version, tag);
 }
 
-/* After an hmm_apply: the map may hold a change no sync has covered (also
- * after a failure, which may have changed it partway), until the next
- * hmm_sync.  Set after the write, so a sync that began before it cannot
- * clear it (hmm_sync clears before it flushes).  Returns rc. */
-static int applied(hmm_t *m, int rc)
+/* After an hmm_apply of rec: the map may hold a change no sync has covered
+ * (also after a failure, which may have changed it partway), until a sync
+ * that begins after this note ends (sync.c).  Returns rc. */
+static int applied(hmm_t *m, const hmm_replog_record *rec, int rc)
 {
-    if (!atomic_load_explicit(&m->applied_unsynced, memory_order_relaxed))
-        atomic_store_explicit(&m->applied_unsynced, true, memory_order_relaxed);
+    hmm__unsynced_note_apply(m, rec->seq);
     return rc;
 }
 
@@ -538,12 +536,12 @@ HMM_EXPORT int hmm_apply(hmm_t *m, const hmm_replog_record *rec)
             struct write_req r = {.kind = WRITE_PUT, .key = rec->key, .klen = rec->klen, .val = rec->val,
                                   .vlen = rec->vlen, .vtype = (uint8_t)rec->tag, .absolute_expiry = true,
                                   .expire_abs_ms = rec->expire_ms};
-            return applied(m, write_run(m, &r));
+            return applied(m, rec, write_run(m, &r));
         }
     } else if (rec->op != HMM_REC_DEL) {
         return hmm_fail(-EINVAL, "record op %u is neither HMM_REC_PUT nor HMM_REC_DEL", rec->op);
     }
     struct write_req r = {.kind = WRITE_DEL, .key = rec->key, .klen = rec->klen};
     int rc = write_run(m, &r);
-    return applied(m, rc == HMM_NOTFOUND ? 0 : rc); /* already absent: the state the record describes */
+    return applied(m, rec, rc == HMM_NOTFOUND ? 0 : rc); /* already absent: the state the record describes */
 }

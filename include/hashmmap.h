@@ -421,7 +421,9 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st);
  * replication log).  No-op for anonymous maps and read-only handles.  The
  * cost is that of writing every page dirtied since the last flush, plus a
  * journal commit: a replica daemon calls it once per position it stores,
- * not once per change.  Counted in the "syncs" counter. */
+ * not once per change.  It covers every change made before it began; it
+ * may run in one thread while others write through the same handle (their
+ * changes wait for the next sync).  Counted in the "syncs" counter. */
 HMM_EXPORT int hmm_sync(hmm_t *m);
 /* Name ("gets") and one-line meaning of counter id (enum hmm_counter);
  * NULL for an id out of range. */
@@ -527,12 +529,14 @@ HMM_EXPORT int hmm_replica_position_set(hmm_t *m, const uint8_t primary_id[16], 
  *
  * Durability (docs/FORMAT.md §13, replica position): the position lives in
  * the map file, whose pages reach the disk in any order, so a position may
- * name only changes already on stable storage: call hmm_sync() after the
- * hmm_apply() calls it covers and before a set that raises next_seq.  A set
- * that raises next_seq while changes applied through this handle since its
- * last hmm_sync() are not synced is still stored, and counted in the
- * "unsynced_positions" counter (after a power loss it could be on disk
- * without them).  A set that keeps next_seq (a proof written ahead) or
+ * name only changes already on stable storage: an hmm_sync() that began
+ * after the hmm_apply() calls it covers must have returned 0 before a set
+ * that raises next_seq.  A set that raises next_seq to N while a change
+ * hmm_apply() made through this handle of a record below N (its seq; 0
+ * counts as below every N) is not covered by such a sync is still stored,
+ * and counted in the "unsynced_positions" counter (after a power loss it
+ * could be on disk without the change).  Changes of records N and after
+ * may be unsynced.  A set that keeps next_seq (a proof written ahead) or
  * lowers it names nothing new and is never counted. */
 HMM_EXPORT int hmm_replica_position_get_with_digest(hmm_t *m, uint8_t primary_id[16], uint64_t *next_seq,
                                                     uint64_t *digest_seq, uint64_t *digest);

@@ -604,6 +604,40 @@ static void test_a_position_stored_ahead_of_unsynced_changes_is_counted(void **s
     hmm_close(m);
 }
 
+/* A sync covers what was applied before it: a position naming only those
+ * records is not counted while later records (applied during or after the
+ * sync, as a replica daemon's sync thread lets it) are still unsynced; one
+ * that names a later record is.  A record of seq 0 (a snapshot's entry, a
+ * stale key's delete) is named by every position until a sync covers it. */
+static void test_a_position_is_counted_only_when_it_names_an_unsynced_record(void **state)
+{
+    (void)state;
+    hmm_t *m = open_cfg(tu_tmpdir(), 0, 0);
+    uint8_t id[16] = {7};
+    hmm_replog_record rec = {.op = HMM_REC_PUT, .key = "k", .klen = 1, .val = "v", .vlen = 1};
+    for (rec.seq = 1; rec.seq <= 4; rec.seq++)
+        TU_OK(hmm_apply(m, &rec));
+    TU_OK(hmm_sync(m));
+    for (rec.seq = 5; rec.seq <= 6; rec.seq++)
+        TU_OK(hmm_apply(m, &rec));
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 5, 6, 66)); /* records 1-4: synced */
+    assert_int_equal(counter_of(m, HMM_C_UNSYNCED_POSITIONS), 0);
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 6, 6, 66)); /* names record 5 */
+    assert_int_equal(counter_of(m, HMM_C_UNSYNCED_POSITIONS), 1);
+    TU_OK(hmm_sync(m));
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 7, 6, 66));
+    assert_int_equal(counter_of(m, HMM_C_UNSYNCED_POSITIONS), 1);
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 0, 0, 0)); /* a snapshot starts */
+    rec.seq = 0;
+    TU_OK(hmm_apply(m, &rec)); /* one of its entries */
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 2, 1, 11));
+    assert_int_equal(counter_of(m, HMM_C_UNSYNCED_POSITIONS), 2);
+    TU_OK(hmm_sync(m));
+    TU_OK(hmm_replica_position_set_with_digest(m, id, 3, 2, 22));
+    assert_int_equal(counter_of(m, HMM_C_UNSYNCED_POSITIONS), 2);
+    hmm_close(m);
+}
+
 /* ---- role and epoch (issue 19) ---- */
 
 static void test_a_map_made_before_roles_reads_as_primary_at_epoch_zero(void **state)
@@ -1019,6 +1053,7 @@ int main(void)
         cmocka_unit_test(test_replica_position_persists_across_reopen),
         cmocka_unit_test(test_replica_position_keeps_the_proof_of_its_history),
         cmocka_unit_test(test_a_position_stored_ahead_of_unsynced_changes_is_counted),
+        cmocka_unit_test(test_a_position_is_counted_only_when_it_names_an_unsynced_record),
         cmocka_unit_test(test_repl_status_is_kept_in_the_metrics_file),
         cmocka_unit_test(test_a_map_made_before_roles_reads_as_primary_at_epoch_zero),
         cmocka_unit_test(test_a_replica_map_refuses_local_writes_but_not_reads_nor_its_daemon),

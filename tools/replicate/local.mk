@@ -4,6 +4,7 @@ if HAVE_OPENSSL
 bin_PROGRAMS += hashmmap-replicate
 hashmmap_replicate_SOURCES = %reldir%/hashmmap-replicate.c %reldir%/repl.h \
 	%reldir%/repl_frame.c %reldir%/repl_frame.h %reldir%/repl_keyset.c %reldir%/repl_keyset.h \
+	%reldir%/repl_sync.c %reldir%/repl_sync.h \
 	%reldir%/repl_auth.c %reldir%/repl_conn.c %reldir%/repl_log.c \
 	%reldir%/repl_primary.c %reldir%/repl_promote.c %reldir%/repl_replica.c \
 	tools/open_regular.c tools/open_regular.h tools/bus_error.c tools/bus_error.h \

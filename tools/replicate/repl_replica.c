@@ -27,6 +27,7 @@
 #include "repl.h"
 #include "tools/errtext.h"
 #include "repl_keyset.h"
+#include "repl_sync.h"
 
 #define CONNECT_TIMEOUT_MS 5000
 #define BACKOFF_FIRST_MS 200u
@@ -34,14 +35,25 @@
 #define STATUS_EVERY_MS 500u
 /* How often the applied changes are synced and the position naming them
  * stored (docs/FORMAT.md §13, replica position, durability): at most one
- * msync + fsync per interval while changes flow, one more when they stop.
- * A replica killed (or its host lost) resumes at most this much behind
- * what it had applied; the records are sent again, so the primary's log
- * must hold a second of changes.  Why not shorter: each sync cleans the
- * pages, and the next change to each faults again; a catch-up of 575 000
- * records ran at 128 000/s with 1 s, 29 000/s with 200 ms (250 000/s
- * without syncs; docs/PROTOCOL.md §9). */
+ * msync + fsync per interval while changes flow (counted from the end of
+ * the last), one more when they stop.  A replica killed (or its host lost)
+ * resumes at most this much, plus a sync's time, behind what it had
+ * applied; the records are sent again, so the primary's log must hold a
+ * few seconds of changes.  Why not shorter: each sync cleans the pages,
+ * and the next change to each faults again (0.03-0.04 minor faults per
+ * record without syncs, 0.07-0.10 with one a second: bench/README.md). */
 #define SYNC_EVERY_MS 1000u
+/* While the replica is more than CATCHING_UP_RECORDS behind the primary's
+ * last seq (its latest heartbeat), a catch-up after a restart or a lost
+ * connection, the interval is longer: the faults after each sync, not the
+ * sync, were what a catch-up of 575 000 records still paid once the sync
+ * had its own thread (110 000-240 000 records/s with 1 s, 200 000-330 000
+ * with 3 s, 280 000-370 000 without syncs: bench/README.md).  What it
+ * costs: a daemon killed during a catch-up resumes up to 3 s of applying
+ * (and a sync) back; those records are in the primary's log, which the
+ * catch-up is reading. */
+#define SYNC_EVERY_MS_CATCHING_UP 3000u
+#define CATCHING_UP_RECORDS 10000u
 
 enum replica_state { R_CHALLENGE, R_AUTH_OK, R_START, R_SNAPSHOT, R_STREAMING };
 
@@ -60,8 +72,10 @@ struct replica {
     uint64_t digest;          /* its digest (docs/PROTOCOL.md §2); 0 none */
     uint64_t epoch;           /* the newest primary epoch seen (kept in the map) */
     int position_dirty;       /* applied changes that no stored position names yet */
-    int position_unsynced;    /* a position stored since the last sync */
-    uint64_t last_sync_ms;    /* monotonic_ms of the last sync */
+    int position_unsynced;    /* a position stored since the last sync began */
+    uint64_t last_sync_ms;    /* monotonic_ms of the last sync's end */
+    struct repl_sync syncer;  /* the sync thread (repl_sync.h) */
+    int sync_names_position;  /* the running sync's noted next_seq is to be stored */
     uint64_t snap_seq;
     struct repl_keyset seen;  /* keys the snapshot carried */
     uint64_t last_ack_ms, acked;
@@ -155,11 +169,65 @@ static int save_position(struct replica *r)
     return 0;
 }
 
+/* The end of the checkpoint begun by checkpoint_begin: once its sync has
+ * ended (waiting for it if wait), the next_seq noted before it began is
+ * stored, with the proof of now (docs/FORMAT.md §13, replica position,
+ * checkpoints).  0 (also when no sync is asked for, or it runs on and
+ * !wait), or -1 (logged; the connection ends, nothing is stored, and the
+ * end-of-connection checkpoint syncs again). */
+static int checkpoint_collect(struct replica *r, int wait)
+{
+    int rc;
+    uint64_t synced_next_seq;
+    if (!repl_sync_collect(&r->syncer, wait, &rc, &synced_next_seq))
+        return 0;
+    r->last_sync_ms = monotonic_ms();
+    if (rc) {
+        log_error("%s: cannot sync the replica map: %s", r->o->dir, hmm_strerror(rc));
+        r->local_failure = 1;
+        r->position_dirty |= r->sync_names_position;
+        r->position_unsynced = 1;
+        return -1;
+    }
+    if (!r->sync_names_position)
+        return 0;
+    if (store_position(r, synced_next_seq, r->digest_seq, r->digest))
+        return -1;
+    r->has_position = 1;
+    return 0;
+}
+
+/* A checkpoint without stopping the apply loop: the sync thread syncs what
+ * was applied up to now, and checkpoint_collect stores the next_seq noted
+ * here once it has ended; records applied meanwhile wait for the next one.
+ * The sync covers every position stored so far, too. */
+static void checkpoint_begin(struct replica *r)
+{
+    r->sync_names_position = r->position_dirty;
+    r->position_dirty = 0;
+    r->position_unsynced = 0;
+    repl_sync_ask(&r->syncer, r->m, r->next_seq);
+}
+
+/* Before the map is closed under a running sync (replaced, promoted): its
+ * position is not stored (the map it would name is going, or no longer a
+ * replica). */
+static void checkpoint_abandon(struct replica *r)
+{
+    int rc;
+    uint64_t next_seq;
+    (void)repl_sync_collect(&r->syncer, 1, &rc, &next_seq);
+}
+
 /* Everything applied so far, and the position stored before, to stable
- * storage (hmm_sync: msync + fsync of the map and its log).  0, or -1
- * (logged; the connection ends and the position stays where it was). */
+ * storage (hmm_sync: msync + fsync of the map and its log), in this
+ * thread, after the sync thread's checkpoint has ended and been stored.
+ * 0, or -1 (logged; the connection ends and the position stays where it
+ * was). */
 static int sync_applied(struct replica *r)
 {
+    if (checkpoint_collect(r, 1))
+        return -1;
     int rc = hmm_sync(r->m);
     r->last_sync_ms = monotonic_ms();
     if (rc) {
@@ -182,18 +250,26 @@ static int checkpoint(struct replica *r)
     return r->position_dirty ? save_position(r) : 0;
 }
 
-/* A checkpoint is due every SYNC_EVERY_MS while changes are applied, and
- * once more after they stop, so the last position stored is synced too. */
-static int checkpoint_due(const struct replica *r, uint64_t mono_ms)
+/* A checkpoint is due every SYNC_EVERY_MS (SYNC_EVERY_MS_CATCHING_UP far
+ * behind the primary) while changes are applied, and once more after they
+ * stop, so the last position stored is synced too; not while one runs. */
+static int checkpoint_due(struct replica *r, uint64_t mono_ms)
 {
-    return (r->position_dirty || r->position_unsynced) && mono_ms - r->last_sync_ms >= SYNC_EVERY_MS;
+    uint64_t interval_ms =
+        r->status.primary_seq > r->next_seq + CATCHING_UP_RECORDS ? SYNC_EVERY_MS_CATCHING_UP : SYNC_EVERY_MS;
+    return (r->position_dirty || r->position_unsynced) && mono_ms - r->last_sync_ms >= interval_ms &&
+           !repl_sync_pending(&r->syncer);
 }
 
-/* Before the connection ends (lost, SIGTERM): the position names all that
- * was applied and is on disk, so a restart resumes exactly. */
+/* Before the connection ends (lost, SIGTERM): the running checkpoint ends,
+ * then the position names all that was applied and is on disk, so a
+ * restart resumes exactly. */
 static void checkpoint_at_end(struct replica *r)
 {
-    if (r->m && (r->position_dirty || r->position_unsynced) && checkpoint(r) == 0 && r->position_unsynced)
+    if (!r->m)
+        return;
+    (void)checkpoint_collect(r, 1);
+    if ((r->position_dirty || r->position_unsynced) && checkpoint(r) == 0 && r->position_unsynced)
         (void)sync_applied(r);
 }
 
@@ -358,6 +434,7 @@ static int promoted_under_us(struct replica *r)
         return 0;
     log_error("%s: promoted to a primary (epoch %" PRIu64 ") while this replica daemon ran; stopping, so that "
               "nothing of %s is applied over its writes", r->o->dir, ri.epoch, r->o->primary);
+    checkpoint_abandon(r);
     hmm_close(r->m); /* and no replica status over the new primary's */
     r->m = NULL;
     r->fatal = 1;
@@ -378,6 +455,7 @@ static int map_replaced(struct replica *r)
         return 0;
     log_warn("%s: the replica map was replaced or deleted under the daemon; opening it again (it resyncs)", r->o->dir);
     publish_status(r, 0);
+    checkpoint_abandon(r);
     hmm_close(r->m);
     r->m = NULL;
     r->position_dirty = r->position_unsynced = 0; /* they were the old file's */
@@ -407,6 +485,9 @@ static int apply(struct replica *r, const struct repl_frame *f)
 static int force_resync(struct replica *r, const char *why)
 {
     log_error("%s: %s; resyncing with a full snapshot", r->conn.peer, why);
+    /* The running checkpoint first: stored after (id, 0), it would undo it. */
+    if (checkpoint_collect(r, 1))
+        return -1;
     r->next_seq = 0; /* (id, 0): the primary sends a snapshot; it names nothing, so no sync first */
     r->digest_seq = r->digest = 0;
     r->position_dirty = 0;
@@ -576,6 +657,8 @@ static int start_streaming(struct replica *r, const struct repl_frame *f)
  * restart in the middle asks for a new snapshot instead of resuming. */
 static int start_snapshot(struct replica *r, const struct repl_frame *f)
 {
+    if (checkpoint_collect(r, 1)) /* its position is of the id we leave */
+        return -1;
     memcpy(r->primary_id, f->map_id, REPL_ID_LEN);
     r->next_seq = r->digest_seq = r->digest = 0;
     r->snap_seq = f->seq;
@@ -723,8 +806,10 @@ static int run_session(struct replica *r, int fd, const char *host)
             if (got < 0 || on_frame(r, &f))
                 lost = 1;
         uint64_t mono = monotonic_ms();
-        if (!lost && r->m && checkpoint_due(r, mono) && checkpoint(r))
+        if (!lost && r->m && checkpoint_collect(r, 0))
             lost = 1;
+        if (!lost && r->m && checkpoint_due(r, mono))
+            checkpoint_begin(r);
         if (!lost && r->state >= R_SNAPSHOT && (r->acked != r->next_seq || r->last_ack_ms == 0) &&
             mono - r->last_ack_ms >= ACK_EVERY_MS) {
             if (repl_put_ack(&r->conn.out, r->next_seq, wall_clock_ms()))
@@ -772,6 +857,11 @@ int repl_replica_run(const struct repl_options *o)
 {
     struct replica r = {.o = o, .conn = {.fd = -1}};
     int ret = -1;
+    int rc = repl_sync_init(&r.syncer);
+    if (rc) {
+        log_error("cannot start the sync thread: %s", strerror(rc));
+        return -1;
+    }
     if (open_existing_map(&r)) /* else it is made on the first START */
         goto fail;
     if (!r.m && dir_can_hold_a_map(o->dir))
@@ -809,6 +899,7 @@ int repl_replica_run(const struct repl_options *o)
     log_info("shutting down");
     ret = 0;
 fail:
+    repl_sync_free(&r.syncer); /* every session waited for its checkpoint: none runs */
     if (r.m) {
         publish_status(&r, 0);
         hmm_close(r.m);
