@@ -631,12 +631,12 @@ static inline const struct hmm__view *hmm__index_cached(hmm_t *m, struct hmm__vi
         return v;
     return hmm__index_view_refresh(m, wc, wo, scratch, rc);
 }
-/* index_lookup() and index_find() are in lookup.h (inline). */
-/* Claim an empty slot for a new key and publish off in it (FORMAT.md §7).
- * *passed receives how many full buckets the insert walked past. */
 /* Keys in the map: the stripes' counts summed without their locks, so
  * only an estimate while writers run (stat.c). */
 uint64_t hmm__items_total(hmm_t *m);
+/* index_lookup() and index_find() are in lookup.h (inline). */
+/* Claim an empty slot for a new key and publish off in it (FORMAT.md §7).
+ * *passed receives how many full buckets the insert walked past. */
 int hmm__index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed);
 /* Clear a slot of ix found by a lookup and fix the overflow counts. */
 void hmm__index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot);
