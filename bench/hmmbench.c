@@ -10,7 +10,8 @@
  * default 240, quick 30); HMMBENCH_CSV (default bench/results.csv);
  * HMMBENCH_STORES (comma-separated store ids to run besides the local
  * table, e.g. "hmm_file,lmdb"); HMMBENCH_ONLY=footprint (only the space,
- * open and recovery section and the targets); TMPDIR (where maps,
+ * open and recovery section and the targets) or scaling (only the
+ * processes sharing one map); TMPDIR (where maps,
  * databases and sockets go).
  *
  * Every figure is ns per operation and operations per second of one
@@ -809,10 +810,13 @@ static int callgrind(const char *what)
     /* "put-nolog", "none-nolog": the same on a map made with HMM_NOREPLOG;
      * "get-local", "put-local", "none-local": the local table, the
      * baseline of issue 22's ratios, counted the same way; "get-inline",
-     * "none-inline": the inline-entries experiment (store_inline.c). */
+     * "none-inline": the inline-entries experiment (store_inline.c);
+     * "-kyoto", "-tkrzw": the file-backed peers of issue 22's put target. */
     const struct store_kind *k = strstr(what, "-nolog")    ? &store_hmm_noreplog
                                  : strstr(what, "-local")  ? &store_local
                                  : strstr(what, "-inline") ? &store_inline /* the experiment: get only */
+                                 : strstr(what, "-kyoto")  ? &store_kyoto
+                                 : strstr(what, "-tkrzw")  ? &store_tkrzw
                                                            : &store_hmm_file;
     void *h = k->open(k, N, 8, &why);
     if (!h)
@@ -828,7 +832,7 @@ static int callgrind(const char *what)
     else if (strncmp(what, "put", 3) == 0)
         wl_put(&r, N);
     else if (strncmp(what, "none", 4) != 0)
-        fprintf(stderr, "hmmbench: --callgrind get|mget|put|none[-nolog|-local|-inline]\n");
+        fprintf(stderr, "hmmbench: --callgrind get|mget|put|none[-nolog|-local|-inline|-kyoto|-tkrzw]\n");
     stream_free(&st);
     k->close(h);
     return r.errors ? 1 : 0;
@@ -884,8 +888,16 @@ int main(int argc, char **argv)
     small8 = (struct table){.keys = 10000, .vlen = 8};
     small256 = (struct table){.keys = 10000, .vlen = 256};
     /* HMMBENCH_ONLY=footprint: the space, open and recovery section alone
-     * (the other targets then say "not measured"). */
-    bool only_fp = getenv("HMMBENCH_ONLY") && strcmp(getenv("HMMBENCH_ONLY"), "footprint") == 0;
+     * (the other targets then say "not measured"); =scaling: the processes
+     * sharing one map alone. */
+    const char *only = getenv("HMMBENCH_ONLY");
+    bool only_fp = only && strcmp(only, "footprint") == 0;
+    if (only && strcmp(only, "scaling") == 0) {
+        scaling(quick ? 10000 : 1000000, quick ? 0.2 : 1.0);
+        fclose(csv);
+        bench_remove(bench_tmpdir);
+        return 0;
+    }
     for (size_t i = quick ? 3 : 0; i < 5 && !only_fp; i++) {
         uint64_t max_inserts = quick ? 20000 : tables[i]->keys >= 1000000 ? 500000 : 200000;
         measure_all(tables[i], max_inserts);

@@ -29,6 +29,47 @@ int hmm__lock_init_shared(pthread_mutex_t *mu)
     return -rc;
 }
 
+/* How long a writer that found a lock busy watches it before glibc puts it
+ * to sleep: about 9 us here (18 ns a round).  A robust mutex does not spin
+ * by itself: its lock goes straight to FUTEX_WAIT and the holder's unlock
+ * to FUTEX_WAKE.  On a virtual machine a sleep can idle the waiter's vCPU,
+ * and waking it costs the host an interrupt and a VM entry: two processes
+ * writing one map spent 60% of a core in the kernel, most on the log's
+ * append lock, which is held for a few hundred ns (bench/README.md,
+ * "seventh stop"). */
+#ifndef LOCK_SPIN_ROUNDS
+#define LOCK_SPIN_ROUNDS 512
+#endif
+
+/* Watch a busy mutex for LOCK_SPIN_ROUNDS rounds and take it when it comes
+ * free: the trylock's answer then (0, or EOWNERDEAD from a holder that died
+ * meanwhile), EBUSY when it did not.  The watching reads glibc's lock word
+ * (the holder's thread id, 0 when free), so the line stays shared while the
+ * holder works; a trylock per round would take it from the holder each
+ * time.  A holder that dies leaves its word nonzero (FUTEX_OWNER_DIED), so
+ * it is met after the spin by pthread_mutex_lock's EOWNERDEAD, as before. */
+static int lock_spin(pthread_mutex_t *mu)
+{
+#if defined(__GLIBC__)
+    const int *word = &mu->__data.__lock;
+    for (unsigned i = 0; i < LOCK_SPIN_ROUNDS; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+        if (__atomic_load_n(word, __ATOMIC_RELAXED) == 0) {
+            int rc = pthread_mutex_trylock(mu);
+            if (rc != EBUSY)
+                return rc;
+        }
+    }
+#else
+    (void)mu;
+#endif
+    return EBUSY;
+}
+
 /* lock_robust() when the trylock did not take the lock at once: rc is its
  * answer.  Out of line, so the uncontended lock is a call and a test. */
 static __attribute__((noinline)) int lock_robust_slow(hmm_t *m, pthread_mutex_t *mu, int rc,
@@ -39,7 +80,9 @@ static __attribute__((noinline)) int lock_robust_slow(hmm_t *m, pthread_mutex_t 
         if (!wait)
             return -EBUSY;
         metrics_add(m, HMM_C_LOCK_WAITS, 1);
-        rc = pthread_mutex_lock(mu);
+        rc = lock_spin(mu);
+        if (rc == EBUSY)
+            rc = pthread_mutex_lock(mu);
     }
     if (rc == 0)
         return 0;
