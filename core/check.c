@@ -57,12 +57,29 @@ static bool slot_entry_valid(hmm_t *m, const struct hmm_ix *ix, uint64_t b, uint
     return dist < HMM_MAX_PROBE && hmm__entry_checksum(e) == e->checksum;
 }
 
+/* Format 2: does the copy in slot s's cell (if it has one) equal entry e? */
+static bool cell_copy_valid(const hmm_atomic_u64 *slot, uint64_t s, const struct hmm_entry *e)
+{
+    unsigned shape = HMM_SLOT_SHAPE(s);
+    if (!shape)
+        return true;
+    const struct hmm_cell *c = (const struct hmm_cell *)(const void *)slot;
+    uint64_t key[2] = {0, 0}, val = 0;
+    if (!(shape & HMM_SHAPE_COPY) || e->expire_ms || HMM_SHAPE_KLEN(shape) != e->klen ||
+        HMM_SHAPE_VLEN(shape) != e->vlen)
+        return false;
+    memcpy(key, entry_key((struct hmm_entry *)e), e->klen);
+    memcpy(&val, entry_val((struct hmm_entry *)e), e->vlen);
+    return atomic_load(&c->key[0]) == key[0] && atomic_load(&c->key[1]) == key[1] && atomic_load(&c->val) == val;
+}
+
 static int check_index(struct check_ctx *cx, const struct hmm_ix *ix)
 {
     hmm_t *m = cx->m;
     for (uint64_t b = 0; b < ix->nb; b++) {
-        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-            uint64_t s = atomic_load(&ix->bk[b].slot[j]);
+        for (unsigned j = 0; j < ix_slots(ix); j++) {
+            hmm_atomic_u64 *slot = ix_slot(ix, b, j);
+            uint64_t s = atomic_load(slot);
             if (s == 0)
                 continue;
             if (!slot_entry_valid(m, ix, b, s)) {
@@ -73,12 +90,20 @@ static int check_index(struct check_ctx *cx, const struct hmm_ix *ix)
                     cx->res->bad_slots++;
                 if (cx->repair) {
                     /* The chunk, if it is one, is freed below as unreachable. */
-                    atomic_store(&ix->bk[b].slot[j], 0);
+                    atomic_store(slot, 0);
                     cx->res->repaired++;
                 }
                 continue;
             }
             struct hmm_entry *e = entry_at(m, HMM_SLOT_OFF(s));
+            if (!cell_copy_valid(slot, s, e)) {
+                /* A copy that is not its entry's: gets would return it. */
+                cx->res->bad_slots++;
+                if (cx->repair) {
+                    atomic_store(slot, HMM_SLOT_BARE(s));
+                    cx->res->repaired++;
+                }
+            }
             uint32_t stripe = HMM_SLOT_TAG(s) & m->stripe_mask;
             cx->stripe_items[stripe]++;
             cx->stripe_bytes[stripe] += (int64_t)entry_bytes(e->klen, e->vlen);

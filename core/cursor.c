@@ -147,8 +147,8 @@ static int read_range(hmm_cursor *c, const struct hmm_ix *ix, uint64_t lo, uint6
     if (span > ix->nb)
         span = ix->nb;
     for (uint64_t i = 0, b = first; i < span; i++, b = ix_next(ix, b))
-        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-            int rc = read_slot_key(c, &ix->bk[b].slot[j], lo, hi);
+        for (unsigned j = 0; j < ix_slots(ix); j++) {
+            int rc = read_slot_key(c, ix_slot(ix, b, j), lo, hi);
             if (rc)
                 return rc;
         }

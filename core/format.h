@@ -195,9 +195,39 @@ struct hmm_bucket {
     hmm_atomic_u64 meta;            /* overflow count: keys that probed past this bucket */
     hmm_atomic_u64 slot[HMM_BUCKET_SLOTS];
 };
+/* A slot word: tag << 48 | copy shape << 40 | offset >> 3.  Offsets stay
+ * below 2^43 (max_size is at most 4 TiB), so the shape byte is 0 in every
+ * format-1 slot, and HMM_SLOT_MAKE makes words without a copy. */
 #define HMM_SLOT_TAG(s) ((uint16_t)((s) >> 48))
-#define HMM_SLOT_OFF(s) (((s) & ((UINT64_C(1) << 48) - 1)) << 3)
+#define HMM_SLOT_OFF(s) (((s) & ((UINT64_C(1) << 40) - 1)) << 3)
 #define HMM_SLOT_MAKE(tag, off) (((uint64_t)(tag) << 48) | ((uint64_t)(off) >> 3))
+/* The slot word without its copy's shape: what compares of slots compare. */
+#define HMM_SLOT_BARE(s) ((s) & ~(UINT64_C(0xff) << 40))
+
+/* §7, format 2 (maps made with HMM_INLINE): a bucket is two cells.  A
+ * cell's word is a slot word whose shape byte, when its top bit is set,
+ * says that key and val hold a copy of the entry's key (klen bytes, 1-16)
+ * and value (vlen bytes, 1-8), zero-padded.  The chunk stays the entry:
+ * the copy is set last and cleared first (docs/INLINE.md, "First step").
+ * The overflow counts are bytes after the buckets, in the same run. */
+#define HMM_CELL_SLOTS 2u
+#define HMM_CELL_KEY_MAX 16u
+#define HMM_CELL_VAL_MAX 8u
+struct hmm_cell {
+    hmm_atomic_u64 word;
+    hmm_atomic_u64 key[2];
+    hmm_atomic_u64 val;
+};
+struct hmm_cell_bucket {
+    struct hmm_cell cell[HMM_CELL_SLOTS];
+};
+#define HMM_SHAPE_COPY 0x80u
+#define HMM_SHAPE_MAKE(klen, vlen) (HMM_SHAPE_COPY | ((unsigned)(klen) - 1) << 3 | ((unsigned)(vlen) - 1))
+#define HMM_SLOT_SHAPE(s) ((unsigned)((s) >> 40) & 0xffu)
+#define HMM_SHAPE_KLEN(sh) ((((sh) >> 3) & 15u) + 1)
+#define HMM_SHAPE_VLEN(sh) (((sh) & 7u) + 1)
+#define HMM_SLOT_WITH_SHAPE(s, sh) (HMM_SLOT_BARE(s) | (uint64_t)(sh) << 40)
+#define HMM_FORMAT_CELLS 2u             /* format_version of a map made with HMM_INLINE */
 
 /* §11: the metrics file.  Slot 0 holds the counts folded in from processes
  * that closed or died, slot 1 those of handles without a process slot, slot
@@ -358,6 +388,7 @@ _Static_assert(sizeof(struct hmm_entry) == HMM_ENTRY_HDR, "entry header");
 _Static_assert(offsetof(struct hmm_entry, checksum) == 4, "checksum covers bytes from 8");
 _Static_assert(offsetof(struct hmm_entry, klen) == 8, "checksum covers bytes from 8");
 _Static_assert(sizeof(struct hmm_bucket) == 64, "bucket is one cache line");
+_Static_assert(sizeof(struct hmm_cell_bucket) == 64, "a bucket of cells is one cache line");
 _Static_assert(sizeof(pthread_mutex_t) <= 40, "pthread_mutex_t fits its slot");
 
 #endif /* HMM_FORMAT_H */

@@ -104,7 +104,7 @@ int hmm__grow_index_start(hmm_t *m)
         return 0;
     }
     uint64_t nb = HMM_INDEX_BUCKETS(wc) * 2;
-    uint64_t n = (nb * sizeof(struct hmm_bucket) + m->page_size - 1) >> m->page_shift;
+    uint64_t n = (hmm__index_run_bytes(nb, m->cells) + m->page_size - 1) >> m->page_shift;
     uint64_t p;
     rc = alloc_index_run(m, n, &p);
     if (rc == 0) {
@@ -151,8 +151,11 @@ int hmm__grow_move_slot_locked(hmm_t *m, uint32_t stripe, const struct hmm_ix *o
     atomic_store_explicit(&in->op, HMM_OP_MOVE, memory_order_release);
     hmm__seq_begin_free(st);
     unsigned passed;
-    rc = hmm__index_insert_locked(m, &cur, hash, off, &passed);
+    hmm_atomic_u64 *moved_to;
+    rc = hmm__index_insert_locked(m, &cur, hash, off, &passed, &moved_to);
     if (rc == 0) {
+        if (ix_cells(&cur))
+            hmm__cell_copy_locked(moved_to, e);
         HMM_CRASHPOINT("moved");
         hmm__index_remove_locked(m, old, hash, slot);
     }
@@ -178,8 +181,8 @@ void hmm__grow_recover_move_locked(hmm_t *m, uint32_t stripe)
 
 static int drain_bucket(hmm_t *m, const struct hmm_ix *old, uint64_t word_old, uint64_t b)
 {
-    for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-        hmm_atomic_u64 *slot = &old->bk[b].slot[j];
+    for (unsigned j = 0; j < ix_slots(old); j++) {
+        hmm_atomic_u64 *slot = ix_slot(old, b, j);
         uint64_t s = atomic_load(slot);
         if (s == 0)
             continue;

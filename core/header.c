@@ -20,7 +20,7 @@
 #include "core/crashpoint.h"
 
 /* Creation flags a header may carry (FORMAT.md §3). */
-#define HEADER_FLAGS (HMM_CACHE | HMM_NOREPLOG)
+#define HEADER_FLAGS (HMM_CACHE | HMM_NOREPLOG | HMM_INLINE)
 
 static int header_check_identity(const hmm_t *m, const struct hmm_header *h)
 {
@@ -29,11 +29,16 @@ static int header_check_identity(const hmm_t *m, const struct hmm_header *h)
         return hmm_fail(HMM_CORRUPT, "%s: not a hashmmap map (bad magic)", p);
     if (h->byte_order != HMM_BYTE_ORDER_MARK)
         return hmm_fail(HMM_INCOMPAT, "%s: made on a host of another byte order", p);
-    if (h->format_version != HMM_FORMAT_VERSION)
+    if (h->format_version != HMM_FORMAT_VERSION && h->format_version != HMM_FORMAT_CELLS)
         return hmm_fail(HMM_INCOMPAT,
-                        "%s: format version %u, this library reads version %u (migrate with "
+                        "%s: format version %u, this library reads versions %u and %u (migrate with "
                         "'hashmmap dump' of the old tools and 'hashmmap load' of these)",
-                        p, h->format_version, HMM_FORMAT_VERSION);
+                        p, h->format_version, HMM_FORMAT_VERSION, HMM_FORMAT_CELLS);
+    /* Version 2 is a map made with HMM_INLINE, and only such a map. */
+    if ((h->format_version == HMM_FORMAT_CELLS) != ((h->flags & HMM_INLINE) != 0) ||
+        (h->flags & HMM_INLINE && h->flags & HMM_CACHE))
+        return hmm_fail(HMM_CORRUPT, "%s: header fields format_version (%u) and flags (0x%x) disagree", p,
+                        h->format_version, h->flags);
     if (h->word_size != sizeof(void *))
         return hmm_fail(HMM_INCOMPAT, "%s: made on a %u-bit host", p, h->word_size * 8);
     if (h->layout_sig != hmm__layout_signature())
@@ -53,7 +58,7 @@ static int header_check_geometry(const hmm_t *m, const struct hmm_header *h, str
         return hmm_fail(HMM_CORRUPT, "%s: header field replog_size %llu is over %llu", p,
                         (unsigned long long)h->replog_size, (unsigned long long)HMM_REPLOG_MAX_CAPACITY);
     hmm_config cfg = {.size = h->size, .max_size = h->max_size, .max_value = h->max_value,
-                      .slab_factor_pct = h->slab_factor_pct};
+                      .slab_factor_pct = h->slab_factor_pct, .flags = h->flags & HMM_INLINE};
     if (h->size == 0 || h->max_value == 0 || h->slab_factor_pct == 0 || hmm__plan_geometry(&cfg, g) != 0)
         return hmm_fail(HMM_CORRUPT, "%s: header fields size, max_size, max_value or slab_factor_pct "
                         "are out of range", p);
@@ -96,6 +101,7 @@ int hmm__header_validate(hmm_t *m, const union hmm_header_block *blk, uint64_t f
     struct hmm_header *h = (struct hmm_header *)&blk->h;
     struct hmm_geometry g;
     int rc = header_check_identity(m, h);
+    m->cells = h->format_version == HMM_FORMAT_CELLS; /* the index's geometry, needed by the checks below */
     if (rc == 0)
         rc = header_check_geometry(m, h, &g);
     if (rc == 0)
@@ -127,7 +133,7 @@ static bool index_word_sane(hmm_t *m, uint64_t word)
     uint64_t npages = map_npages(m);
     if (nb < HMM_MAX_PROBE || page >= npages)
         return false;
-    uint64_t pages = (nb * sizeof(struct hmm_bucket) + m->page_size - 1) >> m->page_shift;
+    uint64_t pages = (hmm__index_run_bytes(nb, m->cells) + m->page_size - 1) >> m->page_shift;
     uint64_t head = atomic_load(&m->pagetab[page]);
     return pages <= npages - page && HMM_PAGE_KIND(head) == HMM_PAGE_INDEX_HEAD &&
            HMM_PAGE_ARG(head) >= pages;

@@ -22,17 +22,19 @@ int hmm__index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix)
 {
     ix->nb = 0;
     ix->bk = NULL;
+    ix->ovf = NULL;
     /* Only index_cur reaches here with a word that may be 0 (index_old 0
      * means "none" and is filtered out before): a map always has an index. */
     if (word == 0)
         return hmm_fail(HMM_CORRUPT, "%s: the map has no hash index (index_cur is 0)", m->path);
     uint64_t nb = HMM_INDEX_BUCKETS(word);
     uint64_t off = map_page_off(m, HMM_INDEX_PAGE(word));
-    void *p = nb >= HMM_MAX_PROBE ? hmm_at(m, off, nb * sizeof(struct hmm_bucket)) : NULL;
+    void *p = nb >= HMM_MAX_PROBE ? hmm_at(m, off, hmm__index_run_bytes(nb, m->cells)) : NULL;
     if (!p)
         return hmm_fail(HMM_CORRUPT, "%s: the index lies outside the map", m->path);
     ix->bk = p;
     ix->nb = nb;
+    ix->ovf = m->cells ? (_Atomic uint8_t *)(void *)(ix->bk + nb) : NULL;
     return 0;
 }
 
@@ -44,6 +46,7 @@ static int view_decode(hmm_t *m, uint64_t wc, uint64_t wo, struct hmm__view *v)
     v->word_old = wo;
     v->old.nb = 0;
     v->old.bk = NULL;
+    v->old.ovf = NULL;
     int rc = index_view(m, wc, &v->cur);
     if (rc == 0 && wo != 0 && wo != wc)
         rc = index_view(m, wo, &v->old);
@@ -72,46 +75,67 @@ const struct hmm__view *hmm__index_view_refresh(hmm_t *m, uint64_t wc, uint64_t 
     return scratch;
 }
 
-int hmm__index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed)
+int hmm__index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed,
+                             hmm_atomic_u64 **slot)
 {
+    (void)m;
     uint64_t want = HMM_SLOT_MAKE(hash_tag(hash), off);
     uint64_t b = hash_home(ix, hash);
-    unsigned n;
+    unsigned n, slots = ix_slots(ix);
     for (n = 0; n < HMM_MAX_PROBE; n++) {
-        struct hmm_bucket *bk = &ix->bk[b];
-        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
+        for (unsigned j = 0; j < slots; j++) {
+            hmm_atomic_u64 *sj = ix_slot(ix, b, j);
             uint64_t expect = 0;
             /* Slots are shared with keys of other stripes: claim by CAS.
              * Release publishes the entry and the overflow counts before it. */
-            if (atomic_load_explicit(&bk->slot[j], memory_order_relaxed) == 0 &&
-                atomic_compare_exchange_strong_explicit(&bk->slot[j], &expect, want, memory_order_release,
+            if (atomic_load_explicit(sj, memory_order_relaxed) == 0 &&
+                atomic_compare_exchange_strong_explicit(sj, &expect, want, memory_order_release,
                                                         memory_order_relaxed)) {
                 *passed = n;
+                if (slot)
+                    *slot = sj;
                 return 0;
             }
         }
-        atomic_fetch_add_explicit(&bk->meta, 1, memory_order_relaxed);
+        ix_overflow_add(ix, b);
         b = ix_next(ix, b);
     }
     /* No room within reach: take our counts back. */
     b = hash_home(ix, hash);
     for (unsigned i = 0; i < n; i++, b = ix_next(ix, b))
-        atomic_fetch_sub_explicit(&ix->bk[b].meta, 1, memory_order_relaxed);
+        ix_overflow_sub(ix, b);
     *passed = n;
     return HMM_FULL;
 }
 
 void hmm__index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot)
 {
+    (void)m;
     atomic_store_explicit(slot, 0, memory_order_release);
-    uint64_t at = (uint64_t)((uint8_t *)slot - (uint8_t *)ix->bk) / sizeof(struct hmm_bucket);
-    for (uint64_t b = hash_home(ix, hash); b != at; b = ix_next(ix, b)) {
-        /* Never below zero: a crash may leave counts too high, never too low. */
-        uint64_t v = atomic_load_explicit(&ix->bk[b].meta, memory_order_relaxed);
-        while (v > 0 && !atomic_compare_exchange_weak_explicit(&ix->bk[b].meta, &v, v - 1,
-                                                               memory_order_relaxed, memory_order_relaxed))
-            ;
-    }
+    uint64_t at = ix_bucket_of(ix, slot);
+    /* Never below zero: a crash may leave counts too high, never too low. */
+    for (uint64_t b = hash_home(ix, hash); b != at; b = ix_next(ix, b))
+        ix_overflow_sub(ix, b);
+}
+
+void hmm__cell_copy_locked(hmm_atomic_u64 *slot, const struct hmm_entry *e)
+{
+    size_t klen = e->klen, vlen = e->vlen;
+    if (klen - 1 >= HMM_CELL_KEY_MAX || vlen - 1 >= HMM_CELL_VAL_MAX || e->expire_ms)
+        return; /* no copy: gets read the chunk, whose expiry they must check */
+    struct hmm_cell *c = (struct hmm_cell *)(void *)slot; /* the word is the cell's first field */
+    uint64_t key[2] = {0, 0}, val = 0;
+    memcpy(key, (const uint8_t *)e + HMM_ENTRY_HDR, klen);
+    memcpy(&val, (const uint8_t *)e + HMM_ENTRY_HDR + klen, vlen);
+    /* The word without a copy was stored first: a reader that sees one of
+     * the bytes below and then fences sees that word changed (read.c). */
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&c->key[0], key[0], memory_order_relaxed);
+    atomic_store_explicit(&c->key[1], key[1], memory_order_relaxed);
+    atomic_store_explicit(&c->val, val, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
+    /* Release: a reader that sees the shape sees the bytes. */
+    atomic_store_explicit(slot, HMM_SLOT_WITH_SHAPE(w, HMM_SHAPE_MAKE(klen, vlen)), memory_order_release);
 }
 
 hmm_atomic_u64 *hmm__index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash, uint64_t off)
@@ -123,9 +147,11 @@ hmm_atomic_u64 *hmm__index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash
     uint64_t want = HMM_SLOT_MAKE(hash_tag(hash), off);
     uint64_t b = hash_home(ix, hash);
     for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++, b = ix_next(ix, b))
-        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
-            if (atomic_load(&ix->bk[b].slot[j]) == want)
-                return &ix->bk[b].slot[j];
+        for (unsigned j = 0; j < ix_slots(ix); j++) {
+            hmm_atomic_u64 *sj = ix_slot(ix, b, j);
+            if (HMM_SLOT_BARE(atomic_load(sj)) == want)
+                return sj;
+        }
     return NULL;
 }
 

@@ -31,8 +31,9 @@
 
 /* One hash index as this process sees it: validated place and size. */
 struct hmm_ix {
-    struct hmm_bucket *bk;
+    struct hmm_bucket *bk;      /* format 2: struct hmm_cell_bucket, as ix_cell() reads it */
     uint64_t nb;                /* buckets; 0 for "no index" */
+    _Atomic uint8_t *ovf;       /* format 2: the overflow counts after the buckets; NULL in format 1 */
 };
 /* Both indexes, decoded from the header's two words (index.c). */
 struct hmm__view {
@@ -80,6 +81,7 @@ struct hmm {
     uint32_t max_value;
     uint32_t flags;             /* header flags | HMM_RDONLY for this handle */
     bool recency_marks;         /* a writable cache-mode handle: gets mark what they read (read.c) */
+    bool cells;                 /* a map of format 2 (HMM_INLINE): buckets of cells (FORMAT.md §7) */
     uint64_t default_ttl_ms;
 
     int mfd;                    /* metrics file (or memfd), -1 when none */
@@ -584,6 +586,67 @@ static inline uint64_t hash_home(const struct hmm_ix *ix, uint64_t h)
     return (uint64_t)(((unsigned __int128)(uint32_t)h * ix->nb) >> 32);
 }
 static inline uint64_t ix_next(const struct hmm_ix *ix, uint64_t b) { return b + 1 == ix->nb ? 0 : b + 1; }
+
+/* ---- the bucket's geometry: 7 slots and a count in format 1, 2 cells and
+ * a count byte after the buckets in format 2 (FORMAT.md §7) ---- */
+static inline bool ix_cells(const struct hmm_ix *ix) { return ix->ovf != NULL; }
+static inline unsigned ix_slots(const struct hmm_ix *ix) { return ix_cells(ix) ? HMM_CELL_SLOTS : HMM_BUCKET_SLOTS; }
+static inline struct hmm_cell *ix_cell(const struct hmm_ix *ix, uint64_t b, unsigned j)
+{
+    return &((struct hmm_cell_bucket *)(void *)&ix->bk[b])->cell[j];
+}
+static inline hmm_atomic_u64 *ix_slot(const struct hmm_ix *ix, uint64_t b, unsigned j)
+{
+    return ix_cells(ix) ? &ix_cell(ix, b, j)->word : &ix->bk[b].slot[j];
+}
+/* The bucket a slot of ix lies in. */
+static inline uint64_t ix_bucket_of(const struct hmm_ix *ix, const hmm_atomic_u64 *slot)
+{
+    return (uint64_t)((const uint8_t *)slot - (const uint8_t *)ix->bk) / sizeof(struct hmm_bucket);
+}
+/* Keys that probed past bucket b (a hint for lock-free readers: relaxed). */
+static inline uint64_t ix_overflow(const struct hmm_ix *ix, uint64_t b)
+{
+    return ix_cells(ix) ? atomic_load_explicit(&ix->ovf[b], memory_order_relaxed)
+                        : atomic_load_explicit(&ix->bk[b].meta, memory_order_relaxed);
+}
+/* A key probes past bucket b.  A count byte stops at 255: past a crash's
+ * leftovers (counts are never too low, and may be too high) it then only
+ * makes lookups walk further, until the next growth starts from zero. */
+static inline void ix_overflow_add(const struct hmm_ix *ix, uint64_t b)
+{
+    if (!ix_cells(ix)) {
+        atomic_fetch_add_explicit(&ix->bk[b].meta, 1, memory_order_relaxed);
+        return;
+    }
+    uint8_t v = atomic_load_explicit(&ix->ovf[b], memory_order_relaxed);
+    while (v < UINT8_MAX && !atomic_compare_exchange_weak_explicit(&ix->ovf[b], &v, (uint8_t)(v + 1),
+                                                                   memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+/* A key that probed past bucket b went: never below zero, and a count byte
+ * that stopped at 255 stays (it no longer knows how many it stands for). */
+static inline void ix_overflow_sub(const struct hmm_ix *ix, uint64_t b)
+{
+    if (!ix_cells(ix)) {
+        uint64_t v = atomic_load_explicit(&ix->bk[b].meta, memory_order_relaxed);
+        while (v > 0 && !atomic_compare_exchange_weak_explicit(&ix->bk[b].meta, &v, v - 1, memory_order_relaxed,
+                                                               memory_order_relaxed))
+            ;
+        return;
+    }
+    uint8_t v = atomic_load_explicit(&ix->ovf[b], memory_order_relaxed);
+    while (v > 0 && v < UINT8_MAX &&
+           !atomic_compare_exchange_weak_explicit(&ix->ovf[b], &v, (uint8_t)(v - 1), memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+/* Bytes of an index run of nb buckets: format 2's count bytes follow the
+ * buckets, rounded to a line. */
+static inline uint64_t hmm__index_run_bytes(uint64_t nb, bool cells)
+{
+    return nb * sizeof(struct hmm_bucket) + (cells ? (nb + 63) / 64 * 64 : 0);
+}
 /* Decode and bounds-check an index word of the header (0 is HMM_CORRUPT). */
 int hmm__index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix);
 static inline int index_view(hmm_t *m, uint64_t word, struct hmm_ix *ix)
@@ -592,10 +655,11 @@ static inline int index_view(hmm_t *m, uint64_t word, struct hmm_ix *ix)
     uint64_t off = m->data_off + (HMM_INDEX_PAGE(word) << m->page_shift);
     uint64_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
     if (__builtin_expect(word == 0 || nb < HMM_MAX_PROBE || off > limit ||
-                             nb * sizeof(struct hmm_bucket) > limit - off, 0))
+                             hmm__index_run_bytes(nb, m->cells) > limit - off, 0))
         return hmm__index_view_slow(m, word, ix);
     ix->bk = (struct hmm_bucket *)(m->base + off);
     ix->nb = nb;
+    ix->ovf = m->cells ? (_Atomic uint8_t *)(void *)(ix->bk + nb) : NULL;
     return 0;
 }
 /* The current index and the one being drained (old->nb == 0 when none). */
@@ -636,8 +700,13 @@ static inline const struct hmm__view *hmm__index_cached(hmm_t *m, struct hmm__vi
 uint64_t hmm__items_total(hmm_t *m);
 /* index_lookup() and index_find() are in lookup.h (inline). */
 /* Claim an empty slot for a new key and publish off in it (FORMAT.md §7).
- * *passed receives how many full buckets the insert walked past. */
-int hmm__index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed);
+ * *passed receives how many full buckets the insert walked past, *slot
+ * (when not NULL) the slot claimed. */
+int hmm__index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, uint64_t off, unsigned *passed,
+                             hmm_atomic_u64 **slot);
+/* Format 2: give the cell of a slot just published (without a copy) the
+ * copy of entry e, when e can have one (FORMAT.md §7). */
+void hmm__cell_copy_locked(hmm_atomic_u64 *slot, const struct hmm_entry *e);
 /* Clear a slot of ix found by a lookup and fix the overflow counts. */
 void hmm__index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot);
 /* The slot of ix holding off in hash's probe sequence, or NULL. */

@@ -113,10 +113,56 @@ static inline bool lookup_entry_holds(const struct hmm_entry *e, const void *key
     return *(const volatile uint16_t *)&e->klen == klen && key_equal(entry_key((struct hmm_entry *)e), key, klen);
 }
 
+/* The match of one slot word sj holding the key's tag: the entry's offset
+ * when it holds the key, 0 when not, 0 with *rc set when out of bounds. */
+static inline __attribute__((always_inline)) uint64_t lookup_slot(hmm_t *m, uint64_t sj, const void *key,
+                                                                 size_t klen, int *rc)
+{
+    uint64_t off = HMM_SLOT_OFF(sj);
+    struct hmm_entry *e = lookup_entry_at(m, off, klen);
+    if (__builtin_expect(!e, 0)) {
+        /* Out of bounds: corrupt, unless a racing writer reused the
+         * chunk (the caller's seq check tells which). */
+        *rc = HMM_CORRUPT;
+        return 0;
+    }
+    return lookup_entry_holds(e, key, klen) ? off : 0;
+}
+
+/* index_lookup() in format 2: two cells a bucket, read through the chunk
+ * (the copies are the fast path's, read.c). */
+static inline uint64_t cells_lookup(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, const void *key, size_t klen,
+                                    hmm_atomic_u64 **slot, int *rc)
+{
+    uint16_t tag = hash_tag(hash);
+    uint64_t b = hash_home(ix, hash);
+    for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++) {
+        for (unsigned j = 0; j < HMM_CELL_SLOTS; j++) {
+            hmm_atomic_u64 *word = &ix_cell(ix, b, j)->word;
+            uint64_t sj = atomic_load_explicit(word, memory_order_acquire);
+            if (sj == 0 || HMM_SLOT_TAG(sj) != tag)
+                continue;
+            uint64_t off = lookup_slot(m, sj, key, klen, rc);
+            if (*rc)
+                return 0;
+            if (off) {
+                *slot = word;
+                return off;
+            }
+        }
+        if (ix_overflow(ix, b) == 0)
+            break;
+        b = ix_next(ix, b);
+    }
+    return 0;
+}
+
 static inline __attribute__((always_inline)) uint64_t index_lookup(hmm_t *m, const struct hmm_ix *ix, uint64_t hash,
                                                                   const void *key, size_t klen, hmm_atomic_u64 **slot,
                                                                   int *rc)
 {
+    if (ix_cells(ix))
+        return cells_lookup(m, ix, hash, key, klen, slot, rc);
     uint16_t tag = hash_tag(hash);
     uint64_t b = hash_home(ix, hash);
     for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++) {

@@ -37,6 +37,10 @@
 #define INDEX_BUCKETS_FOR(size) ((size) / INDEX_BYTES_PER_ENTRY * 100 / (HMM_BUCKET_SLOTS * INDEX_FILL_PCT) + 1)
 _Static_assert(INDEX_BUCKETS_FOR(HMM_SIZE_MAX) <= UINT32_MAX && INDEX_BUCKETS_FOR(HMM_SIZE_MAX + 1) > UINT32_MAX,
                "HMM_SIZE_MAX is the largest size whose index has at most 2^32 - 1 buckets");
+/* Format 2 (HMM_INLINE): two cells a bucket, so 3.5 times the buckets. */
+#define INDEX_CELL_BUCKETS_FOR(size) ((size) / INDEX_BYTES_PER_ENTRY * 100 / (HMM_CELL_SLOTS * INDEX_FILL_PCT) + 1)
+/* A slot word keeps offset >> 3 in 40 bits, under the copy's shape byte. */
+_Static_assert(HMM_MAX_SIZE_MAX <= (UINT64_C(1) << 42), "every chunk offset stays below 2^43 (FORMAT.md §7)");
 
 uint64_t hmm_now_ms(void)
 {
@@ -81,6 +85,8 @@ int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g)
         return hmm_fail(-EINVAL, "max_value over 2 GiB - 1 byte (HMM_MAX_VALUE_MAX)");
     if (cfg->replog_size > HMM_REPLOG_SIZE_MAX)
         return hmm_fail(-EINVAL, "replog_size over the 64 GiB limit (HMM_REPLOG_SIZE_MAX)");
+    if ((cfg->flags & (HMM_INLINE | HMM_CACHE)) == (HMM_INLINE | HMM_CACHE))
+        return hmm_fail(-EINVAL, "HMM_INLINE cannot be combined with HMM_CACHE (a cache's gets mark the entry itself)");
     g->factor_pct = cfg->slab_factor_pct ? cfg->slab_factor_pct : 125;
     if (g->factor_pct < 105 || g->factor_pct > 400)
         return hmm_fail(-EINVAL, "slab_factor_pct must be within 105..400");
@@ -92,12 +98,13 @@ int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g)
         g->page_size *= 2;
     g->page_shift = (uint32_t)__builtin_ctz(g->page_size);
 
-    g->index_buckets = INDEX_BUCKETS_FOR(g->size);
+    bool cells = cfg->flags & HMM_INLINE;
+    g->index_buckets = cells ? INDEX_CELL_BUCKETS_FOR(g->size) : INDEX_BUCKETS_FOR(g->size);
     if (g->index_buckets < HMM_MAX_PROBE)
         g->index_buckets = HMM_MAX_PROBE;
     if (g->index_buckets > UINT32_MAX)
         return hmm_fail(-EINVAL, "size too large for the index");
-    g->index_pages = round_up(g->index_buckets * sizeof(struct hmm_bucket), g->page_size) >> g->page_shift;
+    g->index_pages = round_up(hmm__index_run_bytes(g->index_buckets, cells), g->page_size) >> g->page_shift;
     g->entry_pages = round_up(g->size, g->page_size) >> g->page_shift;
     uint64_t max_entry_pages = round_up(g->max_size, g->page_size) >> g->page_shift;
     /* Room for the index to double as the data grows, with every retired
@@ -137,7 +144,7 @@ static void header_write_geometry(struct hmm_header *h, const struct hmm_geometr
 static void header_write(struct hmm_header *h, const struct hmm_geometry *g, const hmm_config *cfg)
 {
     memcpy(h->magic, HMM_MAGIC, 8);
-    h->format_version = HMM_FORMAT_VERSION;
+    h->format_version = cfg->flags & HMM_INLINE ? HMM_FORMAT_CELLS : HMM_FORMAT_VERSION;
     h->byte_order = HMM_BYTE_ORDER_MARK;
     h->word_size = sizeof(void *);
     h->layout_sig = hmm__layout_signature();
@@ -147,7 +154,7 @@ static void header_write(struct hmm_header *h, const struct hmm_geometry *g, con
     }
     h->created_ms = hmm_now_ms();
     header_write_geometry(h, g);
-    h->flags = cfg->flags & (HMM_CACHE | HMM_NOREPLOG);
+    h->flags = cfg->flags & (HMM_CACHE | HMM_NOREPLOG | HMM_INLINE);
     h->default_ttl_ms = cfg->default_ttl_ms;
     h->replog_size = cfg->replog_size;
     atomic_store(&h->npages, g->index_pages + g->entry_pages);

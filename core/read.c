@@ -368,12 +368,112 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     return rc;
 }
 
+/* A key of 1 to 16 bytes as a cell stores its copy: zero-padded, in the
+ * host's order of two words (what memcpy into them gives). */
+static inline __attribute__((always_inline)) void cell_key_words(const uint8_t *k, size_t klen, uint64_t w[2])
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Overlapping loads, shifted into place: no call to memcpy for a
+     * length the compiler does not know. */
+    uint64_t a = 0, b = 0;
+    uint32_t x = 0, y = 0;
+    if (klen >= 8) {
+        memcpy(&a, k, 8);
+        if (klen > 8) {
+            memcpy(&b, k + klen - 8, 8);
+            b >>= 8 * (16 - klen);
+        }
+    } else if (klen >= 4) {
+        memcpy(&x, k, 4);
+        memcpy(&y, k + klen - 4, 4);
+        a = x | (uint64_t)y << (8 * (klen - 4));
+    } else {
+        a = k[0] | (uint64_t)k[klen / 2] << (8 * (klen / 2)) | (uint64_t)k[klen - 1] << (8 * (klen - 1));
+    }
+    w[0] = a;
+    w[1] = b;
+#else
+    w[0] = w[1] = 0;
+    memcpy(w, k, klen);
+#endif
+}
+
+/* hmm_get in a map of format 2 (FORMAT.md §7): the key's copy in a cell of
+ * its home bucket, so one line.  The cell's word is loaded before the copy
+ * and again after it, behind an acquire fence: a writer clears the copy's
+ * shape before it writes new bytes (index.c, hmm__cell_copy_locked), so an
+ * unchanged word means the bytes read were the copy it described; the
+ * stripe's seq covers a word that came back to the same value (a delete
+ * and an insert in between free a chunk, with seq odd).  A cell of the
+ * key's tag without a copy (a TTL'd or long entry, or a copy not written
+ * yet) and a key that may lie past its home bucket go general, through
+ * the chunk. */
+static inline __attribute__((always_inline)) int get_cell_fast(hmm_t *m, const void *key, size_t klen, void *val,
+                                                              size_t *vlen)
+{
+    uint64_t hash = key_hash(key, klen);
+    uint16_t tag = hash_tag(hash);
+    struct hmm_stripe *s = &m->stripes[tag & m->stripe_mask];
+    uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
+    struct hmm_header *h = m->hdr;
+    uint64_t wc = atomic_load_explicit(&h->index_cur, memory_order_acquire);
+    uint64_t wo = atomic_load_explicit(&h->index_old, memory_order_acquire);
+    const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
+    if (__builtin_expect((s0 & 1) || !v, 0))
+        return GET_GENERAL;
+    if (__builtin_expect(((v->word_cur ^ wc) | (v->word_old ^ wo) | v->old.nb) != 0, 0))
+        return GET_GENERAL;
+    HMM_CRASHPOINT("read_viewed");
+    uint64_t b = hash_home(&v->cur, hash);
+    const struct hmm_cell *c = ix_cell(&v->cur, b, 0);
+    __builtin_prefetch((const void *)&v->cur.ovf[b]);
+    uint64_t kw[2];
+    cell_key_words(key, klen, kw);
+    uint64_t w = 0, value = 0;
+    unsigned n = 0;
+    for (unsigned j = 0; j < HMM_CELL_SLOTS; j++, c++) {
+        /* Acquire pairs with the copy's release (hmm__cell_copy_locked). */
+        uint64_t wj = atomic_load_explicit(&c->word, memory_order_acquire);
+        if (HMM_SLOT_TAG(wj) != tag || wj == 0)
+            continue;
+        unsigned shape = HMM_SLOT_SHAPE(wj);
+        if (!(shape & HMM_SHAPE_COPY))
+            return GET_GENERAL;
+        if (HMM_SHAPE_KLEN(shape) != klen || atomic_load_explicit(&c->key[0], memory_order_relaxed) != kw[0] ||
+            atomic_load_explicit(&c->key[1], memory_order_relaxed) != kw[1])
+            continue;
+        value = atomic_load_explicit(&c->val, memory_order_relaxed);
+        n = HMM_SHAPE_VLEN(shape);
+        w = wj;
+        HMM_CRASHPOINT("read_copied");
+        break;
+    }
+    if (!w && atomic_load_explicit(&v->cur.ovf[b], memory_order_relaxed) != 0)
+        return GET_GENERAL; /* keys that probed past this bucket may be further on */
+    /* Pairs with the release fences of the copy and of hmm__seq_begin_free(). */
+    atomic_thread_fence(memory_order_acquire);
+    if (w && __builtin_expect(atomic_load_explicit(&c->word, memory_order_relaxed) != w, 0))
+        return GET_GENERAL;
+    if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) != s0, 0))
+        return GET_GENERAL; /* with *vlen untouched: it is the general path's capacity */
+    if (!w)
+        return HMM_NOTFOUND;
+    size_t cap = *vlen;
+    *vlen = n;
+    if (__builtin_expect(n > cap, 0))
+        return HMM_TOOSMALL;
+    hmm__copy_small(val, (const uint8_t *)&value, n);
+    return 0;
+}
+
 /* A get of any key: get_fast with the calls a longer key needs (XXH3's
  * long path, memcmp). */
 static __attribute__((noinline)) int get_any_key(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
     if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY || !vlen || (*vlen && !val), 0))
         return get_general(m, key, klen, val, vlen); /* says what is wrong */
+    if (m->cells)
+        return get_general(m, key, klen, val, vlen); /* no copy holds a key over 16 bytes */
     int rc = get_fast(m, key, klen, val, vlen);
     if (__builtin_expect(rc == GET_GENERAL, 0))
         return get_general(m, key, klen, val, vlen);
@@ -391,7 +491,7 @@ HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t
     /* val is tested first: it is rarely NULL, and then *vlen need not be read */
     if (__builtin_expect(klen - 1 >= 16 || !m || !key || !vlen || (!val && *vlen), 0))
         return get_any_key(m, key, klen, val, vlen); /* which also says what is wrong */
-    int rc = get_fast(m, key, klen, val, vlen);
+    int rc = __builtin_expect(m->cells, 0) ? get_cell_fast(m, key, klen, val, vlen) : get_fast(m, key, klen, val, vlen);
     if (__builtin_expect(rc == GET_GENERAL, 0))
         return get_general(m, key, klen, val, vlen);
     metrics_count_get(m, rc == HMM_NOTFOUND);
@@ -477,8 +577,9 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
 {
     int vrc = 0;
     g->v = hmm__index_cached(m, &g->scratch, &vrc);
-    /* While an index is drained a key may be in either: each alone. */
-    bool passes = g->v && g->v->old.nb == 0;
+    /* While an index is drained a key may be in either: each alone.  So
+     * is every key of a map of format 2, for now (its gets read one line). */
+    bool passes = g->v && g->v->old.nb == 0 && !m->cells;
     /* This group's slices of the call's arrays, in locals: stores through
      * them cannot alias the call struct's fields for the compiler. */
     const void *const *keys = c->keys + g->first;

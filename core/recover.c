@@ -28,8 +28,8 @@
 static void count_entries(hmm_t *m, const struct hmm_ix *ix, uint32_t stripe, int64_t *items, int64_t *bytes)
 {
     for (uint64_t b = 0; b < ix->nb; b++) {
-        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-            uint64_t s = atomic_load_explicit(&ix->bk[b].slot[j], memory_order_relaxed);
+        for (unsigned j = 0; j < ix_slots(ix); j++) {
+            uint64_t s = atomic_load_explicit(ix_slot(ix, b, j), memory_order_relaxed);
             uint32_t of = HMM_SLOT_TAG(s) & m->stripe_mask;
             if (s == 0 || (stripe != ALL_STRIPES && of != stripe))
                 continue;

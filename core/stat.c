@@ -40,7 +40,7 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
     struct hmm_ix cur, old;
     if (index_views(m, &cur, &old) == 0) {
         st->index_buckets = cur.nb;
-        st->index_slots = cur.nb * HMM_BUCKET_SLOTS;
+        st->index_slots = cur.nb * ix_slots(&cur);
     }
     st->generation = atomic_load(&m->hdr->generation);
     st->recoveries = atomic_load(&m->hdr->recoveries);

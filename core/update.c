@@ -270,8 +270,9 @@ static int write_insert_locked(hmm_t *m, uint32_t si, struct write_req *r, struc
     unsigned passed = 0;
     int rc = index_views(m, &cur, &old);
     HMM_CRASHPOINT("insert_viewed");
+    hmm_atomic_u64 *slot = NULL;
     if (rc == 0)
-        rc = hmm__index_insert_locked(m, &cur, r->hash, w->x, &passed);
+        rc = hmm__index_insert_locked(m, &cur, r->hash, w->x, &passed, &slot);
     if (rc) {
         if (w->logged)
             hmm__replog_void_locked(m, si);
@@ -279,9 +280,11 @@ static int write_insert_locked(hmm_t *m, uint32_t si, struct write_req *r, struc
         r->index_full = rc == HMM_FULL;
         return hmm_fail(rc, "%s: no free index slot within reach of the key's home bucket", m->path);
     }
+    if (m->cells)
+        hmm__cell_copy_locked(slot, (const struct hmm_entry *)(m->base + w->x));
     r->want_growth = passed >= GROW_AFTER_PASSED_BUCKETS ||
                      (passed >= GROW_CHECK_PASSED &&
-                      hmm__items_total(m) * 100 >= cur.nb * HMM_BUCKET_SLOTS * GROW_FILL_PCT);
+                      hmm__items_total(m) * 100 >= cur.nb * ix_slots(&cur) * GROW_FILL_PCT);
     return 0;
 }
 
@@ -298,8 +301,12 @@ static int write_replace_locked(hmm_t *m, uint32_t si, struct write_req *r, stru
             return rc;
     } else {
         retire_old_locked(m, si, w->y, "retired");
-        /* The publish: readers see the old entry or the new one. */
+        /* The publish: readers see the old entry or the new one.  In a
+         * cell it also clears the old entry's copy, before the new one is
+         * written (FORMAT.md §7). */
         atomic_store_explicit(w->slot, HMM_SLOT_MAKE(hash_tag(r->hash), w->x), memory_order_release);
+        if (m->cells)
+            hmm__cell_copy_locked(w->slot, (const struct hmm_entry *)(m->base + w->x));
     }
     HMM_CRASHPOINT("published");
     if (w->logged) {

@@ -95,6 +95,12 @@ enum hmm_error {
  * A guard against mistakes, as Redis' replica-read-only, not access
  * control: file permissions are that. */
 #define HMM_REPLICA_WRITER 0x0040u
+/* Index cells keep a copy of each short entry (key of 1-16 bytes, value of
+ * 1-8 bytes, no TTL), so a get of it reads one cache line instead of two;
+ * the index takes about 30 bytes more per entry.  Set at creation, not
+ * with HMM_CACHE; the map is then of format 2, which libraries before it
+ * refuse to open (docs/FORMAT.md §7). */
+#define HMM_INLINE 0x0080u
 /* In hmm_stats.flags only: this handle has no metrics file mapped (it is
  * missing, truncated, of another format version or of another map; a
  * writable open makes it anew, a read-only one never writes it).  The
@@ -217,7 +223,8 @@ typedef struct hmm_check_result {
     uint64_t entries;        /* live, reachable, valid entries */
     uint64_t bad_entries;    /* reachable entries whose checksum or bounds fail */
     uint64_t bad_slots;      /* index slots pointing outside the data or at non-entries,
-                              * free-list links and stripes' spare chunks naming chunks in use */
+                              * free-list links and stripes' spare chunks naming chunks in use,
+                              * and (HMM_INLINE maps) index copies that differ from their entry */
     uint64_t unreachable;    /* allocated chunks no index slot points at (leaked) */
     uint64_t free_chunks;    /* chunks on free lists or kept as a stripe's spare */
     uint64_t repaired;       /* problems fixed (with HMM_CHECK_REPAIR) */

@@ -8,6 +8,9 @@ tests_libtestutil_la_SOURCES = %reldir%/testutil.c %reldir%/testutil.h
 tests_libtestutil_la_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 
 HMM_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+# --wrap: the programs' opens go through testutil.c, which makes their
+# maps of format 2 when HMM_TEST_INLINE=1 (make check-inline).
+HMM_TEST_WRAP = -Wl,--wrap=hmm_open -Wl,--wrap=hmm_open_anon
 HMM_TEST_LIBS = tests/libtestutil.la libhashmmap.la $(CMOCKA_LIBS)
 HMM_CRASH_TEST_LIBS = tests/libtestutil.la libhashmmap-crash.la $(CMOCKA_LIBS)
 
@@ -36,56 +39,72 @@ TESTS += $(HMM_CMOCKA_TESTS)
 tests_test_api_SOURCES = %reldir%/test_api.c
 tests_test_api_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_api_LDADD = $(HMM_TEST_LIBS)
+tests_test_api_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_multiproc_SOURCES = %reldir%/test_multiproc.c
 tests_test_multiproc_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_multiproc_LDADD = $(HMM_TEST_LIBS)
+tests_test_multiproc_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_crash_SOURCES = %reldir%/test_crash.c
 tests_test_crash_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_crash_LDADD = $(HMM_TEST_LIBS)
+tests_test_crash_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_crashpoints_SOURCES = %reldir%/test_crashpoints.c
 tests_test_crashpoints_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_crashpoints_LDADD = $(HMM_CRASH_TEST_LIBS)
+tests_test_crashpoints_LDFLAGS = $(HMM_TEST_WRAP)
 # Every kind of writer killed at random and at crash points while readers,
 # openers and a log follower check the invariants (links the crash seams).
 tests_test_torture_SOURCES = %reldir%/test_torture.c
 tests_test_torture_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_torture_LDADD = $(HMM_CRASH_TEST_LIBS) -lpthread
+tests_test_torture_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_corrupt_SOURCES = %reldir%/test_corrupt.c
 tests_test_corrupt_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_corrupt_LDADD = $(HMM_TEST_LIBS)
+tests_test_corrupt_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_growth_SOURCES = %reldir%/test_growth.c
 tests_test_growth_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_growth_LDADD = $(HMM_TEST_LIBS)
+tests_test_growth_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_metrics_SOURCES = %reldir%/test_metrics.c
 tests_test_metrics_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_metrics_LDADD = $(HMM_TEST_LIBS)
+tests_test_metrics_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_cache_SOURCES = %reldir%/test_cache.c
 tests_test_cache_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_cache_LDADD = $(HMM_TEST_LIBS)
+tests_test_cache_LDFLAGS = $(HMM_TEST_WRAP)
 # The traces and reference policies are the hit-ratio benchmark's (bench/hitratio.c).
 tests_test_evict_policy_SOURCES = %reldir%/test_evict_policy.c bench/hitsim.c bench/hitsim.h
 tests_test_evict_policy_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_evict_policy_LDADD = $(HMM_TEST_LIBS) -lm
+tests_test_evict_policy_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_prefork_SOURCES = %reldir%/test_prefork.c
 tests_test_prefork_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_prefork_LDADD = $(HMM_TEST_LIBS)
+tests_test_prefork_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_replog_SOURCES = %reldir%/test_replog.c
 tests_test_replog_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_replog_LDADD = $(HMM_TEST_LIBS)
+tests_test_replog_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_hardening_SOURCES = %reldir%/test_hardening.c
 tests_test_hardening_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_hardening_LDADD = $(HMM_TEST_LIBS)
+tests_test_hardening_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_hostile_SOURCES = %reldir%/test_hostile.c
 tests_test_hostile_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_hostile_LDADD = $(HMM_TEST_LIBS)
+tests_test_hostile_LDFLAGS = $(HMM_TEST_WRAP)
 # Drives examples/offset-consumer: a consumer group killed and resumed.
 tests_test_offsets_SOURCES = %reldir%/test_offsets.c
 tests_test_offsets_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_offsets_LDADD = $(HMM_TEST_LIBS)
+tests_test_offsets_LDFLAGS = $(HMM_TEST_WRAP)
 # Hands an anonymous map's descriptors to an exec'ed program.
 tests_test_fdpass_SOURCES = %reldir%/test_fdpass.c
 tests_test_fdpass_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_fdpass_LDADD = $(HMM_TEST_LIBS)
+tests_test_fdpass_LDFLAGS = $(HMM_TEST_WRAP)
 
 # Pure code tested alone, without the library: the DNS shim's codec (round
 # trips, damaged values, the live-block set) and the replication frame parser
@@ -183,3 +202,8 @@ tests_repl_status_SOURCES = %reldir%/repl_status.c
 tests_repl_status_LDADD = libhashmmap.la
 TESTS += tests/prometheus.test
 EXTRA_DIST += tests/prometheus.test
+
+# The cmocka programs again, on maps of format 2 (HMM_INLINE; testutil.c).
+check-inline:
+	HMM_TEST_INLINE=1 $(MAKE) $(AM_MAKEFLAGS) check TESTS="$(HMM_CMOCKA_TESTS)"
+.PHONY: check-inline

@@ -1020,8 +1020,8 @@ static bool forge_into(hmm_t *m, uint64_t c, uint64_t b, uint64_t forged, uint32
         TU_OK(hmm_put(m, key, 8, words, sizeof words, 0, 0));
         if (atomic_load(&m->hdr->index_cur) == c || atomic_load(&m->hdr->index_old) != 0)
             continue;
-        for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++)
-            if (atomic_load(&cix.bk[b].slot[j]) == forged)
+        for (unsigned j = 0; j < ix_slots(&cix); j++)
+            if (atomic_load(ix_slot(&cix, b, j)) == forged)
                 return true;
     }
     return false;
@@ -1118,8 +1118,8 @@ static void test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it(voi
     for (int pass = 0; pass < 2 && !forged; pass++) {
         const struct hmm_ix *ix = pass ? &old : &cur;
         for (uint64_t b = 0; b < ix->nb && !forged; b++)
-            for (unsigned j = 0; j < HMM_BUCKET_SLOTS; j++) {
-                uint64_t sj = atomic_load(&ix->bk[b].slot[j]);
+            for (unsigned j = 0; j < ix_slots(ix); j++) {
+                uint64_t sj = atomic_load(ix_slot(ix, b, j));
                 if (sj && HMM_SLOT_TAG(sj) == hash_tag(he) && !memcmp(entry_key(entry_at(m, HMM_SLOT_OFF(sj))), "E", 1))
                     forged = sj;
             }

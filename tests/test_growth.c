@@ -214,7 +214,7 @@ static void test_an_index_grows_at_the_fill_it_is_sized_for(void **state)
     hmm_t *m = tu_open(tu_tmpdir(), 1 << 20, 1ull << 30, 0);
     hmm_stats st;
     TU_OK(hmm_stat(m, &st));
-    uint64_t buckets = st.index_buckets;
+    uint64_t buckets = st.index_buckets, slots = st.index_slots;
     unsigned steps = 0;
     char key[16] = {0};
     for (uint64_t i = 0; i < 300000; i++) {
@@ -225,11 +225,14 @@ static void test_an_index_grows_at_the_fill_it_is_sized_for(void **state)
         TU_OK(hmm_stat(m, &st));
         if (st.index_buckets == buckets)
             continue;
-        double fill = (double)(i + 1) / (double)(buckets * 7);
-        if (fill < 0.75 || fill > 0.92)
+        double fill = (double)(i + 1) / (double)slots;
+        /* Two-cell buckets (format 2) make long walks sooner: a walk past
+         * 48 of them grows the index at 65-73% (bench/README.md). */
+        if (fill < (tu_inline_maps() ? 0.6 : 0.75) || fill > 0.92)
             fail_msg("the index of %" PRIu64 " buckets grew at %.1f%% full (%" PRIu64 " keys)", buckets,
                      100 * fill, i + 1);
         buckets = st.index_buckets;
+        slots = st.index_slots;
         steps++;
     }
     assert_true(steps >= 4);

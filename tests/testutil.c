@@ -179,3 +179,45 @@ uint64_t tu_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+/* HMM_TEST_INLINE=1 runs a test program on maps of format 2: every map it
+ * creates, except a cache (which format 2 does not offer), is made with
+ * HMM_INLINE.  The programs are linked with --wrap for hmm_open and
+ * hmm_open_anon (tests/local.mk), so their own calls come here; the
+ * library's own opens are not touched. */
+int __real_hmm_open(hmm_t **m, const char *dir, const hmm_config *cfg);
+int __real_hmm_open_anon(hmm_t **m, const hmm_config *cfg);
+int __wrap_hmm_open(hmm_t **m, const char *dir, const hmm_config *cfg);
+int __wrap_hmm_open_anon(hmm_t **m, const hmm_config *cfg);
+
+static const hmm_config *inline_config(const hmm_config *cfg, hmm_config *copy)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("HMM_TEST_INLINE");
+        on = e && strcmp(e, "0") != 0;
+    }
+    if (!on || !cfg || (cfg->flags & HMM_CACHE))
+        return cfg;
+    *copy = *cfg;
+    copy->flags |= HMM_INLINE;
+    return copy;
+}
+
+int __wrap_hmm_open(hmm_t **m, const char *dir, const hmm_config *cfg)
+{
+    hmm_config copy;
+    return __real_hmm_open(m, dir, inline_config(cfg, &copy));
+}
+
+int __wrap_hmm_open_anon(hmm_t **m, const hmm_config *cfg)
+{
+    hmm_config copy;
+    return __real_hmm_open_anon(m, inline_config(cfg, &copy));
+}
+
+bool tu_inline_maps(void)
+{
+    hmm_config c = {0}, copy;
+    return inline_config(&c, &copy) != &c;
+}

@@ -52,6 +52,8 @@ bool tu_value_ok(const char *buf, size_t len, const char *key, uint64_t *seq);
 
 /* Create (HMM_CREATE) or open a map with the given geometry and flags. */
 hmm_t *tu_open(const char *dir, uint64_t size, uint64_t max_size, uint32_t flags);
+/* HMM_TEST_INLINE=1: the maps this program creates are of format 2 (testutil.c). */
+bool tu_inline_maps(void);
 
 uint64_t tu_now_ms(void);
 
