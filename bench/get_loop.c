@@ -8,7 +8,9 @@
  * Prints the nanoseconds per get of the get passes alone and a sum of the
  * values read, which must be equal for both builds.
  *
- *   get_loop DIR KEYS ROUNDS
+ *   get_loop DIR KEYS ROUNDS [inline]
+ *
+ * "inline": a new map is made with HMM_INLINE (format 2).
  */
 #include "config.h"
 
@@ -35,7 +37,7 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
+    if (argc != 4 && argc != 5) {
         fprintf(stderr, "usage: get_loop DIR KEYS ROUNDS\n");
         return 2;
     }
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
         return 2;
     }
     hmm_config cfg = {.flags = HMM_CREATE, .size = 64 << 20, .max_size = UINT64_C(1) << 34};
+    if (argc > 4 && strcmp(argv[4], "inline") == 0)
+        cfg.flags |= HMM_INLINE;
     hmm_t *m = NULL;
     if (hmm_open(&m, argv[1], &cfg) != 0) {
         fprintf(stderr, "get_loop: %s\n", hmm_last_error());

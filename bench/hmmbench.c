@@ -37,7 +37,7 @@
 
 /* The stores, in table order; the local table first (every ratio is to it). */
 static const struct store_kind *const stores[] = {
-    &store_local,     &store_hmm_file, &store_hmm_anon,  &store_hmm_cache,
+    &store_local,     &store_hmm_file, &store_hmm_inline, &store_hmm_anon,  &store_hmm_cache,
     &store_hmm_noreplog, &store_hmm_nometrics, &store_lmdb, &store_kyoto,
     &store_tkrzw,     &store_sqlite,   &store_redis,     &store_memcached, &store_inline,
 };
@@ -817,6 +817,7 @@ static int callgrind(const char *what)
                                  : strstr(what, "-inline") ? &store_inline /* the experiment: get only */
                                  : strstr(what, "-kyoto")  ? &store_kyoto
                                  : strstr(what, "-tkrzw")  ? &store_tkrzw
+                                 : strstr(what, "-hmminline") ? &store_hmm_inline
                                                            : &store_hmm_file;
     void *h = k->open(k, N, 8, &why);
     if (!h)

@@ -48,7 +48,7 @@ struct store_kind {
  * fails with the reason, so the output says what was skipped. */
 extern const struct store_kind store_local;
 extern const struct store_kind store_hmm_file, store_hmm_anon, store_hmm_cache, store_hmm_noreplog,
-    store_hmm_nometrics;
+    store_hmm_nometrics, store_hmm_inline;
 extern const struct store_kind store_lmdb, store_sqlite, store_kyoto, store_tkrzw;
 extern const struct store_kind store_redis, store_memcached;
 extern const struct store_kind store_inline; /* store_inline.c: a design experiment (opt_in) */

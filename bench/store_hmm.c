@@ -105,3 +105,6 @@ HMM_KIND(store_hmm_noreplog, "hashmmap no replog", HMM_NOREPLOG,
          "hashmmap no replog: a file map created with HMM_NOREPLOG, the cost of the replication log");
 HMM_KIND(store_hmm_nometrics, "hashmmap metrics off", HMM_NOMETRICS,
          "hashmmap metrics off: HMM_NOMETRICS, the cost of counting");
+HMM_KIND(store_hmm_inline, "hashmmap HMM_INLINE map", HMM_INLINE,
+         "hashmmap HMM_INLINE map: a file map of format 2, whose index cells keep a copy of each entry of"
+         " up to 16 + 8 bytes, with its replication log");

@@ -398,16 +398,18 @@ static inline __attribute__((always_inline)) void cell_key_words(const uint8_t *
 #endif
 }
 
-/* hmm_get in a map of format 2 (FORMAT.md §7): the key's copy in a cell of
- * its home bucket, so one line.  The cell's word is loaded before the copy
- * and again after it, behind an acquire fence: a writer clears the copy's
- * shape before it writes new bytes (index.c, hmm__cell_copy_locked), so an
- * unchanged word means the bytes read were the copy it described; the
- * stripe's seq covers a word that came back to the same value (a delete
- * and an insert in between free a chunk, with seq odd).  A cell of the
- * key's tag without a copy (a TTL'd or long entry, or a copy not written
- * yet) and a key that may lie past its home bucket go general, through
- * the chunk. */
+/* hmm_get in a map of format 2 (FORMAT.md §7).  A short entry's key and
+ * value are read from the copy in its cell, so from one line: the cell's
+ * word is loaded before the copy and again after it, behind an acquire
+ * fence, and a writer clears the copy's shape before it writes new bytes
+ * (index.c, hmm__cell_copy_locked), so an unchanged word means the bytes
+ * were the copy it described; the stripe's seq covers a word that came
+ * back to the same value (a delete and an insert in between free a chunk,
+ * with seq odd).  A cell of the key's tag without a copy (a TTL'd or long
+ * entry, or one whose copy is not written yet) is read through its chunk,
+ * as get_fast reads a slot.  The walk follows the probe sequence while
+ * the overflow counts say a key may lie further; anything unusual goes
+ * general. */
 static inline __attribute__((always_inline)) int get_cell_fast(hmm_t *m, const void *key, size_t klen, void *val,
                                                               size_t *vlen)
 {
@@ -424,46 +426,78 @@ static inline __attribute__((always_inline)) int get_cell_fast(hmm_t *m, const v
     if (__builtin_expect(((v->word_cur ^ wc) | (v->word_old ^ wo) | v->old.nb) != 0, 0))
         return GET_GENERAL;
     HMM_CRASHPOINT("read_viewed");
-    uint64_t b = hash_home(&v->cur, hash);
-    const struct hmm_cell *c = ix_cell(&v->cur, b, 0);
-    __builtin_prefetch((const void *)&v->cur.ovf[b]);
+    const struct hmm_ix *ix = &v->cur;
+    uint64_t b = hash_home(ix, hash);
+    __builtin_prefetch((const void *)&ix->ovf[b]);
     uint64_t kw[2];
     cell_key_words(key, klen, kw);
+    uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
+    const struct hmm_cell *found = NULL;
+    const struct hmm_entry *e = NULL;
     uint64_t w = 0, value = 0;
-    unsigned n = 0;
-    for (unsigned j = 0; j < HMM_CELL_SLOTS; j++, c++) {
-        /* Acquire pairs with the copy's release (hmm__cell_copy_locked). */
-        uint64_t wj = atomic_load_explicit(&c->word, memory_order_acquire);
-        if (HMM_SLOT_TAG(wj) != tag || wj == 0)
-            continue;
-        unsigned shape = HMM_SLOT_SHAPE(wj);
-        if (!(shape & HMM_SHAPE_COPY))
-            return GET_GENERAL;
-        if (HMM_SHAPE_KLEN(shape) != klen || atomic_load_explicit(&c->key[0], memory_order_relaxed) != kw[0] ||
-            atomic_load_explicit(&c->key[1], memory_order_relaxed) != kw[1])
-            continue;
-        value = atomic_load_explicit(&c->val, memory_order_relaxed);
-        n = HMM_SHAPE_VLEN(shape);
-        w = wj;
-        HMM_CRASHPOINT("read_copied");
-        break;
+    uint32_t n = 0;
+    for (unsigned probe = 0; probe < HMM_MAX_PROBE && !found && !e; probe++, b = ix_next(ix, b)) {
+        const struct hmm_cell *c = ix_cell(ix, b, 0);
+        for (unsigned j = 0; j < HMM_CELL_SLOTS; j++, c++) {
+            /* Acquire pairs with the publisher's and the copy's release. */
+            uint64_t wj = atomic_load_explicit(&c->word, memory_order_acquire);
+            if (HMM_SLOT_TAG(wj) != tag || wj == 0)
+                continue;
+            unsigned shape = HMM_SLOT_SHAPE(wj);
+            if (shape & HMM_SHAPE_COPY) {
+                if (HMM_SHAPE_KLEN(shape) != klen || atomic_load_explicit(&c->key[0], memory_order_relaxed) != kw[0] ||
+                    atomic_load_explicit(&c->key[1], memory_order_relaxed) != kw[1])
+                    continue;
+                value = atomic_load_explicit(&c->val, memory_order_relaxed);
+                n = HMM_SHAPE_VLEN(shape);
+                w = wj;
+                found = c;
+                break;
+            }
+            /* No copy: the chunk, bounds-checked as get_fast does. */
+            uint64_t off = HMM_SLOT_OFF(wj);
+            uint64_t at = off - m->data_off;
+            if (__builtin_expect(at > span, 0))
+                return GET_GENERAL;
+            const struct hmm_entry *ce = (const struct hmm_entry *)(m->base + off);
+            n = *(const volatile uint32_t *)&ce->vlen;
+            if (__builtin_expect(n > m->max_value || at + klen + n > span, 0))
+                return GET_GENERAL;
+            if (lookup_entry_holds(ce, key, klen)) {
+                e = ce;
+                break;
+            }
+        }
+        if (!found && !e && ix_overflow(ix, b) == 0)
+            break; /* no key probed past this bucket: absent */
     }
-    if (!w && atomic_load_explicit(&v->cur.ovf[b], memory_order_relaxed) != 0)
-        return GET_GENERAL; /* keys that probed past this bucket may be further on */
+    int rc = HMM_NOTFOUND;
+    if (found) {
+        if (n <= *vlen)
+            hmm__copy_small(val, (const uint8_t *)&value, n);
+        rc = n <= *vlen ? 0 : HMM_TOOSMALL;
+        HMM_CRASHPOINT("read_copied");
+    } else if (e) {
+        uint64_t expire = *(const volatile uint64_t *)&e->expire_ms;
+        if (__builtin_expect(expire != 0, 0) && expire <= hmm_now_ms()) {
+            rc = HMM_NOTFOUND;
+        } else if (__builtin_expect(n > *vlen, 0)) {
+            rc = HMM_TOOSMALL;
+        } else {
+            hmm__copy_small(val, (const uint8_t *)e + HMM_ENTRY_HDR + klen, n);
+            HMM_CRASHPOINT("read_copied");
+            rc = 0;
+        }
+    }
     /* Pairs with the release fences of the copy and of hmm__seq_begin_free(). */
     atomic_thread_fence(memory_order_acquire);
-    if (w && __builtin_expect(atomic_load_explicit(&c->word, memory_order_relaxed) != w, 0))
+    if (found && __builtin_expect(atomic_load_explicit(&found->word, memory_order_relaxed) != w, 0))
         return GET_GENERAL;
     if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) != s0, 0))
         return GET_GENERAL; /* with *vlen untouched: it is the general path's capacity */
-    if (!w)
-        return HMM_NOTFOUND;
-    size_t cap = *vlen;
-    *vlen = n;
-    if (__builtin_expect(n > cap, 0))
-        return HMM_TOOSMALL;
-    hmm__copy_small(val, (const uint8_t *)&value, n);
-    return 0;
+    if (rc != HMM_NOTFOUND)
+        *vlen = n;
+    return rc;
 }
 
 /* A get of any key: get_fast with the calls a longer key needs (XXH3's
