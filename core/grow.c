@@ -57,7 +57,8 @@ int hmm__grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
     uint64_t size = m->data_off + ((npages + step) << m->page_shift);
     int rc = hmm__file_allocate(m->fd, size);
     if (rc)
-        return hmm_fail(rc, "%s: cannot grow the map to %llu bytes: %s", m->path,
+        return hmm_fail(rc, "%s: cannot grow the map from %llu to %llu bytes: %s (the file keeps its size)",
+                        m->path, (unsigned long long)(m->data_off + (npages << m->page_shift)),
                         (unsigned long long)size, strerror(-rc));
     HMM_CRASHPOINT("grown");
     /* The file is long enough before anyone may use the pages: release
