@@ -286,6 +286,65 @@ static void test_map_truncated_under_an_open_handle_is_refused_by_the_walkers(vo
     assert_non_null(strstr(hmm_last_error(), "truncated"));
 }
 
+/* A map cut short under an open handle, by less than its free pages at the
+ * end, then asked for more pages than it has: the growth must refuse, not
+ * lengthen the file over the cut (which hid the damage, and the lost page
+ * read as zeros).  Only the lost page's table entry is looked at (the
+ * table lies in the part of the file that remains); the put touches no
+ * lost page before it grows. */
+static const char *cut_dir;
+
+static int grow_a_cut_map(void *arg)
+{
+    (void)arg;
+    hmm_t *m;
+    if (hmm_open(&m, cut_dir, NULL) != 0 || hmm_put(m, "small", 5, "v", 1, 0, 0) != 0)
+        return 60;
+    char path[4200];
+    tu_path(path, sizeof path, cut_dir, "hashmmap.map");
+    int fd = open(path, O_RDWR);
+    union hmm_header_block blk;
+    if (fd < 0 || pread(fd, &blk, sizeof blk, 0) != (ssize_t)sizeof blk)
+        return 61;
+    uint64_t npages = atomic_load(&blk.h.npages), last = npages - 1;
+    uint64_t entry;
+    if (pread(fd, &entry, sizeof entry, (off_t)(blk.h.pagetab_off + last * sizeof entry)) != (ssize_t)sizeof entry ||
+        entry != 0)
+        return 62; /* the last page is in use: cutting it would not leave the put a path around it */
+    uint64_t full = blk.h.data_off + npages * blk.h.page_size, cut = full - blk.h.page_size;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != full || ftruncate(fd, (off_t)cut) != 0)
+        return 63;
+    /* A value larger than every free run: the put must grow the file. */
+    size_t big = (size_t)npages * blk.h.page_size;
+    if (big > blk.h.max_value)
+        big = blk.h.max_value;
+    char *val = calloc(1, big);
+    int rc = hmm_put(m, "big", 3, val, big, 0, 0);
+    free(val);
+    printf("# put after the cut: %s (%s)\n", hmm_errname(rc), hmm_last_error());
+    fflush(stdout);
+    if (rc != HMM_CORRUPT)
+        return 64;
+    char want[64];
+    snprintf(want, sizeof want, "%llu bytes", (unsigned long long)cut);
+    if (!strstr(hmm_last_error(), "truncated") || !strstr(hmm_last_error(), want))
+        return 65;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != cut)
+        return 66; /* lengthened over the cut */
+    close(fd);
+    hmm_close(m);
+    return 0;
+}
+
+static void test_growth_of_a_map_truncated_under_it_is_corrupt_and_keeps_the_length(void **state)
+{
+    (void)state;
+    cut_dir = tu_tmpdir();
+    hmm_close(tu_open(cut_dir, 1 << 20, 64 << 20, HMM_NOREPLOG));
+    expect_child_clean(tu_fork(grow_a_cut_map, NULL), "growth of a map truncated under it");
+}
+
 static void test_replog_size_that_would_wrap_is_corrupt_at_open(void **state)
 {
     (void)state;
@@ -664,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_zero_index_word_is_corrupt_at_open),
         cmocka_unit_test(test_replog_size_that_would_wrap_is_corrupt_at_open),
         cmocka_unit_test(test_map_truncated_under_an_open_handle_is_refused_by_the_walkers),
+        cmocka_unit_test(test_growth_of_a_map_truncated_under_it_is_corrupt_and_keeps_the_length),
         cmocka_unit_test(test_every_header_field_at_boundary_values_is_refused_or_harmless),
         cmocka_unit_test(test_full_filesystem_gives_enospc_and_loses_nothing_acknowledged),
         cmocka_unit_test(test_growth_without_fallocate_keeps_the_stores_made_meanwhile),
