@@ -1213,6 +1213,64 @@ static void test_an_open_that_loaded_the_index_words_before_a_growth_ended_succe
     }
 }
 
+/* Walk the whole map from a cursor stopped before its first range; every
+ * call that returns 0 or HMM_NOTFOUND must leave hmm_last_error() empty. */
+static int walk_until_stalled(void *dir)
+{
+    hmm_t *m = NULL;
+    hmm_cursor *c = NULL;
+    if (hmm_open(&m, dir, NULL) != 0 || hmm_cursor_open(m, &c) != 0)
+        return 1;
+    hmm_crashpoint_stall("cursor_viewed", 1);
+    const void *k, *v;
+    size_t kl, vl;
+    int rc, walked = 0, found_e = 0;
+    while ((rc = hmm_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+        if (hmm_last_error()[0]) {
+            printf("# after a successful hmm_cursor_next: \"%s\"\n", hmm_last_error());
+            fflush(stdout);
+            return 3;
+        }
+        walked++;
+        found_e += kl == 1 && memcmp(k, "E", 1) == 0;
+    }
+    if (rc != HMM_NOTFOUND || hmm_last_error()[0])
+        return 4;
+    hmm_cursor_close(c);
+    hmm_close(m);
+    return walked > 0 && found_e == 1 ? 0 : 5;
+}
+
+/* A cursor stopped after it decoded the index words for its first range,
+ * while that index's growth ends and its pages take forged values (words
+ * that read as slots naming an offset past the map).  Going on, it meets
+ * them, finds the index changed under it and reads the range again
+ * (cursor.c): the walk succeeds, and must not keep the detail of the
+ * attempt it discarded. */
+static void test_a_cursor_that_read_a_retired_index_leaves_no_error_detail(void **state)
+{
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 256 << 20, 0);
+    TU_OK(hmm_put(m, "E", 1, "e", 1, 0, 0));
+    pid_t walker = tu_fork(walk_until_stalled, (void *)dir);
+    wait_until_stopped(walker, "cursor_viewed");
+    uint64_t c = atomic_load(&m->hdr->index_cur);
+    assert_true(atomic_load(&m->hdr->index_old) == 0);
+    uint32_t next = 0;
+    if (!forge_into(m, c, 0, HMM_SLOT_MAKE(1, UINT64_C(1) << 50), UINT32_MAX, &next)) {
+        kill(walker, SIGKILL);
+        tu_wait(walker, 10000);
+        fail_msg("the forged values never reached bucket 0 of the retired index");
+    }
+    kill(walker, SIGCONT);
+    int code = tu_exit_code(tu_wait(walker, 60000));
+    if (code != 0)
+        fail_msg("the cursor stopped over the retired index %s (%d)",
+                 code == 3 ? "kept an error detail after a success" : "failed", code);
+    check_sound(m, "cursor_viewed", "after the cursor went on");
+    hmm_close(m);
+}
+
 /* ---- a cold start killed before it finished (FORMAT.md §10) ---- */
 
 static int cold_start_until_killed(void *dir)
@@ -1381,6 +1439,7 @@ int main(void)
         cmocka_unit_test(test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner),
         cmocka_unit_test(test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it),
         cmocka_unit_test(test_an_open_that_loaded_the_index_words_before_a_growth_ended_succeeds),
+        cmocka_unit_test(test_a_cursor_that_read_a_retired_index_leaves_no_error_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
