@@ -364,6 +364,21 @@ static void test_replog_size_that_would_wrap_is_corrupt_at_open(void **state)
     assert_int_equal(hmm_open(&m, tu_tmpdir(), &cfg), -EINVAL);
 }
 
+/* Whether the puts of keys prefix0 .. prefix(acked - 1), each with
+ * tu_value(key, its number), all read back whole. */
+static bool acked_puts_read_back(hmm_t *m, const char *prefix, int acked)
+{
+    char key[32], val[256];
+    for (int i = 0; i < acked; i++) {
+        int kl = snprintf(key, sizeof key, "%s%d", prefix, i);
+        size_t vl = sizeof val;
+        uint64_t seq;
+        if (hmm_get(m, key, (size_t)kl, val, &vl) != 0 || !tu_value_ok(val, vl, key, &seq) || seq != (uint64_t)i)
+            return false;
+    }
+    return true;
+}
+
 /* ---- a filesystem without fallocate(2) (FORMAT.md §10) ---- */
 
 /* Make this process's fallocate(2) fail with EOPNOTSUPP, as on a
@@ -391,14 +406,27 @@ static int try_without_fallocate(void *arg)
     return without_fallocate() != 0;
 }
 
-static bool can_filter_fallocate(void)
+/* Skip the test where without_fallocate() cannot work. */
+static void skip_unless_fallocate_can_be_filtered(void)
 {
     int st = tu_wait(tu_fork(try_without_fallocate, NULL), CHILD_MS);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        printf("# skipped: no seccomp filter here\n");
+        skip();
+    }
 }
 
 enum { SWEEP_MS = 1500, SWEEP_VALUE = 200 };
 static const char *sweep_dir;
+
+/* A new 1 MiB map in sweep_dir that may grow to 64 MiB; skips the test
+ * where fallocate(2) cannot be made to fail. */
+static hmm_t *new_map_to_grow_without_fallocate(void)
+{
+    skip_unless_fallocate_can_be_filtered();
+    sweep_dir = tu_tmpdir();
+    return tu_open(sweep_dir, 1 << 20, 64 << 20, HMM_NOREPLOG);
+}
 
 /* Grow the map without fallocate(2), for SWEEP_MS: open, put until the
  * file has grown, close; each open and each growth allocates the file. */
@@ -439,12 +467,7 @@ enum { VICTIM_LEN = 12288 };
 static void test_growth_without_fallocate_keeps_the_stores_made_meanwhile(void **state)
 {
     (void)state;
-    if (!can_filter_fallocate()) {
-        printf("# skipped: no seccomp filter here\n");
-        skip();
-    }
-    sweep_dir = tu_tmpdir();
-    hmm_t *m = tu_open(sweep_dir, 1 << 20, 64 << 20, HMM_NOREPLOG);
+    hmm_t *m = new_map_to_grow_without_fallocate();
     static char victim[VICTIM_LEN];
     memcpy(victim, VICTIM_MARK, sizeof VICTIM_MARK);
     TU_OK(hmm_put(m, "victim", 6, victim, sizeof victim, 0, 0));
@@ -545,13 +568,8 @@ static int grow_past_the_size_limit(void *arg)
     hmm_check_result res;
     if (hmm_check(m, 0, &res) != 0)
         return 58;
-    for (int i = 0; i < acked; i++) {
-        int kl = snprintf(key, sizeof key, "f-%d", i);
-        size_t vl = sizeof val;
-        uint64_t seq;
-        if (hmm_get(m, key, (size_t)kl, val, &vl) != 0 || !tu_value_ok(val, vl, key, &seq) || seq != (uint64_t)i)
-            return 59;
-    }
+    if (!acked_puts_read_back(m, "f-", acked))
+        return 59;
     hmm_close(m);
     return 0;
 }
@@ -559,12 +577,7 @@ static int grow_past_the_size_limit(void *arg)
 static void test_growth_without_fallocate_past_a_size_limit_fails_and_keeps_the_length(void **state)
 {
     (void)state;
-    if (!can_filter_fallocate()) {
-        printf("# skipped: no seccomp filter here\n");
-        skip();
-    }
-    sweep_dir = tu_tmpdir();
-    hmm_close(tu_open(sweep_dir, 1 << 20, 64 << 20, HMM_NOREPLOG));
+    hmm_close(new_map_to_grow_without_fallocate());
     int st = tu_wait(tu_fork(grow_past_the_size_limit, NULL), CHILD_MS);
     if (WIFSIGNALED(st))
         fail_msg("growth past a size limit without fallocate: killed by signal %d", WTERMSIG(st));
@@ -617,13 +630,8 @@ static int fill_until_error(void *arg)
     hmm_close(m);
     if (hmm_open(&m, fs_dir, NULL) != 0)
         return 23;
-    for (int i = 0; i < acked; i++) {
-        int kl = snprintf(key, sizeof key, "key-%d", i);
-        size_t vl = sizeof val;
-        uint64_t seq;
-        if (hmm_get(m, key, (size_t)kl, val, &vl) != 0 || !tu_value_ok(val, vl, key, &seq) || seq != (uint64_t)i)
-            return 24;
-    }
+    if (!acked_puts_read_back(m, "key-", acked))
+        return 24;
     hmm_close(m);
     return 0;
 }
@@ -664,10 +672,7 @@ static void test_full_filesystem_gives_enospc_and_loses_nothing_acknowledged(voi
 static void test_full_filesystem_without_fallocate_gives_enospc_and_loses_nothing(void **state)
 {
     (void)state;
-    if (!can_filter_fallocate()) {
-        printf("# skipped: no seccomp filter here\n");
-        skip();
-    }
+    skip_unless_fallocate_can_be_filtered();
     fill_a_small_filesystem("3m", fill_until_error_without_fallocate, "full filesystem without fallocate");
 }
 
