@@ -67,6 +67,8 @@
  *                   draining its buckets
  *   open_viewed     an opener loaded the index words, not yet checked
  *                   against the page table
+ *   cursor_viewed   a cursor decoded the index words for its next range,
+ *                   no slot of it read yet
  */
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H

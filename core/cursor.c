@@ -166,6 +166,7 @@ static int fill_batch(hmm_cursor *c)
         int rc = index_views(m, &cur, &old);
         if (rc)
             return rc;
+        HMM_CRASHPOINT("cursor_viewed");
         uint64_t lo = c->next_h32;
         uint64_t hi = lo + (H32_END / cur.nb + 1) * RANGE_BUCKETS;
         if (hi > H32_END)
@@ -178,8 +179,9 @@ static int fill_batch(hmm_cursor *c)
         if (atomic_load(&m->hdr->index_cur) != wc || atomic_load(&m->hdr->index_old) != wo) {
             /* A growth started or ended under us: keys may have moved to an
              * index we did not read, and the one we read may be freed and
-             * reused (FORMAT.md §10), which explains an error met there.
-             * Read the range again. */
+             * reused (FORMAT.md §10), which explains an error met there
+             * (its detail is cleared when the call succeeds).  Read the
+             * range again. */
             c->nkeys = c->keylen = 0;
             continue;
         }
@@ -226,7 +228,7 @@ HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, co
             if (rc)
                 return rc;
             if (c->nkeys == 0)
-                return HMM_NOTFOUND;
+                return hmm__result(HMM_NOTFOUND);
         }
         struct batch_key *k = &c->keys[c->pos++];
         const uint8_t *kp = c->keybuf + k->at;
@@ -246,7 +248,9 @@ HMM_EXPORT int hmm_cursor_next(hmm_cursor *c, const void **key, size_t *klen, co
         *klen = k->len;
         *val = c->val ? c->val : (const void *)"";
         *vlen = len;
-        return 0;
+        /* Attempts discarded on the way (a range read again after a
+         * growth, a stripe read under its lock) may have left a detail. */
+        return hmm__result(0);
     }
 }
 

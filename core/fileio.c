@@ -12,7 +12,9 @@
  *     failure nor a kill leaves a half-made or orphaned file behind;
  *   - its space is allocated before it is mapped, so a full disk is
  *     -ENOSPC from the call that needed the space, never SIGBUS on a store
- *     into a hole of a sparse file.
+ *     into a hole of a sparse file.  fallocate(2) where the filesystem has
+ *     it, else zeros written past the old end (never below it: other
+ *     processes store there through their mappings).
  */
 #include "config.h"
 
@@ -56,20 +58,61 @@ int hmm__open_regular(const char *path, int flags)
     return fd;
 }
 
+#define ZERO_BLOCK (1u << 20) /* bytes a pwrite of zeros: few calls, little memory */
+
+/* Write zeros into [from, end) of fd: the blocks where the filesystem has
+ * no fallocate(2).  0 or -errno (-ENOSPC, -EFBIG past RLIMIT_FSIZE). */
+static int write_zeros(int fd, uint64_t from, uint64_t end)
+{
+    size_t block = end - from < ZERO_BLOCK ? (size_t)(end - from) : ZERO_BLOCK;
+    char *zeros = calloc(1, block);
+    if (!zeros)
+        return -ENOMEM;
+    int rc = 0;
+    while (rc == 0 && from < end) {
+        size_t n = end - from < block ? (size_t)(end - from) : block;
+        ssize_t w = pwrite(fd, zeros, n, (off_t)from);
+        if (w > 0)
+            from += (uint64_t)w; /* a short write: the next one says why */
+        else if (w == 0)
+            rc = -ENOSPC;
+        else if (errno != EINTR)
+            rc = -errno;
+    }
+    free(zeros);
+    return rc;
+}
+
 int hmm__allocate(int fd, uint64_t off, uint64_t len)
 {
     if (len == 0)
         return 0;
+    if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
+        return -EFBIG;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    uint64_t have = (uint64_t)st.st_size, end = off + len;
     int rc;
     do
-        rc = posix_fallocate(fd, (off_t)off, (off_t)len);
-    while (rc == EINTR);
-    /* glibc already falls back to writing zeros where the filesystem has
-     * no fallocate; what is left (EOPNOTSUPP on odd file systems) keeps
-     * the file sparse, as it was before this check existed. */
-    if (rc == EOPNOTSUPP || rc == ENOSYS)
-        return 0;
-    return -rc;
+        rc = fallocate(fd, 0, (off_t)off, (off_t)len) == 0 ? 0 : -errno;
+    while (rc == -EINTR);
+    /* A filesystem without fallocate(2).  Not glibc's posix_fallocate
+     * there: its emulation reads a byte of every 4 KiB block and writes a
+     * zero back where it read one, so a store another process makes
+     * through its mapping between the read and the write is lost.  Zeros
+     * are written past the old end only, where no process stores yet (the
+     * header counts those pages once the file is long enough, grow.c);
+     * holes below it (a file made sparse by a copy) stay holes. */
+    if (rc == -EOPNOTSUPP || rc == -ENOSYS)
+        rc = end > have ? write_zeros(fd, have > off ? have : off, end) : 0;
+    /* What either added before failing is given back, so the size the
+     * header describes is the size of the file. */
+    if (rc && end > have && ftruncate(fd, (off_t)have) != 0) {
+        /* The file stays longer than the header says, which an open
+         * accepts; the first failure is the one to tell. */
+    }
+    return rc;
 }
 
 /* O_TMPFILE needs a link through /proc to be named without privileges. */
@@ -170,29 +213,12 @@ int hmm__sibling_access(int fd, int map_fd, unsigned fallback_mode)
     return fchmod(fd, mode) == 0 ? 0 : -errno;
 }
 
-/* The whole file, from 0 (blocks below the old end may be holes too: a
- * file made sparse by an older build or a copy); the size is given back on
- * failure. */
+/* Blocks below the old end may be holes too (a file made sparse by an
+ * older build or by a copy): allocate from 0, which costs nothing for
+ * blocks already there. */
 int hmm__file_allocate(int fd, uint64_t size)
 {
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return -errno;
-    uint64_t have = (uint64_t)st.st_size;
-    if (size > (uint64_t)INT64_MAX)
-        return -EFBIG;
-    /* Blocks below the old end may be holes too (a file made sparse by an
-     * older build or by a copy): allocate from 0, which costs nothing for
-     * blocks already there. */
-    int rc = posix_fallocate(fd, 0, (off_t)size);
-    if (rc == 0)
-        return 0;
-    /* glibc emulates filesystems without fallocate by writing; what either
-     * managed to add before failing is given back, so the size the header
-     * describes is the size of the file. */
-    if (size > have && ftruncate(fd, (off_t)have) != 0)
-        return -errno;
-    return -rc;
+    return hmm__allocate(fd, 0, size);
 }
 
 int hmm__adopt_fd(hmm_t *m, int fd, const char *what, int (*map)(hmm_t *m, int fd, uint64_t arg), uint64_t arg)

@@ -54,10 +54,17 @@ int hmm__grow_file_locked(hmm_t *m, uint64_t n, bool for_index)
     }
     if (npages + step > m->pagetab_cap)
         return hmm_fail(HMM_FULL, "%s: page table is full", m->path);
-    uint64_t size = m->data_off + ((npages + step) << m->page_shift);
-    int rc = hmm__file_allocate(m->fd, size);
+    /* The file must be as long as the pages the header counts.  One cut
+     * short under the map (damage from outside) is refused, not lengthened
+     * over the cut: that hid the damage, and the lost pages read as zeros. */
+    int rc = hmm__map_refresh_limit(m);
     if (rc)
-        return hmm_fail(rc, "%s: cannot grow the map to %llu bytes: %s", m->path,
+        return rc;
+    uint64_t size = m->data_off + ((npages + step) << m->page_shift);
+    rc = hmm__file_allocate(m->fd, size);
+    if (rc)
+        return hmm_fail(rc, "%s: cannot grow the map from %llu to %llu bytes: %s (the file keeps its size)",
+                        m->path, (unsigned long long)(m->data_off + (npages << m->page_shift)),
                         (unsigned long long)size, strerror(-rc));
     HMM_CRASHPOINT("grown");
     /* The file is long enough before anyone may use the pages: release

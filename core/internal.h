@@ -156,7 +156,10 @@ static inline int hmm__result(int rc)
  * refused with -EINVAL (and a detail) without ever blocking.  fd or -errno. */
 int hmm__open_regular(const char *path, int flags);
 /* Allocate [off, off+len) of fd now, so later stores into a mapping of it
- * cannot meet a full disk (SIGBUS): 0 or -errno (-ENOSPC). */
+ * cannot meet a full disk (SIGBUS): fallocate(2), or where the filesystem
+ * has none, zeros written past the file's old end (never below: other
+ * processes store there).  0, or -errno (-ENOSPC, -EFBIG) with the file's
+ * size unchanged. */
 int hmm__allocate(int fd, uint64_t off, uint64_t len);
 /* A file under construction: unnamed (O_TMPFILE) or, where the filesystem
  * lacks that, a dot-name in the same directory.  Every path ends in
@@ -238,8 +241,8 @@ uint32_t hmm__layout_signature(void);
  * close-on-exec copy of fd, mapped by map(m, copy, arg); the caller has
  * checked the file is the right one.  0 or a failure naming what. */
 int hmm__adopt_fd(hmm_t *m, int fd, const char *what, int (*map)(hmm_t *m, int fd, uint64_t arg), uint64_t arg);
-/* Make fd size bytes long with every block allocated (posix_fallocate):
- * 0, or -ENOSPC (or another -errno) with the file's size unchanged. */
+/* Make fd size bytes long with every block allocated: hmm__allocate of
+ * [0, size).  0, or -ENOSPC (or another -errno) with the size unchanged. */
 int hmm__file_allocate(int fd, uint64_t size);
 
 /* ---- header.c (FORMAT.md §3, the range table) ---- */

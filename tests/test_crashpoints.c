@@ -1027,6 +1027,17 @@ static bool forge_into(hmm_t *m, uint64_t c, uint64_t b, uint64_t forged, uint32
     return false;
 }
 
+/* forge_into, or kill the stalled process and fail, naming where. */
+static void forge_into_or_fail(hmm_t *m, pid_t stalled, uint64_t c, uint64_t b, uint64_t forged, uint32_t avoid,
+                               uint32_t *next, const char *where)
+{
+    if (forge_into(m, c, b, forged, avoid, next))
+        return;
+    kill(stalled, SIGKILL);
+    tu_wait(stalled, 10000);
+    fail_msg("the forged values never reached %s of the retired index", where);
+}
+
 static int get_a_until_stalled(void *dir)
 {
     hmm_t *m = NULL;
@@ -1068,12 +1079,8 @@ static void test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner(v
     struct hmm_ix cix;
     TU_OK(index_view(m, c, &cix));
     uint32_t next = 0;
-    bool landed = forge_into(m, c, hash_home(&cix, hash), HMM_SLOT_MAKE(hash_tag(hash), dead), sa, &next);
-    if (!landed) {
-        kill(reader, SIGKILL);
-        tu_wait(reader, 10000);
-        fail_msg("the forged values never reached A's home bucket in the retired index");
-    }
+    forge_into_or_fail(m, reader, c, hash_home(&cix, hash), HMM_SLOT_MAKE(hash_tag(hash), dead), sa, &next,
+                       "A's home bucket");
     kill(reader, SIGCONT);
     int code = tu_exit_code(tu_wait(reader, 10000));
     if (code != 0)
@@ -1081,6 +1088,18 @@ static void test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner(v
                                                                                       : "failed");
     check_sound(m, "read_viewed", "after the stalled get went on");
     hmm_close(m);
+}
+
+/* A new map that may grow, holding key E, open in *m; and a child that
+ * runs fn(dir), stopped at stall point point. */
+static pid_t stalled_over_a_map_holding_e(hmm_t **m, int (*fn)(void *), const char *point)
+{
+    const char *dir = tu_tmpdir();
+    *m = tu_open(dir, 1 << 20, 256 << 20, 0);
+    TU_OK(hmm_put(*m, "E", 1, "e", 1, 0, 0));
+    pid_t pid = tu_fork(fn, (void *)dir);
+    wait_until_stopped(pid, point);
+    return pid;
 }
 
 static int drain_until_stalled(void *dir)
@@ -1103,11 +1122,8 @@ static int drain_until_stalled(void *dir)
  * of someone's values. */
 static void test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it(void **state)
 {
-    const char *dir = tu_tmpdir();
-    hmm_t *m = tu_open(dir, 1 << 20, 256 << 20, 0);
-    TU_OK(hmm_put(m, "E", 1, "e", 1, 0, 0));
-    pid_t helper = tu_fork(drain_until_stalled, (void *)dir);
-    wait_until_stopped(helper, "drain_viewed");
+    hmm_t *m;
+    pid_t helper = stalled_over_a_map_holding_e(&m, drain_until_stalled, "drain_viewed");
     uint64_t c = atomic_load(&m->hdr->index_old); /* the helper's view */
     assert_true(c != 0);
     /* E's slot, for a forged copy of it. */
@@ -1126,11 +1142,7 @@ static void test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it(voi
     }
     assert_true(forged != 0);
     uint32_t next = 0;
-    if (!forge_into(m, c, 4, forged, UINT32_MAX, &next)) {
-        kill(helper, SIGKILL);
-        tu_wait(helper, 10000);
-        fail_msg("the forged values never reached bucket 4 of the retired index");
-    }
+    forge_into_or_fail(m, helper, c, 4, forged, UINT32_MAX, &next, "bucket 4");
     /* The next growth: the helper's claims land in its range again. */
     uint64_t d = atomic_load(&m->hdr->index_cur);
     char key[16];
@@ -1211,6 +1223,57 @@ static void test_an_open_that_loaded_the_index_words_before_a_growth_ended_succe
         check_sound(m, "open_viewed", "after the stalled open went on");
         hmm_close(m);
     }
+}
+
+/* Walk the whole map from a cursor stopped before its first range; every
+ * call that returns 0 or HMM_NOTFOUND must leave hmm_last_error() empty. */
+static int walk_until_stalled(void *dir)
+{
+    hmm_t *m = NULL;
+    hmm_cursor *c = NULL;
+    if (hmm_open(&m, dir, NULL) != 0 || hmm_cursor_open(m, &c) != 0)
+        return 1;
+    hmm_crashpoint_stall("cursor_viewed", 1);
+    const void *k, *v;
+    size_t kl, vl;
+    int rc, walked = 0, found_e = 0;
+    while ((rc = hmm_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+        if (hmm_last_error()[0]) {
+            printf("# after a successful hmm_cursor_next: \"%s\"\n", hmm_last_error());
+            fflush(stdout);
+            return 3;
+        }
+        walked++;
+        found_e += kl == 1 && memcmp(k, "E", 1) == 0;
+    }
+    if (rc != HMM_NOTFOUND || hmm_last_error()[0])
+        return 4;
+    hmm_cursor_close(c);
+    hmm_close(m);
+    return walked > 0 && found_e == 1 ? 0 : 5;
+}
+
+/* A cursor stopped after it decoded the index words for its first range,
+ * while that index's growth ends and its pages take forged values (words
+ * that read as slots naming an offset past the map).  Going on, it meets
+ * them, finds the index changed under it and reads the range again
+ * (cursor.c): the walk succeeds, and must not keep the detail of the
+ * attempt it discarded. */
+static void test_a_cursor_that_read_a_retired_index_leaves_no_error_detail(void **state)
+{
+    hmm_t *m;
+    pid_t walker = stalled_over_a_map_holding_e(&m, walk_until_stalled, "cursor_viewed");
+    uint64_t c = atomic_load(&m->hdr->index_cur);
+    assert_true(atomic_load(&m->hdr->index_old) == 0);
+    uint32_t next = 0;
+    forge_into_or_fail(m, walker, c, 0, HMM_SLOT_MAKE(1, UINT64_C(1) << 50), UINT32_MAX, &next, "bucket 0");
+    kill(walker, SIGCONT);
+    int code = tu_exit_code(tu_wait(walker, 60000));
+    if (code != 0)
+        fail_msg("the cursor stopped over the retired index %s (%d)",
+                 code == 3 ? "kept an error detail after a success" : "failed", code);
+    check_sound(m, "cursor_viewed", "after the cursor went on");
+    hmm_close(m);
 }
 
 /* ---- a cold start killed before it finished (FORMAT.md §10) ---- */
@@ -1381,6 +1444,7 @@ int main(void)
         cmocka_unit_test(test_a_get_that_viewed_a_retired_index_does_not_read_its_new_owner),
         cmocka_unit_test(test_a_helper_that_viewed_a_retired_index_drains_nothing_from_it),
         cmocka_unit_test(test_an_open_that_loaded_the_index_words_before_a_growth_ended_succeeds),
+        cmocka_unit_test(test_a_cursor_that_read_a_retired_index_leaves_no_error_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
