@@ -398,18 +398,118 @@ static inline __attribute__((always_inline)) void cell_key_words(const uint8_t *
 #endif
 }
 
-/* hmm_get in a map of format 2 (FORMAT.md §7).  A short entry's key and
- * value are read from the copy in its cell, so from one line: the cell's
- * word is loaded before the copy and again after it, behind an acquire
- * fence, and a writer clears the copy's shape before it writes new bytes
- * (index.c, hmm__cell_copy_locked), so an unchanged word means the bytes
- * were the copy it described; the stripe's seq covers a word that came
- * back to the same value (a delete and an insert in between free a chunk,
- * with seq odd).  A cell of the key's tag without a copy (a TTL'd or long
- * entry, or one whose copy is not written yet) is read through its chunk,
- * as get_fast reads a slot.  The walk follows the probe sequence while
- * the overflow counts say a key may lie further; anything unusual goes
- * general. */
+/* hmm_get in a map of format 2 (FORMAT.md §7): how a cell's copy is read.
+ * The cell's word is loaded before the copy and again after it, behind an
+ * acquire fence.  A writer clears the copy's shape before it writes new
+ * bytes (index.c, hmm__cell_copy_locked), so an unchanged word means the
+ * bytes were the copy it described; the stripe's seq covers a word that
+ * came back to the same value (a delete and an insert in between free a
+ * chunk, with seq odd).  A cell of the key's tag without a copy (a TTL'd
+ * or long entry, or one whose copy is not written yet) is read through
+ * its chunk, bounds-checked as get_fast reads a slot. */
+struct cell_read {
+    const struct hmm_cell *copy; /* the cell whose copy was read, or NULL */
+    const struct hmm_entry *e;   /* else the entry read through its chunk, or NULL */
+    uint64_t word, value;        /* copy: the word it was read under, and the value */
+    uint32_t n;                  /* the value's length */
+};
+
+/* Look for the key in the cells of bucket b: 1 found (in *r), 0 not
+ * there, GET_GENERAL when a bounds check fails (the general path decides). */
+static inline __attribute__((always_inline)) int cell_bucket_find(hmm_t *m, const struct hmm_ix *ix, uint64_t b,
+                                                                 uint16_t tag, const void *key, size_t klen,
+                                                                 const uint64_t kw[2], uint64_t span,
+                                                                 struct cell_read *r)
+{
+    const struct hmm_cell *c = ix_cell(ix, b, 0);
+    for (unsigned j = 0; j < HMM_CELL_SLOTS; j++, c++) {
+        /* Acquire pairs with the publisher's and the copy's release. */
+        uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+        if (HMM_SLOT_TAG(w) != tag || w == 0)
+            continue;
+        unsigned shape = HMM_SLOT_SHAPE(w);
+        if (shape & HMM_SHAPE_COPY) {
+            if (HMM_SHAPE_KLEN(shape) != klen || atomic_load_explicit(&c->key[0], memory_order_relaxed) != kw[0] ||
+                atomic_load_explicit(&c->key[1], memory_order_relaxed) != kw[1])
+                continue;
+            r->value = atomic_load_explicit(&c->val, memory_order_relaxed);
+            r->n = HMM_SHAPE_VLEN(shape);
+            r->word = w;
+            r->copy = c;
+            return 1;
+        }
+        uint64_t off = HMM_SLOT_OFF(w);
+        uint64_t at = off - m->data_off; /* below data_off wraps: fails too */
+        if (__builtin_expect(at > span, 0))
+            return GET_GENERAL;
+        const struct hmm_entry *e = (const struct hmm_entry *)(m->base + off);
+        uint32_t n = *(const volatile uint32_t *)&e->vlen; /* read once: checked, then used */
+        if (__builtin_expect(n > m->max_value || at + klen + n > span, 0))
+            return GET_GENERAL;
+        if (lookup_entry_holds(e, key, klen)) {
+            r->e = e;
+            r->n = n;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Finish a format-2 get: copy the value out, validate, answer. */
+static inline __attribute__((always_inline)) int cell_read_finish(struct hmm_stripe *s, uint64_t s0, size_t klen,
+                                                                 const struct cell_read *r, void *val, size_t *vlen)
+{
+    int rc = HMM_NOTFOUND;
+    uint32_t n = r->n;
+    if (r->copy) {
+        rc = n <= *vlen ? 0 : HMM_TOOSMALL;
+        if (rc == 0)
+            hmm__copy_small(val, (const uint8_t *)&r->value, n);
+        HMM_CRASHPOINT("read_copied");
+    } else if (r->e) {
+        uint64_t expire = *(const volatile uint64_t *)&r->e->expire_ms;
+        if (__builtin_expect(expire != 0, 0) && expire <= hmm_now_ms()) {
+            rc = HMM_NOTFOUND;
+        } else if (__builtin_expect(n > *vlen, 0)) {
+            rc = HMM_TOOSMALL;
+        } else {
+            hmm__copy_small(val, (const uint8_t *)r->e + HMM_ENTRY_HDR + klen, n);
+            HMM_CRASHPOINT("read_copied");
+            rc = 0;
+        }
+    }
+    /* Pairs with the release fences of the copy and of hmm__seq_begin_free(). */
+    atomic_thread_fence(memory_order_acquire);
+    if (r->copy && __builtin_expect(atomic_load_explicit(&r->copy->word, memory_order_relaxed) != r->word, 0))
+        return GET_GENERAL;
+    if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) != s0, 0))
+        return GET_GENERAL; /* with *vlen untouched: it is the general path's capacity */
+    if (rc != HMM_NOTFOUND)
+        *vlen = n;
+    return rc;
+}
+
+/* A format-2 get past its home bucket's copies: the probe sequence, while
+ * the overflow counts say the key may lie further. */
+static __attribute__((noinline)) int get_cell_walk(hmm_t *m, const struct hmm_ix *ix, uint64_t hash,
+                                                   struct hmm_stripe *s, uint64_t s0, const void *key, size_t klen,
+                                                   const uint64_t kw[2], void *val, size_t *vlen)
+{
+    uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
+    struct cell_read r = {0};
+    uint64_t b = hash_home(ix, hash);
+    for (unsigned probe = 0; probe < HMM_MAX_PROBE; probe++, b = ix_next(ix, b)) {
+        int found = cell_bucket_find(m, ix, b, hash_tag(hash), key, klen, kw, span, &r);
+        if (found == GET_GENERAL)
+            return GET_GENERAL;
+        if (found || ix_overflow(ix, b) == 0)
+            break; /* no key probed past this bucket: absent */
+    }
+    return cell_read_finish(s, s0, klen, &r, val, vlen);
+}
+
+/* The common case of a format-2 get on one path with no call: a copy in
+ * the home bucket, or a home bucket that no key probed past. */
 static inline __attribute__((always_inline)) int get_cell_fast(hmm_t *m, const void *key, size_t klen, void *val,
                                                               size_t *vlen)
 {
@@ -428,76 +528,45 @@ static inline __attribute__((always_inline)) int get_cell_fast(hmm_t *m, const v
     HMM_CRASHPOINT("read_viewed");
     const struct hmm_ix *ix = &v->cur;
     uint64_t b = hash_home(ix, hash);
-    __builtin_prefetch((const void *)&ix->ovf[b]);
     uint64_t kw[2];
     cell_key_words(key, klen, kw);
-    uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
-    const struct hmm_cell *found = NULL;
-    const struct hmm_entry *e = NULL;
-    uint64_t w = 0, value = 0;
-    uint32_t n = 0;
-    for (unsigned probe = 0; probe < HMM_MAX_PROBE && !found && !e; probe++, b = ix_next(ix, b)) {
-        const struct hmm_cell *c = ix_cell(ix, b, 0);
-        for (unsigned j = 0; j < HMM_CELL_SLOTS; j++, c++) {
-            /* Acquire pairs with the publisher's and the copy's release. */
-            uint64_t wj = atomic_load_explicit(&c->word, memory_order_acquire);
-            if (HMM_SLOT_TAG(wj) != tag || wj == 0)
-                continue;
-            unsigned shape = HMM_SLOT_SHAPE(wj);
-            if (shape & HMM_SHAPE_COPY) {
-                if (HMM_SHAPE_KLEN(shape) != klen || atomic_load_explicit(&c->key[0], memory_order_relaxed) != kw[0] ||
-                    atomic_load_explicit(&c->key[1], memory_order_relaxed) != kw[1])
-                    continue;
-                value = atomic_load_explicit(&c->val, memory_order_relaxed);
-                n = HMM_SHAPE_VLEN(shape);
-                w = wj;
-                found = c;
-                break;
-            }
-            /* No copy: the chunk, bounds-checked as get_fast does. */
-            uint64_t off = HMM_SLOT_OFF(wj);
-            uint64_t at = off - m->data_off;
-            if (__builtin_expect(at > span, 0))
-                return GET_GENERAL;
-            const struct hmm_entry *ce = (const struct hmm_entry *)(m->base + off);
-            n = *(const volatile uint32_t *)&ce->vlen;
-            if (__builtin_expect(n > m->max_value || at + klen + n > span, 0))
-                return GET_GENERAL;
-            if (lookup_entry_holds(ce, key, klen)) {
-                e = ce;
-                break;
-            }
-        }
-        if (!found && !e && ix_overflow(ix, b) == 0)
-            break; /* no key probed past this bucket: absent */
-    }
-    int rc = HMM_NOTFOUND;
-    if (found) {
-        if (n <= *vlen)
-            hmm__copy_small(val, (const uint8_t *)&value, n);
-        rc = n <= *vlen ? 0 : HMM_TOOSMALL;
+    const struct hmm_cell *c = ix_cell(ix, b, 0), *copy = NULL;
+    uint64_t word = 0, value = 0;
+    unsigned n = 0;
+    for (unsigned j = 0; j < HMM_CELL_SLOTS; j++, c++) {
+        /* Acquire pairs with the publisher's and the copy's release. */
+        uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+        if (HMM_SLOT_TAG(w) != tag || w == 0)
+            continue;
+        unsigned shape = HMM_SLOT_SHAPE(w);
+        if (!(shape & HMM_SHAPE_COPY))
+            return get_cell_walk(m, ix, hash, s, s0, key, klen, kw, val, vlen);
+        if (HMM_SHAPE_KLEN(shape) != klen || atomic_load_explicit(&c->key[0], memory_order_relaxed) != kw[0] ||
+            atomic_load_explicit(&c->key[1], memory_order_relaxed) != kw[1])
+            continue;
+        value = atomic_load_explicit(&c->val, memory_order_relaxed);
+        n = HMM_SHAPE_VLEN(shape);
+        word = w;
+        copy = c;
         HMM_CRASHPOINT("read_copied");
-    } else if (e) {
-        uint64_t expire = *(const volatile uint64_t *)&e->expire_ms;
-        if (__builtin_expect(expire != 0, 0) && expire <= hmm_now_ms()) {
-            rc = HMM_NOTFOUND;
-        } else if (__builtin_expect(n > *vlen, 0)) {
-            rc = HMM_TOOSMALL;
-        } else {
-            hmm__copy_small(val, (const uint8_t *)e + HMM_ENTRY_HDR + klen, n);
-            HMM_CRASHPOINT("read_copied");
-            rc = 0;
-        }
+        break;
     }
+    if (!copy && atomic_load_explicit(&ix->ovf[b], memory_order_relaxed) != 0)
+        return get_cell_walk(m, ix, hash, s, s0, key, klen, kw, val, vlen);
     /* Pairs with the release fences of the copy and of hmm__seq_begin_free(). */
     atomic_thread_fence(memory_order_acquire);
-    if (found && __builtin_expect(atomic_load_explicit(&found->word, memory_order_relaxed) != w, 0))
+    if (copy && __builtin_expect(atomic_load_explicit(&copy->word, memory_order_relaxed) != word, 0))
         return GET_GENERAL;
     if (__builtin_expect(atomic_load_explicit(&s->seq, memory_order_relaxed) != s0, 0))
         return GET_GENERAL; /* with *vlen untouched: it is the general path's capacity */
-    if (rc != HMM_NOTFOUND)
-        *vlen = n;
-    return rc;
+    if (!copy)
+        return HMM_NOTFOUND;
+    size_t cap = *vlen;
+    *vlen = n;
+    if (__builtin_expect(n > cap, 0))
+        return HMM_TOOSMALL;
+    hmm__copy_small(val, (const uint8_t *)&value, n);
+    return 0;
 }
 
 /* A get of any key: get_fast with the calls a longer key needs (XXH3's
