@@ -31,11 +31,16 @@ HMM_CMOCKA_TESTS = \
 	tests/test_hostile \
 	tests/test_offsets \
 	tests/test_fdpass \
+	tests/test_inline \
 	tests/test_units
 
 check_PROGRAMS += $(HMM_CMOCKA_TESTS)
 TESTS += $(HMM_CMOCKA_TESTS)
 
+tests_test_inline_SOURCES = %reldir%/test_inline.c
+tests_test_inline_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_inline_LDADD = $(HMM_TEST_LIBS)
+tests_test_inline_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_api_SOURCES = %reldir%/test_api.c
 tests_test_api_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_api_LDADD = $(HMM_TEST_LIBS)
