@@ -280,7 +280,10 @@ void hmm__grow_index_help(hmm_t *m)
     if (word_old == 0 || word_old == atomic_load(&m->hdr->index_cur) || index_view(m, word_old, &old) != 0)
         return;
     HMM_CRASHPOINT("drain_viewed");
-    for (unsigned i = 0; i < HELP_BUCKETS; i++) {
+    /* The same number of slots a write in either format: format 2's
+     * buckets hold 2, format 1's 7. */
+    unsigned buckets = HELP_BUCKETS * HMM_BUCKET_SLOTS / ix_slots(&old);
+    for (unsigned i = 0; i < buckets; i++) {
         uint64_t b = atomic_fetch_add(&m->hdr->migrate_next, 1);
         if (b >= old.nb) {
             /* Every bucket was claimed; the finisher rescans for buckets

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/lookup.h"
 
 int hmm__index_view_slow(hmm_t *m, uint64_t word, struct hmm_ix *ix)
 {
@@ -124,15 +125,15 @@ void hmm__cell_copy_locked(hmm_atomic_u64 *slot, const struct hmm_entry *e)
     if (klen - 1 >= HMM_CELL_KEY_MAX || vlen - 1 >= HMM_CELL_VAL_MAX || e->expire_ms)
         return; /* no copy: gets read the chunk, whose expiry they must check */
     struct hmm_cell *c = (struct hmm_cell *)(void *)slot; /* the word is the cell's first field */
-    uint64_t key[2] = {0, 0}, val = 0;
-    memcpy(key, (const uint8_t *)e + HMM_ENTRY_HDR, klen);
-    memcpy(&val, (const uint8_t *)e + HMM_ENTRY_HDR + klen, vlen);
+    uint64_t key[2], val[2];
+    cell_words((const uint8_t *)e + HMM_ENTRY_HDR, klen, key);
+    cell_words((const uint8_t *)e + HMM_ENTRY_HDR + klen, vlen, val);
     /* The word without a copy was stored first: a reader that sees one of
      * the bytes below and then fences sees that word changed (read.c). */
     atomic_thread_fence(memory_order_release);
     atomic_store_explicit(&c->key[0], key[0], memory_order_relaxed);
     atomic_store_explicit(&c->key[1], key[1], memory_order_relaxed);
-    atomic_store_explicit(&c->val, val, memory_order_relaxed);
+    atomic_store_explicit(&c->val, val[0], memory_order_relaxed);
     uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
     /* Release: a reader that sees the shape sees the bytes. */
     atomic_store_explicit(slot, HMM_SLOT_WITH_SHAPE(w, HMM_SHAPE_MAKE(klen, vlen)), memory_order_release);

@@ -82,6 +82,7 @@ struct hmm {
     uint32_t flags;             /* header flags | HMM_RDONLY for this handle */
     bool recency_marks;         /* a writable cache-mode handle: gets mark what they read (read.c) */
     bool cells;                 /* a map of format 2 (HMM_INLINE): buckets of cells (FORMAT.md §7) */
+    _Atomic uint32_t general_gets; /* read.c: gets on the general path during a growth */
     uint64_t default_ttl_ms;
 
     int mfd;                    /* metrics file (or memfd), -1 when none */

@@ -94,6 +94,37 @@ static inline bool key_equal(const uint8_t *a, const uint8_t *b, size_t n)
     return diff == 0;
 }
 
+/* 1 to 16 bytes (a key, or a value of up to 8) as a cell keeps its copy:
+ * zero-padded, in the host's order of two words (what memcpy into them
+ * gives). */
+static inline __attribute__((always_inline)) void cell_words(const uint8_t *k, size_t klen, uint64_t w[2])
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Overlapping loads, shifted into place: no call to memcpy for a
+     * length the compiler does not know. */
+    uint64_t a = 0, b = 0;
+    uint32_t x = 0, y = 0;
+    if (klen >= 8) {
+        memcpy(&a, k, 8);
+        if (klen > 8) {
+            memcpy(&b, k + klen - 8, 8);
+            b >>= 8 * (16 - klen);
+        }
+    } else if (klen >= 4) {
+        memcpy(&x, k, 4);
+        memcpy(&y, k + klen - 4, 4);
+        a = x | (uint64_t)y << (8 * (klen - 4));
+    } else {
+        a = k[0] | (uint64_t)k[klen / 2] << (8 * (klen / 2)) | (uint64_t)k[klen - 1] << (8 * (klen - 1));
+    }
+    w[0] = a;
+    w[1] = b;
+#else
+    w[0] = w[1] = 0;
+    memcpy(w, k, klen);
+#endif
+}
+
 /* The entry at a slot's offset with room for its header and a key of klen
  * bytes, or NULL when that lies outside the data area this process has
  * validated.  Slots hold offsets in units of 8 bytes, so alignment holds by

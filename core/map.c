@@ -37,8 +37,14 @@
 #define INDEX_BUCKETS_FOR(size) ((size) / INDEX_BYTES_PER_ENTRY * 100 / (HMM_BUCKET_SLOTS * INDEX_FILL_PCT) + 1)
 _Static_assert(INDEX_BUCKETS_FOR(HMM_SIZE_MAX) <= UINT32_MAX && INDEX_BUCKETS_FOR(HMM_SIZE_MAX + 1) > UINT32_MAX,
                "HMM_SIZE_MAX is the largest size whose index has at most 2^32 - 1 buckets");
-/* Format 2 (HMM_INLINE): two cells a bucket, so 3.5 times the buckets. */
-#define INDEX_CELL_BUCKETS_FOR(size) ((size) / INDEX_BYTES_PER_ENTRY * 100 / (HMM_CELL_SLOTS * INDEX_FILL_PCT) + 1)
+/* Format 2 (HMM_INLINE): a cell is 32 bytes where a slot is 8, so an index
+ * sized as format 1's would take 60% of the map, and most of it would be
+ * empty when entries are larger than 64 bytes (a 1 M-key map of 256-byte
+ * values then read a 250 MiB index, 2 us a get).  It starts sized for
+ * 256-byte entries and grows with the keys (FORMAT.md §10). */
+#define INDEX_CELL_BYTES_PER_ENTRY 256u
+#define INDEX_CELL_BUCKETS_FOR(size) \
+    ((size) / INDEX_CELL_BYTES_PER_ENTRY * 100 / (HMM_CELL_SLOTS * INDEX_FILL_PCT) + 1)
 /* A slot word keeps offset >> 3 in 40 bits, under the copy's shape byte. */
 _Static_assert(HMM_MAX_SIZE_MAX <= (UINT64_C(1) << 42), "every chunk offset stays below 2^43 (FORMAT.md §7)");
 

@@ -286,9 +286,20 @@ int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *v
  * over on the general path above, which decides. */
 #define GET_GENERAL 1
 
+/* Gets of a writable handle that take the general path while an index is
+ * being drained help drain it, once in GET_HELPS_GROWTH: writers drain a
+ * few buckets each (grow.c), so a growth begun by the last writes of a
+ * fill would otherwise stay half done, and every get on the general path,
+ * until the next writes. */
+#define GET_HELPS_GROWTH 8u
+
 static __attribute__((noinline)) int get_general(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
-    return read_entry_inline(m, key, klen, val, vlen, NULL, true);
+    int rc = read_entry_inline(m, key, klen, val, vlen, NULL, true);
+    if (!m->rdonly && atomic_load_explicit(&m->hdr->index_old, memory_order_relaxed) != 0 &&
+        atomic_fetch_add_explicit(&m->general_gets, 1, memory_order_relaxed) % GET_HELPS_GROWTH == 0)
+        hmm__grow_index_help(m);
+    return rc;
 }
 
 static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *key, size_t klen, void *val,
@@ -366,36 +377,6 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
         *vlen = n;
     recency_mark(mark, mark_word);
     return rc;
-}
-
-/* A key of 1 to 16 bytes as a cell stores its copy: zero-padded, in the
- * host's order of two words (what memcpy into them gives). */
-static inline __attribute__((always_inline)) void cell_key_words(const uint8_t *k, size_t klen, uint64_t w[2])
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    /* Overlapping loads, shifted into place: no call to memcpy for a
-     * length the compiler does not know. */
-    uint64_t a = 0, b = 0;
-    uint32_t x = 0, y = 0;
-    if (klen >= 8) {
-        memcpy(&a, k, 8);
-        if (klen > 8) {
-            memcpy(&b, k + klen - 8, 8);
-            b >>= 8 * (16 - klen);
-        }
-    } else if (klen >= 4) {
-        memcpy(&x, k, 4);
-        memcpy(&y, k + klen - 4, 4);
-        a = x | (uint64_t)y << (8 * (klen - 4));
-    } else {
-        a = k[0] | (uint64_t)k[klen / 2] << (8 * (klen / 2)) | (uint64_t)k[klen - 1] << (8 * (klen - 1));
-    }
-    w[0] = a;
-    w[1] = b;
-#else
-    w[0] = w[1] = 0;
-    memcpy(w, k, klen);
-#endif
 }
 
 /* hmm_get in a map of format 2 (FORMAT.md §7): how a cell's copy is read.
@@ -510,10 +491,9 @@ static __attribute__((noinline)) int get_cell_walk(hmm_t *m, const struct hmm_ix
 
 /* The common case of a format-2 get on one path with no call: a copy in
  * the home bucket, or a home bucket that no key probed past. */
-static inline __attribute__((always_inline)) int get_cell_fast(hmm_t *m, const void *key, size_t klen, void *val,
-                                                              size_t *vlen)
+static inline __attribute__((always_inline)) int get_cell_hashed(hmm_t *m, uint64_t hash, const void *key,
+                                                                size_t klen, void *val, size_t *vlen)
 {
-    uint64_t hash = key_hash(key, klen);
     uint16_t tag = hash_tag(hash);
     struct hmm_stripe *s = &m->stripes[tag & m->stripe_mask];
     uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
@@ -529,7 +509,7 @@ static inline __attribute__((always_inline)) int get_cell_fast(hmm_t *m, const v
     const struct hmm_ix *ix = &v->cur;
     uint64_t b = hash_home(ix, hash);
     uint64_t kw[2];
-    cell_key_words(key, klen, kw);
+    cell_words(key, klen, kw);
     const struct hmm_cell *c = ix_cell(ix, b, 0), *copy = NULL;
     uint64_t word = 0, value = 0;
     unsigned n = 0;
@@ -567,6 +547,12 @@ static inline __attribute__((always_inline)) int get_cell_fast(hmm_t *m, const v
         return HMM_TOOSMALL;
     hmm__copy_small(val, (const uint8_t *)&value, n);
     return 0;
+}
+
+static inline __attribute__((always_inline)) int get_cell_fast(hmm_t *m, const void *key, size_t klen, void *val,
+                                                              size_t *vlen)
+{
+    return get_cell_hashed(m, key_hash(key, klen), key, klen, val, vlen);
 }
 
 /* A get of any key: get_fast with the calls a longer key needs (XXH3's
@@ -681,8 +667,9 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
     int vrc = 0;
     g->v = hmm__index_cached(m, &g->scratch, &vrc);
     /* While an index is drained a key may be in either: each alone.  So
-     * is every key of a map of format 2, for now (its gets read one line). */
-    bool passes = g->v && g->v->old.nb == 0 && !m->cells;
+     * is every key of a map of format 2 whose infos are asked for (a copy
+     * has no version or expiry). */
+    bool passes = g->v && g->v->old.nb == 0 && !(m->cells && c->infos);
     /* This group's slices of the call's arrays, in locals: stores through
      * them cannot alias the call struct's fields for the compiler. */
     const void *const *keys = c->keys + g->first;
@@ -741,6 +728,8 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
 
 static void batch_stage_probe(hmm_t *m, struct batch_group *g)
 {
+    if (m->cells)
+        return; /* one line a key: stage 1 prefetched it, stage 3 reads it */
     for (size_t i = 0; i < g->n; i++)
         if (g->st[i] == BATCH_CANDIDATE)
             g->st[i] = (uint8_t)batch_probe(m, g->v, &g->b[i]);
@@ -784,9 +773,17 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
             continue;
         out.val = vals[i];
         out.cap = vlens[i];
-        int rc = g->st[i] == BATCH_ALONE
-                     ? GET_GENERAL
-                     : batch_finish(m, &g->b[i], g->st[i], keys[i], klens[i], &out, infos != NULL);
+        int rc;
+        if (g->st[i] == BATCH_ALONE) {
+            rc = GET_GENERAL;
+        } else if (m->cells) {
+            /* As hmm_get, on the line stage 1 prefetched (no infos here). */
+            size_t len = vlens[i];
+            rc = get_cell_hashed(m, g->b[i].hash, keys[i], klens[i], vals[i], &len);
+            out.len = len;
+        } else {
+            rc = batch_finish(m, &g->b[i], g->st[i], keys[i], klens[i], &out, infos != NULL);
+        }
         if (rc == GET_GENERAL)
             rc = batch_alone(m, g->b[i].hash, keys[i], klens[i], &out, infos != NULL);
         if (__builtin_expect(rc == HMM_CORRUPT, 0))
