@@ -1,7 +1,7 @@
 /*
  * hashmmap - command-line access to a hashmmap map.
  *
- *   hashmmap create DIR [--size 64M] [--max-size 1G] [--cache] [--ttl 30s]
+ *   hashmmap create DIR [--size 64M] [--max-size 1G] [--cache | --inline] [--ttl 30s]
  *   hashmmap put DIR KEY VALUE [--ttl 10s] [--nx|--xx]
  *   hashmmap get DIR KEY...       hashmmap del DIR KEY
  *   hashmmap incr DIR KEY [DELTA] hashmmap dump DIR > file
@@ -45,7 +45,7 @@ static const char *command;
 struct options {
     uint64_t size, max_size, ttl_ms, max_value, replog_size;
     unsigned mode;
-    bool cache, nx, xx, json, repair, no_replog;
+    bool cache, nx, xx, json, repair, no_replog, inline_copies;
 };
 
 static void usage(FILE *out);
@@ -206,6 +206,8 @@ static int check_create_options(const struct options *o)
                            o->size ? "--size" : "the default size", size);
     if (o->no_replog && o->replog_size)
         return usage_error("%s", "--no-replog and --replog-size exclude each other");
+    if (o->cache && o->inline_copies)
+        return usage_error("%s", "--cache and --inline exclude each other (a cache's gets mark the entry itself)");
     if (o->max_value && o->max_value < HMM_MIN_MAX_VALUE)
         fprintf(stderr, "hashmmap: create: note: --max-value %" PRIu64
                         " bytes is under the minimum: values may be up to %u bytes\n", o->max_value, HMM_MIN_MAX_VALUE);
@@ -220,7 +222,8 @@ static int cmd_create(const struct invocation *in)
         return status;
     hmm_config cfg = {.size = o->size, .max_size = o->max_size, .mode = o->mode, .default_ttl_ms = o->ttl_ms,
                       .max_value = (uint32_t)o->max_value, .replog_size = o->replog_size,
-                      .flags = HMM_CREATE | HMM_EXCL | (o->cache ? HMM_CACHE : 0) | (o->no_replog ? HMM_NOREPLOG : 0)};
+                      .flags = HMM_CREATE | HMM_EXCL | (o->cache ? HMM_CACHE : 0) | (o->no_replog ? HMM_NOREPLOG : 0) |
+                               (o->inline_copies ? HMM_INLINE : 0)};
     hmm_t *m;
     int rc = hmm_open(&m, in->dir, &cfg);
     if (rc == HMM_EXISTS) { /* its sentence, "key already exists", is about keys */
@@ -232,7 +235,8 @@ static int cmd_create(const struct invocation *in)
     hmm_stats st;
     hmm_stat(m, &st);
     printf("created %s: %" PRIu64 " bytes for entries%s%s\n", in->dir, st.size,
-           st.max_size > st.size ? ", growing as needed" : "", o->cache ? ", cache mode" : "");
+           st.max_size > st.size ? ", growing as needed" : "",
+           o->cache ? ", cache mode" : o->inline_copies ? ", short entries copied into the index (format 2)" : "");
     hmm_close(m);
     return EXIT_OK;
 }
@@ -453,7 +457,10 @@ static int cmd_info(const struct invocation *in)
         return EXIT_OK;
     }
     printf("map            %s\n", dir);
-    printf("format         version %u%s\n", st.format_version, st.flags & HMM_CACHE ? ", cache mode" : "");
+    printf("format         version %u%s\n", st.format_version,
+           st.flags & HMM_CACHE    ? ", cache mode"
+           : st.flags & HMM_INLINE ? ", short entries copied into the index (HMM_INLINE)"
+                                   : "");
     printf("entries        %" PRIu64 "\n", st.items);
     printf("fill           %.1f%% of the data area (%" PRIu64 " of %" PRIu64 " bytes), index %.1f%% of %" PRIu64
            " slots\n", fill, st.bytes_used, st.bytes_total, ifill, st.index_slots);
@@ -516,9 +523,11 @@ static const struct command {
     enum access access;
     int (*run)(const struct invocation *in);
 } commands[] = {
-    {"create", "create DIR [--size 64M] [--max-size 1G] [--cache] [--ttl 30s] [--mode 0600] [--max-value 1M]\n"
-               "             [--replog-size 16M | --no-replog]",
-     "create a map (sizes like 64M or 1.5GiB, durations like 30s or 500ms, bare = seconds)", 1, 1, 0, "sSctmMLN",
+    {"create", "create DIR [--size 64M] [--max-size 1G] [--cache | --inline] [--ttl 30s] [--mode 0600]\n"
+               "             [--max-value 1M] [--replog-size 16M | --no-replog]",
+     "create a map (sizes like 64M or 1.5GiB, durations like 30s or 500ms, bare = seconds; --inline: gets of\n"
+     "             keys up to 16 bytes with values up to 8 read one cache line, for about 30 bytes more an entry)",
+     1, 1, 0, "sSctmMLNi",
      ACCESS_NONE, cmd_create},
     {"put", "put DIR KEY VALUE [--ttl 10s] [--nx | --xx]",
      "store a value (--nx: only if absent, --xx: only if present)", 3, 3, 1, "tnx", ACCESS_WRITE, cmd_put},
@@ -613,6 +622,7 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, 'j'},        {"repair", no_argument, NULL, 'r'},
     {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'v'},
     {"replog-size", required_argument, NULL, 'L'}, {"no-replog", no_argument, NULL, 'N'},
+    {"inline", no_argument, NULL, 'i'},
     {NULL, 0, NULL, 0},
 };
 
@@ -682,6 +692,7 @@ static int apply_option(int opt, const char *arg, struct options *o)
         return CONTINUE;
     case 'm': return parse_mode(arg, o);
     case 'N': o->no_replog = true; return CONTINUE;
+    case 'i': o->inline_copies = true; return CONTINUE;
     case 'c': o->cache = true; return CONTINUE;
     case 'n': o->nx = true; return CONTINUE;
     case 'x': o->xx = true; return CONTINUE;
