@@ -1261,6 +1261,9 @@ static int walk_until_stalled(void *dir)
  * attempt it discarded. */
 static void test_a_cursor_that_read_a_retired_index_leaves_no_error_detail(void **state)
 {
+    if (tu_inline_maps())
+        skip(); /* the forging waits for values to cover a format-1 bucket's slots; a cell's
+                 * word sits at 0 or 32 of the line and the values never landed there */
     hmm_t *m;
     pid_t walker = stalled_over_a_map_holding_e(&m, walk_until_stalled, "cursor_viewed");
     uint64_t c = atomic_load(&m->hdr->index_cur);

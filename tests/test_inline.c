@@ -171,7 +171,10 @@ static void test_the_format_is_chosen_at_creation(void **state)
     assert_int_equal(st.format_version, 2);
     reads_back(m, "k", 1, (const uint8_t *)"v", 1);
     hmm_close(m);
-    /* A map of format 1 stays so when opened with the flag. */
+    /* A map of format 1 stays so when opened with the flag (make check-inline
+     * makes every map of format 2: nothing to see then). */
+    if (tu_inline_maps())
+        return;
     const char *plain = tu_tmpdir();
     hmm_config cfg = {.flags = HMM_CREATE};
     TU_OK(hmm_open(&m, plain, &cfg));
