@@ -96,7 +96,7 @@ static inline bool key_equal(const uint8_t *a, const uint8_t *b, size_t n)
 
 /* 1 to 16 bytes (a key, or a value of up to 8) as a cell keeps its copy:
  * zero-padded, in the host's order of two words (what memcpy into them
- * gives). */
+ * gives).  Never more than 16: the shifts below would be undefined. */
 static inline __attribute__((always_inline)) void cell_words(const uint8_t *k, size_t klen, uint64_t w[2])
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

@@ -302,24 +302,37 @@ static __attribute__((noinline)) int get_general(hmm_t *m, const void *key, size
     return rc;
 }
 
+/* Where both fast paths start: the stripe's seq, even, into *s0, and the
+ * handle's cached view, still current (current word first, as in
+ * hmm__index_cached()) and with no index being drained; NULL sends the get
+ * general. */
+static inline __attribute__((always_inline)) const struct hmm__view *fast_view(hmm_t *m, uint64_t hash,
+                                                                              struct hmm_stripe **sp, uint64_t *s0)
+{
+    struct hmm_stripe *s = *sp = &m->stripes[hash_tag(hash) & m->stripe_mask];
+    *s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
+    struct hmm_header *h = m->hdr; /* fixed at open: loaded once, not after each acquire */
+    uint64_t wc = atomic_load_explicit(&h->index_cur, memory_order_acquire);
+    uint64_t wo = atomic_load_explicit(&h->index_old, memory_order_acquire);
+    const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
+    if (__builtin_expect((*s0 & 1) || !v, 0))
+        return NULL;
+    if (__builtin_expect(((v->word_cur ^ wc) | (v->word_old ^ wo) | v->old.nb) != 0, 0))
+        return NULL;
+    HMM_CRASHPOINT("read_viewed");
+    return v;
+}
+
 static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *key, size_t klen, void *val,
                                                          size_t *vlen)
 {
     uint64_t hash = key_hash(key, klen);
     uint16_t tag = hash_tag(hash);
-    struct hmm_stripe *s = &m->stripes[tag & m->stripe_mask];
-    uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
-    /* The view as in hmm__index_cached(): current word first.  A view
-     * with an index being drained has old.nb != 0 and goes general. */
-    struct hmm_header *h = m->hdr; /* fixed at open: loaded once, not after each acquire */
-    uint64_t wc = atomic_load_explicit(&h->index_cur, memory_order_acquire);
-    uint64_t wo = atomic_load_explicit(&h->index_old, memory_order_acquire);
-    const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
-    if (__builtin_expect((s0 & 1) || !v, 0))
+    struct hmm_stripe *s;
+    uint64_t s0;
+    const struct hmm__view *v = fast_view(m, hash, &s, &s0);
+    if (__builtin_expect(!v, 0))
         return GET_GENERAL;
-    if (__builtin_expect(((v->word_cur ^ wc) | (v->word_old ^ wo) | v->old.nb) != 0, 0))
-        return GET_GENERAL;
-    HMM_CRASHPOINT("read_viewed");
     const struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
     /* Bounds, each checked before the bytes it covers are read (a writer
      * may be reusing the chunk; the seq check discards what a race let
@@ -495,17 +508,11 @@ static inline __attribute__((always_inline)) int get_cell_hashed(hmm_t *m, uint6
                                                                 size_t klen, void *val, size_t *vlen)
 {
     uint16_t tag = hash_tag(hash);
-    struct hmm_stripe *s = &m->stripes[tag & m->stripe_mask];
-    uint64_t s0 = atomic_load_explicit(&s->seq, memory_order_acquire);
-    struct hmm_header *h = m->hdr;
-    uint64_t wc = atomic_load_explicit(&h->index_cur, memory_order_acquire);
-    uint64_t wo = atomic_load_explicit(&h->index_old, memory_order_acquire);
-    const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
-    if (__builtin_expect((s0 & 1) || !v, 0))
+    struct hmm_stripe *s;
+    uint64_t s0;
+    const struct hmm__view *v = fast_view(m, hash, &s, &s0);
+    if (__builtin_expect(!v, 0))
         return GET_GENERAL;
-    if (__builtin_expect(((v->word_cur ^ wc) | (v->word_old ^ wo) | v->old.nb) != 0, 0))
-        return GET_GENERAL;
-    HMM_CRASHPOINT("read_viewed");
     const struct hmm_ix *ix = &v->cur;
     uint64_t b = hash_home(ix, hash);
     uint64_t kw[2];
@@ -776,6 +783,8 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
         int rc;
         if (g->st[i] == BATCH_ALONE) {
             rc = GET_GENERAL;
+        } else if (m->cells && klens[i] - 1 >= HMM_CELL_KEY_MAX) {
+            rc = GET_GENERAL; /* as hmm_get: no copy holds a key over 16 bytes */
         } else if (m->cells) {
             /* As hmm_get, on the line stage 1 prefetched (no infos here). */
             size_t len = vlens[i];
