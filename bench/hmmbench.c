@@ -783,6 +783,20 @@ static void targets(const struct table *t, const struct table *const tabs[3], co
     }
     info("get latency (chained): x local table (dependent misses)",
          ratio(cell_ns(t, &store_hmm_file, W_CHAIN), cell_ns(t, &store_local, W_CHAIN)), "x");
+    /* The same goals for a map made with HMM_INLINE (format 2), when run. */
+    for (int i = 0; i < 3; i++) {
+        if (!tabs[i])
+            continue;
+        snprintf(what, sizeof what, "HMM_INLINE: get at %llu keys: x local table",
+                 (unsigned long long)tabs[i]->keys);
+        target(what, ratio(cell_ns(tabs[i], &store_hmm_inline, W_GET), cell_ns(tabs[i], &store_local, W_GET)), 1.1,
+               true, "x");
+    }
+    target("HMM_INLINE: batched get per key: x local's get",
+           ratio(cell_ns(t, &store_hmm_inline, W_MGET), local_get), 0.5, true, "x");
+    target("HMM_INLINE: get: times faster than LMDB", ratio(cell_ns(t, &store_lmdb, W_GET),
+                                                                cell_ns(t, &store_hmm_inline, W_GET)),
+           5.0, false, "x");
     target("batched get, per key: x local table's single get", ratio(cell_ns(t, &store_hmm_file, W_MGET), local_get),
            0.5, true, "x");
     double put_nolog = cell_ns(t, &store_hmm_noreplog, W_PUT);
