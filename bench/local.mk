@@ -62,9 +62,11 @@ bench-callgrind: bench/hmmbench
 	          $(builddir)/bench/hmmbench --callgrind $$1 2>&1 | sed -n 's/.*refs: *//p' | tr -d ,; }; \
 	base=$$(ir none); lbase=$$(ir none-local); \
 	lget=$$(( ($$(ir get-local) - lbase) / 100000 )); lput=$$(( ($$(ir put-local) - lbase) / 100000 )); \
-	for op in get mget put; do \
-	  n=$$(( ($$(ir $$op) - base) / 100000 )); \
-	  case $$op in put) l=$$lput;; *) l=$$lget;; esac; \
+	ibase=$$(ir none-hmminline); \
+	for op in get mget put get-hmminline mget-hmminline put-hmminline; do \
+	  case $$op in *-hmminline) b=$$ibase;; *) b=$$base;; esac; \
+	  n=$$(( ($$(ir $$op) - b) / 100000 )); \
+	  case $$op in put*) l=$$lput;; *) l=$$lget;; esac; \
 	  echo "$$op: $$n instructions per operation, $$(awk "BEGIN{printf \"%.2f\", $$n / $$l}")x the local" \
 	       "table's $$l (callgrind Ir; annotate: callgrind_annotate bench/callgrind.out.$$op)"; \
 	done
