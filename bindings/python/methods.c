@@ -251,7 +251,7 @@ PyDoc_STRVAR(stats_doc,
 "stats() -> dict\n\n"
 "Sizes (items, bytes_used, bytes_total, size, max_size, file_size, ...), the\n"
 "event counters of every process (gets, hits, misses, puts, evictions, ...),\n"
-"and cache/readonly/replog as booleans.");
+"and cache/readonly/replog/inline as booleans.");
 static PyObject *m_stats(hmm__MapObject *self, PyObject *unused)
 {
     hmm_stats st;
@@ -269,7 +269,8 @@ static PyObject *m_stats(hmm__MapObject *self, PyObject *unused)
               put_u64(d, "format_version", st.format_version) ||
               PyDict_SetItemString(d, "cache", (st.flags & HMM_CACHE) ? Py_True : Py_False) ||
               PyDict_SetItemString(d, "readonly", (st.flags & HMM_RDONLY) ? Py_True : Py_False) ||
-              PyDict_SetItemString(d, "replog", (st.flags & HMM_NOREPLOG) ? Py_False : Py_True);
+              PyDict_SetItemString(d, "replog", (st.flags & HMM_NOREPLOG) ? Py_False : Py_True) ||
+              PyDict_SetItemString(d, "inline", (st.flags & HMM_INLINE) ? Py_True : Py_False);
     for (int i = 0; !bad && i < HMM_COUNTER_COUNT; i++)
         bad = put_u64(d, hmm_counter_name(i), st.counters[i]);
     if (bad)

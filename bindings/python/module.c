@@ -83,7 +83,7 @@ static int bytes_arg(const char *name, long long v, uint64_t *out)
 }
 
 static int fill_config(hmm_config *cfg, long long size, long long max_size, int cache, PyObject *ttl, int replog,
-                       long long max_value)
+                       long long max_value, int inline_copies)
 {
     memset(cfg, 0, sizeof *cfg);
     uint64_t mv;
@@ -96,17 +96,22 @@ static int fill_config(hmm_config *cfg, long long size, long long max_size, int 
         return -1;
     }
     cfg->max_value = (uint32_t)mv;
-    cfg->flags = (cache ? HMM_CACHE : 0) | (replog ? 0 : HMM_NOREPLOG);
+    if (cache && inline_copies) {
+        PyErr_SetString(PyExc_ValueError, "cache=True and inline=True exclude each other (a cache's gets mark the entry itself)");
+        return -1;
+    }
+    cfg->flags = (cache ? HMM_CACHE : 0) | (replog ? 0 : HMM_NOREPLOG) | (inline_copies ? HMM_INLINE : 0);
     return hmm__py_ttl_ms(ttl, &cfg->default_ttl_ms);
 }
 
 PyDoc_STRVAR(open_doc,
 "open(path, size=0, max_size=0, cache=False, ttl=None, readonly=False, create=True,\n"
-"     exclusive=False, mode=0o600, replog=True, max_value=0, text=False) -> Map\n\n"
+"     exclusive=False, mode=0o600, replog=True, max_value=0, text=False, inline=False) -> Map\n\n"
 "Open the map kept in directory path, creating it when missing (create=True).\n"
 "size, max_size (bytes; 0 = 64 MiB, no growth), cache (evict instead of full),\n"
-"ttl (default seconds to live of entries), replog (keep a replication log) and\n"
-"max_value (bytes) apply at creation only.  readonly=True never writes a byte;\n"
+"ttl (default seconds to live of entries), replog (keep a replication log),\n"
+"max_value (bytes) and inline (the index keeps a copy of entries of up to 16 +\n"
+"8 bytes: a get reads one cache line; HMM_INLINE) apply at creation only.  readonly=True never writes a byte;\n"
 "exclusive=True fails with ExistsError if the map exists.  text=True returns\n"
 "keys and values as str (UTF-8) instead of bytes.  Raises SysError (an OSError),\n"
 "CorruptError, IncompatibleError.");
@@ -114,14 +119,14 @@ PyDoc_STRVAR(open_doc,
 static PyObject *py_open(PyObject *mod, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"path", "size", "max_size", "cache", "ttl", "readonly", "create",
-                             "exclusive", "mode", "replog", "max_value", "text", NULL};
+                             "exclusive", "mode", "replog", "max_value", "text", "inline", NULL};
     PyObject *path = NULL, *ttl = Py_None;
     long long size = 0, max_size = 0, max_value = 0;
-    int cache = 0, readonly = 0, create = 1, exclusive = 0, replog = 1, text = 0;
+    int cache = 0, readonly = 0, create = 1, exclusive = 0, replog = 1, text = 0, inline_copies = 0;
     int mode = 0600;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$LLpOpppipLp:open", kwlist, PyUnicode_FSConverter, &path,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$LLpOpppipLpp:open", kwlist, PyUnicode_FSConverter, &path,
                                      &size, &max_size, &cache, &ttl, &readonly, &create, &exclusive, &mode,
-                                     &replog, &max_value, &text))
+                                     &replog, &max_value, &text, &inline_copies))
         return NULL;
     hmm_config cfg;
     if (mode < 0 || mode > 07777) { /* "I" took -1 as 0xffffffff */
@@ -129,7 +134,7 @@ static PyObject *py_open(PyObject *mod, PyObject *args, PyObject *kw)
         Py_DECREF(path);
         return NULL;
     }
-    if (fill_config(&cfg, size, max_size, cache, ttl, replog, max_value) != 0) {
+    if (fill_config(&cfg, size, max_size, cache, ttl, replog, max_value, inline_copies) != 0) {
         Py_DECREF(path);
         return NULL;
     }
@@ -145,7 +150,8 @@ static PyObject *py_open(PyObject *mod, PyObject *args, PyObject *kw)
 }
 
 PyDoc_STRVAR(anonymous_doc,
-"anonymous(size=0, max_size=0, cache=False, ttl=None, replog=True, max_value=0, text=False) -> Map\n\n"
+"anonymous(size=0, max_size=0, cache=False, ttl=None, replog=True, max_value=0, text=False,\n"
+"          inline=False) -> Map\n\n"
 "Make a map in shared anonymous memory (a memfd): processes forked afterwards\n"
 "(os.fork, multiprocessing's fork start method, a prefork server's workers)\n"
 "share it.  Map.fds() and from_fds() hand it to processes that were not forked\n"
@@ -153,15 +159,15 @@ PyDoc_STRVAR(anonymous_doc,
 
 static PyObject *py_anonymous(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"size", "max_size", "cache", "ttl", "replog", "max_value", "text", NULL};
+    static char *kwlist[] = {"size", "max_size", "cache", "ttl", "replog", "max_value", "text", "inline", NULL};
     PyObject *ttl = Py_None;
     long long size = 0, max_size = 0, max_value = 0;
-    int cache = 0, replog = 1, text = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$LLpOpLp:anonymous", kwlist, &size, &max_size, &cache, &ttl,
-                                     &replog, &max_value, &text))
+    int cache = 0, replog = 1, text = 0, inline_copies = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$LLpOpLpp:anonymous", kwlist, &size, &max_size, &cache, &ttl,
+                                     &replog, &max_value, &text, &inline_copies))
         return NULL;
     hmm_config cfg;
-    if (fill_config(&cfg, size, max_size, cache, ttl, replog, max_value) != 0)
+    if (fill_config(&cfg, size, max_size, cache, ttl, replog, max_value, inline_copies) != 0)
         return NULL;
     hmm_t *m = NULL;
     int rc;

@@ -215,6 +215,22 @@ class TestErrors(MapTestCase):
         self.assertGreater(c.stats()["evictions"], 0)
         c.close()
 
+    def test_an_inline_map_reads_back_and_says_so(self):
+        path = os.path.join(self.dir, "inline")
+        m = hashmmap.open(path, inline=True)
+        for i in range(1000):
+            m[b"k%d" % i] = b"%08d" % i
+        m[b"long"] = b"v" * 100
+        self.assertEqual(m[b"k999"], b"00000999")
+        self.assertEqual(m[b"long"], b"v" * 100)
+        st = m.stats()
+        self.assertTrue(st["inline"])
+        self.assertEqual(st["format_version"], 2)
+        m.close()
+        with self.assertRaises(ValueError):
+            hashmmap.anonymous(size=SMALL, cache=True, inline=True)
+        self.assertFalse(self.m.stats()["inline"])
+
     def test_a_missing_map_without_create_raises_an_os_error(self):
         with self.assertRaises(FileNotFoundError if False else OSError) as cm:
             hashmmap.open(os.path.join(self.dir, "none"), create=False)
