@@ -13,6 +13,7 @@ const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT] = {
     "reclaim_marked", "reclaim_named", "reclaim_taken",
     "page_leaving", "page_unlinked", "page_returned",
     "cold_rebuilt",
+    "cell_copying",
 };
 
 #ifdef HMM_CRASHPOINTS

@@ -47,6 +47,10 @@
  * and of a cold start (FORMAT.md §10), the only writer of the map:
  *   cold_rebuilt    lock words rebuilt and process table cleared, no
  *                   intent repaired yet
+ * and of a map of format 2 (FORMAT.md §7), between published's store and
+ * the crash point published itself:
+ *   cell_copying    the cell's word stored without a copy, half the copy's
+ *                   bytes written
  *
  * Stall points: a process stopped (SIGSTOP from inside, after
  * hmm_crashpoint_stall) where the test then changes what it looked at
@@ -73,7 +77,7 @@
 #ifndef HMM_CRASHPOINT_H
 #define HMM_CRASHPOINT_H
 
-#define HMM_CRASHPOINT_COUNT 27
+#define HMM_CRASHPOINT_COUNT 28
 extern const char *const hmm_crashpoint_names[HMM_CRASHPOINT_COUNT];
 
 /* In libhashmmap-crash.la only: */

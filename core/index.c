@@ -132,6 +132,7 @@ void hmm__cell_copy_locked(hmm_atomic_u64 *slot, const struct hmm_entry *e)
      * the bytes below and then fences sees that word changed (read.c). */
     atomic_thread_fence(memory_order_release);
     atomic_store_explicit(&c->key[0], key[0], memory_order_relaxed);
+    HMM_CRASHPOINT("cell_copying");
     atomic_store_explicit(&c->key[1], key[1], memory_order_relaxed);
     atomic_store_explicit(&c->val, val[0], memory_order_relaxed);
     uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
