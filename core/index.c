@@ -119,25 +119,39 @@ void hmm__index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, 
         ix_overflow_sub(ix, b);
 }
 
-void hmm__cell_copy_locked(hmm_atomic_u64 *slot, const struct hmm_entry *e)
+/* Write a copy into a cell whose word the caller stored without one. */
+static void cell_write_copy(hmm_atomic_u64 *slot, unsigned shape, const uint64_t key[2], uint64_t val)
 {
-    size_t klen = e->klen, vlen = e->vlen;
-    if (klen - 1 >= HMM_CELL_KEY_MAX || vlen - 1 >= HMM_CELL_VAL_MAX || e->expire_ms)
-        return; /* no copy: gets read the chunk, whose expiry they must check */
     struct hmm_cell *c = (struct hmm_cell *)(void *)slot; /* the word is the cell's first field */
-    uint64_t key[2], val[2];
-    cell_words((const uint8_t *)e + HMM_ENTRY_HDR, klen, key);
-    cell_words((const uint8_t *)e + HMM_ENTRY_HDR + klen, vlen, val);
     /* The word without a copy was stored first: a reader that sees one of
      * the bytes below and then fences sees that word changed (read.c). */
     atomic_thread_fence(memory_order_release);
     atomic_store_explicit(&c->key[0], key[0], memory_order_relaxed);
     HMM_CRASHPOINT("cell_copying");
     atomic_store_explicit(&c->key[1], key[1], memory_order_relaxed);
-    atomic_store_explicit(&c->val, val[0], memory_order_relaxed);
+    atomic_store_explicit(&c->val, val, memory_order_relaxed);
     uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
     /* Release: a reader that sees the shape sees the bytes. */
-    atomic_store_explicit(slot, HMM_SLOT_WITH_SHAPE(w, HMM_SHAPE_MAKE(klen, vlen)), memory_order_release);
+    atomic_store_explicit(slot, HMM_SLOT_WITH_SHAPE(w, shape), memory_order_release);
+}
+
+void hmm__cell_copy_locked(hmm_atomic_u64 *slot, const struct hmm_entry *e)
+{
+    size_t klen = e->klen, vlen = e->vlen;
+    if (klen - 1 >= HMM_CELL_KEY_MAX || vlen - 1 >= HMM_CELL_VAL_MAX || e->expire_ms)
+        return; /* no copy: gets read the chunk, whose expiry they must check */
+    uint64_t key[2], val[2];
+    cell_words((const uint8_t *)e + HMM_ENTRY_HDR, klen, key);
+    cell_words((const uint8_t *)e + HMM_ENTRY_HDR + klen, vlen, val);
+    cell_write_copy(slot, HMM_SHAPE_MAKE(klen, vlen), key, val[0]);
+}
+
+void hmm__cell_copy_cell_locked(hmm_atomic_u64 *slot, const struct hmm_cell *from)
+{
+    uint64_t key[2] = {atomic_load_explicit(&from->key[0], memory_order_relaxed),
+                       atomic_load_explicit(&from->key[1], memory_order_relaxed)};
+    cell_write_copy(slot, HMM_SLOT_SHAPE(atomic_load_explicit(&from->word, memory_order_relaxed)), key,
+                    atomic_load_explicit(&from->val, memory_order_relaxed));
 }
 
 hmm_atomic_u64 *hmm__index_slot_of_locked(const struct hmm_ix *ix, uint64_t hash, uint64_t off)

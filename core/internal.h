@@ -711,6 +711,8 @@ int hmm__index_insert_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, u
 /* Format 2: give the cell of a slot just published (without a copy) the
  * copy of entry e, when e can have one (FORMAT.md §7). */
 void hmm__cell_copy_locked(hmm_atomic_u64 *slot, const struct hmm_entry *e);
+/* The same from a cell with a copy, both held by the caller's stripe. */
+void hmm__cell_copy_cell_locked(hmm_atomic_u64 *slot, const struct hmm_cell *from);
 /* Clear a slot of ix found by a lookup and fix the overflow counts. */
 void hmm__index_remove_locked(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, hmm_atomic_u64 *slot);
 /* The slot of ix holding off in hash's probe sequence, or NULL. */

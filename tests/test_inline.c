@@ -2,7 +2,8 @@
  * test_inline.c - maps of format 2 (HMM_INLINE, FORMAT.md §7): every
  * operation answers as in format 1 whatever the entry's shape (with or
  * without a copy in its cell), a copy that differs from its entry is found
- * and repaired by hmm_check, readers racing writers in other processes
+ * and repaired by hmm_check, a growth moves keys by their copies but
+ * trusts no damaged one, readers racing writers in other processes
  * only ever see whole values of their own key, and writers killed at
  * random leave no copy that hmm_check objects to.  (The other cmocka
  * programs run on format-2 maps too: make check-inline.)
@@ -246,6 +247,61 @@ static void test_a_copy_unlike_its_entry_is_found_and_repaired(void **state)
     hmm_close(m);
 }
 
+/* A growth moves a key by its cell's copy when it has one (the key to hash
+ * and the bytes), reading no chunk.  A copy whose key was damaged hashes
+ * to another tag: the move must then take the key from its chunk, or the
+ * key would land where no get of it looks. */
+static void test_a_growth_moves_copies_and_trusts_no_damaged_one(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = inline_map(dir, 1 << 20, 64 << 20);
+    uint64_t v = UINT64_C(0x1122334455667788);
+    TU_OK(hmm_put(m, "sixteen-byte-key", 16, &v, 8, 0, 0));
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    uint64_t slots = st.index_slots;
+    hmm_close(m);
+    char path[4200];
+    tu_path(path, sizeof path, dir, "hashmmap.map");
+    off_t at = find_copy(path, v);
+    assert_true(at > 0);
+    uint8_t b;
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &b, 1, at - 16), 1); /* the key's first byte */
+    b ^= 0x20;
+    assert_int_equal(pwrite(fd, &b, 1, at - 16), 1);
+    close(fd);
+    TU_OK(hmm_open(&m, dir, NULL));
+    /* Fresh keys until the index has grown, then until the old one is
+     * drained: the damaged key reads back once its move is done. */
+    char key[16];
+    unsigned i = 0;
+    bool found = false;
+    for (; i < 200000 && !found; i++) {
+        make_key(key, sizeof key, i);
+        memcpy(key + 8, &i, sizeof i);
+        uint64_t x = i;
+        TU_OK(hmm_put(m, key, sizeof key, &x, sizeof x, 0, 0));
+        if (i % 512 == 0) {
+            TU_OK(hmm_stat(m, &st));
+            uint64_t got = 0;
+            size_t len = sizeof got;
+            found = st.index_slots > 2 * slots && hmm_get(m, "sixteen-byte-key", 16, &got, &len) == 0 && got == v;
+        }
+    }
+    assert_true(found);
+    for (unsigned j = 0; j < i; j++) {
+        make_key(key, sizeof key, j);
+        memcpy(key + 8, &j, sizeof j);
+        uint64_t x = j;
+        reads_back(m, key, sizeof key, (const uint8_t *)&x, sizeof x);
+    }
+    check_clean(m, i + 1);
+    hmm_close(m);
+}
+
 /* ---- processes racing ---- */
 
 enum { RACE_KEYS = 48, RACE_MS = 1500 };
@@ -425,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_expiry_counters_and_versions),
         cmocka_unit_test(test_the_format_is_chosen_at_creation),
         cmocka_unit_test(test_a_copy_unlike_its_entry_is_found_and_repaired),
+        cmocka_unit_test(test_a_growth_moves_copies_and_trusts_no_damaged_one),
         cmocka_unit_test(test_readers_only_see_whole_values_of_their_own_key),
         cmocka_unit_test(test_writers_killed_leave_no_false_copy),
     };
