@@ -11,7 +11,8 @@
  * HMMBENCH_STORES (comma-separated store ids to run besides the local
  * table, e.g. "hmm_file,lmdb"); HMMBENCH_ONLY=footprint (only the space,
  * open and recovery section and the targets) or scaling (only the
- * processes sharing one map); TMPDIR (where maps,
+ * processes sharing one map); HMMBENCH_WORKLOADS (comma-separated columns
+ * to measure: get, put, insert, incr, mixed, mget, chain); TMPDIR (where maps,
  * databases and sockets go).
  *
  * Every figure is ns per operation and operations per second of one
@@ -263,6 +264,7 @@ static void wl_mixed(struct run *r, size_t n)
 
 struct workload {
     const char *name;
+    const char *id;   /* its name in HMMBENCH_WORKLOADS */
     void (*fn)(struct run *r, size_t n);
     enum dist dist;   /* FRESH: inserts (run once, last); else run on UNIFORM and ZIPF */
     bool small_only;  /* only with 8-byte values (incr: a counter is a short number) */
@@ -270,13 +272,13 @@ struct workload {
 };
 enum { W_GET, W_PUT, W_INSERT, W_INCR, W_MIXED, W_MGET, W_CHAIN };
 static const struct workload workloads[] = {
-    [W_GET] = {"get", wl_get, UNIFORM, false, false},
-    [W_PUT] = {"put (overwrite)", wl_put, UNIFORM, false, false},
-    [W_INSERT] = {"put (insert)", wl_put, FRESH, false, false},
-    [W_INCR] = {"incr", wl_incr, UNIFORM, true, false},
-    [W_MIXED] = {"mixed 90/10", wl_mixed, UNIFORM, false, false},
-    [W_MGET] = {"batched get (per key)", wl_mget, UNIFORM, false, true},
-    [W_CHAIN] = {"get latency (chained)", wl_get_chain, UNIFORM, false, false},
+    [W_GET] = {"get", "get", wl_get, UNIFORM, false, false},
+    [W_PUT] = {"put (overwrite)", "put", wl_put, UNIFORM, false, false},
+    [W_INSERT] = {"put (insert)", "insert", wl_put, FRESH, false, false},
+    [W_INCR] = {"incr", "incr", wl_incr, UNIFORM, true, false},
+    [W_MIXED] = {"mixed 90/10", "mixed", wl_mixed, UNIFORM, false, false},
+    [W_MGET] = {"batched get (per key)", "mget", wl_mget, UNIFORM, false, true},
+    [W_CHAIN] = {"get latency (chained)", "chain", wl_get_chain, UNIFORM, false, false},
 };
 #define NWORK (sizeof workloads / sizeof workloads[0])
 
@@ -347,6 +349,16 @@ static void fill_store(const struct store_kind *k, void *h, uint64_t keys, const
     }
 }
 
+/* Is id in the comma-separated list (NULL: no list)? */
+static bool listed(const char *list, const char *id)
+{
+    size_t n = strlen(id);
+    for (const char *p = list; (p = strstr(p, id)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 static bool wanted(const struct store_kind *k)
 {
     const char *list = getenv("HMMBENCH_STORES");
@@ -354,11 +366,14 @@ static bool wanted(const struct store_kind *k)
         return true;
     if (!list)
         return !k->opt_in;
-    size_t n = strlen(k->id);
-    for (const char *p = list; (p = strstr(p, k->id)); p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-            return true;
-    return false;
+    return listed(list, k->id);
+}
+
+/* HMMBENCH_WORKLOADS (e.g. "get,mget"): only these columns are measured. */
+static bool workload_wanted(const struct workload *wl)
+{
+    const char *list = getenv("HMMBENCH_WORKLOADS");
+    return !list || listed(list, wl->id);
 }
 
 /* Open, fill and measure every store on every workload of one size. */
@@ -390,9 +405,14 @@ static void measure_all(struct table *t, uint64_t max_inserts)
             continue;
         }
         fill_store(k, h, t->keys, fillval, t->vlen);
-        for (size_t w = 0; w < NWORK; w++) {
+        /* Inserts last: a map that grows its index while they run may still
+         * be draining the old one afterwards, and every write then helps
+         * (FORMAT.md §10); the other columns are measured at rest. */
+        for (size_t i = 0; i < NWORK; i++) {
+            size_t w = i < W_INSERT ? i : i == NWORK - 1 ? W_INSERT : i + 1;
             const struct workload *wl = &workloads[w];
-            if ((wl->small_only && t->vlen > 8) || (wl->batched && !k->get_batch) || (w == W_INCR && !k->incr))
+            if ((wl->small_only && t->vlen > 8) || (wl->batched && !k->get_batch) || (w == W_INCR && !k->incr) ||
+                !workload_wanted(wl))
                 continue;
             for (int d = UNIFORM; d <= ZIPF; d++) {
                 enum dist dist = wl->dist == FRESH ? FRESH : (enum dist)d;
