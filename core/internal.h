@@ -370,6 +370,7 @@ void hmm__proc_slot_release(hmm_t *m);
 int hmm__proc_alive(int64_t pid, uint64_t start_time);
 uint64_t hmm__proc_start_time(int64_t pid);
 void hmm__proc_repair_dead(hmm_t *m);         /* open-time scan of the process table */
+void hmm__proc_repair_dead_locks(hmm_t *m);   /* the same without reaping slots (hmm_stat) */
 /* Our slot + 1 for owner_proc fields (0: no slot). */
 static inline uint32_t hmm__proc_self_tag(hmm_t *m)
 {

@@ -149,7 +149,9 @@ static void repair_locks_of(hmm_t *m, uint32_t tag)
     hmm__replog_repair_dead(m, tag);
 }
 
-void hmm__proc_repair_dead(hmm_t *m)
+/* Repair the work of every process found dead; reap: also free its slot
+ * (folding its counters into the totals). */
+static void scan_dead(hmm_t *m, bool reap)
 {
     uint32_t self = hmm__proc_self_tag(m);
     for (uint32_t i = 0; i < HMM_PROCS; i++) {
@@ -161,11 +163,23 @@ void hmm__proc_repair_dead(hmm_t *m)
         if (hmm__proc_alive((int64_t)pid, start == HMM_START_UNKNOWN ? 0 : start))
             continue;
         repair_locks_of(m, i + 1);
+        if (!reap)
+            continue;
         hmm__metrics_fold(m, i);
         /* Only the slot's pid is compared, so two repairers free it once. */
         if (atomic_compare_exchange_strong(&p->pid, &pid, 0))
             atomic_store(&p->start_time, 0);
     }
+}
+
+void hmm__proc_repair_dead(hmm_t *m)
+{
+    scan_dead(m, true);
+}
+
+void hmm__proc_repair_dead_locks(hmm_t *m)
+{
+    scan_dead(m, false);
 }
 
 uint32_t hmm__procs_alive(hmm_t *m)

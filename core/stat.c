@@ -22,6 +22,13 @@ HMM_EXPORT int hmm_stat(hmm_t *m, hmm_stats *st)
     if (!m || !st)
         return hmm_fail(-EINVAL, "hmm_stat: NULL handle or stats");
     memset(st, 0, sizeof *st);
+    /* A writer killed holding its stripe may have published its change and
+     * not yet counted it: the gauges move last (FORMAT.md §8), and only the
+     * stripe's repair recounts them.  A writable handle repairs dead
+     * processes' locks first, so a delete that died after its publish is
+     * not still counted as an item. */
+    if (!m->rdonly && hmm__proc_slot_ensure(m) == 0)
+        hmm__proc_repair_dead_locks(m);
     int64_t bytes = 0;
     for (uint32_t i = 0; i <= m->stripe_mask; i++)
         bytes += m->stripes[i].bytes_used;

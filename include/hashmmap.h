@@ -174,7 +174,9 @@ enum hmm_counter {
 
 /* Counters and sizes of a map, filled by hmm_stat(). */
 typedef struct hmm_stats {
-    uint64_t items;          /* live entries (expired ones not yet reclaimed included) */
+    uint64_t items;          /* live entries (expired ones not yet reclaimed included); a
+                              * writable handle first repairs what dead writers left, a
+                              * read-only one may be off by their last changes */
     uint64_t bytes_used;     /* bytes of live entries (header, key and value) */
     uint64_t bytes_total;    /* bytes of the data area available for entries */
     uint64_t size;           /* configured size at creation */
