@@ -143,6 +143,21 @@ size_t tu_value(char *buf, size_t len, const char *key, uint64_t seq)
     return len;
 }
 
+long tu_cursor_count(hmm_t *m)
+{
+    hmm_cursor *c;
+    int rc = hmm_cursor_open(m, &c);
+    if (rc)
+        return rc < 0 ? rc : -rc;
+    const void *k, *v;
+    size_t kl, vl;
+    long n = 0;
+    while (hmm_cursor_next(c, &k, &kl, &v, &vl) == 0)
+        n++;
+    hmm_cursor_close(c);
+    return n;
+}
+
 bool tu_value_ok(const char *buf, size_t len, const char *key, uint64_t *seq)
 {
     char head[256];

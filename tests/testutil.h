@@ -50,6 +50,9 @@ size_t tu_value(char *buf, size_t len, const char *key, uint64_t seq);
 /* true and *seq when buf holds a whole value made by tu_value for key. */
 bool tu_value_ok(const char *buf, size_t len, const char *key, uint64_t *seq);
 
+/* Entries a cursor walks over m, or the negative error of the cursor's open. */
+long tu_cursor_count(hmm_t *m);
+
 /* Create (HMM_CREATE) or open a map with the given geometry and flags. */
 hmm_t *tu_open(const char *dir, uint64_t size, uint64_t max_size, uint32_t flags);
 /* HMM_TEST_INLINE=1: the maps this program creates are of format 2 (testutil.c). */
