@@ -198,12 +198,13 @@ static uint64_t clock_pick_locked(hmm_t *m, uint32_t cls, uint64_t *hash, bool *
         budget = HAND_WALK_MAX;
     uint64_t victim = 0, fallback = 0;
     uint8_t fallback_credit = UINT8_MAX;
-    uint64_t carve = atomic_load(&c->carve_off);
+    uint64_t uncarved = 0, uncarved_end = 0;
+    hmm__class_uncarved(m, cls, &uncarved, &uncarved_end);
     for (uint64_t n = 0; x && n < budget && !victim; n++) {
         struct hmm_entry *e = hmm__chunk(m, x);
         uint64_t at = x;
         x = hand_next(m, cls, x);
-        if (carve && at >= carve && hmm__slab_page_of(m, at) == hmm__slab_page_of(m, carve))
+        if (at >= uncarved && at < uncarved_end)
             continue; /* never handed out */
         if (atomic_load_explicit(&e->state, memory_order_relaxed) != HMM_CHUNK_LIVE ||
             hmm__page_leaving(m, cls, at) || !hmm__entry_whole_at(m, at))

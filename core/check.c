@@ -145,12 +145,10 @@ static void check_pages(struct check_ctx *cx)
             check_chunk(cx, start);
         } else if (HMM_PAGE_KIND(v) == HMM_PAGE_CLASS && HMM_PAGE_ARG(v) < m->nclasses) {
             uint32_t cls = (uint32_t)HMM_PAGE_ARG(v);
-            struct hmm_class *c = &m->classes[cls];
             uint32_t size = m->class_size[cls];
-            uint64_t end = start + (m->page_size / size) * size;
-            uint64_t carve = atomic_load(&c->carve_off);
-            if (carve >= start && carve <= end)
-                end = carve; /* chunks past the carve pointer were never handed out */
+            uint64_t end = start + (m->page_size / size) * size, from, stop;
+            if (hmm__class_uncarved(m, cls, &from, &stop) && from >= start && from < end)
+                end = from; /* chunks past the carve pointer were never handed out */
             for (uint64_t off = start; off + size <= end; off += size)
                 check_chunk(cx, off);
         }

@@ -70,9 +70,9 @@ static uint64_t page_chunks_end(hmm_t *m, uint32_t cls, uint64_t p, uint64_t *st
     uint32_t size = m->class_size[cls];
     *start = map_page_off(m, p);
     uint64_t end = *start + chunks_per_page(m, cls) * (uint64_t)size;
-    uint64_t carve = atomic_load(&m->classes[cls].carve_off);
-    if (carve >= *start && carve <= end)
-        end = carve;
+    uint64_t from, stop;
+    if (hmm__class_uncarved(m, cls, &from, &stop) && from >= *start && from < end)
+        end = from;
     return end;
 }
 
@@ -145,8 +145,7 @@ static void hand_back_pages_locked(hmm_t *m, uint32_t cls, const uint64_t *pages
     struct hmm_class *c = &m->classes[cls];
     rebuild_free_list_locked(m, cls, pages, n);
     HMM_CRASHPOINT("page_unlinked");
-    uint64_t carve = atomic_load(&c->carve_off);
-    if (carve && in_list(hmm__slab_page_of(m, carve), pages, n)) {
+    if (in_list(hmm__class_carve_page(m, cls), pages, n)) {
         atomic_store(&c->carve_off, 0);
         atomic_store(&c->carve_end, 0);
     }
@@ -312,7 +311,7 @@ int hmm__page_evacuate(hmm_t *m, uint32_t held, uint32_t cls, uint64_t p)
     }
     atomic_store(&c->evac_page, HMM_EVAC_MAKE(getpid(), p));
     HMM_CRASHPOINT("page_leaving");
-    if (hmm__slab_page_of(m, atomic_load(&c->carve_off)) == p) {
+    if (hmm__class_carve_page(m, cls) == p) {
         atomic_store(&c->carve_off, 0); /* allocations do not carve from a leaving page */
         atomic_store(&c->carve_end, 0);
     }

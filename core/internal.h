@@ -477,6 +477,33 @@ int hmm__pages_alloc_run_locked(hmm_t *m, uint64_t n, unsigned head_kind, bool m
 /* Give stripe t's spare back to its class (stripe t locked; FORMAT.md §8). */
 int hmm__slab_spare_give_back_locked(hmm_t *m, uint32_t t);
 
+/* The page class cls carves from (carve_end lies at its chunks' end), or
+ * UINT64_MAX: the page to stop carving from when it leaves the class. */
+static inline uint64_t hmm__class_carve_page(hmm_t *m, uint32_t cls)
+{
+    uint64_t stop = atomic_load_explicit(&m->classes[cls].carve_end, memory_order_relaxed);
+    return stop ? hmm__slab_page_of(m, stop - 1) : UINT64_MAX;
+}
+
+/* The chunks class cls has not carved yet: [*from, *end), inside one page
+ * (the carve page), or false when there are none.  carve_off alone cannot
+ * say which page that is: once a page's last chunk is carved it equals
+ * carve_end, and for a class whose chunks fill a page exactly that is the
+ * first byte of the next page, which may be a page of this very class full
+ * of live entries.  Read as "nothing carved there", such a page looked
+ * empty, was handed back and reused with its entries still indexed. */
+static inline bool hmm__class_uncarved(hmm_t *m, uint32_t cls, uint64_t *from, uint64_t *end)
+{
+    const struct hmm_class *c = &m->classes[cls];
+    uint64_t off = atomic_load_explicit(&c->carve_off, memory_order_relaxed);
+    uint64_t stop = atomic_load_explicit(&c->carve_end, memory_order_relaxed);
+    if (off == 0 || off >= stop)
+        return false;
+    *from = off;
+    *end = stop;
+    return true;
+}
+
 /* ---- compact.c (FORMAT.md §6 "Pages come back") ---- */
 /* Hand the empty pages of every class back to the free pages; how many. */
 size_t hmm__pages_return_empty(hmm_t *m);

@@ -220,6 +220,14 @@ void hmm__recover_pages_locked(hmm_t *m, uint32_t unused)
     atomic_store(&m->hdr->index_pages, index_pages);
 }
 
+static uint64_t class_pages(hmm_t *m, uint32_t cls)
+{
+    uint64_t n = 0, npages = map_npages_mapped(m), want = HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
+    for (uint64_t p = 0; p < npages; p++)
+        n += atomic_load(&m->pagetab[p]) == want;
+    return n;
+}
+
 /* Class lock held after EOWNERDEAD: finish a page's carve-pointer update,
  * and mark FREE a list head or carve chunk a dead allocator had marked. */
 void hmm__recover_class_locked(hmm_t *m, uint32_t cls)
@@ -229,15 +237,16 @@ void hmm__recover_class_locked(hmm_t *m, uint32_t cls)
     uint64_t pi = atomic_load(&c->page_intent);
     if (pi) {
         uint64_t p = pi - 1;
-        uint64_t start = map_page_off(m, p);
-        uint64_t carve = atomic_load(&c->carve_off);
+        uint64_t start = map_page_off(m, p), end = start + (m->page_size / size) * size;
+        /* Nothing is carved from the new page before its intent is
+         * cleared: the pointer is set when both words say its start. */
+        bool carving_p = atomic_load(&c->carve_end) == end && atomic_load(&c->carve_off) == start;
         if (hmm__slab_page_of(m, start) == p &&
-            atomic_load(&m->pagetab[p]) == HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls) &&
-            !(carve >= start && carve <= start + m->page_size)) {
-            atomic_store(&c->carve_end, start + (m->page_size / size) * size);
+            atomic_load(&m->pagetab[p]) == HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls) && !carving_p) {
+            atomic_store(&c->carve_end, end);
             atomic_store(&c->carve_off, start);
-            c->pages++;
         }
+        c->pages = class_pages(m, cls); /* the grow may have died before or after counting it */
         atomic_store(&c->page_intent, 0);
     }
     uint64_t head = atomic_load(&c->free_head);

@@ -206,8 +206,8 @@ static int class_grow_locked(hmm_t *m, uint32_t cls, bool may_grow)
     uint32_t size = m->class_size[cls];
     atomic_store_explicit(&c->carve_end, start + (m->page_size / size) * size, memory_order_relaxed);
     atomic_store_explicit(&c->carve_off, start, memory_order_release);
+    c->pages++; /* before the intent is cleared: a repair recounts while it is set */
     atomic_store_explicit(&c->page_intent, 0, memory_order_release);
-    c->pages++;
     return 0;
 }
 

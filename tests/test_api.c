@@ -812,6 +812,62 @@ static void test_emptied_map_stores_values_of_whole_pages_as_a_fresh_one(void **
     }
 }
 
+/* A class whose chunks fill a page exactly (64 bytes here) leaves its carve
+ * pointer, once a page is carved to the end, on the first byte of the next
+ * page.  When that page is the class's too, full of live entries, it is not
+ * "a page with nothing carved yet": compaction once took it for empty and
+ * handed it back, and the next class to take it wiped its entries (every
+ * key of a page lost, found by test_torture's cache map).  The class here
+ * gets a page, then the page before it (freed by another class), carves
+ * that one to the end and is asked for its empty pages. */
+static int put_sized(hmm_t *m, char prefix, int i, size_t vlen)
+{
+    char key[16], val[256];
+    snprintf(key, sizeof key, "%c%07d", prefix, i); /* 8 bytes: 32 + 8 + 24 = 64 */
+    memset(val, prefix, vlen);
+    return hmm_put(m, key, 8, val, vlen, 0, 0);
+}
+
+static int op_sized(hmm_t *m, char prefix, int i, bool del)
+{
+    char key[16], val[256];
+    size_t len = sizeof val;
+    snprintf(key, sizeof key, "%c%07d", prefix, i);
+    return del ? hmm_del(m, key, 8) : hmm_get(m, key, 8, val, &len);
+}
+
+static void test_page_after_a_fully_carved_page_keeps_its_entries(void **state)
+{
+    (void)state;
+    hmm_t *m = tu_open(tu_tmpdir(), 512 << 10, 512 << 10, HMM_NOREPLOG);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    const int per_page = (int)(st.page_size / 64);
+    const size_t small = 24, other = 200;
+    TU_OK(put_sized(m, 'd', 0, other));           /* another class takes the first free page */
+    int n = 0, rc = 0;
+    for (; n < per_page; n++)                     /* the 64-byte class: the next page, whole */
+        TU_OK(put_sized(m, 'c', n, small));
+    TU_OK(op_sized(m, 'd', 0, true));             /* the first page's class is empty now */
+    for (; n < 100000 && (rc = put_sized(m, 'c', n, small)) == 0; n++)
+        ;                                         /* on until full: the first page comes back to 'c' */
+    assert_int_equal(rc, HMM_FULL);
+    assert_true(n > 2 * per_page);
+    for (int i = per_page; i < 2 * per_page; i++) /* a page's worth of free chunks, so it is scanned */
+        TU_OK(op_sized(m, 'c', i, true));
+    TU_OK(put_sized(m, 'd', 1, other));           /* needs a page: the empty ones are handed back */
+    int lost = 0;
+    for (int i = 0; i < n; i++)
+        if ((i < per_page || i >= 2 * per_page) && op_sized(m, 'c', i, false) != 0)
+            lost++;
+    if (lost)
+        fail_msg("%d of %d acknowledged keys lost", lost, n - per_page);
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.bad_entries + r.bad_slots + r.unreachable, 0);
+    hmm_close(m);
+}
+
 /* Expired entries read as absent and are not live: a persistent map full
  * of them must take new keys (reclaiming them), not say HMM_FULL. */
 static void test_map_full_of_expired_entries_takes_new_keys(void **state)
@@ -1151,6 +1207,7 @@ int main(void)
         cmocka_unit_test(test_cursor_with_deletes_meanwhile_never_repeats_a_key),
         cmocka_unit_test(test_full_map_returns_full_and_deleting_makes_room),
         cmocka_unit_test(test_emptied_map_stores_values_of_whole_pages_as_a_fresh_one),
+        cmocka_unit_test(test_page_after_a_fully_carved_page_keeps_its_entries),
         cmocka_unit_test(test_map_full_of_expired_entries_takes_new_keys),
         cmocka_unit_test(test_stat_counts_items_and_bytes),
         cmocka_unit_test(test_check_on_healthy_map_returns_zero),
