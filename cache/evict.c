@@ -297,7 +297,13 @@ static int evacuate_page_for(hmm_t *m, uint32_t held, uint32_t needy)
     uint64_t p = pick_donor_page(m, needy, &d);
     if (p == UINT64_MAX)
         return hmm__relocating() ? HMM_FULL : empty_window(m, held, 1, true);
-    return hmm__page_evacuate(m, held, d, p);
+    int rc = hmm__page_evacuate(m, held, d, p);
+    /* The page could not be emptied (it may hold the caller's own entry,
+     * which its put holds, and be the only class page there is): a page of
+     * a run will do as well. */
+    if (rc == HMM_FULL && !hmm__relocating())
+        rc = empty_window(m, held, 1, true);
+    return rc;
 }
 
 int hmm__evict_for_class(hmm_t *m, uint32_t held, uint32_t cls)

@@ -266,6 +266,15 @@ static int class_alloc(hmm_t *m, uint32_t stripe, uint32_t cls, bool may_grow, u
         if (carve && !hmm__slab_valid_chunk(m, cls, carve))
             carve = 0; /* damaged carve pointer: start a fresh page rather than trust it */
         if (carve == 0 || carve + size > atomic_load(&c->carve_end)) {
+            /* A move out of a page being emptied goes to its class's free
+             * chunks only: taking a free page for it undoes the emptying,
+             * and in a cache the pages a window for a run had just freed
+             * went back to classes, entries bouncing between them until
+             * the run was refused (cache/evict.c). */
+            if (hmm__relocating()) {
+                rc = HMM_FULL;
+                goto unlock;
+            }
             rc = class_grow_locked(m, cls, may_grow);
             if (rc)
                 goto unlock;
@@ -479,8 +488,13 @@ static int run_alloc_compacting(hmm_t *m, uint32_t stripe, uint64_t bytes, uint6
     int full_rc = rc;
     uint64_t pages = (bytes + m->page_size - 1) >> m->page_shift;
     for (int pass = 0; pass < 2; pass++) { /* the second after reclaiming expired entries */
-        if (pass == 1 && hmm__reclaim_expired(m, stripe) == 0)
-            break;
+        if (pass == 1) {
+            if (hmm__reclaim_expired(m, stripe) == 0)
+                break;
+            /* An expired run's pages are free at once: no page to hand back. */
+            if ((rc = run_alloc(m, stripe, bytes, false, off)) != HMM__NOPAGE)
+                return rc;
+        }
         if ((spares_reclaim(m, stripe, HMM_CLASS_RUN) > 0 || pass == 1) && hmm__pages_return_empty(m) > 0 &&
             (rc = run_alloc(m, stripe, bytes, false, off)) != HMM__NOPAGE)
             return rc;

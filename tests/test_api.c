@@ -868,6 +868,36 @@ static void test_page_after_a_fully_carved_page_keeps_its_entries(void **state)
     hmm_close(m);
 }
 
+/* A persistent map full of expired values of one page each: a put of such
+ * a value reclaims them and is stored.  An expired run's pages are free at
+ * once, with no class page to hand back, and the put once reclaimed all of
+ * them and still said HMM_FULL (the same put again was stored). */
+static void test_map_full_of_expired_runs_takes_a_run(void **state)
+{
+    (void)state;
+    hmm_t *m = tu_open(tu_tmpdir(), 1 << 20, 1 << 20, HMM_NOREPLOG);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    static char val[256 << 10];
+    size_t vlen = st.page_size - st.page_size / 8; /* over the largest class: a run of one page */
+    memset(val, 'x', vlen);
+    int n = 0, rc = 0;
+    for (; n < 10000; n++) {
+        char key[16];
+        int kl = snprintf(key, sizeof key, "run%04d", n);
+        if ((rc = hmm_put(m, key, (size_t)kl, val, vlen, 40, 0)) != 0)
+            break;
+    }
+    assert_int_equal(rc, HMM_FULL);
+    assert_true(n >= 2);
+    usleep(100 * 1000);
+    rc = hmm_put(m, "new", 3, val, vlen, 0, 0);
+    if (rc)
+        fail_msg("a run into a map of %d expired runs: %s (%s)", n, hmm_errname(rc), hmm_last_error());
+    TU_OK(hmm_check(m, 0, NULL));
+    hmm_close(m);
+}
+
 /* Expired entries read as absent and are not live: a persistent map full
  * of them must take new keys (reclaiming them), not say HMM_FULL. */
 static void test_map_full_of_expired_entries_takes_new_keys(void **state)
@@ -1208,6 +1238,7 @@ int main(void)
         cmocka_unit_test(test_full_map_returns_full_and_deleting_makes_room),
         cmocka_unit_test(test_emptied_map_stores_values_of_whole_pages_as_a_fresh_one),
         cmocka_unit_test(test_page_after_a_fully_carved_page_keeps_its_entries),
+        cmocka_unit_test(test_map_full_of_expired_runs_takes_a_run),
         cmocka_unit_test(test_map_full_of_expired_entries_takes_new_keys),
         cmocka_unit_test(test_stat_counts_items_and_bytes),
         cmocka_unit_test(test_check_on_healthy_map_returns_zero),

@@ -218,6 +218,70 @@ static void test_full_cache_takes_values_of_whole_pages_and_small_ones_after_the
     hmm_close(m);
 }
 
+/* A cache whose every data page is a class page holding one entry that was
+ * read lately: a value of two pages must still be stored.  Emptying a
+ * window of pages moves the entries read lately elsewhere in their class;
+ * such moves once took the pages the window had just freed, so entries
+ * bounced between them until the put was refused (2 479 moves, HMM_FULL). */
+static void test_full_cache_of_read_entries_takes_a_run_of_two_pages(void **state)
+{
+    (void)state;
+    hmm_t *m = tu_open(tu_tmpdir(), 512 << 10, 512 << 10, HMM_CACHE | HMM_NOREPLOG);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    hmm_class_stats cs[64];
+    size_t ncls = 0;
+    TU_OK(hmm_stat_classes(m, cs, 64, &ncls));
+    static char val[200000];
+    memset(val, 'v', sizeof val);
+    int npages = (int)(st.bytes_total / st.page_size);
+    assert_true(npages >= 3 && (size_t)npages <= ncls);
+    for (int i = 0; i < npages; i++) { /* one entry in each of the largest classes, read once */
+        char key[16];
+        int kl = snprintf(key, sizeof key, "k%d", i);
+        size_t vlen = cs[ncls - 1 - (size_t)i].chunk_size - TU_ENTRY_HDR - (size_t)kl - 8;
+        TU_OK(hmm_put(m, key, (size_t)kl, val, vlen, 0, 0));
+        size_t len = sizeof val;
+        TU_OK(hmm_get(m, key, (size_t)kl, val, &len));
+    }
+    int rc = hmm_put(m, "big", 3, val, 2 * st.page_size - st.page_size / 2, 0, 0);
+    if (rc)
+        fail_msg("a value of two pages into a cache of read entries: %s (%s)", hmm_errname(rc), hmm_last_error());
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.unreachable + r.bad_entries + r.bad_slots, 0);
+    hmm_close(m);
+}
+
+/* A small value of a class with no page, in a cache whose only class page
+ * holds the caller's own old entry (its put holds it: it cannot be
+ * evicted) and whose other pages are runs: a run is evicted for it.  The
+ * donor page hunt once picked that one page again and again, and the put
+ * was refused although seven runs could go. */
+static void test_small_value_takes_a_runs_page_when_the_class_page_holds_its_own_key(void **state)
+{
+    (void)state;
+    hmm_t *m = tu_open(tu_tmpdir(), 512 << 10, 512 << 10, HMM_CACHE | HMM_NOREPLOG);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    static char val[100000];
+    memset(val, 'v', sizeof val);
+    int npages = (int)(st.bytes_total / st.page_size);
+    TU_OK(hmm_put(m, "K", 1, val, 128 - TU_ENTRY_HDR - 1, 0, 0)); /* a 128-byte chunk */
+    for (int i = 0; i < npages - 1; i++) {                             /* every other page a run */
+        char key[16];
+        int kl = snprintf(key, sizeof key, "r%d", i);
+        TU_OK(hmm_put(m, key, (size_t)kl, val, st.page_size - st.page_size / 16, 0, 0));
+    }
+    int rc = hmm_put(m, "K", 1, val, 64 - TU_ENTRY_HDR - 1, 0, 0); /* a 64-byte chunk */
+    if (rc)
+        fail_msg("the key again, in a class with no page: %s (%s)", hmm_errname(rc), hmm_last_error());
+    size_t len = sizeof val;
+    TU_OK(hmm_get(m, "K", 1, val, &len));
+    assert_int_equal(len, 64 - TU_ENTRY_HDR - 1);
+    hmm_close(m);
+}
+
 static int flooder(void *arg)
 {
     const char *dir = arg;
@@ -300,6 +364,8 @@ int main(void)
         cmocka_unit_test(test_expired_entries_read_as_absent_and_count_as_expirations),
         cmocka_unit_test(test_value_size_shift_moves_pages_to_the_new_class),
         cmocka_unit_test(test_full_cache_takes_values_of_whole_pages_and_small_ones_after_them),
+        cmocka_unit_test(test_full_cache_of_read_entries_takes_a_run_of_two_pages),
+        cmocka_unit_test(test_small_value_takes_a_runs_page_when_the_class_page_holds_its_own_key),
         cmocka_unit_test(test_sigkill_during_eviction_leaves_no_dangling_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,6 +53,9 @@ bool tu_value_ok(const char *buf, size_t len, const char *key, uint64_t *seq);
 /* Entries a cursor walks over m, or the negative error of the cursor's open. */
 long tu_cursor_count(hmm_t *m);
 
+/* An entry's header (FORMAT.md §6): a chunk of c bytes holds key + value of c - 32. */
+#define TU_ENTRY_HDR 32u
+
 /* Create (HMM_CREATE) or open a map with the given geometry and flags. */
 hmm_t *tu_open(const char *dir, uint64_t size, uint64_t max_size, uint32_t flags);
 /* HMM_TEST_INLINE=1: the maps this program creates are of format 2 (testutil.c). */
