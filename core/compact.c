@@ -322,12 +322,19 @@ int hmm__page_evacuate(hmm_t *m, uint32_t held, uint32_t cls, uint64_t p)
     rc = hmm__lock_class(m, cls);
     if (rc)
         return rc; /* evac_page names us: the next holder repairs after we are gone */
-    if (emptied && page_empty_locked(m, cls, p))
+    /* Still our move of a page of the class?  Never hand back a page on the
+     * strength of chunk states read through another class's layout. */
+    bool ours = atomic_load(&c->evac_page) == HMM_EVAC_MAKE(getpid(), p) &&
+                atomic_load(&m->pagetab[p]) == HMM_PAGE_MAKE(HMM_PAGE_CLASS, cls);
+    bool returned = false;
+    if (ours && emptied && page_empty_locked(m, cls, p)) {
         hand_back_pages_locked(m, cls, &p, 1);
-    else
+        returned = atomic_load(&m->pagetab[p]) == 0;
+    } else if (ours) {
         rebuild_free_list_locked(m, cls, NULL, 0); /* allocations skipped the page's chunks */
-    bool returned = atomic_load(&m->pagetab[p]) == 0;
-    atomic_store(&c->evac_page, 0);
+    }
+    if (ours)
+        atomic_store(&c->evac_page, 0);
     hmm__unlock_class(m, cls);
     return returned ? 0 : HMM_FULL;
 }

@@ -166,8 +166,11 @@ void hmm__recover_cold_start(hmm_t *m, bool alone)
     HMM_CRASHPOINT("cold_rebuilt");
     hmm__replog_cold_start(m);
     hmm__recover_pages_locked(m, 0);
-    for (uint32_t c = 0; c < m->nclasses; c++)
+    for (uint32_t c = 0; c < m->nclasses; c++) {
         hmm__recover_class_locked(m, c);
+        /* No writer runs: a page's move is forgotten whoever its pid is now. */
+        hmm__compact_recover_class_locked(m, c);
+    }
     for (uint32_t s = 0; s <= m->stripe_mask; s++) {
         struct hmm_stripe *st = &m->stripes[s];
         if (atomic_load(&st->intent.op) == HMM_OP_NONE && !atomic_load(&st->intent.new_off) &&
@@ -258,5 +261,9 @@ void hmm__recover_class_locked(hmm_t *m, uint32_t cls)
     if (carve && carve + size <= atomic_load(&c->carve_end) && hmm__slab_valid_chunk(m, cls, carve) &&
         atomic_load(&entry_at(m, carve)->state) != HMM_CHUNK_FREE)
         hmm__entry_mark(m, carve, HMM__NO_STRIPE, HMM_CHUNK_FREE);
-    hmm__compact_recover_class_locked(m, cls);
+    /* The lock's dead holder is not always the page's mover: a mover works
+     * outside the lock and may be alive.  Forgetting a live mover's move
+     * let others allocate in, or hand back, the page it went on emptying,
+     * and its end then handed back a page another class had taken since. */
+    hmm__compact_check_owner_locked(m, cls);
 }

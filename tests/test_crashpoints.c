@@ -603,7 +603,8 @@ struct compactor {
 static int large_until_killed(void *p)
 {
     struct compactor *c = p;
-    hmm_crashpoint_arm(c->point, c->nth);
+    if (c->point)
+        hmm_crashpoint_arm(c->point, c->nth);
     char key[32], val[LARGE];
     for (int i = 0; i < 100000; i++) {
         snprintf(key, sizeof key, "L%d", i);
@@ -685,6 +686,101 @@ static void test_moving_entries_out_of_a_page_recovers_when_killed(void **state)
     run_compact_point("page_leaving", 1, 10, PATH_SURVIVOR);
     run_compact_point("published", 3, 10, PATH_SURVIVOR);
     run_compact_point("published", 3, 10, PATH_COLD_START);
+}
+
+/* ---- a class repair while a page's mover lives (FORMAT.md §6, §9) ----
+ *
+ * A mover empties its page outside the class lock.  Another process that
+ * dies holding that lock is not the mover, and the repair that follows
+ * must leave the live mover's move alone: it once forgot it (evac_page
+ * cleared, the page's chunks back on the list), so others allocated in the
+ * page, or handed it back, while the mover went on, and the mover's end
+ * handed back a page another class had taken since, its entries still
+ * indexed (test_torture's cache map: a slot to a chunk reused by another
+ * key, a class whose page count was one short). */
+
+/* LARGE puts, stopped (SIGSTOP) at the nth pass of point. */
+static int large_until_stalled(void *p)
+{
+    struct compactor *c = p;
+    hmm_crashpoint_stall(c->point, c->nth);
+    c->point = NULL; /* the child's copy: large_until_killed must not arm again */
+    return large_until_killed(c);
+}
+
+struct class_holder {
+    hmm_t *m;
+    uint32_t cls;
+};
+
+static int die_holding_class(void *p)
+{
+    struct class_holder *h = p;
+    if (hmm__lock_class(h->m, h->cls) != 0)
+        return 1;
+    raise(SIGKILL);
+    return 2;
+}
+
+static void test_a_class_repair_leaves_a_live_movers_page_alone(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    long n = fill_with(m, "S", SMALL);
+    char key[32], val[LARGE];
+    for (long i = 0; i < n; i++)
+        if (i % 10 != 0) {
+            snprintf(key, sizeof key, "S%ld", i);
+            TU_OK(hmm_del(m, key, strlen(key)));
+        }
+    /* The mover: its third publish is the move of a kept key out of the
+     * page it empties (see test_moving_entries_out_of_a_page_recovers_when_killed). */
+    struct compactor c = {m, "published", 3};
+    pid_t mover = tu_fork(large_until_stalled, &c);
+    int status;
+    assert_int_equal(waitpid(mover, &status, WUNTRACED), mover);
+    assert_true(WIFSTOPPED(status));
+    uint32_t cls = UINT32_MAX;
+    for (uint32_t k = 0; k < m->nclasses; k++)
+        if (atomic_load(&m->classes[k].evac_page))
+            cls = k;
+    uint64_t move = cls == UINT32_MAX ? 0 : atomic_load(&m->classes[cls].evac_page);
+    const char *why = move && HMM_EVAC_PID(move) == mover ? NULL : "the mover stopped outside a page's move";
+    if (!why) {
+        struct class_holder h = {m, cls};
+        status = tu_wait(tu_fork(die_holding_class, &h), 10000);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+            why = "the class lock's holder did not die holding it";
+    }
+    if (!why) {
+        TU_OK(hmm__lock_class(m, cls)); /* EOWNERDEAD: the class is repaired */
+        if (atomic_load(&m->classes[cls].evac_page) != move)
+            why = "the class repair forgot the live mover's move";
+        hmm__unlock_class(m, cls);
+    }
+    if (why) {
+        kill(mover, SIGKILL); /* a stopped child would outlive the test */
+        tu_wait(mover, 10000);
+        fail_msg("%s (class %u, page %llu, mover pid %d)", why, cls, (unsigned long long)HMM_EVAC_PAGE(move),
+                 (int)mover);
+    }
+
+    kill(mover, SIGCONT);
+    status = tu_wait(mover, 30000);
+    assert_true(WIFEXITED(status));
+    fill_with(m, "T", LARGE);
+    for (long i = 0; i < n; i += 10) {
+        snprintf(key, sizeof key, "S%ld", i);
+        size_t len = sizeof val;
+        int rc = hmm_get(m, key, strlen(key), val, &len);
+        if (rc != 0 || !tu_value_ok(val, len, key, NULL))
+            fail_msg("kept key %s is %s after the mover went on", key, hmm_errname(rc));
+    }
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.unreachable + r.bad_slots + r.bad_entries, 0);
+    hmm_close(m);
 }
 
 static void test_eviction_crash_points_leave_no_dangling_entry(void **state)
@@ -1479,6 +1575,7 @@ int main(void)
         cmocka_unit_test(test_eviction_crash_points_leave_no_dangling_entry),
         cmocka_unit_test(test_handing_pages_back_recovers_at_each_crash_point),
         cmocka_unit_test(test_moving_entries_out_of_a_page_recovers_when_killed),
+        cmocka_unit_test(test_a_class_repair_leaves_a_live_movers_page_alone),
         cmocka_unit_test(test_a_cold_start_killed_midway_is_done_again_by_the_next_writer),
         cmocka_unit_test(test_check_after_an_allocator_died_holding_its_class_lock_frees_nothing_in_use),
         cmocka_unit_test(test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile),
