@@ -963,9 +963,11 @@ static void test_stat_nprocs_leaves_out_a_process_that_exited_without_close(void
 {
     const char *dir = tu_tmpdir();
     hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        tu_die_with_parent(parent);
         /* Both handles stay open, held from a static so that valgrind's
          * leak check at _exit (CI runs test_api under it, with an error
          * exit code) sees them reachable and keeps our exit code. */

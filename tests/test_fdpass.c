@@ -50,8 +50,10 @@ static pid_t spawn_receiver(hmm_t *m)
 {
     int fds[HMM_FD_COUNT];
     TU_OK(hmm_fd(m, fds));
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        tu_die_with_parent(parent);
         char args[HMM_FD_COUNT][16];
         for (int i = 0; i < HMM_FD_COUNT; i++)
             snprintf(args[i], sizeof args[i], "%d", fds[i] >= 0 ? dup(fds[i]) : -1); /* dup: no O_CLOEXEC */

@@ -212,8 +212,10 @@ static void test_offset_consumer_example_resumes_after_sigkill_without_skipping(
     tu_path(dir, sizeof dir, tu_tmpdir(), "run");
     int out[2];
     assert_int_equal(pipe(out), 0);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        tu_die_with_parent(parent);
         dup2(out[1], 1);
         close(out[0]);
         execl(exe, exe, dir, "-p", "4", "-r", "3000", "-c", "3", "-k", "25", "-b", "4", "-s", "7",

@@ -29,8 +29,10 @@ static int start_server(void **state)
     snprintf(path, sizeof path, "%s/examples/prefork-cache", b && *b ? b : ".");
     int out[2];
     assert_int_equal(pipe(out), 0);
+    pid_t parent = getpid();
     server = fork();
     if (server == 0) {
+        tu_die_with_parent(parent);
         dup2(out[1], 1);
         close(out[0]);
         execl(path, path, "--port", "0", "--workers", "3", (char *)NULL);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,13 +94,26 @@ void tu_watchdog(unsigned seconds)
     alarm(seconds * time_scale());
 }
 
+/* A test's child never outlives the test: the watchdog's _exit(99) and
+ * deadline.sh's SIGKILL end only the test process, and its writers and
+ * readers would go on spinning beside the rest of the suite (four such
+ * orphans once held a 2-core machine at load 12 for half an hour and made
+ * timing-bound tests of the next run fail).  Survives exec. */
+void tu_die_with_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(98); /* or the parent was gone before the prctl */
+}
+
 pid_t tu_fork(int (*fn)(void *), void *arg)
 {
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         alarm(0);
+        tu_die_with_parent(parent);
         _exit(fn(arg));
     }
     return pid;

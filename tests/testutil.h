@@ -37,6 +37,8 @@ void tu_watchdog(unsigned seconds);
 
 /* Fork: the child runs fn(arg) and exits with its return value. */
 pid_t tu_fork(int (*fn)(void *), void *arg);
+/* In a child just forked from parent: die by SIGKILL when it exits. */
+void tu_die_with_parent(pid_t parent);
 /* Wait for pid up to timeout_ms; SIGKILL it if it is still running.
  * Returns the wait status. */
 int tu_wait(pid_t pid, unsigned timeout_ms);
