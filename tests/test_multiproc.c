@@ -9,7 +9,12 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { WRITERS = 4, READERS = 2, KEYS = 400, OPS = 20000, SHARED_KEYS = 20 };
@@ -200,6 +205,56 @@ static void test_a_read_only_check_of_a_busy_map_never_calls_it_damaged(void **s
     hmm_close(w);
 }
 
+/* ---- the harness: a test's children never outlive it ---- */
+
+static int spin_until_killed(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return 0;
+}
+
+/* Stands for a test process: forks a worker, says its pid, waits to be
+ * killed as the watchdog or deadline.sh would end it. */
+static int test_process_stand_in(void *arg)
+{
+    int fd = *(int *)arg;
+    pid_t worker = tu_fork(spin_until_killed, NULL);
+    if (write(fd, &worker, sizeof worker) != (ssize_t)sizeof worker)
+        return 1;
+    for (;;)
+        pause();
+}
+
+/* Last stop's orphans: test_torture's readers outlived their test and
+ * spun beside the rest of the suite.  A worker of a killed test must be
+ * gone within seconds; we reap it as the subreaper its orphans come to. */
+static void test_a_killed_tests_workers_die_with_it(void **state)
+{
+    (void)state;
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t test = tu_fork(test_process_stand_in, &pfd[1]);
+    pid_t worker = 0;
+    assert_int_equal(read(pfd[0], &worker, sizeof worker), (ssize_t)sizeof worker);
+    close(pfd[0]);
+    close(pfd[1]);
+    kill(test, SIGKILL);
+    assert_int_equal(waitpid(test, NULL, 0), test);
+    int status = 0;
+    pid_t r = 0;
+    for (int ms = 0; ms < 5000 && (r = waitpid(worker, &status, WNOHANG)) == 0; ms++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    if (r == 0)
+        kill(worker, SIGKILL); /* do not leave it behind ourselves */
+    assert_int_equal(r, worker);
+    /* SIGKILL, or 98: its test was gone before it could ask for the signal. */
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) && tu_exit_code(status) != 98)
+        fail_msg("the worker ended with status 0x%x, not by its test's death", status);
+}
+
 int main(void)
 {
     tu_watchdog(240);
@@ -208,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_writers_and_readers_on_an_anonymous_map_see_whole_values),
         cmocka_unit_test(test_writers_and_readers_while_the_map_grows),
         cmocka_unit_test(test_a_read_only_check_of_a_busy_map_never_calls_it_damaged),
+        cmocka_unit_test(test_a_killed_tests_workers_die_with_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
