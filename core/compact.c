@@ -134,7 +134,7 @@ void hmm__compact_recover_class_locked(hmm_t *m, uint32_t cls)
 void hmm__compact_check_owner_locked(hmm_t *m, uint32_t cls)
 {
     uint64_t ev = atomic_load_explicit(&m->classes[cls].evac_page, memory_order_relaxed);
-    if (ev && !hmm__proc_alive(HMM_EVAC_PID(ev), 0))
+    if (ev && !hmm__proc_pid_alive(m, HMM_EVAC_PID(ev)))
         hmm__compact_recover_class_locked(m, cls);
 }
 

@@ -87,7 +87,11 @@ struct hmm_proc {
     hmm_atomic_u64 pid;             /* 0: slot free */
     hmm_atomic_u64 start_time;      /* 0: being claimed; HMM_START_UNKNOWN: /proc gave none */
     uint64_t opened_ms;
-    uint8_t pad[40];
+    /* Inode of the process's pid namespace (/proc/self/ns/pid), written
+     * before start_time; 0: unknown (a library before it, or no /proc).
+     * Zero in maps made before it existed: the bytes were padding. */
+    hmm_atomic_u64 pid_ns;
+    uint8_t pad[32];
 };
 
 /* §5, §9: what an operation under the stripe lock is doing. */

@@ -367,7 +367,12 @@ static inline int hmm__proc_slot_ensure(hmm_t *m)
     return hmm__proc_slot_claim(m);
 }
 void hmm__proc_slot_release(hmm_t *m);
-int hmm__proc_alive(int64_t pid, uint64_t start_time);
+/* The process of slot tag (slot + 1) is alive, or cannot be checked from
+ * here (another pid namespace): 1; dead or a free slot: 0. */
+int hmm__proc_slot_alive(hmm_t *m, uint32_t tag);
+/* A pid a process recorded of itself (getpid()): 1 alive, or presumed so
+ * when a slot of the table names that pid in another pid namespace. */
+int hmm__proc_pid_alive(hmm_t *m, int64_t pid);
 uint64_t hmm__proc_start_time(int64_t pid);
 void hmm__proc_repair_dead(hmm_t *m);         /* open-time scan of the process table */
 void hmm__proc_repair_dead_locks(hmm_t *m);   /* the same without reaping slots (hmm_stat) */

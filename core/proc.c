@@ -4,7 +4,8 @@
  *
  * A process is dead only when the kernel says so: kill(pid, 0) fails with
  * ESRCH, or the pid now belongs to a process with another start time.  We
- * never infer death from silence or timeouts.
+ * never infer death from silence or timeouts, nor from a pid of another
+ * pid namespace, which names some other process here, or none.
  */
 #include "config.h"
 
@@ -14,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/internal.h"
@@ -63,8 +65,25 @@ uint64_t hmm__proc_start_time(int64_t pid)
     return 0;
 }
 
+/* The inode of this process's pid namespace; 0 when /proc cannot say.
+ * Read on each call: the slow paths that ask are rare, and a process that
+ * called unshare(CLONE_NEWPID) forks children into another namespace. */
+static uint64_t self_pid_ns(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* May a pid recorded in namespace ns be checked from here?  Not when both
+ * are known and differ; a slot of a library before pid_ns (0) is checked
+ * as it always was. */
+static bool pid_checkable(uint64_t ns, uint64_t self_ns)
+{
+    return ns == 0 || ns == self_ns;
+}
+
 /* 1 alive, 0 dead.  Presumed alive when it cannot be checked. */
-int hmm__proc_alive(int64_t pid, uint64_t start_time)
+static int pid_alive(int64_t pid, uint64_t start_time)
 {
     if (pid <= 0 || pid > INT32_MAX)
         return 0;
@@ -78,10 +97,39 @@ int hmm__proc_alive(int64_t pid, uint64_t start_time)
     return 1;
 }
 
+/* Is the process of slot p alive?  1 also when it cannot be checked from
+ * here (another pid namespace); 0 for a free slot. */
+static int slot_alive(const struct hmm_proc *p, uint64_t self_ns)
+{
+    uint64_t pid = atomic_load(&p->pid);
+    uint64_t start = atomic_load(&p->start_time);
+    if (pid == 0)
+        return 0;
+    if (!pid_checkable(atomic_load(&p->pid_ns), self_ns))
+        return 1;
+    return pid_alive((int64_t)pid, start == HMM_START_UNKNOWN ? 0 : start);
+}
+
+int hmm__proc_slot_alive(hmm_t *m, uint32_t tag)
+{
+    return tag >= 1 && tag <= HMM_PROCS && slot_alive(&m->procs[tag - 1], self_pid_ns());
+}
+
+int hmm__proc_pid_alive(hmm_t *m, int64_t pid)
+{
+    uint64_t self_ns = self_pid_ns();
+    for (uint32_t i = 0; i < HMM_PROCS; i++) {
+        const struct hmm_proc *p = &m->procs[i];
+        if (atomic_load(&p->pid) == (uint64_t)pid && !pid_checkable(atomic_load(&p->pid_ns), self_ns))
+            return 1;
+    }
+    return pid_alive(pid, 0);
+}
+
 static int claim_slot_locked(hmm_t *m)
 {
     int64_t pid = getpid();
-    uint64_t start = hmm__proc_start_time(pid);
+    uint64_t start = hmm__proc_start_time(pid), ns = self_pid_ns();
     for (uint32_t i = 0; i < HMM_PROCS; i++) {
         struct hmm_proc *p = &m->procs[i];
         uint64_t expect = 0;
@@ -90,6 +138,7 @@ static int claim_slot_locked(hmm_t *m)
         if (!atomic_compare_exchange_strong(&p->pid, &expect, (uint64_t)pid))
             continue;
         p->opened_ms = hmm_now_ms();
+        atomic_store(&p->pid_ns, ns); /* before start_time: a claimed slot shows both */
         atomic_store(&p->start_time, start ? start : HMM_START_UNKNOWN);
         atomic_store(&m->proc_slot, i + 1);
         hmm__metrics_bind(m, i + 1);
@@ -154,13 +203,11 @@ static void repair_locks_of(hmm_t *m, uint32_t tag)
 static void scan_dead(hmm_t *m, bool reap)
 {
     uint32_t self = hmm__proc_self_tag(m);
+    uint64_t self_ns = self_pid_ns();
     for (uint32_t i = 0; i < HMM_PROCS; i++) {
         struct hmm_proc *p = &m->procs[i];
         uint64_t pid = atomic_load(&p->pid);
-        if (pid == 0 || i + 1 == self)
-            continue;
-        uint64_t start = atomic_load(&p->start_time);
-        if (hmm__proc_alive((int64_t)pid, start == HMM_START_UNKNOWN ? 0 : start))
+        if (pid == 0 || i + 1 == self || slot_alive(p, self_ns))
             continue;
         repair_locks_of(m, i + 1);
         if (!reap)
@@ -185,12 +232,9 @@ void hmm__proc_repair_dead_locks(hmm_t *m)
 uint32_t hmm__procs_alive(hmm_t *m)
 {
     uint32_t count = 0;
-    for (uint32_t i = 0; i < HMM_PROCS; i++) {
-        struct hmm_proc *p = &m->procs[i];
-        uint64_t pid = atomic_load(&p->pid);
-        uint64_t start = atomic_load(&p->start_time);
-        count += pid != 0 && hmm__proc_alive((int64_t)pid, start == HMM_START_UNKNOWN ? 0 : start);
-    }
+    uint64_t self_ns = self_pid_ns();
+    for (uint32_t i = 0; i < HMM_PROCS; i++)
+        count += slot_alive(&m->procs[i], self_ns);
     return count;
 }
 
@@ -200,6 +244,7 @@ HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n)
     if (!m || (!out && cap) || !n)
         return hmm_fail(-EINVAL, "hmm_procs: NULL handle or count, or NULL array with a capacity");
     size_t count = 0;
+    uint64_t self_ns = self_pid_ns();
     for (uint32_t i = 0; i < HMM_PROCS; i++) {
         struct hmm_proc *p = &m->procs[i];
         uint64_t pid = atomic_load(&p->pid);
@@ -210,7 +255,7 @@ HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n)
             out[count].pid = (int64_t)pid;
             out[count].start_time = start;
             out[count].opened_ms = p->opened_ms;
-            out[count].alive = hmm__proc_alive((int64_t)pid, start == HMM_START_UNKNOWN ? 0 : start);
+            out[count].alive = slot_alive(p, self_ns);
         }
         count++;
     }

@@ -143,9 +143,7 @@ static bool stripe_owner_dead(hmm_t *m, struct hmm_stripe *s)
     uint32_t tag = atomic_load(&s->owner_proc);
     if (tag == 0 || tag > HMM_PROCS)
         return true; /* odd for 10 ms with no holder: left by a crash of the whole host */
-    struct hmm_proc *p = &m->procs[tag - 1];
-    uint64_t start = atomic_load(&p->start_time);
-    return !hmm__proc_alive((int64_t)atomic_load(&p->pid), start == HMM_START_UNKNOWN ? 0 : start);
+    return !hmm__proc_slot_alive(m, tag);
 }
 
 /* A read-only handle cannot take the lock (that writes the file).  It waits

@@ -17,6 +17,7 @@ HMM_CRASH_TEST_LIBS = tests/libtestutil.la libhashmmap-crash.la $(CMOCKA_LIBS)
 HMM_CMOCKA_TESTS = \
 	tests/test_api \
 	tests/test_multiproc \
+	tests/test_pidns \
 	tests/test_crash \
 	tests/test_crashpoints \
 	tests/test_torture \
@@ -49,6 +50,10 @@ tests_test_multiproc_SOURCES = %reldir%/test_multiproc.c
 tests_test_multiproc_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_multiproc_LDADD = $(HMM_TEST_LIBS)
 tests_test_multiproc_LDFLAGS = $(HMM_TEST_WRAP)
+tests_test_pidns_SOURCES = %reldir%/test_pidns.c
+tests_test_pidns_CFLAGS = $(HMM_TEST_CFLAGS)
+tests_test_pidns_LDADD = $(HMM_CRASH_TEST_LIBS)
+tests_test_pidns_LDFLAGS = $(HMM_TEST_WRAP)
 tests_test_crash_SOURCES = %reldir%/test_crash.c
 tests_test_crash_CFLAGS = $(HMM_TEST_CFLAGS)
 tests_test_crash_LDADD = $(HMM_TEST_LIBS)

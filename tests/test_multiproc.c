@@ -1,16 +1,16 @@
 /*
  * test_multiproc.c - several forked writers and readers on one map: no torn
  * value, exact counters, no leaked space.  Then the same on an anonymous map
- * shared through fork, and on a map that grows while they run.
+ * shared through fork, and on a map that grows while they run.  Last, the
+ * harness itself: a killed test's workers do not outlive it.
  */
 #include "config.h"
 
 #include "tests/testutil.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
