@@ -216,7 +216,7 @@ static int spin_until_killed(void *arg)
 }
 
 /* Stands for a test process: forks a worker, says its pid, waits to be
- * killed as the watchdog or deadline.sh would end it. */
+ * killed alone (as timeout(1) kills a test; the watchdog's _exit alike). */
 static int test_process_stand_in(void *arg)
 {
     int fd = *(int *)arg;

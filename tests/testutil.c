@@ -94,11 +94,12 @@ void tu_watchdog(unsigned seconds)
     alarm(seconds * time_scale());
 }
 
-/* A test's child never outlives the test: the watchdog's _exit(99) and
- * deadline.sh's SIGKILL end only the test process, and its writers and
- * readers would go on spinning beside the rest of the suite (four such
- * orphans once held a 2-core machine at load 12 for half an hour and made
- * timing-bound tests of the next run fail).  Survives exec. */
+/* A test's child never outlives the test: the watchdog's _exit(99), or a
+ * kill of the test process alone (timeout(1) in a loop; deadline.sh kills
+ * the test's whole session), ended only the test process, and its writers
+ * and readers went on spinning (four such orphans once held a 2-core
+ * machine at load 12 for half an hour and made timing-bound tests of the
+ * next run fail).  Survives exec. */
 void tu_die_with_parent(pid_t parent)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
