@@ -348,6 +348,21 @@ static uint64_t write_stamp(hmm_t *m, bool *in_flight)
 /* Read-only walks tried before a busy map is called busy. */
 #define CHECK_RDONLY_TRIES 5
 
+/* A repair frees unreachable chunks and clears bad slots.  A writable
+ * check has repaired every dead writer's work before it walks (it took
+ * every lock), so what is left is damage, and damage to a few entries is
+ * what a repair is for.  When more looks damaged than whole, the index
+ * itself more likely is (a bucket count in the header that is not its
+ * run's: the entries are whole, the index looks in the wrong places), and
+ * a repair would free the map's data.  A dry walk goes first and such a
+ * repair is refused. */
+#define REPAIR_DAMAGE_FLOOR 64
+static bool repair_would_free_the_data(const hmm_check_result *dry)
+{
+    uint64_t damage = dry->unreachable + dry->bad_slots + dry->bad_entries;
+    return damage > REPAIR_DAMAGE_FLOOR && damage > dry->entries;
+}
+
 HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
 {
     hmm_check_result scratch;
@@ -362,6 +377,17 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
     int rc = hmm__map_refresh_limit(m); /* a truncated file: refuse, not SIGBUS */
     if (rc)
         return rc;
+    if (repair) {
+        memset(res, 0, sizeof *res);
+        if ((rc = check_walk(m, false, res)) != 0)
+            return rc;
+        if (repair_would_free_the_data(res))
+            return hmm_fail(HMM_CORRUPT, "%s: %llu entries unreachable, %llu bad and %llu bad slots against %llu "
+                            "reachable: more looks damaged than whole, so the index itself more likely is "
+                            "(its bucket count in the header?); not repairing, nothing was changed", m->path, (unsigned long long)res->unreachable,
+                            (unsigned long long)res->bad_entries, (unsigned long long)res->bad_slots,
+                            (unsigned long long)res->entries);
+    }
     uint64_t problems = 0;
     for (int attempt = 1;; attempt++) {
         memset(res, 0, sizeof *res);

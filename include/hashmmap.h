@@ -449,7 +449,10 @@ HMM_EXPORT int hmm_procs(hmm_t *m, hmm_proc_info *out, size_t cap, size_t *n);
  * writers wait meanwhile (a writable handle always holds them off).  A
  * read-only handle cannot: it walks again while writers move under it and
  * returns HMM_BUSY when they did during each of its walks.  Returns 0 when
- * the map is sound (or was made sound), HMM_CORRUPT when problems remain. */
+ * the map is sound (or was made sound), HMM_CORRUPT when problems remain.
+ * A repair is refused (HMM_CORRUPT, nothing changed, res as a check without
+ * it) when more than 64 entries look damaged and more than look whole: the
+ * index itself is then more likely damaged, and dropping would free data. */
 HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res);
 
 /* ---- replication (docs/FORMAT.md, replication log; docs/PROTOCOL.md) ----

@@ -499,6 +499,8 @@ static int cmd_check(const struct invocation *in)
     }
     if (rc == HMM_CORRUPT) {
         printf("problems remain%s\n", repair ? "" : " (run 'hashmmap check --repair DIR')");
+        if (repair) /* why: what could not be repaired, or a repair refused */
+            fprintf(stderr, "hashmmap: check: %s\n", hmm_last_error());
         return EXIT_NOTFOUND;
     }
     return fail("check", rc);
