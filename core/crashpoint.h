@@ -58,6 +58,8 @@
  * there leaves nothing to repair), so not in hmm_crashpoint_names:
  *   read_viewed     a get loaded its stripe's seq and checked its cached
  *                   index view, nothing of the index read yet (FORMAT.md §10)
+ *   read_found      a get found the key's entry and checked its lengths, the
+ *                   value not copied yet
  *   read_copied     a get copied the value, its seq not yet checked
  *   read_validated  the seq check passed, cache mode's recency mark not
  *                   yet set (FORMAT.md §12)

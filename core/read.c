@@ -102,6 +102,7 @@ static inline __attribute__((always_inline)) int read_value(hmm_t *m, uint64_t o
     out->len = vlen;
     if (vlen > out->cap)
         return HMM_TOOSMALL;
+    HMM_CRASHPOINT("read_found");
     hmm__copy_small(out->val, (uint8_t *)e + HMM_ENTRY_HDR + klen, vlen);
     HMM_CRASHPOINT("read_copied");
     out->mark = recency_note(m, e, &out->mark_word); /* set by the caller once validated */
@@ -372,6 +373,7 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
         } else if (__builtin_expect(n > *vlen, 0)) {
             rc = HMM_TOOSMALL;
         } else {
+            HMM_CRASHPOINT("read_found");
             hmm__copy_small(val, (uint8_t *)e + HMM_ENTRY_HDR + klen, n);
             HMM_CRASHPOINT("read_copied");
             mark = recency_note(m, e, &mark_word);
@@ -465,6 +467,7 @@ static inline __attribute__((always_inline)) int cell_read_finish(struct hmm_str
         } else if (__builtin_expect(n > *vlen, 0)) {
             rc = HMM_TOOSMALL;
         } else {
+            HMM_CRASHPOINT("read_found");
             hmm__copy_small(val, (const uint8_t *)r->e + HMM_ENTRY_HDR + klen, n);
             HMM_CRASHPOINT("read_copied");
             rc = 0;

@@ -107,7 +107,17 @@ static void repair_stripe_locked(hmm_t *m, uint32_t stripe)
                 hmm__entry_mark(m, y, HMM__NO_STRIPE, HMM_CHUNK_LIVE);
             atomic_store(&in->old_off, 0);
         } else {
+            /* Published: readers that found y before may still be copying
+             * it, and a writer that died before its free window never told
+             * them.  Free it in a window of our own (seq odd), as the
+             * update protocol does, or its next owner's bytes pass their
+             * seq check. */
+            bool window = !(atomic_load(&s->seq) & 1);
+            if (window)
+                hmm__seq_begin_free(s);
             hmm__slab_free_if_owned(m, stripe, y, STATE_BIT(HMM_CHUNK_RETIRING), &in->old_off);
+            if (window)
+                hmm__seq_end_free(s);
         }
     }
     hmm__slab_spare_settle_locked(m, stripe);

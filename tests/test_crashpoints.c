@@ -895,6 +895,77 @@ static void run_stalled_readers(const char *point, bool getv)
     hmm_close(m);
 }
 
+/* ---- a reader over an old entry whose writer died after the publish ----
+ *
+ * A get that found a key's entry before a put published the new one may
+ * still be copying the old; the put's free tells it (seq odd).  A writer
+ * killed between its publish and its free never opened that window, and
+ * the stripe repair freed the old entry without one: a reader stopped
+ * before its copy then copied the chunk's next owner and passed its seq
+ * check (test_torture's cache map: a batched get of an 8 321-byte value
+ * returned zeros from byte 3 104, the rest of a run handed back). */
+
+struct old_reader {
+    const char *dir;
+};
+
+static int read_old_entry_after_a_stall(void *p)
+{
+    struct old_reader *r = p;
+    hmm_t *m = NULL;
+    if (hmm_open(&m, r->dir, NULL) != 0)
+        return 1;
+    char val[SMALL];
+    size_t len = sizeof val;
+    hmm_crashpoint_stall("read_found", 1);
+    int rc = hmm_get(m, "K", 1, val, &len);
+    hmm_close(m);
+    return rc != 0 ? 2 : tu_value_ok(val, len, "K", NULL) ? 0 : 3;
+}
+
+static int put_until_published(void *p)
+{
+    hmm_t *m = p;
+    char val[SMALL];
+    tu_value(val, SMALL, "K", 2);
+    hmm_crashpoint_arm("published", 1);
+    return hmm_put(m, "K", 1, val, SMALL, 0, 0) == 0 ? 0 : 1;
+}
+
+static void test_a_reader_of_an_entry_freed_by_a_repair_reads_again(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 1 << 20, 0, 0);
+    char key[32], val[SMALL];
+    tu_value(val, SMALL, "K", 1);
+    TU_OK(hmm_put(m, "K", 1, val, SMALL, 0, 0));
+    struct old_reader r = {dir};
+    pid_t reader = tu_fork(read_old_entry_after_a_stall, &r);
+    wait_until_stopped(reader, "read_found");
+    int status = tu_wait(tu_fork(put_until_published, m), 10000);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+        kill(reader, SIGKILL);
+        tu_wait(reader, 10000);
+        fail_msg("the writer was not killed at published (0x%x)", status);
+    }
+    uint32_t stripe = hash_stripe(m, key_hash("K", 1));
+    TU_OK(hmm__lock_stripe(m, stripe)); /* EOWNERDEAD: the repair frees the old entry */
+    hmm__unlock_stripe(m, stripe);
+    for (int i = 0; i < 64; i++) { /* its chunk goes to one of these */
+        snprintf(key, sizeof key, "Z%d", i);
+        memset(val, 'Z', sizeof val);
+        TU_OK(hmm_put(m, key, strlen(key), val, SMALL, 0, 0));
+    }
+    kill(reader, SIGCONT);
+    int code = tu_exit_code(tu_wait(reader, 10000));
+    if (code != 0)
+        fail_msg("the stopped reader's get of K %s", code == 3 ? "returned another key's bytes as its value"
+                                                            : "failed");
+    check_sound(m, "published", "after the repair and the reader");
+    hmm_close(m);
+}
+
 static void test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile(void **state)
 {
     run_stalled_readers("read_copied", false);
@@ -1579,6 +1650,7 @@ int main(void)
         cmocka_unit_test(test_a_cold_start_killed_midway_is_done_again_by_the_next_writer),
         cmocka_unit_test(test_check_after_an_allocator_died_holding_its_class_lock_frees_nothing_in_use),
         cmocka_unit_test(test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile),
+        cmocka_unit_test(test_a_reader_of_an_entry_freed_by_a_repair_reads_again),
         cmocka_unit_test(test_a_stalled_sweep_of_expired_entries_deletes_no_live_put),
         cmocka_unit_test(test_a_growth_frees_the_index_it_retires),
         cmocka_unit_test(test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index),
