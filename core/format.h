@@ -72,6 +72,10 @@ struct hmm_header {
     _Alignas(64) pthread_mutex_t grow_lock;
     hmm_atomic_u32 grow_owner_proc;
     hmm_atomic_u64 page_hand;       /* cache mode: next page to consider taking from its class (§12) */
+    /* The index's bucket count at creation; each growth doubles it, so an
+     * index word's count must be this times a power of two (§2's range
+     * table).  0 in maps made before it (the bytes were zero): unchecked. */
+    uint64_t index_buckets0;
 };
 /* The header occupies a whole block; the rest of it is zero, room for later fields. */
 union hmm_header_block {

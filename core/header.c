@@ -67,6 +67,9 @@ static int header_check_geometry(const hmm_t *m, const struct hmm_header *h, str
         g->class_off != h->class_off || g->pagetab_off != h->pagetab_off || g->data_off != h->data_off ||
         g->pagetab_cap != h->pagetab_cap || h->nstripes != HMM_NSTRIPES)
         return hmm_fail(HMM_CORRUPT, "%s: header geometry is inconsistent (offsets, page size or stripes)", p);
+    if (h->index_buckets0 != 0 && h->index_buckets0 != g->index_buckets)
+        return hmm_fail(HMM_CORRUPT, "%s: header field index_buckets0 %llu is not the %llu its size gives", p,
+                        (unsigned long long)h->index_buckets0, (unsigned long long)g->index_buckets);
     uint32_t sizes[HMM_MAX_CLASSES];
     uint32_t n = hmm__slab_compute_classes(h->page_size, h->slab_factor_pct, sizes);
     if (n != h->nclasses || memcmp(sizes, h->class_size, n * sizeof sizes[0]) != 0)
@@ -127,16 +130,33 @@ int hmm__header_validate(hmm_t *m, const union hmm_header_block *blk, uint64_t f
 
 /* An index word names a run of pages holding at least its buckets, whose
  * head the page table marks as an index run (FORMAT.md §7). */
+/* A bucket count an index may have: the creation count doubled k times.
+ * Any other count looks in the wrong buckets for every key while the run
+ * still covers it (an open that took half the count hid 2 471 of 3 001
+ * entries).  Maps made before index_buckets0 are not checked. */
+static bool index_buckets_sane(const hmm_t *m, uint64_t nb)
+{
+    uint64_t b0 = m->hdr->index_buckets0;
+    if (b0 == 0)
+        return true;
+    for (uint64_t b = b0; b <= UINT32_MAX; b *= 2)
+        if (b == nb)
+            return true;
+    return false;
+}
+
 static bool index_word_sane(hmm_t *m, uint64_t word)
 {
     uint64_t page = HMM_INDEX_PAGE(word), nb = HMM_INDEX_BUCKETS(word);
     uint64_t npages = map_npages(m);
-    if (nb < HMM_MAX_PROBE || page >= npages)
+    if (nb < HMM_MAX_PROBE || page >= npages || !index_buckets_sane(m, nb))
         return false;
     uint64_t pages = (hmm__index_run_bytes(nb, m->cells) + m->page_size - 1) >> m->page_shift;
     uint64_t head = atomic_load(&m->pagetab[page]);
+    /* A run is allocated for exactly its count (map.c, grow.c): where the
+     * count is checked, so is the run's length. */
     return pages <= npages - page && HMM_PAGE_KIND(head) == HMM_PAGE_INDEX_HEAD &&
-           HMM_PAGE_ARG(head) >= pages;
+           (m->hdr->index_buckets0 ? HMM_PAGE_ARG(head) == pages : HMM_PAGE_ARG(head) >= pages);
 }
 
 /* Index words the page table may no longer back: a growth that ended

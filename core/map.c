@@ -133,6 +133,7 @@ static void header_write_geometry(struct hmm_header *h, const struct hmm_geometr
     h->page_size = g->page_size;
     h->size = g->size;
     h->max_size = g->max_size;
+    h->index_buckets0 = g->index_buckets;
     h->max_value = g->max_value;
     h->slab_factor_pct = g->factor_pct;
     h->nstripes = HMM_NSTRIPES;

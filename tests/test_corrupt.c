@@ -66,20 +66,47 @@ static void expect_all_keys(const char *dir)
     hmm_close(m);
 }
 
-/* A bucket count in index_cur that is not its run's.  The open does not
- * refuse it (RELIABILITY.md, Known gaps): the entries are whole, but the
- * index looks in the wrong buckets, so most seem unreachable.  A repair
- * once freed them all but a few; it must refuse and change nothing. */
+static uint64_t index_word_of(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    uint64_t word = 0;
+    assert_int_equal(pread(fd, &word, sizeof word, (off_t)offsetof(struct hmm_header, index_cur)),
+                     (ssize_t)sizeof word);
+    close(fd);
+    return word;
+}
+
+/* A bucket count in index_cur that is not its run's: the entries are
+ * whole, but the index would look in the wrong buckets for every key.  The
+ * open refuses it, as it refuses every damaged header field: the count
+ * must be the creation count doubled k times, its run exactly its size. */
+static void test_a_bucket_count_that_is_not_its_indexs_is_corrupt(void **state)
+{
+    const long deltas[] = {-1, +1, -64};
+    for (int i = 0; i < 5; i++) {
+        char path[4200];
+        const char *dir = filled_map(path, sizeof path);
+        uint64_t word = index_word_of(path), nb = HMM_INDEX_BUCKETS(word);
+        uint64_t bad = i == 3 ? nb / 2 : i == 4 ? nb * 2 : (uint64_t)((long)nb + deltas[i]);
+        uint64_t damaged = HMM_INDEX_MAKE(HMM_INDEX_PAGE(word), bad);
+        patch(path, (off_t)offsetof(struct hmm_header, index_cur), &damaged, sizeof damaged);
+        expect_open_fails(dir, path, HMM_CORRUPT);
+        assert_non_null(strstr(hmm_last_error(), "index_cur"));
+    }
+}
+
+/* The same damage in a map made before the creation count was recorded
+ * (index_buckets0 0): the open cannot tell, and the index looks in the
+ * wrong buckets, so most entries seem unreachable.  A repair once freed
+ * them all but a few; it must refuse and change nothing. */
 static void test_a_repair_does_not_free_the_entries_of_a_map_whose_index_word_is_damaged(void **state)
 {
     char path[4200];
     const char *dir = filled_map(path, sizeof path);
-    int fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    uint64_t word = 0;
+    uint64_t word = index_word_of(path), none = 0;
     off_t at = (off_t)offsetof(struct hmm_header, index_cur);
-    assert_int_equal(pread(fd, &word, sizeof word, at), (ssize_t)sizeof word);
-    close(fd);
+    patch(path, (off_t)offsetof(struct hmm_header, index_buckets0), &none, sizeof none);
     uint64_t damaged = HMM_INDEX_MAKE(HMM_INDEX_PAGE(word), HMM_INDEX_BUCKETS(word) / 2);
     patch(path, at, &damaged, sizeof damaged);
     hmm_t *m = tu_open(dir, 0, 0, 0);
@@ -335,6 +362,7 @@ int main(void)
     tu_watchdog(300);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_truncated_file_is_corrupt),
+        cmocka_unit_test(test_a_bucket_count_that_is_not_its_indexs_is_corrupt),
         cmocka_unit_test(test_a_repair_does_not_free_the_entries_of_a_map_whose_index_word_is_damaged),
         cmocka_unit_test(test_bad_magic_is_corrupt),
         cmocka_unit_test(test_other_format_version_is_incompatible),
