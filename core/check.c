@@ -382,11 +382,12 @@ HMM_EXPORT int hmm_check(hmm_t *m, unsigned flags, hmm_check_result *res)
         if ((rc = check_walk(m, false, res)) != 0)
             return rc;
         if (repair_would_free_the_data(res))
-            return hmm_fail(HMM_CORRUPT, "%s: %llu entries unreachable, %llu bad and %llu bad slots against %llu "
+            return hmm_fail(HMM_CORRUPT,
+                            "%s: %llu entries unreachable, %llu bad and %llu bad slots against %llu "
                             "reachable: more looks damaged than whole, so the index itself more likely is "
-                            "(its bucket count in the header?); not repairing, nothing was changed", m->path, (unsigned long long)res->unreachable,
-                            (unsigned long long)res->bad_entries, (unsigned long long)res->bad_slots,
-                            (unsigned long long)res->entries);
+                            "(its bucket count in the header?); not repairing, nothing was changed",
+                            m->path, (unsigned long long)res->unreachable, (unsigned long long)res->bad_entries,
+                            (unsigned long long)res->bad_slots, (unsigned long long)res->entries);
     }
     uint64_t problems = 0;
     for (int attempt = 1;; attempt++) {

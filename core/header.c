@@ -128,8 +128,6 @@ int hmm__header_validate(hmm_t *m, const union hmm_header_block *blk, uint64_t f
     return 0;
 }
 
-/* An index word names a run of pages holding at least its buckets, whose
- * head the page table marks as an index run (FORMAT.md §7). */
 /* A bucket count an index may have: the creation count doubled k times.
  * Any other count looks in the wrong buckets for every key while the run
  * still covers it (an open that took half the count hid 2 471 of 3 001
@@ -145,6 +143,8 @@ static bool index_buckets_sane(const hmm_t *m, uint64_t nb)
     return false;
 }
 
+/* An index word names a run of pages holding at least its buckets, whose
+ * head the page table marks as an index run (FORMAT.md §7). */
 static bool index_word_sane(hmm_t *m, uint64_t word)
 {
     uint64_t page = HMM_INDEX_PAGE(word), nb = HMM_INDEX_BUCKETS(word);
