@@ -903,7 +903,7 @@ static void run_stalled_readers(const char *point, bool getv)
  * the stripe repair freed the old entry without one: a reader stopped
  * before its copy then copied the chunk's next owner and passed its seq
  * check (test_torture's cache map: a batched get of an 8 321-byte value
- * returned zeros from byte 3 104, the rest of a run handed back). */
+ * returned zeros from byte 3 104 on). */
 
 struct old_reader {
     const char *dir;
