@@ -923,13 +923,23 @@ static int read_old_entry_after_a_stall(void *p)
     return rc != 0 ? 2 : tu_value_ok(val, len, "K", NULL) ? 0 : 3;
 }
 
-static int put_until_published(void *p)
+/* One put of a vlen-byte value under key, killed at point (its first pass). */
+struct dying_put {
+    hmm_t *m;
+    const char *key;
+    size_t vlen;
+    const char *point;
+};
+
+static int put_dying_at(void *p)
 {
-    hmm_t *m = p;
-    char val[SMALL];
-    tu_value(val, SMALL, "K", 2);
-    hmm_crashpoint_arm("published", 1);
-    return hmm_put(m, "K", 1, val, SMALL, 0, 0) == 0 ? 0 : 1;
+    struct dying_put *d = p;
+    char val[1024];
+    if (d->vlen > sizeof val)
+        return 2;
+    tu_value(val, d->vlen, d->key, 2);
+    hmm_crashpoint_arm(d->point, 1);
+    return hmm_put(d->m, d->key, strlen(d->key), val, d->vlen, 0, 0) == 0 ? 0 : 1;
 }
 
 static void test_a_reader_of_an_entry_freed_by_a_repair_reads_again(void **state)
@@ -943,7 +953,8 @@ static void test_a_reader_of_an_entry_freed_by_a_repair_reads_again(void **state
     struct old_reader r = {dir};
     pid_t reader = tu_fork(read_old_entry_after_a_stall, &r);
     wait_until_stopped(reader, "read_found");
-    int status = tu_wait(tu_fork(put_until_published, m), 10000);
+    struct dying_put w = {m, "K", SMALL, "published"};
+    int status = tu_wait(tu_fork(put_dying_at, &w), 10000);
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
         kill(reader, SIGKILL);
         tu_wait(reader, 10000);
@@ -1534,15 +1545,6 @@ static int open_and_check(void *p)
 
 #define UNSPARED 1000 /* value bytes: a chunk over 512 is never kept as a spare (FORMAT.md §8) */
 
-static int insert_until_alloc_marked(void *p)
-{
-    hmm_t *m = p;
-    char val[UNSPARED];
-    tu_value(val, UNSPARED, "new", 1);
-    hmm_crashpoint_arm("alloc_marked", 1);
-    return hmm_put(m, "new", 3, val, UNSPARED, 0, 0) == 0 ? 0 : 1;
-}
-
 /* A writer killed at alloc_marked holds its class's lock, the head of the
  * free list marked WRITING and not yet named in its intent: only the class
  * repair (the next lock of the class) knows the chunk is still free.  A
@@ -1566,7 +1568,8 @@ static void test_check_after_an_allocator_died_holding_its_class_lock_frees_noth
             snprintf(key, sizeof key, "fill-%d", i);
             TU_OK(hmm_del(m, key, strlen(key)));
         }
-        int status = tu_wait(tu_fork(insert_until_alloc_marked, m), 10000);
+        struct dying_put w = {m, "new", UNSPARED, "alloc_marked"};
+        int status = tu_wait(tu_fork(put_dying_at, &w), 10000);
         if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
             fail_msg("the writer was not killed at alloc_marked");
         hmm_check_result r;
