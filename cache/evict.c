@@ -265,13 +265,38 @@ static uint64_t usable_pages(hmm_t *m, uint32_t cls)
     return c->pages > leaving ? c->pages - leaving : 0;
 }
 
+/* Could class d give page p without losing entries read lately?  Those
+ * the page holds are moved into the class's other pages, evicting what
+ * the hand finds there, so they must find room beside the class's other
+ * entries read lately: counted here on this page and taken as typical of
+ * the class, they may fill at most half of what is left.  Chunks of the
+ * carve region were never handed out and read as FREE. */
+static bool page_may_give(hmm_t *m, uint32_t d, uint64_t p)
+{
+    uint32_t size = m->class_size[d];
+    uint64_t per_page = chunks_per_page(m, d), pages = usable_pages(m, d);
+    uint64_t x = map_page_off(m, p), end = x + per_page * size, read = 0;
+    for (; x + size <= end; x += size) {
+        struct hmm_entry *e = hmm__chunk(m, x);
+        read += atomic_load_explicit(&e->state, memory_order_relaxed) == HMM_CHUNK_LIVE &&
+                atomic_load_explicit(&e->access, memory_order_relaxed) != 0;
+    }
+    return 2 * read * pages <= (pages - 1) * per_page;
+}
+
 /* Pick a page of another class (page hand).  A class keeps its last page
  * unless the needy class has none at all: then any class gives, so that
- * every size can be stored even when there are more classes than pages. */
+ * every size can be stored even when there are more classes than pages.
+ * A class that has pages and only evicts takes none whose class would
+ * then evict entries read lately: its one-time entries would push out
+ * another class's hot ones (with pages of 8 KiB, a flood of one-time keys
+ * took pages from the class of 100 keys read all along until 22 of them
+ * went). */
 static uint64_t pick_donor_page(hmm_t *m, uint32_t needy, uint32_t *donor)
 {
     uint64_t npages = map_npages_mapped(m);
-    uint64_t keep = usable_pages(m, needy) == 0 ? 1 : 2;
+    bool must = usable_pages(m, needy) == 0;
+    uint64_t keep = must ? 1 : 2;
     uint64_t start = atomic_fetch_add(&m->hdr->page_hand, 1);
     for (uint64_t i = 0; i < npages; i++) {
         uint64_t p = (start + i) % npages;
@@ -279,7 +304,7 @@ static uint64_t pick_donor_page(hmm_t *m, uint32_t needy, uint32_t *donor)
         if (HMM_PAGE_KIND(v) != HMM_PAGE_CLASS || HMM_PAGE_ARG(v) >= m->nclasses)
             continue;
         uint32_t d = (uint32_t)HMM_PAGE_ARG(v);
-        if (d == needy || usable_pages(m, d) < keep)
+        if (d == needy || usable_pages(m, d) < keep || (!must && !page_may_give(m, d, p)))
             continue;
         atomic_store(&m->hdr->page_hand, p + 1);
         *donor = d;

@@ -25,7 +25,7 @@
 #define HMM_MAX_CLASSES 64u     /* slab size classes (§6) */
 #define HMM_BUCKET_SLOTS 7u     /* slots per index bucket (§7) */
 #define HMM_MAX_PROBE 64u       /* buckets an insert may walk from home (§7) */
-#define HMM_MIN_PAGE (64u << 10)
+#define HMM_MIN_PAGE (4u << 10)
 #define HMM_MAX_PAGE (1u << 20)
 #define HMM_ALIGN 8u
 

@@ -59,7 +59,12 @@ static int header_check_geometry(const hmm_t *m, const struct hmm_header *h, str
                         (unsigned long long)h->replog_size, (unsigned long long)HMM_REPLOG_MAX_CAPACITY);
     hmm_config cfg = {.size = h->size, .max_size = h->max_size, .max_value = h->max_value,
                       .slab_factor_pct = h->slab_factor_pct, .flags = h->flags & HMM_INLINE};
-    if (h->size == 0 || h->max_value == 0 || h->slab_factor_pct == 0 || hmm__plan_geometry(&cfg, g) != 0)
+    bool planned = h->size && h->max_value && h->slab_factor_pct && hmm__plan_geometry(&cfg, 0, g) == 0;
+    /* A map made before 2026-12-05 has the pages of the old rule; the rest
+     * of its geometry follows from them as from today's. */
+    if (planned && g->page_size != h->page_size && h->page_size == hmm__page_size_before_20261205(h->size))
+        planned = hmm__plan_geometry(&cfg, h->page_size, g) == 0;
+    if (!planned)
         return hmm_fail(HMM_CORRUPT, "%s: header fields size, max_size, max_value or slab_factor_pct "
                         "are out of range", p);
     if (g->size != h->size || g->max_size != h->max_size || g->max_value != h->max_value ||

@@ -74,7 +74,33 @@ static uint64_t round_up(uint64_t v, uint64_t align)
     return (v + align - 1) / align * align;
 }
 
-int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g)
+/* Pages: about PAGES_TARGET of them in the data area, since every class in
+ * use holds at least one page.  With 64 (the rule until 2026-12-05) a
+ * 1 MiB map was full after 167 values of 1..2 000 bytes (16% of it) and a
+ * 64 MiB one at 63%; with 512, at 72% and 86%.  More pages cost values of
+ * one large size: one over half a page takes a whole one (bench/README.md
+ * has the table).  At most PAGES_MAX for max_size, so the page table (in
+ * the file's fixed part, allocated) stays within 32 MiB. */
+#define PAGES_TARGET 512u
+#define PAGES_MAX (UINT64_C(1) << 22)
+
+static uint32_t page_size_for(uint64_t size, uint64_t max_size)
+{
+    uint32_t p = HMM_MIN_PAGE;
+    while (p < HMM_MAX_PAGE && ((uint64_t)p * 2 * PAGES_TARGET <= size || max_size / p > PAGES_MAX))
+        p *= 2;
+    return p;
+}
+
+uint32_t hmm__page_size_before_20261205(uint64_t size)
+{
+    uint32_t p = 64u << 10;
+    while (p < HMM_MAX_PAGE && (uint64_t)p * 2 * 64 <= size)
+        p *= 2;
+    return p;
+}
+
+int hmm__plan_geometry(const hmm_config *cfg, uint32_t page_size, struct hmm_geometry *g)
 {
     memset(g, 0, sizeof *g);
     g->size = cfg->size ? cfg->size : DEFAULT_SIZE;
@@ -97,11 +123,7 @@ int hmm__plan_geometry(const hmm_config *cfg, struct hmm_geometry *g)
     if (g->factor_pct < 105 || g->factor_pct > 400)
         return hmm_fail(-EINVAL, "slab_factor_pct must be within 105..400");
 
-    /* Pages: about 64 of them in a small map, 1 MiB in a large one, so
-     * every size class can own a page without starving the others. */
-    g->page_size = HMM_MIN_PAGE;
-    while (g->page_size < HMM_MAX_PAGE && (uint64_t)g->page_size * 2 * 64 <= g->size)
-        g->page_size *= 2;
+    g->page_size = page_size ? page_size : page_size_for(g->size, g->max_size);
     g->page_shift = (uint32_t)__builtin_ctz(g->page_size);
 
     bool cells = cfg->flags & HMM_INLINE;
@@ -361,7 +383,7 @@ static int hand_over(hmm_t *m, int rc, hmm_t **out)
 static int create_map_file(const char *dir, const char *path, const hmm_config *cfg, mode_t mode)
 {
     struct hmm_geometry g;
-    int rc = hmm__plan_geometry(cfg, &g);
+    int rc = hmm__plan_geometry(cfg, 0, &g);
     if (rc)
         return rc;
     struct hmm__newfile nf;
@@ -568,7 +590,7 @@ HMM_EXPORT int hmm_open_anon(hmm_t **out, const hmm_config *cfg)
     if (cfg->flags & HMM_RDONLY)
         return hmm_fail(-EINVAL, "an anonymous map cannot be read-only");
     struct hmm_geometry g;
-    int rc = hmm__plan_geometry(cfg, &g);
+    int rc = hmm__plan_geometry(cfg, 0, &g);
     if (rc)
         return rc;
     hmm_t *m = handle_new("(anonymous map)", cfg->flags, true);

@@ -137,6 +137,7 @@ endif
 # The command-line tools end to end.
 TESTS += tests/cli.test tests/badinput.test tests/tail.test tests/truncated.test
 EXTRA_DIST += tests/cli.test tests/badinput.test tests/tail.test tests/truncated.test
+EXTRA_DIST += tests/data/map-64k-pages.tar.gz
 
 # examples/anon-share passes a map's descriptors over SCM_RIGHTS.
 TESTS += tests/fdpass.test

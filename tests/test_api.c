@@ -765,6 +765,39 @@ static void test_full_map_returns_full_and_deleting_makes_room(void **state)
     hmm_close(m);
 }
 
+/* DESIGN.md §4.9: HMM_FULL means the live entries fill the data area.
+ * Every class in use holds at least one page, so a map of few pages was
+ * full long before: with pages of 64 KiB and more (until 2026-12-05) a
+ * 256 KiB map took 8 values of 1..2 000 bytes (4% of its data area), a
+ * 1 MiB one 167 (16%), a 4 MiB one 64%.  The rest of what is left is the
+ * slab classes' rounding and the tails of pages (FORMAT.md §6). */
+static void test_values_of_mixed_sizes_fill_a_small_map_before_it_is_full(void **state)
+{
+    (void)state;
+    static const uint64_t sizes[] = {256 << 10, 1 << 20, 4 << 20};
+    static char val[2000];
+    memset(val, 'v', sizeof val);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        hmm_t *m = tu_open(tu_tmpdir(), sizes[i], 0, 0);
+        uint64_t rng = 42;
+        int n = 0, rc = 0;
+        for (; n < 100000 && rc == 0; n++) {
+            char key[32];
+            int kl = snprintf(key, sizeof key, "k%d", n);
+            rng = rng * 6364136223846793005u + 1442695040888963407u;
+            rc = hmm_put(m, key, (size_t)kl, val, 1 + (rng >> 33) % sizeof val, 0, 0);
+        }
+        assert_int_equal(rc, HMM_FULL);
+        hmm_stats st;
+        TU_OK(hmm_stat(m, &st));
+        double fill = (double)st.bytes_used / (double)st.bytes_total;
+        if (fill < 0.6)
+            fail_msg("a %llu-byte map refused its value %d with %.1f%% of its data area in use (%u-byte pages)",
+                     (unsigned long long)sizes[i], n, 100 * fill, st.page_size);
+        hmm_close(m);
+    }
+}
+
 /* Puts of vlen-byte values under prefix until the first refusal; how many. */
 static int fill_until_full(hmm_t *m, const char *prefix, size_t vlen)
 {
@@ -1238,6 +1271,7 @@ int main(void)
         cmocka_unit_test(test_cursor_on_empty_map_ends_at_once),
         cmocka_unit_test(test_cursor_with_deletes_meanwhile_never_repeats_a_key),
         cmocka_unit_test(test_full_map_returns_full_and_deleting_makes_room),
+        cmocka_unit_test(test_values_of_mixed_sizes_fill_a_small_map_before_it_is_full),
         cmocka_unit_test(test_emptied_map_stores_values_of_whole_pages_as_a_fresh_one),
         cmocka_unit_test(test_page_after_a_fully_carved_page_keeps_its_entries),
         cmocka_unit_test(test_map_full_of_expired_runs_takes_a_run),

@@ -221,11 +221,12 @@ static void test_full_cache_takes_values_of_whole_pages_and_small_ones_after_the
     hmm_close(m);
 }
 
-/* A cache whose every data page is a class page holding one entry that was
- * read lately: a value of two pages must still be stored.  Emptying a
- * window of pages moves the entries read lately elsewhere in their class;
- * such moves once took the pages the window had just freed, so entries
- * bounced between them until the put was refused (2 479 moves, HMM_FULL). */
+/* A cache whose every data page is a class page of entries read lately: a
+ * value of two pages must still be stored.  Emptying a window of pages
+ * moves the entries read lately elsewhere in their class; such moves once
+ * took the pages the window had just freed, so entries bounced between
+ * them until the put was refused (2 479 moves, HMM_FULL, with one entry in
+ * each 64 KiB page of this cache; its pages are 4 KiB since 2026-12-05). */
 static void test_full_cache_of_read_entries_takes_a_run_of_two_pages(void **state)
 {
     (void)state;
@@ -237,15 +238,16 @@ static void test_full_cache_of_read_entries_takes_a_run_of_two_pages(void **stat
     TU_OK(hmm_stat_classes(m, cs, 64, &ncls));
     static char val[200000];
     memset(val, 'v', sizeof val);
-    int npages = (int)(st.bytes_total / st.page_size);
-    assert_true(npages >= 3 && (size_t)npages <= ncls);
-    for (int i = 0; i < npages; i++) { /* one entry in each of the largest classes, read once */
+    /* Entries of the largest class, each read once, until the cache is full. */
+    for (int i = 0; st.counters[HMM_C_EVICTIONS] == 0; i++) {
+        assert_true((uint64_t)i * cs[ncls - 1].chunk_size <= 2 * st.bytes_total);
         char key[16];
         int kl = snprintf(key, sizeof key, "k%d", i);
-        size_t vlen = cs[ncls - 1 - (size_t)i].chunk_size - TU_ENTRY_HDR - (size_t)kl - 8;
+        size_t vlen = cs[ncls - 1].chunk_size - TU_ENTRY_HDR - (size_t)kl - 8;
         TU_OK(hmm_put(m, key, (size_t)kl, val, vlen, 0, 0));
         size_t len = sizeof val;
         TU_OK(hmm_get(m, key, (size_t)kl, val, &len));
+        TU_OK(hmm_stat(m, &st));
     }
     int rc = hmm_put(m, "big", 3, val, 2 * st.page_size - st.page_size / 2, 0, 0);
     if (rc)
@@ -295,13 +297,14 @@ int sched_yield(void)
     return (int)syscall(SYS_sched_yield);
 }
 
-/* A cache whose every page is the one page of its class, half full of
- * entries read lately: a value of a class with no page empties one of
- * them, and its entries, read lately, are first offered a chunk elsewhere
- * in their class.  There is none (the class's only page is the one
- * leaving), so each goes at once.  Each once waited two yields for an
- * eviction that could not come: beside two reader threads that spin, two
- * writers put 170 times fewer values (12 864 against 2.2 M in 5 s). */
+/* A cache full of values of a page each (runs), then half a page of
+ * entries of one class, each read: that class's only page, taken from a
+ * run.  A value of a class with no page then empties it, and its entries,
+ * read lately, are first offered a chunk elsewhere in their class.  There
+ * is none (the page leaving is the class's only one), so each goes at
+ * once.  Each once waited two yields for an eviction that could not come:
+ * beside two reader threads that spin, two writers put 170 times fewer
+ * values (12 864 against 2.2 M in 5 s). */
 static void test_moving_entries_out_of_their_classs_only_page_never_waits(void **state)
 {
     (void)state;
@@ -311,38 +314,43 @@ static void test_moving_entries_out_of_their_classs_only_page_never_waits(void *
     hmm_class_stats cs[64];
     size_t ncls = 0;
     TU_OK(hmm_stat_classes(m, cs, 64, &ncls));
-    static char val[4096];
+    static char val[1 << 16];
     memset(val, 'v', sizeof val);
+    assert_true(st.page_size <= sizeof val);
+    for (int i = 0; st.counters[HMM_C_EVICTIONS] == 0; i++) {
+        assert_true((uint64_t)i * st.page_size <= 2 * st.bytes_total);
+        char key[16];
+        int kl = snprintf(key, sizeof key, "run%d", i);
+        TU_OK(hmm_put(m, key, (size_t)kl, val, st.page_size - st.page_size / 8, 0, 0));
+        TU_OK(hmm_stat(m, &st));
+    }
     size_t c = 0;
     while (c < ncls && cs[c].chunk_size < 64)
         c++; /* the first class whose chunks take our keys */
-    /* Class by class, half a page of entries, each read: the first put of
-     * the class that finds no free page empties another class's page. */
-    for (;; c++) {
-        if (c >= ncls)
-            fail_msg("%zu classes filled half a page each and no page had to be emptied", ncls);
-        uint64_t per_page = st.page_size / cs[c].chunk_size;
-        for (uint64_t i = 0; i < per_page / 2; i++) {
-            char key[24];
-            int kl = snprintf(key, sizeof key, "c%zu.%llu", c, (unsigned long long)i);
-            yields = 0;
-            TU_OK(hmm_put(m, key, (size_t)kl, val, cs[c].chunk_size - TU_ENTRY_HDR - (size_t)kl - 8, 0, 0));
-            size_t len = sizeof val;
-            TU_OK(hmm_get(m, key, (size_t)kl, val, &len));
-            TU_OK(hmm_stat(m, &st));
-            if (st.counters[HMM_C_EVICTIONS] + st.counters[HMM_C_ENTRIES_MOVED] == 0)
-                continue;
-            /* This put emptied a page whose class had no other. */
-            if (yields > 4)
-                fail_msg("emptying a page of %llu entries read lately yielded the CPU %lu times",
-                         (unsigned long long)st.counters[HMM_C_EVICTIONS], yields);
-            hmm_check_result r;
-            TU_OK(hmm_check(m, 0, &r));
-            assert_int_equal(r.unreachable + r.bad_entries + r.bad_slots, 0);
-            hmm_close(m);
-            return;
-        }
+    uint64_t half = st.page_size / cs[c].chunk_size / 2;
+    for (uint64_t i = 0; i < half; i++) {
+        char key[24];
+        int kl = snprintf(key, sizeof key, "c%llu", (unsigned long long)i);
+        TU_OK(hmm_put(m, key, (size_t)kl, val, cs[c].chunk_size - TU_ENTRY_HDR - (size_t)kl, 0, 0));
+        size_t len = sizeof val;
+        TU_OK(hmm_get(m, key, (size_t)kl, val, &len));
     }
+    hmm_class_stats now[64];
+    TU_OK(hmm_stat_classes(m, now, 64, &ncls));
+    assert_int_equal(now[c].pages, 1);
+    yields = 0;
+    int rc = hmm_put(m, "new", 3, val, cs[c + 1].chunk_size - TU_ENTRY_HDR - 3, 0, 0);
+    if (rc)
+        fail_msg("a value of a class with no page: %s (%s)", hmm_errname(rc), hmm_last_error());
+    TU_OK(hmm_stat_classes(m, now, 64, &ncls));
+    assert_int_equal(now[c].pages, 0); /* the page was emptied for the new class */
+    if (yields > 4)
+        fail_msg("emptying a page of %llu entries read lately yielded the CPU %lu times",
+                 (unsigned long long)half, yields);
+    hmm_check_result r;
+    TU_OK(hmm_check(m, 0, &r));
+    assert_int_equal(r.unreachable + r.bad_entries + r.bad_slots, 0);
+    hmm_close(m);
 }
 
 static int flooder(void *arg)

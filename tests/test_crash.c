@@ -260,14 +260,15 @@ static void test_sigkilled_writers_lose_nothing_acknowledged_and_tear_nothing(vo
 }
 
 /* A map that cannot grow and has fewer pages than the writers' sizes need
- * at their peaks: writers are killed while pages are handed back and
- * entries moved out of sparse pages (core/compact.c). */
+ * at their peaks (the smallest map: 64 pages of 4 KiB for about 150 KB of
+ * live entries in 20 classes): writers are killed while pages are handed
+ * back and entries moved out of sparse pages (core/compact.c). */
 static void test_sigkilled_writers_of_a_map_that_must_reuse_pages_lose_nothing(void **state)
 {
     const char *dir = tu_tmpdir();
-    hmm_close(tu_open(dir, 1 << 20, 0, 0));
+    hmm_close(tu_open(dir, HMM_SIZE_MIN, 0, 0));
     run_torture(dir, env_long("HMM_TORTURE_KILLS", 200) / 2, env_long("HMM_TORTURE_SECONDS", 30) / 2, true);
-    check_capacity_after_emptying(dir, 1 << 20, 0);
+    check_capacity_after_emptying(dir, HMM_SIZE_MIN, 0);
 }
 
 int main(void)
