@@ -48,6 +48,10 @@
 /* Pages of other classes tried for a class that has none at all: each try
  * empties a whole page, so a few is enough when any page can be had. */
 #define DONOR_TRIES 8
+/* Pages whose entries are counted for one pick of a donor page: the count
+ * reads every chunk of a page, and a cache whose every page is hot would
+ * otherwise have each pick read all of it. */
+#define DONOR_PAGES_LOOKED 16u
 /* Windows of pages tried for a value that takes a run of whole pages: a
  * window fails when a page of it is the index, is being emptied already,
  * or holds the caller's own entry or one a busy stripe's writer holds. */
@@ -298,14 +302,21 @@ static uint64_t pick_donor_page(hmm_t *m, uint32_t needy, uint32_t *donor)
     bool must = usable_pages(m, needy) == 0;
     uint64_t keep = must ? 1 : 2;
     uint64_t start = atomic_fetch_add(&m->hdr->page_hand, 1);
+    unsigned looked = 0;
     for (uint64_t i = 0; i < npages; i++) {
         uint64_t p = (start + i) % npages;
         uint64_t v = atomic_load(&m->pagetab[p]);
         if (HMM_PAGE_KIND(v) != HMM_PAGE_CLASS || HMM_PAGE_ARG(v) >= m->nclasses)
             continue;
         uint32_t d = (uint32_t)HMM_PAGE_ARG(v);
-        if (d == needy || usable_pages(m, d) < keep || (!must && !page_may_give(m, d, p)))
+        if (d == needy || usable_pages(m, d) < keep)
             continue;
+        if (!must && !page_may_give(m, d, p)) {
+            if (++looked < DONOR_PAGES_LOOKED)
+                continue;
+            atomic_store(&m->hdr->page_hand, p + 1); /* the next pick looks further on */
+            return UINT64_MAX;
+        }
         atomic_store(&m->hdr->page_hand, p + 1);
         *donor = d;
         return p;
