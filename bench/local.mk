@@ -5,6 +5,7 @@
 #   make bench-quick       the same, short (HMMBENCH_QUICK=1): a smoke check, no instruction counts
 #   make bench-callgrind   instructions per get, batched get (per key) and put (valgrind --tool=callgrind)
 #   make bench-hitratio    cache mode's hit ratio against LRU and SIEVE (bench/hitratio.csv)
+#   make bench-fill        how full a map is at its first HMM_FULL, by map size and value sizes
 EXTRA_PROGRAMS += bench/hmmbench
 bench_hmmbench_SOURCES = \
 	%reldir%/hmmbench.c \
@@ -96,6 +97,17 @@ bench-callgrind-cache: bench/hitratio
 	done
 .PHONY: bench-hitratio bench-callgrind-cache
 # ---- end of hit ratio ----
+
+# ---- how full a map is when it says HMM_FULL (bench/fillratio.c) ----
+EXTRA_PROGRAMS += bench/fillratio
+bench_fillratio_SOURCES = %reldir%/fillratio.c
+bench_fillratio_LDADD = libhashmmap.la
+bench_fillratio_LDFLAGS = $(AM_LDFLAGS) -no-install
+CLEANFILES += bench/fillratio
+
+bench-fill: bench/fillratio
+	$(builddir)/bench/fillratio
+.PHONY: bench-fill
 
 # ---- SQL point lookups (bench/sqlbench.c) ----
 # make bench-sql: the hashmmap virtual table against a plain SQLite table.

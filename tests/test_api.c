@@ -767,10 +767,10 @@ static void test_full_map_returns_full_and_deleting_makes_room(void **state)
 
 /* DESIGN.md §4.9: HMM_FULL means the live entries fill the data area.
  * Every class in use holds at least one page, so a map of few pages was
- * full long before: with pages of 64 KiB and more (until 2026-12-05) a
- * 256 KiB map took 8 values of 1..2 000 bytes (4% of its data area), a
- * 1 MiB one 167 (16%), a 4 MiB one 64%.  The rest of what is left is the
- * slab classes' rounding and the tails of pages (FORMAT.md §6). */
+ * full long before: with pages of 64 KiB and more (until 2026-12-05) these
+ * maps were full at 2.2%, 13% and 62% of their data area (63%, 70% and
+ * 81% now, bench/fillratio).  What is left is the slab classes' rounding
+ * and the tails of pages (FORMAT.md §6). */
 static void test_values_of_mixed_sizes_fill_a_small_map_before_it_is_full(void **state)
 {
     (void)state;
