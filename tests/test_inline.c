@@ -1,7 +1,8 @@
 /*
  * test_inline.c - maps of format 2 (HMM_INLINE, FORMAT.md §7): every
  * operation answers as in format 1 whatever the entry's shape (with or
- * without a copy in its cell), a copy that differs from its entry is found
+ * without a copy in its cell), a batch answers as single gets do in a full
+ * index, a copy that differs from its entry is found
  * and repaired by hmm_check, a growth moves keys by their copies but
  * trusts no damaged one, readers racing writers in other processes
  * only ever see whole values of their own key, and writers killed at
@@ -124,6 +125,59 @@ static void test_every_shape_of_entry_reads_back(void **state)
             assert_int_equal(hmm_get(m, key, klen, val, &len), HMM_NOTFOUND);
         }
     check_clean(m, i / 2);
+    hmm_close(m);
+}
+
+/* hmm_get_batch answers as hmm_get does for every kind of key of a full
+ * index: a copy in its home bucket, a cell naming an entry (a value over 8
+ * bytes, whose line the batch prefetches), keys that probed past a full
+ * home bucket (whose overflow count and next bucket it prefetches), and
+ * absent keys. */
+static void test_a_batch_answers_as_single_gets_do(void **state)
+{
+    (void)state;
+    enum { MAXN = 8192, ABSENT_EVERY = 80, NABSENT = MAXN / ABSENT_EVERY + 1, MAXB = MAXN + NABSENT };
+    hmm_t *m = inline_map(tu_tmpdir(), 1 << 20, 1 << 20);
+    hmm_stats st;
+    TU_OK(hmm_stat(m, &st));
+    static char keys[MAXN][16], absent[NABSENT][16];
+    static uint8_t vals[MAXN][12], got[MAXB][12], want[12];
+    unsigned n = (unsigned)(st.index_slots * 6 / 10); /* under the fill that grows the index */
+    if (n > MAXN)
+        n = MAXN;
+    for (unsigned i = 0; i < n; i++) {
+        size_t vlen = i % 3 == 0 ? 12 : 8; /* a third without a copy */
+        snprintf(keys[i], sizeof keys[i], "k%u", i);
+        make_value(vals[i], vlen, i, 1);
+        TU_OK(hmm_put(m, keys[i], strlen(keys[i]), vals[i], vlen, 0, 0));
+    }
+    TU_OK(hmm_stat(m, &st));
+    assert_int_equal(st.items, n);
+    static const void *kp[MAXB];
+    static size_t klens[MAXB], vlens[MAXB];
+    static void *vp[MAXB];
+    static int rcs[MAXB];
+    unsigned total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (i % ABSENT_EVERY == 0) {
+            snprintf(absent[i / ABSENT_EVERY], sizeof absent[0], "absent%u", i);
+            kp[total++] = absent[i / ABSENT_EVERY];
+        }
+        kp[total++] = keys[i];
+    }
+    for (unsigned i = 0; i < total; i++) {
+        klens[i] = strlen(kp[i]);
+        vp[i] = got[i];
+        vlens[i] = sizeof got[i];
+    }
+    TU_OK(hmm_get_batch(m, total, kp, klens, vp, vlens, rcs, NULL));
+    for (unsigned i = 0; i < total; i++) {
+        size_t len = sizeof want;
+        int rc = hmm_get(m, kp[i], klens[i], want, &len);
+        if (rcs[i] != rc || (rc == 0 && (vlens[i] != len || memcmp(got[i], want, len) != 0)))
+            fail_msg("key %u of %u (%s): the batch says %s (%zu bytes), a get %s (%zu bytes)", i, total,
+                     (const char *)kp[i], hmm_errname(rcs[i]), vlens[i], hmm_errname(rc), len);
+    }
     hmm_close(m);
 }
 
@@ -478,6 +532,7 @@ int main(void)
     tu_watchdog(180);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_shape_of_entry_reads_back),
+        cmocka_unit_test(test_a_batch_answers_as_single_gets_do),
         cmocka_unit_test(test_expiry_counters_and_versions),
         cmocka_unit_test(test_the_format_is_chosen_at_creation),
         cmocka_unit_test(test_a_copy_unlike_its_entry_is_found_and_repaired),
