@@ -15,7 +15,16 @@
 #include <stdint.h>
 
 #define HMM_MAGIC "HASHMMAP"
-#define HMM_FORMAT_VERSION 1u
+/* format_version (FORMAT.md §3): the index's layout and the page rule.
+ * Versions 1 and 2 are maps made before 2026-12-05 (pages of at least
+ * 64 KiB); a library of then refuses 3 and 4 with HMM_INCOMPAT. */
+#define HMM_FORMAT_VERSION 3u       /* bucket index (format 1), pages of §2 */
+#define HMM_FORMAT_CELLS 4u         /* cell index (format 2, HMM_INLINE), pages of §2 */
+#define HMM_FORMAT_OLD_PAGES 1u     /* bucket index, the pages of before 2026-12-05 */
+#define HMM_FORMAT_OLD_PAGES_CELLS 2u /* cell index, the pages of before 2026-12-05 */
+static inline int hmm_format_known(uint32_t v) { return v >= HMM_FORMAT_OLD_PAGES && v <= HMM_FORMAT_CELLS; }
+static inline int hmm_format_cells(uint32_t v) { return v == HMM_FORMAT_CELLS || v == HMM_FORMAT_OLD_PAGES_CELLS; }
+static inline int hmm_format_old_pages(uint32_t v) { return v == HMM_FORMAT_OLD_PAGES || v == HMM_FORMAT_OLD_PAGES_CELLS; }
 #define HMM_BYTE_ORDER_MARK 0x01020304u
 #define HMM_MAP_FILE "hashmmap.map"
 
@@ -235,7 +244,6 @@ struct hmm_cell_bucket {
 #define HMM_SHAPE_KLEN(sh) ((((sh) >> 3) & 15u) + 1)
 #define HMM_SHAPE_VLEN(sh) (((sh) & 7u) + 1)
 #define HMM_SLOT_WITH_SHAPE(s, sh) (HMM_SLOT_BARE(s) | (uint64_t)(sh) << 40)
-#define HMM_FORMAT_CELLS 2u             /* format_version of a map made with HMM_INLINE */
 
 /* §11: the metrics file.  Slot 0 holds the counts folded in from processes
  * that closed or died, slot 1 those of handles without a process slot, slot

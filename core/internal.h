@@ -235,10 +235,10 @@ struct hmm_geometry {
     uint64_t proc_off, stripe_off, class_off, pagetab_off, data_off, file_size;
 };
 /* The geometry a map of cfg has: with page_size 0, the pages of today's
- * rule (FORMAT.md §2); else those pages (a map made under the old rule). */
+ * rule (FORMAT.md §2); else those pages (a map of format version 1 or 2). */
 int hmm__plan_geometry(const hmm_config *cfg, uint32_t page_size, struct hmm_geometry *g);
-/* The page size maps made before 2026-12-05 have: about 64 pages of at
- * least 64 KiB.  Their geometry stays valid (header.c). */
+/* The page size of maps of format versions 1 and 2, made before
+ * 2026-12-05: 64 to 127 pages of at least 64 KiB (header.c). */
 uint32_t hmm__page_size_before_20261205(uint64_t size);
 uint32_t hmm__layout_signature(void);
 

@@ -981,7 +981,7 @@ static void test_stat_counts_items_and_bytes(void **state)
     TU_OK(hmm_stat(m, &st));
     assert_int_equal(st.items, 1);
     assert_true(st.bytes_used < used);
-    assert_int_equal(st.format_version, tu_inline_maps() ? 2 : 1);
+    assert_int_equal(st.format_version, tu_inline_maps() ? 4 : 3);
     assert_int_equal(st.max_key, 65535);
     assert_true(st.max_value >= 1u << 20);
     assert_int_equal(st.nprocs, 1);

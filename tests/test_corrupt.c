@@ -147,7 +147,7 @@ static void test_other_format_version_is_incompatible(void **state)
 {
     char path[4200];
     const char *dir = filled_map(path, sizeof path);
-    uint32_t v = HMM_FORMAT_CELLS + 1; /* versions 1 and 2 are both this library's */
+    uint32_t v = HMM_FORMAT_CELLS + 1; /* versions 1 to 4 are all this library's */
     patch(path, offsetof(struct hmm_header, format_version), &v, sizeof v);
     expect_open_fails(dir, path, HMM_INCOMPAT);
     assert_non_null(strstr(hmm_last_error(), "version"));

@@ -225,7 +225,7 @@ class TestErrors(MapTestCase):
         self.assertEqual(m[b"long"], b"v" * 100)
         st = m.stats()
         self.assertTrue(st["inline"])
-        self.assertEqual(st["format_version"], 2)
+        self.assertEqual(st["format_version"], 4)
         m.close()
         with self.assertRaises(ValueError):
             hashmmap.anonymous(size=SMALL, cache=True, inline=True)
