@@ -280,6 +280,8 @@ static bool page_may_give(hmm_t *m, uint32_t d, uint64_t p)
     uint32_t size = m->class_size[d];
     uint64_t per_page = chunks_per_page(m, d), pages = usable_pages(m, d);
     uint64_t x = map_page_off(m, p), end = x + per_page * size, read = 0;
+    if (pages < 2)
+        return false; /* another process took its other pages meanwhile */
     for (; x + size <= end; x += size) {
         struct hmm_entry *e = hmm__chunk(m, x);
         read += atomic_load_explicit(&e->state, memory_order_relaxed) == HMM_CHUNK_LIVE &&

@@ -22,9 +22,9 @@
 #define HMM_FORMAT_CELLS 4u         /* cell index (format 2, HMM_INLINE), pages of §2 */
 #define HMM_FORMAT_OLD_PAGES 1u     /* bucket index, the pages of before 2026-12-05 */
 #define HMM_FORMAT_OLD_PAGES_CELLS 2u /* cell index, the pages of before 2026-12-05 */
-static inline int hmm_format_known(uint32_t v) { return v >= HMM_FORMAT_OLD_PAGES && v <= HMM_FORMAT_CELLS; }
-static inline int hmm_format_cells(uint32_t v) { return v == HMM_FORMAT_CELLS || v == HMM_FORMAT_OLD_PAGES_CELLS; }
-static inline int hmm_format_old_pages(uint32_t v) { return v == HMM_FORMAT_OLD_PAGES || v == HMM_FORMAT_OLD_PAGES_CELLS; }
+static inline int hmm__format_known(uint32_t v) { return v >= HMM_FORMAT_OLD_PAGES && v <= HMM_FORMAT_CELLS; }
+static inline int hmm__format_cells(uint32_t v) { return v == HMM_FORMAT_CELLS || v == HMM_FORMAT_OLD_PAGES_CELLS; }
+static inline int hmm__format_old_pages(uint32_t v) { return v == HMM_FORMAT_OLD_PAGES || v == HMM_FORMAT_OLD_PAGES_CELLS; }
 #define HMM_BYTE_ORDER_MARK 0x01020304u
 #define HMM_MAP_FILE "hashmmap.map"
 

@@ -29,13 +29,13 @@ static int header_check_identity(const hmm_t *m, const struct hmm_header *h)
         return hmm_fail(HMM_CORRUPT, "%s: not a hashmmap map (bad magic)", p);
     if (h->byte_order != HMM_BYTE_ORDER_MARK)
         return hmm_fail(HMM_INCOMPAT, "%s: made on a host of another byte order", p);
-    if (!hmm_format_known(h->format_version))
+    if (!hmm__format_known(h->format_version))
         return hmm_fail(HMM_INCOMPAT,
                         "%s: format version %u, this library reads versions %u to %u (migrate with "
                         "'hashmmap dump' of the old tools and 'hashmmap load' of these)",
                         p, h->format_version, HMM_FORMAT_OLD_PAGES, HMM_FORMAT_CELLS);
     /* Versions 2 and 4 are maps made with HMM_INLINE, and only such maps. */
-    if (hmm_format_cells(h->format_version) != ((h->flags & HMM_INLINE) != 0) ||
+    if (hmm__format_cells(h->format_version) != ((h->flags & HMM_INLINE) != 0) ||
         (h->flags & HMM_INLINE && h->flags & HMM_CACHE))
         return hmm_fail(HMM_CORRUPT, "%s: header fields format_version (%u) and flags (0x%x) disagree", p,
                         h->format_version, h->flags);
@@ -61,7 +61,7 @@ static int header_check_geometry(const hmm_t *m, const struct hmm_header *h, str
                       .slab_factor_pct = h->slab_factor_pct, .flags = h->flags & HMM_INLINE};
     /* A map of version 1 or 2 has the pages of the rule before 2026-12-05;
      * the rest of its geometry follows from them as from today's. */
-    uint32_t pages = hmm_format_old_pages(h->format_version) ? hmm__page_size_before_20261205(h->size) : 0;
+    uint32_t pages = hmm__format_old_pages(h->format_version) ? hmm__page_size_before_20261205(h->size) : 0;
     if (h->size == 0 || h->max_value == 0 || h->slab_factor_pct == 0 || hmm__plan_geometry(&cfg, pages, g) != 0)
         return hmm_fail(HMM_CORRUPT, "%s: header fields size, max_size, max_value or slab_factor_pct "
                         "are out of range", p);
@@ -107,7 +107,7 @@ int hmm__header_validate(hmm_t *m, const union hmm_header_block *blk, uint64_t f
     struct hmm_header *h = (struct hmm_header *)&blk->h;
     struct hmm_geometry g;
     int rc = header_check_identity(m, h);
-    m->cells = hmm_format_cells(h->format_version); /* the index's geometry, needed by the checks below */
+    m->cells = hmm__format_cells(h->format_version); /* the index's geometry, needed by the checks below */
     if (rc == 0)
         rc = header_check_geometry(m, h, &g);
     if (rc == 0)

@@ -74,14 +74,15 @@ static uint64_t round_up(uint64_t v, uint64_t align)
     return (v + align - 1) / align * align;
 }
 
-/* Pages: at least PAGES_TARGET of them in the data area, since every class
- * in use holds at least one page.  With 64 (the rule until 2026-12-05) a
- * 1 MiB map of values of 1..2 000 bytes was full at 13% of its data area
- * and a 64 MiB one at 63%; with 512, at 70% and 86% (bench/fillratio).
- * More pages cost values of one large size: one over half a page takes a
- * whole one (bench/README.md has the table).  At most PAGES_MAX for max_size: the page table, which
- * also reserves entries for every index the growth may retire, lies in
- * the file's fixed part and is allocated; at 2^22 a map grown from 1 MiB
+/* Pages (FORMAT.md §2): at least PAGES_TARGET of them in the data area,
+ * since every class in use holds at least one page.  With 64 (the rule
+ * until 2026-12-05, format versions 1 and 2) a 1 MiB map of values of
+ * 1..2 000 bytes was full at 13% of its data area and a 64 MiB one at
+ * 63%; with 512, at 70% and 86% (bench/fillratio).  More pages cost values
+ * of one large size: one over half a page takes a whole one (bench/README.md
+ * has the table).  At most PAGES_MAX for max_size: the page table, which
+ * also reserves entries for every index a growth may retire, lies in the
+ * file's fixed part and is allocated; at 2^22 a map grown from 1 MiB
  * towards 4 GiB took 55 bytes an entry at 1 M entries, not 47. */
 #define PAGES_TARGET 512u
 #define PAGES_MAX (UINT64_C(1) << 16)
