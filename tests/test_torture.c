@@ -1009,7 +1009,7 @@ static void finish(struct crew *c)
         kill_and_wait(c->openers[i]);
     atomic_store(&sh->stop, 1);
     for (int i = 0; i < READERS; i++) {
-        int status = tu_wait(c->readers[i], 30000);
+        int status = tu_wait_traced(c->readers[i], 30000, "a reader told to stop");
         if (tu_exit_code(status) != 0)
             violation("reader %d ended with status 0x%x", i, status);
     }
@@ -1028,7 +1028,7 @@ static void finish(struct crew *c)
     hmm_replog_close(r);
     hmm_close(m);
     atomic_store(&sh->stop, 2);
-    int status = tu_wait(c->follower, 60000);
+    int status = tu_wait_traced(c->follower, 60000, "the follower told to stop");
     if (tu_exit_code(status) != 0)
         violation("the follower ended with status 0x%x", status);
 }

@@ -120,24 +120,56 @@ pid_t tu_fork(int (*fn)(void *), void *arg)
     return pid;
 }
 
-int tu_wait(pid_t pid, unsigned timeout_ms)
+/* Wait for pid up to timeout_ms (scaled): true with *status once it has
+ * ended, false if it still runs. */
+static bool wait_up_to(pid_t pid, unsigned timeout_ms, int *status)
 {
-    int status = 0;
     timeout_ms *= time_scale();
     for (unsigned waited = 0;; waited++) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
+        pid_t r = waitpid(pid, status, WNOHANG);
         if (r == pid)
-            return status;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (waited >= timeout_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return status;
+            return true;
+        if (r < 0 && errno != EINTR) {
+            *status = -1;
+            return true;
         }
+        if (waited >= timeout_ms)
+            return false;
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
     }
+}
+
+static int kill_and_reap(pid_t pid)
+{
+    int status = 0;
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+int tu_wait(pid_t pid, unsigned timeout_ms)
+{
+    int status = 0;
+    return wait_up_to(pid, timeout_ms, &status) ? status : kill_and_reap(pid);
+}
+
+int tu_wait_traced(pid_t pid, unsigned timeout_ms, const char *what)
+{
+    int status = 0;
+    if (wait_up_to(pid, timeout_ms, &status))
+        return status;
+    fprintf(stderr, "# %s (pid %d) still runs after %u ms; where its threads are:\n", what, (int)pid,
+            timeout_ms * time_scale());
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "command -v gdb >/dev/null 2>&1 && gdb -q -batch -nx -p %d -ex 'thread apply all bt' </dev/null 2>&1 "
+             "| grep -v '^\\[\\|^$\\|^warning: \\|^Using host' >&2",
+             (int)pid);
+    fflush(NULL);
+    if (system(cmd) != 0)
+        fprintf(stderr, "# (no backtrace: gdb is not installed or could not attach)\n");
+    return kill_and_reap(pid);
 }
 
 int tu_exit_code(int status)

@@ -42,6 +42,10 @@ void tu_die_with_parent(pid_t parent);
 /* Wait for pid up to timeout_ms; SIGKILL it if it is still running.
  * Returns the wait status. */
 int tu_wait(pid_t pid, unsigned timeout_ms);
+/* tu_wait for a child that must end by itself: one still running at the
+ * timeout has its threads' backtraces printed on stderr first (gdb, when
+ * installed), named by what, so a rare hang says where it was. */
+int tu_wait_traced(pid_t pid, unsigned timeout_ms, const char *what);
 /* Exit status of a child that must have exited normally (-1 otherwise). */
 int tu_exit_code(int status);
 
