@@ -221,6 +221,22 @@ static void test_full_cache_takes_values_of_whole_pages_and_small_ones_after_the
     hmm_close(m);
 }
 
+/* A 512 KiB cache that cannot grow and keeps no log, with its stats and
+ * its classes as created. */
+struct small_cache {
+    hmm_t *m;
+    hmm_stats st;
+    hmm_class_stats cs[64];
+    size_t ncls;
+};
+
+static void small_cache_open(struct small_cache *c)
+{
+    c->m = tu_open(tu_tmpdir(), 512 << 10, 512 << 10, HMM_CACHE | HMM_NOREPLOG);
+    TU_OK(hmm_stat(c->m, &c->st));
+    TU_OK(hmm_stat_classes(c->m, c->cs, 64, &c->ncls));
+}
+
 /* A cache whose every data page is a class page of entries read lately: a
  * value of two pages must still be stored.  Emptying a window of pages
  * moves the entries read lately elsewhere in their class; such moves once
@@ -230,32 +246,28 @@ static void test_full_cache_takes_values_of_whole_pages_and_small_ones_after_the
 static void test_full_cache_of_read_entries_takes_a_run_of_two_pages(void **state)
 {
     (void)state;
-    hmm_t *m = tu_open(tu_tmpdir(), 512 << 10, 512 << 10, HMM_CACHE | HMM_NOREPLOG);
-    hmm_stats st;
-    TU_OK(hmm_stat(m, &st));
-    hmm_class_stats cs[64];
-    size_t ncls = 0;
-    TU_OK(hmm_stat_classes(m, cs, 64, &ncls));
+    static struct small_cache sc;
+    small_cache_open(&sc);
     static char val[200000];
     memset(val, 'v', sizeof val);
     /* Entries of the largest class, each read once, until the cache is full. */
-    for (int i = 0; st.counters[HMM_C_EVICTIONS] == 0; i++) {
-        assert_true((uint64_t)i * cs[ncls - 1].chunk_size <= 2 * st.bytes_total);
+    for (int i = 0; sc.st.counters[HMM_C_EVICTIONS] == 0; i++) {
+        assert_true((uint64_t)i * sc.cs[sc.ncls - 1].chunk_size <= 2 * sc.st.bytes_total);
         char key[16];
         int kl = snprintf(key, sizeof key, "k%d", i);
-        size_t vlen = cs[ncls - 1].chunk_size - TU_ENTRY_HDR - (size_t)kl - 8;
-        TU_OK(hmm_put(m, key, (size_t)kl, val, vlen, 0, 0));
+        size_t vlen = sc.cs[sc.ncls - 1].chunk_size - TU_ENTRY_HDR - (size_t)kl - 8;
+        TU_OK(hmm_put(sc.m, key, (size_t)kl, val, vlen, 0, 0));
         size_t len = sizeof val;
-        TU_OK(hmm_get(m, key, (size_t)kl, val, &len));
-        TU_OK(hmm_stat(m, &st));
+        TU_OK(hmm_get(sc.m, key, (size_t)kl, val, &len));
+        TU_OK(hmm_stat(sc.m, &sc.st));
     }
-    int rc = hmm_put(m, "big", 3, val, 2 * st.page_size - st.page_size / 2, 0, 0);
+    int rc = hmm_put(sc.m, "big", 3, val, 2 * sc.st.page_size - sc.st.page_size / 2, 0, 0);
     if (rc)
         fail_msg("a value of two pages into a cache of read entries: %s (%s)", hmm_errname(rc), hmm_last_error());
     hmm_check_result r;
-    TU_OK(hmm_check(m, 0, &r));
+    TU_OK(hmm_check(sc.m, 0, &r));
     assert_int_equal(r.unreachable + r.bad_entries + r.bad_slots, 0);
-    hmm_close(m);
+    hmm_close(sc.m);
 }
 
 /* A small value of a class with no page, in a cache whose only class page
@@ -266,25 +278,24 @@ static void test_full_cache_of_read_entries_takes_a_run_of_two_pages(void **stat
 static void test_small_value_takes_a_runs_page_when_the_class_page_holds_its_own_key(void **state)
 {
     (void)state;
-    hmm_t *m = tu_open(tu_tmpdir(), 512 << 10, 512 << 10, HMM_CACHE | HMM_NOREPLOG);
-    hmm_stats st;
-    TU_OK(hmm_stat(m, &st));
+    static struct small_cache sc;
+    small_cache_open(&sc);
     static char val[100000];
     memset(val, 'v', sizeof val);
-    int npages = (int)(st.bytes_total / st.page_size);
-    TU_OK(hmm_put(m, "K", 1, val, 128 - TU_ENTRY_HDR - 1, 0, 0)); /* a 128-byte chunk */
+    int npages = (int)(sc.st.bytes_total / sc.st.page_size);
+    TU_OK(hmm_put(sc.m, "K", 1, val, 128 - TU_ENTRY_HDR - 1, 0, 0)); /* a 128-byte chunk */
     for (int i = 0; i < npages - 1; i++) {                             /* every other page a run */
         char key[16];
         int kl = snprintf(key, sizeof key, "r%d", i);
-        TU_OK(hmm_put(m, key, (size_t)kl, val, st.page_size - st.page_size / 16, 0, 0));
+        TU_OK(hmm_put(sc.m, key, (size_t)kl, val, sc.st.page_size - sc.st.page_size / 16, 0, 0));
     }
-    int rc = hmm_put(m, "K", 1, val, 64 - TU_ENTRY_HDR - 1, 0, 0); /* a 64-byte chunk */
+    int rc = hmm_put(sc.m, "K", 1, val, 64 - TU_ENTRY_HDR - 1, 0, 0); /* a 64-byte chunk */
     if (rc)
         fail_msg("the key again, in a class with no page: %s (%s)", hmm_errname(rc), hmm_last_error());
     size_t len = sizeof val;
-    TU_OK(hmm_get(m, "K", 1, val, &len));
+    TU_OK(hmm_get(sc.m, "K", 1, val, &len));
     assert_int_equal(len, 64 - TU_ENTRY_HDR - 1);
-    hmm_close(m);
+    hmm_close(sc.m);
 }
 
 /* Every sched_yield of this process, the library's included: the
@@ -308,49 +319,45 @@ int sched_yield(void)
 static void test_moving_entries_out_of_their_classs_only_page_never_waits(void **state)
 {
     (void)state;
-    hmm_t *m = tu_open(tu_tmpdir(), 512 << 10, 512 << 10, HMM_CACHE | HMM_NOREPLOG);
-    hmm_stats st;
-    TU_OK(hmm_stat(m, &st));
-    hmm_class_stats cs[64];
-    size_t ncls = 0;
-    TU_OK(hmm_stat_classes(m, cs, 64, &ncls));
+    static struct small_cache sc;
+    small_cache_open(&sc);
     static char val[1 << 16];
     memset(val, 'v', sizeof val);
-    assert_true(st.page_size <= sizeof val);
-    for (int i = 0; st.counters[HMM_C_EVICTIONS] == 0; i++) {
-        assert_true((uint64_t)i * st.page_size <= 2 * st.bytes_total);
+    assert_true(sc.st.page_size <= sizeof val);
+    for (int i = 0; sc.st.counters[HMM_C_EVICTIONS] == 0; i++) {
+        assert_true((uint64_t)i * sc.st.page_size <= 2 * sc.st.bytes_total);
         char key[16];
         int kl = snprintf(key, sizeof key, "run%d", i);
-        TU_OK(hmm_put(m, key, (size_t)kl, val, st.page_size - st.page_size / 8, 0, 0));
-        TU_OK(hmm_stat(m, &st));
+        TU_OK(hmm_put(sc.m, key, (size_t)kl, val, sc.st.page_size - sc.st.page_size / 8, 0, 0));
+        TU_OK(hmm_stat(sc.m, &sc.st));
     }
     size_t c = 0;
-    while (c < ncls && cs[c].chunk_size < 64)
+    while (c < sc.ncls && sc.cs[c].chunk_size < 64)
         c++; /* the first class whose chunks take our keys */
-    uint64_t half = st.page_size / cs[c].chunk_size / 2;
+    uint64_t half = sc.st.page_size / sc.cs[c].chunk_size / 2;
     for (uint64_t i = 0; i < half; i++) {
         char key[24];
         int kl = snprintf(key, sizeof key, "c%llu", (unsigned long long)i);
-        TU_OK(hmm_put(m, key, (size_t)kl, val, cs[c].chunk_size - TU_ENTRY_HDR - (size_t)kl, 0, 0));
+        TU_OK(hmm_put(sc.m, key, (size_t)kl, val, sc.cs[c].chunk_size - TU_ENTRY_HDR - (size_t)kl, 0, 0));
         size_t len = sizeof val;
-        TU_OK(hmm_get(m, key, (size_t)kl, val, &len));
+        TU_OK(hmm_get(sc.m, key, (size_t)kl, val, &len));
     }
     hmm_class_stats now[64];
-    TU_OK(hmm_stat_classes(m, now, 64, &ncls));
+    TU_OK(hmm_stat_classes(sc.m, now, 64, &sc.ncls));
     assert_int_equal(now[c].pages, 1);
     yields = 0;
-    int rc = hmm_put(m, "new", 3, val, cs[c + 1].chunk_size - TU_ENTRY_HDR - 3, 0, 0);
+    int rc = hmm_put(sc.m, "new", 3, val, sc.cs[c + 1].chunk_size - TU_ENTRY_HDR - 3, 0, 0);
     if (rc)
         fail_msg("a value of a class with no page: %s (%s)", hmm_errname(rc), hmm_last_error());
-    TU_OK(hmm_stat_classes(m, now, 64, &ncls));
+    TU_OK(hmm_stat_classes(sc.m, now, 64, &sc.ncls));
     assert_int_equal(now[c].pages, 0); /* the page was emptied for the new class */
     if (yields > 4)
         fail_msg("emptying a page of %llu entries read lately yielded the CPU %lu times",
                  (unsigned long long)half, yields);
     hmm_check_result r;
-    TU_OK(hmm_check(m, 0, &r));
+    TU_OK(hmm_check(sc.m, 0, &r));
     assert_int_equal(r.unreachable + r.bad_entries + r.bad_slots, 0);
-    hmm_close(m);
+    hmm_close(sc.m);
 }
 
 static int flooder(void *arg)
