@@ -14,6 +14,7 @@
 #include "core/internal.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -899,6 +900,118 @@ static void run_stalled_readers(const char *point, bool getv)
     hmm_close(m);
 }
 
+/* ---- format 2: keys past their home bucket stay on the fast path ----
+ *
+ * A format-2 get walks the probe sequence itself when the key is not a
+ * copy in its home bucket: past it, or in a cell without a copy (a value
+ * over 8 bytes).  Until 2026-12-05 the walk took its own "found" (1) for
+ * the general path's signal (GET_GENERAL, also 1), so each such key was
+ * looked up twice, and a batch looked it up alone, unprefetched: 130 ns a
+ * key where keys in their home bucket took 27.  Only the general path
+ * passes read_validated in a map that is not a cache, so a reader stalled
+ * there has left the fast path. */
+#define WALK_KEYS 4000
+
+static void walk_key(char *key, size_t cap, int i)
+{
+    snprintf(key, cap, "W%d", i);
+}
+
+static size_t walk_value(int i)
+{
+    return i % 4 == 0 ? 12 : 8; /* one in four without a copy */
+}
+
+/* Key i's value: its number, then dots, walk_value(i) bytes. */
+static void walk_fill(char *val, int i)
+{
+    char num[16];
+    memset(val, '.', walk_value(i));
+    memcpy(val, num, (size_t)snprintf(num, sizeof num, "%d", i));
+}
+
+static bool walk_value_ok(const char *val, size_t len, int i)
+{
+    char want[16];
+    walk_fill(want, i);
+    return len == walk_value(i) && memcmp(val, want, len) == 0;
+}
+
+static int read_everything_unstalled(void *p)
+{
+    const char *dir = p;
+    hmm_t *m = NULL;
+    if (hmm_open(&m, dir, NULL) != 0)
+        return 1;
+    static char keys[WALK_KEYS][16], vals[WALK_KEYS][16];
+    static const void *kp[WALK_KEYS];
+    static void *vp[WALK_KEYS];
+    static size_t klens[WALK_KEYS], vlens[WALK_KEYS];
+    static int rcs[WALK_KEYS];
+    size_t len = sizeof vals[0];
+    (void)hmm_get(m, "absent", 6, vals[0], &len); /* the handle's first get decodes its index view */
+    hmm_crashpoint_stall("read_validated", 1);
+    for (int i = 0; i < WALK_KEYS; i++) {
+        walk_key(keys[i], sizeof keys[i], i);
+        len = sizeof vals[i];
+        if (hmm_get(m, keys[i], strlen(keys[i]), vals[i], &len) != 0 || !walk_value_ok(vals[i], len, i))
+            return 2;
+        kp[i] = keys[i];
+        klens[i] = strlen(keys[i]);
+        vp[i] = vals[i];
+        vlens[i] = sizeof vals[i];
+    }
+    if (hmm_get_batch(m, WALK_KEYS, kp, klens, vp, vlens, rcs, NULL) != 0)
+        return 3;
+    for (int i = 0; i < WALK_KEYS; i++)
+        if (rcs[i] != 0 || !walk_value_ok(vals[i], vlens[i], i))
+            return 4;
+    hmm_close(m);
+    return 0;
+}
+
+static void test_format_2_gets_past_the_home_bucket_stay_on_the_fast_path(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir();
+    hmm_t *m = tu_open(dir, 2 << 20, 2 << 20, HMM_INLINE);
+    char key[16], val[16];
+    for (int i = 0; i < WALK_KEYS; i++) {
+        walk_key(key, sizeof key, i);
+        walk_fill(val, i);
+        TU_OK(hmm_put(m, key, strlen(key), val, walk_value(i), 0, 0));
+    }
+    /* The scenario needs keys that probed past their home (FORMAT.md §7's
+     * overflow counts), and a map that is not a cache. */
+    size_t len = sizeof val;
+    TU_OK(hmm_get(m, "W0", 2, val, &len));
+    const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
+    assert_non_null(v);
+    assert_int_equal(v->old.nb, 0);
+    uint64_t passed = 0;
+    for (uint64_t b = 0; b < v->cur.nb; b++)
+        passed += ix_overflow(&v->cur, b);
+    if (passed < 50)
+        fail_msg("only %" PRIu64 " keys probed past their home bucket (%" PRIu64 " buckets)", passed, v->cur.nb);
+    assert_false(m->recency_marks);
+    pid_t reader = tu_fork(read_everything_unstalled, (void *)dir);
+    int status = 0;
+    for (int waited = 0; waited < 10000; waited++) {
+        pid_t got = waitpid(reader, &status, WUNTRACED | WNOHANG);
+        if (got == reader && WIFSTOPPED(status)) {
+            kill(reader, SIGKILL);
+            tu_wait(reader, 10000);
+            fail_msg("a get of a format-2 map went down the general path (stopped at read_validated)");
+        }
+        if (got == reader)
+            break;
+        usleep(1000);
+    }
+    if (tu_exit_code(status) != 0)
+        fail_msg("the reader ended with 0x%x (2: a get, 3-4: the batch read a value wrong)", status);
+    hmm_close(m);
+}
+
 /* ---- a reader over an old entry whose writer died after the publish ----
  *
  * A get that found a key's entry before a put published the new one may
@@ -1658,6 +1771,7 @@ int main(void)
         cmocka_unit_test(test_check_after_an_allocator_died_holding_its_class_lock_frees_nothing_in_use),
         cmocka_unit_test(test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile),
         cmocka_unit_test(test_a_reader_of_an_entry_freed_by_a_repair_reads_again),
+        cmocka_unit_test(test_format_2_gets_past_the_home_bucket_stay_on_the_fast_path),
         cmocka_unit_test(test_a_stalled_sweep_of_expired_entries_deletes_no_live_put),
         cmocka_unit_test(test_a_growth_frees_the_index_it_retires),
         cmocka_unit_test(test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index),
