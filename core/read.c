@@ -626,8 +626,10 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
  * BATCH_GROUP, each group in three stages:
  *   1. hash every key; prefetch its home bucket and its stripe's seq;
  *   2. load seq, match the bucket's tags, prefetch the candidate entry
- *      (format 2: only prefetch what stage 3 will read past the bucket);
- *   3. compare the key, copy the value, check seq.
+ *      (format 2: read the key's copy from its home bucket, or prefetch
+ *      what stage 3 will read past it);
+ *   3. compare the key, copy the value, check seq (format 2: check the
+ *      copy's word and seq, or walk past the home bucket as hmm_get).
  * The stages of consecutive groups are software-pipelined: while group g
  * is finished (stage 3), group g+1 is probed (stage 2) and group g+2
  * hashed (stage 1), so a line prefetched in one stage has a whole step of
@@ -639,12 +641,19 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
 #define BATCH_GROUP 16
 #define BATCH_DEPTH 3 /* groups in flight: one per stage */
 
-enum batch_state { BATCH_ALONE, BATCH_CANDIDATE, BATCH_ABSENT };
+/* BATCH_COPY and BATCH_WALK: format 2 only. */
+enum batch_state { BATCH_ALONE, BATCH_CANDIDATE, BATCH_ABSENT, BATCH_COPY, BATCH_WALK };
 
 struct batch_key {
     uint64_t hash;
     uint64_t s0;                /* the stripe's seq at stage 2 */
-    uint64_t off;               /* BATCH_CANDIDATE: the entry */
+    union {
+        uint64_t off;           /* BATCH_CANDIDATE: the entry */
+        struct {                /* BATCH_COPY: the cell, its word and value as read */
+            const struct hmm_cell *cell;
+            uint64_t word, value;
+        } copy;
+    };
     struct hmm_stripe *s;
     struct hmm_bucket *home;
 };
@@ -699,7 +708,7 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
         if (rcs[i])
             continue;
         b->hash = key_hash(keys[i], klens[i]);
-        if (!passes)
+        if (!passes || (m->cells && klens[i] - 1 >= HMM_CELL_KEY_MAX)) /* no copy holds a longer key */
             continue;
         b->s = &m->stripes[hash_stripe(m, b->hash)];
         b->home = &g->v->cur.bk[hash_home(&g->v->cur, b->hash)];
@@ -715,13 +724,18 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
  * growth begun in between may have moved the key where v does not look,
  * or one that ended may have freed the run v reads (FORMAT.md §10), and
  * the seq check would not tell. */
-static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
+static inline bool batch_seq_viewed(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
 {
     b->s0 = atomic_load_explicit(&b->s->seq, memory_order_acquire);
-    if (__builtin_expect((b->s0 & 1) ||
-                             atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire) != v->word_cur ||
-                             atomic_load_explicit(&m->hdr->index_old, memory_order_acquire) != v->word_old,
-                         0))
+    return __builtin_expect(!(b->s0 & 1) &&
+                                atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire) == v->word_cur &&
+                                atomic_load_explicit(&m->hdr->index_old, memory_order_acquire) == v->word_old,
+                            1);
+}
+
+static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
+{
+    if (!batch_seq_viewed(m, v, b))
         return BATCH_ALONE;
     uint16_t tag = hash_tag(b->hash);
     unsigned mask = bucket_match(b->home, tag);
@@ -741,44 +755,61 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
     return BATCH_CANDIDATE;
 }
 
-/* Stage 2 for one key of a map of format 2, prefetches only: stage 3
- * reads the key's copy in the home bucket stage 1 prefetched, and then
- * whatever this prefetches: the entry a cell without a copy names (a value
- * over 8 bytes), or, when no cell of the home bucket has the key's tag,
+/* Stage 2 for one key of a map of format 2: with seq and view as
+ * batch_probe has them, the key's copy in the home bucket stage 1
+ * prefetched, read as get_cell_hashed reads it (word, key, value), so
+ * that stage 3 only checks the word and seq.  A key that is not a copy
+ * there is walked by stage 3 as hmm_get walks it, on lines prefetched
+ * here: the entry a cell without a copy names (a value over 8 bytes), or
  * the bucket's overflow count and the next bucket (a key that probed
- * past).  Without them those keys waited for one or two lines more each:
- * batched gets of 256-byte values took 2.6 times those of a map of format
- * 1.  Nothing here is trusted: an index that moved since stage 1 only
- * makes these prefetches useless (its run stays mapped), and stage 3
- * looks the key up on a view of its own. */
-static inline void batch_probe_cells(hmm_t *m, const struct hmm__view *v, const struct batch_key *b)
+ * past).  Without them those keys waited for one or two lines more each. */
+static inline enum batch_state batch_probe_cells(hmm_t *m, const struct hmm__view *v, struct batch_key *b,
+                                                 const void *key, size_t klen)
 {
+    if (!batch_seq_viewed(m, v, b))
+        return BATCH_ALONE;
     const struct hmm_ix *ix = &v->cur;
     const struct hmm_cell *c = ((const struct hmm_cell_bucket *)(const void *)b->home)->cell;
     uint16_t tag = hash_tag(b->hash);
+    uint64_t kw[2];
+    cell_words(key, klen, kw);
     for (unsigned j = 0; j < HMM_CELL_SLOTS; j++, c++) {
-        uint64_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
-        if (w == 0 || HMM_SLOT_TAG(w) != tag)
+        /* Acquire pairs with the publisher's and the copy's release. */
+        uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+        if (HMM_SLOT_TAG(w) != tag || w == 0)
             continue;
-        uint64_t off = HMM_SLOT_OFF(w);
-        if (!(HMM_SLOT_SHAPE(w) & HMM_SHAPE_COPY) && off + 64 <= m->reserve) {
-            __builtin_prefetch(m->base + off); /* a prefetch never faults: the reservation is enough */
-            __builtin_prefetch(m->base + off + 56);
+        unsigned shape = HMM_SLOT_SHAPE(w);
+        if (!(shape & HMM_SHAPE_COPY)) {
+            uint64_t off = HMM_SLOT_OFF(w);
+            if (off + 64 <= m->reserve) {
+                __builtin_prefetch(m->base + off); /* a prefetch never faults: the reservation is enough */
+                __builtin_prefetch(m->base + off + 56);
+            }
+            return BATCH_WALK;
         }
-        return;
+        if (HMM_SHAPE_KLEN(shape) != klen || atomic_load_explicit(&c->key[0], memory_order_relaxed) != kw[0] ||
+            atomic_load_explicit(&c->key[1], memory_order_relaxed) != kw[1])
+            continue;
+        b->copy.value = atomic_load_explicit(&c->val, memory_order_relaxed);
+        b->copy.word = w;
+        b->copy.cell = c;
+        return BATCH_COPY;
     }
     uint64_t home = (uint64_t)(b->home - ix->bk);
     __builtin_prefetch(&ix->ovf[home]);
     __builtin_prefetch(ix_cell(ix, ix_next(ix, home), 0));
+    return BATCH_WALK;
 }
 
-static void batch_stage_probe(hmm_t *m, struct batch_group *g)
+static void batch_stage_probe(hmm_t *m, struct batch_call *c, struct batch_group *g)
 {
+    const void *const *keys = c->keys + g->first;
+    const size_t *klens = c->klens + g->first;
     for (size_t i = 0; i < g->n; i++) {
         if (g->st[i] != BATCH_CANDIDATE)
             continue;
         if (m->cells)
-            batch_probe_cells(m, g->v, &g->b[i]);
+            g->st[i] = (uint8_t)batch_probe_cells(m, g->v, &g->b[i], keys[i], klens[i]);
         else
             g->st[i] = (uint8_t)batch_probe(m, g->v, &g->b[i]);
     }
@@ -805,6 +836,33 @@ static inline int batch_finish(hmm_t *m, struct batch_key *b, enum batch_state s
     return rc;
 }
 
+/* Stage 3 for one key of a map of format 2: a copy's word and seq checked
+ * as get_cell_hashed checks them (the value was read before, at stage 2),
+ * or the walk of get_cell_walk.  *vlen is left alone on GET_GENERAL. */
+static inline int batch_finish_cell(hmm_t *m, const struct hmm__view *v, const struct batch_key *b,
+                                    enum batch_state st, const void *key, size_t klen, void *val, size_t *vlen)
+{
+    if (st == BATCH_WALK) {
+        uint64_t kw[2];
+        cell_words(key, klen, kw);
+        return get_cell_walk(m, &v->cur, b->hash, b->s, b->s0, key, klen, kw, val, vlen);
+    }
+    HMM_CRASHPOINT("read_copied");
+    /* Pairs with the release fences of the copy and of hmm__seq_begin_free(). */
+    atomic_thread_fence(memory_order_acquire);
+    if (__builtin_expect(atomic_load_explicit(&b->copy.cell->word, memory_order_relaxed) != b->copy.word ||
+                             atomic_load_explicit(&b->s->seq, memory_order_relaxed) != b->s0,
+                         0))
+        return GET_GENERAL;
+    unsigned n = HMM_SHAPE_VLEN(HMM_SLOT_SHAPE(b->copy.word));
+    size_t cap = *vlen;
+    *vlen = n;
+    if (__builtin_expect(n > cap, 0))
+        return HMM_TOOSMALL;
+    hmm__copy_small(val, (const uint8_t *)&b->copy.value, n);
+    return 0;
+}
+
 static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_group *g)
 {
     const void *const *keys = c->keys + g->first;
@@ -825,12 +883,9 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
         int rc;
         if (g->st[i] == BATCH_ALONE) {
             rc = GET_GENERAL;
-        } else if (m->cells && klens[i] - 1 >= HMM_CELL_KEY_MAX) {
-            rc = GET_GENERAL; /* as hmm_get: no copy holds a key over 16 bytes */
         } else if (m->cells) {
-            /* As hmm_get, on the line stage 1 prefetched (no infos here). */
-            size_t len = vlens[i];
-            rc = get_cell_hashed(m, g->b[i].hash, keys[i], klens[i], vals[i], &len);
+            size_t len = vlens[i]; /* no infos here: stage 1 sent the keys of such calls alone */
+            rc = batch_finish_cell(m, g->v, &g->b[i], g->st[i], keys[i], klens[i], vals[i], &len);
             out.len = len;
         } else {
             rc = batch_finish(m, &g->b[i], g->st[i], keys[i], klens[i], &out, infos != NULL);
@@ -871,7 +926,7 @@ HMM_EXPORT int hmm_get_batch(hmm_t *m, size_t n, const void *const keys[], const
             batch_stage_hash(m, &c, h);
         }
         if (t >= 1 && t - 1 < groups && g[(t - 1) % BATCH_DEPTH].v)
-            batch_stage_probe(m, &g[(t - 1) % BATCH_DEPTH]);
+            batch_stage_probe(m, &c, &g[(t - 1) % BATCH_DEPTH]);
         if (t >= 2)
             batch_stage_finish(m, &c, &g[(t - 2) % BATCH_DEPTH]);
     }
