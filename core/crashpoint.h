@@ -63,6 +63,9 @@
  *   read_copied     a get copied the value, its seq not yet checked
  *   read_validated  the seq check passed, cache mode's recency mark not
  *                   yet set (FORMAT.md §12)
+ *   read_general    a get (or a key of a batch) left its fast path for the
+ *                   general one, nothing read there yet: a seam for tests
+ *                   that a get stays on its fast path
  * and a writer's sweep of expired entries (compact.c), its own stripe held:
  *   reclaim_looked  found an expired entry without its stripe's lock, not
  *                   yet locked to reclaim it

@@ -294,6 +294,7 @@ int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *v
 
 static __attribute__((noinline)) int get_general(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen)
 {
+    HMM_CRASHPOINT("read_general");
     int rc = read_entry_inline(m, key, klen, val, vlen, NULL, true);
     if (!m->rdonly && atomic_load_explicit(&m->hdr->index_old, memory_order_relaxed) != 0 &&
         atomic_fetch_add_explicit(&m->general_gets, 1, memory_order_relaxed) % GET_HELPS_GROWTH == 0)
@@ -639,6 +640,14 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
  * bucket or in the index being drained), or whose stripe a writer
  * changed, is looked up again the way hmm_get does it. */
 #define BATCH_GROUP 16
+/* Keys per group in a map of format 1, whose keys wait for two lines, the
+ * second prefetched one step before it is read: in a call of 32 keys
+ * (hmmbench's) groups of 16 make two steps, and the last group's entries
+ * have only one group's finish to arrive behind; groups of 8 make four.
+ * A 1 M-key map, calls of 32 keys, three runs each: 37-40 ns a key with
+ * groups of 8, 44-45 ns with 16.  Format 2 (one line a key): 34-36 ns
+ * with 8, 30-36 ns with 16, so it keeps 16. */
+#define BATCH_GROUP_ENTRIES 8
 #define BATCH_DEPTH 3 /* groups in flight: one per stage */
 
 /* BATCH_COPY and BATCH_WALK: format 2 only. */
@@ -682,6 +691,7 @@ struct batch_call {
 static __attribute__((noinline)) int batch_alone(hmm_t *m, uint64_t hash, const void *key, size_t klen,
                                                  struct read_out *out, bool want_info)
 {
+    HMM_CRASHPOINT("read_general");
     return read_validated(m, hash, key, klen, out, want_info);
 }
 
@@ -758,11 +768,11 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
 /* Stage 2 for one key of a map of format 2: with seq and view as
  * batch_probe has them, the key's copy in the home bucket stage 1
  * prefetched, read as get_cell_hashed reads it (word, key, value), so
- * that stage 3 only checks the word and seq.  A key that is not a copy
- * there is walked by stage 3 as hmm_get walks it, on lines prefetched
- * here: the entry a cell without a copy names (a value over 8 bytes), or
- * the bucket's overflow count and the next bucket (a key that probed
- * past).  Without them those keys waited for one or two lines more each. */
+ * that stage 3 only checks the word and seq.  A cell of the key's tag
+ * without a copy (a value over 8 bytes) names an entry, prefetched here
+ * and read at stage 3 as format 1's are.  A key in neither is walked by
+ * stage 3 as hmm_get walks it, on the bucket's overflow count and the
+ * next bucket, prefetched here (a key that probed past). */
 static inline enum batch_state batch_probe_cells(hmm_t *m, const struct hmm__view *v, struct batch_key *b,
                                                  const void *key, size_t klen)
 {
@@ -780,12 +790,12 @@ static inline enum batch_state batch_probe_cells(hmm_t *m, const struct hmm__vie
             continue;
         unsigned shape = HMM_SLOT_SHAPE(w);
         if (!(shape & HMM_SHAPE_COPY)) {
-            uint64_t off = HMM_SLOT_OFF(w);
-            if (off + 64 <= m->reserve) {
-                __builtin_prefetch(m->base + off); /* a prefetch never faults: the reservation is enough */
-                __builtin_prefetch(m->base + off + 56);
+            b->off = HMM_SLOT_OFF(w);
+            if (b->off + 64 <= m->reserve) {
+                __builtin_prefetch(m->base + b->off); /* a prefetch never faults: the reservation is enough */
+                __builtin_prefetch(m->base + b->off + 56);
             }
-            return BATCH_WALK;
+            return BATCH_CANDIDATE; /* the entry is read as in format 1, by batch_finish */
         }
         if (HMM_SHAPE_KLEN(shape) != klen || atomic_load_explicit(&c->key[0], memory_order_relaxed) != kw[0] ||
             atomic_load_explicit(&c->key[1], memory_order_relaxed) != kw[1])
@@ -883,7 +893,7 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
         int rc;
         if (g->st[i] == BATCH_ALONE) {
             rc = GET_GENERAL;
-        } else if (m->cells) {
+        } else if (g->st[i] == BATCH_COPY || g->st[i] == BATCH_WALK) {
             size_t len = vlens[i]; /* no infos here: stage 1 sent the keys of such calls alone */
             rc = batch_finish_cell(m, g->v, &g->b[i], g->st[i], keys[i], klens[i], vals[i], &len);
             out.len = len;
@@ -916,13 +926,14 @@ HMM_EXPORT int hmm_get_batch(hmm_t *m, size_t n, const void *const keys[], const
     struct batch_call c = {.keys = keys, .klens = klens, .vals = vals, .vlens = vlens, .rcs = rcs,
                            .infos = infos};
     struct batch_group g[BATCH_DEPTH];
-    size_t groups = n / BATCH_GROUP + (n % BATCH_GROUP != 0); /* n + BATCH_GROUP - 1 could wrap */
+    size_t per = m->cells ? BATCH_GROUP : BATCH_GROUP_ENTRIES;
+    size_t groups = n / per + (n % per != 0); /* n + per - 1 could wrap */
     /* Step t hashes group t, probes group t - 1 and finishes group t - 2. */
     for (size_t t = 0; t < groups + BATCH_DEPTH - 1; t++) {
         if (t < groups) {
             struct batch_group *h = &g[t % BATCH_DEPTH];
-            h->first = t * BATCH_GROUP;
-            h->n = n - h->first < BATCH_GROUP ? n - h->first : BATCH_GROUP;
+            h->first = t * per;
+            h->n = n - h->first < per ? n - h->first : per;
             batch_stage_hash(m, &c, h);
         }
         if (t >= 1 && t - 1 < groups && g[(t - 1) % BATCH_DEPTH].v)
