@@ -77,18 +77,14 @@ static inline void recency_mark(struct hmm_entry *e, uint64_t word)
                                                 memory_order_relaxed, memory_order_relaxed);
 }
 
-/* Copy the value of the entry at off, which a lookup found holding the key
- * (klen bytes, bounds-checked).  Everything read here may come from a chunk
- * a writer is reusing; the caller's seq check decides, so each length is
- * read once and checked before use. */
-static inline __attribute__((always_inline)) int read_value(hmm_t *m, uint64_t off, size_t klen,
-                                                           struct read_out *out, bool want_info,
-                                                           bool verify_checksum)
+/* Copy the value of the entry e, which a lookup found holding the key
+ * (klen bytes, bounds-checked), its vlen read once and checked with the
+ * entry's bounds by the caller.  Everything read here may come from a
+ * chunk a writer is reusing; the caller's seq check decides. */
+static inline __attribute__((always_inline)) int read_value_of(hmm_t *m, struct hmm_entry *e, size_t klen,
+                                                              uint32_t vlen, struct read_out *out, bool want_info,
+                                                              bool verify_checksum)
 {
-    struct hmm_entry *e = (struct hmm_entry *)(m->base + off);
-    uint32_t vlen = *(volatile uint32_t *)&e->vlen;
-    if (__builtin_expect(vlen > m->max_value || !hmm_at(m, off, entry_bytes(klen, vlen)), 0))
-        return HMM_CORRUPT;
     uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
     if (expire && expire <= hmm_now_ms())
         return HMM_NOTFOUND;
@@ -107,6 +103,18 @@ static inline __attribute__((always_inline)) int read_value(hmm_t *m, uint64_t o
     HMM_CRASHPOINT("read_copied");
     out->mark = recency_note(m, e, &out->mark_word); /* set by the caller once validated */
     return 0;
+}
+
+/* read_value_of the entry at off, bounds-checked here. */
+static inline __attribute__((always_inline)) int read_value(hmm_t *m, uint64_t off, size_t klen,
+                                                           struct read_out *out, bool want_info,
+                                                           bool verify_checksum)
+{
+    struct hmm_entry *e = (struct hmm_entry *)(m->base + off);
+    uint32_t vlen = *(volatile uint32_t *)&e->vlen;
+    if (__builtin_expect(vlen > m->max_value || !hmm_at(m, off, entry_bytes(klen, vlen)), 0))
+        return HMM_CORRUPT;
+    return read_value_of(m, e, klen, vlen, out, want_info, verify_checksum);
 }
 
 /* One attempt of a get, inline in its optimistic loop: the call's prologue
@@ -728,25 +736,11 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
     }
 }
 
-/* Stage 2 for one key: which slot of the home bucket may hold it, or that
- * none does.  The view was loaded before s0, so it counts only if the
- * header still names it after s0 (a get loads the words after s0): else a
- * growth begun in between may have moved the key where v does not look,
- * or one that ended may have freed the run v reads (FORMAT.md §10), and
- * the seq check would not tell. */
-static inline bool batch_seq_viewed(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
+/* Stage 2 for one key, its seq s0 loaded and even: which slot of the home
+ * bucket may hold it, or that none does.  What it finds counts only once
+ * batch_stage_probe has seen the header still name the view. */
+static inline enum batch_state batch_probe(hmm_t *m, struct batch_key *b)
 {
-    b->s0 = atomic_load_explicit(&b->s->seq, memory_order_acquire);
-    return __builtin_expect(!(b->s0 & 1) &&
-                                atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire) == v->word_cur &&
-                                atomic_load_explicit(&m->hdr->index_old, memory_order_acquire) == v->word_old,
-                            1);
-}
-
-static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
-{
-    if (!batch_seq_viewed(m, v, b))
-        return BATCH_ALONE;
     uint16_t tag = hash_tag(b->hash);
     unsigned mask = bucket_match(b->home, tag);
     if (mask == 0)
@@ -765,8 +759,7 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
     return BATCH_CANDIDATE;
 }
 
-/* Stage 2 for one key of a map of format 2: with seq and view as
- * batch_probe has them, the key's copy in the home bucket stage 1
+/* Stage 2 for one key of a map of format 2, as batch_probe: the key's copy in the home bucket stage 1
  * prefetched, read as get_cell_hashed reads it (word, key, value), so
  * that stage 3 only checks the word and seq.  A cell of the key's tag
  * without a copy (a value over 8 bytes) names an entry, prefetched here
@@ -776,8 +769,6 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
 static inline enum batch_state batch_probe_cells(hmm_t *m, const struct hmm__view *v, struct batch_key *b,
                                                  const void *key, size_t klen)
 {
-    if (!batch_seq_viewed(m, v, b))
-        return BATCH_ALONE;
     const struct hmm_ix *ix = &v->cur;
     const struct hmm_cell *c = ((const struct hmm_cell_bucket *)(const void *)b->home)->cell;
     uint16_t tag = hash_tag(b->hash);
@@ -811,6 +802,14 @@ static inline enum batch_state batch_probe_cells(hmm_t *m, const struct hmm__vie
     return BATCH_WALK;
 }
 
+/* The view was loaded before each key's s0, so what a key found in it
+ * counts only if the header still names it after that s0 (a get loads the
+ * words after s0): else a growth begun in between may have moved the key
+ * where v does not look, or one that ended may have freed the run v reads
+ * (FORMAT.md §10), and the seq check would not tell.  The words are loaded
+ * once, after every s0 of the group: what was read from v before is only
+ * kept when they still name it (v's runs stay mapped, and a prefetch of
+ * a line no longer the key's only costs the line). */
 static void batch_stage_probe(hmm_t *m, struct batch_call *c, struct batch_group *g)
 {
     const void *const *keys = c->keys + g->first;
@@ -818,24 +817,38 @@ static void batch_stage_probe(hmm_t *m, struct batch_call *c, struct batch_group
     for (size_t i = 0; i < g->n; i++) {
         if (g->st[i] != BATCH_CANDIDATE)
             continue;
-        if (m->cells)
-            g->st[i] = (uint8_t)batch_probe_cells(m, g->v, &g->b[i], keys[i], klens[i]);
+        struct batch_key *b = &g->b[i];
+        b->s0 = atomic_load_explicit(&b->s->seq, memory_order_acquire);
+        if (__builtin_expect(b->s0 & 1, 0))
+            g->st[i] = BATCH_ALONE;
+        else if (m->cells)
+            g->st[i] = (uint8_t)batch_probe_cells(m, g->v, b, keys[i], klens[i]);
         else
-            g->st[i] = (uint8_t)batch_probe(m, g->v, &g->b[i]);
+            g->st[i] = (uint8_t)batch_probe(m, b);
     }
+    if (__builtin_expect(atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire) != g->v->word_cur ||
+                             atomic_load_explicit(&m->hdr->index_old, memory_order_acquire) != g->v->word_old,
+                         0))
+        memset(g->st, BATCH_ALONE, g->n);
 }
 
 /* Stage 3 for one key: 0 / HMM_NOTFOUND / HMM_TOOSMALL / HMM_CORRUPT as
  * hmm_get; GET_GENERAL when it must be looked up alone. */
-static inline int batch_finish(hmm_t *m, struct batch_key *b, enum batch_state st, const void *key, size_t klen,
-                               struct read_out *out, bool want_info)
+static inline int batch_finish(hmm_t *m, uint64_t span, struct batch_key *b, enum batch_state st, const void *key,
+                               size_t klen, struct read_out *out, bool want_info)
 {
     int rc = HMM_NOTFOUND;
     if (st == BATCH_CANDIDATE) {
-        struct hmm_entry *e = lookup_entry_at(m, b->off, klen);
-        if (!e || !lookup_entry_holds(e, key, klen))
+        /* get_fast's bounds, each before the bytes it covers: the header
+         * at `at` within span, then key and value. */
+        uint64_t at = b->off - m->data_off; /* below data_off wraps: fails too */
+        if (__builtin_expect(at > span, 0))
+            return GET_GENERAL;
+        struct hmm_entry *e = (struct hmm_entry *)(m->base + b->off);
+        uint32_t n = *(volatile uint32_t *)&e->vlen; /* read once: checked, then used */
+        if (__builtin_expect(n > m->max_value || at + klen + n > span, 0) || !lookup_entry_holds(e, key, klen))
             return GET_GENERAL; /* a tag collision, or out of bounds: alone decides */
-        rc = read_value(m, b->off, klen, out, want_info, false);
+        rc = read_value_of(m, e, klen, n, out, want_info, false);
     }
     /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
     atomic_thread_fence(memory_order_acquire);
@@ -885,6 +898,8 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
     /* Not cleared per key: what a read leaves in it is read only when it
      * says so (len and info for 0 and HMM_TOOSMALL, mark for 0). */
     struct read_out out;
+    /* The limit only grows: one from before a growth only sends a key alone. */
+    uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
     for (size_t i = 0; i < g->n; i++) {
         if (rcs[i])
             continue;
@@ -898,7 +913,7 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
             rc = batch_finish_cell(m, g->v, &g->b[i], g->st[i], keys[i], klens[i], vals[i], &len);
             out.len = len;
         } else {
-            rc = batch_finish(m, &g->b[i], g->st[i], keys[i], klens[i], &out, infos != NULL);
+            rc = batch_finish(m, span, &g->b[i], g->st[i], keys[i], klens[i], &out, infos != NULL);
         }
         if (rc == GET_GENERAL)
             rc = batch_alone(m, g->b[i].hash, keys[i], klens[i], &out, infos != NULL);
