@@ -331,28 +331,27 @@ static inline __attribute__((always_inline)) const struct hmm__view *fast_view(h
     return v;
 }
 
-static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *key, size_t klen, void *val,
-                                                         size_t *vlen)
+/* What a search of one bucket saw (format 1's slots, format 2's cells).
+ * Not GET_GENERAL's values: that is 1, and format 2's walk once took its
+ * own "found" for it, sending every key past its home bucket and every
+ * entry without a copy down the general path (twice the instructions, and
+ * in a batch no prefetch: 130-190 ns a key where its home's keys took 27). */
+enum cell_find { CELL_ABSENT, CELL_FOUND, CELL_UNSURE };
+
+/* The key among the slots of bucket bk that have its tag: CELL_FOUND with
+ * its entry in *ep and value length in *np, CELL_ABSENT, or CELL_UNSURE
+ * when a bounds check fails.  Bounds, each checked before the bytes it
+ * covers are read (a writer may be reusing the chunk; the seq check
+ * discards what a race let through): the header within [data_off, limit
+ * - header], that is its place in the data area, at, within span; then
+ * key and value within limit, at + klen + n within span (no overflow: n
+ * has 32 bits, klen 16).  A failure may only mean that another process
+ * grew the file: the general path decides. */
+static inline __attribute__((always_inline)) enum cell_find slot_bucket_find(hmm_t *m, const struct hmm_bucket *bk,
+                                                                            uint16_t tag, const void *key,
+                                                                            size_t klen, uint64_t span,
+                                                                            struct hmm_entry **ep, uint32_t *np)
 {
-    uint64_t hash = key_hash(key, klen);
-    uint16_t tag = hash_tag(hash);
-    struct hmm_stripe *s;
-    uint64_t s0;
-    const struct hmm__view *v = fast_view(m, hash, &s, &s0);
-    if (__builtin_expect(!v, 0))
-        return GET_GENERAL;
-    const struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
-    /* Bounds, each checked before the bytes it covers are read (a writer
-     * may be reusing the chunk; the seq check discards what a race let
-     * through): the header within [data_off, limit - header], that is
-     * its place in the data area, at, within span; then key and value
-     * within limit, at + klen + n within span (no overflow: n has 32 bits,
-     * klen 16).  A failure may only mean that another process grew the
-     * file: the general path decides. */
-    uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
-    struct hmm_entry *e = NULL, *mark = NULL;
-    uint64_t mark_word = 0;
-    uint32_t n = 0;
     for (unsigned mask = bucket_match(bk, tag); mask; mask &= mask - 1) {
         /* Acquire pairs with the publisher's release (index_lookup). */
         uint64_t sj = atomic_load_explicit(bucket_word(bk, mask), memory_order_acquire);
@@ -363,17 +362,29 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
         if (__builtin_expect(at > span, 0)) {
             if (sj == 0)
                 continue; /* an empty slot, matched by a tag of 0: tested only here, off being 0 */
-            return GET_GENERAL;
+            return CELL_UNSURE;
         }
         struct hmm_entry *c = (struct hmm_entry *)(m->base + off);
-        n = *(volatile uint32_t *)&c->vlen; /* read once: checked, then used */
+        uint32_t n = *(volatile uint32_t *)&c->vlen; /* read once: checked, then used */
         if (__builtin_expect(n > m->max_value || at + klen + n > span, 0))
-            return GET_GENERAL;
+            return CELL_UNSURE;
         if (lookup_entry_holds(c, key, klen)) {
-            e = c;
-            break;
+            *ep = c;
+            *np = n;
+            return CELL_FOUND;
         }
     }
+    return CELL_ABSENT;
+}
+
+/* The end of a format-1 get: the value of e (NULL: absent) copied out
+ * under the seq check. */
+static inline __attribute__((always_inline)) int get_entry_finish(hmm_t *m, struct hmm_stripe *s, uint64_t s0,
+                                                                 struct hmm_entry *e, uint32_t n, size_t klen,
+                                                                 void *val, size_t *vlen)
+{
+    struct hmm_entry *mark = NULL;
+    uint64_t mark_word = 0;
     int rc = HMM_NOTFOUND;
     if (e) {
         uint64_t expire = *(volatile uint64_t *)&e->expire_ms;
@@ -388,8 +399,6 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
             mark = recency_note(m, e, &mark_word);
             rc = 0;
         }
-    } else if (atomic_load_explicit(&bk->meta, memory_order_relaxed) != 0) {
-        return GET_GENERAL; /* keys that probed past this bucket may be further on */
     }
     /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
     atomic_thread_fence(memory_order_acquire);
@@ -399,6 +408,47 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
         *vlen = n;
     recency_mark(mark, mark_word);
     return rc;
+}
+
+/* A format-1 get past its home bucket: the probe sequence from the next
+ * bucket on, while the overflow counts say the key may lie further. */
+static __attribute__((noinline)) int get_walk(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, struct hmm_stripe *s,
+                                              uint64_t s0, const void *key, size_t klen, void *val, size_t *vlen)
+{
+    uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
+    struct hmm_entry *e = NULL;
+    uint32_t n = 0;
+    uint64_t b = hash_home(ix, hash);
+    for (unsigned probe = 1; probe < HMM_MAX_PROBE; probe++) {
+        b = ix_next(ix, b);
+        enum cell_find found = slot_bucket_find(m, &ix->bk[b], hash_tag(hash), key, klen, span, &e, &n);
+        if (found == CELL_UNSURE)
+            return GET_GENERAL;
+        if (found == CELL_FOUND || atomic_load_explicit(&ix->bk[b].meta, memory_order_relaxed) == 0)
+            break; /* no key probed past this bucket: absent */
+    }
+    return get_entry_finish(m, s, s0, e, n, klen, val, vlen);
+}
+
+static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *key, size_t klen, void *val,
+                                                         size_t *vlen)
+{
+    uint64_t hash = key_hash(key, klen);
+    struct hmm_stripe *s;
+    uint64_t s0;
+    const struct hmm__view *v = fast_view(m, hash, &s, &s0);
+    if (__builtin_expect(!v, 0))
+        return GET_GENERAL;
+    const struct hmm_bucket *bk = &v->cur.bk[hash_home(&v->cur, hash)];
+    uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
+    struct hmm_entry *e = NULL;
+    uint32_t n = 0;
+    enum cell_find found = slot_bucket_find(m, bk, hash_tag(hash), key, klen, span, &e, &n);
+    if (__builtin_expect(found == CELL_UNSURE, 0))
+        return GET_GENERAL;
+    if (found == CELL_ABSENT && atomic_load_explicit(&bk->meta, memory_order_relaxed) != 0)
+        return get_walk(m, &v->cur, hash, s, s0, key, klen, val, vlen); /* keys probed past this bucket */
+    return get_entry_finish(m, s, s0, e, n, klen, val, vlen);
 }
 
 /* hmm_get in a map of format 2 (FORMAT.md §7): how a cell's copy is read.
@@ -416,12 +466,6 @@ struct cell_read {
     uint64_t word, value;        /* copy: the word it was read under, and the value */
     uint32_t n;                  /* the value's length */
 };
-
-/* What cell_bucket_find saw.  Not GET_GENERAL's values: that is 1, and a
- * found key taken for it sent every key past its home bucket, and every
- * entry without a copy, down the general path (twice the instructions, and
- * in a batch no prefetch: 130-190 ns a key where its home's keys took 27). */
-enum cell_find { CELL_ABSENT, CELL_FOUND, CELL_UNSURE };
 
 /* Look for the key in the cells of bucket b: CELL_FOUND (in *r), CELL_ABSENT,
  * or CELL_UNSURE when a bounds check fails (the general path decides). */
@@ -658,7 +702,7 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
 #define BATCH_GROUP_ENTRIES 8
 #define BATCH_DEPTH 3 /* groups in flight: one per stage */
 
-/* BATCH_COPY and BATCH_WALK: format 2 only. */
+/* BATCH_COPY: format 2 only. */
 enum batch_state { BATCH_ALONE, BATCH_CANDIDATE, BATCH_ABSENT, BATCH_COPY, BATCH_WALK };
 
 struct batch_key {
@@ -739,12 +783,18 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
 /* Stage 2 for one key, its seq s0 loaded and even: which slot of the home
  * bucket may hold it, or that none does.  What it finds counts only once
  * batch_stage_probe has seen the header still name the view. */
-static inline enum batch_state batch_probe(hmm_t *m, struct batch_key *b)
+static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, struct batch_key *b)
 {
     uint16_t tag = hash_tag(b->hash);
     unsigned mask = bucket_match(b->home, tag);
-    if (mask == 0)
-        return atomic_load_explicit(&b->home->meta, memory_order_relaxed) != 0 ? BATCH_ALONE : BATCH_ABSENT;
+    if (mask == 0) {
+        if (atomic_load_explicit(&b->home->meta, memory_order_relaxed) == 0)
+            return BATCH_ABSENT;
+        /* Keys probed past the home bucket: stage 3 walks on from the next. */
+        const struct hmm_ix *ix = &v->cur;
+        __builtin_prefetch(&ix->bk[ix_next(ix, (uint64_t)(b->home - ix->bk))]);
+        return BATCH_WALK;
+    }
     /* Acquire pairs with the publisher's release (as in index_lookup). */
     uint64_t sj = atomic_load_explicit(bucket_word(b->home, mask), memory_order_acquire);
     if (__builtin_expect(HMM_SLOT_TAG(sj) != tag, 0))
@@ -824,7 +874,7 @@ static void batch_stage_probe(hmm_t *m, struct batch_call *c, struct batch_group
         else if (m->cells)
             g->st[i] = (uint8_t)batch_probe_cells(m, g->v, b, keys[i], klens[i]);
         else
-            g->st[i] = (uint8_t)batch_probe(m, b);
+            g->st[i] = (uint8_t)batch_probe(m, g->v, b);
     }
     if (__builtin_expect(atomic_load_explicit(&m->hdr->index_cur, memory_order_acquire) != g->v->word_cur ||
                              atomic_load_explicit(&m->hdr->index_old, memory_order_acquire) != g->v->word_old,
@@ -859,12 +909,15 @@ static inline int batch_finish(hmm_t *m, uint64_t span, struct batch_key *b, enu
     return rc;
 }
 
-/* Stage 3 for one key of a map of format 2: a copy's word and seq checked
- * as get_cell_hashed checks them (the value was read before, at stage 2),
- * or the walk of get_cell_walk.  *vlen is left alone on GET_GENERAL. */
-static inline int batch_finish_cell(hmm_t *m, const struct hmm__view *v, const struct batch_key *b,
-                                    enum batch_state st, const void *key, size_t klen, void *val, size_t *vlen)
+/* Stage 3 for a key read from the index itself: a format-2 copy's word
+ * and seq checked as get_cell_hashed checks them (the value was read
+ * before, at stage 2), or the walk of a key past its home bucket, as
+ * hmm_get's (get_walk, get_cell_walk).  *vlen is left alone on GET_GENERAL. */
+static inline int batch_finish_index(hmm_t *m, const struct hmm__view *v, const struct batch_key *b,
+                                     enum batch_state st, const void *key, size_t klen, void *val, size_t *vlen)
 {
+    if (st == BATCH_WALK && !m->cells)
+        return get_walk(m, &v->cur, b->hash, b->s, b->s0, key, klen, val, vlen);
     if (st == BATCH_WALK) {
         uint64_t kw[2];
         cell_words(key, klen, kw);
@@ -906,14 +959,15 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
         out.val = vals[i];
         out.cap = vlens[i];
         int rc;
-        if (g->st[i] == BATCH_ALONE) {
-            rc = GET_GENERAL;
-        } else if (g->st[i] == BATCH_COPY || g->st[i] == BATCH_WALK) {
-            size_t len = vlens[i]; /* no infos here: stage 1 sent the keys of such calls alone */
-            rc = batch_finish_cell(m, g->v, &g->b[i], g->st[i], keys[i], klens[i], vals[i], &len);
+        enum batch_state st = g->st[i];
+        if (st == BATCH_CANDIDATE || st == BATCH_ABSENT) { /* format 1's common case first */
+            rc = batch_finish(m, span, &g->b[i], st, keys[i], klens[i], &out, infos != NULL);
+        } else if (st == BATCH_COPY || (st == BATCH_WALK && !infos)) {
+            size_t len = vlens[i]; /* a walk fills no info (format 2: stage 1 sent such calls' keys alone) */
+            rc = batch_finish_index(m, g->v, &g->b[i], st, keys[i], klens[i], vals[i], &len);
             out.len = len;
         } else {
-            rc = batch_finish(m, span, &g->b[i], g->st[i], keys[i], klens[i], &out, infos != NULL);
+            rc = GET_GENERAL;
         }
         if (rc == GET_GENERAL)
             rc = batch_alone(m, g->b[i].hash, keys[i], klens[i], &out, infos != NULL);

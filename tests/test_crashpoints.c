@@ -900,16 +900,17 @@ static void run_stalled_readers(const char *point, bool getv)
     hmm_close(m);
 }
 
-/* ---- format 2: keys past their home bucket stay on the fast path ----
+/* ---- keys past their home bucket stay on the fast path ----
  *
- * A format-2 get walks the probe sequence itself when the key is not a
- * copy in its home bucket: past it, or in a cell without a copy (a value
- * over 8 bytes).  Until 2026-12-05 the walk took its own "found" (1) for
- * the general path's signal (GET_GENERAL, also 1), so each such key was
- * looked up twice, and a batch looked it up alone, unprefetched: 130 ns a
- * key where keys in their home bucket took 27.  A reader stalled at
- * read_general has left the fast path. */
-#define WALK_KEYS 4000
+ * A get walks the probe sequence itself when the key is not in its home
+ * bucket (format 2: not a copy there, or in a cell without a copy, for a
+ * value over 8 bytes).  Until 2026-12-05 format 2's walk took its own
+ * "found" (1) for the general path's signal (GET_GENERAL, also 1), so each
+ * such key was looked up twice, and a batch looked it up alone,
+ * unprefetched: 130 ns a key where keys in their home bucket took 27; and
+ * format 1 had no walk at all.  A reader stalled at read_general has left
+ * the fast path. */
+#define WALK_KEYS 8000
 
 static void walk_key(char *key, size_t cap, int i)
 {
@@ -936,11 +937,16 @@ static bool walk_value_ok(const char *val, size_t len, int i)
     return len == walk_value(i) && memcmp(val, want, len) == 0;
 }
 
+struct walk_reader {
+    const char *dir;
+    int keys;
+};
+
 static int read_everything_unstalled(void *p)
 {
-    const char *dir = p;
+    const struct walk_reader *r = p;
     hmm_t *m = NULL;
-    if (hmm_open(&m, dir, NULL) != 0)
+    if (hmm_open(&m, r->dir, NULL) != 0)
         return 1;
     static char keys[WALK_KEYS][16], vals[WALK_KEYS][16];
     static const void *kp[WALK_KEYS];
@@ -950,7 +956,7 @@ static int read_everything_unstalled(void *p)
     size_t len = sizeof vals[0];
     (void)hmm_get(m, "absent", 6, vals[0], &len); /* the handle's first get decodes its index view */
     hmm_crashpoint_stall("read_general", 1);
-    for (int i = 0; i < WALK_KEYS; i++) {
+    for (int i = 0; i < r->keys; i++) {
         walk_key(keys[i], sizeof keys[i], i);
         len = sizeof vals[i];
         if (hmm_get(m, keys[i], strlen(keys[i]), vals[i], &len) != 0 || !walk_value_ok(vals[i], len, i))
@@ -960,25 +966,59 @@ static int read_everything_unstalled(void *p)
         vp[i] = vals[i];
         vlens[i] = sizeof vals[i];
     }
-    if (hmm_get_batch(m, WALK_KEYS, kp, klens, vp, vlens, rcs, NULL) != 0)
+    if (hmm_get_batch(m, (size_t)r->keys, kp, klens, vp, vlens, rcs, NULL) != 0)
         return 3;
-    for (int i = 0; i < WALK_KEYS; i++)
+    for (int i = 0; i < r->keys; i++)
         if (rcs[i] != 0 || !walk_value_ok(vals[i], vlens[i], i))
             return 4;
     hmm_close(m);
     return 0;
 }
 
-static void test_format_2_gets_past_the_home_bucket_stay_on_the_fast_path(void **state)
+/* A batch that asks for infos walks no key itself (a walk fills none):
+ * its answers and infos are hmm_getv's. */
+static void batch_with_infos_answers_as_getv(hmm_t *m, int keys)
 {
-    (void)state;
+    static char names[WALK_KEYS][16], vals[WALK_KEYS][16];
+    static const void *kp[WALK_KEYS];
+    static void *vp[WALK_KEYS];
+    static size_t klens[WALK_KEYS], vlens[WALK_KEYS];
+    static int rcs[WALK_KEYS];
+    static hmm_entry_info infos[WALK_KEYS];
+    for (int i = 0; i < keys; i++) {
+        walk_key(names[i], sizeof names[i], i);
+        kp[i] = names[i];
+        klens[i] = strlen(names[i]);
+        vp[i] = vals[i];
+        vlens[i] = sizeof vals[i];
+    }
+    TU_OK(hmm_get_batch(m, (size_t)keys, kp, klens, vp, vlens, rcs, infos));
+    for (int i = 0; i < keys; i++) {
+        char want[16];
+        size_t len = sizeof want;
+        uint64_t version = 0;
+        TU_OK(hmm_getv(m, names[i], klens[i], want, &len, &version));
+        if (rcs[i] != 0 || !walk_value_ok(vals[i], vlens[i], i) || infos[i].version != version)
+            fail_msg("key %s: the batch with infos said %s, version %" PRIu64 " (hmm_getv: version %" PRIu64 ")",
+                     names[i], hmm_errname(rcs[i]), infos[i].version, version);
+    }
+}
+
+/* A map that cannot grow, filled with up to WALK_KEYS keys (format 1's
+ * index is sized for its data area, so its fill is the data's). */
+static void gets_past_the_home_bucket_stay_on_the_fast_path(uint64_t size, uint32_t flags)
+{
     const char *dir = tu_tmpdir();
-    hmm_t *m = tu_open(dir, 2 << 20, 2 << 20, HMM_INLINE);
+    hmm_t *m = tu_open(dir, size, size, flags);
     char key[16], val[16];
-    for (int i = 0; i < WALK_KEYS; i++) {
-        walk_key(key, sizeof key, i);
-        walk_fill(val, i);
-        TU_OK(hmm_put(m, key, strlen(key), val, walk_value(i), 0, 0));
+    struct walk_reader r = {dir, 0};
+    for (; r.keys < WALK_KEYS; r.keys++) {
+        walk_key(key, sizeof key, r.keys);
+        walk_fill(val, r.keys);
+        int rc = hmm_put(m, key, strlen(key), val, walk_value(r.keys), 0, 0);
+        if (rc == HMM_FULL)
+            break;
+        TU_OK(rc);
     }
     /* The scenario needs keys that probed past their home (FORMAT.md §7's
      * overflow counts). */
@@ -992,14 +1032,15 @@ static void test_format_2_gets_past_the_home_bucket_stay_on_the_fast_path(void *
         passed += ix_overflow(&v->cur, b);
     if (passed < 50)
         fail_msg("only %" PRIu64 " keys probed past their home bucket (%" PRIu64 " buckets)", passed, v->cur.nb);
-    pid_t reader = tu_fork(read_everything_unstalled, (void *)dir);
+    pid_t reader = tu_fork(read_everything_unstalled, &r);
     int status = 0;
     for (int waited = 0; waited < 10000; waited++) {
         pid_t got = waitpid(reader, &status, WUNTRACED | WNOHANG);
         if (got == reader && WIFSTOPPED(status)) {
             kill(reader, SIGKILL);
             tu_wait(reader, 10000);
-            fail_msg("a get of a format-2 map went down the general path (stopped at read_general)");
+            fail_msg("a get of %d keys (%" PRIu64 " probed past their home) went down the general path"
+                     " (stopped at read_general)", r.keys, passed);
         }
         if (got == reader)
             break;
@@ -1007,7 +1048,20 @@ static void test_format_2_gets_past_the_home_bucket_stay_on_the_fast_path(void *
     }
     if (tu_exit_code(status) != 0)
         fail_msg("the reader ended with 0x%x (2: a get, 3-4: the batch read a value wrong)", status);
+    batch_with_infos_answers_as_getv(m, r.keys);
     hmm_close(m);
+}
+
+static void test_format_1_gets_past_the_home_bucket_stay_on_the_fast_path(void **state)
+{
+    (void)state;
+    gets_past_the_home_bucket_stay_on_the_fast_path(512 << 10, 0);
+}
+
+static void test_format_2_gets_past_the_home_bucket_stay_on_the_fast_path(void **state)
+{
+    (void)state;
+    gets_past_the_home_bucket_stay_on_the_fast_path(2 << 20, HMM_INLINE);
 }
 
 /* ---- a reader over an old entry whose writer died after the publish ----
@@ -1769,6 +1823,7 @@ int main(void)
         cmocka_unit_test(test_check_after_an_allocator_died_holding_its_class_lock_frees_nothing_in_use),
         cmocka_unit_test(test_a_stalled_reader_writes_nothing_into_a_chunk_reused_meanwhile),
         cmocka_unit_test(test_a_reader_of_an_entry_freed_by_a_repair_reads_again),
+        cmocka_unit_test(test_format_1_gets_past_the_home_bucket_stay_on_the_fast_path),
         cmocka_unit_test(test_format_2_gets_past_the_home_bucket_stay_on_the_fast_path),
         cmocka_unit_test(test_a_stalled_sweep_of_expired_entries_deletes_no_live_put),
         cmocka_unit_test(test_a_growth_frees_the_index_it_retires),
