@@ -331,6 +331,19 @@ static inline __attribute__((always_inline)) const struct hmm__view *fast_view(h
     return v;
 }
 
+/* A key as the two words a copy of it would be, for comparing with copies;
+ * a key over 16 bytes has no copy, and words that compare with none (its
+ * length does not match any copy's first). */
+static inline __attribute__((always_inline)) void key_cell_words(const void *key, size_t klen, uint64_t kw[2])
+{
+    if (__builtin_expect(klen <= HMM_CELL_KEY_MAX, 1)) {
+        cell_words(key, klen, kw);
+    } else {
+        kw[0] = 0;
+        kw[1] = 0;
+    }
+}
+
 /* What a search of one bucket saw (format 1's slots, format 2's cells).
  * Not GET_GENERAL's values: that is 1, and format 2's walk once took its
  * own "found" for it, sending every key past its home bucket and every
@@ -576,7 +589,7 @@ static inline __attribute__((always_inline)) int get_cell_hashed(hmm_t *m, uint6
     const struct hmm_ix *ix = &v->cur;
     uint64_t b = hash_home(ix, hash);
     uint64_t kw[2];
-    cell_words(key, klen, kw);
+    key_cell_words(key, klen, kw);
     const struct hmm_cell *c = ix_cell(ix, b, 0), *copy = NULL;
     uint64_t word = 0, value = 0;
     unsigned n = 0;
@@ -628,9 +641,9 @@ static __attribute__((noinline)) int get_any_key(hmm_t *m, const void *key, size
 {
     if (__builtin_expect(!m || !key || klen - 1 >= HMM_MAX_KEY || !vlen || (*vlen && !val), 0))
         return get_general(m, key, klen, val, vlen); /* says what is wrong */
-    if (m->cells)
-        return get_general(m, key, klen, val, vlen); /* no copy holds a key over 16 bytes */
-    int rc = get_fast(m, key, klen, val, vlen);
+    /* Format 2: no copy holds a key over 16 bytes, but its cell names its
+     * entry, which get_cell_fast reads as it reads a long value's. */
+    int rc = m->cells ? get_cell_fast(m, key, klen, val, vlen) : get_fast(m, key, klen, val, vlen);
     if (__builtin_expect(rc == GET_GENERAL, 0))
         return get_general(m, key, klen, val, vlen);
     metrics_count_get(m, rc == HMM_NOTFOUND);
@@ -770,7 +783,7 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
         if (rcs[i])
             continue;
         b->hash = key_hash(keys[i], klens[i]);
-        if (!passes || (m->cells && klens[i] - 1 >= HMM_CELL_KEY_MAX)) /* no copy holds a longer key */
+        if (!passes)
             continue;
         b->s = &m->stripes[hash_stripe(m, b->hash)];
         b->home = &g->v->cur.bk[hash_home(&g->v->cur, b->hash)];
@@ -823,7 +836,7 @@ static inline enum batch_state batch_probe_cells(hmm_t *m, const struct hmm__vie
     const struct hmm_cell *c = ((const struct hmm_cell_bucket *)(const void *)b->home)->cell;
     uint16_t tag = hash_tag(b->hash);
     uint64_t kw[2];
-    cell_words(key, klen, kw);
+    key_cell_words(key, klen, kw);
     for (unsigned j = 0; j < HMM_CELL_SLOTS; j++, c++) {
         /* Acquire pairs with the publisher's and the copy's release. */
         uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
@@ -920,7 +933,7 @@ static inline int batch_finish_index(hmm_t *m, const struct hmm__view *v, const 
         return get_walk(m, &v->cur, b->hash, b->s, b->s0, key, klen, val, vlen);
     if (st == BATCH_WALK) {
         uint64_t kw[2];
-        cell_words(key, klen, kw);
+        key_cell_words(key, klen, kw);
         return get_cell_walk(m, &v->cur, b->hash, b->s, b->s0, key, klen, kw, val, vlen);
     }
     HMM_CRASHPOINT("read_copied");
