@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -566,6 +567,78 @@ static void test_get_batch_returns_what_each_get_info_returns(void **state)
         }
     }
     assert_true(found > N / 2);
+    hmm_close(m);
+}
+
+/* Key i of full_map_key: klen bytes, i in the first of them (little
+ * endian, as many as klen allows, at least enough to tell i apart). */
+static size_t full_map_key(char *key, int i)
+{
+    size_t need = i < 256 ? 1 : i < 65536 ? 2 : 3;
+    size_t klen = 1 + (size_t)i % 40 < need ? need : 1 + (size_t)i % 40;
+    memset(key, 'a' + i % 26, klen);
+    for (size_t b = 0; b < klen && b < 8; b++)
+        key[b] = (char)((unsigned)i >> (8 * b) & 0xff);
+    return klen;
+}
+
+/* A map that cannot grow, filled until it refuses (its index as full as
+ * its data: keys past their home bucket), values of 0 to 200 bytes (with
+ * and without a format-2 copy), keys of 1 to 40 bytes, expired and tagged
+ * entries; asked for with room for the value, too little room, and none
+ * (a NULL buffer), with infos and without.  Every answer is hmm_get_info's. */
+static void test_get_batch_answers_as_get_info_in_a_full_map(void **state)
+{
+    enum { MAXK = 6000, N = MAXK + MAXK / 4, VMAX = 256 };
+    static const size_t vls[] = {0, 1, 8, 9, 12, 16, 40, 200};
+    hmm_t *m = tu_open(tu_tmpdir(), 512 << 10, 512 << 10, 0);
+    static char keys[N][40], vals[N][VMAX], want[VMAX];
+    static size_t klens[N], vlens[N], caps[N];
+    static const void *kp[N];
+    static void *vp[N];
+    static int rcs[N];
+    static hmm_entry_info infos[N];
+    int present = 0, n = 0;
+    char val[VMAX];
+    for (; present < MAXK; present++) {
+        int i = present;
+        size_t kl = full_map_key(keys[n], i), vl = vls[i % 8];
+        memset(val, 'v' + i % 3, vl);
+        int rc = hmm_put_tagged(m, keys[n], kl, val, vl, i % 13 == 6 ? 1 : 0, 0, i % 10 == 5 ? 3 : 0);
+        if (rc == HMM_FULL)
+            break;
+        TU_OK(rc);
+        klens[n++] = kl;
+        if (i % 4 == 3) { /* a key never put */
+            klens[n] = full_map_key(keys[n], MAXK + i);
+            n++;
+        }
+    }
+    assert_true(present > 2000);
+    usleep(20 * 1000); /* the 1 ms TTLs expire */
+    for (int with_infos = 0; with_infos < 2; with_infos++) {
+        for (int i = 0; i < n; i++) {
+            kp[i] = keys[i];
+            caps[i] = vlens[i] = i % 3 == 0 ? 0 : i % 3 == 1 ? 8 : VMAX;
+            vp[i] = i % 3 == 0 ? NULL : vals[i];
+        }
+        TU_OK(hmm_get_batch(m, (size_t)n, kp, klens, vp, vlens, rcs, with_infos ? infos : NULL));
+        for (int i = 0; i < n; i++) {
+            size_t len = caps[i];
+            hmm_entry_info info;
+            int rc = hmm_get_info(m, kp[i], klens[i], caps[i] ? want : NULL, &len, &info);
+            if (rcs[i] != rc || ((rc == 0 || rc == HMM_TOOSMALL) && vlens[i] != len))
+                fail_msg("key %d (%zu bytes, room %zu%s): the batch said %s, %zu bytes; hmm_get_info %s, %zu",
+                         i, klens[i], caps[i], with_infos ? ", infos" : "", hmm_errname(rcs[i]), vlens[i],
+                         hmm_errname(rc), len);
+            if (rc == 0)
+                assert_memory_equal(vals[i], want, len);
+            if (rc == 0 && with_infos && (infos[i].version != info.version || infos[i].expire_ms != info.expire_ms ||
+                                          infos[i].tag != info.tag))
+                fail_msg("key %d: the batch's info is version %" PRIu64 ", tag %u; hmm_get_info's %" PRIu64 ", %u", i,
+                         infos[i].version, (unsigned)infos[i].tag, info.version, (unsigned)info.tag);
+        }
+    }
     hmm_close(m);
 }
 
@@ -1263,6 +1336,7 @@ int main(void)
         cmocka_unit_test(test_cas_tagged_keeps_the_tag_and_checks_the_version),
         cmocka_unit_test(test_expired_entry_reads_as_absent),
         cmocka_unit_test(test_get_batch_returns_what_each_get_info_returns),
+        cmocka_unit_test(test_get_batch_answers_as_get_info_in_a_full_map),
         cmocka_unit_test(test_get_batch_reports_each_keys_own_error),
         cmocka_unit_test(test_get_batch_counts_one_get_per_key),
         cmocka_unit_test(test_read_only_handle_reads_a_cache_map_without_writing),
