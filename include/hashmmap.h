@@ -288,8 +288,10 @@ HMM_EXPORT void hmm_close(hmm_t *m);
 
 /* Copy the value of key into val.  *vlen in: capacity of val; out: the
  * value's length.  HMM_TOOSMALL when it does not fit (*vlen then holds the
- * size needed, val untouched); HMM_NOTFOUND when absent or expired.
- * Takes no lock; sees a put entirely or not at all. */
+ * size needed; val is untouched unless a put of the key raced the read, whose
+ * first attempt may then have copied the older, shorter value into it);
+ * HMM_NOTFOUND when absent or expired.  Takes no lock; sees a put entirely
+ * or not at all. */
 HMM_EXPORT int hmm_get(hmm_t *m, const void *key, size_t klen, void *val, size_t *vlen);
 
 /* Like hmm_get, and also returns the entry's version (for hmm_cas).
