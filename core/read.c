@@ -701,15 +701,18 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
  * hashed (stage 1), so a line prefetched in one stage has a whole step of
  * other groups' work to arrive before it is read, instead of the first
  * key of the next stage waiting for it.
- * A key whose candidate is not it (a tag collision, a key past its home
- * bucket or in the index being drained), or whose stripe a writer
- * changed, is looked up again the way hmm_get does it. */
+ * A key past its home bucket is walked at stage 3 as hmm_get walks it
+ * (not in calls that ask for infos: a walk fills none).  A key whose
+ * candidate is not it (a tag collision: only the first slot or cell of its
+ * tag is tried), a key of a map whose index is being drained, or one whose
+ * stripe a writer changed is looked up again alone, the way hmm_get does
+ * it. */
 #define BATCH_GROUP 16
 /* Keys per group in a map of format 1, whose keys wait for two lines, the
  * second prefetched one step before it is read: in a call of 32 keys
  * (hmmbench's) groups of 16 make two steps, and the last group's entries
  * have only one group's finish to arrive behind; groups of 8 make four.
- * A 1 M-key map, calls of 32 keys, three runs each: 37-40 ns a key with
+ * A 1 M-key map, calls of 32 keys, three runs each: 37-41 ns a key with
  * groups of 8, 44-45 ns with 16.  Format 2 (one line a key): 34-36 ns
  * with 8, 30-36 ns with 16, so it keeps 16. */
 #define BATCH_GROUP_ENTRIES 8
@@ -822,13 +825,14 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
     return BATCH_CANDIDATE;
 }
 
-/* Stage 2 for one key of a map of format 2, as batch_probe: the key's copy in the home bucket stage 1
- * prefetched, read as get_cell_hashed reads it (word, key, value), so
- * that stage 3 only checks the word and seq.  A cell of the key's tag
- * without a copy (a value over 8 bytes) names an entry, prefetched here
- * and read at stage 3 as format 1's are.  A key in neither is walked by
- * stage 3 as hmm_get walks it, on the bucket's overflow count and the
- * next bucket, prefetched here (a key that probed past). */
+/* Stage 2 for one key of a map of format 2, as batch_probe: the key's copy
+ * in the home bucket stage 1 prefetched, read as get_cell_hashed reads it
+ * (word, key, value), so that stage 3 only checks the word and seq.  A
+ * cell of the key's tag without a copy (a value over 8 bytes, a key over
+ * 16) names an entry, prefetched here and read at stage 3 as format 1's
+ * are.  A key in neither is walked by stage 3 as hmm_get walks it, on the
+ * bucket's overflow count and the next bucket, prefetched here (a key
+ * that probed past). */
 static inline enum batch_state batch_probe_cells(hmm_t *m, const struct hmm__view *v, struct batch_key *b,
                                                  const void *key, size_t klen)
 {
