@@ -578,7 +578,7 @@ static size_t full_map_key(char *key, int i)
     size_t klen = 1 + (size_t)i % 40 < need ? need : 1 + (size_t)i % 40;
     memset(key, 'a' + i % 26, klen);
     for (size_t b = 0; b < klen && b < 8; b++)
-        key[b] = (char)((unsigned)i >> (8 * b) & 0xff);
+        key[b] = (char)((uint64_t)i >> (8 * b) & 0xff);
     return klen;
 }
 
