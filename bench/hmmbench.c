@@ -315,6 +315,7 @@ struct table {
     size_t vlen;
     struct cell c[NSTORES][NWORK][2];
     const char *skipped[NSTORES]; /* why a store was not measured, or NULL */
+    char shape[NSTORES][128];     /* the store's describe() once filled, or "" */
 };
 
 #define SETTLE_PUTS 50000u
@@ -405,6 +406,8 @@ static void measure_all(struct table *t, uint64_t max_inserts)
             continue;
         }
         fill_store(k, h, t->keys, fillval, t->vlen);
+        if (k->describe)
+            k->describe(h, t->shape[s], sizeof t->shape[s]);
         /* Inserts last: a map that grows its index while they run may still
          * be draining the old one afterwards, and every write then helps
          * (FORMAT.md §10); the other columns are measured at rest. */
@@ -475,6 +478,9 @@ static void print_table(const struct table *t)
             printf("\n");
         }
     }
+    for (size_t s = 0; s < NSTORES; s++)
+        if (t->shape[s][0])
+            printf("  %s: %s\n", stores[s]->name, t->shape[s]);
     for (size_t s = 0; s < NSTORES; s++)
         for (size_t w = 0; w < NWORK; w++)
             for (int d = 0; d < 2; d++)

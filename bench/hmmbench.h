@@ -39,6 +39,9 @@ struct store_kind {
      * n <= BATCH_MAX, values into vals[i] (VAL_MAX bytes each), lengths into
      * vlens[i]; returns how many keys failed. */
     int (*get_batch)(void *h, const char *const keys[], size_t n, char (*vals)[VAL_MAX], size_t vlens[]);
+    /* Optional: what the filled store looks like, printed under the table
+     * (hashmmap: how full its index is, which moves its gets). */
+    void (*describe)(void *h, char *buf, size_t cap);
     uint32_t arg; /* the adapter's own parameter (hashmmap: hmm_config flags) */
     bool opt_in;  /* run only when HMMBENCH_STORES names it (an experiment, not a peer) */
 };
