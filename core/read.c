@@ -768,10 +768,8 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
 {
     int vrc = 0;
     g->v = hmm__index_cached(m, &g->scratch, &vrc);
-    /* While an index is drained a key may be in either: each alone.  So
-     * is every key of a map of format 2 whose infos are asked for (a copy
-     * has no version or expiry). */
-    bool passes = g->v && g->v->old.nb == 0 && !(m->cells && c->infos);
+    /* While an index is drained a key may be in either: each alone. */
+    bool passes = g->v && g->v->old.nb == 0;
     /* This group's slices of the call's arrays, in locals: stores through
      * them cannot alias the call struct's fields for the compiler. */
     const void *const *keys = c->keys + g->first;
@@ -796,6 +794,19 @@ static void batch_stage_hash(hmm_t *m, struct batch_call *c, struct batch_group 
     }
 }
 
+/* The first lines of the entry at off, for stage 3.  A prefetch never
+ * faults: inside the reservation is enough here, stage 3 checks the entry
+ * against the validated part.  Always inline: out of line, GCC finds the
+ * function free of side effects and drops its calls (it did: format 1's
+ * batch took 89 ns a key instead of 39). */
+static inline __attribute__((always_inline)) void batch_prefetch_entry(const hmm_t *m, uint64_t off)
+{
+    if (off + 64 <= m->reserve) {
+        __builtin_prefetch(m->base + off);
+        __builtin_prefetch(m->base + off + 56); /* a small entry's end */
+    }
+}
+
 /* Stage 2 for one key, its seq s0 loaded and even: which slot of the home
  * bucket may hold it, or that none does.  What it finds counts only once
  * batch_stage_probe has seen the header still name the view. */
@@ -816,12 +827,7 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
     if (__builtin_expect(HMM_SLOT_TAG(sj) != tag, 0))
         return BATCH_ALONE;
     b->off = HMM_SLOT_OFF(sj); /* 0 for an empty slot (matched by a tag of 0): stage 3's bounds check sends it alone */
-    /* A prefetch never faults: inside the reservation is enough here,
-     * stage 3 checks the entry against the validated part. */
-    if (b->off + 64 <= m->reserve) {
-        __builtin_prefetch(m->base + b->off);
-        __builtin_prefetch(m->base + b->off + 56); /* a small entry's end */
-    }
+    batch_prefetch_entry(m, b->off);
     return BATCH_CANDIDATE;
 }
 
@@ -834,7 +840,7 @@ static inline enum batch_state batch_probe(hmm_t *m, const struct hmm__view *v, 
  * bucket's overflow count and the next bucket, prefetched here (a key
  * that probed past). */
 static inline enum batch_state batch_probe_cells(hmm_t *m, const struct hmm__view *v, struct batch_key *b,
-                                                 const void *key, size_t klen)
+                                                 const void *key, size_t klen, bool want_info)
 {
     const struct hmm_ix *ix = &v->cur;
     const struct hmm_cell *c = ((const struct hmm_cell_bucket *)(const void *)b->home)->cell;
@@ -849,15 +855,17 @@ static inline enum batch_state batch_probe_cells(hmm_t *m, const struct hmm__vie
         unsigned shape = HMM_SLOT_SHAPE(w);
         if (!(shape & HMM_SHAPE_COPY)) {
             b->off = HMM_SLOT_OFF(w);
-            if (b->off + 64 <= m->reserve) {
-                __builtin_prefetch(m->base + b->off); /* a prefetch never faults: the reservation is enough */
-                __builtin_prefetch(m->base + b->off + 56);
-            }
+            batch_prefetch_entry(m, b->off);
             return BATCH_CANDIDATE; /* the entry is read as in format 1, by batch_finish */
         }
         if (HMM_SHAPE_KLEN(shape) != klen || atomic_load_explicit(&c->key[0], memory_order_relaxed) != kw[0] ||
             atomic_load_explicit(&c->key[1], memory_order_relaxed) != kw[1])
             continue;
+        if (want_info) { /* a copy has no version or tag: its entry, as a cell without one */
+            b->off = HMM_SLOT_OFF(w);
+            batch_prefetch_entry(m, b->off);
+            return BATCH_CANDIDATE;
+        }
         b->copy.value = atomic_load_explicit(&c->val, memory_order_relaxed);
         b->copy.word = w;
         b->copy.cell = c;
@@ -889,7 +897,7 @@ static void batch_stage_probe(hmm_t *m, struct batch_call *c, struct batch_group
         if (__builtin_expect(b->s0 & 1, 0))
             g->st[i] = BATCH_ALONE;
         else if (m->cells)
-            g->st[i] = (uint8_t)batch_probe_cells(m, g->v, b, keys[i], klens[i]);
+            g->st[i] = (uint8_t)batch_probe_cells(m, g->v, b, keys[i], klens[i], c->infos != NULL);
         else
             g->st[i] = (uint8_t)batch_probe(m, g->v, b);
     }
@@ -980,7 +988,7 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
         if (st == BATCH_CANDIDATE || st == BATCH_ABSENT) { /* format 1's common case first */
             rc = batch_finish(m, span, &g->b[i], st, keys[i], klens[i], &out, infos != NULL);
         } else if (st == BATCH_COPY || (st == BATCH_WALK && !infos)) {
-            size_t len = vlens[i]; /* a walk fills no info (format 2: stage 1 sent such calls' keys alone) */
+            size_t len = vlens[i]; /* a walk fills no info: with infos a walked key goes alone */
             rc = batch_finish_index(m, g->v, &g->b[i], st, keys[i], klens[i], vals[i], &len);
             out.len = len;
         } else {
