@@ -287,8 +287,9 @@ int hmm__read_entry(hmm_t *m, const void *key, size_t klen, void *val, size_t *v
  * The common case, on one path with no call: the key's stripe is quiet,
  * the cached index view is current and no index is being drained, and
  * the key is in its home bucket or provably absent (no match there and an
- * overflow count of 0).  Everything else (a writer in the way, growth, a
- * key past its home bucket, a bounds check that fails, which may only mean
+ * overflow count of 0).  A key past its home bucket is walked out of line
+ * (get_walk, get_cell_walk) under the same seq.  Everything else (a writer
+ * in the way, growth, a bounds check that fails, which may only mean
  * another process grew the file) returns GET_GENERAL and the get starts
  * over on the general path above, which decides. */
 #define GET_GENERAL 1
@@ -423,17 +424,20 @@ static inline __attribute__((always_inline)) int get_entry_finish(hmm_t *m, stru
     return rc;
 }
 
-/* A format-1 get past its home bucket: the probe sequence from the next
- * bucket on, while the overflow counts say the key may lie further. */
+/* A format-1 get past its home bucket: the probe sequence from probe
+ * `first` on (1: the next bucket, its home searched already; 0: the home
+ * bucket too), while the overflow counts say the key may lie further. */
 static __attribute__((noinline)) int get_walk(hmm_t *m, const struct hmm_ix *ix, uint64_t hash, struct hmm_stripe *s,
-                                              uint64_t s0, const void *key, size_t klen, void *val, size_t *vlen)
+                                              uint64_t s0, const void *key, size_t klen, void *val, size_t *vlen,
+                                              unsigned first)
 {
     uint64_t span = atomic_load_explicit(&m->limit, memory_order_relaxed) - HMM_ENTRY_HDR - m->data_off;
     struct hmm_entry *e = NULL;
     uint32_t n = 0;
     uint64_t b = hash_home(ix, hash);
-    for (unsigned probe = 1; probe < HMM_MAX_PROBE; probe++) {
+    if (first)
         b = ix_next(ix, b);
+    for (unsigned probe = first; probe < HMM_MAX_PROBE; probe++, b = ix_next(ix, b)) {
         enum cell_find found = slot_bucket_find(m, &ix->bk[b], hash_tag(hash), key, klen, span, &e, &n);
         if (found == CELL_UNSURE)
             return GET_GENERAL;
@@ -460,7 +464,7 @@ static inline __attribute__((always_inline)) int get_fast(hmm_t *m, const void *
     if (__builtin_expect(found == CELL_UNSURE, 0))
         return GET_GENERAL;
     if (found == CELL_ABSENT && atomic_load_explicit(&bk->meta, memory_order_relaxed) != 0)
-        return get_walk(m, &v->cur, hash, s, s0, key, klen, val, vlen); /* keys probed past this bucket */
+        return get_walk(m, &v->cur, hash, s, s0, key, klen, val, vlen, 1); /* keys probed past this bucket */
     return get_entry_finish(m, s, s0, e, n, klen, val, vlen);
 }
 
@@ -702,11 +706,11 @@ HMM_EXPORT int hmm_get_info(hmm_t *m, const void *key, size_t klen, void *val, s
  * other groups' work to arrive before it is read, instead of the first
  * key of the next stage waiting for it.
  * A key past its home bucket is walked at stage 3 as hmm_get walks it
- * (not in calls that ask for infos: a walk fills none).  A key whose
- * candidate is not it (a tag collision: only the first slot or cell of its
- * tag is tried), a key of a map whose index is being drained, or one whose
- * stripe a writer changed is looked up again alone, the way hmm_get does
- * it. */
+ * (not in calls that ask for infos: a walk fills none), and so is a key
+ * whose candidate is another key's (a tag collision: stage 2 tries only the
+ * first slot or cell of its tag), from its home bucket.  A key of a map
+ * whose index is being drained, or one whose stripe a writer changed, is
+ * looked up again alone, the way hmm_get does it. */
 #define BATCH_GROUP 16
 /* Keys per group in a map of format 1, whose keys wait for two lines, the
  * second prefetched one step before it is read: in a call of 32 keys
@@ -907,8 +911,32 @@ static void batch_stage_probe(hmm_t *m, struct batch_call *c, struct batch_group
         memset(g->st, BATCH_ALONE, g->n);
 }
 
+/* The key of a candidate that is another key's (its 16-bit tag matched):
+ * walked from its home bucket, every slot of its tag, as hmm_get does.
+ * Not for calls that ask for infos (a walk fills none). */
+static __attribute__((noinline)) int batch_walk_from_home(hmm_t *m, const struct hmm__view *v,
+                                                          const struct batch_key *b, const void *key, size_t klen,
+                                                          struct read_out *out)
+{
+    size_t len = out->cap;
+    int rc;
+    if (m->cells) {
+        uint64_t kw[2];
+        key_cell_words(key, klen, kw);
+        rc = get_cell_walk(m, &v->cur, b->hash, b->s, b->s0, key, klen, kw, out->val, &len);
+    } else {
+        rc = get_walk(m, &v->cur, b->hash, b->s, b->s0, key, klen, out->val, &len, 0);
+    }
+    if (rc == 0 || rc == HMM_TOOSMALL)
+        out->len = len;
+    return rc;
+}
+
 /* Stage 3 for one key: 0 / HMM_NOTFOUND / HMM_TOOSMALL / HMM_CORRUPT as
- * hmm_get; GET_GENERAL when it must be looked up alone. */
+ * hmm_get; GET_GENERAL when it must be looked up alone; BATCH_COLLIDED when
+ * its candidate is another key's (batch_walk_from_home, out of this path:
+ * a call here cost every key 10 instructions). */
+#define BATCH_COLLIDED 2
 static inline int batch_finish(hmm_t *m, uint64_t span, struct batch_key *b, enum batch_state st, const void *key,
                                size_t klen, struct read_out *out, bool want_info)
 {
@@ -921,8 +949,10 @@ static inline int batch_finish(hmm_t *m, uint64_t span, struct batch_key *b, enu
             return GET_GENERAL;
         struct hmm_entry *e = (struct hmm_entry *)(m->base + b->off);
         uint32_t n = *(volatile uint32_t *)&e->vlen; /* read once: checked, then used */
-        if (__builtin_expect(n > m->max_value || at + klen + n > span, 0) || !lookup_entry_holds(e, key, klen))
-            return GET_GENERAL; /* a tag collision, or out of bounds: alone decides */
+        if (__builtin_expect(n > m->max_value || at + klen + n > span, 0))
+            return GET_GENERAL; /* out of bounds: alone decides */
+        if (__builtin_expect(!lookup_entry_holds(e, key, klen), 0)) /* a tag collision */
+            return want_info ? GET_GENERAL : BATCH_COLLIDED;
         rc = read_value_of(m, e, klen, n, out, want_info, false);
     }
     /* Pairs with the writer's release fence in hmm__seq_begin_free(). */
@@ -942,7 +972,7 @@ static inline int batch_finish_index(hmm_t *m, const struct hmm__view *v, const 
                                      enum batch_state st, const void *key, size_t klen, void *val, size_t *vlen)
 {
     if (st == BATCH_WALK && !m->cells)
-        return get_walk(m, &v->cur, b->hash, b->s, b->s0, key, klen, val, vlen);
+        return get_walk(m, &v->cur, b->hash, b->s, b->s0, key, klen, val, vlen, 1);
     if (st == BATCH_WALK) {
         uint64_t kw[2];
         key_cell_words(key, klen, kw);
@@ -994,8 +1024,12 @@ static void batch_stage_finish(hmm_t *m, struct batch_call *c, struct batch_grou
         } else {
             rc = GET_GENERAL;
         }
-        if (rc == GET_GENERAL)
-            rc = batch_alone(m, g->b[i].hash, keys[i], klens[i], &out, infos != NULL);
+        if (__builtin_expect(rc > 0, 0)) { /* GET_GENERAL or BATCH_COLLIDED: one test for both */
+            if (rc == BATCH_COLLIDED)
+                rc = batch_walk_from_home(m, g->v, &g->b[i], keys[i], klens[i], &out);
+            if (rc == GET_GENERAL)
+                rc = batch_alone(m, g->b[i].hash, keys[i], klens[i], &out, infos != NULL);
+        }
         if (__builtin_expect(rc == HMM_CORRUPT, 0))
             rc = read_corrupt(m);
         if (rc == 0 || rc == HMM_TOOSMALL) {

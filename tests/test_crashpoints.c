@@ -1044,6 +1044,28 @@ static void batch_with_infos_answers_as_getv(hmm_t *m, int keys)
     }
 }
 
+/* The status of a reader armed at read_general, which must end without
+ * stopping there (what: what it did, for the failure). */
+static int wait_for_unstalled_reader(pid_t reader, const char *what)
+{
+    int status = 0;
+    for (int waited = 0; waited < 60000; waited++) { /* 60 s: valgrind runs this too */
+        pid_t got = waitpid(reader, &status, WUNTRACED | WNOHANG);
+        if (got == reader && WIFSTOPPED(status)) {
+            kill(reader, SIGKILL);
+            tu_wait(reader, 10000);
+            fail_msg("%s went down the general path (stopped at read_general)", what);
+        }
+        if (got == reader)
+            return status;
+        usleep(1000);
+    }
+    kill(reader, SIGKILL);
+    tu_wait(reader, 10000);
+    fail_msg("%s: the reader did not end within 60 s", what);
+    return status;
+}
+
 /* A map that cannot grow, filled with up to WALK_KEYS keys (format 1's
  * index is sized for its data area, so its fill is the data's). */
 static void gets_past_the_home_bucket_stay_on_the_fast_path(uint64_t size, uint32_t flags)
@@ -1076,26 +1098,9 @@ static void gets_past_the_home_bucket_stay_on_the_fast_path(uint64_t size, uint3
     r.home = home;
     r.nhome = keys_in_their_home_bucket(m, v, r.keys, home);
     assert_true(r.nhome > r.keys / 2);
-    pid_t reader = tu_fork(read_everything_unstalled, &r);
-    int status = 0;
-    bool ended = false;
-    for (int waited = 0; !ended && waited < 60000; waited++) { /* 60 s: valgrind runs this too */
-        pid_t got = waitpid(reader, &status, WUNTRACED | WNOHANG);
-        if (got == reader && WIFSTOPPED(status)) {
-            kill(reader, SIGKILL);
-            tu_wait(reader, 10000);
-            fail_msg("a get of %d keys (%" PRIu64 " probed past their home) went down the general path"
-                     " (stopped at read_general)", r.keys, passed);
-        }
-        ended = got == reader;
-        if (!ended)
-            usleep(1000);
-    }
-    if (!ended) {
-        kill(reader, SIGKILL);
-        tu_wait(reader, 10000);
-        fail_msg("the reader of %d keys did not end within 60 s", r.keys);
-    }
+    char what[128];
+    snprintf(what, sizeof what, "a get of %d keys (%" PRIu64 " probed past their home)", r.keys, passed);
+    int status = wait_for_unstalled_reader(tu_fork(read_everything_unstalled, &r), what);
     if (tu_exit_code(status) != 0)
         fail_msg("the reader ended with 0x%x (2: a get, 3-4: the batch, 5-6: the batch with infos read a value"
                  " wrong)", status);
@@ -1113,6 +1118,105 @@ static void test_format_2_gets_past_the_home_bucket_stay_on_the_fast_path(void *
 {
     (void)state;
     gets_past_the_home_bucket_stay_on_the_fast_path(2 << 20, HMM_INLINE);
+}
+
+/* ---- a batch's key whose tag another key of its home bucket shares ----
+ *
+ * Stage 2 of a batch tries the first slot (format 2: cell without a copy)
+ * of the key's 16-bit tag in its home bucket.  When that is another key's,
+ * stage 3 walks the key from its home bucket as hmm_get does; it used to
+ * send it alone. */
+#define TWIN_SEARCH (1u << 20)
+
+struct twin_reader {
+    const char *dir;
+    char keys[2][16];
+};
+
+static int read_twins_unstalled(void *p)
+{
+    const struct twin_reader *r = p;
+    hmm_t *m = NULL;
+    if (hmm_open(&m, r->dir, NULL) != 0)
+        return 1;
+    char vals[2][16];
+    size_t len = sizeof vals[0];
+    (void)hmm_get(m, "absent", 6, vals[0], &len); /* the handle's first get decodes its index view */
+    hmm_crashpoint_stall("read_general", 1);
+    const void *kp[2] = {r->keys[0], r->keys[1]};
+    size_t klens[2] = {strlen(r->keys[0]), strlen(r->keys[1])}, vlens[2] = {sizeof vals[0], sizeof vals[1]};
+    void *vp[2] = {vals[0], vals[1]};
+    int rcs[2];
+    if (hmm_get_batch(m, 2, kp, klens, vp, vlens, rcs, NULL) != 0)
+        return 2;
+    for (int i = 0; i < 2; i++) {
+        char want[16];
+        memset(want, '0' + i, 12);
+        if (rcs[i] != 0 || vlens[i] != 12 || memcmp(vals[i], want, 12) != 0)
+            return 3;
+    }
+    hmm_close(m);
+    return 0;
+}
+
+/* Two keys "T<n>" with the same tag and home bucket in v's index. */
+static void find_twins(const struct hmm__view *v, char keys[2][16])
+{
+    static uint64_t seen[TWIN_SEARCH]; /* (tag << 20 | home) << 24 | n + 1, open addressing */
+    memset(seen, 0, sizeof seen);
+    assert_true(v->cur.nb <= (1u << 20));
+    for (uint32_t n = 0; n < (1u << 24); n++) {
+        char key[16];
+        snprintf(key, sizeof key, "T%u", n);
+        uint64_t hash = key_hash(key, strlen(key));
+        uint64_t id = (uint64_t)hash_tag(hash) << 20 | hash_home(&v->cur, hash);
+        for (uint64_t i = (id * 0x9E3779B97F4A7C15ull) >> 44;; i = (i + 1) % TWIN_SEARCH) {
+            if (seen[i] == 0) {
+                seen[i] = id << 24 | (n + 1);
+                break;
+            }
+            if (seen[i] >> 24 == id) {
+                snprintf(keys[0], 16, "T%u", (unsigned)(seen[i] & 0xffffff) - 1);
+                snprintf(keys[1], 16, "T%u", n);
+                uint64_t h0 = key_hash(keys[0], strlen(keys[0])), h1 = key_hash(keys[1], strlen(keys[1]));
+                assert_int_equal(hash_tag(h0), hash_tag(h1));
+                assert_int_equal(hash_home(&v->cur, h0), hash_home(&v->cur, h1));
+                return;
+            }
+        }
+        if (n > TWIN_SEARCH / 2)
+            break;
+    }
+    fail_msg("no two of %u keys share a tag and a home bucket", TWIN_SEARCH / 2);
+}
+
+static void a_batch_walks_a_key_whose_tag_another_key_shares(uint32_t flags)
+{
+    struct twin_reader r = {.dir = tu_tmpdir()};
+    hmm_t *m = tu_open(r.dir, 1 << 20, 1 << 20, flags);
+    char val[16];
+    size_t len = sizeof val;
+    assert_int_equal(hmm_get(m, "absent", 6, val, &len), HMM_NOTFOUND); /* decodes the handle's view */
+    const struct hmm__view *v = atomic_load_explicit(&m->view, memory_order_acquire);
+    assert_non_null(v);
+    find_twins(v, r.keys);
+    for (int i = 0; i < 2; i++) { /* 12-byte values: format 2 keeps no copy of them */
+        memset(val, '0' + i, 12);
+        TU_OK(hmm_put(m, r.keys[i], strlen(r.keys[i]), val, 12, 0, 0));
+    }
+    char what[96];
+    snprintf(what, sizeof what, "a batch of %s and %s (one tag, one home bucket)", r.keys[0], r.keys[1]);
+    int status = wait_for_unstalled_reader(tu_fork(read_twins_unstalled, &r), what);
+    if (tu_exit_code(status) != 0)
+        fail_msg("%s: the reader ended with 0x%x", what, status);
+    hmm_close(m);
+}
+
+static void test_a_batch_walks_a_key_whose_tag_another_key_shares(void **state)
+{
+    (void)state;
+    a_batch_walks_a_key_whose_tag_another_key_shares(0);
+    a_batch_walks_a_key_whose_tag_another_key_shares(HMM_INLINE);
 }
 
 /* ---- a reader over an old entry whose writer died after the publish ----
@@ -1876,6 +1980,7 @@ int main(void)
         cmocka_unit_test(test_a_reader_of_an_entry_freed_by_a_repair_reads_again),
         cmocka_unit_test(test_format_1_gets_past_the_home_bucket_stay_on_the_fast_path),
         cmocka_unit_test(test_format_2_gets_past_the_home_bucket_stay_on_the_fast_path),
+        cmocka_unit_test(test_a_batch_walks_a_key_whose_tag_another_key_shares),
         cmocka_unit_test(test_a_stalled_sweep_of_expired_entries_deletes_no_live_put),
         cmocka_unit_test(test_a_growth_frees_the_index_it_retires),
         cmocka_unit_test(test_a_growth_does_not_end_under_a_writer_that_decoded_the_old_index),
