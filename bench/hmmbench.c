@@ -38,7 +38,7 @@
 
 /* The stores, in table order; the local table first (every ratio is to it). */
 static const struct store_kind *const stores[] = {
-    &store_local,     &store_hmm_file, &store_hmm_inline, &store_hmm_anon,  &store_hmm_cache,
+    &store_local,     &store_local_locked, &store_hmm_file, &store_hmm_inline, &store_hmm_anon,  &store_hmm_cache,
     &store_hmm_noreplog, &store_hmm_nometrics, &store_lmdb, &store_kyoto,
     &store_tkrzw,     &store_sqlite,   &store_redis,     &store_memcached, &store_inline,
 };
@@ -828,6 +828,11 @@ static void targets(const struct table *t, const struct table *const tabs[3], co
     double put_nolog = cell_ns(t, &store_hmm_noreplog, W_PUT);
     target("put (overwrite) with the replication log: x local", ratio(put, local_put), 1.5, true, "x");
     info("put (overwrite) without the log: x local table", ratio(put_nolog, local_put), "x");
+    /* The floor of the put target: invariant 4's mutex alone, on the same table. */
+    info("put: local table with a robust mutex, x local",
+         ratio(cell_ns(t, &store_local_locked, W_PUT), local_put), "x");
+    info("put with the log: x the locked local table",
+         ratio(put, cell_ns(t, &store_local_locked, W_PUT)), "x");
     target("put (overwrite): replication log overhead", 100.0 * (ratio(put, put_nolog) - 1.0), 30.0, true, "%");
     for (int i = 0; i < 3; i += 2) {
         const struct table *x = tabs[i];
@@ -861,10 +866,12 @@ static int callgrind(const char *what)
     const char *why = "";
     /* "put-nolog", "none-nolog": the same on a map made with HMM_NOREPLOG;
      * "get-local", "put-local", "none-local": the local table, the
-     * baseline of issue 22's ratios, counted the same way; "get-inline",
+     * baseline of issue 22's ratios, counted the same way ("-locked": with
+     * its robust mutex a put, store_local_locked); "get-inline",
      * "none-inline": the inline-entries experiment (store_inline.c);
      * "-kyoto", "-tkrzw": the file-backed peers of issue 22's put target. */
     const struct store_kind *k = strstr(what, "-nolog")    ? &store_hmm_noreplog
+                                 : strstr(what, "-locked") ? &store_local_locked
                                  : strstr(what, "-local")  ? &store_local
                                  : strstr(what, "-inline") ? &store_inline /* the experiment: get only */
                                  : strstr(what, "-kyoto")  ? &store_kyoto
@@ -885,7 +892,7 @@ static int callgrind(const char *what)
     else if (strncmp(what, "put", 3) == 0)
         wl_put(&r, N);
     else if (strncmp(what, "none", 4) != 0)
-        fprintf(stderr, "hmmbench: --callgrind get|mget|put|none[-nolog|-local|-inline|-kyoto|-tkrzw]\n");
+        fprintf(stderr, "hmmbench: --callgrind get|mget|put|none[-nolog|-local|-locked|-inline|-kyoto|-tkrzw]\n");
     stream_free(&st);
     k->close(h);
     return r.errors ? 1 : 0;

@@ -49,7 +49,7 @@ struct store_kind {
 /* The stores, in the order of the table (store_*.c).  A kind whose
  * library was not found at configure time is still listed: its open()
  * fails with the reason, so the output says what was skipped. */
-extern const struct store_kind store_local;
+extern const struct store_kind store_local, store_local_locked;
 extern const struct store_kind store_hmm_file, store_hmm_anon, store_hmm_cache, store_hmm_noreplog,
     store_hmm_nometrics, store_hmm_inline;
 extern const struct store_kind store_lmdb, store_sqlite, store_kyoto, store_tkrzw;
