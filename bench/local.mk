@@ -56,7 +56,8 @@ bench-quick: bench/hmmbench
 
 # Instructions per operation: a run of 100 000 gets (batched gets, puts) on a
 # prepared 100 000-key map, minus a run that prepares the same and does nothing;
-# the local table counted the same way gives the ratio (mget against its get).
+# the local table counted the same way gives the ratio (mget against its get),
+# and the same table with a robust mutex a put the floor of put's.
 bench-callgrind: bench/hmmbench
 	@command -v valgrind >/dev/null || { echo "valgrind not installed (apt-get install valgrind)"; exit 1; }
 	@ir() { valgrind --tool=callgrind --callgrind-out-file=bench/callgrind.out.$$1 \
@@ -70,7 +71,10 @@ bench-callgrind: bench/hmmbench
 	  case $$op in put*) l=$$lput;; *) l=$$lget;; esac; \
 	  echo "$$op: $$n instructions per operation, $$(awk "BEGIN{printf \"%.2f\", $$n / $$l}")x the local" \
 	       "table's $$l (callgrind Ir; annotate: callgrind_annotate bench/callgrind.out.$$op)"; \
-	done
+	done; \
+	n=$$(( ($$(ir put-locked) - $$(ir none-locked)) / 100000 )); \
+	echo "put-locked: $$n instructions per operation, $$(awk "BEGIN{printf \"%.2f\", $$n / $$lput}")x the local" \
+	     "table's $$lput: the same table with a robust mutex a put (store_local_locked, DESIGN.md section 4)"
 
 .PHONY: bench bench-quick bench-callgrind
 
