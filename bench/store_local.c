@@ -11,10 +11,11 @@
  * page faults.  No deletes, hence no tombstones.
  *
  * store_local_locked is the same table with what DESIGN.md section 4
- * (invariant 4) asks of every writer: a process-shared robust mutex, one of
- * 1024 by hash, taken around each put and incr after a prefetch of the
- * key's home slot (gets stay lock-free, as hashmmap's).  Its put over the plain table's is the least that invariant
- * costs any put, before the update protocol and the log do anything.
+ * (invariant 4) asks of every writer: a process-shared robust mutex, one
+ * of 1024 by hash, taken around each put and incr after a prefetch of the
+ * key's home slot (gets stay lock-free, as hashmmap's).  Its put over the
+ * plain table's is the least that invariant costs any put, before the
+ * update protocol and the log do anything.
  */
 #include "config.h"
 
