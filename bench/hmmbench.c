@@ -38,9 +38,9 @@
 
 /* The stores, in table order; the local table first (every ratio is to it). */
 static const struct store_kind *const stores[] = {
-    &store_local,     &store_local_locked, &store_hmm_file, &store_hmm_inline, &store_hmm_anon,  &store_hmm_cache,
-    &store_hmm_noreplog, &store_hmm_nometrics, &store_lmdb, &store_kyoto,
-    &store_tkrzw,     &store_sqlite,   &store_redis,     &store_memcached, &store_inline,
+    &store_local,        &store_local_locked,  &store_hmm_file, &store_hmm_inline, &store_hmm_anon,
+    &store_hmm_cache,    &store_hmm_noreplog,  &store_hmm_nometrics, &store_lmdb, &store_kyoto,
+    &store_tkrzw,        &store_sqlite,        &store_redis,    &store_memcached,  &store_inline,
 };
 #define NSTORES (sizeof stores / sizeof stores[0])
 

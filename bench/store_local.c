@@ -138,6 +138,15 @@ static int local_incr(void *h, const char *key)
     return incr_at(h, key, key_hash(key));
 }
 
+static void local_close(void *h)
+{
+    struct local *t = h;
+    munmap(t->slots, t->bytes);
+    if (t->locks)
+        munmap(t->locks, 64 * LOCKED_STRIPES);
+    free(t);
+}
+
 /* ---- store_local_locked ---- */
 
 static pthread_mutex_t *stripe_lock(struct local *t, uint64_t h)
@@ -151,14 +160,16 @@ static void *local_locked_open(const struct store_kind *k, uint64_t entries, siz
     struct local *t = local_open(k, entries, vlen, why);
     if (!t)
         return NULL;
-    t->locks = mmap(NULL, 64 * LOCKED_STRIPES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *locks = mmap(NULL, 64 * LOCKED_STRIPES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     pthread_mutexattr_t a;
-    if (t->locks == MAP_FAILED || pthread_mutexattr_init(&a) != 0) {
-        munmap(t->slots, t->bytes);
-        free(t);
+    if (locks == MAP_FAILED || pthread_mutexattr_init(&a) != 0) {
+        if (locks != MAP_FAILED)
+            munmap(locks, 64 * LOCKED_STRIPES);
+        local_close(t);
         *why = "out of memory";
         return NULL;
     }
+    t->locks = locks;
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     for (unsigned i = 0; i < LOCKED_STRIPES; i++)
@@ -169,8 +180,8 @@ static void *local_locked_open(const struct store_kind *k, uint64_t entries, siz
 
 /* Lock a key's stripe.  Its home slot is prefetched first, as hashmmap's
  * put prefetches its bucket: taken before the table's miss, the lock would
- * serialise it (1 M keys: 117-119 ns a put without the prefetch, 86-93 with
- * it, against 57-59 unlocked; bench/README.md, twelfth stop).  Nobody dies
+ * serialise it (1 M keys: 114-119 ns a put without the prefetch, 86-100
+ * with it, against 55-59 unlocked; bench/README.md, twelfth stop).  Nobody dies
  * holding these (one process), so EOWNERDEAD never comes. */
 static pthread_mutex_t *lock_key(struct local *t, uint64_t h)
 {
@@ -199,15 +210,6 @@ static int local_locked_incr(void *h, const char *key)
     int rc = incr_at(h, key, kh);
     pthread_mutex_unlock(mu);
     return rc;
-}
-
-static void local_close(void *h)
-{
-    struct local *t = h;
-    munmap(t->slots, t->bytes);
-    if (t->locks)
-        munmap(t->locks, 64 * LOCKED_STRIPES);
-    free(t);
 }
 
 const struct store_kind store_local = {
